@@ -1,0 +1,145 @@
+//! The one body type that flows through the gateway.
+//!
+//! An enum rather than a boxed trait object so the common cases (a proxied stream, a small
+//! gateway-made document, nothing) cost no allocation on the hot path.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::Body as _;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+pub enum Body {
+    Empty,
+    Full(Option<Bytes>),
+    Incoming(hyper::body::Incoming),
+    /// An incoming request body with a byte limit; `exceeded` is set if the limit is crossed.
+    Limited { inner: hyper::body::Incoming, remaining: u64, exceeded: Arc<AtomicBool> },
+    Boxed(Boxed),
+    /// An upstream response body whose connection goes back to the pool when it ends.
+    Pooled { inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard> },
+}
+
+/// The error a [`Body::Limited`] yields when it goes over its limit.
+#[derive(Debug)]
+pub struct LengthLimitError;
+
+impl std::fmt::Display for LengthLimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body length limit exceeded")
+    }
+}
+impl std::error::Error for LengthLimitError {}
+
+impl Body {
+    pub fn empty() -> Self {
+        Body::Empty
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        if bytes.is_empty() { Body::Empty } else { Body::Full(Some(bytes)) }
+    }
+
+    pub fn boxed<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        Body::Boxed(body.map_err(Into::into).boxed_unsync())
+    }
+
+    /// Wraps an upstream response body; the connection is pooled again once it has been read.
+    pub fn pooled(inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard>) -> Self {
+        if inner.is_end_stream() {
+            if let Some(g) = guard {
+                g.release();
+            }
+            return Body::Incoming(inner);
+        }
+        Body::Pooled { inner, guard }
+    }
+
+    pub fn limited(inner: hyper::body::Incoming, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
+        Body::Limited { inner, remaining: limit, exceeded }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Empty
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Limited { inner, remaining, exceeded } => {
+                match Pin::new(inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            let len = data.len() as u64;
+                            if len > *remaining {
+                                exceeded.store(true, Ordering::Relaxed);
+                                return Poll::Ready(Some(Err(Box::new(LengthLimitError))));
+                            }
+                            *remaining -= len;
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    other => other.map_err(Into::into),
+                }
+            }
+            Body::Boxed(b) => Pin::new(b).poll_frame(cx),
+            Body::Pooled { inner, guard } => {
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                let done = matches!(polled, Poll::Ready(None)) || inner.is_end_stream();
+                if done && !matches!(polled, Poll::Ready(Some(Err(_)))) {
+                    if let Some(g) = guard.take() {
+                        g.release();
+                    }
+                }
+                polled.map_err(Into::into)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(b) => b.is_none(),
+            Body::Incoming(b) => b.is_end_stream(),
+            Body::Limited { inner, .. } => inner.is_end_stream(),
+            Body::Boxed(b) => b.is_end_stream(),
+            Body::Pooled { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Incoming(b) => b.size_hint(),
+            Body::Limited { inner, .. } => inner.size_hint(),
+            Body::Boxed(b) => b.size_hint(),
+            Body::Pooled { inner, .. } => inner.size_hint(),
+        }
+    }
+}

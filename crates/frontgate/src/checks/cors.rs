@@ -1,0 +1,152 @@
+//! Origin and CORS: cross-origin browser requests are accepted only from the exact origins in
+//! `[cors] allow_origins`, and only on routes where CORS applies; everything else that carries a
+//! foreign `Origin` is refused with `origin_denied`. Same-origin requests (Origin equal to the
+//! public URL) and requests without an Origin (non-browser clients, same-origin GETs) pass.
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use super::{Check, Exchange, Outcome, Verdict};
+use crate::body::Body;
+use crate::config::{CorsConfig, CorsOrigin, Origin};
+use crate::problem::{Code, Problem};
+
+pub struct OriginCheck {
+    public_origin: HeaderValue,
+    /// `None` when CORS does not apply to the route: only same-origin requests pass.
+    cors: Option<CorsPolicy>,
+}
+
+struct CorsPolicy {
+    any: bool,
+    origins: Vec<String>,
+    credentials: bool,
+    methods: Vec<String>,
+    headers: Vec<String>,
+    allow_methods: HeaderValue,
+    allow_headers: HeaderValue,
+    expose_headers: Option<HeaderValue>,
+    max_age: HeaderValue,
+}
+
+impl OriginCheck {
+    pub fn new(public_origin: &Origin, cors: Option<&CorsConfig>) -> OriginCheck {
+        let public_origin = HeaderValue::from_str(public_origin.as_str()).unwrap_or(HeaderValue::from_static("null"));
+        let cors = cors.map(|c| {
+            let origins = c.allow_origins.get_ref();
+            let join = |v: &[String]| HeaderValue::from_str(&v.join(", ")).unwrap_or(HeaderValue::from_static(""));
+            let headers: Vec<String> = c.allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+            CorsPolicy {
+                any: origins.contains(&CorsOrigin::Any),
+                origins: origins
+                    .iter()
+                    .filter_map(|o| match o {
+                        CorsOrigin::Exact(o) => Some(o.as_str().to_owned()),
+                        CorsOrigin::Any => None,
+                    })
+                    .collect(),
+                credentials: c.allow_credentials,
+                allow_methods: join(&c.allow_methods),
+                allow_headers: join(&headers),
+                expose_headers: (!c.expose_headers.is_empty()).then(|| join(&c.expose_headers)),
+                max_age: HeaderValue::from(c.max_age.0.as_secs()),
+                methods: c.allow_methods.clone(),
+                headers,
+            }
+        });
+        OriginCheck { public_origin, cors }
+    }
+
+    fn denied(detail: String) -> Verdict {
+        Verdict::Deny(Problem::new(Code::OriginDenied).with_detail(detail))
+    }
+}
+
+/// Whether a request is a CORS preflight (and so should be routed by its requested method).
+pub fn is_preflight(method: &Method, headers: &http::HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+impl Check for OriginCheck {
+    fn name(&self) -> &'static str {
+        "origin"
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
+        Outcome::Ready(self.decide(ex))
+    }
+}
+
+impl OriginCheck {
+    fn decide(&self, ex: &mut Exchange<'_>) -> Verdict {
+        let policy = self.cors.as_ref().filter(|_| ex.route.cors);
+        if policy.is_some() {
+            ex.response_headers.push((header::VARY, HeaderValue::from_static("Origin")));
+        }
+        let origins: Vec<&HeaderValue> = ex.head.headers.get_all(header::ORIGIN).iter().collect();
+        let origin = match origins.as_slice() {
+            [] => return Verdict::Continue,
+            [one] => *one,
+            _ => return Self::denied("more than one Origin header".into()),
+        };
+        let preflight = is_preflight(&ex.head.method, &ex.head.headers);
+        if origin == self.public_origin && !preflight {
+            return Verdict::Continue;
+        }
+        let Some(policy) = policy else {
+            if origin == self.public_origin {
+                return Verdict::Continue;
+            }
+            return Self::denied("cross-origin requests are not allowed on this route".into());
+        };
+        let origin_str = origin.to_str().unwrap_or("");
+        let same = origin == self.public_origin;
+        let listed = policy.origins.iter().any(|o| o == origin_str);
+        // `null` and anything that does not parse as an origin never match `*`.
+        let allowed = same || listed || (policy.any && origin_str != "null" && origin_str.parse::<Origin>().is_ok());
+        if !allowed {
+            return Self::denied(format!("origin {origin_str:?} is not in the allow-list"));
+        }
+        let mut cors_headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(4);
+        if policy.any && !listed && !same {
+            cors_headers.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
+        } else {
+            cors_headers.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
+        }
+        if policy.credentials {
+            cors_headers.push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true")));
+        }
+        if preflight {
+            let requested = ex.head.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !policy.methods.iter().any(|m| m == requested) {
+                return Self::denied(format!("method {requested:?} is not allowed cross-origin"));
+            }
+            for v in ex.head.headers.get_all(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                for h in v.to_str().unwrap_or("\u{0}").split(',') {
+                    let h = h.trim().to_ascii_lowercase();
+                    if !h.is_empty() && !policy.headers.contains(&h) {
+                        return Self::denied(format!("header {h:?} is not allowed cross-origin"));
+                    }
+                }
+            }
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            let h = resp.headers_mut();
+            for (k, v) in cors_headers {
+                h.insert(k, v);
+            }
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, policy.allow_methods.clone());
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, policy.allow_headers.clone());
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
+            h.append(header::VARY, HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"));
+            return Verdict::Respond(resp);
+        }
+        if let Some(expose) = &policy.expose_headers {
+            cors_headers.push((header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone()));
+        }
+        ex.response_headers.extend(cors_headers);
+        Verdict::Continue
+    }
+}

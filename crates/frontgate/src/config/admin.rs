@@ -1,0 +1,21 @@
+//! `[admin]`: the separate listener for metrics, health and (later) management.
+
+use serde::Deserialize;
+
+use super::values::{EnvString, ListenAddr};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the admin listener binds; set `enabled = false` to run without one.
+    pub listen: ListenAddr,
+    pub enabled: bool,
+    /// Bearer token for `/admin/v1/*`. Without one those endpoints answer 401.
+    pub token: Option<EnvString>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: ListenAddr("127.0.0.1:9901".parse().expect("static")), enabled: true, token: None }
+    }
+}

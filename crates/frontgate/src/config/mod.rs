@@ -1,0 +1,350 @@
+//! The configuration: one TOML file, one section per concern, each section owned by the module
+//! that uses it. Unknown keys are errors; values validate themselves while parsing, so every
+//! error points at file:line:column; rules that span keys are checked in [`Config::validate`].
+
+pub mod admin;
+pub mod cors;
+pub mod frontend;
+pub mod log;
+pub mod routes;
+pub mod server;
+pub mod upstream;
+pub mod values;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use admin::AdminConfig;
+pub use cors::{CorsConfig, CorsOrigin};
+pub use frontend::FrontendConfig;
+pub use log::{LogConfig, LogFormat};
+pub use routes::{RouteConfig, RouteMatch, RouteTarget};
+pub use server::{ServerConfig, TlsSetting};
+pub use upstream::UpstreamConfig;
+pub use values::{Dur, EnvString, Origin, Size};
+
+/// The whole configuration, as loaded and validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "d_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub server: ServerConfig,
+    pub upstream: Option<UpstreamConfig>,
+    pub frontend: Option<FrontendConfig>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub cors: Option<CorsConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+fn d_data_dir() -> PathBuf {
+    PathBuf::from("./.frontgate")
+}
+
+/// One problem found in a config file, with where it is and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column, when the error has a place in the file.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{}:{}: {}", self.file, l, c, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// Every error found, in file order.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Turns a byte offset into a 1-based (line, column), counting columns in characters.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}
+
+struct Reporter<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Reporter<'_> {
+    fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.text, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.errors.push(ConfigError { file: self.file.to_owned(), line, column, message: message.into() });
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Relative paths in it are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: None,
+                column: None,
+                message: format!("cannot read the config file: {e}"),
+            }])
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &name, &base)
+    }
+
+    /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let mut rep = Reporter { file, text, errors: Vec::new() };
+        let mut config: Config = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = e.message().trim_end().to_owned();
+                rep.at(e.span(), friendly_parse_message(&msg));
+                return Err(ConfigErrors(rep.errors));
+            }
+        };
+        config.resolve_paths(base);
+        config.validate(&mut rep);
+        if rep.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(rep.errors)) }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        join(&mut self.data_dir);
+        if let TlsSetting::Files { cert, key } = &mut self.server.tls {
+            join(cert);
+            join(key);
+        }
+        if let Some(f) = &mut self.frontend {
+            join(&mut f.dir);
+        }
+    }
+
+    fn validate(&self, rep: &mut Reporter<'_>) {
+        if self.upstream.is_none() && self.frontend.is_none() {
+            rep.at(None, "nothing to serve: add an [upstream] section with url = \"http://127.0.0.1:3000\", or a [frontend] section with dir = \"./dist\"");
+        }
+        let s = &self.server;
+        if s.max_header_bytes.0 < 1024 {
+            rep.at(None, "[server] max_header_bytes must be at least 1024");
+        }
+        if s.max_header_count == 0 {
+            rep.at(None, "[server] max_header_count must be at least 1");
+        }
+        if s.max_connections == 0 {
+            rep.at(None, "[server] max_connections must be at least 1");
+        }
+        if s.workers > 1024 {
+            rep.at(None, "[server] workers must be at most 1024 (0 means one per core)");
+        }
+        if let Some(pu) = &s.public_url {
+            if !s.tls_enabled() && pu.get_ref().is_https() && s.trusted_proxies.is_empty() {
+                rep.at(Some(pu.span()), "public_url is https:// but tls = \"off\" and no trusted_proxies are set: list the load balancer's addresses in [server] trusted_proxies");
+            }
+        }
+        if !s.tls_enabled() && s.redirect_http.is_some() {
+            rep.at(None, "[server] redirect_http needs TLS: remove it, or set tls");
+        }
+        if let Some(cors) = &self.cors {
+            let origins = cors.allow_origins.get_ref();
+            let any = origins.iter().any(|o| *o == CorsOrigin::Any);
+            if any && cors.allow_credentials {
+                rep.at(Some(cors.allow_origins.span()), "allow_origins = \"*\" cannot be combined with allow_credentials = true: list the exact origins");
+            }
+            if origins.is_empty() {
+                rep.at(Some(cors.allow_origins.span()), "allow_origins is empty: list the origins that may call the API, or remove [cors]");
+            }
+            for m in &cors.allow_methods {
+                if http::Method::from_bytes(m.as_bytes()).is_err() || m.to_ascii_uppercase() != *m {
+                    rep.at(None, format!("[cors] allow_methods: `{m}` is not an upper-case HTTP method"));
+                }
+            }
+            for h in cors.allow_headers.iter().chain(&cors.expose_headers) {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    rep.at(None, format!("[cors]: `{h}` is not a valid header name"));
+                }
+            }
+        }
+        for route in &self.routes {
+            let span = Some(route.matcher.span());
+            let m = route.matcher.get_ref();
+            match route.to {
+                RouteTarget::Upstream if self.upstream.is_none() => {
+                    rep.at(span.clone(), format!("route `{}` forwards to the upstream, but there is no [upstream] section", m.text));
+                }
+                RouteTarget::Frontend if self.frontend.is_none() => {
+                    rep.at(span.clone(), format!("route `{}` serves the frontend, but there is no [frontend] section", m.text));
+                }
+                _ => {}
+            }
+            if route.cors == Some(true) && self.cors.is_none() {
+                rep.at(span.clone(), format!("route `{}` sets cors = true but there is no [cors] section", m.text));
+            }
+            for (name, value) in &route.headers {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    rep.at(span.clone(), format!("route `{}`: `{name}` is not a valid header name", m.text));
+                } else if http::HeaderValue::from_str(value).is_err() {
+                    rep.at(span.clone(), format!("route `{}`: the value of header `{name}` is not a valid header value", m.text));
+                }
+            }
+            if let Some(csp) = &route.csp {
+                if http::HeaderValue::from_str(csp).is_err() {
+                    rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
+                }
+            }
+        }
+        if let Some(f) = &self.frontend {
+            if http::HeaderValue::from_str(&f.csp).is_err() {
+                rep.at(None, "[frontend] csp is not a valid header value");
+            }
+            if f.index.contains('/') || f.index.contains("..") {
+                rep.at(None, "[frontend] index must be a file name in dir, like \"index.html\"");
+            }
+        }
+        if http::HeaderValue::from_str(&s.hsts).is_err() {
+            rep.at(None, "[server] hsts is not a valid header value");
+        }
+        // Route conflicts are found by building the table.
+        if let Err(errors) = crate::route::RouteTable::build(self) {
+            for (route_index, message) in errors {
+                let span = route_index.and_then(|i| self.routes.get(i)).map(|r| r.matcher.span());
+                rep.at(span.clone(), message);
+            }
+        }
+    }
+
+    /// The origin browsers use: `[server] public_url`, or one derived from the listen address.
+    pub fn public_origin(&self) -> Origin {
+        if let Some(pu) = &self.server.public_url {
+            return pu.get_ref().clone();
+        }
+        let scheme = if self.server.tls_enabled() { "https" } else { "http" };
+        format!("{scheme}://{}", self.server.listen.0).parse().unwrap_or_else(|_| {
+            "https://localhost".parse().expect("static origin")
+        })
+    }
+
+    /// Warnings: valid, but probably not what was meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.routes.is_empty() && self.upstream.is_some() {
+            w.push("no [[routes]]: nothing is forwarded to the upstream (deny by default). Add e.g. [[routes]] match = \"/api/**\"".into());
+        }
+        if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
+            w.push("the admin listener is not on loopback: protect it with a firewall and [admin] token".into());
+        }
+        w
+    }
+}
+
+/// Makes serde's unknown-field message say how to fix it.
+fn friendly_parse_message(msg: &str) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field ") {
+        return format!("unknown key {rest}. Check the spelling against the config reference (docs/config.md)");
+    }
+    msg.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, "test.toml", Path::new("/base"))
+    }
+
+    #[test]
+    fn minimal_upstream_config_gets_secure_defaults() {
+        let c = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\n").unwrap();
+        assert_eq!(c.server.tls, TlsSetting::SelfSigned);
+        assert_eq!(c.server.max_header_bytes.0, 16384);
+        assert_eq!(c.data_dir, PathBuf::from("/base/./.frontgate"));
+        assert_eq!(c.upstream.unwrap().url.authority, "127.0.0.1:3000");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_column() {
+        let e = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap_err();
+        let e = &e.0[0];
+        assert_eq!((e.line, e.column), (Some(6), Some(1)), "{e}");
+        assert!(e.message.contains("unknown key `lisen`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value() {
+        let e = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\nconnect_timeout = \"soon\"\n").unwrap_err();
+        let e = &e.0[0];
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("not a duration"), "{e}");
+    }
+
+    #[test]
+    fn missing_env_var_is_reported() {
+        let e = parse("[upstream]\nurl = \"${FRONTGATE_TEST_SURELY_UNSET}\"\n").unwrap_err();
+        assert!(e.0[0].message.contains("FRONTGATE_TEST_SURELY_UNSET"), "{}", e);
+        assert_eq!(e.0[0].line, Some(2));
+    }
+
+    #[test]
+    fn cross_key_rules() {
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"*\"]\nallow_credentials = true\n").unwrap_err();
+        assert!(e.to_string().contains("test.toml:4:"), "{e}");
+        let e = parse("[frontend]\ndir = \"d\"\n[[routes]]\nmatch = \"/api/**\"\n").unwrap_err();
+        assert!(e.to_string().contains("no [upstream]"), "{e}");
+        assert!(parse("").is_err());
+        let e = parse("[upstream]\nurl = \"https://a:1\"\n").unwrap_err();
+        assert!(e.to_string().contains("https upstreams"), "{e}");
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"null\"]\n").unwrap_err();
+        assert!(e.to_string().contains("null"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_routes_are_refused_at_their_line() {
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"GET /x\"\n[[routes]]\nmatch = \"GET /x\"\n").unwrap_err();
+        assert!(e.to_string().contains("test.toml:6:"), "{e}");
+    }
+}

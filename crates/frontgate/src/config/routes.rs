@@ -1,0 +1,142 @@
+//! `[[routes]]`: what exists. Anything not matched by a route is a 404.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use super::values::{Dur, Size};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(rename = "match")]
+    pub matcher: toml::Spanned<RouteMatch>,
+    /// Where matching requests go.
+    #[serde(default)]
+    pub to: RouteTarget,
+    pub max_body_bytes: Option<Size>,
+    /// Overrides `[upstream] timeout` for this route.
+    pub timeout: Option<Dur>,
+    /// Whether `[cors]` applies to this route (default: yes, when `[cors]` is present).
+    pub cors: Option<bool>,
+    /// Overrides the Content-Security-Policy for this route's responses ("" removes it).
+    pub csp: Option<String>,
+    /// Response headers to set on this route ("" removes a header).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteTarget {
+    #[default]
+    Upstream,
+    Frontend,
+}
+
+/// `"GET,POST /path/{param}"`, `"/prefix/**"` (any method), `"/exact"` (any method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch {
+    /// Upper-case methods; empty means any method.
+    pub methods: Vec<http::Method>,
+    /// The path template without a trailing `/**`.
+    pub path: String,
+    /// Ends in `/**`: matches the path itself and everything below it.
+    pub prefix: bool,
+    pub text: String,
+}
+
+impl RouteMatch {
+    pub fn parse(raw: &str) -> Result<RouteMatch, String> {
+        let raw_trim = raw.trim();
+        let (methods_part, path) = match raw_trim.split_once(char::is_whitespace) {
+            Some((m, p)) => (Some(m), p.trim()),
+            None => (None, raw_trim),
+        };
+        let mut methods = Vec::new();
+        if let Some(m) = methods_part {
+            for name in m.split(',') {
+                let name = name.trim();
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(format!("`{name}` is not an HTTP method; write upper-case methods like GET,POST"));
+                }
+                let method = http::Method::from_bytes(name.as_bytes()).map_err(|_| format!("bad method `{name}`"))?;
+                if !methods.contains(&method) {
+                    methods.push(method);
+                }
+            }
+        }
+        if !path.starts_with('/') {
+            return Err(format!("route path `{path}` must start with /; write e.g. \"GET /api/items/{{id}}\""));
+        }
+        let (path, prefix) = if path == "/**" {
+            (String::new(), true)
+        } else if let Some(p) = path.strip_suffix("/**") {
+            (p.to_owned(), true)
+        } else {
+            (path.to_owned(), false)
+        };
+        for seg in path.split('/').skip(1) {
+            if seg.is_empty() && !path.ends_with('/') {
+                return Err(format!("route path `{path}` has an empty segment (//)"));
+            }
+            if seg == "." || seg == ".." || seg.contains('*') {
+                return Err(format!("route path segment `{seg}` is not allowed; use /** only at the end"));
+            }
+            if seg.contains('{') || seg.contains('}') {
+                let name = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+                match name {
+                    Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {}
+                    _ => {
+                        return Err(format!(
+                            "route path segment `{seg}`: a parameter is a whole segment like {{id}}"
+                        ));
+                    }
+                }
+            }
+            if seg.bytes().any(|b| b == b'%' || b == b'\\' || b == b';' || b < 0x20 || b == 0x7f) {
+                return Err(format!("route path segment `{seg}` has a character frontgate refuses in paths"));
+            }
+        }
+        Ok(RouteMatch { methods, path, prefix, text: raw_trim.to_owned() })
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteMatch {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        RouteMatch::parse(&raw).map_err(de::Error::custom)
+    }
+}
+
+impl RouteConfig {
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout.map(|d| d.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_forms() {
+        let m = RouteMatch::parse("GET,POST /api/items/{id}").unwrap();
+        assert_eq!(m.methods, vec![http::Method::GET, http::Method::POST]);
+        assert_eq!(m.path, "/api/items/{id}");
+        assert!(!m.prefix);
+        let m = RouteMatch::parse("/api/**").unwrap();
+        assert!(m.methods.is_empty() && m.prefix && m.path == "/api");
+        let m = RouteMatch::parse("/**").unwrap();
+        assert!(m.prefix && m.path.is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_forms() {
+        for bad in ["get /x", "GET x", "/a//b", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
+            assert!(RouteMatch::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! `[upstream]`: the backend that routes forward to.
+
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use super::values::{Dur, EnvString};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub url: UpstreamUrl,
+    #[serde(default = "d_connect")]
+    pub connect_timeout: Dur,
+    #[serde(default = "d_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "d_pool_idle")]
+    pub pool_idle_timeout: Dur,
+    #[serde(default = "d_pool_max")]
+    pub pool_max_idle: usize,
+    #[serde(default = "d_true")]
+    pub mask_5xx: bool,
+}
+
+fn d_connect() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+fn d_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn d_pool_idle() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn d_pool_max() -> usize {
+    256
+}
+fn d_true() -> bool {
+    true
+}
+
+/// `http://host:port[/base]`. The base path, if any, is prefixed to every forwarded path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// `host:port`, for connecting and for the Host header.
+    pub authority: String,
+    pub host: String,
+    pub port: u16,
+    /// Without a trailing slash; empty for none.
+    pub base_path: String,
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = EnvString::deserialize(d)?.0;
+        parse_upstream_url(&raw).map_err(de::Error::custom)
+    }
+}
+
+pub fn parse_upstream_url(raw: &str) -> Result<UpstreamUrl, String> {
+    let uri: http::Uri = raw.parse().map_err(|_| format!("`{raw}` is not a URL; write e.g. \"http://127.0.0.1:3000\""))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err("https upstreams are not supported yet: run the backend on loopback or a private \
+                        network and point frontgate at its http:// address"
+                .into());
+        }
+        _ => return Err(format!("`{raw}` must start with http://")),
+    }
+    let auth = uri.authority().ok_or_else(|| format!("`{raw}` has no host"))?;
+    if auth.as_str().contains('@') {
+        return Err("credentials in the upstream URL are not supported".into());
+    }
+    if uri.query().is_some() {
+        return Err("the upstream URL cannot have a query string".into());
+    }
+    let host = auth.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = auth.port_u16().unwrap_or(80);
+    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok(UpstreamUrl { authority, host, port, base_path })
+}

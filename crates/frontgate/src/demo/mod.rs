@@ -1,0 +1,138 @@
+//! `frontgate demo`: everything embedded, for a first look. It starts the demo upstream on
+//! loopback, writes the demo page into the data dir, and runs the gateway in front of both with
+//! every feature that needs no outside party.
+
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+pub const PAGE_HTML: &str = include_str!("page.html");
+pub const PAGE_JS: &str = include_str!("demo.js");
+pub const PAGE_CSS: &str = include_str!("demo.css");
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    pub redirect: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// Writes the demo page into `<data_dir>/demo-site`.
+pub fn write_site(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let site = data_dir.join("demo-site");
+    std::fs::create_dir_all(site.join("assets"))?;
+    std::fs::write(site.join("index.html"), PAGE_HTML)?;
+    std::fs::write(site.join("assets/demo.js"), PAGE_JS)?;
+    std::fs::write(site.join("assets/demo.css"), PAGE_CSS)?;
+    Ok(site)
+}
+
+/// The demo's configuration, as TOML, so it is also an example of a real config file.
+pub fn config_text(opts: &DemoOptions, upstream: SocketAddr, site: &Path) -> String {
+    let redirect = opts.redirect.map(|a| format!("redirect_http = \"{a}\"\n")).unwrap_or_default();
+    let public = if opts.listen.port() == 0 { String::new() } else { format!("public_url = \"https://{}\"\n", display_host(opts.listen)) };
+    format!(
+        r#"data_dir = {data_dir}
+
+[server]
+listen = "{listen}"
+{public}tls = "self-signed"
+{redirect}workers = 1
+
+[upstream]
+url = "http://{upstream}"
+connect_timeout = "1s"
+timeout = "10s"
+mask_5xx = true
+
+[frontend]
+dir = {site}
+
+[admin]
+listen = "{admin}"
+
+[cors]
+allow_origins = ["http://localhost:5173"]
+allow_credentials = true
+allow_headers = ["content-type", "x-frontgate-csrf"]
+
+[log]
+access_log = true
+
+[[routes]]
+match = "GET /api/hello"
+
+[[routes]]
+match = "GET,POST /api/items"
+max_body_bytes = "16KiB"
+
+[[routes]]
+match = "GET /api/items/{{id}}"
+
+[[routes]]
+match = "GET /api/crash"
+"#,
+        data_dir = toml_str(&opts.data_dir.display().to_string()),
+        listen = opts.listen,
+        admin = opts.admin,
+        site = toml_str(&site.display().to_string()),
+    )
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn display_host(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_loopback() => format!("localhost:{}", a.port()),
+        a => a.to_string(),
+    }
+}
+
+/// Builds the demo config: starts the upstream and writes the site first.
+pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| e.to_string())?;
+    let opts = DemoOptions { data_dir, ..opts.clone() };
+    let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
+    let (upstream, _api) = upstream::spawn("127.0.0.1:0".parse().expect("static")).map_err(|e| format!("starting the demo upstream: {e}"))?;
+    let text = config_text(&opts, upstream, &site);
+    Config::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())
+}
+
+/// What the demo prints once it is listening.
+pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
+    let origin = if config.server.public_url.is_some() {
+        config.public_origin().to_string()
+    } else {
+        format!("https://{}", bound.main)
+    };
+    let cert = crate::server::tls::self_signed_paths(&config.data_dir).0;
+    let mut s = String::new();
+    s.push_str("frontgate demo is running.\n\n");
+    s.push_str(&format!("  demo page        {origin}/   (self-signed certificate: accept it in the browser)\n"));
+    if let Some(r) = bound.redirect {
+        s.push_str(&format!("  http redirect    http://{r}/ -> {origin}/\n"));
+    }
+    if let Some(a) = bound.admin {
+        s.push_str(&format!("  metrics          http://{a}/metrics\n"));
+    }
+    s.push_str(&format!("  certificate      {}\n\n", cert.display()));
+    s.push_str("Try (curl --cacert trusts the demo's own certificate):\n");
+    let c = format!("curl --cacert {} ", cert.display());
+    s.push_str(&format!("  {c}{origin}/api/items                      # forwarded\n"));
+    s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\"}}' {origin}/api/items\n"));
+    s.push_str(&format!("  {c}{origin}/api/admin                      # refused: 404 route_not_found (undeclared)\n"));
+    s.push_str(&format!("  {c}-X DELETE {origin}/api/items            # refused: 405 method_not_allowed\n"));
+    s.push_str(&format!("  {c}'{origin}/api/%2e%2e/admin'             # refused: 400 invalid_path\n"));
+    s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
+    s.push_str(&format!("  {c}{origin}/api/crash                      # upstream 500 masked: no stack trace leaks\n"));
+    s.push_str(&format!("  {c}--data-binary @/dev/zero -H 'content-length: 100000' {origin}/api/items   # 413\n"));
+    s.push_str("\nPress Ctrl-C to stop.\n");
+    s
+}

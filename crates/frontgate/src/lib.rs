@@ -1,0 +1,19 @@
+//! frontgate: a security gateway that stands in front of a web app's backend API and serves its
+//! front-end from the same origin. See README.md and docs/ for what it does and how to run it.
+//!
+//! The library is what the `frontgate` binary runs; its pieces follow the request path:
+//! [`route`] (normalize, match), [`checks`] (one module per check), [`proxy`] (forward),
+//! [`frontend`] (static files), assembled in one place by [`pipeline`]; [`server`] runs it.
+
+pub mod admin;
+pub mod body;
+pub mod checks;
+pub mod config;
+pub mod demo;
+pub mod frontend;
+pub mod observe;
+pub mod pipeline;
+pub mod problem;
+pub mod proxy;
+pub mod route;
+pub mod server;

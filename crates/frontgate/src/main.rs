@@ -1,0 +1,107 @@
+//! The `frontgate` binary: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use frontgate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "frontgate", version, about = "A security gateway in front of a web app's API and front-end")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file.
+    Serve {
+        /// The config file (or FRONTGATE_CONFIG).
+        #[arg(short, long, env = "FRONTGATE_CONFIG", default_value = "frontgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file: prints every error with file:line:column, exits non-zero if any.
+    Check {
+        #[arg(short, long, env = "FRONTGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run everything embedded: a demo API, a demo page and the gateway in front of them.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// The plain-HTTP redirect listener ("off" to disable).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        redirect: String,
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+        #[arg(long, default_value = "./.frontgate-demo")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match Config::load(&config) {
+            Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("{}: warning: {w}", config.display());
+                }
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{} error(s) in {}", errors.0.len(), config.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config: path } => {
+            let config = match Config::load(&path) {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("frontgate: not starting: {} error(s) in {}", errors.0.len(), path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            frontgate::observe::init_logging(&config.log);
+            run(config, Some(path), |_, _| {})
+        }
+        Command::Demo { listen, redirect, admin, data_dir } => {
+            let redirect = match redirect.as_str() {
+                "off" => None,
+                r => match r.parse() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        eprintln!("frontgate demo: --redirect must be IP:PORT or off");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            let opts = frontgate::demo::DemoOptions { listen, redirect, admin, data_dir };
+            let config = match frontgate::demo::prepare(&opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("frontgate demo: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            frontgate::observe::init_logging(&config.log);
+            run(config, None, |bound, config| {
+                println!("{}", frontgate::demo::banner(bound, config));
+            })
+        }
+    }
+}
+
+fn run(config: Config, path: Option<PathBuf>, on_bound: impl FnOnce(&frontgate::server::Bound, &Config)) -> ExitCode {
+    match frontgate::server::serve(config, path, on_bound) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("frontgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Logs and metrics: JSON logs on stderr, Prometheus metrics for the admin listener.
+//!
+//! Request logs never include headers or query strings, so credentials (Authorization,
+//! Cookie, API keys, tokens in URLs) cannot reach a log line.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+pub const REQUESTS: &str = "frontgate_requests_total";
+pub const DURATION: &str = "frontgate_request_duration_seconds";
+pub const OVERHEAD: &str = "frontgate_overhead_seconds";
+pub const CONNECTIONS_ACTIVE: &str = "frontgate_connections_active";
+pub const CONNECTIONS: &str = "frontgate_connections_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "frontgate_tls_handshake_failures_total";
+pub const CONNECTIONS_REFUSED: &str = "frontgate_connections_refused_total";
+pub const RELOADS: &str = "frontgate_config_reloads_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0,
+];
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the global metrics recorder once; later calls return the same handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    PROMETHEUS
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("static, non-empty buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding app's); ours then renders nothing.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(REQUESTS, "Requests by route, decision (forwarded, served, denied) and problem code");
+    metrics::describe_histogram!(DURATION, metrics::Unit::Seconds, "Time from request head to response head");
+    metrics::describe_histogram!(OVERHEAD, metrics::Unit::Seconds, "Gateway time excluding the upstream's time to response head");
+    metrics::describe_gauge!(CONNECTIONS_ACTIVE, "Open client connections");
+    metrics::describe_counter!(CONNECTIONS, "Accepted client connections");
+    metrics::describe_counter!(CONNECTIONS_REFUSED, "Connections closed at once because max_connections was reached");
+    metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or timed out");
+    metrics::describe_counter!(RELOADS, "Configuration reloads by result");
+}
+
+/// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).
+pub fn init_logging(config: &LogConfig) {
+    let filter = EnvFilter::try_from_env("FRONTGATE_LOG")
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

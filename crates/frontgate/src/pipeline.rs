@@ -1,0 +1,497 @@
+//! The request path, assembled once per config load: normalize → route → checks → forward or
+//! serve → response headers, metrics and access log. A reload builds a new [`Gateway`] and
+//! swaps it in whole; requests in flight finish on the one they started with.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::Body;
+use crate::checks::cors::{OriginCheck, is_preflight};
+use crate::checks::{Check, Client, Exchange, Outcome, Verdict};
+use crate::config::{Config, RouteTarget};
+use crate::frontend::{Frontend, Served};
+use crate::observe;
+use crate::problem::{Code, Problem};
+use crate::proxy::client::UpstreamClient;
+use crate::proxy::{self, headers as hygiene};
+use crate::route::{Lookup, RouteEntry, RouteTable, normalize_path};
+
+/// What the server knows about a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+/// The outcome of a request, for metrics and logs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Forwarded,
+    Served,
+    Denied,
+}
+
+impl Decision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Decision::Forwarded => "forwarded",
+            Decision::Served => "served",
+            Decision::Denied => "denied",
+        }
+    }
+}
+
+struct RouteMetrics {
+    /// Requests that got through: forwarded (upstream routes) or served (frontend routes).
+    passed: metrics::Counter,
+    duration: metrics::Histogram,
+    overhead: metrics::Histogram,
+}
+
+impl RouteMetrics {
+    fn new(route: &RouteEntry) -> Self {
+        let decision = match route.target {
+            RouteTarget::Upstream => Decision::Forwarded,
+            RouteTarget::Frontend => Decision::Served,
+        };
+        let route = route.name.to_string();
+        RouteMetrics {
+            passed: metrics::counter!(observe::REQUESTS, "route" => route.clone(), "decision" => decision.as_str(), "code" => "none"),
+            duration: metrics::histogram!(observe::DURATION, "route" => route.clone()),
+            overhead: metrics::histogram!(observe::OVERHEAD, "route" => route),
+        }
+    }
+}
+
+/// Response headers every answer gets, computed once per config.
+struct SecurityHeaders {
+    hsts: Option<HeaderValue>,
+    csp: HeaderValue,
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a secret.
+struct RequestIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut seed = [0u8; 6];
+        let _ = getrandom::fill(&mut seed);
+        let prefix = seed.iter().map(|b| format!("{b:02x}")).collect();
+        RequestIds { prefix, next: AtomicU64::new(1) }
+    }
+
+    fn next(&self) -> HeaderValue {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).unwrap_or(HeaderValue::from_static("0"))
+    }
+}
+
+pub struct Gateway {
+    config: Arc<Config>,
+    table: RouteTable,
+    /// The checks for each route, by route index, in pipeline order.
+    checks: Vec<Vec<Arc<dyn Check>>>,
+    upstream: Option<Arc<UpstreamClient>>,
+    upstream_host: HeaderValue,
+    upstream_timeout: Duration,
+    frontend: Option<Frontend>,
+    security: SecurityHeaders,
+    route_metrics: Vec<RouteMetrics>,
+    request_ids: RequestIds,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Routes(String),
+    #[error("{0}")]
+    Frontend(std::io::Error),
+}
+
+static NOT_FOUND_ROUTE: &str = "-";
+
+impl Gateway {
+    /// Assembles the pipeline for a validated config.
+    pub fn build(config: Config) -> Result<Gateway, BuildError> {
+        let _ = observe::metrics_handle();
+        let table = RouteTable::build(&config).map_err(|errs| {
+            BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
+        })?;
+        let public_origin = config.public_origin();
+        let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(&public_origin, config.cors.as_ref()));
+        // The fixed order of checks (DESIGN.md): origin/CORS first; later issues add theirs here.
+        let checks = table.entries().iter().map(|_| vec![origin_check.clone()]).collect();
+        let upstream = config.upstream.as_ref().map(|u| {
+            UpstreamClient::new(u.url.clone(), u.connect_timeout.0, u.pool_idle_timeout.0, u.pool_max_idle)
+        });
+        let upstream_host = config
+            .upstream
+            .as_ref()
+            .and_then(|u| HeaderValue::from_str(&u.url.authority).ok())
+            .unwrap_or(HeaderValue::from_static("localhost"));
+        let frontend = match &config.frontend {
+            Some(f) => Some(Frontend::new(f).map_err(BuildError::Frontend)?),
+            None => None,
+        };
+        let csp = config.frontend.as_ref().map(|f| f.csp.clone()).unwrap_or_else(crate::config::frontend::d_csp);
+        let security = SecurityHeaders {
+            hsts: config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok()),
+            csp: HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'")),
+        };
+        let route_metrics = table.entries().iter().map(RouteMetrics::new).collect();
+        Ok(Gateway {
+            upstream_timeout: config.upstream.as_ref().map_or(Duration::from_secs(30), |u| u.timeout.0),
+            config: Arc::new(config),
+            table,
+            checks,
+            upstream,
+            upstream_host,
+            frontend,
+            security,
+            route_metrics,
+            request_ids: RequestIds::new(),
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Handles one request from a client connection.
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let start = Instant::now();
+        let (mut head, body) = req.into_parts();
+        let server = &self.config.server;
+        let trusted_peer = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(conn.peer.ip());
+        let request_id = match head.headers.get(&hygiene::X_REQUEST_ID) {
+            Some(v) if trusted_peer && valid_request_id(v) => v.clone(),
+            _ => self.request_ids.next(),
+        };
+        let https = conn.tls
+            || (trusted_peer
+                && head.headers.get(&hygiene::X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
+        let client = Client { peer: conn.peer, ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers), https };
+
+        let mut out = Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new() };
+        let mut resp = match self.run(&mut head, body, &client, &request_id, &mut out).await {
+            Ok(r) => r,
+            Err(problem) => {
+                out.decision = Decision::Denied;
+                out.code = Some(problem.code);
+                problem.into_response(request_id.to_str().unwrap_or(""))
+            }
+        };
+        if let Some(code) = resp.extensions().get::<Code>() {
+            out.code = Some(*code);
+        }
+        self.finish_headers(&mut resp, &out, &request_id, client.https);
+        self.record(&head, &resp, &out, start, &request_id, &client);
+        resp
+    }
+
+    async fn run(
+        &self,
+        head: &mut http::request::Parts,
+        body: Incoming,
+        client: &Client,
+        request_id: &HeaderValue,
+        out: &mut Outgoing,
+    ) -> Result<Response<Body>, Problem> {
+        let server = &self.config.server;
+        if head.headers.len() > server.max_header_count || header_bytes(&head.headers) > server.max_header_bytes.0 as usize {
+            return Err(Problem::new(Code::HeadersTooLarge));
+        }
+        let raw_path = head.uri.path();
+        let path = normalize_path(raw_path)
+            .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
+        if path.starts_with("/.frontgate/") || &*path == "/.frontgate" {
+            out.decision = Decision::Served;
+            return self.reserved(&head.method, &path);
+        }
+        let preflight = is_preflight(&head.method, &head.headers);
+        let lookup_method = if preflight {
+            head.headers
+                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+                .unwrap_or(Method::OPTIONS)
+        } else {
+            head.method.clone()
+        };
+        let (index, route) = match self.table.lookup(&lookup_method, &path) {
+            Lookup::Found(i, r) => (i, r),
+            Lookup::MethodNotAllowed(allow) => return Err(Problem::new(Code::MethodNotAllowed).with_allow(allow)),
+            Lookup::NotFound => return Err(Problem::new(Code::RouteNotFound)),
+        };
+        out.route = Some(index);
+        let path = path.into_owned_if_changed();
+
+        // Checks, in order.
+        let rid = request_id.to_str().unwrap_or("");
+        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new() };
+        for check in &self.checks[index] {
+            let verdict = match check.check(&mut ex) {
+                Outcome::Ready(v) => v,
+                Outcome::Pending(f) => f.await,
+            };
+            match verdict {
+                Verdict::Continue => {}
+                Verdict::Deny(p) => {
+                    out.extra = std::mem::take(&mut ex.response_headers);
+                    return Err(p);
+                }
+                Verdict::Respond(r) => {
+                    out.extra = std::mem::take(&mut ex.response_headers);
+                    out.decision = Decision::Served;
+                    return Ok(r);
+                }
+            }
+        }
+        out.extra = ex.response_headers;
+        let head = ex.head;
+
+        match route.target {
+            RouteTarget::Frontend => {
+                out.decision = Decision::Served;
+                let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
+                let p = path.as_deref().unwrap_or(head.uri.path());
+                match frontend.serve(&head.method, p, &head.headers).await {
+                    Served::Found(r) => Ok(r),
+                    Served::NotFound => Err(Problem::new(Code::RouteNotFound)),
+                }
+            }
+            RouteTarget::Upstream => self.forward(head, body, path, route, client, request_id, out).await,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        head: &mut http::request::Parts,
+        body: Incoming,
+        normalized: Option<String>,
+        route: &RouteEntry,
+        client: &Client,
+        request_id: &HeaderValue,
+        out: &mut Outgoing,
+    ) -> Result<Response<Body>, Problem> {
+        let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
+        // Body limit: refuse a declared oversize at once; count a streamed one as it passes.
+        let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > route.max_body_bytes) {
+            return Err(Problem::new(Code::PayloadTooLarge));
+        }
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let body = if http_body::Body::is_end_stream(&body) {
+            Body::Empty
+        } else if declared.is_some() {
+            // hyper enforces a declared Content-Length; no counting needed.
+            Body::Incoming(body)
+        } else {
+            Body::limited(body, route.max_body_bytes, exceeded.clone())
+        };
+
+        let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+        let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri);
+        let mut builder = Request::builder().method(head.method.clone()).uri(uri).version(http::Version::HTTP_11);
+        if let Some(h) = builder.headers_mut() {
+            *h = std::mem::take(&mut head.headers);
+            let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            let host = host.or_else(|| h.get(header::HOST).cloned());
+            hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), &self.upstream_host, upgrade.is_some());
+        }
+        let req = builder.body(body).map_err(|_| Problem::new(Code::BadRequest))?;
+        let timeout = route.timeout.unwrap_or(self.upstream_timeout);
+        let sent = Instant::now();
+        let result = proxy::forward(upstream, req, timeout, upgrade, || exceeded.load(Ordering::Relaxed)).await;
+        out.upstream_time = Some(sent.elapsed());
+        let mut resp = result?;
+        out.decision = Decision::Forwarded;
+        let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        hygiene::clean_response_headers(resp.headers_mut(), upgraded);
+        let mask = self.config.upstream.as_ref().is_some_and(|u| u.mask_5xx);
+        if mask && resp.status().is_server_error() {
+            let status = resp.status();
+            let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+            let mut masked = Problem::new(Code::UpstreamError).with_status(status).into_response(request_id.to_str().unwrap_or(""));
+            if let Some(r) = retry_after {
+                masked.headers_mut().insert(header::RETRY_AFTER, r);
+            }
+            // The original body is dropped unread, which closes that upstream connection.
+            return Ok(masked);
+        }
+        Ok(resp)
+    }
+
+    fn reserved(&self, method: &Method, path: &str) -> Result<Response<Body>, Problem> {
+        if method != Method::GET && method != Method::HEAD {
+            return Err(Problem::new(Code::RouteNotFound));
+        }
+        if path == "/.frontgate/health" {
+            let mut r = Response::new(Body::full("{\"status\":\"ok\"}"));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            return Ok(r);
+        }
+        if let Some(code) = path.strip_prefix("/.frontgate/problems/") {
+            if let Some(page) = crate::problem::problem_page(code) {
+                let mut r = Response::new(Body::full(page));
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+                return Ok(r);
+            }
+        }
+        Err(Problem::new(Code::RouteNotFound))
+    }
+
+    fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
+        let route = out.route.map(|i| &self.table.entries()[i]);
+        let h = resp.headers_mut();
+        for (k, v) in &out.extra {
+            if k == header::VARY {
+                h.append(k, v.clone());
+            } else {
+                h.insert(k, v.clone());
+            }
+        }
+        if let (Some(hsts), true) = (&self.security.hsts, https) {
+            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if !h.contains_key(header::REFERRER_POLICY) {
+            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
+        }
+        if !h.contains_key(header::X_FRAME_OPTIONS) {
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
+        static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+        static COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
+        if !h.contains_key(&PERMISSIONS_POLICY) {
+            h.insert(&PERMISSIONS_POLICY, HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
+        }
+        if !h.contains_key(&COOP) {
+            h.insert(&COOP, HeaderValue::from_static("same-origin"));
+        }
+        match route.and_then(|r| r.csp.as_ref()) {
+            Some(Some(csp)) => {
+                h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+            }
+            Some(None) => {
+                h.remove(header::CONTENT_SECURITY_POLICY);
+            }
+            None => {
+                if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+                    h.insert(header::CONTENT_SECURITY_POLICY, self.security.csp.clone());
+                }
+            }
+        }
+        if let Some(route) = route {
+            for (name, value) in &route.headers {
+                match value {
+                    Some(v) => {
+                        h.insert(name, v.clone());
+                    }
+                    None => {
+                        h.remove(name);
+                    }
+                }
+            }
+        }
+        h.insert(&hygiene::X_REQUEST_ID, request_id.clone());
+    }
+
+    fn record(&self, head: &http::request::Parts, resp: &Response<Body>, out: &Outgoing, start: Instant, request_id: &HeaderValue, client: &Client) {
+        let total = start.elapsed();
+        let route_name = out.route.map(|i| &*self.table.entries()[i].name).unwrap_or(NOT_FOUND_ROUTE);
+        let passed = |i: usize| {
+            let target = self.table.entries()[i].target;
+            matches!((target, out.decision), (RouteTarget::Upstream, Decision::Forwarded) | (RouteTarget::Frontend, Decision::Served))
+        };
+        match (out.route, out.decision, out.code) {
+            (Some(i), _, None) if passed(i) => self.route_metrics[i].passed.increment(1),
+            (_, decision, code) => {
+                let code = code.map_or("none", |c| c.as_str());
+                metrics::counter!(observe::REQUESTS, "route" => route_name.to_owned(), "decision" => decision.as_str(), "code" => code).increment(1);
+            }
+        }
+        if let Some(m) = out.route.map(|i| &self.route_metrics[i]) {
+            m.duration.record(total.as_secs_f64());
+            m.overhead.record(total.saturating_sub(out.upstream_time.unwrap_or_default()).as_secs_f64());
+        }
+        if self.config.log.access_log {
+            tracing::info!(
+                target: "frontgate::access",
+                request_id = request_id.to_str().unwrap_or(""),
+                method = head.method.as_str(),
+                path = head.uri.path(),
+                route = route_name,
+                status = resp.status().as_u16(),
+                decision = out.decision.as_str(),
+                code = out.code.map_or("none", |c| c.as_str()),
+                client = %client.ip,
+                duration_us = total.as_micros() as u64,
+                upstream_us = out.upstream_time.map(|d| d.as_micros() as u64),
+                "request"
+            );
+        }
+    }
+}
+
+struct Outgoing {
+    route: Option<usize>,
+    decision: Decision,
+    code: Option<Code>,
+    upstream_time: Option<Duration>,
+    extra: Vec<(HeaderName, HeaderValue)>,
+}
+
+fn header_bytes(headers: &http::HeaderMap) -> usize {
+    headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
+}
+
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+}
+
+/// The URI to send upstream: the base path, the normalized path, the original query.
+fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> http::Uri {
+    if base.is_empty() && normalized.is_none() {
+        if let Some(pq) = original.path_and_query() {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(pq.clone());
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                return uri;
+            }
+        }
+    }
+    let path = normalized.unwrap_or(original.path());
+    let mut s = String::with_capacity(base.len() + path.len() + original.query().map_or(0, |q| q.len() + 1));
+    s.push_str(base);
+    s.push_str(path);
+    if let Some(q) = original.query() {
+        s.push('?');
+        s.push_str(q);
+    }
+    s.parse().unwrap_or_else(|_| http::Uri::from_static("/"))
+}
+
+trait IntoOwnedIfChanged {
+    fn into_owned_if_changed(self) -> Option<String>;
+}
+
+impl IntoOwnedIfChanged for std::borrow::Cow<'_, str> {
+    fn into_owned_if_changed(self) -> Option<String> {
+        match self {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(s) => Some(s),
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The closed set of refusals frontgate can give, and their RFC 9457 documents.
+//!
+//! Every refusal carries a stable `code`: the same string appears in the problem body, in the
+//! access log and in the `code` label of the metrics, and `/.frontgate/problems/<code>` explains it
+//! to a person. Adding a code means adding it here, with its status, title and explanation.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::Body;
+
+/// Every problem frontgate answers with. The string form (`as_str`) is the public, stable code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Code {
+    RouteNotFound,
+    MethodNotAllowed,
+    InvalidPath,
+    BadRequest,
+    OriginDenied,
+    PayloadTooLarge,
+    HeadersTooLarge,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    UpstreamError,
+    Unauthenticated,
+    Overloaded,
+}
+
+impl Code {
+    pub const ALL: &'static [Code] = &[
+        Code::RouteNotFound,
+        Code::MethodNotAllowed,
+        Code::InvalidPath,
+        Code::BadRequest,
+        Code::OriginDenied,
+        Code::PayloadTooLarge,
+        Code::HeadersTooLarge,
+        Code::UpstreamUnavailable,
+        Code::UpstreamTimeout,
+        Code::UpstreamError,
+        Code::Unauthenticated,
+        Code::Overloaded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::RouteNotFound => "route_not_found",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::InvalidPath => "invalid_path",
+            Code::BadRequest => "bad_request",
+            Code::OriginDenied => "origin_denied",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::HeadersTooLarge => "headers_too_large",
+            Code::UpstreamUnavailable => "upstream_unavailable",
+            Code::UpstreamTimeout => "upstream_timeout",
+            Code::UpstreamError => "upstream_error",
+            Code::Unauthenticated => "unauthenticated",
+            Code::Overloaded => "overloaded",
+        }
+    }
+
+    pub fn from_str(s: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::RouteNotFound => StatusCode::NOT_FOUND,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::InvalidPath | Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::OriginDenied => StatusCode::FORBIDDEN,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::UpstreamUnavailable | Code::UpstreamError => StatusCode::BAD_GATEWAY,
+            Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Code::RouteNotFound => "Not found",
+            Code::MethodNotAllowed => "Method not allowed",
+            Code::InvalidPath => "Invalid request path",
+            Code::BadRequest => "Bad request",
+            Code::OriginDenied => "Origin not allowed",
+            Code::PayloadTooLarge => "Request body too large",
+            Code::HeadersTooLarge => "Request headers too large",
+            Code::UpstreamUnavailable => "Upstream unavailable",
+            Code::UpstreamTimeout => "Upstream timed out",
+            Code::UpstreamError => "Upstream error",
+            Code::Unauthenticated => "Authentication required",
+            Code::Overloaded => "Gateway overloaded",
+        }
+    }
+
+    /// The default `detail`: what happened and what the caller can do about it.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Code::RouteNotFound => "No resource exists at this path.",
+            Code::MethodNotAllowed => {
+                "This resource exists but does not accept this method; see the Allow header."
+            }
+            Code::InvalidPath => {
+                "The path is ambiguous or malformed (encoded slash or dot, dot-segment, empty segment, \
+                 backslash, control byte or invalid UTF-8). Send the path in its plain, normalized form."
+            }
+            Code::BadRequest => "The request is malformed.",
+            Code::OriginDenied => "Requests from this origin are not allowed.",
+            Code::PayloadTooLarge => "The request body exceeds the limit for this route.",
+            Code::HeadersTooLarge => "The request headers exceed the size or count limit.",
+            Code::UpstreamUnavailable => "The service behind the gateway could not be reached.",
+            Code::UpstreamTimeout => "The service behind the gateway did not answer in time.",
+            Code::UpstreamError => "The service behind the gateway failed to handle the request.",
+            Code::Unauthenticated => "This resource requires authentication.",
+            Code::Overloaded => "The gateway is at capacity; retry shortly.",
+        }
+    }
+
+    /// A longer explanation for the human page at `/.frontgate/problems/<code>`.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Code::RouteNotFound => {
+                "frontgate only lets through requests to routes its configuration declares. Anything \
+                 else is answered with this same 404, whether or not the backend has such a path, so \
+                 that undeclared endpoints cannot be discovered by probing."
+            }
+            Code::MethodNotAllowed => {
+                "The path matches a declared route, but not for this HTTP method. The Allow header \
+                 lists the methods that route accepts."
+            }
+            Code::InvalidPath => {
+                "Paths are normalized before routing, and anything that two parsers could read \
+                 differently is refused: percent-encoded slashes (%2F), backslashes and dots (%2E), \
+                 double encoding (%25xx), dot-segments (/./, /../), empty segments (//), segments \
+                 ending in a dot, semicolons, NUL and other control bytes, and invalid or overlong \
+                 UTF-8. The path that reaches the backend is exactly the normalized one that matched."
+            }
+            Code::BadRequest => "The request could not be understood.",
+            Code::OriginDenied => {
+                "Cross-origin requests are accepted only from the exact origins in [cors] \
+                 allow_origins. The `null` origin is never accepted."
+            }
+            Code::PayloadTooLarge => {
+                "Each route has a body size limit ([server] max_body_bytes, or the route's own \
+                 max_body_bytes). Larger bodies are refused before they reach the backend."
+            }
+            Code::HeadersTooLarge => {
+                "The request line and headers are limited in size ([server] max_header_bytes) and \
+                 count ([server] max_header_count)."
+            }
+            Code::UpstreamUnavailable => {
+                "frontgate could not connect to the backend, or the connection failed before a \
+                 response arrived. The request may be retried if it is idempotent."
+            }
+            Code::UpstreamTimeout => {
+                "The backend did not send a response within [upstream] timeout."
+            }
+            Code::UpstreamError => {
+                "The backend answered with a server error. Its body is not passed on, so that \
+                 internal details (stack traces, queries) do not leak ([upstream] mask_5xx)."
+            }
+            Code::Unauthenticated => "Authenticate and retry.",
+            Code::Overloaded => {
+                "The gateway refused the request to protect itself (connection or queue limits)."
+            }
+        }
+    }
+}
+
+/// A problem document about to be sent. Build one with [`Problem::new`] and turn it into a
+/// response with [`Problem::into_response`].
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub code: Code,
+    pub detail: Option<String>,
+    pub allow: Option<HeaderValue>,
+    /// Overrides the code's status (a masked upstream 503 stays a 503).
+    pub status: Option<StatusCode>,
+    /// Validation errors: (JSON pointer, message).
+    pub errors: Vec<(String, String)>,
+}
+
+impl Problem {
+    pub fn new(code: Code) -> Self {
+        Problem { code, detail: None, allow: None, status: None, errors: Vec::new() }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or(self.code.status())
+    }
+
+    pub fn with_allow(mut self, allow: HeaderValue) -> Self {
+        self.allow = Some(allow);
+        self
+    }
+
+    /// The JSON body. Hand-written so the hot path (404s under a scan) does no map building.
+    pub fn to_json(&self, request_id: &str) -> String {
+        let code = self.code;
+        let detail = self.detail.as_deref().unwrap_or(code.detail());
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"type\":\"/.frontgate/problems/");
+        out.push_str(code.as_str());
+        out.push_str("\",\"title\":");
+        push_json_str(&mut out, code.title());
+        out.push_str(",\"status\":");
+        out.push_str(itoa_u16(self.status().as_u16()).as_str());
+        out.push_str(",\"detail\":");
+        push_json_str(&mut out, detail);
+        out.push_str(",\"code\":\"");
+        out.push_str(code.as_str());
+        out.push_str("\",\"request_id\":");
+        push_json_str(&mut out, request_id);
+        if !self.errors.is_empty() {
+            out.push_str(",\"errors\":[");
+            for (i, (pointer, message)) in self.errors.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"pointer\":");
+                push_json_str(&mut out, pointer);
+                out.push_str(",\"message\":");
+                push_json_str(&mut out, message);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        out.push('}');
+        out
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let body = self.to_json(request_id);
+        let mut resp = Response::new(Body::full(Bytes::from(body)));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(allow) = self.allow {
+            h.insert(header::ALLOW, allow);
+        }
+        resp.extensions_mut().insert(self.code);
+        resp
+    }
+}
+
+fn itoa_u16(n: u16) -> String {
+    n.to_string()
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The human page for `/.frontgate/problems/<code>`; `None` for an unknown code.
+pub fn problem_page(code: &str) -> Option<String> {
+    let code = Code::from_str(code)?;
+    Some(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} ({code}) - frontgate</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}code{{background:#eee;padding:0 .2em}}</style>\
+         </head><body><main><h1>{title}</h1>\
+         <p>Problem code <code>{code}</code>, HTTP status {status}.</p>\
+         <p>{detail}</p><p>{explanation}</p></main></body></html>\n",
+        title = html_escape(code.title()),
+        code = code.as_str(),
+        status = code.status().as_u16(),
+        detail = html_escape(code.detail()),
+        explanation = html_escape(code.explanation()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_document_has_every_member_and_parses() {
+        let mut p = Problem::new(Code::MethodNotAllowed);
+        p.errors.push(("/a\"b".into(), "bad\nvalue".into()));
+        let v: serde_json::Value = serde_json::from_str(&p.to_json("req-\u{1}1")).unwrap();
+        assert_eq!(v["type"], "/.frontgate/problems/method_not_allowed");
+        assert_eq!(v["status"], 405);
+        assert_eq!(v["code"], "method_not_allowed");
+        assert_eq!(v["request_id"], "req-\u{1}1");
+        assert_eq!(v["errors"][0]["pointer"], "/a\"b");
+        assert_eq!(v["errors"][0]["message"], "bad\nvalue");
+    }
+
+    #[test]
+    fn codes_round_trip_and_have_pages() {
+        for code in Code::ALL {
+            assert_eq!(Code::from_str(code.as_str()), Some(*code));
+            assert!(problem_page(code.as_str()).unwrap().contains(code.as_str()));
+        }
+        assert!(problem_page("../etc/passwd").is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! Header hygiene at the trust boundary: what the backend may believe, and what the world sees.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::checks::Client;
+use crate::config::ServerConfig;
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+static X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
+static X_ASPNETMVC_VERSION: HeaderName = HeaderName::from_static("x-aspnetmvc-version");
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
+/// Upgrade headers are kept when `keep_upgrade` (a WebSocket handshake being passed through).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        if let Ok(list) = conn.to_str() {
+            let named: Vec<HeaderName> = list
+                .split(',')
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+                .collect();
+            for n in named {
+                headers.remove(n);
+            }
+        }
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Works out the client's address: the peer, or, when the peer is a trusted proxy, the nearest
+/// untrusted address in X-Forwarded-For (right to left).
+pub fn client_ip(server: &ServerConfig, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if server.trusted_proxies.is_empty() || !server.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let mut candidate = peer;
+    let hops: Vec<IpAddr> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| parse_ip(s.trim()))
+        .collect();
+    for ip in hops.into_iter().rev() {
+        candidate = ip;
+        if !server.is_trusted_proxy(ip) {
+            break;
+        }
+    }
+    candidate
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Whether a header is one a client must never be able to set on the way to the backend.
+fn is_identity_header(name: &HeaderName) -> bool {
+    name.as_str().starts_with("x-frontgate-")
+}
+
+/// Prepares request headers for the backend: removes everything a client could spoof (our
+/// identity headers always; forwarding headers unless the peer is a trusted proxy), then sets
+/// the forwarding headers from what the gateway saw.
+pub fn prepare_request_headers(
+    headers: &mut HeaderMap,
+    server: &ServerConfig,
+    client: &Client,
+    request_id: &HeaderValue,
+    host: Option<&HeaderValue>,
+    upstream_host: &HeaderValue,
+    keep_upgrade: bool,
+) {
+    remove_hop_by_hop(headers, keep_upgrade);
+    if headers.keys().any(is_identity_header) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
+        for n in names {
+            headers.remove(n);
+        }
+    }
+    let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
+    let proto = if client.https { "https" } else { "http" };
+    let prior_xff = if trusted { headers.get(&X_FORWARDED_FOR).cloned() } else { None };
+    if !trusted {
+        headers.remove(&FORWARDED);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+        headers.remove(&X_FORWARDED_PORT);
+    }
+    headers.remove(&X_REAL_IP);
+    let peer = client.peer.ip().to_string();
+    let xff = match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.is_empty() => format!("{prior}, {peer}"),
+        _ => peer.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(&X_FORWARDED_FOR, v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
+    }
+    if let Some(h) = host {
+        if !headers.contains_key(&X_FORWARDED_HOST) {
+            headers.insert(&X_FORWARDED_HOST, h.clone());
+        }
+    }
+    let for_node = match client.peer.ip() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    let mut forwarded = format!("for={for_node};proto={proto}");
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+        if h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
+            forwarded.push_str(";host=\"");
+            forwarded.push_str(h);
+            forwarded.push('"');
+        }
+    }
+    let forwarded = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {forwarded}"),
+        _ => forwarded,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(&FORWARDED, v);
+    }
+    headers.insert(&X_REQUEST_ID, request_id.clone());
+    headers.insert(header::HOST, upstream_host.clone());
+}
+
+/// Removes what fingerprints the backend, and hop-by-hop headers.
+pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
+    remove_hop_by_hop(headers, keep_upgrade);
+    headers.remove(header::SERVER);
+    headers.remove(&X_POWERED_BY);
+    headers.remove(&X_ASPNET_VERSION);
+    headers.remove(&X_ASPNETMVC_VERSION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn server(trusted: &str) -> ServerConfig {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\ntls = \"off\"\ntrusted_proxies = [{trusted}]\n");
+        crate::config::Config::parse(&text, "t", Path::new("/")).unwrap().server
+    }
+
+    #[test]
+    fn untrusted_peers_cannot_spoof_forwarding_or_identity() {
+        let s = server("");
+        let client = Client { peer: "198.51.100.7:5000".parse().unwrap(), ip: "198.51.100.7".parse().unwrap(), https: true };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4"));
+        h.insert("x-frontgate-subject", HeaderValue::from_static("admin"));
+        h.insert("X-Frontgate-Key-Id", HeaderValue::from_static("k"));
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&HeaderValue::from_static("app.test")), &HeaderValue::from_static("127.0.0.1:1"), false);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["forwarded"], "for=198.51.100.7;proto=https;host=\"app.test\"");
+        assert!(h.get("x-frontgate-subject").is_none() && h.get("x-frontgate-key-id").is_none());
+        assert!(h.get("x-secret").is_none() && h.get("connection").is_none());
+        assert_eq!(h["x-request-id"], "rid");
+        assert_eq!(h["host"], "127.0.0.1:1");
+        assert_eq!(client_ip(&s, client.peer.ip(), &h), client.peer.ip());
+    }
+
+    #[test]
+    fn trusted_proxies_extend_the_chain() {
+        let s = server("\"10.0.0.0/8\"");
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 10.1.1.1"));
+        let ip = client_ip(&s, "10.0.0.2".parse().unwrap(), &h);
+        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+        // An untrusted peer's claim is ignored.
+        assert_eq!(client_ip(&s, "192.0.2.1".parse().unwrap(), &h), "192.0.2.1".parse::<IpAddr>().unwrap());
+        let client = Client { peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

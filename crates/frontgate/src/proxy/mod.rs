@@ -1,0 +1,101 @@
+//! Forwarding to the backend: the pooled client, header hygiene, timeouts and WebSocket
+//! pass-through. The checks have already run; this module only moves bytes faithfully.
+
+pub mod client;
+pub mod headers;
+
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::body::Body;
+use crate::problem::{Code, Problem};
+use client::{UpstreamClient, UpstreamError};
+
+/// Whether a request asks for a protocol upgrade we pass through (WebSocket only).
+pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
+    req.version == http::Version::HTTP_11
+        && req.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && req
+            .headers
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// Sends the request upstream and returns its response, or the problem that explains why not.
+/// `limit_hit` reports whether our own body limit cut the request body off.
+pub async fn forward(
+    client: &std::sync::Arc<UpstreamClient>,
+    req: Request<Body>,
+    timeout: Duration,
+    client_upgrade: Option<OnUpgrade>,
+    limit_hit: impl Fn() -> bool,
+) -> Result<Response<Body>, Problem> {
+    if let Some(client_upgrade) = client_upgrade {
+        return forward_upgrade(client, req, timeout, client_upgrade).await;
+    }
+    let result = tokio::time::timeout(timeout, client.send(req)).await;
+    match result {
+        Err(_) => Err(Problem::new(Code::UpstreamTimeout)),
+        Ok(Err(e)) => Err(upstream_problem(e, limit_hit())),
+        Ok(Ok((resp, guard))) => {
+            let (parts, body) = resp.into_parts();
+            Ok(Response::from_parts(parts, Body::pooled(body, guard)))
+        }
+    }
+}
+
+fn upstream_problem(e: UpstreamError, limit_hit: bool) -> Problem {
+    if limit_hit {
+        return Problem::new(Code::PayloadTooLarge);
+    }
+    match e {
+        UpstreamError::ConnectTimeout => {
+            tracing::warn!(error = "connect timeout", "upstream unavailable");
+            Problem::new(Code::UpstreamUnavailable)
+        }
+        UpstreamError::Unavailable(msg) => {
+            tracing::warn!(error = %msg, "upstream unavailable");
+            Problem::new(Code::UpstreamUnavailable)
+        }
+        UpstreamError::SendFailed(err) => {
+            tracing::warn!(error = %err, "upstream exchange failed");
+            Problem::new(Code::UpstreamUnavailable)
+        }
+    }
+}
+
+async fn forward_upgrade(
+    client: &UpstreamClient,
+    req: Request<Body>,
+    timeout: Duration,
+    client_upgrade: OnUpgrade,
+) -> Result<Response<Body>, Problem> {
+    let mut resp = match tokio::time::timeout(timeout, client.send_upgrade(req)).await {
+        Err(_) => return Err(Problem::new(Code::UpstreamTimeout)),
+        Ok(Err(e)) => return Err(upstream_problem(e, false)),
+        Ok(Ok(r)) => r,
+    };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let (parts, body) = resp.into_parts();
+        return Ok(Response::from_parts(parts, Body::Incoming(body)));
+    }
+    let upstream_upgrade = resp.extensions_mut().remove::<OnUpgrade>();
+    let (parts, _) = resp.into_parts();
+    if let Some(upstream_upgrade) = upstream_upgrade {
+        tokio::spawn(async move {
+            let (Ok(a), Ok(b)) = (client_upgrade.await, upstream_upgrade.await) else {
+                return;
+            };
+            let mut a = TokioIo::new(a);
+            let mut b = TokioIo::new(b);
+            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        });
+    }
+    let mut out = Response::from_parts(parts, Body::empty());
+    out.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    Ok(out)
+}

@@ -1,0 +1,238 @@
+//! The route table: `[[routes]]` compiled into one matchit router per method.
+//!
+//! A router per method (rather than one router with method lists) gives the expected fallback:
+//! with `GET /api/items` and `/api/**` declared, a POST to /api/items matches `/api/**`. A path
+//! that matches for other methods only is a 405 with `Allow`; a path no route matches is a 404.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use crate::config::{Config, RouteTarget};
+
+/// What a matched route says about requests, compiled from its config.
+#[derive(Debug, Clone)]
+pub struct RouteEntry {
+    /// The route's `match` text: the `route` label in metrics and logs.
+    pub name: Arc<str>,
+    pub target: RouteTarget,
+    pub max_body_bytes: u64,
+    pub timeout: Option<Duration>,
+    pub cors: bool,
+    /// Content-Security-Policy override; `Some(None)` removes it.
+    pub csp: Option<Option<HeaderValue>>,
+    /// Response headers to set (`None` removes).
+    pub headers: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+pub enum Lookup<'a> {
+    Found(usize, &'a RouteEntry),
+    MethodNotAllowed(HeaderValue),
+    NotFound,
+}
+
+pub struct RouteTable {
+    routers: Vec<(Method, matchit::Router<usize>)>,
+    entries: Vec<RouteEntry>,
+}
+
+/// Methods an any-method route accepts. TRACE and CONNECT are never routed implicitly.
+const ANY_METHODS: [Method; 7] =
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+
+struct Pending {
+    index: usize,
+    methods: Vec<Method>,
+    any: bool,
+    path: String,
+    prefix: bool,
+    implicit: bool,
+}
+
+/// Route errors: (index into `[[routes]]` if the error belongs to one, message).
+pub type RouteErrors = Vec<(Option<usize>, String)>;
+
+impl RouteTable {
+    pub fn build(config: &Config) -> Result<RouteTable, RouteErrors> {
+        let mut errors = Vec::new();
+        let mut entries = Vec::new();
+        let mut pending = Vec::new();
+        let default_body = config.server.max_body_bytes.0;
+        for (index, route) in config.routes.iter().enumerate() {
+            let m = route.matcher.get_ref();
+            if m.path == "/.frontgate" || m.path.starts_with("/.frontgate/") {
+                errors.push((Some(index), format!("route `{}`: paths under /.frontgate/ are reserved for the gateway", m.text)));
+            }
+            let mut methods = m.methods.clone();
+            if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+                methods.push(Method::HEAD);
+            }
+            entries.push(RouteEntry {
+                name: Arc::from(m.text.as_str()),
+                target: route.to,
+                max_body_bytes: route.max_body_bytes.map_or(default_body, |s| s.0),
+                timeout: route.timeout(),
+                cors: route.cors.unwrap_or(config.cors.is_some()),
+                csp: route.csp.as_ref().map(|v| {
+                    (!v.is_empty()).then(|| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("default-src 'none'")))
+                }),
+                headers: route
+                    .headers
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
+                        let value = if v.is_empty() { None } else { Some(HeaderValue::from_str(v).ok()?) };
+                        Some((name, value))
+                    })
+                    .collect(),
+            });
+            pending.push(Pending { index, any: methods.is_empty(), methods, path: m.path.clone(), prefix: m.prefix, implicit: false });
+        }
+        // The front-end is the implicit catch-all for GET/HEAD when no route serves it explicitly.
+        if config.frontend.is_some() && !config.routes.iter().any(|r| r.to == RouteTarget::Frontend) {
+            let index = entries.len();
+            entries.push(RouteEntry {
+                name: Arc::from("frontend"),
+                target: RouteTarget::Frontend,
+                max_body_bytes: 0,
+                timeout: None,
+                cors: false,
+                csp: None,
+                headers: Vec::new(),
+            });
+            pending.push(Pending { index, methods: vec![Method::GET, Method::HEAD], any: false, path: String::new(), prefix: true, implicit: true });
+        }
+
+        let mut all_methods: Vec<Method> = ANY_METHODS.to_vec();
+        for p in &pending {
+            for m in &p.methods {
+                if !all_methods.contains(m) {
+                    all_methods.push(m.clone());
+                }
+            }
+        }
+        let mut routers: Vec<(Method, matchit::Router<usize>)> =
+            all_methods.iter().map(|m| (m.clone(), matchit::Router::new())).collect();
+        // Explicit methods first: they win over any-method routes with the same pattern.
+        let order = pending.iter().filter(|p| !p.any && !p.implicit).chain(pending.iter().filter(|p| p.any)).chain(pending.iter().filter(|p| p.implicit));
+        let mut owner: std::collections::HashMap<(Method, String), usize> = std::collections::HashMap::new();
+        for p in order {
+            let methods: Vec<Method> = if p.any { ANY_METHODS.to_vec() } else { p.methods.clone() };
+            for method in methods {
+                let Some((_, router)) = routers.iter_mut().find(|(m, _)| *m == method) else { continue };
+                for pattern in patterns(&p.path, p.prefix) {
+                    let key = (method.clone(), pattern.clone());
+                    if let Some(&other) = owner.get(&key) {
+                        let other_any = pending.iter().any(|q| q.index == other && q.any);
+                        // Same pattern again: fine when a broader route yields to a narrower one.
+                        if p.any || p.implicit || (other_any && !p.any) {
+                            continue;
+                        }
+                        let other_name = entries[other].name.clone();
+                        errors.push((Some(p.index), format!(
+                            "route `{}` duplicates route `{other_name}` for {method}: remove one of them",
+                            entries[p.index].name
+                        )));
+                        continue;
+                    }
+                    match router.insert(pattern.clone(), p.index) {
+                        Ok(()) => {
+                            owner.insert(key, p.index);
+                        }
+                        Err(e) => {
+                            if p.implicit {
+                                continue;
+                            }
+                            errors.push((Some(p.index), format!(
+                                "route `{}` conflicts with another route ({e}); parameter names at the same position must match",
+                                entries[p.index].name
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        if errors.is_empty() { Ok(RouteTable { routers, entries }) } else { Err(errors) }
+    }
+
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
+    }
+
+    /// Finds the route for a normalized path.
+    pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        if let Some((_, router)) = self.routers.iter().find(|(m, _)| m == method) {
+            if let Ok(found) = router.at(path) {
+                let index = *found.value;
+                return Lookup::Found(index, &self.entries[index]);
+            }
+        }
+        let mut allow = BTreeSet::new();
+        for (m, router) in &self.routers {
+            if m != method && router.at(path).is_ok() {
+                allow.insert(m.as_str());
+            }
+        }
+        if allow.is_empty() {
+            return Lookup::NotFound;
+        }
+        let joined = allow.into_iter().collect::<Vec<_>>().join(", ");
+        Lookup::MethodNotAllowed(HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("GET")))
+    }
+}
+
+/// matchit patterns for a route path: a prefix route matches itself, `P/` and everything below.
+fn patterns(path: &str, prefix: bool) -> Vec<String> {
+    if !prefix {
+        return vec![if path.is_empty() { "/".into() } else { path.to_owned() }];
+    }
+    if path.is_empty() {
+        return vec!["/".into(), "/{*rest}".into()];
+    }
+    vec![path.to_owned(), format!("{path}/"), format!("{path}/{{*rest}}")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn table(routes: &str) -> RouteTable {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{routes}");
+        let config = Config::parse(&text, "t.toml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
+        RouteTable::build(&config).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn found(t: &RouteTable, m: Method, p: &str) -> Option<String> {
+        match t.lookup(&m, p) {
+            Lookup::Found(_, e) => Some(e.name.to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn specific_method_routes_fall_back_to_prefix_routes() {
+        let t = table("[[routes]]\nmatch = \"GET /api/items\"\n[[routes]]\nmatch = \"/api/**\"\n");
+        assert_eq!(found(&t, Method::GET, "/api/items").as_deref(), Some("GET /api/items"));
+        assert_eq!(found(&t, Method::HEAD, "/api/items").as_deref(), Some("GET /api/items"));
+        assert_eq!(found(&t, Method::POST, "/api/items").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::POST, "/api").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::POST, "/api/").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::DELETE, "/api/a/b/c").as_deref(), Some("/api/**"));
+        assert!(found(&t, Method::GET, "/apix").is_none());
+        assert!(found(&t, Method::TRACE, "/api/items").is_none());
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_allow_and_unknown_is_404() {
+        let t = table("[[routes]]\nmatch = \"GET,POST /api/items/{id}\"\n");
+        match t.lookup(&Method::DELETE, "/api/items/7") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, HEAD, POST"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(t.lookup(&Method::GET, "/api/items"), Lookup::NotFound));
+        assert!(matches!(t.lookup(&Method::GET, "/api/items/7/x"), Lookup::NotFound));
+    }
+}

@@ -1,0 +1,224 @@
+//! One worker's accept loop and the life of a client connection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+
+use super::Shared;
+use crate::body::Body;
+use crate::observe;
+use crate::pipeline::ConnInfo;
+
+/// Counts this worker's open connections, so a drain knows when it is done.
+struct Tracker {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+struct ConnGuard {
+    shared: Arc<Shared>,
+    tracker: Arc<Tracker>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(observe::CONNECTIONS_ACTIVE).decrement(1.0);
+        if self.tracker.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.idle.notify_waiters();
+        }
+    }
+}
+
+pub async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "worker cannot use the listener");
+            return;
+        }
+    };
+    let tracker = Arc::new(Tracker { open: AtomicUsize::new(0), idle: Notify::new() });
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let max = shared.gateway.load().config().server.max_connections;
+        if shared.connections.fetch_add(1, Ordering::Relaxed) >= max {
+            shared.connections.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!(observe::CONNECTIONS_REFUSED).increment(1);
+            drop(stream);
+            continue;
+        }
+        tracker.open.fetch_add(1, Ordering::AcqRel);
+        metrics::counter!(observe::CONNECTIONS).increment(1);
+        metrics::gauge!(observe::CONNECTIONS_ACTIVE).increment(1.0);
+        let guard = ConnGuard { shared: shared.clone(), tracker: tracker.clone() };
+        let shared = shared.clone();
+        let rx = shutdown.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            handle_connection(stream, peer, shared, rx).await;
+        });
+    }
+    drop(listener);
+    // Drain: connections were told to finish their in-flight requests and close.
+    let wait = async {
+        loop {
+            let notified = tracker.idle.notified();
+            if tracker.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    if tokio::time::timeout(grace, wait).await.is_err() {
+        tracing::warn!(open = tracker.open.load(Ordering::Relaxed), "shutdown grace ran out; closing remaining connections");
+    }
+}
+
+async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let tls = shared.tls.load_full();
+    let gateway = shared.gateway.load();
+    let server = &gateway.config().server;
+    let handshake_timeout = server.header_read_timeout.0;
+    match tls.as_ref() {
+        None => serve_io(stream, false, ConnInfo { peer, tls: false }, shared.clone(), shutdown).await,
+        Some(cfg) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+            drop(gateway);
+            let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // Dispatch on ALPN: no protocol sniffing, so no untimed read before the handshake.
+            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            serve_io(tls_stream, h2, ConnInfo { peer, tls: true }, shared.clone(), shutdown).await;
+        }
+    }
+}
+
+async fn serve_io<I>(io: I, h2: bool, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gateway = shared.gateway.load_full();
+    let server = &gateway.config().server;
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let gateway = svc_shared.gateway.load_full();
+        async move { Ok::<_, Infallible>(gateway.handle(req, info).await) }
+    });
+    let io = TokioIo::new(io);
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(server.h2_max_concurrent_streams)
+            .max_header_list_size(server.max_header_bytes.0.min(u32::MAX as u64) as u32)
+            .max_pending_accept_reset_streams(server.h2_max_pending_reset_streams)
+            .max_local_error_reset_streams(Some(1024))
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(20));
+        let conn = builder.serve_connection(io, service);
+        drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.header_read_timeout.0)
+            .max_buf_size((server.max_header_bytes.0 as usize).max(8192))
+            .max_headers(server.max_header_count)
+            .keep_alive(true);
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// Runs a connection; on shutdown, lets in-flight requests finish and then closes it.
+async fn drive<C, E>(conn: C, shutdown: &mut watch::Receiver<bool>, graceful: impl FnOnce(std::pin::Pin<&mut C>))
+where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    if *shutdown.borrow() {
+        graceful(conn.as_mut());
+        let _ = conn.await;
+        return;
+    }
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = shutdown.changed() => {}
+    }
+    graceful(conn.as_mut());
+    let _ = conn.await;
+}
+
+/// The plain-HTTP listener: every request is redirected to the same path on the public origin.
+pub async fn redirect_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let Ok(listener) = TcpListener::from_std(listener) else { return };
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(a) => a, Err(_) => continue },
+            _ = shutdown.changed() => return,
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let gateway = shared.gateway.load_full();
+                async move { Ok::<_, Infallible>(redirect(&gateway.config().public_origin().to_string(), &req)) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(16384);
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+fn redirect(origin: &str, req: &Request<Incoming>) -> Response<Body> {
+    // The target host comes from config, never from the Host header: no host-header injection.
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let pq = if pq.starts_with('/') && !pq.starts_with("//") { pq } else { "/" };
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(loc) = HeaderValue::from_str(&format!("{origin}{pq}")) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}

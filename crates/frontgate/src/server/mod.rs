@@ -1,0 +1,207 @@
+//! Listeners and lifecycle: worker threads, TLS, HTTP/1.1 and HTTP/2, connection limits,
+//! timeouts, the plain-HTTP redirect listener, reload on SIGHUP and drain on SIGTERM.
+//!
+//! Each worker thread runs its own single-threaded tokio runtime and accepts from a shared
+//! listening socket, so a request is handled start to finish on one thread with no cross-thread
+//! wake-ups (the nginx worker model). The main thread runs the admin listener, signals and
+//! reloads; the assembled pipeline and TLS config are swapped atomically for all workers.
+
+mod conn;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::observe;
+use crate::pipeline::Gateway;
+
+/// State shared by every worker and the main thread.
+pub struct Shared {
+    pub gateway: ArcSwap<Gateway>,
+    pub tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
+    pub connections: AtomicUsize,
+    pub draining: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Build(#[from] crate::pipeline::BuildError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The addresses actually bound (ports may have been 0 in the config).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub main: SocketAddr,
+    pub redirect: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    socket.bind(&addr.into()).map_err(|e| ServeError::Bind { addr, source: e })?;
+    socket.listen(1024).map_err(|e| ServeError::Bind { addr, source: e })?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
+/// `on_bound` is called once the listeners are bound (the demo prints its banner there).
+pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
+    let tls_config = tls::server_config(&config)?;
+    let workers = config.server.worker_count();
+    let main_listener = bind(config.server.listen.0)?;
+    let redirect_listener = config.server.redirect_http.map(|a| bind(a.0)).transpose()?;
+    let admin_listener = if config.admin.enabled { Some(bind(config.admin.listen.0)?) } else { None };
+    let bound = Bound {
+        main: main_listener.local_addr()?,
+        redirect: redirect_listener.as_ref().map(|l| l.local_addr()).transpose()?,
+        admin: admin_listener.as_ref().map(|l| l.local_addr()).transpose()?,
+    };
+    let scheme = if tls_config.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %bound.main, scheme, workers, "listening");
+    if let Some(a) = bound.redirect {
+        tracing::info!(addr = %a, scheme = "http-redirect", "listening");
+    }
+    if let Some(a) = bound.admin {
+        tracing::info!(addr = %a, scheme = "admin", "listening");
+    }
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+
+    let gateway = Gateway::build(config.clone())?;
+    let shared = Arc::new(Shared {
+        gateway: ArcSwap::from_pointee(gateway),
+        tls: ArcSwap::from_pointee(tls_config),
+        connections: AtomicUsize::new(0),
+        draining: AtomicBool::new(false),
+    });
+    on_bound(&bound, &config);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut threads = Vec::new();
+    for i in 0..workers {
+        let listener = main_listener.try_clone()?;
+        let shared = shared.clone();
+        let rx = shutdown_rx.clone();
+        let grace = config.server.shutdown_grace.0;
+        threads.push(
+            std::thread::Builder::new().name(format!("frontgate-worker-{i}")).spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+                rt.block_on(conn::accept_loop(listener, shared, rx, grace));
+            })?,
+        );
+    }
+    drop(main_listener);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        if let Some(l) = redirect_listener {
+            let shared = shared.clone();
+            let rx = shutdown_rx.clone();
+            tokio::spawn(conn::redirect_loop(l, shared, rx));
+        }
+        if let Some(l) = admin_listener {
+            let shared = shared.clone();
+            tokio::spawn(crate::admin::serve(l, shared, shutdown_rx.clone()));
+        }
+        let handle = observe::metrics_handle();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+        wait_for_signals(&shared, config_path.as_deref()).await;
+        shared.draining.store(true, Ordering::SeqCst);
+        tracing::info!(connections = shared.connections.load(Ordering::Relaxed), "draining");
+        let _ = shutdown_tx.send(true);
+    });
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(shared: &Arc<Shared>, config_path: Option<&std::path::Path>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => reload(shared, config_path),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_shared: &Arc<Shared>, _config_path: Option<&std::path::Path>) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Re-reads the config and certificates. An invalid config is refused, with its errors logged,
+/// and the running one keeps serving.
+pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
+    let Some(path) = config_path else {
+        tracing::warn!("reload requested, but this instance has no config file (demo); nothing to reload");
+        return;
+    };
+    let outcome = (|| -> Result<(), String> {
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let old = shared.gateway.load();
+        let old_cfg = old.config();
+        if config.server.listen != old_cfg.server.listen
+            || config.server.redirect_http != old_cfg.server.redirect_http
+            || config.admin.listen != old_cfg.admin.listen
+            || config.server.workers != old_cfg.server.workers
+        {
+            tracing::warn!("listen addresses and worker count take effect only after a restart");
+        }
+        let tls = tls::server_config(&config).map_err(|e| e.to_string())?;
+        if tls.is_some() != old_cfg.server.tls_enabled() {
+            return Err("switching TLS on or off needs a restart".into());
+        }
+        let gateway = Gateway::build(config).map_err(|e| e.to_string())?;
+        shared.tls.store(Arc::new(tls));
+        shared.gateway.store(Arc::new(gateway));
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => {
+            metrics::counter!(observe::RELOADS, "result" => "ok").increment(1);
+            tracing::info!(path = %path.display(), "configuration reloaded");
+        }
+        Err(e) => {
+            metrics::counter!(observe::RELOADS, "result" => "refused").increment(1);
+            tracing::error!(path = %path.display(), errors = %e, "reload refused; the previous configuration keeps serving");
+        }
+    }
+}
