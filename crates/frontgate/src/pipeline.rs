@@ -30,7 +30,7 @@ pub struct ConnInfo {
 
 /// The outcome of a request, for metrics and logs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
     Forwarded,
     Served,
     Denied,
@@ -75,7 +75,7 @@ struct SecurityHeaders {
 }
 
 /// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a secret.
-struct RequestIds {
+pub(crate) struct RequestIds {
     prefix: String,
     next: AtomicU64,
 }
@@ -88,7 +88,7 @@ impl RequestIds {
         RequestIds { prefix, next: AtomicU64::new(1) }
     }
 
-    fn next(&self) -> HeaderValue {
+    pub(crate) fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).unwrap_or(HeaderValue::from_static("0"))
     }
@@ -105,7 +105,7 @@ pub struct Gateway {
     frontend: Option<Frontend>,
     security: SecurityHeaders,
     route_metrics: Vec<RouteMetrics>,
-    request_ids: RequestIds,
+    pub(crate) request_ids: RequestIds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +180,7 @@ impl Gateway {
                 && head.headers.get(&hygiene::X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
         let client = Client { peer: conn.peer, ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers), https };
 
-        let mut out = Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new() };
+        let mut out = Outgoing::new();
         let mut resp = match self.run(&mut head, body, &client, &request_id, &mut out).await {
             Ok(r) => r,
             Err(problem) => {
@@ -189,11 +189,8 @@ impl Gateway {
                 problem.into_response(request_id.to_str().unwrap_or(""))
             }
         };
-        if let Some(code) = resp.extensions().get::<Code>() {
-            out.code = Some(*code);
-        }
         self.finish_headers(&mut resp, &out, &request_id, client.https);
-        self.record(&head, &resp, &out, start, &request_id, &client);
+        self.record(&head.method, head.uri.path(), &resp, &mut out, start, &request_id, &client);
         resp
     }
 
@@ -205,6 +202,35 @@ impl Gateway {
         request_id: &HeaderValue,
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
+        let path = match self.admit(head, client, request_id, out).await? {
+            Admission::Answer(r) => return Ok(r),
+            Admission::Pass { path } => path,
+        };
+        let route = &self.table.entries()[out.route.unwrap_or_default()];
+        match route.target {
+            RouteTarget::Frontend => {
+                out.decision = Decision::Served;
+                let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
+                let p = path.as_deref().unwrap_or(head.uri.path());
+                match frontend.serve(&head.method, p, &head.headers).await {
+                    Served::Found(r) => Ok(r),
+                    Served::NotFound => Err(Problem::new(Code::RouteNotFound)),
+                }
+            }
+            RouteTarget::Upstream => self.forward(head, body, path, route, client, request_id, out).await,
+        }
+    }
+
+    /// Everything before the target: limits, normalization, routing and the route's checks.
+    /// Either the request may pass (with its normalized path, if it changed), or the gateway
+    /// answers it itself (a preflight, a reserved path), or it is refused.
+    pub(crate) async fn admit(
+        &self,
+        head: &mut http::request::Parts,
+        client: &Client,
+        request_id: &HeaderValue,
+        out: &mut Outgoing,
+    ) -> Result<Admission, Problem> {
         let server = &self.config.server;
         if head.headers.len() > server.max_header_count || header_bytes(&head.headers) > server.max_header_bytes.0 as usize {
             return Err(Problem::new(Code::HeadersTooLarge));
@@ -214,7 +240,7 @@ impl Gateway {
             .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
         if path.starts_with("/.frontgate/") || &*path == "/.frontgate" {
             out.decision = Decision::Served;
-            return self.reserved(&head.method, &path);
+            return self.reserved(&head.method, &path).map(Admission::Answer);
         }
         let preflight = is_preflight(&head.method, &head.headers);
         let lookup_method = if preflight {
@@ -233,7 +259,7 @@ impl Gateway {
         out.route = Some(index);
         let path = path.into_owned_if_changed();
 
-        // Checks, in order.
+        // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
         let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new() };
         for check in &self.checks[index] {
@@ -250,25 +276,12 @@ impl Gateway {
                 Verdict::Respond(r) => {
                     out.extra = std::mem::take(&mut ex.response_headers);
                     out.decision = Decision::Served;
-                    return Ok(r);
+                    return Ok(Admission::Answer(r));
                 }
             }
         }
         out.extra = ex.response_headers;
-        let head = ex.head;
-
-        match route.target {
-            RouteTarget::Frontend => {
-                out.decision = Decision::Served;
-                let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
-                let p = path.as_deref().unwrap_or(head.uri.path());
-                match frontend.serve(&head.method, p, &head.headers).await {
-                    Served::Found(r) => Ok(r),
-                    Served::NotFound => Err(Problem::new(Code::RouteNotFound)),
-                }
-            }
-            RouteTarget::Upstream => self.forward(head, body, path, route, client, request_id, out).await,
-        }
+        Ok(Admission::Pass { path })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -351,7 +364,7 @@ impl Gateway {
         Err(Problem::new(Code::RouteNotFound))
     }
 
-    fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
+    pub(crate) fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
         let route = out.route.map(|i| &self.table.entries()[i]);
         let h = resp.headers_mut();
         for (k, v) in &out.extra {
@@ -407,7 +420,11 @@ impl Gateway {
         h.insert(&hygiene::X_REQUEST_ID, request_id.clone());
     }
 
-    fn record(&self, head: &http::request::Parts, resp: &Response<Body>, out: &Outgoing, start: Instant, request_id: &HeaderValue, client: &Client) {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(&self, method: &Method, path: &str, resp: &Response<Body>, out: &mut Outgoing, start: Instant, request_id: &HeaderValue, client: &Client) {
+        if let Some(code) = resp.extensions().get::<Code>() {
+            out.code = Some(*code);
+        }
         let total = start.elapsed();
         let route_name = out.route.map(|i| &*self.table.entries()[i].name).unwrap_or(NOT_FOUND_ROUTE);
         let passed = |i: usize| {
@@ -429,8 +446,8 @@ impl Gateway {
             tracing::info!(
                 target: "frontgate::access",
                 request_id = request_id.to_str().unwrap_or(""),
-                method = head.method.as_str(),
-                path = head.uri.path(),
+                method = method.as_str(),
+                path = path,
                 route = route_name,
                 status = resp.status().as_u16(),
                 decision = out.decision.as_str(),
@@ -444,12 +461,25 @@ impl Gateway {
     }
 }
 
-struct Outgoing {
+pub(crate) enum Admission {
+    /// Go on to the target; `path` is the normalized path when it differs from the raw one.
+    Pass { path: Option<String> },
+    /// The gateway answers itself.
+    Answer(Response<Body>),
+}
+
+pub(crate) struct Outgoing {
     route: Option<usize>,
-    decision: Decision,
+    pub(crate) decision: Decision,
     code: Option<Code>,
     upstream_time: Option<Duration>,
     extra: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Outgoing {
+    pub(crate) fn new() -> Self {
+        Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new() }
+    }
 }
 
 fn header_bytes(headers: &http::HeaderMap) -> usize {

@@ -49,6 +49,13 @@ fn d_data_dir() -> PathBuf {
     PathBuf::from("./.frontgate")
 }
 
+/// What a config is loaded for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Gateway,
+    Embedded,
+}
+
 /// One problem found in a config file, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -134,6 +141,16 @@ impl Config {
 
     /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_as(text, file, base, Use::Gateway)
+    }
+
+    /// Parses config for [`crate::layer`]: routes guard an embedding service, so no
+    /// [upstream] or [frontend] is needed and `to = "upstream"` means "the inner service".
+    pub fn parse_embedded(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_as(text, file, base, Use::Embedded)
+    }
+
+    fn parse_as(text: &str, file: &str, base: &Path, usage: Use) -> Result<Config, ConfigErrors> {
         let mut rep = Reporter { file, text, errors: Vec::new() };
         let mut config: Config = match toml::from_str(text) {
             Ok(c) => c,
@@ -144,7 +161,7 @@ impl Config {
             }
         };
         config.resolve_paths(base);
-        config.validate(&mut rep);
+        config.validate(&mut rep, usage);
         if rep.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(rep.errors)) }
     }
 
@@ -164,8 +181,9 @@ impl Config {
         }
     }
 
-    fn validate(&self, rep: &mut Reporter<'_>) {
-        if self.upstream.is_none() && self.frontend.is_none() {
+    fn validate(&self, rep: &mut Reporter<'_>, usage: Use) {
+        let gateway = usage == Use::Gateway;
+        if gateway && self.upstream.is_none() && self.frontend.is_none() {
             rep.at(None, "nothing to serve: add an [upstream] section with url = \"http://127.0.0.1:3000\", or a [frontend] section with dir = \"./dist\"");
         }
         let s = &self.server;
@@ -213,7 +231,7 @@ impl Config {
             let span = Some(route.matcher.span());
             let m = route.matcher.get_ref();
             match route.to {
-                RouteTarget::Upstream if self.upstream.is_none() => {
+                RouteTarget::Upstream if gateway && self.upstream.is_none() => {
                     rep.at(span.clone(), format!("route `{}` forwards to the upstream, but there is no [upstream] section", m.text));
                 }
                 RouteTarget::Frontend if self.frontend.is_none() => {
