@@ -3,6 +3,7 @@
 //! An enum rather than a boxed trait object so the common cases (a proxied stream, a small
 //! gateway-made document, nothing) cost no allocation on the hot path.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,52 @@ pub enum Body {
     Boxed(Boxed),
     /// An upstream response body whose connection goes back to the pool when it ends.
     Pooled { inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard> },
+}
+
+/// A body that fails once a deadline passes (`[upstream] total_timeout`).
+pub struct DeadlineBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    pub fn new(inner: Body, deadline: tokio::time::Instant) -> Self {
+        DeadlineBody { inner, sleep: Box::pin(tokio::time::sleep_until(deadline)) }
+    }
+}
+
+/// The error a [`DeadlineBody`] yields when its deadline passes.
+#[derive(Debug)]
+pub struct DeadlineError;
+
+impl std::fmt::Display for DeadlineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream total_timeout reached while streaming the response")
+    }
+}
+impl std::error::Error for DeadlineError {}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(DeadlineError)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The error a [`Body::Limited`] yields when it goes over its limit.

@@ -323,7 +323,8 @@ impl Gateway {
         let req = builder.body(body).map_err(|_| Problem::new(Code::BadRequest))?;
         let timeout = route.timeout.unwrap_or(self.upstream_timeout);
         let sent = Instant::now();
-        let result = proxy::forward(upstream, req, timeout, upgrade, || exceeded.load(Ordering::Relaxed)).await;
+        let total = self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0));
+        let result = proxy::forward(upstream, req, timeout, total, upgrade, || exceeded.load(Ordering::Relaxed)).await;
         out.upstream_time = Some(sent.elapsed());
         let mut resp = result?;
         out.decision = Decision::Forwarded;

@@ -15,6 +15,9 @@ pub struct UpstreamConfig {
     pub connect_timeout: Dur,
     #[serde(default = "d_timeout")]
     pub timeout: Dur,
+    /// Bounds the whole exchange, response body included (not WebSocket tunnels). Off by default,
+    /// since it would cut long downloads and server-sent event streams.
+    pub total_timeout: Option<Dur>,
     #[serde(default = "d_pool_idle")]
     pub pool_idle_timeout: Dur,
     #[serde(default = "d_pool_max")]

@@ -10,7 +10,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::body::Body;
+use crate::body::{Body, DeadlineBody};
 use crate::problem::{Code, Problem};
 use client::{UpstreamClient, UpstreamError};
 
@@ -31,19 +31,27 @@ pub async fn forward(
     client: &std::sync::Arc<UpstreamClient>,
     req: Request<Body>,
     timeout: Duration,
+    total_timeout: Option<Duration>,
     client_upgrade: Option<OnUpgrade>,
     limit_hit: impl Fn() -> bool,
 ) -> Result<Response<Body>, Problem> {
     if let Some(client_upgrade) = client_upgrade {
         return forward_upgrade(client, req, timeout, client_upgrade).await;
     }
-    let result = tokio::time::timeout(timeout, client.send(req)).await;
+    let started = tokio::time::Instant::now();
+    let head_timeout = total_timeout.map_or(timeout, |t| t.min(timeout));
+    let result = tokio::time::timeout(head_timeout, client.send(req)).await;
     match result {
         Err(_) => Err(Problem::new(Code::UpstreamTimeout)),
         Ok(Err(e)) => Err(upstream_problem(e, limit_hit())),
         Ok(Ok((resp, guard))) => {
             let (parts, body) = resp.into_parts();
-            Ok(Response::from_parts(parts, Body::pooled(body, guard)))
+            let body = Body::pooled(body, guard);
+            let body = match total_timeout {
+                Some(t) if !http_body::Body::is_end_stream(&body) => Body::boxed(DeadlineBody::new(body, started + t)),
+                _ => body,
+            };
+            Ok(Response::from_parts(parts, body))
         }
     }
 }
