@@ -57,3 +57,539 @@ async fn undeclared_paths_never_reach_the_upstream() {
     assert_eq!(json(&b)["code"], "method_not_allowed");
     assert_eq!(up.hits(), 0);
 }
+
+// ---- helpers for bodies the harness's `Full`-typed clients cannot send ----
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// A body sent in chunks with no Content-Length, so hyper uses Transfer-Encoding: chunked.
+fn chunked(chunks: Vec<Bytes>) -> TestBody {
+    use http_body_util::BodyExt;
+    let frames = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(hyper::body::Frame::data(c))));
+    http_body_util::StreamBody::new(frames).boxed()
+}
+
+/// One request with any body on a fresh HTTP/1.1-over-TLS connection.
+async fn send_h1(client: &TlsClient, r: http::Request<TestBody>) -> (http::StatusCode, http::HeaderMap, Bytes) {
+    let tls = client.connect(&[b"http/1.1"]).await;
+    let (mut s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+    tokio::spawn(conn);
+    collect(s.send_request(r).await.expect("response")).await
+}
+
+/// Asserts a problem document: status, content type, code, and a request id that matches the header.
+fn assert_problem(status: http::StatusCode, headers: &http::HeaderMap, body: &Bytes, want_status: u16, want_code: &str) -> serde_json::Value {
+    assert_eq!(status.as_u16(), want_status, "{}", String::from_utf8_lossy(body));
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let p = json(body);
+    assert_eq!(p["code"], want_code, "{p}");
+    assert_eq!(p["status"], want_status);
+    assert_eq!(p["type"], format!("/.frontgate/problems/{want_code}"));
+    let rid = p["request_id"].as_str().expect("request_id");
+    assert!(!rid.is_empty());
+    assert_eq!(headers["x-request-id"].to_str().unwrap(), rid);
+    p
+}
+
+fn seen_headers(up: &Upstream) -> std::collections::HashMap<String, Vec<String>> {
+    up.last.lock().unwrap().as_ref().expect("the upstream saw a request").2.clone()
+}
+
+#[tokio::test]
+async fn the_upstream_base_path_prefixes_the_normalized_path() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("[upstream]\nurl = \"http://{}/echo/v1/\"\n\n[[routes]]\nmatch = \"/items/**\"\n", up.addr));
+    let client = gate.tls();
+    let (s, _, b) = client.get("/items/7?x=%2F").await;
+    assert_eq!(s, 200);
+    assert_eq!(json(&b)["path"], "/echo/v1/items/7?x=%2F");
+    let out = client.raw(b"GET /items/%37 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    assert!(out.contains("\"path\":\"/echo/v1/items/7\""), "{out}");
+}
+
+// ---- upstream failure modes ----
+
+#[tokio::test]
+async fn upstream_down_is_502_upstream_unavailable() {
+    // A loopback port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let gate = start("", &format!("[upstream]\nurl = \"http://{closed}\"\n\n[[routes]]\nmatch = \"/echo/**\"\n"));
+    let (s, h, b) = gate.tls().get("/echo/x").await;
+    let p = assert_problem(s, &h, &b, 502, "upstream_unavailable");
+    // Nothing about the backend (address, OS error) leaks to the client.
+    assert!(!p.to_string().contains(&closed.port().to_string()), "{p}");
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_upstream_timeout() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}timeout = \"500ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\n", up.config()));
+    let (s, h, b) = gate.tls().get("/slow?ms=3000").await;
+    assert_problem(s, &h, &b, 504, "upstream_timeout");
+    assert_eq!(up.hits(), 1);
+    // The abandoned upstream exchange does not poison the next request.
+    let (s, _, b) = gate.tls().get("/slow?ms=0").await;
+    assert_eq!((s.as_u16(), &b[..]), (200, &b"slow"[..]));
+}
+
+#[tokio::test]
+async fn a_route_timeout_overrides_the_upstream_timeout_both_ways() {
+    let up = Upstream::start().await;
+    // Lower than the default of 30s: times out.
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"400ms\"\n", up.config()));
+    let (s, h, b) = gate.tls().get("/slow?ms=3000").await;
+    assert_problem(s, &h, &b, 504, "upstream_timeout");
+    drop(gate);
+    // Higher than a short upstream timeout: the slow answer gets through.
+    let gate = start("", &format!("{}timeout = \"300ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"20s\"\n", up.config()));
+    let (s, _, b) = gate.tls().get("/slow?ms=1000").await;
+    assert_eq!(s, 200);
+    assert_eq!(&b[..], b"slow");
+}
+
+#[tokio::test]
+async fn upstream_5xx_bodies_are_masked_but_status_and_retry_after_kept() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/status/**\"\n", up.config()));
+    let client = gate.tls();
+    for code in [500u16, 503] {
+        let (s, h, b) = client.get(&format!("/status/{code}")).await;
+        let p = assert_problem(s, &h, &b, code, "upstream_error");
+        let text = String::from_utf8_lossy(&b);
+        assert!(!text.contains("stack trace") && !text.contains("Db.java"), "{text}");
+        assert_eq!(p["title"], "Upstream error");
+        assert_eq!(h["retry-after"], "7");
+    }
+    // 4xx are the backend's own answers and pass through untouched.
+    let (s, _, b) = client.get("/status/404").await;
+    assert_eq!(s, 404);
+    assert!(String::from_utf8_lossy(&b).contains("stack trace"));
+    assert_eq!(up.hits(), 3);
+}
+
+#[tokio::test]
+async fn upstream_5xx_bodies_pass_through_when_masking_is_off() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}mask_5xx = false\n\n[[routes]]\nmatch = \"/status/**\"\n", up.config()));
+    let (s, h, b) = gate.tls().get("/status/503").await;
+    assert_eq!(s, 503);
+    assert_eq!(&b[..], b"internal details: stack trace at Db.java:42");
+    assert_eq!(h["retry-after"], "7");
+    assert!(h.get("content-type").is_none_or(|v| v != "application/problem+json"));
+}
+
+// ---- request limits ----
+
+#[tokio::test]
+async fn declared_oversize_body_is_413_before_the_upstream() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let client = gate.tls();
+    let r = req("POST", "/echo/up").body(Full::new(Bytes::from(vec![b'a'; 2048]))).unwrap();
+    let (s, h, b) = client.send(r).await;
+    assert_problem(s, &h, &b, 413, "payload_too_large");
+    assert_eq!(up.hits(), 0, "the upstream must not see an oversize request");
+
+    // Exactly at the limit and below it: forwarded whole.
+    for n in [1024usize, 1000] {
+        let r = req("POST", "/echo/up").body(Full::new(Bytes::from(vec![b'a'; n]))).unwrap();
+        let (s, _, b) = client.send(r).await;
+        assert_eq!(s, 200);
+        assert_eq!(json(&b)["body_len"], n);
+    }
+}
+
+#[tokio::test]
+async fn chunked_oversize_body_is_413_and_chunked_small_body_is_forwarded_whole() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let client = gate.tls();
+
+    let big = chunked(vec![Bytes::from(vec![b'a'; 600]), Bytes::from(vec![b'b'; 600]), Bytes::from(vec![b'c'; 600])]);
+    let r = req("POST", "/echo/chunked").body(big).unwrap();
+    assert!(r.headers().get("content-length").is_none());
+    let (s, h, b) = send_h1(&client, r).await;
+    assert_problem(s, &h, &b, 413, "payload_too_large");
+
+    let small = chunked(vec![Bytes::from(vec![b'a'; 500]), Bytes::from(vec![b'b'; 500])]);
+    let (s, _, b) = send_h1(&client, req("POST", "/echo/chunked").body(small).unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(json(&b)["body_len"], 1000);
+}
+
+#[tokio::test]
+async fn chunked_oversize_body_over_raw_bytes_is_413() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 100\n", up.config()));
+    let chunk = "x".repeat(90);
+    let raw = format!(
+        "POST /echo/raw HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5a\r\n{chunk}\r\n5a\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    let out = gate.tls().raw(raw.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("\"code\":\"payload_too_large\""), "{out}");
+}
+
+#[tokio::test]
+async fn expect_100_continue_with_an_oversize_length_is_refused_without_reading_the_body() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    // No body follows: the answer must come without the gateway asking for it (no 100 Continue).
+    let out = gate
+        .tls()
+        .raw(b"POST /echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert!(out.contains("\"code\":\"payload_too_large\""), "{out}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn http2_streamed_oversize_body_is_413() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let tls = gate.tls().connect(&[b"h2"]).await;
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let body = chunked(vec![Bytes::from(vec![b'a'; 800]), Bytes::from(vec![b'b'; 800])]);
+    let r = http::Request::builder().method("POST").uri("https://localhost/echo/h2").body(body).unwrap();
+    let (s, h, b) = collect(h2.send_request(r).await.unwrap()).await;
+    assert_problem(s, &h, &b, 413, "payload_too_large");
+    let body = chunked(vec![Bytes::from(vec![b'a'; 500]), Bytes::from(vec![b'b'; 500])]);
+    let r = http::Request::builder().method("POST").uri("https://localhost/echo/h2").body(body).unwrap();
+    let (s, _, b) = collect(h2.send_request(r).await.unwrap()).await;
+    assert_eq!(s, 200);
+    assert_eq!(json(&b)["body_len"], 1000);
+}
+
+#[tokio::test]
+async fn ambiguous_message_framing_never_smuggles_a_request_upstream() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let client = gate.tls();
+    let refused: [&[u8]; 2] = [
+        // Two different Content-Lengths.
+        b"POST /echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nContent-Length: 40\r\nConnection: close\r\n\r\nabcd",
+        // A transfer coding other than chunked last.
+        b"POST /echo/x HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, identity\r\nConnection: close\r\n\r\n0\r\n\r\n",
+    ];
+    for raw in refused {
+        let out = client.raw(raw).await;
+        assert!(out.starts_with("HTTP/1.1 400 "), "{}\n---\n{out}", String::from_utf8_lossy(raw));
+    }
+    assert_eq!(up.hits(), 0);
+    // Content-Length with Transfer-Encoding (CL.TE smuggling): RFC 9112 §6.3 lets a server either
+    // refuse it or read it as chunked and close the connection afterwards. Either way the bytes
+    // after the chunked body must never become a second request, here or at the upstream.
+    for order in [
+        "Content-Length: 60\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 60\r\n",
+    ] {
+        let raw = format!(
+            "POST /echo/x HTTP/1.1\r\nHost: localhost\r\n{order}\r\n0\r\n\r\nGET /echo/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        );
+        let out = client.raw(raw.as_bytes()).await;
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+        assert!(out.starts_with("HTTP/1.1 400 ") || out.starts_with("HTTP/1.1 200 "), "{out}");
+        if out.starts_with("HTTP/1.1 200 ") {
+            let seen = json(&Bytes::from(out.split_once("\r\n\r\n").unwrap().1.to_owned()));
+            assert_eq!(seen["path"], "/echo/x");
+            assert_eq!(seen["body_len"], 0);
+            // The upstream must not get the client's Content-Length for a body framed otherwise.
+            assert!(seen["headers"].get("content-length").is_none_or(|v| v[0] == "0"), "{seen}");
+        }
+        let last = up.last.lock().unwrap().clone();
+        assert!(last.is_none_or(|(_, path, _)| path != "/echo/smuggled"));
+    }
+}
+
+#[tokio::test]
+async fn oversize_and_too_many_headers_are_431_before_the_upstream() {
+    let up = Upstream::start().await;
+    let gate = start(
+        "max_header_bytes = 4096\nmax_header_count = 20\n",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
+    );
+    let client = gate.tls();
+    // Over max_header_bytes but within hyper's read buffer: the gateway's own check answers.
+    let r = req("GET", "/echo/a").header("x-big", "a".repeat(6000)).body(Full::default()).unwrap();
+    let (s, h, b) = client.send(r).await;
+    assert_problem(s, &h, &b, 431, "headers_too_large");
+    // Far over: hyper's buffer limit answers 431 itself.
+    let out = client
+        .raw(format!("GET /echo/a HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(20000)).as_bytes())
+        .await;
+    assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+    // More headers than max_header_count.
+    let mut r = req("GET", "/echo/a");
+    for i in 0..30 {
+        r = r.header(format!("x-h{i}"), "1");
+    }
+    let (s, _, _) = client.send(r.body(Full::default()).unwrap()).await;
+    assert_eq!(s, 431);
+    // Over HTTP/2 hyper applies no count limit: the gateway's does.
+    let mut h2 = client.h2().await;
+    let mut r = http::Request::builder().method("GET").uri("https://localhost/echo/a");
+    for i in 0..30 {
+        r = r.header(format!("x-h{i}"), "1");
+    }
+    let (s, h, b) = collect(h2.send_request(r.body(Full::default()).unwrap()).await.unwrap()).await;
+    assert_problem(s, &h, &b, 431, "headers_too_large");
+    assert_eq!(up.hits(), 0);
+}
+
+// ---- protocols ----
+
+#[tokio::test]
+async fn http2_requests_are_forwarded_as_http11_with_the_body_and_upstream_host() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let mut h2 = gate.tls().h2().await;
+    let body = Bytes::from(vec![b'z'; 70_000]);
+    let r = http::Request::builder()
+        .method("POST")
+        .uri("https://localhost/echo/h2?q=1")
+        .header("content-type", "application/octet-stream")
+        .body(Full::new(body))
+        .unwrap();
+    let resp = h2.send_request(r).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    let (s, _, b) = collect(resp).await;
+    assert_eq!(s, 200);
+    let seen = json(&b);
+    // The upstream is an HTTP/1.1-only server: that it answered at all means it got HTTP/1.1.
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["path"], "/echo/h2?q=1");
+    assert_eq!(seen["body_len"], 70_000);
+    let h = &seen["headers"];
+    assert_eq!(h["host"][0], up.addr.to_string());
+    assert_eq!(h["x-forwarded-host"][0], "localhost");
+    assert_eq!(h["x-forwarded-proto"][0], "https");
+    assert_eq!(h["content-type"][0], "application/octet-stream");
+}
+
+#[tokio::test]
+async fn websocket_upgrades_pass_through() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"GET /ws\"\n", up.config()));
+    let tls = gate.tls().connect(&[b"http/1.1"]).await;
+    let (mut ws, resp) = tokio::time::timeout(std::time::Duration::from_secs(10), tokio_tungstenite::client_async("wss://localhost/ws", tls))
+        .await
+        .expect("handshake in time")
+        .expect("websocket handshake");
+    assert_eq!(resp.status(), 101);
+    assert!(resp.headers().get("server").is_none());
+    ws.send(Message::text("hello through the gate")).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("echo in time").expect("open").unwrap();
+        if msg.is_text() || msg.is_binary() {
+            got.push(msg);
+        }
+    }
+    assert_eq!(got[0], Message::text("hello through the gate"));
+    assert_eq!(got[1], Message::binary(vec![0u8, 1, 2, 255]));
+    ws.close(None).await.unwrap();
+    let seen = seen_headers(&up);
+    assert_eq!(seen["upgrade"][0].to_ascii_lowercase(), "websocket");
+    assert_eq!(seen["host"][0], up.addr.to_string());
+}
+
+#[tokio::test]
+async fn cross_site_websocket_handshakes_are_refused() {
+    let up = Upstream::start().await;
+    let gate = start("public_url = \"https://localhost\"\n", &format!("{}\n[[routes]]\nmatch = \"GET /ws\"\n", up.config()));
+    let handshake = |origin: &str| {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: {origin}\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    // Reads until `needle` shows up (the connection stays open either way).
+    async fn exchange(client: &TlsClient, bytes: &[u8], needle: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = client.connect(&[b"http/1.1"]).await;
+        tls.write_all(bytes).await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !String::from_utf8_lossy(&out).contains(needle) {
+            match tokio::time::timeout_at(deadline, tls.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    // A page on another site opening a socket with the user's cookies (CSWSH).
+    let out = exchange(&gate.tls(), handshake("https://evil.test").as_bytes(), "}").await;
+    assert!(out.starts_with("HTTP/1.1 403 "), "{out}");
+    assert!(out.contains("origin_denied"), "{out}");
+    assert_eq!(up.hits(), 0);
+    // The app's own page may.
+    let head = exchange(&gate.tls(), handshake("https://localhost").as_bytes(), "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test]
+async fn pooled_upstream_connections_never_mix_up_responses() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/**\"\n", up.config()));
+    let client = gate.tls();
+    // One client connection, a mix of exchanges that end the upstream body in different ways.
+    let mut h1 = client.h1().await;
+    for round in 0..3 {
+        for n in [0usize, 1, 70_000, 3_000_000] {
+            let r = req("GET", &format!("/big?bytes={n}")).body(Full::default()).unwrap();
+            let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
+            assert_eq!((s.as_u16(), b.len()), (200, n), "round {round}");
+            assert!(b.iter().all(|&c| c == b'x'));
+            let r = req("HEAD", &format!("/big?bytes={n}")).body(Full::default()).unwrap();
+            let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
+            assert_eq!((s.as_u16(), b.len()), (200, 0));
+            let r = req("GET", "/status/500").body(Full::default()).unwrap();
+            let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
+            assert_eq!((s.as_u16(), json(&b)["code"].as_str()), (500, Some("upstream_error")));
+            let r = req("POST", &format!("/echo/{round}/{n}")).body(Full::new(Bytes::from(vec![b'p'; n % 5000]))).unwrap();
+            let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
+            assert_eq!(s, 200);
+            let seen = json(&b);
+            assert_eq!(seen["path"], format!("/echo/{round}/{n}"));
+            assert_eq!(seen["body_len"], n % 5000);
+        }
+    }
+    // Many concurrent streams on one HTTP/2 connection, each with its own body.
+    let h2 = client.h2().await;
+    let mut tasks = Vec::new();
+    for i in 0..40usize {
+        let mut h2 = h2.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = http::Request::builder()
+                .method("POST")
+                .uri(format!("https://localhost/echo/c/{i}"))
+                .body(Full::new(Bytes::from(vec![b'q'; i * 997])))
+                .unwrap();
+            let (s, _, b) = collect(h2.send_request(r).await.unwrap()).await;
+            (i, s, json(&b))
+        }));
+    }
+    for t in tasks {
+        let (i, s, seen) = t.await.unwrap();
+        assert_eq!(s, 200);
+        assert_eq!(seen["path"], format!("/echo/c/{i}"));
+        assert_eq!(seen["body_len"], i * 997);
+    }
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_never_reach_the_upstream() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let r = req("GET", "/echo/hop")
+        .header("connection", "x-custom, keep-alive")
+        .header("x-custom", "1")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic dXNlcjpwYXNz")
+        .header("proxy-connection", "keep-alive")
+        .header("upgrade", "h2c")
+        .header("x-kept", "yes")
+        .body(Full::default())
+        .unwrap();
+    let (s, _, b) = gate.tls().send(r).await;
+    assert_eq!(s, 200);
+    let h = &json(&b)["headers"];
+    for name in ["x-custom", "keep-alive", "te", "proxy-authorization", "proxy-connection", "upgrade", "connection"] {
+        assert!(h.get(name).is_none(), "{name} reached the upstream: {h}");
+    }
+    assert_eq!(h["x-kept"][0], "yes");
+}
+
+// ---- plain mode behind a load balancer ----
+
+#[tokio::test]
+async fn plain_mode_behind_a_trusted_load_balancer_extends_the_forwarding_chain() {
+    let up = Upstream::start().await;
+    let gate = start(
+        "tls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
+    );
+    let r = req("GET", "/echo/lb")
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-forwarded-proto", "https")
+        .header("x-request-id", "lb-req-42")
+        .body(Full::default())
+        .unwrap();
+    let (s, h, b) = plain_send(gate.addr, r).await;
+    assert_eq!(s, 200);
+    let seen = &json(&b)["headers"];
+    assert_eq!(seen["x-forwarded-for"][0], "1.2.3.4, 127.0.0.1");
+    assert_eq!(seen["x-forwarded-for"].as_array().unwrap().len(), 1);
+    assert_eq!(seen["x-forwarded-proto"][0], "https");
+    // The load balancer's request id is kept end to end.
+    assert_eq!(seen["x-request-id"][0], "lb-req-42");
+    assert_eq!(h["x-request-id"], "lb-req-42");
+    // With tls = "off" the gateway sends no HSTS of its own; that is the load balancer's job.
+    assert!(h.get("strict-transport-security").is_none());
+
+    // A prior Forwarded chain from the load balancer is extended too.
+    let r = req("GET", "/echo/lb").header("forwarded", "for=1.2.3.4;proto=https").body(Full::default()).unwrap();
+    let (_, _, b) = plain_send(gate.addr, r).await;
+    let seen = &json(&b)["headers"];
+    assert_eq!(seen["forwarded"][0], "for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\"");
+}
+
+#[tokio::test]
+async fn a_forwarding_chain_split_over_several_header_lines_is_kept_whole() {
+    // A client sends its own X-Forwarded-For; the load balancer appends its entry as a second
+    // line (which HTTP allows: it means the same as one comma-joined line). Keeping only the
+    // first line would drop the address the load balancer saw and keep the client's claim.
+    let up = Upstream::start().await;
+    let gate = start(
+        "tls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
+    );
+    let r = req("GET", "/echo/lb")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("forwarded", "for=6.6.6.6")
+        .header("forwarded", "for=1.2.3.4;proto=https")
+        .body(Full::default())
+        .unwrap();
+    let (s, _, b) = plain_send(gate.addr, r).await;
+    assert_eq!(s, 200);
+    let seen = &json(&b)["headers"];
+    assert_eq!(seen["x-forwarded-for"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen["x-forwarded-for"][0], "6.6.6.6, 1.2.3.4, 127.0.0.1");
+    assert_eq!(seen["forwarded"].as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(seen["forwarded"][0], "for=6.6.6.6, for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\"");
+}
+
+#[tokio::test]
+async fn plain_mode_without_trusted_proxies_replaces_inbound_forwarding_headers() {
+    let up = Upstream::start().await;
+    let gate = start("tls = \"off\"\ntrusted_proxies = []\n", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let r = req("GET", "/echo/direct")
+        .header("x-forwarded-for", "1.2.3.4")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.test")
+        .header("forwarded", "for=1.2.3.4;proto=https")
+        .header("x-request-id", "spoofed-id")
+        .body(Full::default())
+        .unwrap();
+    let (s, _, b) = plain_send(gate.addr, r).await;
+    assert_eq!(s, 200);
+    let seen = &json(&b)["headers"];
+    assert_eq!(seen["x-forwarded-for"][0], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"][0], "http");
+    assert_eq!(seen["x-forwarded-host"][0], "localhost");
+    assert_eq!(seen["forwarded"][0], "for=127.0.0.1;proto=http;host=\"localhost\"");
+    assert_ne!(seen["x-request-id"][0], "spoofed-id");
+}

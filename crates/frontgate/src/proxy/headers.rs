@@ -76,6 +76,20 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
 }
 
+/// All lines of a list header as one comma-joined value. A chain split over several lines means
+/// the same as one line (RFC 9110 §5.3); reading only the first would drop the hops a trusted
+/// proxy appended on a line of its own and keep the client's claim instead.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// Whether a header is one a client must never be able to set on the way to the backend.
 fn is_identity_header(name: &HeaderName) -> bool {
     name.as_str().starts_with("x-frontgate-")
@@ -102,7 +116,7 @@ pub fn prepare_request_headers(
     }
     let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
     let proto = if client.https { "https" } else { "http" };
-    let prior_xff = if trusted { headers.get(&X_FORWARDED_FOR).cloned() } else { None };
+    let prior_xff = if trusted { joined(headers, &X_FORWARDED_FOR) } else { None };
     if !trusted {
         headers.remove(&FORWARDED);
         headers.remove(&X_FORWARDED_PROTO);
@@ -111,7 +125,7 @@ pub fn prepare_request_headers(
     }
     headers.remove(&X_REAL_IP);
     let peer = client.peer.ip().to_string();
-    let xff = match prior_xff.as_ref().and_then(|v| v.to_str().ok()) {
+    let xff = match prior_xff.as_deref() {
         Some(prior) if !prior.is_empty() => format!("{prior}, {peer}"),
         _ => peer.clone(),
     };
@@ -138,8 +152,8 @@ pub fn prepare_request_headers(
             forwarded.push('"');
         }
     }
-    let forwarded = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prior) if trusted && !prior.is_empty() => format!("{prior}, {forwarded}"),
+    let forwarded = match joined(headers, &FORWARDED) {
+        Some(prior) if trusted => format!("{prior}, {forwarded}"),
         _ => forwarded,
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
@@ -205,5 +219,19 @@ mod tests {
         prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn a_chain_over_several_lines_is_extended_whole() {
+        let s = server("\"10.0.0.0/8\"");
+        let client = Client { peer: "10.0.0.2:1".parse().unwrap(), ip: "203.0.113.9".parse().unwrap(), https: true };
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        h.append("forwarded", HeaderValue::from_static("for=6.6.6.6"));
+        h.append("forwarded", HeaderValue::from_static("for=203.0.113.9"));
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
+        assert_eq!(h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["6.6.6.6, 203.0.113.9, 10.0.0.2"]);
+        assert_eq!(h.get_all("forwarded").iter().collect::<Vec<_>>(), ["for=6.6.6.6, for=203.0.113.9, for=10.0.0.2;proto=https"]);
     }
 }
