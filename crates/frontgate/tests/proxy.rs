@@ -245,6 +245,21 @@ async fn expect_100_continue_with_an_oversize_length_is_refused_without_reading_
 }
 
 #[tokio::test]
+async fn an_unread_oversize_body_is_never_parsed_as_the_next_request() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    // The gateway refuses this without reading the body; the body is itself a request. Those
+    // bytes are body bytes, and must never be answered (or forwarded) as a request of their own.
+    let inner = "GET /echo/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let body = format!("{inner}{}", "x".repeat(2048 - inner.len()));
+    let raw = format!("POST /echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2048\r\n\r\n{body}");
+    let out = gate.tls().raw(raw.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
 async fn http2_streamed_oversize_body_is_413() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
