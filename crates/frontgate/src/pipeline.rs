@@ -125,8 +125,8 @@ impl Gateway {
         let table = RouteTable::build(&config).map_err(|errs| {
             BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
         })?;
-        let public_origin = config.public_origin();
-        let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(&public_origin, config.cors.as_ref()));
+        let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
+        let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // The fixed order of checks (DESIGN.md): origin/CORS first; later issues add theirs here.
         let checks = table.entries().iter().map(|_| vec![origin_check.clone()]).collect();
         let upstream = config.upstream.as_ref().map(|u| {

@@ -410,3 +410,18 @@ async fn a_route_without_cors_accepts_only_same_origin() {
     assert!(h.get("access-control-allow-origin").is_none());
     assert_eq!(up.hits(), 1);
 }
+
+/// Without `public_url`, the request's own scheme and Host define same-origin: a same-origin
+/// POST (browsers send Origin on those) passes, a foreign one is refused before the upstream.
+#[tokio::test]
+async fn same_origin_without_public_url_follows_the_host() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"POST /echo\"\n", up.config()));
+    let client = gate.tls();
+    let post = |origin: &'static str| req("POST", "/echo").header("origin", origin).body(Full::<Bytes>::default()).unwrap();
+    assert_eq!(client.send(post("https://localhost")).await.0, 200);
+    assert_eq!(client.send(post("https://LOCALHOST:443")).await.0, 200);
+    assert_eq!(client.send(post("http://localhost")).await.0, 403);
+    assert_eq!(client.send(post("https://localhost.evil.example")).await.0, 403);
+    assert_eq!(up.hits(), 2);
+}

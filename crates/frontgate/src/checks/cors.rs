@@ -12,7 +12,9 @@ use crate::config::{CorsConfig, CorsOrigin, Origin};
 use crate::problem::{Code, Problem};
 
 pub struct OriginCheck {
-    public_origin: HeaderValue,
+    /// The configured public origin; `None` when `public_url` is not set, and the request's own
+    /// scheme and Host stand in for it (see [`OriginCheck::same_origin`]).
+    public_origin: Option<HeaderValue>,
     /// `None` when CORS does not apply to the route: only same-origin requests pass.
     cors: Option<CorsPolicy>,
 }
@@ -30,8 +32,8 @@ struct CorsPolicy {
 }
 
 impl OriginCheck {
-    pub fn new(public_origin: &Origin, cors: Option<&CorsConfig>) -> OriginCheck {
-        let public_origin = HeaderValue::from_str(public_origin.as_str()).unwrap_or(HeaderValue::from_static("null"));
+    pub fn new(public_origin: Option<&Origin>, cors: Option<&CorsConfig>) -> OriginCheck {
+        let public_origin = public_origin.map(|o| HeaderValue::from_str(o.as_str()).unwrap_or(HeaderValue::from_static("null")));
         let cors = cors.map(|c| {
             let origins = c.allow_origins.get_ref();
             let join = |v: &[String]| HeaderValue::from_str(&v.join(", ")).unwrap_or(HeaderValue::from_static(""));
@@ -55,6 +57,24 @@ impl OriginCheck {
             }
         });
         OriginCheck { public_origin, cors }
+    }
+
+    /// Whether `origin` is the gateway's own. Without a configured public_url, the origin the
+    /// request was sent to (scheme + Host) is taken; that is weaker against DNS rebinding, so
+    /// `frontgate check` warns about it.
+    fn same_origin(&self, origin: &HeaderValue, ex: &Exchange<'_>) -> bool {
+        if let Some(public) = &self.public_origin {
+            return origin == public;
+        }
+        let host = ex.head.uri.authority().map(|a| a.as_str()).or_else(|| ex.head.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let (Some(host), Ok(origin)) = (host, origin.to_str()) else { return false };
+        let scheme = if ex.client.https { "https://" } else { "http://" };
+        let Some(rest) = origin.strip_prefix(scheme) else { return false };
+        // Compare canonical forms: default ports dropped, host lower-cased.
+        match (format!("{scheme}{rest}").parse::<Origin>(), format!("{scheme}{host}").parse::<Origin>()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
     }
 
     fn denied(detail: String) -> Verdict {
@@ -92,17 +112,17 @@ impl OriginCheck {
             _ => return Self::denied("more than one Origin header".into()),
         };
         let preflight = is_preflight(&ex.head.method, &ex.head.headers);
-        if origin == self.public_origin && !preflight {
+        let same = self.same_origin(origin, ex);
+        if same && !preflight {
             return Verdict::Continue;
         }
         let Some(policy) = policy else {
-            if origin == self.public_origin {
+            if same {
                 return Verdict::Continue;
             }
             return Self::denied("cross-origin requests are not allowed on this route".into());
         };
         let origin_str = origin.to_str().unwrap_or("");
-        let same = origin == self.public_origin;
         let listed = policy.origins.iter().any(|o| o == origin_str);
         // `null` and anything that does not parse as an origin never match `*`.
         let allowed = same || listed || (policy.any && origin_str != "null" && origin_str.parse::<Origin>().is_ok());

@@ -292,6 +292,9 @@ impl Config {
         if self.routes.is_empty() && self.upstream.is_some() {
             w.push("no [[routes]]: nothing is forwarded to the upstream (deny by default). Add e.g. [[routes]] match = \"/api/**\"".into());
         }
+        if self.server.public_url.is_none() && !self.server.listen.0.ip().is_loopback() {
+            w.push("[server] public_url is not set: same-origin checks trust the Host header, which DNS rebinding can forge. Set public_url to the origin browsers use".into());
+        }
         if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
             w.push("the admin listener is not on loopback: protect it with a firewall and [admin] token".into());
         }
