@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -134,7 +134,12 @@ where
     let gateway = shared.gateway.load_full();
     let server = &gateway.config().server;
     let svc_shared = shared.clone();
+    let first = h2.then(|| Arc::new(FirstRequest { seen: AtomicBool::new(false), notify: Notify::new() }));
+    let svc_first = first.clone();
     let service = service_fn(move |req: Request<Incoming>| {
+        if let Some(f) = &svc_first {
+            f.mark();
+        }
         let gateway = svc_shared.gateway.load_full();
         async move { Ok::<_, Infallible>(gateway.handle(req, info).await) }
     });
@@ -150,7 +155,33 @@ where
             .keep_alive_interval(Some(Duration::from_secs(20)))
             .keep_alive_timeout(Duration::from_secs(20));
         let conn = builder.serve_connection(io, service);
-        drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+        let mut conn = std::pin::pin!(conn);
+        // hyper has no header-read timeout for HTTP/2: without this, a client that completes
+        // TLS and then sends no preface, or no request, would hold its connection slot forever.
+        if let Some(first) = first {
+            let deadline = tokio::time::sleep(server.header_read_timeout.0);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = first.notify.notified() => {}
+                _ = deadline => {
+                    if !first.seen.load(Ordering::Acquire) {
+                        tracing::debug!(peer = %info.peer, "no HTTP/2 request within header_read_timeout; closing");
+                        return;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    if !first.seen.load(Ordering::Acquire) {
+                        return;
+                    }
+                }
+            }
+        }
+        drive(conn, &mut shutdown, |c| c.get_mut().as_mut().graceful_shutdown()).await;
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -161,6 +192,20 @@ where
             .keep_alive(true);
         let conn = builder.serve_connection(io, service).with_upgrades();
         drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// Set when an HTTP/2 connection's first request arrives, which ends its first-request deadline.
+struct FirstRequest {
+    seen: AtomicBool,
+    notify: Notify,
+}
+
+impl FirstRequest {
+    fn mark(&self) {
+        if !self.seen.load(Ordering::Relaxed) && !self.seen.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
     }
 }
 

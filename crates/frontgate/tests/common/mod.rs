@@ -88,9 +88,11 @@ pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gat
             }
         });
     }
+    // Wait for every listener the config asks for, not just the first ones logged.
+    let (want_admin, want_redirect) = expected_listeners(&config_path);
     let (mut addr, mut admin, mut redirect) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while addr.is_none() || admin.is_none() {
+    while addr.is_none() || (want_admin && admin.is_none()) || (want_redirect && redirect.is_none()) {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
             Ok(l) => l,
@@ -111,8 +113,18 @@ pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gat
             _ => {}
         }
     }
-    // The redirect listener is logged before the admin listener, so it is known by now.
     Gate { child, dir, config_path, addr: addr.unwrap(), admin, redirect, logs }
+}
+
+/// Which optional listeners a config file turns on: (admin, redirect). Unreadable configs
+/// expect neither, so the process's own error output is what the caller sees.
+fn expected_listeners(config_path: &Path) -> (bool, bool) {
+    let Some(v) = std::fs::read_to_string(config_path).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+        return (false, false);
+    };
+    let admin = v.get("admin").and_then(|a| a.get("enabled")).and_then(|e| e.as_bool()).unwrap_or(true);
+    let redirect = v.get("server").and_then(|s| s.get("redirect_http")).is_some();
+    (admin, redirect)
 }
 
 impl Gate {
@@ -139,6 +151,35 @@ impl Gate {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// How many log lines contain `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.logs.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits (without blocking the async runtime) until at least `n` log lines contain `needle`.
+    pub async fn wait_for_log_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_count(needle) >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.log_count(needle) >= n
+    }
+
+    /// Waits (bounded) for the process to exit on its own.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 
     pub fn tls(&self) -> TlsClient {
@@ -231,6 +272,18 @@ impl TlsClient {
         let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// HTTP/1.1 over an already-open stream (e.g. a TLS stream whose handshake the test inspected).
+pub async fn h1_on<S>(io: S) -> hyper::client::conn::http1::SendRequest<Full<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender
 }
 
 pub fn req(method: &str, path: &str) -> http::request::Builder {
