@@ -17,6 +17,7 @@ pub const CONNECTIONS_ACTIVE: &str = "frontgate_connections_active";
 pub const CONNECTIONS: &str = "frontgate_connections_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "frontgate_tls_handshake_failures_total";
 pub const CONNECTIONS_REFUSED: &str = "frontgate_connections_refused_total";
+pub const TUNNELS_ACTIVE: &str = "frontgate_websocket_tunnels_active";
 pub const RELOADS: &str = "frontgate_config_reloads_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -51,6 +52,7 @@ fn describe() {
     metrics::describe_counter!(CONNECTIONS, "Accepted client connections");
     metrics::describe_counter!(CONNECTIONS_REFUSED, "Connections closed at once because max_connections was reached");
     metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or timed out");
+    metrics::describe_gauge!(TUNNELS_ACTIVE, "Open WebSocket tunnels (counted against max_connections)");
     metrics::describe_counter!(RELOADS, "Configuration reloads by result");
 }
 

@@ -275,6 +275,9 @@ async fn sigterm_drains_in_flight_requests() {
     };
     let late = tokio::time::timeout(WAIT, late).await.expect("a late connection should fail fast, not hang");
     assert!(late.is_err(), "a request after the drain began was served: {late:?}");
+    // Load balancers see the drain on the admin listener.
+    let (ready, _, body) = plain_get(gate.admin.unwrap(), "/ready").await;
+    assert_eq!((ready.as_u16(), &body[..]), (503, &b"{\"status\":\"draining\"}"[..]));
 
     for t in inflight {
         let (status, _, body) = t.await.unwrap();
@@ -358,4 +361,21 @@ async fn admin_health_ready_and_metrics() {
     for path in ["/metrics", "/health", "/ready"] {
         assert_eq!(client.get(path).await.0, 404, "{path} must not be on the public listener");
     }
+}
+
+/// HTTP/2 idle connections do not hold a slot forever: after its last request, a connection with
+/// nothing running is closed once idle_timeout passes (between one and two windows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connection_is_closed_after_idle_timeout() {
+    let up = Upstream::start().await;
+    let gate = start("idle_timeout = \"1s\"\nheader_read_timeout = \"1s\"", &routes(&up, &[]));
+    let mut h2 = gate.tls().h2().await;
+    let resp = h2.send_request(req("GET", "/echo/x").body(Full::default()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    drop(resp);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while !h2.is_closed() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(h2.is_closed(), "idle HTTP/2 connection still open");
 }

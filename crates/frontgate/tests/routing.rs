@@ -425,3 +425,23 @@ async fn same_origin_without_public_url_follows_the_host() {
     assert_eq!(client.send(post("https://localhost.evil.example")).await.0, 403);
     assert_eq!(up.hits(), 2);
 }
+
+/// A preflight-shaped OPTIONS is answered by the gateway, never forwarded: otherwise routing it
+/// by its Access-Control-Request-Method would let an OPTIONS reach a route declared GET only.
+#[tokio::test]
+async fn preflights_are_never_forwarded() {
+    let up = Upstream::start().await;
+    let gate = start("public_url = \"https://app.example.test\"", &format!("{}\n[[routes]]\nmatch = \"GET /echo\"\n", up.config()));
+    let client = gate.tls();
+    for origin in ["https://app.example.test", "https://evil.example"] {
+        let r = req("OPTIONS", "/echo")
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let (status, _, body) = client.send(r).await;
+        assert_eq!(status, 403, "{origin}");
+        assert_eq!(json(&body)["code"], "origin_denied");
+    }
+    assert_eq!(up.hits(), 0);
+}

@@ -117,7 +117,9 @@ impl OriginCheck {
             return Verdict::Continue;
         }
         let Some(policy) = policy else {
-            if same {
+            // A preflight is answered here, never forwarded: routing it by its requested method
+            // would otherwise let an OPTIONS reach a route that only declares GET.
+            if same && !preflight {
                 return Verdict::Continue;
             }
             return Self::denied("cross-origin requests are not allowed on this route".into());

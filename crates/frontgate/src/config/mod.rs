@@ -187,6 +187,26 @@ impl Config {
             rep.at(None, "nothing to serve: add an [upstream] section with url = \"http://127.0.0.1:3000\", or a [frontend] section with dir = \"./dist\"");
         }
         let s = &self.server;
+        let positive = [
+            ("[server] header_read_timeout", Some(s.header_read_timeout)),
+            ("[server] idle_timeout", Some(s.idle_timeout)),
+            ("[upstream] connect_timeout", self.upstream.as_ref().map(|u| u.connect_timeout)),
+            ("[upstream] timeout", self.upstream.as_ref().map(|u| u.timeout)),
+            ("[upstream] total_timeout", self.upstream.as_ref().and_then(|u| u.total_timeout)),
+        ];
+        for (name, d) in positive {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                rep.at(None, format!("{name} must be longer than 0"));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            rep.at(None, format!("[log] level `{}` is not a log filter; write e.g. \"info\" or \"frontgate=debug,info\"", self.log.level));
+        }
+        if let Some(f) = &self.frontend {
+            if gateway && !f.dir.is_dir() {
+                rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", f.dir.display()));
+            }
+        }
         if s.max_header_bytes.0 < 1024 {
             rep.at(None, "[server] max_header_bytes must be at least 1024");
         }
@@ -296,7 +316,7 @@ impl Config {
             w.push("[server] public_url is not set: same-origin checks trust the Host header, which DNS rebinding can forge. Set public_url to the origin browsers use".into());
         }
         if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
-            w.push("the admin listener is not on loopback: protect it with a firewall and [admin] token".into());
+            w.push("the admin listener is not on loopback: /metrics and /ready are then reachable by anyone who can reach it; keep it on loopback or behind a firewall".into());
         }
         w
     }
@@ -361,6 +381,25 @@ mod tests {
         assert!(e.to_string().contains("https upstreams"), "{e}");
         let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"null\"]\n").unwrap_err();
         assert!(e.to_string().contains("null"), "{e}");
+    }
+
+    #[test]
+    fn zero_timeouts_bad_log_levels_and_missing_frontend_dirs_are_refused() {
+        let e = parse("[upstream]\nurl = \"http://a:1\"\ntimeout = \"0s\"\n[server]\nheader_read_timeout = \"0ms\"\n").unwrap_err();
+        assert!(e.to_string().contains("[upstream] timeout must be longer than 0"), "{e}");
+        assert!(e.to_string().contains("header_read_timeout must be longer than 0"), "{e}");
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"info,=,=\"\n").unwrap_err();
+        assert!(e.to_string().contains("[log] level"), "{e}");
+        let e = parse("[frontend]\ndir = \"/surely/not/a/dir\"\n").unwrap_err();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn identical_any_method_routes_are_refused() {
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\n[[routes]]\nmatch = \"/api/**\"\n").unwrap_err();
+        assert!(e.to_string().contains("duplicates"), "{e}");
+        // An any-method route beside a method-specific one on the same path is fine.
+        parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/x\"\n[[routes]]\nmatch = \"GET /api/x\"\n").unwrap();
     }
 
     #[test]

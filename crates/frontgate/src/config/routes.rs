@@ -78,8 +78,10 @@ impl RouteMatch {
         } else {
             (path.to_owned(), false)
         };
-        for seg in path.split('/').skip(1) {
-            if seg.is_empty() && !path.ends_with('/') {
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        for (i, seg) in segments.iter().enumerate() {
+            let seg = *seg;
+            if seg.is_empty() && i + 1 != segments.len() {
                 return Err(format!("route path `{path}` has an empty segment (//)"));
             }
             if seg == "." || seg == ".." || seg.contains('*') {
@@ -135,7 +137,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_forms() {
-        for bad in ["get /x", "GET x", "/a//b", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
+        for bad in ["get /x", "GET x", "/a//b", "/a//b/", "//", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
             assert!(RouteMatch::parse(bad).is_err(), "{bad}");
         }
     }

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub max_header_count: usize,
     pub max_body_bytes: Size,
     pub header_read_timeout: Dur,
+    /// How long an HTTP/2 connection may sit with no request before it is closed (HTTP/1.1
+    /// keep-alive connections are bounded by header_read_timeout instead).
+    pub idle_timeout: Dur,
     pub shutdown_grace: Dur,
     pub hsts: String,
     pub h2_max_concurrent_streams: u32,
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             max_header_count: 100,
             max_body_bytes: Size(1024 * 1024),
             header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(60)),
             shutdown_grace: Dur(Duration::from_secs(30)),
             hsts: "max-age=31536000; includeSubDomains".into(),
             h2_max_concurrent_streams: 100,

@@ -73,7 +73,7 @@ impl UpstreamClient {
     }
 
     fn put_back(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() {
+        if sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

@@ -14,6 +14,27 @@ use crate::body::{Body, DeadlineBody};
 use crate::problem::{Code, Problem};
 use client::{UpstreamClient, UpstreamError};
 
+/// WebSocket tunnels open now. Once upgraded, a tunnel has left its HTTP connection, so it is
+/// counted here and still held against `[server] max_connections`.
+pub static TUNNELS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct TunnelGuard;
+
+impl TunnelGuard {
+    fn new() -> Self {
+        TUNNELS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!(crate::observe::TUNNELS_ACTIVE).increment(1.0);
+        TunnelGuard
+    }
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        TUNNELS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!(crate::observe::TUNNELS_ACTIVE).decrement(1.0);
+    }
+}
+
 /// Whether a request asks for a protocol upgrade we pass through (WebSocket only).
 pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
     req.version == http::Version::HTTP_11
@@ -94,7 +115,9 @@ async fn forward_upgrade(
     let upstream_upgrade = resp.extensions_mut().remove::<OnUpgrade>();
     let (parts, _) = resp.into_parts();
     if let Some(upstream_upgrade) = upstream_upgrade {
+        let guard = TunnelGuard::new();
         tokio::spawn(async move {
+            let _guard = guard;
             let (Ok(a), Ok(b)) = (client_upgrade.await, upstream_upgrade.await) else {
                 return;
             };

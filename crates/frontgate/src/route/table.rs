@@ -126,8 +126,10 @@ impl RouteTable {
                     let key = (method.clone(), pattern.clone());
                     if let Some(&other) = owner.get(&key) {
                         let other_any = pending.iter().any(|q| q.index == other && q.any);
-                        // Same pattern again: fine when a broader route yields to a narrower one.
-                        if p.any || p.implicit || (other_any && !p.any) {
+                        // Same pattern again: fine when an any-method route yields to one that names
+                        // the method, or for the implicit front-end route; two routes that say the
+                        // same thing are a mistake.
+                        if p.implicit || (p.any && !other_any) {
                             continue;
                         }
                         let other_name = entries[other].name.clone();
@@ -146,7 +148,7 @@ impl RouteTable {
                                 continue;
                             }
                             errors.push((Some(p.index), format!(
-                                "route `{}` conflicts with another route ({e}); parameter names at the same position must match",
+                                "route `{}` conflicts with another route: {e}",
                                 entries[p.index].name
                             )));
                         }

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -63,7 +63,8 @@ pub async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, m
             }
         };
         let max = shared.gateway.load().config().server.max_connections;
-        if shared.connections.fetch_add(1, Ordering::Relaxed) >= max {
+        let tunnels = crate::proxy::TUNNELS.load(Ordering::Relaxed);
+        if shared.connections.fetch_add(1, Ordering::Relaxed) + tunnels >= max {
             shared.connections.fetch_sub(1, Ordering::Relaxed);
             metrics::counter!(observe::CONNECTIONS_REFUSED).increment(1);
             drop(stream);
@@ -134,14 +135,17 @@ where
     let gateway = shared.gateway.load_full();
     let server = &gateway.config().server;
     let svc_shared = shared.clone();
-    let first = h2.then(|| Arc::new(FirstRequest { seen: AtomicBool::new(false), notify: Notify::new() }));
-    let svc_first = first.clone();
+    let activity = Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) });
+    let svc_activity = activity.clone();
     let service = service_fn(move |req: Request<Incoming>| {
-        if let Some(f) = &svc_first {
-            f.mark();
-        }
+        svc_activity.started.fetch_add(1, Ordering::Relaxed);
+        svc_activity.open.fetch_add(1, Ordering::Relaxed);
+        let busy = Busy(svc_activity.clone());
         let gateway = svc_shared.gateway.load_full();
-        async move { Ok::<_, Infallible>(gateway.handle(req, info).await) }
+        async move {
+            let _busy = busy;
+            Ok::<_, Infallible>(gateway.handle(req, info).await)
+        }
     });
     let io = TokioIo::new(io);
     if h2 {
@@ -156,10 +160,15 @@ where
             .keep_alive_timeout(Duration::from_secs(20));
         let conn = builder.serve_connection(io, service);
         let mut conn = std::pin::pin!(conn);
-        // hyper has no header-read timeout for HTTP/2: without this, a client that completes
-        // TLS and then sends no preface, or no request, would hold its connection slot forever.
-        if let Some(first) = first {
-            let deadline = tokio::time::sleep(server.header_read_timeout.0);
+        // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
+        // completes TLS and then sends no request, or stops sending them, would hold its
+        // connection slot forever. The first request must come within header_read_timeout;
+        // after that, a connection with no new request and none running for a whole
+        // idle_timeout window is closed gracefully (GOAWAY; running streams finish).
+        let mut seen = 0;
+        let mut window = server.header_read_timeout.0;
+        let idle = server.idle_timeout.0;
+        loop {
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
@@ -167,27 +176,39 @@ where
                     }
                     return;
                 }
-                _ = first.notify.notified() => {}
-                _ = deadline => {
-                    if !first.seen.load(Ordering::Acquire) {
-                        tracing::debug!(peer = %info.peer, "no HTTP/2 request within header_read_timeout; closing");
+                _ = tokio::time::sleep(window) => {
+                    let started = activity.started.load(Ordering::Relaxed);
+                    if started == seen && activity.open.load(Ordering::Relaxed) == 0 {
+                        if started == 0 {
+                            tracing::debug!(peer = %info.peer, "no HTTP/2 request within header_read_timeout; closing");
+                            return;
+                        }
+                        tracing::debug!(peer = %info.peer, "HTTP/2 connection idle; closing");
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
                         return;
                     }
+                    seen = started;
+                    window = idle;
                 }
                 _ = shutdown.changed() => {
-                    if !first.seen.load(Ordering::Acquire) {
+                    if activity.started.load(Ordering::Relaxed) == 0 {
                         return;
                     }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
                 }
             }
         }
-        drive(conn, &mut shutdown, |c| c.get_mut().as_mut().graceful_shutdown()).await;
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(server.header_read_timeout.0)
-            .max_buf_size((server.max_header_bytes.0 as usize).max(8192))
+            // Room above the limit, so most oversize heads get the gateway's own 431 problem
+            // document; only a head past twice the limit gets hyper's bare 431.
+            .max_buf_size((server.max_header_bytes.0 as usize).saturating_mul(2).max(8192))
             .max_headers(server.max_header_count)
             .keep_alive(true);
         let conn = builder.serve_connection(io, service).with_upgrades();
@@ -195,17 +216,18 @@ where
     }
 }
 
-/// Set when an HTTP/2 connection's first request arrives, which ends its first-request deadline.
-struct FirstRequest {
-    seen: AtomicBool,
-    notify: Notify,
+/// What an HTTP/2 connection has been doing: requests started, and handlers still running.
+struct Activity {
+    started: AtomicU64,
+    open: AtomicUsize,
 }
 
-impl FirstRequest {
-    fn mark(&self) {
-        if !self.seen.load(Ordering::Relaxed) && !self.seen.swap(true, Ordering::AcqRel) {
-            self.notify.notify_one();
-        }
+/// Marks a request handler as finished when dropped.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -120,9 +120,11 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
             let rx = shutdown_rx.clone();
             tokio::spawn(conn::redirect_loop(l, shared, rx));
         }
+        // The admin listener outlives the drain, so /ready answers 503 while it runs.
+        let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
         if let Some(l) = admin_listener {
             let shared = shared.clone();
-            tokio::spawn(crate::admin::serve(l, shared, shutdown_rx.clone()));
+            tokio::spawn(crate::admin::serve(l, shared, admin_stop_rx));
         }
         let handle = observe::metrics_handle();
         tokio::spawn(async move {
@@ -136,10 +138,14 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
         shared.draining.store(true, Ordering::SeqCst);
         tracing::info!(connections = shared.connections.load(Ordering::Relaxed), "draining");
         let _ = shutdown_tx.send(true);
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        let _ = admin_stop_tx.send(true);
     });
-    for t in threads {
-        let _ = t.join();
-    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -184,6 +190,9 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
             || config.server.workers != old_cfg.server.workers
         {
             tracing::warn!("listen addresses and worker count take effect only after a restart");
+        }
+        if config.log.level != old_cfg.log.level || config.log.format != old_cfg.log.format || config.admin.enabled != old_cfg.admin.enabled {
+            tracing::warn!("[log] level/format and [admin] enabled take effect only after a restart");
         }
         let tls = tls::server_config(&config).map_err(|e| e.to_string())?;
         if tls.is_some() != old_cfg.server.tls_enabled() {
