@@ -3,6 +3,7 @@
 //! error points at file:line:column; rules that span keys are checked in [`Config::validate`].
 
 pub mod admin;
+mod collect;
 pub mod cors;
 pub mod frontend;
 pub mod log;
@@ -11,6 +12,10 @@ pub mod server;
 pub mod upstream;
 pub mod values;
 
+#[cfg(test)]
+mod shape_tests;
+
+use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -152,16 +157,29 @@ impl Config {
 
     fn parse_as(text: &str, file: &str, base: &Path, usage: Use) -> Result<Config, ConfigErrors> {
         let mut rep = Reporter { file, text, errors: Vec::new() };
-        let mut config: Config = match toml::from_str(text) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = e.message().trim_end().to_owned();
-                rep.at(e.span(), friendly_parse_message(&msg));
+        let report = |rep: &mut Reporter<'_>, e: &toml::de::Error| {
+            rep.at(e.span(), friendly_parse_message(e.message().trim_end()));
+        };
+        // Every bad value is reported, not just the first; the checks that span keys then run
+        // on what did deserialize, skipping those that involve a section with errors.
+        let (mut config, broken) = match collect::deserialize(text) {
+            collect::Outcome::Ok(c) => (c, BTreeSet::new()),
+            collect::Outcome::Syntax(e) => {
+                report(&mut rep, &e);
                 return Err(ConfigErrors(rep.errors));
+            }
+            collect::Outcome::Values { errors, partial, broken } => {
+                for e in &errors {
+                    report(&mut rep, e);
+                }
+                match partial {
+                    Some(c) => (c, broken),
+                    None => return Err(ConfigErrors(rep.errors)),
+                }
             }
         };
         config.resolve_paths(base);
-        config.validate(&mut rep, usage);
+        config.validate(&mut rep, usage, &broken);
         if rep.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(rep.errors)) }
     }
 
@@ -181,9 +199,14 @@ impl Config {
         }
     }
 
-    fn validate(&self, rep: &mut Reporter<'_>, usage: Use) {
+    /// Rules that span keys. `broken` names the top-level sections that had errors and are
+    /// missing from `self`: rules about their absence would only repeat those errors.
+    fn validate(&self, rep: &mut Reporter<'_>, usage: Use, broken: &BTreeSet<String>) {
         let gateway = usage == Use::Gateway;
-        if gateway && self.upstream.is_none() && self.frontend.is_none() {
+        let no_upstream = self.upstream.is_none() && !broken.contains("upstream");
+        let no_frontend = self.frontend.is_none() && !broken.contains("frontend");
+        let no_cors = self.cors.is_none() && !broken.contains("cors");
+        if gateway && no_upstream && no_frontend {
             rep.at(None, "nothing to serve: add an [upstream] section with url = \"http://127.0.0.1:3000\", or a [frontend] section with dir = \"./dist\"");
         }
         let s = &self.server;
@@ -251,15 +274,15 @@ impl Config {
             let span = Some(route.matcher.span());
             let m = route.matcher.get_ref();
             match route.to {
-                RouteTarget::Upstream if gateway && self.upstream.is_none() => {
+                RouteTarget::Upstream if gateway && no_upstream => {
                     rep.at(span.clone(), format!("route `{}` forwards to the upstream, but there is no [upstream] section", m.text));
                 }
-                RouteTarget::Frontend if self.frontend.is_none() => {
+                RouteTarget::Frontend if no_frontend => {
                     rep.at(span.clone(), format!("route `{}` serves the frontend, but there is no [frontend] section", m.text));
                 }
                 _ => {}
             }
-            if route.cors == Some(true) && self.cors.is_none() {
+            if route.cors == Some(true) && no_cors {
                 rep.at(span.clone(), format!("route `{}` sets cors = true but there is no [cors] section", m.text));
             }
             for (name, value) in &route.headers {

@@ -1,0 +1,406 @@
+//! The `frontgate` command line, driven as users drive it: the real binary, real files in temp
+//! dirs, real sockets on loopback. Every process started here is killed when its guard drops.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{BIN, TlsClient, Upstream, json, plain_get};
+
+/// Upper bound on how long any command may take; reaching it is a failure (a hang), not a
+/// measurement.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// A command with none of the caller's frontgate settings leaking in.
+fn frontgate() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("FRONTGATE_CONFIG").env_remove("FRONTGATE_LOG").stdin(Stdio::null());
+    cmd
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.status.code(), self.stdout, self.stderr)
+    }
+}
+
+/// Runs a command that should finish by itself; kills it and fails if it does not within BOUND.
+fn run(cmd: &mut Command) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start frontgate");
+    let mut guard = Guard(child);
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(guard.0.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let err = drain(guard.0.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            panic!("`{cmd:?}` did not exit within {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
+}
+
+/// Kills the child when dropped, so no test leaves a process behind, even when it fails.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A long-running frontgate (serve, demo) with its output captured line by line, per stream.
+struct Running {
+    _guard: Guard,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// The main listener, from the JSON `listening` log line on stderr.
+    addr: SocketAddr,
+    scheme: String,
+}
+
+impl Running {
+    fn start(cmd: &mut Command) -> Running {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start frontgate");
+        let (stdout_pipe, stderr_pipe) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let guard = Guard(child);
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        let collect = |pipe: Box<dyn Read + Send>, into: Arc<Mutex<Vec<String>>>, tx: Option<mpsc::Sender<String>>| {
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    into.lock().unwrap().push(line.clone());
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+        };
+        collect(Box::new(stdout_pipe), stdout.clone(), None);
+        collect(Box::new(stderr_pipe), stderr.clone(), Some(tx));
+        let mut running = Running { _guard: guard, stdout, stderr, addr: "0.0.0.0:0".parse().unwrap(), scheme: String::new() };
+        let (addr, scheme) = running.wait_listening(&rx);
+        running.addr = addr;
+        running.scheme = scheme;
+        running
+    }
+
+    /// Reads stderr until the main listener's `listening` line (bounded).
+    fn wait_listening(&self, rx: &Receiver<String>) -> (SocketAddr, String) {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                panic!("frontgate did not log `listening` on stderr:\n{}", self.output());
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            // The JSON log format puts the message and fields under `fields`, or at the top level.
+            let fields = if v.get("fields").is_some() { &v["fields"] } else { &v };
+            if fields["message"] != "listening" {
+                continue;
+            }
+            let scheme = fields["scheme"].as_str().expect("scheme field").to_owned();
+            if scheme == "https" || scheme == "http" {
+                let addr = fields["addr"].as_str().expect("addr field").parse().expect("addr is a socket address");
+                return (addr, scheme);
+            }
+        }
+    }
+
+    /// Waits (bounded) until a stdout line contains `needle`.
+    fn wait_stdout(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + BOUND;
+        while Instant::now() < deadline {
+            if self.stdout.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    fn output(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr.lock().unwrap().join("\n"))
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The `path:line:column: message` lines of an error report.
+fn error_lines<'a>(stderr: &'a str, path: &Path) -> Vec<(usize, usize, &'a str)> {
+    let prefix = format!("{}:", path.display());
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next()?.parse().ok()?;
+            let column = parts.next()?.parse().ok()?;
+            Some((line, column, parts.next()?.trim_start()))
+        })
+        .collect()
+}
+
+/// A valid config that serves plain HTTP on a free loopback port with no admin listener.
+fn plain_config(dir: &Path, rest: &str) -> String {
+    format!(
+        "data_dir = {data:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n\n[admin]\nenabled = false\n\n{rest}",
+        data = dir.join("data").display().to_string()
+    )
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = run(frontgate().arg("--version"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("frontgate {}", env!("CARGO_PKG_VERSION")), "{out:?}");
+}
+
+#[test]
+fn check_accepts_a_good_config_and_prints_warnings_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    // Valid, but with no routes: nothing is forwarded, which deserves a warning.
+    let path = write(dir.path(), "good.toml", &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"));
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("{}: ok", path.display()), "{out:?}");
+    assert!(out.stderr.contains(&format!("{}: warning:", path.display())), "{out:?}");
+    assert!(out.stderr.contains("no [[routes]]"), "{out:?}");
+    assert!(!out.stdout.contains("warning"), "warnings belong on stderr: {out:?}");
+
+    // With a route, nothing to warn about.
+    let rest = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[[routes]]\nmatch = \"GET /api/**\"\n";
+    let path = write(dir.path(), "quiet.toml", &plain_config(dir.path(), rest));
+    let out = run(frontgate().args(["check", "--config"]).arg(&path));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("{}: ok", path.display()), "{out:?}");
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+}
+
+/// One file, five different mistakes: each is reported at its own line and column.
+const BAD: &str = r#"[server]
+listen = "127.0.0.1:0"
+lisen = "127.0.0.1:1"
+
+[upstream]
+url = "${FRONTGATE_TEST_UNSET_VAR_XYZ}"
+timeout = "forever"
+
+[cors]
+allow_origins = ["https://app.test", "null"]
+
+[[routes]]
+match = "POST /api/items"
+
+[[routes]]
+match = "POST /api/items"
+"#;
+
+fn assert_bad_report(out: &Output, path: &Path) {
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let errors = error_lines(&out.stderr, path);
+    let expected: [(usize, usize, &str); 5] = [
+        (3, 1, "unknown key `lisen`"),
+        (6, 7, "environment variable `FRONTGATE_TEST_UNSET_VAR_XYZ` is not set"),
+        (7, 11, "`forever` is not a duration"),
+        (10, 17, "the `null` origin is never allowed"),
+        (16, 9, "route `POST /api/items` duplicates route `POST /api/items`"),
+    ];
+    for (line, column, needle) in expected {
+        assert!(
+            errors.iter().any(|&(l, c, m)| (l, c) == (line, column) && m.contains(needle)),
+            "expected {}:{line}:{column}: …{needle}…\n{out:?}",
+            path.display()
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "one line per error, nothing else: {out:?}");
+}
+
+#[test]
+fn check_reports_every_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", BAD);
+    let out = run(frontgate().arg("check").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    assert_bad_report(&out, &path);
+    assert!(out.stderr.contains(&format!("5 error(s) in {}", path.display())), "{out:?}");
+    assert!(out.stdout.is_empty(), "errors belong on stderr: {out:?}");
+}
+
+#[test]
+fn check_reports_a_syntax_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[server\nlisten = \"127.0.0.1:0\"\n";
+    let path = write(dir.path(), "syntax.toml", text);
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let errors = error_lines(&out.stderr, &path);
+    assert_eq!(errors.len(), 1, "{out:?}");
+    let (line, column, message) = errors[0];
+    assert_eq!(line, 4, "{out:?}");
+    assert!(column >= 1 && column <= "[server".len() + 1, "{out:?}");
+    assert!(!message.is_empty(), "{out:?}");
+}
+
+#[test]
+fn check_refuses_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains(&format!("{}: cannot read the config file", path.display())), "{out:?}");
+}
+
+#[test]
+fn env_vars_are_substituted_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = "[upstream]\nurl = \"${FRONTGATE_TEST_UPSTREAM_URL}\"\n\n[[routes]]\nmatch = \"GET /api/**\"\n";
+    let path = write(dir.path(), "env.toml", &plain_config(dir.path(), rest));
+    let check = |value: &str| run(frontgate().arg("check").arg("-c").arg(&path).env("FRONTGATE_TEST_UPSTREAM_URL", value));
+    let out = check("http://127.0.0.1:3000");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The value really is read from the environment: a bad one is reported at the line using it.
+    let out = check("https://127.0.0.1:3000");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let errors = error_lines(&out.stderr, &path);
+    let url_line = plain_config(dir.path(), rest).lines().position(|l| l.starts_with("url = ")).unwrap() + 1;
+    assert!(errors.iter().any(|&(l, _, m)| l == url_line && m.contains("https upstreams")), "{out:?}");
+    // Unset, it is an error naming the variable.
+    let out = run(frontgate().arg("check").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UPSTREAM_URL"));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("`FRONTGATE_TEST_UPSTREAM_URL` is not set"), "{out:?}");
+}
+
+#[tokio::test]
+async fn serve_forwards_to_an_upstream_named_by_an_env_var() {
+    let upstream = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rest = "[upstream]\nurl = \"http://${FRONTGATE_TEST_UPSTREAM_ADDR}\"\n\n[[routes]]\nmatch = \"GET /echo/**\"\n";
+    let path = write(dir.path(), "env.toml", &plain_config(dir.path(), rest));
+    let upstream_addr = upstream.addr.to_string();
+    let gate = tokio::task::spawn_blocking(move || {
+        Running::start(frontgate().arg("serve").arg("-c").arg(&path).env("FRONTGATE_TEST_UPSTREAM_ADDR", upstream_addr))
+    });
+    let gate = gate.await.unwrap();
+    assert_eq!(gate.scheme, "http");
+    let (status, _, body) = plain_get(gate.addr, "/echo/hello").await;
+    assert_eq!(status, 200, "{}", gate.output());
+    assert_eq!(json(&body)["path"], "/echo/hello");
+    assert_eq!(upstream.hits(), 1);
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_bad_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bad.toml", BAD);
+    let out = run(frontgate().arg("serve").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    assert_bad_report(&out, &path);
+    assert!(out.stderr.contains(&format!("frontgate: not starting: 5 error(s) in {}", path.display())), "{out:?}");
+    assert!(!out.stderr.contains("\"listening\""), "{out:?}");
+}
+
+#[test]
+fn check_reads_frontgate_config_when_no_flag_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "from-env.toml", &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"));
+    let out = run(frontgate().arg("check").env("FRONTGATE_CONFIG", &good));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), format!("{}: ok", good.display()), "{out:?}");
+
+    let bad = write(dir.path(), "bad-from-env.toml", BAD);
+    let out = run(frontgate().arg("check").env("FRONTGATE_CONFIG", &bad).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    assert_bad_report(&out, &bad);
+
+    // -c wins over the environment.
+    let out = run(frontgate().arg("check").arg("-c").arg(&good).env("FRONTGATE_CONFIG", &bad));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // Neither: a usage error, not a crash.
+    let out = run(frontgate().arg("check").current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("--config"), "{out:?}");
+}
+
+#[tokio::test]
+async fn demo_runs_everything_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo-data");
+    let demo = {
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || {
+            Running::start(
+                frontgate()
+                    .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir"])
+                    .arg(&data),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(demo.scheme, "https", "{}", demo.output());
+
+    // The banner goes to stdout, after the listeners are bound.
+    assert!(demo.wait_stdout("Press Ctrl-C to stop."), "{}", demo.output());
+    let banner = demo.stdout();
+    assert!(banner.contains("frontgate demo is running"), "{banner}");
+    assert!(banner.contains(&format!("https://{}/", demo.addr)), "{banner}");
+    let curls: Vec<&str> = banner.lines().filter(|l| l.trim_start().starts_with("curl ")).collect();
+    assert!(curls.len() >= 3, "{banner}");
+    assert!(curls.iter().any(|l| l.contains("/api/items")), "{banner}");
+    assert!(!banner.contains("http redirect"), "--redirect off: {banner}");
+
+    let cert = data.join("tls/self-signed.crt");
+    assert!(cert.is_file(), "{}", demo.output());
+    let client = TlsClient::new(demo.addr, &cert);
+
+    let (status, headers, body) = client.get("/api/items").await;
+    assert_eq!(status, 200, "{}", demo.output());
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"), "{headers:?}");
+    let v = json(&body);
+    assert!(v["items"].as_array().is_some_and(|items| !items.is_empty()), "{v}");
+
+    let (status, headers, body) = client.get("/api/admin").await;
+    assert_eq!(status, 404);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("application/problem+json"), "{headers:?}");
+    assert_eq!(json(&body)["code"], "route_not_found");
+
+    let (status, headers, body) = client.get("/").await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{headers:?}");
+    let page = String::from_utf8_lossy(&body).to_ascii_lowercase();
+    assert!(page.starts_with("<!doctype html>") && page.contains("<html"), "{page}");
+    drop(demo);
+}
