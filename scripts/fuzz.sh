@@ -59,8 +59,9 @@ for t in "${targets[@]}"; do
     echo "   $t: ok — ${runs:-?} (${rate:-?} exec/s), corpus $(ls "$corpus" | wc -l) inputs"
   else
     failed+=("$t")
-    echo "   $t: FAILED — last lines of $log:" >&2
-    grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|NEW_FUNC|# Uses:' "$log" | tail -40 >&2
+    echo "   $t: FAILED — full output in $log; the failure:" >&2
+    # The panic message (or sanitizer report) and libFuzzer's summary.
+    grep -A3 -E "panicked at|^==[0-9]+==ERROR|ERROR: libFuzzer|^SUMMARY:" "$log" | head -40 >&2 || tail -40 "$log" >&2
     for a in "$artifacts"/*; do
       [ -f "$a" ] || continue
       echo "   reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir $work $t $a" >&2
