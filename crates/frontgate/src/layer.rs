@@ -98,7 +98,7 @@ where
             let start = Instant::now();
             let (mut head, body) = req.into_parts();
             let peer = head.extensions.get::<ClientAddr>().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-            let client = Client { peer, ip: peer.ip(), https: gateway.config().public_origin().is_https() };
+            let client = Client { peer, ip: peer.ip(), https: gateway.config().public_origin().is_https(), forwarding: None };
             let request_id = gateway.request_ids.next();
             let rid = request_id.to_str().unwrap_or("").to_owned();
             let method = head.method.clone();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -22,10 +23,17 @@ use crate::proxy::{self, headers as hygiene};
 use crate::route::{Lookup, RouteEntry, RouteTable, normalize_path};
 
 /// What the server knows about a connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls: bool,
+    pub forwarding: Arc<hygiene::ForwardingCache>,
+}
+
+impl ConnInfo {
+    pub fn new(peer: std::net::SocketAddr, tls: bool) -> Self {
+        ConnInfo { peer, tls, forwarding: Arc::new(hygiene::ForwardingCache::new(peer.ip(), tls)) }
+    }
 }
 
 /// The outcome of a request, for metrics and logs.
@@ -90,7 +98,18 @@ impl RequestIds {
 
     pub(crate) fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).unwrap_or(HeaderValue::from_static("0"))
+        // prefix, '-', up to 16 hex digits: formatted on the stack, one allocation.
+        let mut buf = [0u8; 48];
+        let p = self.prefix.as_bytes();
+        buf[..p.len()].copy_from_slice(p);
+        buf[p.len()] = b'-';
+        let digits = if n == 0 { 1 } else { (16 - n.leading_zeros() as usize / 4).max(1) };
+        let start = p.len() + 1;
+        for i in 0..digits {
+            let nibble = ((n >> (4 * (digits - 1 - i))) & 0xf) as usize;
+            buf[start + i] = b"0123456789abcdef"[nibble];
+        }
+        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&buf[..start + digits])).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
@@ -178,7 +197,7 @@ impl Gateway {
         let https = conn.tls
             || (trusted_peer
                 && head.headers.get(&hygiene::X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
-        let client = Client { peer: conn.peer, ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers), https };
+        let client = Client { peer: conn.peer, ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers), https, forwarding: Some(conn.forwarding) };
 
         let mut out = Outgoing::new();
         let mut resp = match self.run(&mut head, body, &client, &request_id, &mut out).await {
@@ -301,14 +320,16 @@ impl Gateway {
         if declared.is_some_and(|n| n > route.max_body_bytes) {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
-        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut exceeded = None;
         let body = if http_body::Body::is_end_stream(&body) {
             Body::Empty
         } else if declared.is_some() {
             // hyper enforces a declared Content-Length; no counting needed.
             Body::Incoming(body)
         } else {
-            Body::limited(body, route.max_body_bytes, exceeded.clone())
+            let flag = Arc::new(AtomicBool::new(false));
+            exceeded = Some(flag.clone());
+            Body::limited(body, route.max_body_bytes, flag)
         };
 
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
@@ -324,7 +345,7 @@ impl Gateway {
         let timeout = route.timeout.unwrap_or(self.upstream_timeout);
         let sent = Instant::now();
         let total = self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0));
-        let result = proxy::forward(upstream, req, timeout, total, upgrade, || exceeded.load(Ordering::Relaxed)).await;
+        let result = proxy::forward(upstream, req, timeout, total, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
         let mut resp = result?;
         out.decision = Decision::Forwarded;
@@ -375,22 +396,35 @@ impl Gateway {
                 h.insert(k, v.clone());
             }
         }
+        // One pass to learn which defaults the response already set, then plain inserts.
+        let (mut has_referrer, mut has_xfo, mut has_permissions, mut has_coop, mut has_csp) = (false, false, false, false, false);
+        for name in h.keys() {
+            match name.as_str() {
+                "referrer-policy" => has_referrer = true,
+                "x-frame-options" => has_xfo = true,
+                "permissions-policy" => has_permissions = true,
+                "cross-origin-opener-policy" => has_coop = true,
+                "content-security-policy" => has_csp = true,
+                _ => {}
+            }
+        }
+        h.reserve(9);
         if let (Some(hsts), true) = (&self.security.hsts, https) {
             h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
         h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if !h.contains_key(header::REFERRER_POLICY) {
+        if !has_referrer {
             h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
         }
-        if !h.contains_key(header::X_FRAME_OPTIONS) {
+        if !has_xfo {
             h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         }
         static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
         static COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
-        if !h.contains_key(&PERMISSIONS_POLICY) {
+        if !has_permissions {
             h.insert(&PERMISSIONS_POLICY, HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
         }
-        if !h.contains_key(&COOP) {
+        if !has_coop {
             h.insert(&COOP, HeaderValue::from_static("same-origin"));
         }
         match route.and_then(|r| r.csp.as_ref()) {
@@ -401,7 +435,7 @@ impl Gateway {
                 h.remove(header::CONTENT_SECURITY_POLICY);
             }
             None => {
-                if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+                if !has_csp {
                     h.insert(header::CONTENT_SECURITY_POLICY, self.security.csp.clone());
                 }
             }

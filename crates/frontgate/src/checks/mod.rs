@@ -27,6 +27,8 @@ pub struct Client {
     pub ip: IpAddr,
     /// Whether the client reached the edge over TLS (here, or at a trusted proxy).
     pub https: bool,
+    /// Per-connection forwarding header values, when the server made them.
+    pub forwarding: Option<std::sync::Arc<crate::proxy::headers::ForwardingCache>>,
 }
 
 /// A request being checked.

@@ -20,6 +20,69 @@ static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 static X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
 static X_ASPNETMVC_VERSION: HeaderName = HeaderName::from_static("x-aspnetmvc-version");
 
+/// Per-connection forwarding values, computed once rather than per request: the peer's address
+/// as an X-Forwarded-For value, and the last Forwarded value built (keyed by Host).
+#[derive(Debug)]
+pub struct ForwardingCache {
+    https: bool,
+    xff: HeaderValue,
+    for_node: String,
+    forwarded: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
+}
+
+impl ForwardingCache {
+    pub fn new(peer: IpAddr, https: bool) -> Self {
+        let for_node = match peer {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("\"[{ip}]\""),
+        };
+        let xff = HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        ForwardingCache { https, xff, for_node, forwarded: std::sync::Mutex::new(None) }
+    }
+
+    fn forwarded(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let mut last = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some((h, v)), Some(host)) = (last.as_ref(), host) {
+            if h == host {
+                return Some(v.clone());
+            }
+        }
+        let proto = if self.https { "https" } else { "http" };
+        let v = HeaderValue::from_str(&forwarded_element(&self.for_node, proto, host)).ok()?;
+        if let Some(host) = host {
+            *last = Some((host.clone(), v.clone()));
+        }
+        Some(v)
+    }
+}
+
+fn forwarded_element(for_node: &str, proto: &str, host: Option<&HeaderValue>) -> String {
+    let mut forwarded = format!("for={for_node};proto={proto}");
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+        if h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
+            forwarded.push_str(";host=\"");
+            forwarded.push_str(h);
+            forwarded.push('"');
+        }
+    }
+    forwarded
+}
+
+/// Whether a request header must go before forwarding, whoever sent it: hop-by-hop headers,
+/// our identity headers, and X-Real-IP (which the gateway never sets).
+fn always_stripped(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "proxy-connection" | "proxy-authorization" | "te" | "trailer"
+            | "transfer-encoding" | "upgrade" | "x-real-ip"
+    ) || name.starts_with("x-frontgate-")
+}
+
+/// Forwarding headers believed only from a trusted proxy.
+fn forwarding_header(name: &str) -> bool {
+    matches!(name, "forwarded" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port")
+}
+
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
 /// Upgrade headers are kept when `keep_upgrade` (a WebSocket handshake being passed through).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
@@ -107,6 +170,25 @@ pub fn prepare_request_headers(
     upstream_host: &HeaderValue,
     keep_upgrade: bool,
 ) {
+    let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
+    // Fast path, the common case: an untrusted peer whose request carries nothing to strip
+    // (one pass over the names), and per-connection forwarding values already made.
+    if let (false, false, Some(cache)) = (trusted, keep_upgrade, client.forwarding.as_ref()) {
+        if cache.https == client.https && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str())) {
+            headers.reserve(6);
+            headers.insert(&X_FORWARDED_FOR, cache.xff.clone());
+            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
+            if let Some(h) = host {
+                headers.insert(&X_FORWARDED_HOST, h.clone());
+            }
+            if let Some(f) = cache.forwarded(host) {
+                headers.insert(&FORWARDED, f);
+            }
+            headers.insert(&X_REQUEST_ID, request_id.clone());
+            headers.insert(header::HOST, upstream_host.clone());
+            return;
+        }
+    }
     remove_hop_by_hop(headers, keep_upgrade);
     if headers.keys().any(is_identity_header) {
         let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
@@ -114,7 +196,6 @@ pub fn prepare_request_headers(
             headers.remove(n);
         }
     }
-    let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
     let proto = if client.https { "https" } else { "http" };
     let prior_xff = if trusted { joined(headers, &X_FORWARDED_FOR) } else { None };
     if !trusted {
@@ -144,14 +225,7 @@ pub fn prepare_request_headers(
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("\"[{ip}]\""),
     };
-    let mut forwarded = format!("for={for_node};proto={proto}");
-    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-        if h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(h);
-            forwarded.push('"');
-        }
-    }
+    let forwarded = forwarded_element(&for_node, proto, host);
     let forwarded = match joined(headers, &FORWARDED) {
         Some(prior) if trusted => format!("{prior}, {forwarded}"),
         _ => forwarded,
@@ -165,6 +239,12 @@ pub fn prepare_request_headers(
 
 /// Removes what fingerprints the backend, and hop-by-hop headers.
 pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let dirty = headers.keys().any(|k| {
+        always_stripped(k.as_str()) || matches!(k.as_str(), "server" | "x-powered-by" | "x-aspnet-version" | "x-aspnetmvc-version")
+    });
+    if !dirty && !keep_upgrade {
+        return;
+    }
     remove_hop_by_hop(headers, keep_upgrade);
     headers.remove(header::SERVER);
     headers.remove(&X_POWERED_BY);
@@ -185,7 +265,7 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof_forwarding_or_identity() {
         let s = server("");
-        let client = Client { peer: "198.51.100.7:5000".parse().unwrap(), ip: "198.51.100.7".parse().unwrap(), https: true };
+        let client = Client { forwarding: None, peer: "198.51.100.7:5000".parse().unwrap(), ip: "198.51.100.7".parse().unwrap(), https: true };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
@@ -214,7 +294,7 @@ mod tests {
         assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
         // An untrusted peer's claim is ignored.
         assert_eq!(client_ip(&s, "192.0.2.1".parse().unwrap(), &h), "192.0.2.1".parse::<IpAddr>().unwrap());
-        let client = Client { peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
+        let client = Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1, 10.0.0.2");
@@ -224,7 +304,7 @@ mod tests {
     #[test]
     fn a_chain_over_several_lines_is_extended_whole() {
         let s = server("\"10.0.0.0/8\"");
-        let client = Client { peer: "10.0.0.2:1".parse().unwrap(), ip: "203.0.113.9".parse().unwrap(), https: true };
+        let client = Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip: "203.0.113.9".parse().unwrap(), https: true };
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));

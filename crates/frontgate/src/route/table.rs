@@ -133,6 +133,10 @@ impl RouteTable {
                             continue;
                         }
                         let other_name = entries[other].name.clone();
+                        // GET implies HEAD: one duplicate is one error, not one per method.
+                        if errors.iter().any(|(i, _)| *i == Some(p.index)) {
+                            continue;
+                        }
                         errors.push((Some(p.index), format!(
                             "route `{}` duplicates route `{other_name}` for {method}: remove one of them",
                             entries[p.index].name

@@ -104,7 +104,7 @@ async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared
     let server = &gateway.config().server;
     let handshake_timeout = server.header_read_timeout.0;
     match tls.as_ref() {
-        None => serve_io(stream, false, ConnInfo { peer, tls: false }, shared.clone(), shutdown).await,
+        None => serve_io(stream, false, ConnInfo::new(peer, false), shared.clone(), shutdown).await,
         Some(cfg) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
             drop(gateway);
@@ -123,7 +123,7 @@ async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared
             };
             // Dispatch on ALPN: no protocol sniffing, so no untimed read before the handshake.
             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_io(tls_stream, h2, ConnInfo { peer, tls: true }, shared.clone(), shutdown).await;
+            serve_io(tls_stream, h2, ConnInfo::new(peer, true), shared.clone(), shutdown).await;
         }
     }
 }
@@ -135,13 +135,18 @@ where
     let gateway = shared.gateway.load_full();
     let server = &gateway.config().server;
     let svc_shared = shared.clone();
-    let activity = Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) });
+    // Only HTTP/2 needs activity tracking (for its idle timeout); HTTP/1.1 pays nothing.
+    let activity = h2.then(|| Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) }));
     let svc_activity = activity.clone();
+    let peer = info.peer;
     let service = service_fn(move |req: Request<Incoming>| {
-        svc_activity.started.fetch_add(1, Ordering::Relaxed);
-        svc_activity.open.fetch_add(1, Ordering::Relaxed);
-        let busy = Busy(svc_activity.clone());
+        let busy = svc_activity.as_ref().map(|a| {
+            a.started.fetch_add(1, Ordering::Relaxed);
+            a.open.fetch_add(1, Ordering::Relaxed);
+            Busy(a.clone())
+        });
         let gateway = svc_shared.gateway.load_full();
+        let info = info.clone();
         async move {
             let _busy = busy;
             Ok::<_, Infallible>(gateway.handle(req, info).await)
@@ -165,6 +170,7 @@ where
         // connection slot forever. The first request must come within header_read_timeout;
         // after that, a connection with no new request and none running for a whole
         // idle_timeout window is closed gracefully (GOAWAY; running streams finish).
+        let Some(activity) = activity else { return };
         let mut seen = 0;
         let mut window = server.header_read_timeout.0;
         let idle = server.idle_timeout.0;
@@ -180,10 +186,10 @@ where
                     let started = activity.started.load(Ordering::Relaxed);
                     if started == seen && activity.open.load(Ordering::Relaxed) == 0 {
                         if started == 0 {
-                            tracing::debug!(peer = %info.peer, "no HTTP/2 request within header_read_timeout; closing");
+                            tracing::debug!(%peer, "no HTTP/2 request within header_read_timeout; closing");
                             return;
                         }
-                        tracing::debug!(peer = %info.peer, "HTTP/2 connection idle; closing");
+                        tracing::debug!(%peer, "HTTP/2 connection idle; closing");
                         conn.as_mut().graceful_shutdown();
                         let _ = conn.await;
                         return;
