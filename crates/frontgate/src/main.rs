@@ -38,6 +38,12 @@ enum Command {
         #[arg(long, default_value = "./.frontgate-demo")]
         data_dir: PathBuf,
     },
+    /// Run only the demo upstream, in the foreground (for benchmarks: bench/load.sh).
+    #[command(hide = true)]
+    DemoUpstream {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,7 +99,37 @@ fn main() -> ExitCode {
                 println!("{}", frontgate::demo::banner(bound, config));
             })
         }
+        Command::DemoUpstream { listen } => demo_upstream(listen),
     }
+}
+
+/// Serves the demo upstream alone on one thread until the process is killed.
+fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("frontgate demo-upstream: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("frontgate demo-upstream: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match listener.local_addr() {
+            Ok(a) => println!("demo upstream listening on http://{a}"),
+            Err(e) => {
+                eprintln!("frontgate demo-upstream: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        frontgate::demo::upstream::serve(listener, frontgate::demo::upstream::DemoApi::new()).await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn run(config: Config, path: Option<PathBuf>, on_bound: impl FnOnce(&frontgate::server::Bound, &Config)) -> ExitCode {

@@ -1,0 +1,116 @@
+//! In-process costs of the request path's pure steps, in ns per operation: path normalization,
+//! route lookup and problem-document rendering. Plain `std::time` loops (no criterion): each case
+//! is timed over several rounds and the fastest round is reported, which is the figure least
+//! disturbed by a shared, noisy machine. Run with `cargo bench -p frontgate --bench hot_path`.
+//!
+//! These are not tests: nothing here asserts a time.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use frontgate::config::Config;
+use frontgate::problem::{Code, Problem};
+use frontgate::route::{Lookup, RouteTable, normalize_path};
+use http::Method;
+
+/// Times `f` in rounds of `iters` calls; returns (best, median) ns per call.
+fn measure(mut f: impl FnMut()) -> (f64, f64) {
+    // Calibrate: enough iterations for a round to take about 20 ms.
+    let mut iters: u64 = 1;
+    loop {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        if t.elapsed() >= Duration::from_millis(20) || iters >= 1 << 30 {
+            break;
+        }
+        iters *= 2;
+    }
+    let mut rounds: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            t.elapsed().as_nanos() as f64 / iters as f64
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    (rounds[0], rounds[rounds.len() / 2])
+}
+
+const CONFIG: &str = r#"
+[server]
+tls = "off"
+
+[upstream]
+url = "http://127.0.0.1:3000"
+
+[[routes]]
+match = "GET /api/hello"
+
+[[routes]]
+match = "GET,POST /api/items"
+
+[[routes]]
+match = "GET /api/items/{id}"
+
+[[routes]]
+match = "GET,PUT,DELETE /api/users/{user}/orders/{order}"
+
+[[routes]]
+match = "/api/public/**"
+"#;
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter word, if any, selects cases by substring.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let config = Config::parse(CONFIG, "<bench>", Path::new("/tmp")).expect("bench config");
+    // Leaked so the boxed cases below can borrow it for 'static.
+    let table: &'static RouteTable = Box::leak(Box::new(RouteTable::build(&config).expect("bench routes")));
+
+    let mut cases: Vec<(&str, Box<dyn FnMut()>)> = Vec::new();
+    for (name, path) in [
+        ("normalize_path /api/items (canonical)", "/api/items"),
+        ("normalize_path /api/users/42/orders/7 (canonical)", "/api/users/42/orders/7"),
+        ("normalize_path /api/%61bc/%7Euser (decodes)", "/api/%61bc/%7Euser"),
+        ("normalize_path /api/%2e%2e/admin (refused)", "/api/%2e%2e/admin"),
+    ] {
+        cases.push((name, Box::new(move || {
+            let _ = black_box(normalize_path(black_box(path)));
+        })));
+    }
+    for (name, method, path) in [
+        ("lookup GET /api/items (found)", Method::GET, "/api/items"),
+        ("lookup GET /api/users/42/orders/7 (params)", Method::GET, "/api/users/42/orders/7"),
+        ("lookup GET /api/public/a/b/c (prefix)", Method::GET, "/api/public/a/b/c"),
+        ("lookup GET /api/admin (404)", Method::GET, "/api/admin"),
+        ("lookup DELETE /api/items (405 + Allow)", Method::DELETE, "/api/items"),
+    ] {
+        cases.push((name, Box::new(move || {
+            let r = table.lookup(black_box(&method), black_box(path));
+            black_box(matches!(r, Lookup::Found(..)));
+        })));
+    }
+    let not_found = Problem::new(Code::RouteNotFound);
+    cases.push(("Problem::to_json route_not_found", Box::new(move || {
+        black_box(not_found.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
+    })));
+    let mut validation = Problem::new(Code::BadRequest).with_detail("the request body is not valid JSON: expected `\"` at 1:17");
+    validation.errors = vec![("/name".into(), "must be a string".into()), ("/tags/3".into(), "must be at most 32 characters".into())];
+    cases.push(("Problem::to_json with detail + 2 errors", Box::new(move || {
+        black_box(validation.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
+    })));
+
+    println!("{:<52} {:>10} {:>12}", "case", "best ns/op", "median ns/op");
+    println!("{}", "-".repeat(76));
+    for (name, mut f) in cases {
+        if filter.as_deref().is_some_and(|w| !name.contains(w)) {
+            continue;
+        }
+        let (best, median) = measure(&mut f);
+        println!("{name:<52} {best:>10.1} {median:>12.1}");
+    }
+}
