@@ -10,7 +10,8 @@ pub struct AdminConfig {
     /// Where the admin listener binds; set `enabled = false` to run without one.
     pub listen: ListenAddr,
     pub enabled: bool,
-    /// Bearer token for `/admin/v1/*`. Without one those endpoints answer 401.
+    /// Bearer token reserved for the management API (`/admin/v1/*`, with API keys); nothing
+    /// on the admin listener requires it yet.
     pub token: Option<EnvString>,
 }
 

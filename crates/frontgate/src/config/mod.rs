@@ -222,7 +222,7 @@ impl Config {
                 rep.at(None, format!("{name} must be longer than 0"));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() || !log_level_words_are_levels(&self.log.level) {
             rep.at(None, format!("[log] level `{}` is not a log filter; write e.g. \"info\" or \"frontgate=debug,info\"", self.log.level));
         }
         if let Some(f) = &self.frontend {
@@ -292,6 +292,9 @@ impl Config {
                     rep.at(span.clone(), format!("route `{}`: the value of header `{name}` is not a valid header value", m.text));
                 }
             }
+            if route.timeout.is_some_and(|t| t.0.is_zero()) {
+                rep.at(span.clone(), format!("route `{}`: timeout must be longer than 0", m.text));
+            }
             if let Some(csp) = &route.csp {
                 if http::HeaderValue::from_str(csp).is_err() {
                     rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
@@ -343,6 +346,14 @@ impl Config {
         }
         w
     }
+}
+
+/// A bare word in a log filter is read as a target name, so a misspelled level ("verbose")
+/// would silently turn frontgate's own logs off. Bare words must be levels.
+fn log_level_words_are_levels(filter: &str) -> bool {
+    filter.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains('=') && !d.contains("::") && !d.contains('[')).all(|d| {
+        matches!(d.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error" | "off")
+    })
 }
 
 /// Makes serde's unknown-field message say how to fix it.
@@ -411,6 +422,11 @@ mod tests {
         let e = parse("[upstream]\nurl = \"http://a:1\"\ntimeout = \"0s\"\n[server]\nheader_read_timeout = \"0ms\"\n").unwrap_err();
         assert!(e.to_string().contains("[upstream] timeout must be longer than 0"), "{e}");
         assert!(e.to_string().contains("header_read_timeout must be longer than 0"), "{e}");
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"verbose\"\n").unwrap_err();
+        assert!(e.to_string().contains("[log] level"), "{e}");
+        parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"frontgate=debug,warn\"\n").unwrap();
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/x\"\ntimeout = \"0s\"\n").unwrap_err();
+        assert!(e.to_string().contains("timeout must be longer than 0"), "{e}");
         let e = parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"info,=,=\"\n").unwrap_err();
         assert!(e.to_string().contains("[log] level"), "{e}");
         let e = parse("[frontend]\ndir = \"/surely/not/a/dir\"\n").unwrap_err();

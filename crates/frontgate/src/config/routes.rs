@@ -68,6 +68,9 @@ impl RouteMatch {
                 }
             }
         }
+        if path.contains("//") {
+            return Err(format!("route path `{path}` has an empty segment (//)"));
+        }
         if !path.starts_with('/') {
             return Err(format!("route path `{path}` must start with /; write e.g. \"GET /api/items/{{id}}\""));
         }
@@ -137,7 +140,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_forms() {
-        for bad in ["get /x", "GET x", "/a//b", "/a//b/", "//", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
+        for bad in ["get /x", "GET x", "/a//b", "/a//b/", "//", "GET /a//**", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
             assert!(RouteMatch::parse(bad).is_err(), "{bad}");
         }
     }

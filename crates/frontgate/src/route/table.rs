@@ -115,8 +115,12 @@ impl RouteTable {
         }
         let mut routers: Vec<(Method, matchit::Router<usize>)> =
             all_methods.iter().map(|m| (m.clone(), matchit::Router::new())).collect();
-        // Explicit methods first: they win over any-method routes with the same pattern.
-        let order = pending.iter().filter(|p| !p.any && !p.implicit).chain(pending.iter().filter(|p| p.any)).chain(pending.iter().filter(|p| p.implicit));
+        // Most specific first: exact paths before prefixes, named methods before any-method,
+        // the implicit front-end route last. A later route yields a pattern an earlier, more
+        // specific one already holds; two routes of the same rank on one pattern are a mistake.
+        let rank = |p: &Pending| (p.implicit, p.prefix, p.any);
+        let mut order: Vec<&Pending> = pending.iter().collect();
+        order.sort_by_key(|p| rank(p));
         let mut owner: std::collections::HashMap<(Method, String), usize> = std::collections::HashMap::new();
         for p in order {
             let methods: Vec<Method> = if p.any { ANY_METHODS.to_vec() } else { p.methods.clone() };
@@ -125,11 +129,8 @@ impl RouteTable {
                 for pattern in patterns(&p.path, p.prefix) {
                     let key = (method.clone(), pattern.clone());
                     if let Some(&other) = owner.get(&key) {
-                        let other_any = pending.iter().any(|q| q.index == other && q.any);
-                        // Same pattern again: fine when an any-method route yields to one that names
-                        // the method, or for the implicit front-end route; two routes that say the
-                        // same thing are a mistake.
-                        if p.implicit || (p.any && !other_any) {
+                        let other_rank = pending.iter().find(|q| q.index == other).map(rank);
+                        if other_rank.is_some_and(|r| r < rank(p)) {
                             continue;
                         }
                         let other_name = entries[other].name.clone();
@@ -148,7 +149,7 @@ impl RouteTable {
                             owner.insert(key, p.index);
                         }
                         Err(e) => {
-                            if p.implicit {
+                            if p.implicit || errors.iter().any(|(i, _)| *i == Some(p.index)) {
                                 continue;
                             }
                             errors.push((Some(p.index), format!(
@@ -229,6 +230,14 @@ mod tests {
         assert_eq!(found(&t, Method::DELETE, "/api/a/b/c").as_deref(), Some("/api/**"));
         assert!(found(&t, Method::GET, "/apix").is_none());
         assert!(found(&t, Method::TRACE, "/api/items").is_none());
+    }
+
+    #[test]
+    fn exact_routes_win_over_a_prefix_route_on_its_own_path() {
+        let t = table("[[routes]]\nmatch = \"/api/**\"\n[[routes]]\nmatch = \"POST /api\"\nmax_body_bytes = 10\n");
+        assert_eq!(found(&t, Method::POST, "/api").as_deref(), Some("POST /api"));
+        assert_eq!(found(&t, Method::GET, "/api").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::POST, "/api/x").as_deref(), Some("/api/**"));
     }
 
     #[test]
