@@ -29,6 +29,39 @@ pub enum Body {
     Pooled { inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard> },
 }
 
+/// A body that holds a value (a guard) until the body is dropped: the request stays "running"
+/// while its response streams.
+pub struct GuardedBody<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Send + Unpin + 'static> GuardedBody<G> {
+    pub fn wrap(inner: Body, guard: G) -> Body {
+        if inner.is_end_stream() {
+            return inner;
+        }
+        Body::boxed(GuardedBody { inner, _guard: guard })
+    }
+}
+
+impl<G: Unpin> http_body::Body for GuardedBody<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A body that fails once a deadline passes (`[upstream] total_timeout`).
 pub struct DeadlineBody {
     inner: Body,

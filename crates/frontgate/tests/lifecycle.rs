@@ -379,3 +379,29 @@ async fn idle_http2_connection_is_closed_after_idle_timeout() {
     }
     assert!(h2.is_closed(), "idle HTTP/2 connection still open");
 }
+
+/// A response still streaming keeps its HTTP/2 connection busy: the idle timeout does not close
+/// a connection whose only stream is a slow download, and new requests still go through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_http2_response_is_not_idle() {
+    use http_body_util::BodyExt;
+    let up = Upstream::start().await;
+    let gate = start("idle_timeout = \"1s\"\nheader_read_timeout = \"1s\"", &routes(&up, &["/big"]));
+    let mut h2 = gate.tls().h2().await;
+    let resp = h2.send_request(req("GET", "/big?bytes=20000000").body(Full::default()).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    // Read slowly for ~3 s (three idle windows), so flow control keeps the stream open.
+    let mut got = 0usize;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        match tokio::time::timeout(WAIT, body.frame()).await.expect("stalled") {
+            Some(Ok(f)) => got += f.data_ref().map_or(0, |d| d.len()),
+            other => panic!("stream ended early after {got} bytes: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!h2.is_closed(), "connection closed while a response was streaming");
+    let second = h2.send_request(req("GET", "/echo/again").body(Full::default()).unwrap()).await.unwrap();
+    assert_eq!(second.status(), 200);
+}

@@ -148,8 +148,13 @@ where
         let gateway = svc_shared.gateway.load_full();
         let info = info.clone();
         async move {
-            let _busy = busy;
-            Ok::<_, Infallible>(gateway.handle(req, info).await)
+            let resp = gateway.handle(req, info).await;
+            // HTTP/2: the request counts as running until its response body has been sent, so
+            // a long download or event stream keeps its connection out of the idle timeout.
+            Ok::<_, Infallible>(match busy {
+                Some(busy) => resp.map(|b| crate::body::GuardedBody::wrap(b, busy)),
+                None => resp,
+            })
         }
     });
     let io = TokioIo::new(io);
