@@ -18,7 +18,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+#[derive(Default)]
 pub enum Body {
+    #[default]
     Empty,
     Full(Option<Bytes>),
     Incoming(hyper::body::Incoming),
@@ -153,11 +155,6 @@ impl Body {
     }
 }
 
-impl Default for Body {
-    fn default() -> Self {
-        Body::Empty
-    }
-}
 
 impl http_body::Body for Body {
     type Data = Bytes;
@@ -191,11 +188,10 @@ impl http_body::Body for Body {
             Body::Pooled { inner, guard } => {
                 let polled = Pin::new(&mut *inner).poll_frame(cx);
                 let done = matches!(polled, Poll::Ready(None)) || inner.is_end_stream();
-                if done && !matches!(polled, Poll::Ready(Some(Err(_)))) {
-                    if let Some(g) = guard.take() {
+                if done && !matches!(polled, Poll::Ready(Some(Err(_))))
+                    && let Some(g) = guard.take() {
                         g.release();
                     }
-                }
                 polled.map_err(Into::into)
             }
         }

@@ -87,12 +87,11 @@ impl Frontend {
                 p.push(".");
                 p.push(ext);
                 let p = PathBuf::from(p);
-                if let Ok(m) = tokio::fs::metadata(&p).await {
-                    if m.is_file() {
+                if let Ok(m) = tokio::fs::metadata(&p).await
+                    && m.is_file() {
                         chosen = (p, m, Some(enc));
                         break;
                     }
-                }
             }
         }
         let (file_path, meta, encoding) = chosen;
@@ -176,12 +175,11 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
             t == "*" || t.trim_start_matches("W/") == etag
         });
     }
-    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
-        if let Ok(since) = httpdate::parse_http_date(ims) {
+    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
+        && let Ok(since) = httpdate::parse_http_date(ims) {
             let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             return secs(modified) <= secs(since);
         }
-    }
     false
 }
 

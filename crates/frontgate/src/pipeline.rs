@@ -375,14 +375,13 @@ impl Gateway {
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return Ok(r);
         }
-        if let Some(code) = path.strip_prefix("/.frontgate/problems/") {
-            if let Some(page) = crate::problem::problem_page(code) {
+        if let Some(code) = path.strip_prefix("/.frontgate/problems/")
+            && let Some(page) = crate::problem::problem_page(code) {
                 let mut r = Response::new(Body::full(page));
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
                 r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
                 return Ok(r);
             }
-        }
         Err(Problem::new(Code::RouteNotFound))
     }
 
@@ -528,15 +527,14 @@ fn valid_request_id(v: &HeaderValue) -> bool {
 
 /// The URI to send upstream: the base path, the normalized path, the original query.
 fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> http::Uri {
-    if base.is_empty() && normalized.is_none() {
-        if let Some(pq) = original.path_and_query() {
+    if base.is_empty() && normalized.is_none()
+        && let Some(pq) = original.path_and_query() {
             let mut parts = http::uri::Parts::default();
             parts.path_and_query = Some(pq.clone());
             if let Ok(uri) = http::Uri::from_parts(parts) {
                 return uri;
             }
         }
-    }
     let path = normalized.unwrap_or(original.path());
     let mut s = String::with_capacity(base.len() + path.len() + original.query().map_or(0, |q| q.len() + 1));
     s.push_str(base);

@@ -59,7 +59,7 @@ impl Code {
         }
     }
 
-    pub fn from_str(s: &str) -> Option<Code> {
+    pub fn parse(s: &str) -> Option<Code> {
         Code::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 
@@ -297,7 +297,7 @@ pub fn html_escape(s: &str) -> String {
 
 /// The human page for `/.frontgate/problems/<code>`; `None` for an unknown code.
 pub fn problem_page(code: &str) -> Option<String> {
-    let code = Code::from_str(code)?;
+    let code = Code::parse(code)?;
     Some(format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn codes_round_trip_and_have_pages() {
         for code in Code::ALL {
-            assert_eq!(Code::from_str(code.as_str()), Some(*code));
+            assert_eq!(Code::parse(code.as_str()), Some(*code));
             assert!(problem_page(code.as_str()).unwrap().contains(code.as_str()));
         }
         assert!(problem_page("../etc/passwd").is_none());

@@ -225,11 +225,10 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() || !log_level_words_are_levels(&self.log.level) {
             rep.at(None, format!("[log] level `{}` is not a log filter; write e.g. \"info\" or \"frontgate=debug,info\"", self.log.level));
         }
-        if let Some(f) = &self.frontend {
-            if gateway && !f.dir.is_dir() {
+        if let Some(f) = &self.frontend
+            && gateway && !f.dir.is_dir() {
                 rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", f.dir.display()));
             }
-        }
         if s.max_header_bytes.0 < 1024 {
             rep.at(None, "[server] max_header_bytes must be at least 1024");
         }
@@ -242,17 +241,16 @@ impl Config {
         if s.workers > 1024 {
             rep.at(None, "[server] workers must be at most 1024 (0 means one per core)");
         }
-        if let Some(pu) = &s.public_url {
-            if !s.tls_enabled() && pu.get_ref().is_https() && s.trusted_proxies.is_empty() {
+        if let Some(pu) = &s.public_url
+            && !s.tls_enabled() && pu.get_ref().is_https() && s.trusted_proxies.is_empty() {
                 rep.at(Some(pu.span()), "public_url is https:// but tls = \"off\" and no trusted_proxies are set: list the load balancer's addresses in [server] trusted_proxies");
             }
-        }
         if !s.tls_enabled() && s.redirect_http.is_some() {
             rep.at(None, "[server] redirect_http needs TLS: remove it, or set tls");
         }
         if let Some(cors) = &self.cors {
             let origins = cors.allow_origins.get_ref();
-            let any = origins.iter().any(|o| *o == CorsOrigin::Any);
+            let any = origins.contains(&CorsOrigin::Any);
             if any && cors.allow_credentials {
                 rep.at(Some(cors.allow_origins.span()), "allow_origins = \"*\" cannot be combined with allow_credentials = true: list the exact origins");
             }
@@ -295,11 +293,10 @@ impl Config {
             if route.timeout.is_some_and(|t| t.0.is_zero()) {
                 rep.at(span.clone(), format!("route `{}`: timeout must be longer than 0", m.text));
             }
-            if let Some(csp) = &route.csp {
-                if http::HeaderValue::from_str(csp).is_err() {
+            if let Some(csp) = &route.csp
+                && http::HeaderValue::from_str(csp).is_err() {
                     rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
                 }
-            }
         }
         if let Some(f) = &self.frontend {
             if http::HeaderValue::from_str(&f.csp).is_err() {

@@ -22,9 +22,9 @@ pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resu
     while let Some(pos) = rest.find('$') {
         out.push_str(&rest[..pos]);
         let after = &rest[pos..];
-        if after.starts_with("$${") {
+        if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
             let end = body.find('}').ok_or("unterminated `${`: close it with `}`, or write `$${` for a literal")?;
             let name = &body[..end];

@@ -6,7 +6,6 @@
 //! body dropped early (client went away) closes that connection instead.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,15 +83,9 @@ impl UpstreamClient {
     }
 
     async fn connect(&self, upgrades: bool) -> Result<SendRequest<Body>, UpstreamError> {
-        let connect = async {
-            let addr: Option<SocketAddr> = format!("{}:{}", self.target.host, self.target.port).parse().ok()
-                .or_else(|| self.target.authority.parse().ok());
-            let stream = match addr {
-                Some(a) => TcpStream::connect(a).await,
-                None => TcpStream::connect(self.target.authority.as_str()).await,
-            };
-            stream
-        };
+        // `authority` is `host:port` (IPv6 bracketed): an IP connects directly, a name is
+        // resolved on each new connection so DNS changes are picked up.
+        let connect = TcpStream::connect(self.target.authority.as_str());
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Err(_) => return Err(UpstreamError::ConnectTimeout),
             Ok(Err(e)) => return Err(UpstreamError::Unavailable(format!("connect to {}: {e}", self.target.authority))),
@@ -119,8 +112,8 @@ impl UpstreamClient {
     /// keep-alive ended) is retried once on a fresh connection, since the request was not sent.
     pub async fn send(self: &Arc<Self>, req: Request<Body>) -> Result<(Response<hyper::body::Incoming>, Option<PoolGuard>), UpstreamError> {
         let mut req = req;
-        if let Some(mut sender) = self.checkout() {
-            if sender.ready().await.is_ok() {
+        if let Some(mut sender) = self.checkout()
+            && sender.ready().await.is_ok() {
                 match sender.try_send_request(req).await {
                     Ok(resp) => return Ok((resp, Some(PoolGuard { client: self.clone(), sender }))),
                     Err(mut e) => match e.take_message() {
@@ -129,7 +122,6 @@ impl UpstreamClient {
                     },
                 }
             }
-        }
         let mut sender = self.connect(false).await?;
         match sender.send_request(req).await {
             Ok(resp) => Ok((resp, Some(PoolGuard { client: self.clone(), sender }))),

@@ -42,11 +42,10 @@ impl ForwardingCache {
 
     fn forwarded(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
         let mut last = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some((h, v)), Some(host)) = (last.as_ref(), host) {
-            if h == host {
+        if let (Some((h, v)), Some(host)) = (last.as_ref(), host)
+            && h == host {
                 return Some(v.clone());
             }
-        }
         let proto = if self.https { "https" } else { "http" };
         let v = HeaderValue::from_str(&forwarded_element(&self.for_node, proto, host)).ok()?;
         if let Some(host) = host {
@@ -58,13 +57,12 @@ impl ForwardingCache {
 
 fn forwarded_element(for_node: &str, proto: &str, host: Option<&HeaderValue>) -> String {
     let mut forwarded = format!("for={for_node};proto={proto}");
-    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
-        if h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
+    if let Some(h) = host.and_then(|h| h.to_str().ok())
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
             forwarded.push_str(";host=\"");
             forwarded.push_str(h);
             forwarded.push('"');
         }
-    }
     forwarded
 }
 
@@ -86,8 +84,8 @@ fn forwarding_header(name: &str) -> bool {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
 /// Upgrade headers are kept when `keep_upgrade` (a WebSocket handshake being passed through).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        if let Ok(list) = conn.to_str() {
+    if let Some(conn) = headers.get(header::CONNECTION)
+        && let Ok(list) = conn.to_str() {
             let named: Vec<HeaderName> = list
                 .split(',')
                 .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
@@ -97,7 +95,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
                 headers.remove(n);
             }
         }
-    }
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
     headers.remove(header::PROXY_AUTHORIZATION);
@@ -173,8 +170,8 @@ pub fn prepare_request_headers(
     let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
     // Fast path, the common case: an untrusted peer whose request carries nothing to strip
     // (one pass over the names), and per-connection forwarding values already made.
-    if let (false, false, Some(cache)) = (trusted, keep_upgrade, client.forwarding.as_ref()) {
-        if cache.https == client.https && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str())) {
+    if let (false, false, Some(cache)) = (trusted, keep_upgrade, client.forwarding.as_ref())
+        && cache.https == client.https && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str())) {
             headers.reserve(6);
             headers.insert(&X_FORWARDED_FOR, cache.xff.clone());
             headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
@@ -188,7 +185,6 @@ pub fn prepare_request_headers(
             headers.insert(header::HOST, upstream_host.clone());
             return;
         }
-    }
     remove_hop_by_hop(headers, keep_upgrade);
     if headers.keys().any(is_identity_header) {
         let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
@@ -216,11 +212,10 @@ pub fn prepare_request_headers(
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
     }
-    if let Some(h) = host {
-        if !headers.contains_key(&X_FORWARDED_HOST) {
+    if let Some(h) = host
+        && !headers.contains_key(&X_FORWARDED_HOST) {
             headers.insert(&X_FORWARDED_HOST, h.clone());
         }
-    }
     let for_node = match client.peer.ip() {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("\"[{ip}]\""),

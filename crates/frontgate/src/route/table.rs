@@ -170,12 +170,11 @@ impl RouteTable {
 
     /// Finds the route for a normalized path.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
-        if let Some((_, router)) = self.routers.iter().find(|(m, _)| m == method) {
-            if let Ok(found) = router.at(path) {
+        if let Some((_, router)) = self.routers.iter().find(|(m, _)| m == method)
+            && let Ok(found) = router.at(path) {
                 let index = *found.value;
                 return Lookup::Found(index, &self.entries[index]);
             }
-        }
         let mut allow = BTreeSet::new();
         for (m, router) in &self.routers {
             if m != method && router.at(path).is_ok() {

@@ -312,12 +312,15 @@ pub async fn plain_send(addr: SocketAddr, r: Request<Full<Bytes>>) -> (StatusCod
     collect(s.send_request(r).await.unwrap()).await
 }
 
+/// What the upstream saw of a request: method, raw path-and-query, headers.
+pub type SeenRequest = (String, String, HashMap<String, Vec<String>>);
+
 /// A real upstream on loopback that records what reaches it.
 pub struct Upstream {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicU64>,
     /// The last request seen: method, raw path-and-query, headers.
-    pub last: Arc<Mutex<Option<(String, String, HashMap<String, Vec<String>>)>>>,
+    pub last: Arc<Mutex<Option<SeenRequest>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -373,7 +376,7 @@ type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infalli
 async fn upstream_handle(
     mut req: Request<Incoming>,
     hits: Arc<AtomicU64>,
-    last: Arc<Mutex<Option<(String, String, HashMap<String, Vec<String>>)>>>,
+    last: Arc<Mutex<Option<SeenRequest>>>,
 ) -> Response<BoxBody> {
     hits.fetch_add(1, Ordering::SeqCst);
     let mut headers: HashMap<String, Vec<String>> = HashMap::new();
@@ -403,11 +406,10 @@ async fn upstream_handle(
                 .await;
                 let (mut tx, mut rx) = ws.split();
                 while let Some(Ok(msg)) = rx.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if tx.send(msg).await.is_err() {
+                    if (msg.is_text() || msg.is_binary())
+                        && tx.send(msg).await.is_err() {
                             break;
                         }
-                    }
                 }
             }
         });
