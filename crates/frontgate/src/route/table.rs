@@ -34,7 +34,7 @@ pub enum Lookup<'a> {
 }
 
 pub struct RouteTable {
-    routers: Vec<(Method, matchit::Router<usize>)>,
+    routers: Vec<(Method, MethodRouter)>,
     entries: Vec<RouteEntry>,
 }
 
@@ -113,8 +113,8 @@ impl RouteTable {
                 }
             }
         }
-        let mut routers: Vec<(Method, matchit::Router<usize>)> =
-            all_methods.iter().map(|m| (m.clone(), matchit::Router::new())).collect();
+        let mut routers: Vec<(Method, MethodRouter)> =
+            all_methods.iter().map(|m| (m.clone(), MethodRouter::default())).collect();
         // Most specific first: exact paths before prefixes, named methods before any-method,
         // the implicit front-end route last. A later route yields a pattern an earlier, more
         // specific one already holds; two routes of the same rank on one pattern are a mistake.
@@ -171,13 +171,13 @@ impl RouteTable {
     /// Finds the route for a normalized path.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         if let Some((_, router)) = self.routers.iter().find(|(m, _)| m == method)
-            && let Ok(found) = router.at(path) {
-                let index = *found.value;
-                return Lookup::Found(index, &self.entries[index]);
-            }
+            && let Some(index) = router.at(path)
+        {
+            return Lookup::Found(index, &self.entries[index]);
+        }
         let mut allow = BTreeSet::new();
         for (m, router) in &self.routers {
-            if m != method && router.at(path).is_ok() {
+            if m != method && router.at(path).is_some() {
                 allow.insert(m.as_str());
             }
         }
@@ -186,6 +186,28 @@ impl RouteTable {
         }
         let joined = allow.into_iter().collect::<Vec<_>>().join(", ");
         Lookup::MethodNotAllowed(HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("GET")))
+    }
+}
+
+/// The routes of one method. matchit refuses a catch-all beside a parameter at the same depth
+/// (`GET /files/{name}/meta` with `/files/**`); such a catch-all goes into a fallback router,
+/// consulted only when the primary one has no match, so the narrower route still wins.
+#[derive(Default)]
+struct MethodRouter {
+    primary: matchit::Router<usize>,
+    fallback: matchit::Router<usize>,
+}
+
+impl MethodRouter {
+    fn insert(&mut self, pattern: String, index: usize) -> Result<(), matchit::InsertError> {
+        match self.primary.insert(pattern.clone(), index) {
+            Err(e) if pattern.ends_with("{*rest}") => self.fallback.insert(pattern, index).map_err(|_| e),
+            other => other,
+        }
+    }
+
+    fn at(&self, path: &str) -> Option<usize> {
+        self.primary.at(path).or_else(|_| self.fallback.at(path)).ok().map(|m| *m.value)
     }
 }
 
@@ -237,6 +259,18 @@ mod tests {
         assert_eq!(found(&t, Method::POST, "/api").as_deref(), Some("POST /api"));
         assert_eq!(found(&t, Method::GET, "/api").as_deref(), Some("/api/**"));
         assert_eq!(found(&t, Method::POST, "/api/x").as_deref(), Some("/api/**"));
+    }
+
+    #[test]
+    fn a_prefix_route_beside_a_parameter_at_the_same_depth() {
+        let t = table("[[routes]]\nmatch = \"GET /files/{name}/meta\"\n[[routes]]\nmatch = \"/files/**\"\n[[routes]]\nmatch = \"GET /api/{id}\"\n[[routes]]\nmatch = \"/api/**\"\n");
+        assert_eq!(found(&t, Method::GET, "/files/a/meta").as_deref(), Some("GET /files/{name}/meta"));
+        assert_eq!(found(&t, Method::GET, "/files/a").as_deref(), Some("/files/**"));
+        assert_eq!(found(&t, Method::GET, "/files/a/b/c").as_deref(), Some("/files/**"));
+        assert_eq!(found(&t, Method::GET, "/api/7").as_deref(), Some("GET /api/{id}"));
+        assert_eq!(found(&t, Method::POST, "/api/7").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::GET, "/api/7/x").as_deref(), Some("/api/**"));
+        assert_eq!(found(&t, Method::GET, "/api").as_deref(), Some("/api/**"));
     }
 
     #[test]
