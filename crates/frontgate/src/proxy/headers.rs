@@ -234,17 +234,26 @@ pub fn prepare_request_headers(
 
 /// Removes what fingerprints the backend, and hop-by-hop headers.
 pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let dirty = headers.keys().any(|k| {
-        always_stripped(k.as_str()) || matches!(k.as_str(), "server" | "x-powered-by" | "x-aspnet-version" | "x-aspnetmvc-version")
-    });
-    if !dirty && !keep_upgrade {
+    let fingerprint = |name: &str| matches!(name, "server" | "x-powered-by" | "x-aspnet-version" | "x-aspnetmvc-version");
+    if keep_upgrade {
+        remove_hop_by_hop(headers, true);
+        for name in [header::SERVER, X_POWERED_BY.clone(), X_ASPNET_VERSION.clone(), X_ASPNETMVC_VERSION.clone()] {
+            headers.remove(name);
+        }
         return;
     }
-    remove_hop_by_hop(headers, keep_upgrade);
-    headers.remove(header::SERVER);
-    headers.remove(&X_POWERED_BY);
-    headers.remove(&X_ASPNET_VERSION);
-    headers.remove(&X_ASPNETMVC_VERSION);
+    // One pass finds what is there; only those names are removed (most responses have 0–2).
+    let mut doomed: Vec<HeaderName> =
+        headers.keys().filter(|k| always_stripped(k.as_str()) || fingerprint(k.as_str())).cloned().collect();
+    if doomed.is_empty() {
+        return;
+    }
+    if let Some(list) = headers.get(header::CONNECTION).and_then(|v| v.to_str().ok()) {
+        doomed.extend(list.split(',').filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()));
+    }
+    for name in doomed {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +287,28 @@ mod tests {
         assert_eq!(h["x-request-id"], "rid");
         assert_eq!(h["host"], "127.0.0.1:1");
         assert_eq!(client_ip(&s, client.peer.ip(), &h), client.peer.ip());
+    }
+
+    #[test]
+    fn response_fingerprints_and_hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("nginx/1.2"));
+        h.insert("x-powered-by", HeaderValue::from_static("Express"));
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-internal"));
+        h.insert("x-internal", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        clean_response_headers(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("content-type"));
+        let mut h = HeaderMap::new();
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("server", HeaderValue::from_static("x"));
+        clean_response_headers(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(h.get("server").is_none());
     }
 
     #[test]
