@@ -103,11 +103,12 @@ async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared
     let gateway = shared.gateway.load();
     let server = &gateway.config().server;
     let handshake_timeout = server.header_read_timeout.0;
+    // A guard must not be held for a connection's lifetime (arc-swap has few fast slots).
+    drop(gateway);
     match tls.as_ref() {
         None => serve_io(stream, false, ConnInfo::new(peer, false), shared.clone(), shutdown).await,
         Some(cfg) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
-            drop(gateway);
             let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
