@@ -3,23 +3,18 @@
 # callgrind. Unlike req/s on a shared machine, the count barely moves with load from other
 # processes, so it compares two builds reliably (docs/performance.md).
 #
-# Usage: bench/instructions.sh [FRONTGATE_BIN]   (default: builds target/release/frontgate)
-# Environment: PORT_BASE=23100 (uses PORT_BASE+1..3 on 127.0.0.1), SECONDS_LOAD=10,
-#              KEEP=1 keeps the callgrind output for callgrind_annotate.
+# Usage: bench/instructions.sh
+# Environment: FRONTGATE_BIN=... (skip the build), PORT_BASE=23100 (uses PORT_BASE+1..3 on
+#   127.0.0.1), SECONDS_LOAD=10, KEEP_TMP=1 keeps the callgrind output for callgrind_annotate.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-BIN=${1:-}
-if [[ -z $BIN ]]; then
-    (cd "$ROOT" && cargo build --release -p frontgate >&2)
-    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/frontgate"
-fi
+NAME=instructions
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+bench_need valgrind:valgrind wrk:wrk curl:curl
+bench_binary
+bench_tmp
 BASE=${PORT_BASE:-23100}; UP=$((BASE + 1)); GW=$((BASE + 2)); ADMIN=$((BASE + 3))
-TMP=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [[ ${KEEP:-0} == 1 ]] || rm -rf "$TMP"; }
-trap cleanup EXIT
 cat > "$TMP/fg.toml" <<EOC
 data_dir = "$TMP/data"
 [server]
@@ -35,14 +30,15 @@ access_log = false
 [[routes]]
 match = "GET /api/items"
 EOC
-"$BIN" demo-upstream --listen "127.0.0.1:$UP" >/dev/null 2>&1 & pids+=($!)
+"$BIN" demo-upstream --listen "127.0.0.1:$UP" >/dev/null 2>&1 & PIDS+=($!)
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.out" "$BIN" serve -c "$TMP/fg.toml" >"$TMP/vg.log" 2>&1 & VG=$!
-pids+=($VG)
+PIDS+=("$VG")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/health" >/dev/null && break; sleep 0.2; done
 wrk -t1 -c8 -d"${SECONDS_LOAD:-10}s" "http://127.0.0.1:$GW/api/items" >/dev/null
 N=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | grep 'frontgate_requests_total{route="GET /api/items",decision="forwarded"' | awk '{print $NF}')
 kill -INT "$VG"; wait "$VG" 2>/dev/null || true
 IR=$(callgrind_annotate "$TMP/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+[[ -n $N && $N -gt 0 && -n $IR ]] || die "no measurement (requests=${N:-?}); see $TMP/vg.log (KEEP_TMP=1)"
 echo "requests=$N instructions=$IR instructions/request=$((IR / N))"
-[[ ${KEEP:-0} == 1 ]] && echo "callgrind output: $TMP/callgrind.out" >&2
+[[ ${KEEP_TMP:-0} == 1 ]] && echo "callgrind output: $TMP/callgrind.out" >&2
 exit 0

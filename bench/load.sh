@@ -49,62 +49,15 @@ TLS_CONNECTIONS=${TLS_CONNECTIONS:-32}
 PIN=${PIN:-1}
 WARMUP=${WARMUP:-1s}
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NAME=load
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-die() { echo "load.sh: $*" >&2; exit 1; }
-say() { echo "== $*" >&2; }
-
-# ---------------------------------------------------------------- tools
-need=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-if ((${#need[@]})); then
-    say "installing ${need[*]}"
-    SUDO=""
-    [[ $(id -u) == 0 ]] || SUDO="sudo"
-    $SUDO apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
-fi
+bench_need nginx:nginx wrk:wrk openssl:openssl curl:curl taskset:util-linux
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
-# ---------------------------------------------------------------- build (once)
-if [[ -n ${FRONTGATE_BIN:-} ]]; then
-    BIN=$FRONTGATE_BIN
-else
-    say "building frontgate (release)"
-    cargo build --release -p frontgate >&2 || die "cargo build failed"
-    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-    BIN=$TARGET_DIR/release/frontgate
-fi
-[[ -x $BIN ]] || die "no frontgate binary at $BIN"
-
-# ---------------------------------------------------------------- temp dir, cleanup
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/frontgate-load.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid kids
-    for pid in "${PIDS[@]}"; do
-        kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" $kids 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "load.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-# Run a private copy: a shared CARGO_TARGET_DIR may see the binary rebuilt by another checkout.
-cp "$BIN" "$TMP/frontgate"
-BIN=$TMP/frontgate
+bench_binary
+bench_tmp
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 
 NCPU=$(nproc)

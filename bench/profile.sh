@@ -14,47 +14,14 @@ DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-64}
 FREQ=${FREQ:-999}
 TOP=${TOP:-15}
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NAME=profile
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-die() { echo "profile.sh: $*" >&2; exit 1; }
 
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v perf >/dev/null 2>&1 || need+=(linux-perf)
-command -v strace >/dev/null 2>&1 || need+=(strace)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-if ((${#need[@]})); then
-    SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo"
-    $SUDO apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
-fi
-
-if [[ -n ${FRONTGATE_BIN:-} ]]; then
-    BIN=$FRONTGATE_BIN
-else
-    cargo build --release -p frontgate >&2 || die "cargo build failed"
-    TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-    [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
-    BIN=$TARGET_DIR/release/frontgate
-fi
-[[ -x $BIN ]] || die "no frontgate binary at $BIN"
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/frontgate-profile.XXXXXX")
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "profile.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cp "$BIN" "$TMP/frontgate"
-BIN=$TMP/frontgate
+bench_need wrk:wrk perf:linux-perf strace:strace python3:python3
+bench_binary
+bench_tmp
 
 LOAD_CPU=(); PROXY_CPU=()
 if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then LOAD_CPU=(taskset -c 0); PROXY_CPU=(taskset -c 1); fi
