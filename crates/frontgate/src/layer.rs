@@ -34,6 +34,7 @@ use crate::body::{Body, BoxError};
 use crate::checks::Client;
 use crate::config::{Config, ConfigErrors};
 use crate::pipeline::{Admission, BuildError, Gateway, Outgoing};
+use crate::problem::{Code, Problem};
 
 /// The client address, for embedders that know it (hyper's accept loop, axum's ConnectInfo).
 /// Without it, the client is taken to be 0.0.0.0:0.
@@ -56,7 +57,8 @@ pub enum LayerError {
 impl FrontgateLayer {
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
         let config = Config::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
-        Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(config)?) })
+        let services = Arc::new(crate::state::Services::current_or_start().map_err(|e| BuildError::Routes(e.to_string()))?);
+        Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(config, &services)?) })
     }
 }
 
@@ -107,7 +109,8 @@ where
             let mut resp = match gateway.admit(&mut head, &client, &request_id, &mut out).await {
                 Err(problem) => problem.into_response(&rid),
                 Ok(Admission::Answer(r)) => r,
-                Ok(Admission::Pass { path }) => {
+                Ok(Admission::Endpoint(_)) => Problem::new(Code::RouteNotFound).into_response(&rid),
+                Ok(Admission::Pass { path, identity }) => {
                     if let Some(p) = path {
                         let pq = match head.uri.query() {
                             Some(q) => format!("{p}?{q}"),
@@ -118,6 +121,12 @@ where
                         }
                     }
                     head.headers.insert("x-request-id", request_id.clone());
+                    crate::proxy::headers::strip_identity_headers(&mut head.headers);
+                    if let Some(identity) = &identity {
+                        for (k, v) in identity.headers() {
+                            head.headers.insert(k, v);
+                        }
+                    }
                     out.decision = crate::pipeline::Decision::Forwarded;
                     let resp = inner.call(Request::from_parts(head, body)).await?;
                     resp.map(Body::boxed)

@@ -18,3 +18,4 @@ pub mod problem;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod state;

@@ -13,7 +13,8 @@ use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::checks::cors::{OriginCheck, is_preflight};
-use crate::checks::{Check, Client, Exchange, Outcome, Verdict};
+use crate::checks::auth::{Authenticate, Authenticator};
+use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
 use crate::frontend::{Frontend, Served};
 use crate::observe;
@@ -21,6 +22,7 @@ use crate::problem::{Code, Problem};
 use crate::proxy::client::UpstreamClient;
 use crate::proxy::{self, headers as hygiene};
 use crate::route::{Lookup, RouteEntry, RouteTable, normalize_path};
+use crate::state::Services;
 
 /// What the server knows about a connection.
 #[derive(Clone)]
@@ -124,6 +126,8 @@ pub struct Gateway {
     frontend: Option<Frontend>,
     security: SecurityHeaders,
     route_metrics: Vec<RouteMetrics>,
+    /// The gateway's own endpoints under `/.frontgate/`, from the modules that own them.
+    endpoints: Vec<Arc<dyn Endpoint>>,
     pub(crate) request_ids: RequestIds,
 }
 
@@ -138,16 +142,33 @@ pub enum BuildError {
 static NOT_FOUND_ROUTE: &str = "-";
 
 impl Gateway {
-    /// Assembles the pipeline for a validated config.
-    pub fn build(config: Config) -> Result<Gateway, BuildError> {
+    /// Assembles the pipeline for a validated config, with process-wide state from `services`.
+    pub fn build(config: Config, services: &Arc<Services>) -> Result<Gateway, BuildError> {
         let _ = observe::metrics_handle();
         let table = RouteTable::build(&config).map_err(|errs| {
             BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
         })?;
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
         let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
-        // The fixed order of checks (DESIGN.md): origin/CORS first; later issues add theirs here.
-        let checks = table.entries().iter().map(|_| vec![origin_check.clone()]).collect();
+        // Authentication methods the config enables; each route picks from these.
+        let authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        let _ = services;
+        // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
+        // authorize → CSRF → bot check → rate limit (identity) → validate.
+        let checks = table
+            .entries()
+            .iter()
+            .map(|entry| {
+                let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
+                let policy = entry.config_index.and_then(|i| config.routes.get(i));
+                if let Some(route) = policy
+                    && let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
+                        route_checks.push(Arc::new(a));
+                    }
+                route_checks
+            })
+            .collect();
         let upstream = config.upstream.as_ref().map(|u| {
             UpstreamClient::new(u.url.clone(), u.connect_timeout.0, u.pool_idle_timeout.0, u.pool_max_idle)
         });
@@ -176,6 +197,7 @@ impl Gateway {
             frontend,
             security,
             route_metrics,
+            endpoints,
             request_ids: RequestIds::new(),
         })
     }
@@ -223,8 +245,13 @@ impl Gateway {
     ) -> Result<Response<Body>, Problem> {
         let path = match self.admit(head, client, request_id, out).await? {
             Admission::Answer(r) => return Ok(r),
-            Admission::Pass { path } => path,
+            Admission::Pass { path, identity } => (path, identity),
+            Admission::Endpoint(e) => {
+                out.decision = Decision::Served;
+                return e.handle(head, body, client, request_id.to_str().unwrap_or("")).await;
+            }
         };
+        let (path, identity) = path;
         let route = &self.table.entries()[out.route.unwrap_or_default()];
         match route.target {
             RouteTarget::Frontend => {
@@ -236,7 +263,7 @@ impl Gateway {
                     Served::NotFound => Err(Problem::new(Code::RouteNotFound)),
                 }
             }
-            RouteTarget::Upstream => self.forward(head, body, path, route, client, request_id, out).await,
+            RouteTarget::Upstream => self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await,
         }
     }
 
@@ -259,6 +286,9 @@ impl Gateway {
             .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
         if path.starts_with("/.frontgate/") || &*path == "/.frontgate" {
             out.decision = Decision::Served;
+            if let Some(e) = self.endpoints.iter().find(|e| e.path() == &*path) {
+                return Ok(Admission::Endpoint(e.clone()));
+            }
             return self.reserved(&head.method, &path).map(Admission::Answer);
         }
         let preflight = is_preflight(&head.method, &head.headers);
@@ -280,7 +310,7 @@ impl Gateway {
 
         // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
-        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new() };
+        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None };
         for check in &self.checks[index] {
             let verdict = match check.check(&mut ex) {
                 Outcome::Ready(v) => v,
@@ -300,7 +330,7 @@ impl Gateway {
             }
         }
         out.extra = ex.response_headers;
-        Ok(Admission::Pass { path })
+        Ok(Admission::Pass { path, identity: ex.identity })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -309,6 +339,7 @@ impl Gateway {
         head: &mut http::request::Parts,
         body: Incoming,
         normalized: Option<String>,
+        identity: Option<&Identity>,
         route: &RouteEntry,
         client: &Client,
         request_id: &HeaderValue,
@@ -340,6 +371,12 @@ impl Gateway {
             let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
             let host = host.or_else(|| h.get(header::HOST).cloned());
             hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), &self.upstream_host, upgrade.is_some());
+            // After hygiene removed any inbound copies: who the caller proved to be.
+            if let Some(identity) = identity {
+                for (k, v) in identity.headers() {
+                    h.insert(k, v);
+                }
+            }
         }
         let req = builder.body(body).map_err(|_| Problem::new(Code::BadRequest))?;
         let timeout = route.timeout.unwrap_or(self.upstream_timeout);
@@ -497,10 +534,23 @@ impl Gateway {
 
 pub(crate) enum Admission {
     /// Go on to the target; `path` is the normalized path when it differs from the raw one.
-    Pass { path: Option<String> },
+    Pass { path: Option<String>, identity: Option<Identity> },
     /// The gateway answers itself.
     Answer(Response<Body>),
+    /// A path under `/.frontgate/` served by one of the gateway's own endpoints, which needs
+    /// the body (login, verify, logout).
+    Endpoint(Arc<dyn Endpoint>),
 }
+
+/// One of the gateway's own endpoints under `/.frontgate/` (login, callback, challenge, ...),
+/// registered by the module that owns it.
+pub trait Endpoint: Send + Sync + 'static {
+    /// The exact normalized path, e.g. `/.frontgate/login`.
+    fn path(&self) -> &'static str;
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: Incoming, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a>;
+}
+
+pub type EndpointFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>>;
 
 pub(crate) struct Outgoing {
     route: Option<usize>,

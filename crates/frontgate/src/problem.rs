@@ -24,6 +24,21 @@ pub enum Code {
     UpstreamError,
     Unauthenticated,
     Overloaded,
+    InvalidToken,
+    InsufficientScope,
+    ApiKeyInvalid,
+    ApiKeyRevoked,
+    ApiKeyExpired,
+    CredentialsInQuery,
+    ClientDenied,
+    CsrfFailed,
+    ChallengeRequired,
+    ChallengeFailed,
+    RateLimited,
+    ValidationFailed,
+    UnsupportedMediaType,
+    ResponseInvalid,
+    StoreUnavailable,
 }
 
 impl Code {
@@ -40,6 +55,21 @@ impl Code {
         Code::UpstreamError,
         Code::Unauthenticated,
         Code::Overloaded,
+        Code::InvalidToken,
+        Code::InsufficientScope,
+        Code::ApiKeyInvalid,
+        Code::ApiKeyRevoked,
+        Code::ApiKeyExpired,
+        Code::CredentialsInQuery,
+        Code::ClientDenied,
+        Code::CsrfFailed,
+        Code::ChallengeRequired,
+        Code::ChallengeFailed,
+        Code::RateLimited,
+        Code::ValidationFailed,
+        Code::UnsupportedMediaType,
+        Code::ResponseInvalid,
+        Code::StoreUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +86,21 @@ impl Code {
             Code::UpstreamError => "upstream_error",
             Code::Unauthenticated => "unauthenticated",
             Code::Overloaded => "overloaded",
+            Code::InvalidToken => "invalid_token",
+            Code::InsufficientScope => "insufficient_scope",
+            Code::ApiKeyInvalid => "api_key_invalid",
+            Code::ApiKeyRevoked => "api_key_revoked",
+            Code::ApiKeyExpired => "api_key_expired",
+            Code::CredentialsInQuery => "credentials_in_query",
+            Code::ClientDenied => "client_denied",
+            Code::CsrfFailed => "csrf_failed",
+            Code::ChallengeRequired => "challenge_required",
+            Code::ChallengeFailed => "challenge_failed",
+            Code::RateLimited => "rate_limited",
+            Code::ValidationFailed => "validation_failed",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::ResponseInvalid => "response_invalid",
+            Code::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -75,6 +120,21 @@ impl Code {
             Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
             Code::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Code::InvalidToken => StatusCode::UNAUTHORIZED,
+            Code::InsufficientScope => StatusCode::FORBIDDEN,
+            Code::ApiKeyInvalid => StatusCode::UNAUTHORIZED,
+            Code::ApiKeyRevoked => StatusCode::UNAUTHORIZED,
+            Code::ApiKeyExpired => StatusCode::UNAUTHORIZED,
+            Code::CredentialsInQuery => StatusCode::BAD_REQUEST,
+            Code::ClientDenied => StatusCode::FORBIDDEN,
+            Code::CsrfFailed => StatusCode::FORBIDDEN,
+            Code::ChallengeRequired => StatusCode::FORBIDDEN,
+            Code::ChallengeFailed => StatusCode::FORBIDDEN,
+            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::ValidationFailed => StatusCode::BAD_REQUEST,
+            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Code::ResponseInvalid => StatusCode::BAD_GATEWAY,
+            Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -92,6 +152,21 @@ impl Code {
             Code::UpstreamError => "Upstream error",
             Code::Unauthenticated => "Authentication required",
             Code::Overloaded => "Gateway overloaded",
+            Code::InvalidToken => "Invalid token",
+            Code::InsufficientScope => "Insufficient scope",
+            Code::ApiKeyInvalid => "Invalid API key",
+            Code::ApiKeyRevoked => "API key revoked",
+            Code::ApiKeyExpired => "API key expired",
+            Code::CredentialsInQuery => "Credentials in the URL",
+            Code::ClientDenied => "Client not allowed",
+            Code::CsrfFailed => "Cross-site request refused",
+            Code::ChallengeRequired => "Challenge required",
+            Code::ChallengeFailed => "Challenge failed",
+            Code::RateLimited => "Too many requests",
+            Code::ValidationFailed => "Request validation failed",
+            Code::UnsupportedMediaType => "Unsupported media type",
+            Code::ResponseInvalid => "Invalid upstream response",
+            Code::StoreUnavailable => "State store unavailable",
         }
     }
 
@@ -115,6 +190,21 @@ impl Code {
             Code::UpstreamError => "The service behind the gateway failed to handle the request.",
             Code::Unauthenticated => "This resource requires authentication.",
             Code::Overloaded => "The gateway is at capacity; retry shortly.",
+            Code::InvalidToken => "The bearer token or DPoP proof was refused.",
+            Code::InsufficientScope => "The credential is valid but lacks a scope this route requires.",
+            Code::ApiKeyInvalid => "The API key is malformed, has a bad checksum, or is not known.",
+            Code::ApiKeyRevoked => "This API key has been revoked.",
+            Code::ApiKeyExpired => "This API key has expired.",
+            Code::CredentialsInQuery => "Credentials must not be sent in the query string; send them in a header.",
+            Code::ClientDenied => "This credential may not be used from this client address.",
+            Code::CsrfFailed => "A cookie-authenticated request that changes state must come from this site and carry the X-Frontgate-CSRF header.",
+            Code::ChallengeRequired => "Solve the challenge at the URL given in `challenge` and retry with the clearance.",
+            Code::ChallengeFailed => "The challenge solution or clearance was refused.",
+            Code::RateLimited => "Slow down; the Retry-After header says when to retry.",
+            Code::ValidationFailed => "The request does not match the API's declared schema; see `errors`.",
+            Code::UnsupportedMediaType => "This operation does not accept a body of this content type.",
+            Code::ResponseInvalid => "The service behind the gateway answered with a response that does not match its declared schema.",
+            Code::StoreUnavailable => "A store the gateway needs to decide this request is unavailable; retry shortly.",
         }
     }
 
@@ -165,6 +255,21 @@ impl Code {
             Code::Overloaded => {
                 "The gateway refused the request to protect itself (connection or queue limits)."
             }
+            Code::InvalidToken => "The token is malformed, expired, not yet valid, from an issuer or for an audience this route does not accept, signed with an algorithm that is not allowed, or its signature does not verify. DPoP-bound tokens also need a valid, fresh, single-use proof for this exact method and URL. Obtain a new token and retry.",
+            Code::InsufficientScope => "Routes may require scopes (route `scopes`). The caller authenticated, but its key, token or session does not carry every scope the route requires. Ask for a credential with the right scopes.",
+            Code::ApiKeyInvalid => "API keys have a fixed shape (prefix, random part, checksum). A key that does not match it is refused before any lookup; a well-formed key that is not in the store is refused the same way. Check that the whole key was copied.",
+            Code::ApiKeyRevoked => "The key was revoked by an administrator, or its rotation grace period ended. Revocation takes effect on every node within seconds. Ask for a new key.",
+            Code::ApiKeyExpired => "Every key may carry an expiry date; after it the key is refused. Ask for a new key, or rotate the old one before it expires.",
+            Code::CredentialsInQuery => "URLs end up in logs, browser history and Referer headers, so a key or token in the query string is refused (and never logged). Send API keys in `Authorization: Bearer` or `X-API-Key`, tokens in `Authorization`.",
+            Code::ClientDenied => "The credential is restricted to a list of client networks (CIDRs), and this request came from outside them.",
+            Code::CsrfFailed => "Unsafe methods (POST, PUT, PATCH, DELETE) authenticated by the session cookie must carry an Origin (or Sec-Fetch-Site) naming this site and the custom header X-Frontgate-CSRF, which a cross-site form cannot send. Send both from the front-end.",
+            Code::ChallengeRequired => "This route is protected against automated abuse. Fetch a proof-of-work challenge (or complete the CAPTCHA), submit the solution to /.frontgate/verify, and retry with the clearance cookie or X-Frontgate-Clearance header. /.frontgate/widget.js does all of this for a browser app.",
+            Code::ChallengeFailed => "The solution is wrong, expired, already used, for another route, or its signature does not verify; or the clearance is expired or for another route or client. Fetch a new challenge and solve it.",
+            Code::RateLimited => "The request exceeded a rate limit of this route ([rate_limits]). Wait for the time given in Retry-After.",
+            Code::ValidationFailed => "Every parameter and body is checked against the OpenAPI document ([openapi] spec). Each entry of `errors` names the offending part with a JSON pointer (/query/limit, /body/items/0/name) and says what is wrong.",
+            Code::UnsupportedMediaType => "The OpenAPI document declares which content types each operation accepts; send the body as one of them with a matching Content-Type header.",
+            Code::ResponseInvalid => "Response validation ([openapi] response_validation = \"block\") stops responses that the OpenAPI document does not declare, so that undeclared data is not exposed.",
+            Code::StoreUnavailable => "frontgate keeps keys, sessions, counters and replay sets in SQLite, PostgreSQL or Redis. When the store it needs cannot answer, the request is refused with this 503 rather than let through unchecked ([shared] on_outage).",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! checks that consult a store return a boxed future. The order is fixed in
 //! [`crate::pipeline`], the one place the pipeline is assembled.
 
+pub mod auth;
 pub mod cors;
 
 use std::future::Future;
@@ -39,6 +40,46 @@ pub struct Exchange<'a> {
     pub request_id: &'a str,
     /// Headers a check wants on the final response, whatever it is (CORS, Vary).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Who the caller proved to be, once the authenticate check has run.
+    pub identity: Option<Identity>,
+}
+
+/// A caller that authenticated: what later checks authorize and what the upstream is told.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub method: crate::config::AuthMethod,
+    /// Sent upstream as `X-Frontgate-Subject` (the key's owner, the token's `sub`).
+    pub subject: String,
+    /// Sent upstream as `X-Frontgate-Key-Id` for API keys.
+    pub key_id: Option<String>,
+    /// Sent upstream as `X-Frontgate-Scopes`, space-separated.
+    pub scopes: Vec<String>,
+    /// Further headers for the upstream (e.g. `Authorization: Bearer <access token>` for a
+    /// session); set after inbound copies are removed.
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Identity {
+    pub fn has_scopes(&self, required: &[String]) -> bool {
+        required.iter().all(|r| self.scopes.iter().any(|s| s == r))
+    }
+
+    /// The identity headers for the upstream.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(3 + self.upstream_headers.len());
+        if let Ok(v) = HeaderValue::from_str(&self.subject) {
+            out.push((HeaderName::from_static("x-frontgate-subject"), v));
+        }
+        if let Some(id) = &self.key_id
+            && let Ok(v) = HeaderValue::from_str(id) {
+                out.push((HeaderName::from_static("x-frontgate-key-id"), v));
+            }
+        if let Ok(v) = HeaderValue::from_str(&self.scopes.join(" ")) {
+            out.push((HeaderName::from_static("x-frontgate-scopes"), v));
+        }
+        out.extend(self.upstream_headers.iter().cloned());
+        out
+    }
 }
 
 pub enum Verdict {

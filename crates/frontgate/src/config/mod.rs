@@ -26,7 +26,7 @@ pub use admin::AdminConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use log::{LogConfig, LogFormat};
-pub use routes::{RouteConfig, RouteMatch, RouteTarget};
+pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
 pub use upstream::UpstreamConfig;
 pub use values::{Dur, EnvString, Origin, Size};
@@ -297,6 +297,7 @@ impl Config {
                 && http::HeaderValue::from_str(csp).is_err() {
                     rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
                 }
+            self.validate_route_policy(route, rep, broken);
         }
         if let Some(f) = &self.frontend {
             if http::HeaderValue::from_str(&f.csp).is_err() {
@@ -316,6 +317,61 @@ impl Config {
                 rep.at(span.clone(), message);
             }
         }
+    }
+
+    /// A route's policy keys must name what the config provides: a route can never ask for a check
+    /// that would silently not run.
+    fn validate_route_policy(&self, route: &RouteConfig, rep: &mut Reporter<'_>, broken: &BTreeSet<String>) {
+        let span = Some(route.matcher.span());
+        let text = &route.matcher.get_ref().text;
+        for method in &route.auth.0 {
+            let section = self.auth_section(*method);
+            if !section.1 && !broken.contains(section.0) {
+                rep.at(span.clone(), format!("route `{text}`: auth = \"{}\" needs the [{}] section", method.as_str(), section.0));
+            }
+        }
+        if !route.scopes.is_empty() && route.auth.is_none() {
+            rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth"));
+        }
+        if route.csrf == Some(true) && !route.auth.accepts(AuthMethod::Session) {
+            rep.at(span.clone(), format!("route `{text}`: csrf = true protects cookie sessions; it needs auth to include \"session\""));
+        }
+        if let Some(ch) = &route.challenge {
+            match self.challenge_section(ch) {
+                Some((name, false)) if !broken.contains(name) => {
+                    rep.at(span.clone(), format!("route `{text}`: challenge = \"{ch}\" needs the [{name}] section"));
+                }
+                Some(_) => {}
+                None => rep.at(span.clone(), format!("route `{text}`: challenge `{ch}` is not one of \"pow\", \"turnstile\", \"hcaptcha\", \"recaptcha\"")),
+            }
+        }
+        for name in &route.rate_limit {
+            if !self.has_rate_limit(name) && !broken.contains("rate_limits") {
+                rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` is not defined; add a [rate_limits.{name}] section"));
+            }
+        }
+    }
+
+    /// The section an auth method is configured in, and whether the config has it.
+    fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
+        match method {
+            AuthMethod::Session => ("oidc", false),
+            AuthMethod::Jwt => ("jwt", false),
+            AuthMethod::ApiKey => ("api_keys", false),
+        }
+    }
+
+    /// The section a challenge kind is configured in, and whether the config has it.
+    fn challenge_section(&self, kind: &str) -> Option<(&'static str, bool)> {
+        match kind {
+            "pow" => Some(("pow", false)),
+            "turnstile" | "hcaptcha" | "recaptcha" => Some(("captcha", false)),
+            _ => None,
+        }
+    }
+
+    fn has_rate_limit(&self, _name: &str) -> bool {
+        false
     }
 
     /// The origin browsers use: `[server] public_url`, or one derived from the listen address.
@@ -428,6 +484,27 @@ mod tests {
         assert!(e.to_string().contains("[log] level"), "{e}");
         let e = parse("[frontend]\ndir = \"/surely/not/a/dir\"\n").unwrap_err();
         assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn route_policy_must_name_configured_checks() {
+        let route = |keys: &str| parse(&format!("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\n{keys}\n")).map(|_| ()).unwrap_err().0;
+        let cases = [
+            ("auth = \"api_key\"", "auth = \"api_key\" needs the [api_keys] section"),
+            ("auth = [\"session\"]", "auth = \"session\" needs the [oidc] section"),
+            ("auth = \"jwt\"", "auth = \"jwt\" needs the [jwt] section"),
+            ("scopes = [\"a\"]", "scopes need an auth method"),
+            ("csrf = true", "csrf = true protects cookie sessions"),
+            ("challenge = \"pow\"", "challenge = \"pow\" needs the [pow] section"),
+            ("challenge = \"turnstile\"", "needs the [captcha] section"),
+            ("challenge = \"math\"", "challenge `math` is not one of"),
+            ("rate_limit = [\"x\"]", "rate_limit `x` is not defined"),
+        ];
+        for (keys, message) in cases {
+            let e = route(keys);
+            assert!(e.iter().any(|e| e.message.contains(message) && e.line == Some(4)), "{keys}: {e:?}");
+        }
+        parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"none\"\n").unwrap();
     }
 
     #[test]

@@ -26,6 +26,86 @@ pub struct RouteConfig {
     /// Response headers to set on this route ("" removes a header).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How callers authenticate: `"none"` (the default), or a list of methods of which any one
+    /// suffices: `"session"`, `"jwt"`, `"api_key"`.
+    #[serde(default)]
+    pub auth: AuthSetting,
+    /// Scopes the caller's credential must all carry (needs `auth`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// CSRF defence for cookie-authenticated unsafe methods (default: on when `auth` has "session").
+    pub csrf: Option<bool>,
+    /// A bot check: `"pow"`, `"turnstile"`, `"hcaptcha"` or `"recaptcha"`.
+    pub challenge: Option<String>,
+    /// Names of `[rate_limits.NAME]` sections that apply to this route, in order.
+    #[serde(default)]
+    pub rate_limit: Vec<String>,
+}
+
+/// One way a caller can prove who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    Session,
+    Jwt,
+    ApiKey,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Session => "session",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::ApiKey => "api_key",
+        }
+    }
+}
+
+/// `auth = "none"`, `auth = "api_key"` or `auth = ["session", "jwt"]`: the accepted methods,
+/// empty for none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSetting(pub Vec<AuthMethod>);
+
+impl AuthSetting {
+    pub fn is_none(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn accepts(&self, m: AuthMethod) -> bool {
+        self.0.contains(&m)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let names = match Raw::deserialize(d).map_err(|_| de::Error::custom("auth is \"none\", a method, or a list of methods: \"session\", \"jwt\", \"api_key\""))? {
+            Raw::One(s) if s == "none" => return Ok(AuthSetting::default()),
+            Raw::One(s) => vec![s],
+            Raw::Many(v) => v,
+        };
+        if names.is_empty() {
+            return Err(de::Error::custom("auth = [] accepts nothing; write auth = \"none\" for a public route"));
+        }
+        let mut methods = Vec::new();
+        for n in names {
+            let m = match n.as_str() {
+                "session" => AuthMethod::Session,
+                "jwt" => AuthMethod::Jwt,
+                "api_key" => AuthMethod::ApiKey,
+                "none" => return Err(de::Error::custom("\"none\" cannot be combined with other methods")),
+                other => return Err(de::Error::custom(format!("unknown auth method `{other}`; use \"session\", \"jwt\" or \"api_key\""))),
+            };
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        Ok(AuthSetting(methods))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -136,6 +216,21 @@ mod tests {
         assert!(m.methods.is_empty() && m.prefix && m.path == "/api");
         let m = RouteMatch::parse("/**").unwrap();
         assert!(m.prefix && m.path.is_empty());
+    }
+
+    #[test]
+    fn auth_setting_forms() {
+        #[derive(Deserialize)]
+        struct T {
+            auth: AuthSetting,
+        }
+        let p = |s: &str| toml::from_str::<T>(s).map(|t| t.auth);
+        assert!(p("auth = \"none\"").unwrap().is_none());
+        assert_eq!(p("auth = \"api_key\"").unwrap().0, vec![AuthMethod::ApiKey]);
+        assert_eq!(p("auth = [\"session\", \"jwt\", \"jwt\"]").unwrap().0, vec![AuthMethod::Session, AuthMethod::Jwt]);
+        for bad in ["auth = []", "auth = [\"none\", \"jwt\"]", "auth = \"basic\"", "auth = 3"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -212,9 +212,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
         ("[captcha.turnstile]", "captcha"),
         ("[openapi]", "openapi"),
         ("[rate_limits.per_ip]", "rate_limits"),
-        ("challenge = ", "challenge"),
-        ("scopes = [\"items:read\"]", "scopes"),
-        ("csrf = ", "csrf"),
     ];
     for (line_start, key) in expected {
         let (line, column) = place(line_start, key);
@@ -223,17 +220,8 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
             "expected `{key}` refused at {line}:{column}; got:\n{shown}"
         );
     }
-    // `auth` and `rate_limit` appear in both routes: each occurrence is refused.
-    for key in ["auth", "rate_limit"] {
-        let lines: Vec<usize> = EXAMPLE.lines().enumerate().filter(|(_, l)| l.starts_with(&format!("{key} = "))).map(|(i, _)| i + 1).collect();
-        assert_eq!(lines.len(), 2);
-        for line in lines {
-            assert!(
-                e.iter().any(|e| e.line == Some(line) && e.column == Some(1) && e.message.contains(&format!("unknown key `{key}`"))),
-                "expected `{key}` refused at line {line}; got:\n{shown}"
-            );
-        }
-    }
+    // The route keys (auth, scopes, csrf, challenge, rate_limit) parse; the sections they name
+    // are the unknown ones above, so no second error is reported about them.
     // And nothing else: the implemented sections of the example are valid.
-    assert_eq!(e.len(), expected.len() + 4, "{shown}");
+    assert_eq!(e.len(), expected.len(), "{shown}");
 }

@@ -155,6 +155,15 @@ fn is_identity_header(name: &HeaderName) -> bool {
     name.as_str().starts_with("x-frontgate-")
 }
 
+/// Removes every `X-Frontgate-*` header a client sent (the embedded layer's case; the server
+/// does this in [`prepare_request_headers`]).
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
+    for n in names {
+        headers.remove(&n);
+    }
+}
+
 /// Prepares request headers for the backend: removes everything a client could spoof (our
 /// identity headers always; forwarding headers unless the peer is a trusted proxy), then sets
 /// the forwarding headers from what the gateway saw.

@@ -25,6 +25,9 @@ pub struct RouteEntry {
     pub csp: Option<Option<HeaderValue>>,
     /// Response headers to set (`None` removes).
     pub headers: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The `[[routes]]` entry this came from (its policy: auth, scopes, ...); `None` for the
+    /// implicit front-end route.
+    pub config_index: Option<usize>,
 }
 
 pub enum Lookup<'a> {
@@ -70,6 +73,7 @@ impl RouteTable {
                 methods.push(Method::HEAD);
             }
             entries.push(RouteEntry {
+                config_index: Some(index),
                 name: Arc::from(m.text.as_str()),
                 target: route.to,
                 max_body_bytes: route.max_body_bytes.map_or(default_body, |s| s.0),
@@ -94,6 +98,7 @@ impl RouteTable {
         if config.frontend.is_some() && !config.routes.iter().any(|r| r.to == RouteTarget::Frontend) {
             let index = entries.len();
             entries.push(RouteEntry {
+                config_index: None,
                 name: Arc::from("frontend"),
                 target: RouteTarget::Frontend,
                 max_body_bytes: 0,

@@ -24,6 +24,8 @@ use crate::pipeline::Gateway;
 
 /// State shared by every worker and the main thread.
 pub struct Shared {
+    /// Store connections and caches, kept across reloads.
+    pub services: Arc<crate::state::Services>,
     pub gateway: ArcSwap<Gateway>,
     pub tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
     pub connections: AtomicUsize,
@@ -88,8 +90,10 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
         tracing::warn!("{w}");
     }
 
-    let gateway = Gateway::build(config.clone())?;
+    let services = Arc::new(crate::state::Services::start()?);
+    let gateway = Gateway::build(config.clone(), &services)?;
     let shared = Arc::new(Shared {
+        services,
         gateway: ArcSwap::from_pointee(gateway),
         tls: ArcSwap::from_pointee(tls_config),
         connections: AtomicUsize::new(0),
@@ -200,7 +204,7 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         if tls.is_some() != old_cfg.server.tls_enabled() {
             return Err("switching TLS on or off needs a restart".into());
         }
-        let gateway = Gateway::build(config).map_err(|e| e.to_string())?;
+        let gateway = Gateway::build(config, &shared.services).map_err(|e| e.to_string())?;
         shared.tls.store(Arc::new(tls));
         shared.gateway.store(Arc::new(gateway));
         Ok(())

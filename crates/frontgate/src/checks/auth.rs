@@ -1,0 +1,87 @@
+//! Authenticate, then authorize: the route's `auth` methods (any one suffices) and its `scopes`.
+//!
+//! Each method (API key, session, bearer JWT) is an [`Authenticator`] in its own module; this
+//! check picks the one whose credential the request carries, in the route's order, and refuses
+//! with its problem if that credential is bad. It never falls back to another method after a
+//! credential fails, so a bad key cannot be masked by a cookie. A route without `auth` gets no
+//! check at all.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use super::{Check, Exchange, Identity, Outcome, Verdict, VerdictFuture};
+use crate::config::{AuthMethod, AuthSetting};
+use crate::problem::{Code, Problem};
+
+/// What an authenticator answers: an identity, or the problem that refuses the request.
+pub type AuthResult = Result<Identity, Problem>;
+pub type AuthFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = AuthResult> + Send + 'a>>;
+
+/// One authentication method.
+pub trait Authenticator: Send + Sync + 'static {
+    fn method(&self) -> AuthMethod;
+    /// Whether the request carries this method's credential at all (a header, a cookie).
+    fn presented(&self, head: &Parts) -> bool;
+    /// Verifies the credential the request carries.
+    fn authenticate<'a>(&'a self, exchange: &'a Exchange<'_>) -> AuthFuture<'a>;
+    /// The answer when no accepted credential was presented and this method is the route's
+    /// first: e.g. a login redirect for a browser navigation. `None` gives the 401 problem.
+    fn absent(&self, _exchange: &Exchange<'_>) -> Option<Verdict> {
+        None
+    }
+}
+
+/// The authenticate + authorize check of one route.
+pub struct Authenticate {
+    /// The route's accepted methods, in its order.
+    methods: Vec<Arc<dyn Authenticator>>,
+    scopes: Vec<String>,
+}
+
+impl Authenticate {
+    /// `None` when the route has no `auth`. Every method named must be in `available`
+    /// (config validation guarantees it).
+    pub fn for_route(setting: &AuthSetting, scopes: &[String], available: &[Arc<dyn Authenticator>]) -> Option<Authenticate> {
+        if setting.is_none() {
+            return None;
+        }
+        let methods = setting.0.iter().filter_map(|m| available.iter().find(|a| a.method() == *m).cloned()).collect();
+        Some(Authenticate { methods, scopes: scopes.to_vec() })
+    }
+
+    fn authorize(&self, identity: &Identity) -> Result<(), Problem> {
+        if identity.has_scopes(&self.scopes) {
+            Ok(())
+        } else {
+            Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the scopes: {}.", self.scopes.join(" "))))
+        }
+    }
+}
+
+impl Check for Authenticate {
+    fn name(&self) -> &'static str {
+        "authenticate"
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
+        let Some(auth) = self.methods.iter().find(|a| a.presented(ex.head)) else {
+            if let Some(v) = self.methods.first().and_then(|a| a.absent(ex)) {
+                return Outcome::Ready(v);
+            }
+            return Outcome::Ready(Verdict::Deny(Problem::new(Code::Unauthenticated)));
+        };
+        let fut: VerdictFuture<'a> = Box::pin(async move {
+            let identity = match auth.authenticate(ex).await {
+                Ok(i) => i,
+                Err(p) => return Verdict::Deny(p),
+            };
+            if let Err(p) = self.authorize(&identity) {
+                return Verdict::Deny(p);
+            }
+            ex.identity = Some(identity);
+            Verdict::Continue
+        });
+        Outcome::Pending(fut)
+    }
+}
