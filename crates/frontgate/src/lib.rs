@@ -11,6 +11,7 @@ pub mod checks;
 pub mod config;
 pub mod demo;
 pub mod frontend;
+pub mod keys;
 pub mod layer;
 pub mod observe;
 pub mod pipeline;

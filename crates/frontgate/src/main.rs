@@ -26,6 +26,13 @@ enum Command {
         #[arg(short, long, env = "FRONTGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Manage API keys in the store the config names: create, list, show, revoke, rotate.
+    Keys {
+        #[arg(short, long, env = "FRONTGATE_CONFIG", default_value = "frontgate.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: frontgate::keys::cli::KeysCommand,
+    },
     /// Run everything embedded: a demo API, a demo page and the gateway in front of them.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8443")]
@@ -100,6 +107,16 @@ fn main() -> ExitCode {
             })
         }
         Command::DemoUpstream { listen } => demo_upstream(listen),
+        Command::Keys { config, command } => match frontgate::keys::cli::run(&config, command) {
+            Ok(out) => {
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("frontgate keys: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

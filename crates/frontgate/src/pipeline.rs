@@ -151,9 +151,15 @@ impl Gateway {
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
         let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // Authentication methods the config enables; each route picks from these.
-        let authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        if let Some(keys) = &config.api_keys {
+            if services.db().is_none() {
+                return Err(BuildError::Routes("[api_keys] needs the store, which was not opened at start: restart frontgate".into()));
+            }
+            let verifier = crate::keys::Verifier::new(keys, services);
+            authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
+        }
         let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        let _ = services;
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table

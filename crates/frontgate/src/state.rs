@@ -115,6 +115,11 @@ impl Services {
         self.db.as_ref()
     }
 
+    /// How long a store operation may take before it counts as an outage (`[store] timeout`).
+    pub fn store_timeout(&self) -> std::time::Duration {
+        self.store_config.timeout.0
+    }
+
     /// Redis, when `[shared] redis` is set.
     pub fn redis(&self) -> Option<&Redis> {
         self.redis.as_ref()

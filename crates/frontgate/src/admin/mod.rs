@@ -1,4 +1,5 @@
-//! The admin listener: Prometheus metrics, liveness and readiness. It binds to loopback by
+//! The admin listener: Prometheus metrics, liveness and readiness, and the management API
+//! ([`keys`]). It binds to loopback by
 //! default and is separate from the public listener, so none of this is reachable from outside
 //! unless an operator says so.
 
@@ -11,6 +12,8 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
+
+pub mod keys;
 
 use crate::observe;
 use crate::server::Shared;
@@ -30,6 +33,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(keys::routes())
         .with_state(shared)
 }
 

@@ -25,6 +25,9 @@ pub trait Authenticator: Send + Sync + 'static {
     fn presented(&self, head: &Parts) -> bool;
     /// Verifies the credential the request carries.
     fn authenticate<'a>(&'a self, exchange: &'a Exchange<'_>) -> AuthFuture<'a>;
+    /// Removes the credential this method verified from the request, so that it never reaches
+    /// the upstream (called after a successful `authenticate`).
+    fn consumed(&self, _head: &mut Parts) {}
     /// The answer when no accepted credential was presented and this method is the route's
     /// first: e.g. a login redirect for a browser navigation. `None` gives the 401 problem.
     fn absent(&self, _exchange: &Exchange<'_>) -> Option<Verdict> {
@@ -79,6 +82,7 @@ impl Check for Authenticate {
             if let Err(p) = self.authorize(&identity) {
                 return Verdict::Deny(p);
             }
+            auth.consumed(ex.head);
             ex.identity = Some(identity);
             Verdict::Continue
         });

@@ -6,6 +6,7 @@
 //! checks that consult a store return a boxed future. The order is fixed in
 //! [`crate::pipeline`], the one place the pipeline is assembled.
 
+pub mod api_key;
 pub mod auth;
 pub mod cors;
 

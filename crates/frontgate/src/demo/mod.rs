@@ -75,7 +75,16 @@ match = "GET /api/items/{{id}}"
 
 [[routes]]
 match = "GET /api/crash"
+
+[api_keys]
+hash_secret = {key_secret}
+
+[[routes]]
+match = "GET /api/whoami"
+auth = "api_key"
+scopes = ["demo:read"]
 "#,
+        key_secret = toml_str(&demo_secret(&opts.data_dir)),
         data_dir = toml_str(&opts.data_dir.display().to_string()),
         listen = opts.listen,
         admin = opts.admin,
@@ -94,6 +103,32 @@ fn display_host(addr: SocketAddr) -> String {
     }
 }
 
+/// The demo's API-key hash secret: made once, kept in the data dir so earlier demo keys stay
+/// valid across runs.
+fn demo_secret(data_dir: &Path) -> String {
+    let path = data_dir.join("demo-key-secret");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && s.trim().len() >= 32 {
+            return s.trim().to_owned();
+        }
+    let secret = crate::keys::format::random_base62(43);
+    let _ = std::fs::write(&path, &secret);
+    secret
+}
+
+/// The key minted at the demo's start, for the banner.
+static DEMO_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Mints the demo key in the demo's store (opened and closed here; the server opens it again).
+fn mint_demo_key(config: &Config) -> Result<String, String> {
+    let keys = config.api_keys.as_ref().ok_or("the demo config has no [api_keys]")?;
+    let services = std::sync::Arc::new(crate::state::Services::start(config).map_err(|e| e.to_string())?);
+    let admin = crate::keys::KeyAdmin::new(keys, &services).map_err(|e| e.to_string())?;
+    let req = crate::keys::NewKey { name: "demo".into(), scopes: vec!["demo:read".into()], expires_in: Some("1d".into()), ..Default::default() };
+    let minted = services.block_on(async move { admin.create(req, "demo").await }).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    Ok(minted.key)
+}
+
 /// Builds the demo config: starts the upstream and writes the site first.
 pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
     std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
@@ -102,7 +137,19 @@ pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
     let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
     let (upstream, _api) = upstream::spawn("127.0.0.1:0".parse().expect("static")).map_err(|e| format!("starting the demo upstream: {e}"))?;
     let text = config_text(&opts, upstream, &site);
-    Config::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())
+    let config = Config::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())?;
+    let key = mint_demo_key(&config).map_err(|e| format!("minting the demo API key: {e}"))?;
+    let _ = DEMO_KEY.set(key);
+    Ok(config)
+}
+
+/// The key with one character changed: what a typo looks like.
+fn tamper(key: &str) -> String {
+    let mut b = key.as_bytes().to_vec();
+    if let Some(c) = b.get_mut(8) {
+        *c = if *c == b'a' { b'b' } else { b'a' };
+    }
+    String::from_utf8(b).unwrap_or_default()
 }
 
 /// What the demo prints once it is listening.
@@ -133,6 +180,13 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
     s.push_str(&format!("  {c}{origin}/api/crash                      # upstream 500 masked: no stack trace leaks\n"));
     s.push_str(&format!("  {c}--data-binary @/dev/zero -H 'content-length: 100000' {origin}/api/items   # 413\n"));
+    if let Some(key) = DEMO_KEY.get() {
+        s.push_str("\nAPI keys (a demo key was minted for this run; manage keys with `frontgate keys`):\n");
+        s.push_str(&format!("  {c}-H 'X-API-Key: {key}' {origin}/api/whoami   # forwarded with X-Frontgate-Key-Id\n"));
+        s.push_str(&format!("  {c}{origin}/api/whoami                      # refused: 401 unauthenticated\n"));
+        s.push_str(&format!("  {c}-H 'X-API-Key: {}' {origin}/api/whoami   # refused: 401 api_key_invalid (bad checksum)\n", tamper(key)));
+        s.push_str(&format!("  {c}'{origin}/api/whoami?api_key={key}'   # refused: 400 credentials_in_query\n"));
+    }
     s.push_str("\nPress Ctrl-C to stop.\n");
     s
 }

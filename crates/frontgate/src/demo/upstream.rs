@@ -86,6 +86,16 @@ async fn handle(api: Arc<DemoApi>, req: Request<Incoming>) -> Response<Full<Byte
                 None => json(StatusCode::NOT_FOUND, r#"{"error":"no such item"}"#.into()),
             }
         }
+        (Method::GET, "/api/whoami") => {
+            // Behind an API-key route: what the gateway told the upstream about the caller.
+            let who = serde_json::json!({
+                "subject": identity("x-frontgate-subject"),
+                "key_id": identity("x-frontgate-key-id"),
+                "scopes": identity("x-frontgate-scopes"),
+                "saw_a_key": req.headers().contains_key("x-api-key") || req.headers().contains_key("authorization"),
+            });
+            json(StatusCode::OK, who.to_string())
+        }
         (Method::GET, "/api/crash") => {
             json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"NullPointerException at com.example.Db.query(Db.java:42)"}"#.into())
         }

@@ -3,6 +3,7 @@
 //! here is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod api_keys;
 pub mod stores;
 
 use std::collections::HashMap;

@@ -1,0 +1,129 @@
+//! The API-key authenticator: a key presented as `Authorization: Bearer <key>` or
+//! `X-API-Key: <key>` is verified by [`crate::keys::Verifier`] (checksum → cache → store) and
+//! becomes an [`Identity`] with the key's subject, id and scopes. A key in the query string is
+//! refused (it would end up in logs, proxies and browser history). The key itself never goes
+//! upstream: [`Authenticator::consumed`] removes the headers that carried it.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+use http::request::Parts;
+
+use super::auth::{AuthFuture, Authenticator};
+use super::{Exchange, Identity};
+use crate::config::AuthMethod;
+use crate::keys::record::Denial;
+use crate::keys::{Refusal, Verifier};
+use crate::problem::{Code, Problem};
+
+pub const X_API_KEY: &str = "x-api-key";
+
+/// Query parameter names that carry an API key in the wild.
+const QUERY_NAMES: [&str; 5] = ["api_key", "apikey", "api-key", "x-api-key", "key"];
+
+pub struct ApiKeyAuth {
+    verifier: Arc<Verifier>,
+}
+
+impl ApiKeyAuth {
+    pub fn new(verifier: Arc<Verifier>) -> ApiKeyAuth {
+        ApiKeyAuth { verifier }
+    }
+
+    fn bearer<'h>(&self, v: &'h HeaderValue) -> Option<&'h str> {
+        let s = v.to_str().ok()?;
+        let (scheme, rest) = s.split_once(' ')?;
+        let rest = rest.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(self.verifier.prefix())).then_some(rest)
+    }
+
+    /// Whether the query string carries something that looks like a key (by name, or by a value
+    /// starting with the key prefix).
+    fn key_in_query(&self, head: &Parts) -> bool {
+        let Some(q) = head.uri.query() else { return false };
+        let prefix = self.verifier.prefix();
+        q.split('&').any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            (QUERY_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n)) && !value.is_empty()) || value.starts_with(prefix)
+        })
+    }
+
+    /// The one key the request presents; two different ones are refused as ambiguous.
+    fn presented_key<'h>(&self, head: &'h Parts) -> Result<&'h str, Problem> {
+        let mut found: Option<&str> = None;
+        let header_keys = head.headers.get_all(X_API_KEY).iter().map(|v| v.to_str().map(str::trim).unwrap_or("\u{0}"));
+        let bearer_keys = head.headers.get_all(http::header::AUTHORIZATION).iter().filter_map(|v| self.bearer(v));
+        for k in header_keys.chain(bearer_keys) {
+            match found {
+                Some(f) if f != k => {
+                    return Err(Problem::new(Code::ApiKeyInvalid).with_detail("Send exactly one API key, in one header."));
+                }
+                _ => found = Some(k),
+            }
+        }
+        found.ok_or_else(|| Problem::new(Code::Unauthenticated))
+    }
+}
+
+impl Authenticator for ApiKeyAuth {
+    fn method(&self) -> AuthMethod {
+        AuthMethod::ApiKey
+    }
+
+    fn presented(&self, head: &Parts) -> bool {
+        head.headers.contains_key(X_API_KEY)
+            || head.headers.get_all(http::header::AUTHORIZATION).iter().any(|v| self.bearer(v).is_some())
+            || self.key_in_query(head)
+    }
+
+    fn consumed(&self, head: &mut Parts) {
+        head.headers.remove(X_API_KEY);
+        let keep: Vec<HeaderValue> =
+            head.headers.get_all(http::header::AUTHORIZATION).iter().filter(|v| self.bearer(v).is_none()).cloned().collect();
+        head.headers.remove(http::header::AUTHORIZATION);
+        for v in keep {
+            head.headers.append(http::header::AUTHORIZATION, v);
+        }
+    }
+
+    fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {
+        Box::pin(async move {
+            if self.key_in_query(ex.head) {
+                metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
+                return Err(Problem::new(Code::CredentialsInQuery)
+                    .with_detail("API keys must not be sent in the URL, where logs and browser history keep them; send the X-API-Key header. Consider this key leaked and rotate it."));
+            }
+            let key = self.presented_key(ex.head)?;
+            let origin = ex.head.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+            match self.verifier.verify(key, ex.client.ip, origin).await {
+                Ok(r) => Ok(Identity {
+                    method: AuthMethod::ApiKey,
+                    subject: r.subject.clone(),
+                    key_id: Some(r.id.clone()),
+                    scopes: r.scopes.clone(),
+                    upstream_headers: Vec::new(),
+                }),
+                Err(refusal) => Err(problem(&refusal)),
+            }
+        })
+    }
+}
+
+fn problem(r: &Refusal) -> Problem {
+    match r {
+        Refusal::Malformed => Problem::new(Code::ApiKeyInvalid).with_detail("The API key is malformed."),
+        Refusal::BadChecksum => Problem::new(Code::ApiKeyInvalid).with_detail("The API key's checksum does not match: it was mistyped or truncated."),
+        Refusal::Unknown => Problem::new(Code::ApiKeyInvalid),
+        Refusal::Denied(Denial::Revoked) => Problem::new(Code::ApiKeyRevoked),
+        Refusal::Denied(Denial::Expired) => Problem::new(Code::ApiKeyExpired),
+        Refusal::UsesSpent => Problem::new(Code::ApiKeyExpired).with_detail("This API key has used up its budget of requests."),
+        Refusal::Denied(Denial::ClientAddress) => Problem::new(Code::ClientDenied),
+        Refusal::Denied(Denial::Origin) => Problem::new(Code::OriginDenied).with_detail("This API key may not be used from this origin."),
+        Refusal::Store(e) => {
+            tracing::error!(error = %e, "API-key store unavailable");
+            Problem::new(Code::StoreUnavailable)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Revocable API keys (docs/api-keys.md): the key format ([`format`]), the stored record and
+//! its rules ([`record`]), store queries ([`repo`]), verification with its caches
+//! ([`verify`]) and management shared by the admin API and the CLI ([`manage`]).
+
+pub mod cli;
+pub mod format;
+pub mod manage;
+pub mod record;
+pub mod repo;
+pub mod verify;
+
+pub use manage::{KeyAdmin, ManageError, Minted, NewKey};
+pub use record::KeyRecord;
+pub use verify::{Refusal, Verifier};

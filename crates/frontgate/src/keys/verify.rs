@@ -1,0 +1,241 @@
+//! Verifying a presented key: checksum → in-process cache → store, in that order, so that a
+//! malformed key costs a few hundred nanoseconds and no I/O, a known key costs a cache hit, and
+//! only a well-formed key not seen within `cache_ttl` reaches the store.
+//!
+//! Both caches are bounded (moka, TinyLFU eviction) and expire after `cache_ttl`. Unknown keys
+//! go to their own, smaller cache, so guessing cannot push real keys out. A revocation or
+//! rotation published on the event hub (this node at once, other nodes through Redis) drops the
+//! key's cache entry; if that event is lost, `cache_ttl` bounds how long it may still pass.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use subtle::ConstantTimeEq;
+
+use super::format::{self, FormatError, Hasher};
+use super::record::{Denial, KeyRecord};
+use super::repo;
+use crate::config::ApiKeysConfig;
+use crate::state::Services;
+use crate::store::events::{Hook, RESYNC};
+use crate::store::{StoreError, now_ms};
+
+/// The event topic for "this key's record changed" (revoked, rotated); payload: the key id.
+pub const TOPIC_CHANGED: &str = "api_key.changed";
+
+/// Metric names.
+pub const VERIFICATIONS: &str = "frontgate_api_key_verifications_total";
+pub const STORE_LOOKUPS: &str = "frontgate_api_key_store_lookups_total";
+pub const CACHE_HITS: &str = "frontgate_api_key_cache_hits_total";
+pub const LAST_USED_WRITES: &str = "frontgate_api_key_last_used_writes_total";
+
+/// Why a presented key is refused.
+#[derive(Debug)]
+pub enum Refusal {
+    Malformed,
+    BadChecksum,
+    Unknown,
+    Denied(Denial),
+    UsesSpent,
+    Store(StoreError),
+}
+
+impl Refusal {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::BadChecksum => "bad_checksum",
+            Refusal::Unknown => "unknown",
+            Refusal::Denied(Denial::Revoked) => "revoked",
+            Refusal::Denied(Denial::Expired) => "expired",
+            Refusal::Denied(Denial::ClientAddress) => "client_denied",
+            Refusal::Denied(Denial::Origin) => "origin_denied",
+            Refusal::UsesSpent => "uses_spent",
+            Refusal::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Cached {
+    Known(Arc<KeyRecord>),
+    Unknown,
+}
+
+pub struct Verifier {
+    prefix: String,
+    hasher: Hasher,
+    known: Cache<[u8; 32], Arc<KeyRecord>>,
+    unknown: Cache<[u8; 32], ()>,
+    services: Arc<Services>,
+    timeout: Duration,
+    /// Last-used times not yet written: key id → ms.
+    last_used: Arc<Mutex<HashMap<String, i64>>>,
+    _hook: Arc<Hook>,
+}
+
+impl Verifier {
+    /// A verifier over the store in `services` (which must have one). Starts the last-used
+    /// flusher on the state runtime; it stops when the verifier is dropped.
+    pub fn new(config: &ApiKeysConfig, services: &Arc<Services>) -> Arc<Verifier> {
+        let ttl = config.cache_ttl.0;
+        let known: Cache<[u8; 32], Arc<KeyRecord>> = Cache::builder().max_capacity(config.cache_capacity).time_to_live(ttl).build();
+        let unknown: Cache<[u8; 32], ()> = Cache::builder().max_capacity(config.negative_cache_capacity).time_to_live(ttl).build();
+        let (k, u) = (known.clone(), unknown.clone());
+        let hook: Arc<Hook> = Arc::new(move |topic: &str, payload: &str| {
+            if topic == RESYNC {
+                k.invalidate_all();
+                u.invalidate_all();
+            } else if topic == TOPIC_CHANGED {
+                let stale: Vec<Arc<[u8; 32]>> = k.iter().filter(|(_, r)| r.id == payload).map(|(d, _)| d).collect();
+                for d in stale {
+                    k.invalidate(&*d);
+                }
+            }
+        });
+        services.events().subscribe(&hook);
+        let v = Arc::new(Verifier {
+            prefix: config.prefix.clone(),
+            hasher: Hasher::new(config.hash_secret.0.as_bytes()),
+            known,
+            unknown,
+            services: services.clone(),
+            timeout: services.store_timeout(),
+            last_used: Arc::new(Mutex::new(HashMap::new())),
+            _hook: hook,
+        });
+        spawn_flusher(Arc::downgrade(&v), config.last_used_flush.0);
+        v
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Verifies `key` presented from `ip` with the request's `Origin`.
+    pub async fn verify(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+        let result = self.verify_inner(key, ip, origin).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(r) => r.label(),
+        };
+        metrics::counter!(VERIFICATIONS, "result" => label).increment(1);
+        result
+    }
+
+    async fn verify_inner(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+        match format::check(&self.prefix, key) {
+            Ok(()) => {}
+            Err(FormatError::Malformed) => return Err(Refusal::Malformed),
+            Err(FormatError::Checksum) => return Err(Refusal::BadChecksum),
+        }
+        let digest = self.hasher.digest(key);
+        let record = match self.cached(&digest) {
+            Some(Cached::Known(r)) => r,
+            Some(Cached::Unknown) => return Err(Refusal::Unknown),
+            None => self.load(digest).await?,
+        };
+        // The lookup was by digest; compare it again in constant time all the same.
+        if !bool::from(record.digest.ct_eq(&digest)) {
+            return Err(Refusal::Unknown);
+        }
+        let now = now_ms();
+        record.admits(now, ip, origin).map_err(Refusal::Denied)?;
+        if record.uses_remaining.is_some() {
+            // A budget is shared state: every use is one atomic decrement in the store.
+            let (db, id) = (self.db().map_err(Refusal::Store)?, record.id.clone());
+            let t = self.timeout;
+            let left = self
+                .services
+                .run(async move { crate::store::sql::deadline(t, repo::consume_use(&db, &id)).await })
+                .await
+                .map_err(|_| Refusal::Store(StoreError::Stopped))?
+                .map_err(Refusal::Store)?;
+            if !left {
+                return Err(Refusal::UsesSpent);
+            }
+        }
+        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), now);
+        Ok(record)
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> Option<Cached> {
+        if let Some(r) = self.known.get(digest) {
+            metrics::counter!(CACHE_HITS, "kind" => "known").increment(1);
+            return Some(Cached::Known(r));
+        }
+        if self.unknown.contains_key(digest) {
+            metrics::counter!(CACHE_HITS, "kind" => "unknown").increment(1);
+            return Some(Cached::Unknown);
+        }
+        None
+    }
+
+    fn db(&self) -> Result<crate::store::Db, StoreError> {
+        self.services.db().cloned().ok_or(StoreError::Stopped)
+    }
+
+    async fn load(&self, digest: [u8; 32]) -> Result<Arc<KeyRecord>, Refusal> {
+        metrics::counter!(STORE_LOOKUPS).increment(1);
+        let db = self.db().map_err(Refusal::Store)?;
+        let t = self.timeout;
+        let found = self
+            .services
+            .run(async move { crate::store::sql::deadline(t, repo::by_digest(&db, &digest)).await })
+            .await
+            .map_err(|_| Refusal::Store(StoreError::Stopped))?
+            .map_err(Refusal::Store)?;
+        match found {
+            Some(r) => {
+                let r = Arc::new(r);
+                self.known.insert(digest, r.clone());
+                Ok(r)
+            }
+            None => {
+                self.unknown.insert(digest, ());
+                Err(Refusal::Unknown)
+            }
+        }
+    }
+
+    /// Writes pending last-used times now (also done every `last_used_flush`).
+    pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
+        let batch: Vec<(String, i64)> = std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        let n = batch.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let db = self.db()?;
+        let t = self.timeout;
+        self.services.run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await }).await.map_err(|_| StoreError::Stopped)??;
+        metrics::counter!(LAST_USED_WRITES).increment(1);
+        Ok(n)
+    }
+
+    /// Entries in the caches (known, unknown), for tests and metrics.
+    pub fn cache_sizes(&self) -> (u64, u64) {
+        self.known.run_pending_tasks();
+        self.unknown.run_pending_tasks();
+        (self.known.entry_count(), self.unknown.entry_count())
+    }
+}
+
+fn spawn_flusher(verifier: Weak<Verifier>, every: Duration) {
+    let Some(v) = verifier.upgrade() else { return };
+    let runtime = v.services.runtime().clone();
+    drop(v);
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(v) = verifier.upgrade() else { return };
+            if let Err(e) = v.flush_last_used().await {
+                tracing::warn!(error = %e, "writing API-key last-used times failed; will retry");
+            }
+        }
+    });
+}
