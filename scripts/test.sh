@@ -15,19 +15,40 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# Shared state (API keys, issue 3): a real PostgreSQL and Redis on loopback, and python3-venv
+# for schemathesis against the admin API.
+command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 command -v cargo >/dev/null || { echo "cargo is required (Rust 1.95+)"; exit 1; }
 
-# PostgreSQL and Redis back the multi-node features; start them when present but stopped.
-# (The gateway-core suite does not need them yet; later suites do.)
-if command -v pg_ctlcluster >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+# PostgreSQL and Redis back the store and multi-node tests: start them when stopped. Tests
+# connect as user postgres over loopback without a password, so allow exactly that.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! port_open 5432; then
+  pg_version="$(ls /etc/postgresql | sort -V | tail -1)"
+  hba="/etc/postgresql/$pg_version/main/pg_hba.conf"
+  if ! grep -q '^host all postgres 127.0.0.1/32 trust' "$hba"; then
+    sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+  fi
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
 fi
-if command -v redis-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
+port_open 6379 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+for _ in $(seq 1 60); do port_open 5432 && port_open 6379 && break; sleep 0.5; done
+port_open 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432"; exit 1; }
+port_open 6379 || { echo "Redis did not start on 127.0.0.1:6379"; exit 1; }
+
+# schemathesis (PyPI, pinned with its dependencies) for tests/admin_api.rs, in a venv kept
+# under /var/tmp between runs.
+st_venv=/var/tmp/frontgate-schemathesis
+if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
+  say "installing schemathesis into $st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q -r crates/frontgate/tests/admin_api/requirements.txt
 fi
 
 say "build"
