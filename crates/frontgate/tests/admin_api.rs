@@ -25,7 +25,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
             .args(["run", &format!("http://{admin}/admin/v1/openapi.json"), "--url", &format!("http://{admin}")])
             .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
             .args(["-c", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
-            .args(["-n", "10", "--max-time", "45", "--seed", "1", "--no-color"])
+            .args(["-n", "10", "--max-time", "30", "--seed", "1", "--no-color"])
             .env("SCHEMATHESIS_TELEMETRY", "false")
             .output()
             .expect("run schemathesis")

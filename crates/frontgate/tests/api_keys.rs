@@ -288,7 +288,10 @@ async fn a_store_outage_is_a_503_problem_not_a_500_or_a_pass() {
     let store = format!("[store]\nurl = \"{}\"\ntimeout = \"1s\"\n", pg.url());
     let g = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), "", "").await;
     let (key, _) = g.create_key(json!({"name": "k", "scopes": ["items:read"]})).await;
+    assert_eq!(common::plain_get(g.admin(), "/ready").await.0, 200);
     pg.drop_now();
+    let (status, _, body) = common::plain_get(g.admin(), "/ready").await;
+    assert_eq!((status, &body[..]), (StatusCode::SERVICE_UNAVAILABLE, &b"{\"status\":\"store_unavailable\"}"[..]));
     let hits = g.upstream.hits();
     let (status, _, v) = g.get("/echo/a", &[("x-api-key", &key)]).await;
     assert_eq!((status, code(&v)), (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"), "{v}");
@@ -334,4 +337,21 @@ async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_redis() {
     assert!(refused, "node B kept accepting a key revoked on node A");
     // B re-read the record because the event dropped its cache entry.
     assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0);
+}
+
+#[tokio::test]
+async fn reload_keeps_the_store_and_warns_when_it_changed() {
+    let g = KeyGate::start(Backend::Sqlite, "", "").await;
+    let (key, _) = g.create_key(json!({"name": "k", "scopes": ["items:read"]})).await;
+    assert_eq!(g.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
+    let text = std::fs::read_to_string(&g.gate.config_path).unwrap();
+    let changed = text.replace("url = \"sqlite://frontgate.db\"", "url = \"sqlite://other.db\"").replace("[api_keys]\n", "[api_keys]\ncache_ttl = \"1s\"\n");
+    assert_ne!(changed, text);
+    std::fs::write(&g.gate.config_path, changed).unwrap();
+    g.gate.signal("HUP");
+    assert!(g.gate.wait_for_log("configuration reloaded", Duration::from_secs(10)), "{}", g.gate.logs());
+    assert!(g.gate.logs().contains("[store] changed"), "{}", g.gate.logs());
+    // The new pipeline verifies against the same (running) store.
+    assert_eq!(g.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
+    assert!(!g.gate.dir.path().join("data/other.db").exists());
 }

@@ -50,5 +50,13 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if shared.draining.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"draining\"}");
     }
+    // The stores this node needs must answer: a node that cannot verify keys is not ready.
+    if let Some(db) = shared.services.db().cloned() {
+        let t = shared.services.store_timeout();
+        let ok = shared.services.run(async move { crate::store::sql::deadline(t, db.ping()).await }).await;
+        if !matches!(ok, Ok(Ok(()))) {
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"store_unavailable\"}");
+        }
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ready\"}")
 }

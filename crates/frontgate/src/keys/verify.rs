@@ -210,7 +210,16 @@ impl Verifier {
         }
         let db = self.db()?;
         let t = self.timeout;
-        self.services.run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await }).await.map_err(|_| StoreError::Stopped)??;
+        let pending = batch.clone();
+        let written = self.services.run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await }).await;
+        if !matches!(written, Ok(Ok(()))) {
+            // Keep the times for the next flush, unless a newer use replaced them meanwhile.
+            let mut map = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, at) in pending {
+                map.entry(id).or_insert(at);
+            }
+        }
+        written.map_err(|_| StoreError::Stopped)??;
         metrics::counter!(LAST_USED_WRITES).increment(1);
         Ok(n)
     }
@@ -220,6 +229,19 @@ impl Verifier {
         self.known.run_pending_tasks();
         self.unknown.run_pending_tasks();
         (self.known.entry_count(), self.unknown.entry_count())
+    }
+}
+
+impl Drop for Verifier {
+    /// A reload replaces the verifier: write what it still holds, in the background.
+    fn drop(&mut self) {
+        let batch: Vec<(String, i64)> = std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        if let (false, Ok(db)) = (batch.is_empty(), self.db()) {
+            let t = self.timeout;
+            self.services.runtime().spawn(async move {
+                let _ = crate::store::sql::deadline(t, repo::touch(&db, &batch)).await;
+            });
+        }
     }
 }
 
