@@ -19,6 +19,8 @@ pub const TLS_HANDSHAKE_FAILURES: &str = "frontgate_tls_handshake_failures_total
 pub const CONNECTIONS_REFUSED: &str = "frontgate_connections_refused_total";
 pub const TUNNELS_ACTIVE: &str = "frontgate_websocket_tunnels_active";
 pub const RELOADS: &str = "frontgate_config_reloads_total";
+pub const RATE_LIMITED: &str = "frontgate_rate_limited_total";
+pub const RATE_LIMIT_OUTAGES: &str = "frontgate_rate_limit_store_errors_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

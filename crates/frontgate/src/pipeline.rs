@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use crate::body::Body;
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
+use crate::checks::rate_limit;
 use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
 use crate::frontend::{Frontend, Served};
@@ -167,11 +168,18 @@ impl Gateway {
             .iter()
             .map(|entry| {
                 let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
-                let policy = entry.config_index.and_then(|i| config.routes.get(i));
-                if let Some(route) = policy
-                    && let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
-                        route_checks.push(Arc::new(a));
-                    }
+                let Some(route) = entry.config_index.and_then(|i| config.routes.get(i)) else { return route_checks };
+                let (limit_client, limit_caller) =
+                    rate_limit::for_route(&route.rate_limit, &config.rate_limits, config.shared.on_outage.rate_limits, services);
+                if let Some(l) = limit_client {
+                    route_checks.push(Arc::new(l));
+                }
+                if let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
+                    route_checks.push(Arc::new(a));
+                }
+                if let Some(l) = limit_caller {
+                    route_checks.push(Arc::new(l));
+                }
                 route_checks
             })
             .collect();

@@ -23,6 +23,8 @@ pub struct Services {
     shared_config: SharedConfig,
     redis: Option<Redis>,
     events: Arc<Events>,
+    /// In-process state that must survive reloads (rate-limit buckets), by owner-chosen key.
+    kept: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
     /// Keeps the dedicated runtime alive (absent when borrowing the caller's runtime).
     /// Declared last: dropped after the pools, so they close on a live runtime.
     _owned: Option<OwnedRuntime>,
@@ -81,6 +83,7 @@ impl Services {
             shared_config: SharedConfig::default(),
             redis: None,
             events: Events::new(),
+            kept: Default::default(),
             _owned: owned,
         }
     }
@@ -118,6 +121,18 @@ impl Services {
     /// How long a store operation may take before it counts as an outage (`[store] timeout`).
     pub fn store_timeout(&self) -> std::time::Duration {
         self.store_config.timeout.0
+    }
+
+    /// The in-process state kept under `key` across reloads, made by `make` the first time. A
+    /// config change that should reset the state changes the key.
+    pub fn kept<T: Send + Sync + 'static>(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = kept.get(key).and_then(|v| v.clone().downcast::<T>().ok()) {
+            return v;
+        }
+        let v = Arc::new(make());
+        kept.insert(key.to_owned(), v.clone());
+        v
     }
 
     /// Redis, when `[shared] redis` is set.

@@ -9,6 +9,7 @@
 pub mod api_key;
 pub mod auth;
 pub mod cors;
+pub mod rate_limit;
 
 use std::future::Future;
 use std::net::IpAddr;

@@ -8,6 +8,7 @@ mod collect;
 pub mod cors;
 pub mod frontend;
 pub mod log;
+pub mod rate_limits;
 pub mod routes;
 pub mod server;
 pub mod shared;
@@ -30,6 +31,7 @@ pub use api_keys::ApiKeysConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use log::{LogConfig, LogFormat};
+pub use rate_limits::{LimitKey, Rate, RateLimitConfig};
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
 pub use shared::{OutageMode, SharedConfig};
@@ -57,6 +59,9 @@ pub struct Config {
     #[serde(default)]
     pub shared: SharedConfig,
     pub api_keys: Option<ApiKeysConfig>,
+    /// `[rate_limits.NAME]`: named limits that routes apply.
+    #[serde(default)]
+    pub rate_limits: std::collections::BTreeMap<String, RateLimitConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -323,6 +328,9 @@ impl Config {
         if let Some(k) = &self.api_keys {
             section_errors.extend(k.validate());
         }
+        for (name, limit) in &self.rate_limits {
+            section_errors.extend(limit.validate(name));
+        }
         for e in section_errors {
             rep.at(None, e);
         }
@@ -368,6 +376,10 @@ impl Config {
             if !self.has_rate_limit(name) && !broken.contains("rate_limits") {
                 rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` is not defined; add a [rate_limits.{name}] section"));
             }
+            if let Some(limit) = self.rate_limits.get(name)
+                && !limit.key.before_auth() && route.auth.is_none() {
+                    rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` counts per authenticated caller, but the route has no auth; set auth, or use key = \"ip\""));
+                }
         }
     }
 
@@ -389,8 +401,8 @@ impl Config {
         }
     }
 
-    fn has_rate_limit(&self, _name: &str) -> bool {
-        false
+    fn has_rate_limit(&self, name: &str) -> bool {
+        self.rate_limits.contains_key(name)
     }
 
     /// The origin browsers use: `[server] public_url`, or one derived from the listen address.
@@ -553,6 +565,20 @@ mod tests {
         let c = parse(&format!("{up}[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\nscopes = [\"a\"]\n")).unwrap();
         assert!(c.needs_store());
         assert_eq!(c.api_keys.as_ref().unwrap().prefix, "fgk_");
+    }
+
+    #[test]
+    fn rate_limits_are_validated() {
+        let base = "[upstream]\nurl = \"http://a:1\"\n";
+        let e = parse(&format!("{base}[rate_limits.caller]\nkey = \"subject\"\nrate = \"5/s\"\n[[routes]]\nmatch = \"/x\"\nrate_limit = [\"caller\"]\n")).unwrap_err();
+        assert!(e.0.iter().any(|e| e.message.contains("counts per authenticated caller, but the route has no auth")), "{e}");
+        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/fortnight\"\n")).unwrap_err();
+        assert!(e.0.iter().any(|e| e.message.contains("unknown period `fortnight`") && e.line == Some(5)), "{e}");
+        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/s\"\nburst = 0\n")).unwrap_err();
+        assert!(e.0.iter().any(|e| e.message.contains("burst must be at least 1")), "{e}");
+        let e = parse(&format!("{base}[rate_limits.\"a b\"]\nkey = \"ip\"\nrate = \"5/s\"\n")).unwrap_err();
+        assert!(e.0.iter().any(|e| e.message.contains("a limit name is letters")), "{e}");
+        parse(&format!("{base}[rate_limits.a]\nkey = \"header:x-tenant\"\nrate = \"5/s\"\n[[routes]]\nmatch = \"/x\"\nrate_limit = [\"a\"]\n")).unwrap();
     }
 
     #[test]

@@ -125,7 +125,9 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 8] = ["[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]"];
+const IMPLEMENTED: [&str; 10] = [
+    "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]",
+];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
 /// routes.
@@ -198,6 +200,10 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(c.shared.redis.as_ref().unwrap().0, "redis://127.0.0.1:6379");
     assert_eq!(c.shared.on_outage.rate_limits, OutageMode::Local);
     assert_eq!(c.shared.on_outage.sessions, OutageMode::Closed);
+    let per_ip = &c.rate_limits["per_ip"];
+    assert_eq!((&per_ip.key, per_ip.rate.count, per_ip.rate.period.as_secs(), per_ip.burst()), (&LimitKey::Ip, 100, 1, 200));
+    let signup = &c.rate_limits["signup"];
+    assert_eq!((signup.rate.count, signup.rate.period.as_secs(), signup.burst()), (5, 60, 5));
     let keys = c.api_keys.as_ref().unwrap();
     assert_eq!((keys.prefix.as_str(), keys.hash_secret.0.as_str()), ("fgk_", "example-hash-secret-of-at-least-32-chars"));
     assert_eq!(keys.cache_ttl.0, std::time::Duration::from_secs(5));
@@ -218,7 +224,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
         ("[pow]", "pow"),
         ("[captcha.turnstile]", "captcha"),
         ("[openapi]", "openapi"),
-        ("[rate_limits.per_ip]", "rate_limits"),
     ];
     for (line_start, key) in expected {
         let (line, column) = place(line_start, key);

@@ -1,0 +1,378 @@
+//! Rate limits (`[rate_limits.NAME]`, route `rate_limit = [...]`): GCRA per key, in process or
+//! in Redis for many nodes.
+//!
+//! GCRA keeps one number per key, the theoretical arrival time (TAT): each request moves it one
+//! emission interval (period / rate) into the future, and a request is refused when that would
+//! put the TAT more than `burst` intervals ahead of now. No timers, no sliding windows, one
+//! read-modify-write per request. Limits keyed by the client (ip, route, header) run before
+//! authentication, so floods are refused before any key lookup or signature check; limits keyed
+//! by the caller (subject, api_key, session) run after it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderName, HeaderValue};
+
+use super::{Check, Exchange, Outcome, Verdict};
+use crate::config::{AuthMethod, LimitKey, OutageMode, RateLimitConfig};
+use crate::observe;
+use crate::problem::{Code, Problem};
+use crate::state::Services;
+use crate::store::redis::Redis;
+
+/// Most keys one limit remembers in process; past it, keys whose bucket is full again are
+/// dropped first (forgetting them changes nothing), then the half closest to full again.
+const MAX_KEYS_PER_LIMIT: usize = 100_000;
+const SHARDS: usize = 16;
+
+/// Whether one request may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed { remaining: u32 },
+    Limited { retry_after: Duration },
+}
+
+/// GCRA buckets of one limit, in this process. Kept across reloads by [`Services::kept`].
+pub struct LocalGcra {
+    base: Instant,
+    shards: Vec<Mutex<HashMap<Box<[u8]>, u64>>>,
+    cap_per_shard: usize,
+}
+
+impl LocalGcra {
+    pub fn new(max_keys: usize) -> LocalGcra {
+        LocalGcra {
+            base: Instant::now(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            cap_per_shard: (max_keys / SHARDS).max(1),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64
+    }
+
+    /// Takes one request from `key`'s bucket.
+    pub fn acquire(&self, key: &[u8], interval: Duration, burst: u32) -> Decision {
+        self.acquire_at(key, interval, burst, self.now_us())
+    }
+
+    /// [`acquire`](Self::acquire) at a given time in microseconds since this limiter started
+    /// (tests drive the clock).
+    pub fn acquire_at(&self, key: &[u8], interval: Duration, burst: u32, now: u64) -> Decision {
+        let t = interval.as_micros().max(1) as u64;
+        let limit = t.saturating_mul(burst as u64);
+        let shard = &self.shards[shard_of(key)];
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = map.get(key).copied().unwrap_or(now).max(now);
+        let new_tat = tat + t;
+        let allow_at = new_tat.saturating_sub(limit);
+        if now < allow_at {
+            return Decision::Limited { retry_after: Duration::from_micros(allow_at - now) };
+        }
+        if map.len() >= self.cap_per_shard && !map.contains_key(key) {
+            // Full buckets (TAT in the past) carry no information: drop them first.
+            map.retain(|_, tat| *tat > now);
+            if map.len() >= self.cap_per_shard / 2 {
+                // Still over half full: forget the half of the keys closest to full again, so
+                // a flood of new keys costs amortized O(log n) per key, not a scan each.
+                let mut tats: Vec<u64> = map.values().copied().collect();
+                let mid = tats.len() / 2;
+                let (_, median, _) = tats.select_nth_unstable(mid);
+                let median = *median;
+                map.retain(|_, tat| *tat > median);
+            }
+        }
+        map.insert(key.into(), new_tat);
+        Decision::Allowed { remaining: ((limit - (new_tat - now)) / t) as u32 }
+    }
+
+    /// Keys remembered now (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn shard_of(key: &[u8]) -> usize {
+    // FNV-1a: cheap and good enough to spread keys over a few shards.
+    let mut h: u32 = 0x811c9dc5;
+    for b in key {
+        h = (h ^ *b as u32).wrapping_mul(0x01000193);
+    }
+    h as usize % SHARDS
+}
+
+/// The same GCRA as [`LocalGcra::acquire_at`], atomically in Redis, on Redis's clock (so nodes'
+/// clocks do not matter). Returns {allowed, retry_after_us, remaining}.
+const GCRA_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local limit = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - limit
+if now < allow_at then
+  return {0, allow_at - now, 0}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, 0, math.floor((limit - (new_tat - now)) / interval)}
+"#;
+
+/// Where a limit's buckets live.
+enum Backend {
+    Local(Arc<LocalGcra>),
+    Redis { redis: Redis, script: Arc<redis::Script>, services: Arc<Services>, fallback: Arc<LocalGcra>, on_outage: OutageMode },
+}
+
+/// One named limit as a route applies it.
+struct Limiter {
+    name: Arc<str>,
+    key: LimitKey,
+    interval: Duration,
+    burst: u32,
+    backend: Backend,
+    /// `RateLimit-Policy` value: `"name";q=burst;w=period-seconds`.
+    policy: HeaderValue,
+    limited: metrics::Counter,
+}
+
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+impl Limiter {
+    /// The bucket key for this request, or `None` when the limit does not apply to it (an
+    /// api_key limit on a request that authenticated otherwise).
+    fn bucket(&self, ex: &Exchange<'_>) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(32);
+        match &self.key {
+            LimitKey::Ip => match ex.client.ip {
+                IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+                // One IPv6 client usually holds a whole /64: count the prefix, not the address.
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => out.extend_from_slice(&v4.octets()),
+                    None => out.extend_from_slice(&v6.octets()[..8]),
+                },
+            },
+            LimitKey::Route => out.extend_from_slice(ex.route.name.as_bytes()),
+            LimitKey::Header(name) => {
+                // Requests without the header share one bucket: leaving it out is no way around the limit.
+                out.extend_from_slice(ex.head.headers.get(name).map_or(&b"\0"[..], |v| v.as_bytes()));
+            }
+            LimitKey::Subject => out.extend_from_slice(ex.identity.as_ref()?.subject.as_bytes()),
+            LimitKey::ApiKey => out.extend_from_slice(ex.identity.as_ref()?.key_id.as_ref()?.as_bytes()),
+            LimitKey::Session => {
+                let id = ex.identity.as_ref()?;
+                if id.method != AuthMethod::Session {
+                    return None;
+                }
+                out.extend_from_slice(id.subject.as_bytes());
+            }
+        }
+        Some(out)
+    }
+
+    fn refuse(&self, ex: &mut Exchange<'_>, retry_after: Duration) -> Verdict {
+        self.limited.increment(1);
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        ex.response_headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
+        ex.response_headers.push((RATELIMIT_POLICY.clone(), self.policy.clone()));
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r=0;t={}", self.name, secs.max(1))) {
+            ex.response_headers.push((RATELIMIT.clone(), v));
+        }
+        Verdict::Deny(Problem::new(Code::RateLimited).with_detail(format!(
+            "Rate limit `{}` exceeded; retry after {} s.",
+            self.name,
+            secs.max(1)
+        )))
+    }
+}
+
+/// The rate-limit check of one route at one place in the pipeline (before or after auth).
+pub struct RateLimit {
+    limiters: Vec<Limiter>,
+    /// Whether any limiter lives in Redis (the check then answers asynchronously).
+    remote: bool,
+}
+
+/// Builds the route's two rate-limit checks: (before authentication, after it).
+pub fn for_route(
+    names: &[String],
+    limits: &std::collections::BTreeMap<String, RateLimitConfig>,
+    on_outage: OutageMode,
+    services: &Arc<Services>,
+) -> (Option<RateLimit>, Option<RateLimit>) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for name in names {
+        let Some(cfg) = limits.get(name) else { continue };
+        let interval = cfg.rate.interval();
+        let burst = cfg.burst();
+        // The same limit (name, key, rate, burst) keeps its buckets across reloads.
+        let state_key = format!("rate_limit:{name}:{:?}:{}:{burst}", cfg.key, interval.as_micros());
+        let local = services.kept(&state_key, || LocalGcra::new(MAX_KEYS_PER_LIMIT));
+        let backend = match services.redis() {
+            Some(redis) => Backend::Redis {
+                redis: redis.clone(),
+                script: services.kept("rate_limit:script", || redis::Script::new(GCRA_SCRIPT)),
+                services: services.clone(),
+                fallback: local,
+                on_outage,
+            },
+            None => Backend::Local(local),
+        };
+        let policy = HeaderValue::from_str(&format!("\"{name}\";q={burst};w={}", cfg.rate.period.as_secs().max(1)))
+            .unwrap_or(HeaderValue::from_static("\"limit\""));
+        let limiter = Limiter {
+            name: Arc::from(name.as_str()),
+            key: cfg.key.clone(),
+            interval,
+            burst,
+            backend,
+            policy,
+            limited: metrics::counter!(observe::RATE_LIMITED, "limit" => name.clone()),
+        };
+        if cfg.key.before_auth() { before.push(limiter) } else { after.push(limiter) }
+    }
+    let make = |limiters: Vec<Limiter>| {
+        (!limiters.is_empty()).then(|| RateLimit { remote: limiters.iter().any(|l| matches!(l.backend, Backend::Redis { .. })), limiters })
+    };
+    (make(before), make(after))
+}
+
+impl Check for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
+        if !self.remote {
+            for l in &self.limiters {
+                let Backend::Local(gcra) = &l.backend else { continue };
+                let Some(key) = l.bucket(ex) else { continue };
+                if let Decision::Limited { retry_after } = gcra.acquire(&key, l.interval, l.burst) {
+                    return Outcome::Ready(l.refuse(ex, retry_after));
+                }
+            }
+            return Outcome::Ready(Verdict::Continue);
+        }
+        Outcome::Pending(Box::pin(async move {
+            for l in &self.limiters {
+                let Some(key) = l.bucket(ex) else { continue };
+                let decision = match &l.backend {
+                    Backend::Local(gcra) => gcra.acquire(&key, l.interval, l.burst),
+                    Backend::Redis { redis, script, services, fallback, on_outage } => {
+                        match remote_acquire(redis, script, services, &l.name, &key, l.interval, l.burst).await {
+                            Ok(d) => d,
+                            Err(e) => {
+                                metrics::counter!(observe::RATE_LIMIT_OUTAGES, "limit" => l.name.to_string()).increment(1);
+                                tracing::warn!(limit = %l.name, error = %e, mode = on_outage.as_str(), "rate-limit store unavailable");
+                                match on_outage {
+                                    OutageMode::Local => fallback.acquire(&key, l.interval, l.burst),
+                                    OutageMode::Open => continue,
+                                    OutageMode::Closed => return Verdict::Deny(Problem::new(Code::StoreUnavailable)),
+                                }
+                            }
+                        }
+                    }
+                };
+                if let Decision::Limited { retry_after } = decision {
+                    return l.refuse(ex, retry_after);
+                }
+            }
+            Verdict::Continue
+        }))
+    }
+}
+
+async fn remote_acquire(
+    redis: &Redis,
+    script: &Arc<redis::Script>,
+    services: &Services,
+    name: &str,
+    key: &[u8],
+    interval: Duration,
+    burst: u32,
+) -> Result<Decision, String> {
+    let mut redis_key = format!("{}rl:{name}:", redis.prefix()).into_bytes();
+    // Long or binary keys (header values) are hashed: bounded key size, nothing readable stored.
+    if key.len() > 64 || key.iter().any(|b| !b.is_ascii_graphic()) {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(key);
+        for b in &digest[..16] {
+            redis_key.extend_from_slice(format!("{b:02x}").as_bytes());
+        }
+    } else {
+        redis_key.extend_from_slice(key);
+    }
+    let mut conn = redis.conn();
+    let script = script.clone();
+    let interval_us = interval.as_micros().max(1) as u64;
+    let timeout = services.store_timeout();
+    let call = async move {
+        let mut inv = script.key(redis_key);
+        inv.arg(interval_us).arg(burst);
+        tokio::time::timeout(timeout, inv.invoke_async::<(i64, i64, i64)>(&mut conn)).await
+    };
+    match services.run(call).await {
+        Err(e) => Err(e.to_string()),
+        Ok(Err(_)) => Err(format!("no answer within {timeout:?}")),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Ok(Ok((allowed, retry_us, remaining)))) => Ok(if allowed == 1 {
+            Decision::Allowed { remaining: remaining.max(0) as u32 }
+        } else {
+            Decision::Limited { retry_after: Duration::from_micros(retry_us.max(1) as u64) }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000;
+
+    #[test]
+    fn gcra_allows_the_burst_then_the_rate() {
+        let g = LocalGcra::new(1000);
+        let interval = Duration::from_secs(1); // 1/s
+        for i in 0..3 {
+            assert_eq!(g.acquire_at(b"a", interval, 3, 0), Decision::Allowed { remaining: 2 - i }, "request {i}");
+        }
+        assert_eq!(g.acquire_at(b"a", interval, 3, 0), Decision::Limited { retry_after: Duration::from_secs(1) });
+        // Another key has its own bucket.
+        assert!(matches!(g.acquire_at(b"b", interval, 3, 0), Decision::Allowed { .. }));
+        // One interval later, one more request passes, and only one.
+        assert!(matches!(g.acquire_at(b"a", interval, 3, S), Decision::Allowed { remaining: 0 }));
+        assert!(matches!(g.acquire_at(b"a", interval, 3, S), Decision::Limited { .. }));
+        // After a long pause the bucket is full again, never fuller.
+        assert_eq!(g.acquire_at(b"a", interval, 3, 100 * S), Decision::Allowed { remaining: 2 });
+    }
+
+    #[test]
+    fn refused_requests_do_not_consume() {
+        let g = LocalGcra::new(1000);
+        let interval = Duration::from_secs(10);
+        assert!(matches!(g.acquire_at(b"k", interval, 1, 0), Decision::Allowed { .. }));
+        for _ in 0..100 {
+            assert!(matches!(g.acquire_at(b"k", interval, 1, 5 * S), Decision::Limited { .. }));
+        }
+        // Hammering while limited did not push the next slot further out.
+        assert!(matches!(g.acquire_at(b"k", interval, 1, 10 * S), Decision::Allowed { .. }));
+    }
+
+    #[test]
+    fn memory_is_bounded_under_a_flood_of_keys() {
+        let g = LocalGcra::new(SHARDS * 10);
+        for i in 0u32..10_000 {
+            let _ = g.acquire_at(&i.to_be_bytes(), Duration::from_secs(60), 5, 0);
+        }
+        assert!(g.len() <= SHARDS * 10, "{} keys kept", g.len());
+    }
+}
