@@ -152,8 +152,13 @@ impl Gateway {
         let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // Authentication methods the config enables; each route picks from these.
         let authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
-        let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        let _ = services;
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.
+        let pow = crate::checks::pow::Pow::from_config(&config, services);
+        if let Some(pow) = &pow {
+            endpoints.extend(crate::checks::pow::endpoints::all(pow));
+        }
+        let captchas = crate::checks::captcha::from_config(&config, services);
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
@@ -166,6 +171,9 @@ impl Gateway {
                     && let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
                         route_checks.push(Arc::new(a));
                     }
+                if let Some(bot) = policy.and_then(|r| crate::checks::bot_check(r.challenge.as_deref(), pow.as_ref(), &captchas)) {
+                    route_checks.push(bot);
+                }
                 route_checks
             })
             .collect();

@@ -1,0 +1,3 @@
+//! State shared across requests and nodes.
+
+pub mod replay;
