@@ -57,3 +57,34 @@ async fn altcha_lib_interoperates_in_both_directions_probabilistic() {
     let out = tokio::task::spawn_blocking(move || node("interop.mjs", &[&base, SECRET, "/api/signup"])).await.unwrap();
     assert!(out.contains("\"mode\":\"probabilistic\"") && out.contains("all cases passed"), "{out}");
 }
+
+#[tokio::test]
+async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
+    assert!(std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(), "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)");
+    let js = js_dir();
+    let up = Upstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    for f in ["index.html", "page.js", "widget.html"] {
+        std::fs::copy(js.join("site").join(f), site.join(f)).unwrap();
+    }
+    // The official widget, as published on npm (pinned in package-lock.json).
+    std::fs::copy(js.join("node_modules/altcha/dist/main/altcha.js"), site.join("altcha.js")).unwrap();
+    let rest = format!(
+        "{up}\n[frontend]\ndir = {site:?}\n# The widget starts its workers from blob: URLs and styles its shadow DOM inline.\n\
+         csp = \"default-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'\"\n\
+         [pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 1000, counter = 50 }} ]\n\
+         [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"POST /api/other\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n",
+        up = up.config(),
+        site = site.display().to_string(),
+    );
+    let gate = start_in(dir, "tls = \"off\"", &rest);
+    let base = format!("http://{}", gate.addr);
+    let out = tokio::task::spawn_blocking(move || node("browser.mjs", &[&base, SECRET])).await.unwrap();
+    assert!(out.contains("browser: all cases passed"), "{out}");
+    // Signups reached the upstream only with a clearance: the widget's one, widget.js's one, three parallel ones, and the page.
+    assert_eq!(up.hits(), 1 + 1 + 3 + 1, "{out}");
+}
