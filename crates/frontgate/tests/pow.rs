@@ -232,3 +232,40 @@ async fn failures_raise_the_clients_level() {
     let (_, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
     assert_eq!((c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()), (Some(100), Some(1)));
 }
+
+#[tokio::test]
+async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
+    let up = Upstream::start().await;
+    let prefix = stores::redis_prefix();
+    // Same secret and public URL (the site inside each challenge); one Redis.
+    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\non_outage = {{ replay = \"closed\" }}\n", stores::REDIS_URL);
+    let server = "tls = \"off\"\npublic_url = \"http://app.test\"\ntrusted_proxies = []";
+    let a = start(server, &format!("{shared}{}", config(&up, "")));
+    let b = start(server, &format!("{shared}{}", config(&up, "")));
+    // Issued by A, redeemed at B, then replayed at A and at B.
+    let payload = solved(&a, "/api/signup").await;
+    let (s, _, v) = verify(&b, &payload).await;
+    assert_eq!(s, 200, "{v}");
+    for node in [&a, &b] {
+        let (s, _, p) = verify(node, &payload).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
+    }
+    // Concurrently at both nodes: exactly one wins.
+    let payload = solved(&b, "/api/signup").await;
+    let tasks: Vec<_> = [a.addr, b.addr, a.addr, b.addr]
+        .into_iter()
+        .map(|addr| {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let body = serde_json::json!({ "altcha": payload }).to_string();
+                let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap();
+                plain_send(addr, r).await.0.as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap() == 200);
+    }
+    assert_eq!(ok, 1);
+}

@@ -90,6 +90,65 @@ impl ReplaySet for MemoryReplaySet {
     }
 }
 
+/// A replay set in Redis, shared by every node: `SET <prefix>replay:<key> 1 NX PX <ttl>`, run
+/// on the state runtime. While Redis is unreachable it does what `[shared] on_outage.replay`
+/// says: refuse (`closed`), fall back to this process's set (`local`: a value could then be
+/// spent once per node), or let the value through (`open`).
+pub struct RedisReplaySet {
+    redis: crate::store::redis::Redis,
+    services: Arc<crate::state::Services>,
+    outage: crate::config::shared::OutageMode,
+    local: Arc<MemoryReplaySet>,
+}
+
+impl RedisReplaySet {
+    pub fn new(redis: crate::store::redis::Redis, services: Arc<crate::state::Services>, outage: crate::config::shared::OutageMode) -> Self {
+        RedisReplaySet { redis, services, outage, local: MemoryReplaySet::process() }
+    }
+
+    async fn set_nx(&self, key: &str, ttl: Duration) -> Result<Inserted, ReplayError> {
+        let mut conn = self.redis.conn();
+        let full = format!("{}replay:{key}", self.redis.prefix());
+        let ms = ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+        let answer = self
+            .services
+            .run(async move {
+                redis::cmd("SET").arg(full).arg(1).arg("NX").arg("PX").arg(ms).query_async::<Option<String>>(&mut conn).await
+            })
+            .await
+            .map_err(|e| ReplayError::Unavailable(e.to_string()))?
+            .map_err(|e| ReplayError::Unavailable(e.to_string()))?;
+        Ok(if answer.is_some() { Inserted::Fresh } else { Inserted::Replayed })
+    }
+}
+
+impl ReplaySet for RedisReplaySet {
+    fn insert_once<'a>(&'a self, key: &'a str, ttl: Duration) -> ReplayFuture<'a> {
+        Box::pin(async move {
+            match self.set_nx(key, ttl).await {
+                Err(ReplayError::Unavailable(why)) => {
+                    metrics::counter!("frontgate_replay_outage_total", "mode" => self.outage.as_str()).increment(1);
+                    tracing::warn!(error = %why, mode = self.outage.as_str(), "redis replay set unavailable");
+                    match self.outage {
+                        crate::config::shared::OutageMode::Closed => Err(ReplayError::Unavailable(why)),
+                        crate::config::shared::OutageMode::Local => self.local.insert_at(key, ttl, Instant::now()),
+                        crate::config::shared::OutageMode::Open => Ok(Inserted::Fresh),
+                    }
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+/// The replay set a config asks for: Redis when `[shared] redis` is set, else this process's.
+pub fn for_config(config: &crate::config::Config, services: &Arc<crate::state::Services>) -> Arc<dyn ReplaySet> {
+    match services.redis() {
+        Some(redis) => Arc::new(RedisReplaySet::new(redis.clone(), services.clone(), config.shared.on_outage.replay)),
+        None => MemoryReplaySet::process(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ use crate::config::pow::{PowConfig, PowLevel};
 use crate::problem::{Code, Problem};
 use crate::route::RouteTable;
 use crate::state::Services;
-use crate::store::replay::{Inserted, MemoryReplaySet, ReplayError, ReplaySet};
+use crate::store::replay::{Inserted, ReplayError, ReplaySet};
 use adaptive::{Failures, RateWindow};
 use clearance::Clearances;
 use protocol::{PowError, Protocol, Verified};
@@ -77,7 +77,7 @@ impl Pow {
     /// `None` when the config has no `[pow]` section.
     pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
         let pc = config.pow.as_ref()?;
-        let replay: Arc<dyn ReplaySet> = MemoryReplaySet::process();
+        let replay = crate::store::replay::for_config(config, services);
         Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
     }
 
