@@ -160,7 +160,13 @@ impl Gateway {
             let verifier = crate::keys::Verifier::new(keys, services);
             authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
         }
-        let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.
+        let pow = crate::checks::pow::Pow::from_config(&config, services);
+        if let Some(pow) = &pow {
+            endpoints.extend(crate::checks::pow::endpoints::all(pow));
+        }
+        let captchas = crate::checks::captcha::from_config(&config, services);
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
@@ -176,6 +182,9 @@ impl Gateway {
                 }
                 if let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
                     route_checks.push(Arc::new(a));
+                }
+                if let Some(bot) = crate::checks::bot_check(route.challenge.as_deref(), pow.as_ref(), &captchas) {
+                    route_checks.push(bot);
                 }
                 if let Some(l) = limit_caller {
                     route_checks.push(Arc::new(l));

@@ -285,11 +285,13 @@ pub struct Problem {
     pub status: Option<StatusCode>,
     /// Validation errors: (JSON pointer, message).
     pub errors: Vec<(String, String)>,
+    /// Extension members (RFC 9457 §3.2), string-valued: e.g. `challenge` (the URL to fetch one).
+    pub extensions: Vec<(&'static str, String)>,
 }
 
 impl Problem {
     pub fn new(code: Code) -> Self {
-        Problem { code, detail: None, allow: None, status: None, errors: Vec::new() }
+        Problem { code, detail: None, allow: None, status: None, errors: Vec::new(), extensions: Vec::new() }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -304,6 +306,12 @@ impl Problem {
 
     pub fn status(&self) -> StatusCode {
         self.status.unwrap_or(self.code.status())
+    }
+
+    /// Adds a string extension member to the document.
+    pub fn with_extension(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.extensions.push((name, value.into()));
+        self
     }
 
     pub fn with_allow(mut self, allow: HeaderValue) -> Self {
@@ -328,6 +336,12 @@ impl Problem {
         out.push_str(code.as_str());
         out.push_str("\",\"request_id\":");
         push_json_str(&mut out, request_id);
+        for (name, value) in &self.extensions {
+            out.push(',');
+            push_json_str(&mut out, name);
+            out.push(':');
+            push_json_str(&mut out, value);
+        }
         if !self.errors.is_empty() {
             out.push_str(",\"errors\":[");
             for (i, (pointer, message)) in self.errors.iter().enumerate() {

@@ -8,8 +8,10 @@
 
 pub mod api_key;
 pub mod auth;
+pub mod captcha;
 pub mod cors;
 pub mod rate_limit;
+pub mod pow;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -102,4 +104,15 @@ pub trait Check: Send + Sync + 'static {
     /// A short stable name, used in logs and metrics.
     fn name(&self) -> &'static str;
     fn check<'a>(&'a self, exchange: &'a mut Exchange<'_>) -> Outcome<'a>;
+}
+
+/// The bot check a route's `challenge` names: the proof of work, or a CAPTCHA provider's.
+pub fn bot_check(challenge: Option<&str>, pow: Option<&std::sync::Arc<pow::Pow>>, captchas: &[(crate::config::captcha::CaptchaKind, std::sync::Arc<dyn Check>)]) -> Option<std::sync::Arc<dyn Check>> {
+    match challenge? {
+        "pow" => pow.map(|p| std::sync::Arc::new(pow::PowCheck::new(p.clone())) as std::sync::Arc<dyn Check>),
+        other => {
+            let kind = crate::config::captcha::CaptchaKind::parse(other)?;
+            captchas.iter().find(|(k, _)| *k == kind).map(|(_, c)| c.clone())
+        }
+    }
 }

@@ -4,11 +4,13 @@
 
 pub mod admin;
 pub mod api_keys;
+pub mod captcha;
 mod collect;
 pub mod cors;
 pub mod frontend;
 pub mod log;
 pub mod rate_limits;
+pub mod pow;
 pub mod routes;
 pub mod server;
 pub mod shared;
@@ -64,6 +66,8 @@ pub struct Config {
     pub rate_limits: std::collections::BTreeMap<String, RateLimitConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    pub pow: Option<pow::PowConfig>,
+    pub captcha: Option<captcha::CaptchaConfig>,
 }
 
 fn d_data_dir() -> PathBuf {
@@ -334,6 +338,9 @@ impl Config {
         for e in section_errors {
             rep.at(None, e);
         }
+        for problem in self.pow.iter().flat_map(|p| p.problems()).chain(self.captcha.iter().flat_map(|c| c.problems())) {
+            rep.at(None, problem);
+        }
         if http::HeaderValue::from_str(&s.hsts).is_err() {
             rep.at(None, "[server] hsts is not a valid header value");
         }
@@ -365,7 +372,7 @@ impl Config {
         }
         if let Some(ch) = &route.challenge {
             match self.challenge_section(ch) {
-                Some((name, false)) if !broken.contains(name) => {
+                Some((name, false)) if !broken.contains(name.split('.').next().unwrap_or(name)) => {
                     rep.at(span.clone(), format!("route `{text}`: challenge = \"{ch}\" needs the [{name}] section"));
                 }
                 Some(_) => {}
@@ -395,8 +402,10 @@ impl Config {
     /// The section a challenge kind is configured in, and whether the config has it.
     fn challenge_section(&self, kind: &str) -> Option<(&'static str, bool)> {
         match kind {
-            "pow" => Some(("pow", false)),
-            "turnstile" | "hcaptcha" | "recaptcha" => Some(("captcha", false)),
+            "pow" => Some(("pow", self.pow.is_some())),
+            "turnstile" => Some(("captcha.turnstile", self.captcha.as_ref().is_some_and(|c| c.turnstile.is_some()))),
+            "hcaptcha" => Some(("captcha.hcaptcha", self.captcha.as_ref().is_some_and(|c| c.hcaptcha.is_some()))),
+            "recaptcha" => Some(("captcha.recaptcha", self.captcha.as_ref().is_some_and(|c| c.recaptcha.is_some()))),
             _ => None,
         }
     }
@@ -527,7 +536,7 @@ mod tests {
             ("scopes = [\"a\"]", "scopes need an auth method"),
             ("csrf = true", "csrf = true protects cookie sessions"),
             ("challenge = \"pow\"", "challenge = \"pow\" needs the [pow] section"),
-            ("challenge = \"turnstile\"", "needs the [captcha] section"),
+            ("challenge = \"turnstile\"", "needs the [captcha.turnstile] section"),
             ("challenge = \"math\"", "challenge `math` is not one of"),
             ("rate_limit = [\"x\"]", "rate_limit `x` is not defined"),
         ];

@@ -4,9 +4,9 @@
 
 use super::*;
 
-/// The reference example, verbatim except `[admin] token` and `[api_keys] hash_secret`, which
-/// name environment variables that tests cannot set safely (they are literals here; `${VAR}`
-/// expansion has its own tests).
+/// The reference example, verbatim except `[admin] token`, `[api_keys] hash_secret`, `[pow]
+/// secret` and `[captcha.turnstile] secret`, which name environment variables that tests cannot
+/// set safely (they are literals here; `${VAR}` expansion has its own tests).
 const EXAMPLE: &str = r###"
 # The shape of frontgate's configuration. Key names here are the interface users and tests rely on:
 # add keys freely, rename none without updating docs and tests. Values are examples; defaults belong
@@ -82,14 +82,14 @@ hash_secret = "example-hash-secret-of-at-least-32-chars"
 cache_ttl = "5s"
 
 [pow]
-secret = "${FRONTGATE_POW_SECRET}"
+secret = "example-pow-secret-of-at-least-32-chars"
 algorithm = "PBKDF2/SHA-256"
 expires = "5m"
 clearance = "10m"
 levels = [ { above_rps = 0, cost = 5000 }, { above_rps = 50, cost = 20000 }, { above_rps = 200, cost = 100000 } ]
 
 [captcha.turnstile]
-secret = "${TURNSTILE_SECRET}"
+secret = "example-turnstile-secret"
 verify_url = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 # [captcha.hcaptcha] and [captcha.recaptcha] (with min_score, action) take the same shape
 
@@ -125,8 +125,9 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 10] = [
-    "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]",
+const IMPLEMENTED: [&str; 12] = [
+    "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]", "[pow]",
+    "[captcha.turnstile]",
 ];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
@@ -209,6 +210,16 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(keys.cache_ttl.0, std::time::Duration::from_secs(5));
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
     assert_eq!(routes, ["POST /api/signup", "/api/**"]);
+    let pow = c.pow.as_ref().unwrap();
+    assert_eq!(pow.secret.0, "example-pow-secret-of-at-least-32-chars");
+    assert_eq!(pow.algorithm, super::pow::PowAlgorithm::Pbkdf2Sha256);
+    assert_eq!((pow.expires.0.as_secs(), pow.clearance.0.as_secs()), (300, 600));
+    let levels: Vec<(f64, u32)> = pow.levels.iter().map(|l| (l.above_rps, l.cost)).collect();
+    assert_eq!(levels, [(0.0, 5000), (50.0, 20000), (200.0, 100000)]);
+    let t = c.captcha.as_ref().unwrap().turnstile.as_ref().unwrap();
+    assert_eq!(t.secret.0, "example-turnstile-secret");
+    assert_eq!(t.verify_url.as_ref().unwrap().0, "https://challenges.cloudflare.com/turnstile/v0/siteverify");
+    assert!(c.captcha.as_ref().unwrap().hcaptcha.is_none());
 }
 
 #[test]
@@ -221,8 +232,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
     let expected = [
         ("[oidc]", "oidc"),
         ("[[jwt.issuers]]", "jwt"),
-        ("[pow]", "pow"),
-        ("[captcha.turnstile]", "captcha"),
         ("[openapi]", "openapi"),
     ];
     for (line_start, key) in expected {

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod events;
 pub mod redis;
+pub mod replay;
 pub mod sql;
 
 pub use events::Events;

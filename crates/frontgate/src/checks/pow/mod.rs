@@ -1,0 +1,334 @@
+//! The built-in proof of work (`challenge = "pow"` on a route): ALTCHA v2 challenges, the
+//! clearance that a solved one earns, and the check that asks for it.
+//!
+//! A folder rather than one file, because the pieces are separately testable: the wire
+//! protocol ([`protocol`]), clearances ([`clearance`]), adaptive levels ([`adaptive`]), the
+//! gateway's own endpoints ([`endpoints`]: challenge, verify, widget.js) and the interstitial
+//! page ([`page`]). This file holds the state they share and the route check.
+//!
+//! What it buys: each request to a protected route costs the client a few seconds of CPU (or
+//! memory, at the scrypt tier) per clearance period. It does not prove a human; see
+//! docs/bot-defence.md.
+
+pub mod adaptive;
+pub mod clearance;
+pub mod endpoints;
+pub mod page;
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+
+use super::{Check, Exchange, Outcome, Verdict};
+use crate::config::Config;
+use crate::config::pow::{PowConfig, PowLevel};
+use crate::problem::{Code, Problem};
+use crate::route::RouteTable;
+use crate::state::Services;
+use crate::store::replay::{Inserted, ReplayError, ReplaySet};
+use adaptive::{Failures, RateWindow};
+use clearance::Clearances;
+use protocol::{PowError, Protocol, Verified};
+
+/// The header a client sends a clearance in (instead of the cookie).
+pub static CLEARANCE_HEADER: HeaderName = HeaderName::from_static("x-frontgate-clearance");
+/// The header a client may send an `altcha` solution in, inline with the protected request.
+pub static SOLUTION_HEADER: HeaderName = HeaderName::from_static("x-frontgate-pow");
+
+/// Where time comes from: seconds since the epoch. Replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// Keys the challenge limiter may hold before it sweeps (and, if still full, refuses).
+const LIMITER_MAX_KEYS: usize = 100_000;
+
+/// Everything the pow check and endpoints share, built once per config load.
+pub struct Pow {
+    pub protocol: Protocol,
+    pub clearances: Clearances,
+    levels: Vec<PowLevel>,
+    failures_per_level: u32,
+    /// Request rate per protected route, by route name.
+    rates: HashMap<Arc<str>, RateWindow>,
+    failures: Failures,
+    replay: Arc<dyn ReplaySet>,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    limiter_calls: AtomicU64,
+    /// To find the route a `?route=PATH` names.
+    table: Option<RouteTable>,
+    secure_cookies: bool,
+    clock: Clock,
+    #[allow(dead_code)]
+    services: Arc<Services>,
+}
+
+impl Pow {
+    /// `None` when the config has no `[pow]` section.
+    pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
+        let pc = config.pow.as_ref()?;
+        let replay = crate::store::replay::for_config(config, services);
+        Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
+    }
+
+    pub fn new(config: &Config, pc: &PowConfig, services: Arc<Services>, replay: Arc<dyn ReplaySet>, clock: Clock) -> Pow {
+        let site = config.public_origin().to_string();
+        let rates = config
+            .routes
+            .iter()
+            .filter(|r| r.challenge.as_deref() == Some("pow"))
+            .map(|r| (Arc::from(r.matcher.get_ref().text.as_str()), RateWindow::default()))
+            .collect();
+        let per_minute = NonZeroU32::new(pc.challenge_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new((pc.challenge_rate / 3).max(5)).unwrap_or(NonZeroU32::MIN);
+        Pow {
+            protocol: Protocol::new(&pc.secret.0, pc.expires.0, pc.mode, pc.algorithm, &site),
+            clearances: Clearances::new(&pc.secret.0, pc.clearance.0),
+            levels: pc.levels.clone(),
+            failures_per_level: pc.failures_per_level,
+            rates,
+            failures: Failures::default(),
+            replay,
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            limiter_calls: AtomicU64::new(0),
+            table: RouteTable::build(config).ok(),
+            secure_cookies: config.public_origin().is_https(),
+            clock,
+            services,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    pub fn levels(&self) -> &[PowLevel] {
+        &self.levels
+    }
+
+    /// The level a challenge for `route` issued to `ip` gets now.
+    pub fn level_for(&self, route: &str, ip: IpAddr) -> usize {
+        let now = self.now();
+        let rps = self.rates.get(route).map_or(0.0, |w| w.rate(now));
+        adaptive::choose_level(&self.levels, rps, self.failures.count(ip, now), self.failures_per_level)
+    }
+
+    /// The level the route's load alone asks for (0 when quiet).
+    fn load_level(&self, route: &str) -> usize {
+        let now = self.now();
+        let rps = self.rates.get(route).map_or(0.0, |w| w.rate(now));
+        adaptive::choose_level(&self.levels, rps, 0, self.failures_per_level)
+    }
+
+    fn record_request(&self, route: &str) {
+        if let Some(w) = self.rates.get(route) {
+            w.record(self.now());
+        }
+    }
+
+    pub fn record_failure(&self, ip: IpAddr, reason: &'static str) {
+        self.failures.record(ip, self.now());
+        metrics::counter!("frontgate_pow_failures_total", "reason" => reason).increment(1);
+    }
+
+    /// Whether `ip` may fetch another challenge now.
+    pub fn allow_challenge(&self, ip: IpAddr) -> bool {
+        let n = self.limiter_calls.fetch_add(1, Ordering::Relaxed);
+        if n % 1024 == 1023 || self.limiter.len() >= LIMITER_MAX_KEYS {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        if self.limiter.len() >= LIMITER_MAX_KEYS {
+            // Full of recent clients: refuse newcomers rather than grow without bound.
+            return false;
+        }
+        self.limiter.check_key(&ip).is_ok()
+    }
+
+    /// The route name (`match` text) of the pow-protected route at `path`: tried with
+    /// `method`, or with each common method.
+    pub fn protected_route(&self, path: &str, method: Option<&http::Method>) -> Option<Arc<str>> {
+        let normalized = crate::route::normalize_path(path).ok()?;
+        let methods: Vec<http::Method> = match method {
+            Some(m) => vec![m.clone()],
+            None => vec![http::Method::POST, http::Method::GET, http::Method::PUT, http::Method::PATCH, http::Method::DELETE],
+        };
+        let table = self.table.as_ref()?;
+        methods.iter().find_map(|m| match table.lookup(m, &normalized) {
+            crate::route::Lookup::Found(_, entry) if self.rates.contains_key(&*entry.name) => Some(entry.name.clone()),
+            _ => None,
+        })
+    }
+
+    /// The URL a client fetches a challenge for `path` from.
+    pub fn challenge_url(path: &str) -> String {
+        let encoded: String = percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).collect();
+        format!("/.frontgate/challenge?route={encoded}")
+    }
+
+    /// Verifies an `altcha` payload and spends it. `route`: the route it must be for, if known.
+    pub async fn redeem(self: &Arc<Self>, payload: &str, route: Option<&str>, ip: IpAddr) -> Result<Verified, Problem> {
+        let refuse = |e: PowError| {
+            self.record_failure(ip, e.reason());
+            let p = Problem::new(Code::ChallengeFailed).with_detail(format!("The proof of work was refused: {e}."));
+            if matches!(e, PowError::Malformed(_)) { p.with_status(http::StatusCode::BAD_REQUEST) } else { p }
+        };
+        let decoded = Protocol::decode(payload).map_err(refuse)?;
+        let now = self.now();
+        // The deterministic fast path is two HMACs; anything that re-derives a key (probabilistic
+        // mode) runs off the worker thread.
+        let verified = if decoded.challenge.parameters.key_signature.is_some() {
+            self.protocol.verify(&decoded, route, now)
+        } else {
+            let (me, owned_route) = (self.clone(), route.map(str::to_owned));
+            tokio::task::spawn_blocking(move || me.protocol.verify(&decoded, owned_route.as_deref(), now))
+                .await
+                .unwrap_or(Err(PowError::WrongSolution))
+        };
+        let verified = verified.map_err(refuse)?;
+        // Only now, with signature and solution verified, is the nonce spent.
+        let ttl = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        let key = format!("pow:{}", verified.nonce);
+        match self.replay.insert_once(&key, ttl).await {
+            Ok(Inserted::Fresh) => {
+                metrics::counter!("frontgate_pow_solutions_total", "result" => "accepted").increment(1);
+                Ok(verified)
+            }
+            Ok(Inserted::Replayed) => {
+                self.record_failure(ip, "replayed");
+                Err(Problem::new(Code::ChallengeFailed).with_detail("This solution was already used; fetch a new challenge."))
+            }
+            Err(e @ (ReplayError::Full | ReplayError::Unavailable(_))) => {
+                tracing::warn!(error = %e, "pow replay set refused a write");
+                Err(Problem::new(Code::StoreUnavailable))
+            }
+        }
+    }
+
+    /// The `Set-Cookie` value for a clearance.
+    pub fn clearance_cookie(&self, route: &str, token: &str) -> Option<HeaderValue> {
+        let name = clearance::cookie_name(route, self.secure_cookies);
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!("{name}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}", self.clearances.lifetime())).ok()
+    }
+
+    fn binding(&self, head: &Parts, ip: IpAddr) -> String {
+        let ua = head.headers.get(header::USER_AGENT).map_or(&b""[..], |v| v.as_bytes());
+        self.clearances.binding(&ip, ua)
+    }
+
+    /// The clearance the request carries for `route`: the header, else the route's cookie.
+    fn presented_clearance<'h>(&self, head: &'h Parts, route: &str) -> Option<&'h str> {
+        if let Some(v) = head.headers.get(&CLEARANCE_HEADER).and_then(|v| v.to_str().ok()) {
+            return Some(v.trim());
+        }
+        let name = clearance::cookie_name(route, self.secure_cookies);
+        head.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+    }
+}
+
+/// The route check for `challenge = "pow"`.
+pub struct PowCheck {
+    pow: Arc<Pow>,
+}
+
+impl PowCheck {
+    pub fn new(pow: Arc<Pow>) -> PowCheck {
+        PowCheck { pow }
+    }
+}
+
+/// Whether a request is a browser navigation (which gets a page, not a JSON problem).
+pub fn is_navigation(head: &Parts) -> bool {
+    match head.headers.get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes() == b"navigate",
+        None => head.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("text/html")),
+    }
+}
+
+impl Check for PowCheck {
+    fn name(&self) -> &'static str {
+        "pow"
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
+        let pow = &self.pow;
+        let route: &str = &ex.route.name;
+        pow.record_request(route);
+        let ip = ex.client.ip;
+        let binding = pow.binding(ex.head, ip);
+        if let Some(token) = pow.presented_clearance(ex.head, route) {
+            match pow.clearances.verify(token, route, &binding, pow.now()) {
+                Ok(()) => return Outcome::Ready(Verdict::Continue),
+                Err(e) => {
+                    metrics::counter!("frontgate_pow_clearances_refused_total", "reason" => clearance_reason(e)).increment(1);
+                }
+            }
+        }
+        let inline = ex.head.headers.get(&SOLUTION_HEADER).map(|v| v.to_str().map(str::to_owned));
+        match inline {
+            Some(Ok(payload)) => Outcome::Pending(Box::pin(async move {
+                match pow.redeem(&payload, Some(route), ip).await {
+                    Ok(v) => {
+                        let (token, _) = pow.clearances.issue(&v.route, &binding, pow.now());
+                        if let Some(cookie) = pow.clearance_cookie(&v.route, &token) {
+                            ex.response_headers.push((header::SET_COOKIE, cookie));
+                        }
+                        Verdict::Continue
+                    }
+                    Err(p) => Verdict::Deny(p.with_extension("challenge", Pow::challenge_url(ex.head.uri.path()))),
+                }
+            })),
+            Some(Err(_)) => {
+                pow.record_failure(ip, "malformed");
+                Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST)))
+            }
+            None => Outcome::Ready(self.absent(ex)),
+        }
+    }
+}
+
+fn clearance_reason(e: clearance::ClearanceError) -> &'static str {
+    match e {
+        clearance::ClearanceError::Invalid => "invalid",
+        clearance::ClearanceError::Expired => "expired",
+        clearance::ClearanceError::WrongRoute => "wrong_route",
+        clearance::ClearanceError::WrongClient => "wrong_client",
+    }
+}
+
+impl PowCheck {
+    /// No (valid) clearance: a page for a browser navigation, a problem for an API call.
+    fn absent(&self, ex: &mut Exchange<'_>) -> Verdict {
+        let path = ex.head.uri.path();
+        let url = Pow::challenge_url(path);
+        metrics::counter!("frontgate_pow_challenges_required_total").increment(1);
+        if is_navigation(ex.head) {
+            return Verdict::Respond(page::interstitial(&url, ex.head.method == http::Method::GET || ex.head.method == http::Method::HEAD));
+        }
+        let loaded = self.pow.load_level(&ex.route.name) > 0;
+        let mut p = Problem::new(Code::ChallengeRequired).with_extension("challenge", url.clone());
+        if loaded {
+            // Under load, tell well-behaved clients to slow down as well as to solve.
+            p = p.with_status(http::StatusCode::TOO_MANY_REQUESTS);
+            ex.response_headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Ok(link) = HeaderValue::from_str(&format!("<{url}>; rel=\"challenge\"")) {
+            ex.response_headers.push((header::LINK, link));
+        }
+        Verdict::Deny(p)
+    }
+}

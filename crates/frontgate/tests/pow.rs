@@ -1,0 +1,271 @@
+//! Proof of work against the real binary: challenge → solve → verify → clearance → the
+//! protected request; and what an attacker tries (replays, tampering, other routes, garbage).
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+
+const SECRET: &str = "integration-test-pow-secret-0123456789";
+
+fn config(up: &Upstream, extra: &str) -> String {
+    format!(
+        "{}\n[pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 50, counter = 20 }}, {{ above_rps = 1000, cost = 100, counter = 40 }} ]\n{extra}\n\
+         [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"POST /api/other\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"/open/**\"\n",
+        up.config()
+    )
+}
+
+fn gate(up: &Upstream, extra: &str) -> Gate {
+    start("tls = \"off\"", &config(up, extra))
+}
+
+async fn send(gate: &Gate, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    let mut r = req(method, path);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let (s, h, b) = plain_send(gate.addr, r.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await;
+    let v = serde_json::from_slice(&b).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&b).into_owned()));
+    (s, h, v)
+}
+
+/// Fetches a challenge for `path` and solves it with the official Rust solver.
+async fn solved(gate: &Gate, path: &str) -> String {
+    let (s, _, challenge) = send(gate, "GET", &format!("/.frontgate/challenge?route={path}"), &[], "").await;
+    assert_eq!(s, 200, "{challenge}");
+    let c: altcha::Challenge = serde_json::from_value(challenge).unwrap();
+    let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&c)).unwrap().expect("solvable");
+    frontgate::checks::pow::protocol::encode_payload(&altcha::Payload { challenge: c, solution })
+}
+
+async fn verify(gate: &Gate, payload: &str) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+    let body = serde_json::json!({ "altcha": payload }).to_string();
+    send(gate, "POST", "/.frontgate/verify", &[("content-type", "application/json"), ("user-agent", "test/1")], &body).await
+}
+
+#[tokio::test]
+async fn solve_verify_and_pass_with_the_clearance_cookie_or_header() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    // Without a clearance: an API call gets the problem with the challenge URL.
+    let (s, h, p) = send(&gate, "POST", "/api/signup", &[("content-type", "application/json")], "{}").await;
+    assert_eq!(s, 403);
+    assert_eq!(p["code"], "challenge_required");
+    assert_eq!(p["challenge"], "/.frontgate/challenge?route=%2Fapi%2Fsignup");
+    assert!(h["link"].to_str().unwrap().contains("rel=\"challenge\""));
+    assert_eq!(up.hits(), 0);
+
+    let payload = solved(&gate, "/api/signup").await;
+    let (s, h, v) = verify(&gate, &payload).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["route"], "POST /api/signup");
+    let clearance = v["clearance"].as_str().unwrap().to_owned();
+    let cookie = h["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie_pair = cookie.split(';').next().unwrap().to_owned();
+
+    // The header and the cookie both let the request through, as many times as needed (tabs).
+    for _ in 0..2 {
+        let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "{}").await;
+        assert_eq!(s, 200);
+    }
+    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("cookie", &cookie_pair)], "{}").await;
+    assert_eq!(s, 200);
+    assert_eq!(up.hits(), 3);
+
+    // Scope: not for another route; bound: not from another user agent; unforgeable.
+    let (s, _, p) = send(&gate, "POST", "/api/other", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "{}").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")));
+    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "other/2"), ("x-frontgate-clearance", &clearance)], "{}").await;
+    assert_eq!(s, 403);
+    let (exp, rest) = clearance.split_once('.').unwrap();
+    let extended = format!("{}.{rest}", exp.parse::<u64>().unwrap() + 3600);
+    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("x-frontgate-clearance", &extended)], "{}").await;
+    assert_eq!(s, 403);
+    assert_eq!(up.hits(), 3);
+
+    // The same solution a second time: spent.
+    let (s, _, p) = verify(&gate, &payload).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("already used"));
+}
+
+#[tokio::test]
+async fn inline_solution_header_passes_once_and_sets_a_clearance() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    let payload = solved(&gate, "/api/signup").await;
+    let (s, h, _) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
+    assert_eq!(s, 200);
+    assert!(h["set-cookie"].to_str().unwrap().starts_with("fg-clear-"));
+    let (s, _, p) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
+    // A solution for another route does not open this one.
+    let other = solved(&gate, "/api/other").await;
+    let (s, _, p) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &other)], "{}").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
+    assert!(p["detail"].as_str().unwrap().contains("another route"), "{p}");
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_replays_of_one_solution_let_exactly_one_through() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    let payload = solved(&gate, "/api/signup").await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (addr, payload) = (gate.addr, payload.clone());
+            tokio::spawn(async move {
+                let body = serde_json::json!({ "altcha": payload }).to_string();
+                let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap();
+                plain_send(addr, r).await.0.as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 11, "{statuses:?}");
+}
+
+#[tokio::test]
+async fn tampered_and_malformed_payloads_are_refused_without_spending_the_real_one() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    let payload = solved(&gate, "/api/signup").await;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut v: serde_json::Value = serde_json::from_slice(&b64.decode(&payload).unwrap()).unwrap();
+    // Tampered: cheaper cost, another route in the signed data, a far expiry.
+    for (pointer, value) in [("/challenge/parameters/cost", serde_json::json!(1)), ("/challenge/parameters/data/route", serde_json::json!("POST /api/other")), ("/challenge/parameters/expiresAt", serde_json::json!(4_000_000_000u64))] {
+        let mut t = v.clone();
+        *t.pointer_mut(pointer).unwrap() = value;
+        let (s, _, p) = verify(&gate, &b64.encode(t.to_string())).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{pointer}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains("signature"), "{p}");
+    }
+    // Counter 0 with a made-up key.
+    *v.pointer_mut("/solution/counter").unwrap() = serde_json::json!(0);
+    *v.pointer_mut("/solution/derivedKey").unwrap() = serde_json::json!("00".repeat(32));
+    let (s, _, p) = verify(&gate, &b64.encode(v.to_string())).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
+    // Malformed: 400 problems, never a crash.
+    let huge = "A".repeat(10_000);
+    for body in ["{\"altcha\":\"***\"}", "{\"altcha\":\"bm90IGpzb24=\"}", "{\"altcha\":\"e30=\"}", "{\"altcha\":1}", "not json", &format!("{{\"altcha\":\"{huge}\"}}")] {
+        let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/json")], body).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "{body:.60}: {p}");
+    }
+    let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/x-www-form-urlencoded")], &format!("altcha={}", "B".repeat(20_000))).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (413, Some("payload_too_large")));
+    let (s, _, p) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", "%%%")], "{}").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")));
+    // None of that spent the real solution: it still verifies, once (as a form field).
+    let form = format!("altcha={}", percent_encoding::utf8_percent_encode(&payload, percent_encoding::NON_ALPHANUMERIC));
+    let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/x-www-form-urlencoded")], &form).await;
+    assert_eq!(s, 200, "{p}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn challenges_are_scoped_to_protected_routes_and_rate_limited() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "challenge_rate = 6\n");
+    let (s, _, p) = send(&gate, "GET", "/.frontgate/challenge?route=/open/x", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (404, Some("route_not_found")));
+    let (s, _, p) = send(&gate, "GET", "/.frontgate/challenge", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("bad_request")));
+    let (s, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+    assert_eq!(s, 200);
+    let params = &c["parameters"];
+    assert_eq!(params["algorithm"], "PBKDF2/SHA-256");
+    assert_eq!(params["data"]["route"], "POST /api/signup");
+    assert!(params["expiresAt"].as_u64().unwrap() > 0);
+    assert!(params["keySignature"].is_string() && c["signature"].is_string());
+    // Burst of max(6/3, 5) = 5 per client: the 6th and later are refused (two were used above,
+    // the 404 and 400 too, since the limit is checked first).
+    let mut limited = 0;
+    for _ in 0..6 {
+        let (s, _, _) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+        limited += usize::from(s == 429);
+    }
+    assert!(limited >= 4, "{limited}");
+}
+
+#[tokio::test]
+async fn browser_navigations_get_an_accessible_interstitial() {
+    let up = Upstream::start().await;
+    let gate = start("tls = \"off\"", &format!("{}\n[pow]\nsecret = \"{SECRET}\"\n[[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n", up.config()));
+    let r = req("GET", "/members").header("accept", "text/html,application/xhtml+xml").header("sec-fetch-mode", "navigate").body(Full::default()).unwrap();
+    let (s, h, body) = plain_send(gate.addr, r).await;
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(s, 403);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(html.contains("<noscript>") && html.contains("role=\"status\"") && html.contains("aria-live=\"polite\""), "{html}");
+    assert!(html.contains("lang=\"en\"") && html.contains("<h1"), "{html}");
+    assert!(html.contains("/.frontgate/widget.js") && html.contains("route=%2Fmembers"), "{html}");
+    assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    let (s, h, js) = plain_get(gate.addr, "/.frontgate/widget.js").await;
+    assert_eq!(s, 200);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(String::from_utf8_lossy(&js).contains("window.frontgate"));
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn failures_raise_the_clients_level() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "failures_per_level = 2\n");
+    let (_, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+    assert_eq!((c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()), (Some(50), Some(0)));
+    for _ in 0..2 {
+        let (s, _, _) = verify(&gate, "e30=").await;
+        assert_eq!(s, 400);
+    }
+    let (_, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+    assert_eq!((c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()), (Some(100), Some(1)));
+}
+
+#[tokio::test]
+async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
+    let up = Upstream::start().await;
+    let prefix = stores::redis_prefix();
+    // Same secret and public URL (the site inside each challenge); one Redis.
+    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\non_outage = {{ replay = \"closed\" }}\n", stores::REDIS_URL);
+    let server = "tls = \"off\"\npublic_url = \"http://app.test\"\ntrusted_proxies = []";
+    let a = start(server, &format!("{shared}{}", config(&up, "")));
+    let b = start(server, &format!("{shared}{}", config(&up, "")));
+    // Issued by A, redeemed at B, then replayed at A and at B.
+    let payload = solved(&a, "/api/signup").await;
+    let (s, _, v) = verify(&b, &payload).await;
+    assert_eq!(s, 200, "{v}");
+    for node in [&a, &b] {
+        let (s, _, p) = verify(node, &payload).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
+    }
+    // Concurrently at both nodes: exactly one wins.
+    let payload = solved(&b, "/api/signup").await;
+    let tasks: Vec<_> = [a.addr, b.addr, a.addr, b.addr]
+        .into_iter()
+        .map(|addr| {
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let body = serde_json::json!({ "altcha": payload }).to_string();
+                let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap();
+                plain_send(addr, r).await.0.as_u16()
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap() == 200);
+    }
+    assert_eq!(ok, 1);
+}

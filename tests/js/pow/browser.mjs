@@ -1,0 +1,79 @@
+// The real browser side, in headless Chromium (Debian's `chromium`) driven by playwright-core:
+//  1. the official `altcha` web component solves a frontgate challenge on a page frontgate
+//     serves, the page posts its `altcha` field to /.frontgate/verify, and the protected POST
+//     then succeeds;
+//  2. /.frontgate/widget.js's frontgate.fetch() solves on a 403 and retries by itself;
+//  3. widget.js's scrypt solver agrees with altcha-lib (frontgate verifies its answer);
+//  4. a browser navigation to a protected GET page gets the interstitial, which solves and
+//     reloads into the real page (the test upstream answers "ok").
+// Run by crates/frontgate/tests/pow_js.rs:  node browser.mjs <base-url> <pow-secret>
+import { createHmac } from 'node:crypto';
+import { chromium } from 'playwright-core';
+import { createChallenge } from 'altcha-lib';
+import { deriveKey as scrypt } from 'altcha-lib/algorithms/scrypt';
+
+const [base, secret] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const fail = (m) => { console.error('FAIL: ' + m); process.exitCode = 1; throw new Error(m); };
+const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+try {
+  // 1. The official widget.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.goto(base + '/');
+    await page.waitForFunction(() => document.getElementById('result').textContent !== '', null, { timeout: 60000 });
+    const result = JSON.parse(await page.textContent('#result'));
+    if (result.field !== 'present' || result.verify !== 200 || result.signup !== 200) fail('altcha widget flow: ' + JSON.stringify(result) + ' ' + errors.join(' | '));
+    console.log(JSON.stringify({ case: 'altcha widget', ...result }));
+    await ctx.close();
+  }
+  // 2. widget.js retries a refused fetch after solving.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(base + '/widget.html');
+    const direct = await page.evaluate(() => fetch('/api/signup', { method: 'POST', body: '{}' }).then((r) => r.status));
+    if (direct !== 403) fail('unprotected POST was not refused: ' + direct);
+    const status = await page.evaluate(() => window.frontgate.fetch('/api/signup', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.status));
+    if (status !== 200) fail('frontgate.fetch did not get through: ' + status);
+    // Parallel calls share one solve (tab safety within a page) and all pass.
+    const many = await page.evaluate(() => Promise.all([1, 2, 3].map(() => window.frontgate.fetch('/api/other', { method: 'POST', body: '{}' }).then((r) => r.status))));
+    if (many.some((s) => s !== 200)) fail('parallel frontgate.fetch: ' + many);
+    console.log(JSON.stringify({ case: 'widget.js fetch', status, parallel: many }));
+
+    // 3. widget.js's scrypt against altcha-lib's, verified by frontgate.
+    const data = (await (await fetch(base + '/.frontgate/challenge?route=%2Fapi%2Fsignup')).json()).parameters.data;
+    const derive = (label) => createHmac('sha256', secret).update(label).digest('hex');
+    const challenge = await createChallenge({
+      algorithm: 'SCRYPT', cost: 1024, memoryCost: 8, counter: 3, data, expiresAt: Math.floor(Date.now() / 1000) + 120,
+      deriveKey: scrypt, hmacSignatureSecret: derive('frontgate pow challenge v1'), hmacKeySignatureSecret: derive('frontgate pow key v1'),
+    });
+    const payload = await page.evaluate((c) => window.frontgate.solveChallenge(c), challenge);
+    const r = await fetch(base + '/.frontgate/verify', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ altcha: payload }) });
+    if (r.status !== 200) fail('frontgate refused widget.js\'s scrypt solution: ' + r.status + ' ' + await r.text());
+    console.log(JSON.stringify({ case: 'widget.js scrypt', verify: r.status }));
+    await ctx.close();
+  }
+  // 4. The interstitial page.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    const first = await page.goto(base + '/members');
+    if (first.status() !== 403) fail('navigation was not challenged: ' + first.status());
+    const title = await page.title();
+    try {
+      await page.waitForFunction(() => document.body && !document.title.startsWith('One moment') && document.body.innerText.trim() === 'ok', null, { timeout: 60000 });
+    } catch (e) {
+      fail('the interstitial did not lead to the page: ' + (await page.content()).slice(0, 2000));
+    }
+    console.log(JSON.stringify({ case: 'interstitial', title, reloaded: true }));
+    await ctx.close();
+  }
+  console.log('browser: all cases passed');
+} finally {
+  await browser.close();
+}
