@@ -3,6 +3,8 @@
 //! here is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
