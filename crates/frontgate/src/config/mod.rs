@@ -7,6 +7,7 @@ mod collect;
 pub mod cors;
 pub mod frontend;
 pub mod log;
+pub mod oidc;
 pub mod routes;
 pub mod server;
 pub mod upstream;
@@ -26,6 +27,7 @@ pub use admin::AdminConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use log::{LogConfig, LogFormat};
+pub use oidc::OidcConfig;
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
 pub use upstream::UpstreamConfig;
@@ -48,6 +50,7 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    pub oidc: Option<OidcConfig>,
 }
 
 fn d_data_dir() -> PathBuf {
@@ -307,6 +310,19 @@ impl Config {
                 rep.at(None, "[frontend] index must be a file name in dir, like \"index.html\"");
             }
         }
+        if let Some(oidc) = &self.oidc {
+            for message in oidc.problems() {
+                rep.at(None, message);
+            }
+            // The session cookie is `__Host-` and Secure: browsers keep it only over https
+            // (and on loopback, for local development).
+            let public = self.public_origin();
+            let host = public.host_port().rsplit_once(':').map_or(public.host_port(), |(h, _)| h);
+            let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !public.is_https() && !loopback {
+                rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
+            }
+        }
         if http::HeaderValue::from_str(&s.hsts).is_err() {
             rep.at(None, "[server] hsts is not a valid header value");
         }
@@ -355,7 +371,7 @@ impl Config {
     /// The section an auth method is configured in, and whether the config has it.
     fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
         match method {
-            AuthMethod::Session => ("oidc", false),
+            AuthMethod::Session => ("oidc", self.oidc.is_some()),
             AuthMethod::Jwt => ("jwt", false),
             AuthMethod::ApiKey => ("api_keys", false),
         }
