@@ -57,7 +57,7 @@ pub enum LayerError {
 impl FrontgateLayer {
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
         let config = Config::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
-        let services = Arc::new(crate::state::Services::current_or_start().map_err(|e| BuildError::Routes(e.to_string()))?);
+        let services = Arc::new(crate::state::Services::current_or_start(&config).map_err(|e| BuildError::Routes(e.to_string()))?);
         Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(config, &services)?) })
     }
 }

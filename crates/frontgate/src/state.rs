@@ -7,12 +7,34 @@
 //! uncached path only (cached answers never leave the worker).
 
 use std::future::Future;
+use std::sync::Arc;
+
+use crate::config::{Config, SharedConfig, StoreConfig};
+use crate::store::redis::Redis;
+use crate::store::{Db, Events, StoreError};
 
 /// Shared state for every [`crate::pipeline::Gateway`] built in this process.
 pub struct Services {
     runtime: tokio::runtime::Handle,
+    /// The SQL store, when a feature in the config needs one.
+    db: Option<Db>,
+    /// The effective `[store]` and `[shared]` this was started with (a reload cannot change them).
+    store_config: StoreConfig,
+    shared_config: SharedConfig,
+    redis: Option<Redis>,
+    events: Arc<Events>,
     /// Keeps the dedicated runtime alive (absent when borrowing the caller's runtime).
+    /// Declared last: dropped after the pools, so they close on a live runtime.
     _owned: Option<OwnedRuntime>,
+}
+
+/// Why the stores could not be opened at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot start the state runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 struct OwnedRuntime {
@@ -32,8 +54,102 @@ impl Drop for OwnedRuntime {
 }
 
 impl Services {
-    /// Starts the dedicated state runtime on its own thread (the server's case).
-    pub fn start() -> std::io::Result<Services> {
+    /// Starts the state runtime and opens what `config` needs: the SQL store (migrated) when a
+    /// feature keeps durable state, Redis when `[shared] redis` is set, with its event
+    /// subscriber. An unreachable store is an error here, never a server that fails later.
+    pub fn start(config: &Config) -> Result<Services, StartError> {
+        let mut services = Services::runtime_only()?;
+        services.connect(config)?;
+        Ok(services)
+    }
+
+    /// Uses the current runtime when there is one and the config needs no store (embedding
+    /// as a tower layer), or starts a dedicated one and connects.
+    pub fn current_or_start(config: &Config) -> Result<Services, StartError> {
+        if !config.needs_store() && config.shared.redis.is_none()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                return Ok(Services::bare(runtime, None));
+            }
+        Services::start(config)
+    }
+
+    fn bare(runtime: tokio::runtime::Handle, owned: Option<OwnedRuntime>) -> Services {
+        Services {
+            runtime,
+            db: None,
+            store_config: StoreConfig::default(),
+            shared_config: SharedConfig::default(),
+            redis: None,
+            events: Events::new(),
+            _owned: owned,
+        }
+    }
+
+    fn connect(&mut self, config: &Config) -> Result<(), StartError> {
+        self.store_config = config.store_config();
+        self.shared_config = config.shared.clone();
+        if config.needs_store() {
+            let (store, dir) = (self.store_config.clone(), config.data_dir.clone());
+            let db = self.block_on(async move { Db::open(&store, &dir).await }).map_err(|_| StoreError::Stopped)??;
+            tracing::info!(backend = db.backend(), "store open");
+            self.db = Some(db);
+        }
+        if let Some(url) = &config.shared.redis {
+            let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
+            let events = self.events.clone();
+            let redis = self
+                .block_on(async move {
+                    let r = Redis::connect(&url, &prefix, timeout).await?;
+                    r.spawn_subscriber(events);
+                    Ok::<_, StoreError>(r)
+                })
+                .map_err(|_| StoreError::Stopped)??;
+            tracing::info!(channel = redis.channel(), "redis connected");
+            self.redis = Some(redis);
+        }
+        Ok(())
+    }
+
+    /// The SQL store; `None` when no feature in the config asked for one at start.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
+    /// Redis, when `[shared] redis` is set.
+    pub fn redis(&self) -> Option<&Redis> {
+        self.redis.as_ref()
+    }
+
+    /// The process's event hub (invalidation messages from this node and, via Redis, others).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// Delivers an event to this process's subscribers at once, then to other nodes through
+    /// Redis (when configured). A failed publish is returned: other nodes then catch up within
+    /// their cache TTL.
+    pub async fn publish(&self, topic: &str, payload: &str) -> Result<(), StoreError> {
+        self.events.deliver(topic, payload);
+        let Some(redis) = self.redis.clone() else { return Ok(()) };
+        let (t, p) = (topic.to_owned(), payload.to_owned());
+        self.run(async move { redis.publish(&t, &p).await }).await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// What a reload with `config` cannot change: returns a warning per section that differs.
+    pub fn restart_needed(&self, config: &Config) -> Vec<&'static str> {
+        let mut w = Vec::new();
+        if config.store_config() != self.store_config || (config.needs_store() && self.db.is_none()) {
+            w.push("[store] changed (or is newly needed): it takes effect only after a restart");
+        }
+        if config.shared != self.shared_config {
+            w.push("[shared] changed: it takes effect only after a restart");
+        }
+        w
+    }
+
+    /// The dedicated state runtime alone, with no store (tests, benchmarks, the CLI before it
+    /// connects).
+    pub fn runtime_only() -> std::io::Result<Services> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("frontgate-state").enable_all().build()?;
         let handle = rt.handle().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -43,16 +159,7 @@ impl Services {
             });
             rt.shutdown_timeout(std::time::Duration::from_secs(1));
         })?;
-        Ok(Services { runtime: handle, _owned: Some(OwnedRuntime { shutdown: Some(tx), thread: Some(thread) }) })
-    }
-
-    /// Uses the current runtime when there is one (embedding as a tower layer, tests), or
-    /// starts a dedicated one.
-    pub fn current_or_start() -> std::io::Result<Services> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => Ok(Services { runtime, _owned: None }),
-            Err(_) => Services::start(),
-        }
+        Ok(Services::bare(handle, Some(OwnedRuntime { shutdown: Some(tx), thread: Some(thread) })))
     }
 
     /// The state runtime, to create store connections on.

@@ -3,6 +3,7 @@
 //! error points at file:line:column; rules that span keys are checked in [`Config::validate`].
 
 pub mod admin;
+pub mod api_keys;
 mod collect;
 pub mod cors;
 pub mod frontend;
@@ -10,6 +11,8 @@ pub mod log;
 pub mod oidc;
 pub mod routes;
 pub mod server;
+pub mod shared;
+pub mod store;
 pub mod upstream;
 pub mod values;
 
@@ -24,12 +27,15 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use admin::AdminConfig;
+pub use api_keys::ApiKeysConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use log::{LogConfig, LogFormat};
 pub use oidc::OidcConfig;
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
+pub use shared::{OutageMode, SharedConfig};
+pub use store::{StoreConfig, StoreUrl};
 pub use upstream::UpstreamConfig;
 pub use values::{Dur, EnvString, Origin, Size};
 
@@ -48,6 +54,11 @@ pub struct Config {
     pub cors: Option<CorsConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[store]`: absent means the default SQLite file, opened only if a feature needs it.
+    pub store: Option<StoreConfig>,
+    #[serde(default)]
+    pub shared: SharedConfig,
+    pub api_keys: Option<ApiKeysConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
     pub oidc: Option<OidcConfig>,
@@ -322,6 +333,13 @@ impl Config {
             if !public.is_https() && !loopback {
                 rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
             }
+        let mut section_errors = self.store_config().validate(&self.data_dir);
+        section_errors.extend(self.shared.validate());
+        if let Some(k) = &self.api_keys {
+            section_errors.extend(k.validate());
+        }
+        for e in section_errors {
+            rep.at(None, e);
         }
         if http::HeaderValue::from_str(&s.hsts).is_err() {
             rep.at(None, "[server] hsts is not a valid header value");
@@ -373,7 +391,7 @@ impl Config {
         match method {
             AuthMethod::Session => ("oidc", self.oidc.is_some()),
             AuthMethod::Jwt => ("jwt", false),
-            AuthMethod::ApiKey => ("api_keys", false),
+            AuthMethod::ApiKey => ("api_keys", self.api_keys.is_some()),
         }
     }
 
@@ -521,6 +539,35 @@ mod tests {
             assert!(e.iter().any(|e| e.message.contains(message) && e.line == Some(4)), "{keys}: {e:?}");
         }
         parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"none\"\n").unwrap();
+    }
+
+    #[test]
+    fn store_shared_and_api_keys_sections_are_validated() {
+        let up = "[upstream]\nurl = \"http://a:1\"\n";
+        let c = parse(up).unwrap();
+        assert!(c.store.is_none() && !c.needs_store() && c.shared.redis.is_none());
+        assert_eq!(c.store_config().resolve(&c.data_dir).unwrap(), StoreUrl::Sqlite(PathBuf::from("/base/./.frontgate/frontgate.db")));
+        let c = parse(&format!("{up}[store]\nurl = \"postgres://u:pw@127.0.0.1/fg\"\nmax_connections = 3\n")).unwrap();
+        assert_eq!(c.store_config().resolve(&c.data_dir).unwrap(), StoreUrl::Postgres("postgres://u:pw@127.0.0.1/fg".into()));
+        let bad = [
+            ("[store]\nurl = \"mysql://x\"\n", "must start with sqlite:// or postgres://"),
+            ("[store]\nurl = \"sqlite::memory:\"\n", "in-memory SQLite"),
+            ("[store]\nmax_connections = 0\n", "max_connections must be at least 1"),
+            ("[shared]\nredis = \"http://x\"\n", "[shared] redis must be a URL"),
+            ("[shared]\non_outage = { sessions = \"open\" }\n", "on_outage.sessions = \"open\""),
+            ("[shared]\non_outage = { rate_limits = \"sometimes\" }\n", "unknown variant `sometimes`"),
+            ("[shared]\non_outage = { coffee = \"open\" }\n", "unknown key `coffee`"),
+            ("[api_keys]\nhash_secret = \"short\"\n", "at least 32 characters"),
+            ("[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\nprefix = \"Bad-\"\n", "prefix `Bad-`"),
+            ("[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\ncache_ttl = \"1h\"\n", "cache_ttl must be between"),
+        ];
+        for (section, message) in bad {
+            let e = parse(&format!("{up}{section}")).unwrap_err();
+            assert!(e.to_string().contains(message), "{section}: {e}");
+        }
+        let c = parse(&format!("{up}[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\nscopes = [\"a\"]\n")).unwrap();
+        assert!(c.needs_store());
+        assert_eq!(c.api_keys.as_ref().unwrap().prefix, "fgk_");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum ServeError {
     Build(#[from] crate::pipeline::BuildError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    State(#[from] crate::state::StartError),
 }
 
 /// The addresses actually bound (ports may have been 0 in the config).
@@ -69,6 +71,8 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
 /// `on_bound` is called once the listeners are bound (the demo prints its banner there).
 pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
     let tls_config = tls::server_config(&config)?;
+    // Stores first: an unreachable database stops the start with its reason, before listening.
+    let services = Arc::new(crate::state::Services::start(&config)?);
     let workers = config.server.worker_count();
     let main_listener = bind(config.server.listen.0)?;
     let redirect_listener = config.server.redirect_http.map(|a| bind(a.0)).transpose()?;
@@ -90,7 +94,6 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
         tracing::warn!("{w}");
     }
 
-    let services = Arc::new(crate::state::Services::start()?);
     let gateway = Gateway::build(config.clone(), &services)?;
     let shared = Arc::new(Shared {
         services,
@@ -199,6 +202,9 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         }
         if config.log.level != old_cfg.log.level || config.log.format != old_cfg.log.format || config.admin.enabled != old_cfg.admin.enabled {
             tracing::warn!("[log] level/format and [admin] enabled take effect only after a restart");
+        }
+        for w in shared.services.restart_needed(&config) {
+            tracing::warn!("{w}");
         }
         let tls = tls::server_config(&config).map_err(|e| e.to_string())?;
         if tls.is_some() != old_cfg.server.tls_enabled() {

@@ -1,0 +1,127 @@
+//! The SQL store: one handle over SQLite (the default, a WAL-mode file in the data dir) or
+//! PostgreSQL (for several nodes), with the embedded migrations run at open.
+//!
+//! Queries are written once in the dialect both accept (`$1` placeholders, integers for times,
+//! text for JSON) and run on either pool with [`with_pool!`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{StoreError, redact_url};
+use crate::config::{StoreConfig, StoreUrl};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+/// A pool on one of the two backends. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same block with `$pool` bound to whichever pool `$db` holds: write a query once,
+/// run it on both backends.
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:block) => {
+        match $db {
+            $crate::store::sql::Db::Sqlite($pool) => $body,
+            $crate::store::sql::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Db {
+    /// Opens the store a config names (creating the SQLite file and its directory on first
+    /// start) and brings its schema up to date.
+    pub async fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Db, StoreError> {
+        let url = config.resolve(data_dir).map_err(|m| StoreError::Connect { url: redact_url(&config.url.0), message: m })?;
+        let db = match &url {
+            StoreUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect { url: path.display().to_string(), message: e.to_string() })?;
+                }
+                let opts = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(config.busy_timeout.0)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(config.timeout.0)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| StoreError::Connect { url: format!("sqlite://{}", path.display()), message: e.to_string() })?;
+                Db::Sqlite(pool)
+            }
+            StoreUrl::Postgres(u) => {
+                let shown = redact_url(u);
+                let opts = PgConnectOptions::from_str(u).map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(config.timeout.0)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| StoreError::Connect { url: shown, message: e.to_string() })?;
+                Db::Postgres(pool)
+            }
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the embedded migrations not yet applied (PostgreSQL: under an advisory lock, so
+    /// nodes starting together take turns).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let list = match self {
+            Db::Sqlite(_) => embedded::SQLITE,
+            Db::Postgres(_) => embedded::POSTGRES,
+        };
+        let migrations = list
+            .iter()
+            .map(|(version, description, sql)| Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .collect();
+        let migrator = Migrator::with_migrations(migrations);
+        let result = match self {
+            Db::Sqlite(p) => migrator.run(p).await,
+            Db::Postgres(p) => migrator.run(p).await,
+        };
+        result.map_err(|e| StoreError::Migrate(e.to_string()))
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| { pool.close().await })
+    }
+}
+
+/// Runs `fut` with the store's deadline: a store that hangs is an outage, not a stuck request.
+pub async fn deadline<T>(limit: Duration, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout(limit)),
+    }
+}
