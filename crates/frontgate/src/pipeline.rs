@@ -137,6 +137,8 @@ pub enum BuildError {
     Routes(String),
     #[error("{0}")]
     Frontend(std::io::Error),
+    #[error("[oidc]: {0}")]
+    Oidc(String),
 }
 
 static NOT_FOUND_ROUTE: &str = "-";
@@ -151,9 +153,17 @@ impl Gateway {
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
         let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // Authentication methods the config enables; each route picks from these.
-        let authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
-        let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        let _ = services;
+        let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
+        // [oidc]: browser sessions (login, callback, session, logout, back-channel logout).
+        let oidc = match &config.oidc {
+            Some(o) => Some(crate::oidc::build(o, config.public_origin().as_str(), services).map_err(BuildError::Oidc)?),
+            None => None,
+        };
+        if let Some(oidc) = &oidc {
+            authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
+            endpoints.extend(oidc.endpoints());
+        }
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
@@ -166,6 +176,12 @@ impl Gateway {
                     && let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
                         route_checks.push(Arc::new(a));
                     }
+                if let Some(oidc) = &oidc {
+                    if policy.is_some_and(|r| r.auth.accepts(crate::config::AuthMethod::Session) && r.csrf != Some(false)) {
+                        route_checks.push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
+                    }
+                    route_checks.push(Arc::new(crate::checks::session::StripSessionCookies));
+                }
                 route_checks
             })
             .collect();

@@ -8,6 +8,8 @@
 
 pub mod auth;
 pub mod cors;
+pub mod csrf;
+pub mod session;
 
 use std::future::Future;
 use std::net::IpAddr;

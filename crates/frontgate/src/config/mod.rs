@@ -333,6 +333,7 @@ impl Config {
             if !public.is_https() && !loopback {
                 rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
             }
+        }
         let mut section_errors = self.store_config().validate(&self.data_dir);
         section_errors.extend(self.shared.validate());
         if let Some(k) = &self.api_keys {

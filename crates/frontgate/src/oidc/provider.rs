@@ -63,6 +63,7 @@ pub enum OidcError {
 /// What discovery found, with the client built from it.
 pub struct Discovered {
     client: Client,
+    issuer: String,
     jwks: CoreJsonWebKeySet,
     end_session: Option<String>,
     fetched: Instant,
@@ -148,6 +149,7 @@ impl Provider {
         let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http).await.map_err(|e| OidcError::Discovery(error_chain(&e)))?;
         let end_session = metadata.additional_metadata().end_session_endpoint.as_ref().map(|u| u.url().to_string());
         let jwks = metadata.jwks().clone();
+        let issuer_text = metadata.issuer().as_str().to_owned();
         let secret = self.config.client_secret.as_ref().map(|s| ClientSecret::new(s.0.clone()));
         let client = CoreClient::from_provider_metadata(metadata, ClientId::new(self.config.client_id.clone()), secret)
             .set_redirect_uri(self.redirect.clone())
@@ -155,7 +157,7 @@ impl Provider {
                 ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
                 ClientAuth::ClientSecretPost => AuthType::RequestBody,
             });
-        let d = Arc::new(Discovered { client, jwks, end_session, fetched: Instant::now() });
+        let d = Arc::new(Discovered { client, issuer: issuer_text, jwks, end_session, fetched: Instant::now() });
         self.current.store(Some(d.clone()));
         metrics::counter!("frontgate_oidc_discovery_total").increment(1);
         Ok(d)
@@ -361,7 +363,7 @@ impl Provider {
             return Err(fail("signature does not verify"));
         }
         let claims = jwt_part(token, 1).map_err(|m| (false, m))?;
-        let issuer = d.client.issuer().as_str();
+        let issuer = d.issuer.as_str();
         if claims.get("iss").and_then(|v| v.as_str()) != Some(issuer) {
             return Err(fail("iss is not the provider"));
         }
