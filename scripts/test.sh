@@ -51,6 +51,22 @@ if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
   "$st_venv/bin/pip" install -q -r crates/frontgate/tests/admin_api/requirements.txt
 fi
 
+# Identity-provider fixture (tests/jwt.rs, OIDC suites): Node.js 20.19+ and the pinned
+# oidc-provider from crates/frontgate/tests/fixtures/oidc/package-lock.json. `npm ci` only runs
+# when the lock file changed since the last install (the stamp is its SHA-256, which the test
+# harness in tests/common/oidc.rs checks too).
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' 2>/dev/null; then
+  say "installing Node.js"
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+oidc_fixture=crates/frontgate/tests/fixtures/oidc
+oidc_stamp="$(sha256sum "$oidc_fixture/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$oidc_fixture/node_modules/.frontgate-installed" 2>/dev/null)" != "$oidc_stamp" ]; then
+  say "npm ci (oidc-provider fixture)"
+  (cd "$oidc_fixture" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s' "$oidc_stamp" > "$oidc_fixture/node_modules/.frontgate-installed"
+fi
+
 say "build"
 cargo build --workspace --tests --locked
 

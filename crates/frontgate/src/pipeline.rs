@@ -138,6 +138,8 @@ pub enum BuildError {
     Routes(String),
     #[error("{0}")]
     Frontend(std::io::Error),
+    #[error("[oidc]: {0}")]
+    Oidc(String),
 }
 
 static NOT_FOUND_ROUTE: &str = "-";
@@ -167,6 +169,15 @@ impl Gateway {
             endpoints.extend(crate::checks::pow::endpoints::all(pow));
         }
         let captchas = crate::checks::captcha::from_config(&config, services);
+        // [oidc]: browser sessions (login, callback, session, logout, back-channel logout).
+        let oidc = match &config.oidc {
+            Some(o) => Some(crate::oidc::build(o, config.public_origin().as_str(), services).map_err(BuildError::Oidc)?),
+            None => None,
+        };
+        if let Some(oidc) = &oidc {
+            authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
+            endpoints.extend(oidc.endpoints());
+        }
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
@@ -183,11 +194,18 @@ impl Gateway {
                 if let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
                     route_checks.push(Arc::new(a));
                 }
+                if let Some(oidc) = &oidc
+                    && route.auth.accepts(crate::config::AuthMethod::Session) && route.csrf != Some(false) {
+                        route_checks.push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
+                    }
                 if let Some(bot) = crate::checks::bot_check(route.challenge.as_deref(), pow.as_ref(), &captchas) {
                     route_checks.push(bot);
                 }
                 if let Some(l) = limit_caller {
                     route_checks.push(Arc::new(l));
+                }
+                if oidc.is_some() {
+                    route_checks.push(Arc::new(crate::checks::session::StripSessionCookies));
                 }
                 route_checks
             })

@@ -77,6 +77,11 @@ impl Check for Authenticate {
         let fut: VerdictFuture<'a> = Box::pin(async move {
             let identity = match auth.authenticate(ex).await {
                 Ok(i) => i,
+                // A credential that no longer names anyone (an ended session) is treated like
+                // none: a browser navigation may still be sent to log in.
+                Err(p) if p.code == Code::Unauthenticated => {
+                    return auth.absent(ex).unwrap_or(Verdict::Deny(p));
+                }
                 Err(p) => return Verdict::Deny(p),
             };
             if let Err(p) = self.authorize(&identity) {

@@ -12,6 +12,8 @@ pub mod captcha;
 pub mod cors;
 pub mod rate_limit;
 pub mod pow;
+pub mod csrf;
+pub mod session;
 
 use std::future::Future;
 use std::net::IpAddr;

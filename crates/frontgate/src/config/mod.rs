@@ -11,6 +11,7 @@ pub mod frontend;
 pub mod log;
 pub mod rate_limits;
 pub mod pow;
+pub mod oidc;
 pub mod routes;
 pub mod server;
 pub mod shared;
@@ -34,6 +35,7 @@ pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use log::{LogConfig, LogFormat};
 pub use rate_limits::{LimitKey, Rate, RateLimitConfig};
+pub use oidc::OidcConfig;
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
 pub use shared::{OutageMode, SharedConfig};
@@ -68,6 +70,7 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub pow: Option<pow::PowConfig>,
     pub captcha: Option<captcha::CaptchaConfig>,
+    pub oidc: Option<OidcConfig>,
 }
 
 fn d_data_dir() -> PathBuf {
@@ -327,6 +330,19 @@ impl Config {
                 rep.at(None, "[frontend] index must be a file name in dir, like \"index.html\"");
             }
         }
+        if let Some(oidc) = &self.oidc {
+            for message in oidc.problems() {
+                rep.at(None, message);
+            }
+            // The session cookie is `__Host-` and Secure: browsers keep it only over https
+            // (and on loopback, for local development).
+            let public = self.public_origin();
+            let host = public.host_port().rsplit_once(':').map_or(public.host_port(), |(h, _)| h);
+            let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !public.is_https() && !loopback {
+                rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
+            }
+        }
         let mut section_errors = self.store_config().validate(&self.data_dir);
         section_errors.extend(self.shared.validate());
         if let Some(k) = &self.api_keys {
@@ -393,7 +409,7 @@ impl Config {
     /// The section an auth method is configured in, and whether the config has it.
     fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
         match method {
-            AuthMethod::Session => ("oidc", false),
+            AuthMethod::Session => ("oidc", self.oidc.is_some()),
             AuthMethod::Jwt => ("jwt", false),
             AuthMethod::ApiKey => ("api_keys", self.api_keys.is_some()),
         }

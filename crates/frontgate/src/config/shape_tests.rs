@@ -5,8 +5,9 @@
 use super::*;
 
 /// The reference example, verbatim except `[admin] token`, `[api_keys] hash_secret`, `[pow]
-/// secret` and `[captcha.turnstile] secret`, which name environment variables that tests cannot
-/// set safely (they are literals here; `${VAR}` expansion has its own tests).
+/// secret`, `[captcha.turnstile] secret` and `[oidc] client_secret`/`session_key`, which name
+/// environment variables that tests cannot set safely (they are literals here; `${VAR}`
+/// expansion has its own tests).
 const EXAMPLE: &str = r###"
 # The shape of frontgate's configuration. Key names here are the interface users and tests rely on:
 # add keys freely, rename none without updating docs and tests. Values are examples; defaults belong
@@ -59,11 +60,11 @@ allow_headers = ["content-type", "x-frontgate-csrf"]
 [oidc]
 issuer = "https://idp.example.com"       # http:// is accepted only for loopback issuers (local tests)
 client_id = "my-spa"
-client_secret = "${OIDC_CLIENT_SECRET}"
+client_secret = "example-client-secret"
 scopes = ["openid", "profile", "email", "offline_access"]
 session_idle = "30m"
 session_absolute = "12h"
-session_key = "${FRONTGATE_SESSION_KEY}"  # 32 random bytes, base64: encrypts tokens at rest
+session_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 random bytes, base64: encrypts tokens at rest
 forward_access_token = true
 session_claims = ["sub", "name", "email"] # what /.frontgate/session returns to the SPA
 
@@ -125,9 +126,9 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 12] = [
+const IMPLEMENTED: [&str; 13] = [
     "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]", "[pow]",
-    "[captcha.turnstile]",
+    "[captcha.turnstile]", "[oidc]",
 ];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
@@ -169,7 +170,7 @@ fn place(line_start: &str, key: &str) -> (usize, usize) {
 fn every_key_of_the_implemented_sections_parses() {
     let text = implemented_part();
     assert!(text.contains("data_dir = ") && text.contains("hsts = ") && text.contains("match = \"/api/**\""), "{text}");
-    assert!(text.contains("[store]") && !text.contains("[oidc]") && !text.contains("auth = "), "{text}");
+    assert!(text.contains("[store]") && text.contains("[oidc]") && !text.contains("[[jwt.issuers]]") && !text.contains("auth = "), "{text}");
     let dir = base();
     let c = Config::parse(&text, "example.toml", dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
     assert_eq!(c.data_dir, dir.path().join("./.frontgate"));
@@ -208,6 +209,15 @@ fn every_key_of_the_implemented_sections_parses() {
     let keys = c.api_keys.as_ref().unwrap();
     assert_eq!((keys.prefix.as_str(), keys.hash_secret.0.as_str()), ("fgk_", "example-hash-secret-of-at-least-32-chars"));
     assert_eq!(keys.cache_ttl.0, std::time::Duration::from_secs(5));
+    let oidc = c.oidc.as_ref().unwrap();
+    assert_eq!(oidc.issuer.get_ref().0, "https://idp.example.com");
+    assert_eq!(oidc.client_id, "my-spa");
+    assert_eq!(oidc.client_secret.as_ref().unwrap().0, "example-client-secret");
+    assert_eq!(oidc.scopes, ["openid", "profile", "email", "offline_access"]);
+    assert_eq!((oidc.session_idle.0.as_secs(), oidc.session_absolute.0.as_secs()), (30 * 60, 12 * 3600));
+    assert_eq!(&oidc.session_key.0, b"0123456789abcdef0123456789abcdef");
+    assert!(oidc.forward_access_token);
+    assert_eq!(oidc.session_claims, ["sub", "name", "email"]);
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
     assert_eq!(routes, ["POST /api/signup", "/api/**"]);
     let pow = c.pow.as_ref().unwrap();
@@ -230,7 +240,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
     let shown = shown.join("\n");
     // (start of the line, the unknown key on it)
     let expected = [
-        ("[oidc]", "oidc"),
         ("[[jwt.issuers]]", "jwt"),
         ("[openapi]", "openapi"),
     ];

@@ -82,6 +82,7 @@ impl Config {
 
     /// Whether a feature in this config keeps durable state, so the store is opened at start.
     pub fn needs_store(&self) -> bool {
-        self.store.is_some() || self.api_keys.is_some()
+        // OIDC sessions live in the SQL store unless Redis holds them.
+        self.store.is_some() || self.api_keys.is_some() || (self.oidc.is_some() && self.shared.redis.is_none())
     }
 }

@@ -1,0 +1,116 @@
+//! frontgate's own cookies: reading them from a request, writing them, and removing them from
+//! the Cookie header before it is forwarded (the upstream never sees a session id).
+//!
+//! `__Host-` cookies are Secure, Path=/ and have no Domain: the browser keeps them to this exact
+//! origin over https, so a sibling subdomain cannot set or overwrite them.
+
+use http::HeaderMap;
+use http::header::{COOKIE, HeaderValue};
+
+/// The session cookie: an opaque random id.
+pub const SESSION: &str = "__Host-frontgate";
+/// Binds a started login to the browser that started it (login CSRF defence).
+pub const LOGIN: &str = "__Host-frontgate-login";
+
+/// The value of cookie `name`; with duplicates (a cookie-tossing attempt), none.
+pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for v in headers.get_all(COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for pair in s.split(';') {
+            let Some((k, val)) = pair.trim().split_once('=') else { continue };
+            if k == name {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(val.trim());
+            }
+        }
+    }
+    found
+}
+
+/// `Set-Cookie` for a cookie that lives as long as the browser session, or `max_age` seconds.
+pub fn set(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax{age}"))
+        .unwrap_or(HeaderValue::from_static("__Host-frontgate=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"))
+}
+
+/// `Set-Cookie` that removes a cookie.
+pub fn clear(name: &str) -> HeaderValue {
+    set(name, "", Some(0))
+}
+
+/// Whether the request carries any of frontgate's cookies.
+pub fn carries_ours(headers: &HeaderMap) -> bool {
+    headers.get_all(COOKIE).iter().any(|v| v.as_bytes().windows(SESSION.len()).any(|w| w == SESSION.as_bytes()))
+}
+
+/// Removes frontgate's cookies from the Cookie header(s), keeping the app's own.
+pub fn strip_ours(headers: &mut HeaderMap) {
+    if !carries_ours(headers) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split_once('=').map_or(*p, |(k, _)| k).trim();
+            !name.starts_with(SESSION)
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_one_cookie_and_refuses_duplicates() {
+        assert_eq!(get(&headers(&["a=1; __Host-frontgate=xyz; b=2"]), SESSION), Some("xyz"));
+        assert_eq!(get(&headers(&["a=1", "__Host-frontgate=xyz"]), SESSION), Some("xyz"));
+        assert_eq!(get(&headers(&["__Host-frontgate=a; __Host-frontgate=b"]), SESSION), None);
+        assert_eq!(get(&headers(&["__Host-frontgate-login=a"]), SESSION), None);
+        assert_eq!(get(&headers(&["__Host-frontgate-login=a"]), LOGIN), Some("a"));
+    }
+
+    #[test]
+    fn strips_only_our_cookies() {
+        let mut h = headers(&["a=1; __Host-frontgate=xyz", "__Host-frontgate-login=q; b=2"]);
+        strip_ours(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
+        let mut h = headers(&["__Host-frontgate=xyz"]);
+        strip_ours(&mut h);
+        assert!(h.get(COOKIE).is_none());
+        let mut h = headers(&["app=1"]);
+        strip_ours(&mut h);
+        assert_eq!(h.get(COOKIE).unwrap(), "app=1");
+    }
+
+    #[test]
+    fn set_cookie_has_every_attribute() {
+        let v = set(SESSION, "abc", None);
+        assert_eq!(v, "__Host-frontgate=abc; Path=/; Secure; HttpOnly; SameSite=Lax");
+        assert!(clear(LOGIN).to_str().unwrap().ends_with("Max-Age=0"));
+    }
+}
