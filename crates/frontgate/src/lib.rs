@@ -19,3 +19,4 @@ pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod state;
+pub mod store;

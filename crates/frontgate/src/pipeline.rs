@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use crate::body::Body;
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
+use crate::checks::jwt::JwtAuthenticator;
 use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
 use crate::frontend::{Frontend, Served};
@@ -137,6 +138,8 @@ pub enum BuildError {
     Routes(String),
     #[error("{0}")]
     Frontend(std::io::Error),
+    #[error("{0}")]
+    Jwt(String),
 }
 
 static NOT_FOUND_ROUTE: &str = "-";
@@ -151,9 +154,13 @@ impl Gateway {
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
         let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // Authentication methods the config enables; each route picks from these.
-        let authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
+        if let Some(jwt) = &config.jwt {
+            let jwt = JwtAuthenticator::new(jwt, config.public_origin().as_str(), services.clone()).map_err(BuildError::Jwt)?;
+            jwt.prefetch();
+            authenticators.push(Arc::new(jwt));
+        }
         let endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        let _ = services;
         // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table

@@ -8,6 +8,10 @@
 
 pub mod auth;
 pub mod cors;
+pub mod dpop;
+pub mod introspect;
+pub mod jwks;
+pub mod jwt;
 
 use std::future::Future;
 use std::net::IpAddr;

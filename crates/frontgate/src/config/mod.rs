@@ -6,6 +6,7 @@ pub mod admin;
 mod collect;
 pub mod cors;
 pub mod frontend;
+pub mod jwt;
 pub mod log;
 pub mod routes;
 pub mod server;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 pub use admin::AdminConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
+pub use jwt::JwtConfig;
 pub use log::{LogConfig, LogFormat};
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
@@ -44,6 +46,7 @@ pub struct Config {
     #[serde(default)]
     pub admin: AdminConfig,
     pub cors: Option<CorsConfig>,
+    pub jwt: Option<JwtConfig>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -197,6 +200,11 @@ impl Config {
         if let Some(f) = &mut self.frontend {
             join(&mut f.dir);
         }
+        for issuer in self.jwt.iter_mut().flat_map(|j| j.issuers.iter_mut()) {
+            if let Some(f) = &mut issuer.jwks_file {
+                join(f);
+            }
+        }
     }
 
     /// Rules that span keys. `broken` names the top-level sections that had errors and are
@@ -267,6 +275,9 @@ impl Config {
                     rep.at(None, format!("[cors]: `{h}` is not a valid header name"));
                 }
             }
+        }
+        for message in self.jwt.iter().flat_map(JwtConfig::problems) {
+            rep.at(None, message);
         }
         for route in &self.routes {
             let span = Some(route.matcher.span());
@@ -356,7 +367,7 @@ impl Config {
     fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
         match method {
             AuthMethod::Session => ("oidc", false),
-            AuthMethod::Jwt => ("jwt", false),
+            AuthMethod::Jwt => ("jwt", self.jwt.is_some()),
             AuthMethod::ApiKey => ("api_keys", false),
         }
     }

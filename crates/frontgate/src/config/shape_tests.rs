@@ -124,7 +124,7 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 5] = ["[server]", "[upstream]", "[frontend]", "[admin]", "[cors]"];
+const IMPLEMENTED: [&str; 6] = ["[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[[jwt.issuers]]"];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
 /// routes.
@@ -191,6 +191,16 @@ fn every_key_of_the_implemented_sections_parses() {
     assert!(cors.allow_credentials);
     assert_eq!(cors.allow_origins.get_ref(), &[CorsOrigin::Exact("https://app.example.com".parse().unwrap())]);
     assert_eq!(cors.allow_headers, ["content-type", "x-frontgate-csrf"]);
+    let jwt = c.jwt.as_ref().unwrap();
+    let issuer = &jwt.issuers[0];
+    assert_eq!(issuer.issuer, "https://idp.example.com");
+    assert_eq!(issuer.audiences, ["api"]);
+    assert_eq!(issuer.jwks_url.as_ref().unwrap().0, "https://idp.example.com/jwks");
+    assert!(issuer.jwks_file.is_none());
+    let algs: Vec<_> = issuer.algorithms.iter().map(|a| a.0).collect();
+    assert_eq!(algs, [jsonwebtoken::Algorithm::ES256, jsonwebtoken::Algorithm::RS256]);
+    assert_eq!(issuer.leeway.0.as_secs(), 30);
+    assert_eq!(issuer.dpop, jwt::DpopMode::Optional);
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
     assert_eq!(routes, ["POST /api/signup", "/api/**"]);
 }
@@ -206,7 +216,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
         ("[store]", "store"),
         ("[shared]", "shared"),
         ("[oidc]", "oidc"),
-        ("[[jwt.issuers]]", "jwt"),
         ("[api_keys]", "api_keys"),
         ("[pow]", "pow"),
         ("[captcha.turnstile]", "captcha"),
