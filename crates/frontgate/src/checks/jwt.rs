@@ -397,15 +397,15 @@ impl Authenticator for JwtAuthenticator {
         AuthMethod::Jwt
     }
 
-    /// A `DPoP` credential, or a `Bearer` one shaped like a JWT (or any, when an issuer
-    /// introspects opaque tokens): other bearer values (API keys) are left to their method.
+    /// A `DPoP` credential, or a `Bearer` one shaped like a JWT/JWE (dotted; or any, when an
+    /// issuer introspects opaque tokens): other bearer values (API keys) are left to their method.
     fn presented(&self, head: &Parts) -> bool {
         let Some(value) = head.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
         let Some((scheme, token)) = value.split_once(' ') else { return false };
         if scheme.eq_ignore_ascii_case("dpop") {
             return true;
         }
-        scheme.eq_ignore_ascii_case("bearer") && (self.introspects() || token.trim().bytes().filter(|b| *b == b'.').count() == 2)
+        scheme.eq_ignore_ascii_case("bearer") && (self.introspects() || token.contains('.'))
     }
 
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {

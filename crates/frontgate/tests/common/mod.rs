@@ -3,6 +3,7 @@
 //! here is killed when its handle drops.
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod oidc;
 
 use std::collections::HashMap;
