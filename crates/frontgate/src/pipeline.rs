@@ -15,6 +15,7 @@ use crate::body::Body;
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
 use crate::checks::rate_limit;
+use crate::checks::jwt::JwtAuthenticator;
 use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
 use crate::frontend::{Frontend, Served};
@@ -140,6 +141,8 @@ pub enum BuildError {
     Frontend(std::io::Error),
     #[error("[oidc]: {0}")]
     Oidc(String),
+    #[error("{0}")]
+    Jwt(String),
 }
 
 static NOT_FOUND_ROUTE: &str = "-";
@@ -161,6 +164,12 @@ impl Gateway {
             }
             let verifier = crate::keys::Verifier::new(keys, services);
             authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
+        }
+        if let Some(jwt) = &config.jwt {
+            let replay = crate::store::replay::for_config(&config, services);
+            let jwt = JwtAuthenticator::new(jwt, config.public_origin().as_str(), services.clone(), replay).map_err(BuildError::Jwt)?;
+            jwt.prefetch();
+            authenticators.push(Arc::new(jwt));
         }
         let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
         // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.

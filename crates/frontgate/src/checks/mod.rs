@@ -14,6 +14,10 @@ pub mod rate_limit;
 pub mod pow;
 pub mod csrf;
 pub mod session;
+pub mod dpop;
+pub mod introspect;
+pub mod jwks;
+pub mod jwt;
 
 use std::future::Future;
 use std::net::IpAddr;

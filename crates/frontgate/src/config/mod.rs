@@ -8,6 +8,7 @@ pub mod captcha;
 mod collect;
 pub mod cors;
 pub mod frontend;
+pub mod jwt;
 pub mod log;
 pub mod rate_limits;
 pub mod pow;
@@ -33,6 +34,7 @@ pub use admin::AdminConfig;
 pub use api_keys::ApiKeysConfig;
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
+pub use jwt::JwtConfig;
 pub use log::{LogConfig, LogFormat};
 pub use rate_limits::{LimitKey, Rate, RateLimitConfig};
 pub use oidc::OidcConfig;
@@ -56,6 +58,7 @@ pub struct Config {
     #[serde(default)]
     pub admin: AdminConfig,
     pub cors: Option<CorsConfig>,
+    pub jwt: Option<JwtConfig>,
     #[serde(default)]
     pub log: LogConfig,
     /// `[store]`: absent means the default SQLite file, opened only if a feature needs it.
@@ -220,6 +223,11 @@ impl Config {
         if let Some(f) = &mut self.frontend {
             join(&mut f.dir);
         }
+        for issuer in self.jwt.iter_mut().flat_map(|j| j.issuers.iter_mut()) {
+            if let Some(f) = &mut issuer.jwks_file {
+                join(f);
+            }
+        }
     }
 
     /// Rules that span keys. `broken` names the top-level sections that had errors and are
@@ -290,6 +298,9 @@ impl Config {
                     rep.at(None, format!("[cors]: `{h}` is not a valid header name"));
                 }
             }
+        }
+        for message in self.jwt.iter().flat_map(JwtConfig::problems) {
+            rep.at(None, message);
         }
         for route in &self.routes {
             let span = Some(route.matcher.span());
@@ -410,7 +421,7 @@ impl Config {
     fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
         match method {
             AuthMethod::Session => ("oidc", self.oidc.is_some()),
-            AuthMethod::Jwt => ("jwt", false),
+            AuthMethod::Jwt => ("jwt", self.jwt.is_some()),
             AuthMethod::ApiKey => ("api_keys", self.api_keys.is_some()),
         }
     }

@@ -126,9 +126,9 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 13] = [
+const IMPLEMENTED: [&str; 14] = [
     "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]", "[pow]",
-    "[captcha.turnstile]", "[oidc]",
+    "[captcha.turnstile]", "[oidc]", "[[jwt.issuers]]",
 ];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
@@ -218,6 +218,16 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(&oidc.session_key.0, b"0123456789abcdef0123456789abcdef");
     assert!(oidc.forward_access_token);
     assert_eq!(oidc.session_claims, ["sub", "name", "email"]);
+    let jwt = c.jwt.as_ref().unwrap();
+    let issuer = &jwt.issuers[0];
+    assert_eq!(issuer.issuer, "https://idp.example.com");
+    assert_eq!(issuer.audiences, ["api"]);
+    assert_eq!(issuer.jwks_url.as_ref().unwrap().0, "https://idp.example.com/jwks");
+    assert!(issuer.jwks_file.is_none());
+    let algs: Vec<_> = issuer.algorithms.iter().map(|a| a.0).collect();
+    assert_eq!(algs, [jsonwebtoken::Algorithm::ES256, jsonwebtoken::Algorithm::RS256]);
+    assert_eq!(issuer.leeway.0.as_secs(), 30);
+    assert_eq!(issuer.dpop, jwt::DpopMode::Optional);
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
     assert_eq!(routes, ["POST /api/signup", "/api/**"]);
     let pow = c.pow.as_ref().unwrap();
@@ -240,7 +250,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
     let shown = shown.join("\n");
     // (start of the line, the unknown key on it)
     let expected = [
-        ("[[jwt.issuers]]", "jwt"),
         ("[openapi]", "openapi"),
     ];
     for (line_start, key) in expected {
