@@ -124,7 +124,7 @@ rate_limit = ["per_ip"]
 "###;
 
 /// Top-level sections implemented so far; in `[[routes]]`, only `match` is.
-const IMPLEMENTED: [&str; 5] = ["[server]", "[upstream]", "[frontend]", "[admin]", "[cors]"];
+const IMPLEMENTED: [&str; 6] = ["[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[openapi]"];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
 /// routes.
@@ -150,6 +150,8 @@ fn implemented_part() -> String {
 fn base() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("dist")).expect("dist");
+    // The example's [openapi] spec.
+    std::fs::write(dir.path().join("openapi.yaml"), "openapi: 3.1.0\ninfo: { title: t, version: '1' }\npaths:\n  /api/items:\n    get:\n      responses: { '200': { description: ok } }\n").expect("spec");
     dir
 }
 
@@ -193,6 +195,11 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(cors.allow_headers, ["content-type", "x-frontgate-csrf"]);
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
     assert_eq!(routes, ["POST /api/signup", "/api/**"]);
+    let o = c.openapi.as_ref().unwrap();
+    assert_eq!(o.spec, dir.path().join("openapi.yaml"));
+    assert_eq!(o.unknown_query, crate::config::openapi::UnknownQuery::Reject);
+    assert_eq!(o.response_validation, crate::config::openapi::ResponseValidation::Off);
+    assert_eq!(o.compiled.as_ref().unwrap().operations.len(), 1);
 }
 
 #[test]
@@ -210,7 +217,6 @@ fn sections_and_route_keys_of_later_work_are_refused_as_unknown_keys() {
         ("[api_keys]", "api_keys"),
         ("[pow]", "pow"),
         ("[captcha.turnstile]", "captcha"),
-        ("[openapi]", "openapi"),
         ("[rate_limits.per_ip]", "rate_limits"),
     ];
     for (line_start, key) in expected {
