@@ -395,3 +395,39 @@ fn spec_bombs_are_refused_with_bounded_work() {
     let (success, out) = check_spec("api.yaml", &tree, &[], "");
     assert!(success, "{out}");
 }
+
+#[tokio::test]
+async fn the_demo_validates_its_api_and_the_upstream_sees_only_valid_requests() {
+    let demo = start_demo();
+    let c = demo.tls();
+    let (s, _, spec) = c.get("/openapi.yaml").await;
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&spec).contains("openapi: 3.1.0"));
+    let (s, h, v) = send(&c, "GET", "/api/items?limit=1", &[], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
+    let (hits, rejected) = upstream_counters(&h);
+    assert_eq!((hits, rejected), (1, 0));
+    let refused: &[(&str, &str, &[(&str, &str)], &str, u16)] = &[
+        ("GET", "/api/items?limit=1000", &[], "", 400),
+        ("GET", "/api/items?limit=1&debug=true", &[], "", 400),
+        ("GET", "/api/items/0", &[], "", 400),
+        ("GET", "/api/items/x", &[], "", 400),
+        ("GET", "/api/hello?x=1", &[], "", 400),
+        ("POST", "/api/items", &[JSON], r#"{"name":"x","admin":true}"#, 400),
+        ("POST", "/api/items", &[JSON], r#"{"id":1,"name":"x"}"#, 400),
+        ("POST", "/api/items", &[JSON], r#"{"name":""}"#, 400),
+        ("POST", "/api/items", &[("content-type", "text/plain")], r#"{"name":"x"}"#, 415),
+        ("DELETE", "/api/items/1", &[], "", 405),
+        ("GET", "/api/admin", &[], "", 404),
+    ];
+    for (method, path, headers, body, status) in refused {
+        let (s, h, v) = send(&c, method, path, headers, *body).await;
+        assert_eq!(s, *status, "{method} {path}: {v}");
+        assert_eq!(h["content-type"], "application/problem+json", "{method} {path}");
+    }
+    let (s, h, v) = send(&c, "POST", "/api/items", &[JSON], r#"{"name":"from the test"}"#).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["name"], "from the test");
+    assert_eq!(upstream_counters(&h), (2, 0), "only the two valid requests reached the upstream");
+}

@@ -47,3 +47,18 @@ pub fn check_spec(spec_name: &str, spec: &str, extra_files: &[(&str, &str)], con
     let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     (out.status.success(), text)
 }
+
+/// Starts `frontgate demo` (its own upstream, page and [openapi] spec) on free ports.
+pub fn start_demo() -> Gate {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 temp dir").to_owned();
+    let config_path = dir.path().join("none.toml");
+    super::spawn(dir, config_path, &["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir", &data])
+}
+
+/// The demo upstream's counters, as reported on a response that reached it: (hits, rejected).
+pub fn upstream_counters(headers: &http::HeaderMap) -> (u64, u64) {
+    let n = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {h} header: {headers:?}"));
+    (n("x-demo-upstream-hits"), n("x-demo-upstream-rejected"))
+}
