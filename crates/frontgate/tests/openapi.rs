@@ -431,3 +431,47 @@ async fn the_demo_validates_its_api_and_the_upstream_sees_only_valid_requests() 
     assert_eq!(v["name"], "from the test");
     assert_eq!(upstream_counters(&h), (2, 0), "only the two valid requests reached the upstream");
 }
+
+/// schemathesis (scripts/test.sh installs it; `FRONTGATE_SCHEMATHESIS` names its `st`) fuzzes
+/// the demo API through frontgate with valid and invalid requests: no 5xx, every response as
+/// documented, and the upstream never had to refuse anything itself.
+#[tokio::test]
+async fn schemathesis_finds_nothing_and_negative_cases_never_reach_the_upstream() {
+    let st = std::env::var("FRONTGATE_SCHEMATHESIS").unwrap_or_else(|_| "/var/tmp/frontgate-schemathesis/bin/st".into());
+    if !std::path::Path::new(&st).is_file() {
+        assert!(std::env::var_os("CI").is_none(), "schemathesis is not installed at {st}; scripts/test.sh installs it");
+        eprintln!("skipped: schemathesis is not installed at {st} (run scripts/test.sh)");
+        return;
+    }
+    let demo = start_demo();
+    let base = format!("https://{}", demo.addr);
+    let cert = demo.cert_path();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(st)
+            .args(["run", &format!("{base}/openapi.yaml"), "--url", &base, "--tls-verify"])
+            .arg(&cert)
+            .args(["--checks", "all", "--max-examples", "25", "--workers", "2", "--request-timeout", "10"])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .expect("run schemathesis")
+    })
+    .await
+    .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found problems:\n{text}");
+    let c = demo.tls();
+    let (s, h, _) = send(&c, "GET", "/api/hello", &[], "").await;
+    assert_eq!(s, 200);
+    let (hits, rejected) = upstream_counters(&h);
+    assert!(hits > 10, "schemathesis's valid requests reached the upstream: {hits}\n{text}");
+    assert_eq!(rejected, 0, "a request the gateway should have refused reached the upstream\n{text}");
+    // And it did send invalid ones, which the gateway refused.
+    let metrics = demo.metrics().await;
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("frontgate_requests_total") && l.contains("code=\"validation_failed\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum();
+    assert!(refused > 10, "schemathesis's negative cases were refused by the gateway: {refused}\n{metrics}");
+}

@@ -54,7 +54,13 @@ pub fn start_demo() -> Gate {
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 temp dir").to_owned();
     let config_path = dir.path().join("none.toml");
-    super::spawn(dir, config_path, &["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir", &data])
+    let mut gate = super::spawn(dir, config_path, &["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir", &data]);
+    // The harness waited for the main listener; the admin one is logged too.
+    assert!(gate.wait_for_log("\"scheme\":\"admin\"", std::time::Duration::from_secs(20)), "{}", gate.logs());
+    let line = gate.logs.lock().unwrap().iter().find(|l| l.contains("\"scheme\":\"admin\"")).cloned().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+    gate.admin = v["addr"].as_str().and_then(|a| a.parse().ok());
+    gate
 }
 
 /// The demo upstream's counters, as reported on a response that reached it: (hits, rejected).
