@@ -275,7 +275,7 @@ impl Gateway {
                 match (route.operation, self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref())) {
                     // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
                     (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
-                        crate::checks::openapi::response::check(spec, &spec.operations[op], &route.name, resp, request_id.to_str().unwrap_or("")).await
+                        crate::checks::openapi::response::check(spec, &spec.operations[op], &head.method, &route.name, resp, request_id.to_str().unwrap_or("")).await
                     }
                     _ => Ok(resp),
                 }

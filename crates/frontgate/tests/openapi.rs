@@ -278,8 +278,11 @@ async fn response_validation_report_block_and_strip() {
     assert!(!r.2.to_string().contains("x-forwarded-for"), "nothing of the upstream body leaks");
     let r = send(&c, "GET", "/echo/undeclared-status", &[], "").await;
     assert_refused("undeclared status", &r, 502, "response_invalid", None);
-    let (s, _, _) = send(&c, "GET", "/echo/items/4", &[], "").await;
+    let (s, _, v) = send(&c, "GET", "/echo/items/4", &[("accept-encoding", "gzip")], "").await;
     assert_eq!(s, 200);
+    assert!(v["headers"].get("accept-encoding").is_none(), "responses to validate are asked for uncompressed: {v}");
+    let (s, _, _) = send(&c, "HEAD", "/echo/items/4", &[], "").await;
+    assert_eq!(s, 200, "a HEAD answer has no body to validate");
     drop(gate);
 
     // strip: undeclared properties removed (OWASP API3), the rest passes.
@@ -323,6 +326,11 @@ async fn config_routes_lend_policy_to_operations() {
     assert!(text.contains("does not declare PATCH /echo/items/{id}"), "{text}");
 }
 
+/// (case, spec text, files beside it, expected message).
+type SpecCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+/// (method, path, headers, body, status).
+type Refusal<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str, u16);
+
 const HEAD: &str = "openapi: 3.1.0\ninfo: { title: t, version: '1' }\n";
 
 #[test]
@@ -330,7 +338,7 @@ fn spec_errors_refuse_the_config_with_a_pointer() {
     let ok = format!("{HEAD}paths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
     let (success, out) = check_spec("api.yaml", &ok, &[], "");
     assert!(success, "{out}");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<SpecCase<'_>> = vec![
         ("version", "openapi: 2.0\npaths: {}\n".into(), vec![], "(at /openapi)"),
         ("remote ref", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: 'https://example.com/p.yaml' }}]\n      responses: {{}}\n"), vec![], "remote references are never fetched"),
         ("outside the dir", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: '../secret.yaml#/p' }}]\n      responses: {{}}\n"), vec![("secret.yaml", "p: { name: a, in: query }\n")], "outside the spec's directory"),
@@ -382,7 +390,7 @@ fn spec_bombs_are_refused_with_bounded_work() {
     let mut laughs = format!("{HEAD}paths: {{}}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
-        laughs.push_str(&format!("x-a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", ")));
+        laughs.push_str(&format!("x-a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", ")));
     }
     let (success, out) = check_spec("api.yaml", &laughs, &[], "");
     assert!(!success, "{out}");
@@ -408,7 +416,7 @@ async fn the_demo_validates_its_api_and_the_upstream_sees_only_valid_requests() 
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
     let (hits, rejected) = upstream_counters(&h);
     assert_eq!((hits, rejected), (1, 0));
-    let refused: &[(&str, &str, &[(&str, &str)], &str, u16)] = &[
+    let refused: &[Refusal<'_>] = &[
         ("GET", "/api/items?limit=1000", &[], "", 400),
         ("GET", "/api/items?limit=1&debug=true", &[], "", 400),
         ("GET", "/api/items/0", &[], "", 400),
@@ -474,4 +482,24 @@ async fn schemathesis_finds_nothing_and_negative_cases_never_reach_the_upstream(
         .map(|v| v as u64)
         .sum();
     assert!(refused > 10, "schemathesis's negative cases were refused by the gateway: {refused}\n{metrics}");
+}
+
+#[tokio::test]
+async fn a_reload_recompiles_the_spec_and_a_broken_one_is_refused() {
+    let up = Upstream::start().await;
+    let gate = start_with_fixtures("", &config(&up, "", ""));
+    let c = gate.tls();
+    assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 200);
+    let spec = gate.dir.path().join("petstore.yaml");
+    let smaller = format!("{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
+    std::fs::write(&spec, smaller).unwrap();
+    gate.signal("HUP");
+    assert!(gate.wait_for_log_count("configuration reloaded", 1, std::time::Duration::from_secs(10)).await, "{}", gate.logs());
+    assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 404, "the operation is gone");
+    assert_eq!(send(&c, "GET", "/echo/items?limit=5", &[], "").await.0, 400, "and limit is no longer declared");
+    // A broken spec: the reload is refused and the running config stays.
+    std::fs::write(&spec, format!("{HEAD}paths:\n  /items:\n    get:\n      parameters: [{{ $ref: '#/nope' }}]\n")).unwrap();
+    gate.signal("HUP");
+    assert!(gate.wait_for_log("#/nope", std::time::Duration::from_secs(10)), "{}", gate.logs());
+    assert_eq!(send(&c, "GET", "/echo/items", &[], "").await.0, 200);
 }

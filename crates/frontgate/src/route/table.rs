@@ -140,7 +140,7 @@ impl RouteTable {
                 let route = &config.routes[i];
                 let m = route.matcher.get_ref();
                 for method in &m.methods {
-                    let declared = spec.operations.iter().any(|o| &o.method == method && same_template(&o.pattern, &m.path));
+                    let declared = spec.operations.iter().any(|o| o.method == *method && same_template(&o.pattern, &m.path));
                     if !declared {
                         errors.push((Some(i), format!(
                             "route `{}`: the OpenAPI spec does not declare {method} {}; declare it in the spec or remove it from the route",

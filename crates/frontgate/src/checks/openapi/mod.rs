@@ -195,6 +195,10 @@ impl Check for OpenApiCheck {
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
+        // Responses are validated as JSON text: ask the upstream not to compress them.
+        if self.spec.response_validation != crate::config::openapi::ResponseValidation::Off {
+            ex.head.headers.remove(http::header::ACCEPT_ENCODING);
+        }
         Outcome::Ready(match self.validate(ex) {
             Ok(()) => Verdict::Continue,
             Err(p) => Verdict::Deny(p),

@@ -246,7 +246,7 @@ fn from_delimited(p: &Param, raw: &str, delim: char) -> Result<Value, String> {
                 }
             } else {
                 let parts: Vec<&str> = raw.split(delim).collect();
-                if parts.len() % 2 != 0 {
+                if !parts.len().is_multiple_of(2) {
                     return Err("expected key,value pairs".into());
                 }
                 for kv in parts.chunks(2) {
@@ -283,7 +283,7 @@ pub fn coerce(raw: &str, t: Option<&str>) -> Value {
 
 /// Percent-decodes (and, in query strings, turns `+` into a space).
 pub fn decode(s: &str, plus: bool) -> Cow<'_, str> {
-    if !s.contains('%') && !(plus && s.contains('+')) {
+    if !(s.contains('%') || plus && s.contains('+')) {
         return Cow::Borrowed(s);
     }
     let replaced: Cow<'_, str> = if plus { Cow::Owned(s.replace('+', " ")) } else { Cow::Borrowed(s) };

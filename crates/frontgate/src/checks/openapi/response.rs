@@ -43,7 +43,7 @@ impl Responses {
 }
 
 /// Validates (and in `strip` mode, trims) an upstream response for `op`.
-pub async fn check(spec: &Spec, op: &Operation, route: &str, resp: Response<Body>, request_id: &str) -> Result<Response<Body>, Problem> {
+pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &str, resp: Response<Body>, request_id: &str) -> Result<Response<Body>, Problem> {
     let mode = spec.response_validation;
     if mode == ResponseValidation::Off || resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
         return Ok(resp);
@@ -54,6 +54,10 @@ pub async fn check(spec: &Spec, op: &Operation, route: &str, resp: Response<Body
     };
     let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    // No body to check: a HEAD answer, 204, 304.
+    if method == http::Method::HEAD || status == 204 || status == 304 {
+        return Ok(resp);
+    }
     let (parts, body) = resp.into_parts();
     if declared.content.is_empty() {
         let resp = Response::from_parts(parts, body);
@@ -74,6 +78,10 @@ pub async fn check(spec: &Spec, op: &Operation, route: &str, resp: Response<Body
     };
     if super::body::MediaKind::of(&essence) != super::body::MediaKind::Json || validator.is_none() {
         return Ok(Response::from_parts(parts, body));
+    }
+    // Compressed despite the request asking for identity (see OpenApiCheck): cannot be read.
+    if parts.headers.get(header::CONTENT_ENCODING).is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity")) {
+        return verdict(mode, route, request_id, Response::from_parts(parts, body), "the body is compressed and cannot be validated".into());
     }
     let declared_len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > spec.max_response_bytes) {
