@@ -67,6 +67,20 @@ if [ "$(cat "$oidc_fixture/node_modules/.frontgate-installed" 2>/dev/null)" != "
   printf '%s' "$oidc_stamp" > "$oidc_fixture/node_modules/.frontgate-installed"
 fi
 
+# schemathesis (PyPI, every package pinned in scripts/schemathesis-requirements.txt) fuzzes the
+# demo API through frontgate in tests/openapi.rs. A venv under /var/tmp, reused while the pins
+# are unchanged.
+ST_VENV=/var/tmp/frontgate-schemathesis
+if ! cmp -s scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt" 2>/dev/null; then
+  say "installing schemathesis into $ST_VENV"
+  python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; }
+  rm -rf "$ST_VENV"
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/schemathesis-requirements.txt
+  cp scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt"
+fi
+export FRONTGATE_SCHEMATHESIS="$ST_VENV/bin/st"
+
 say "build"
 cargo build --workspace --tests --locked
 

@@ -194,24 +194,31 @@ impl Gateway {
             .iter()
             .map(|entry| {
                 let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
-                let Some(route) = entry.config_index.and_then(|i| config.routes.get(i)) else { return route_checks };
+                let policy = entry.config_index.and_then(|i| config.routes.get(i));
+                // An OpenAPI operation's security, unless its `[[routes]]` entry overrides it.
+                let (auth, scopes) = crate::checks::openapi::route_policy(&config, entry, policy);
+                let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
                 let (limit_client, limit_caller) =
-                    rate_limit::for_route(&route.rate_limit, &config.rate_limits, config.shared.on_outage.rate_limits, services);
+                    rate_limit::for_route(limit_names, &config.rate_limits, config.shared.on_outage.rate_limits, services);
                 if let Some(l) = limit_client {
                     route_checks.push(Arc::new(l));
                 }
-                if let Some(a) = Authenticate::for_route(&route.auth, &route.scopes, &authenticators) {
+                if let Some(a) = Authenticate::for_route(&auth, &scopes, &authenticators) {
                     route_checks.push(Arc::new(a));
                 }
                 if let Some(oidc) = &oidc
-                    && route.auth.accepts(crate::config::AuthMethod::Session) && route.csrf != Some(false) {
+                    && auth.accepts(crate::config::AuthMethod::Session) && policy.is_none_or(|r| r.csrf != Some(false)) {
                         route_checks.push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
                     }
-                if let Some(bot) = crate::checks::bot_check(route.challenge.as_deref(), pow.as_ref(), &captchas) {
+                if let Some(bot) = crate::checks::bot_check(policy.and_then(|r| r.challenge.as_deref()), pow.as_ref(), &captchas) {
                     route_checks.push(bot);
                 }
                 if let Some(l) = limit_caller {
                     route_checks.push(Arc::new(l));
+                }
+                // Last, in DESIGN order: validate.
+                if let (Some(op), Some(spec)) = (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone())) {
+                    route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(spec, op, entry.name.clone())));
                 }
                 if oidc.is_some() {
                     route_checks.push(Arc::new(crate::checks::session::StripSessionCookies));
@@ -293,11 +300,13 @@ impl Gateway {
         request_id: &HeaderValue,
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
-        let path = match self.admit(head, client, request_id, out).await? {
+        let mut body = RequestBody::Stream(body);
+        let path = match self.admit_with_body(head, client, request_id, out, &mut body).await? {
             Admission::Answer(r) => return Ok(r),
             Admission::Pass { path, identity } => (path, identity),
             Admission::Endpoint(e) => {
                 out.decision = Decision::Served;
+                let RequestBody::Stream(body) = body else { return Err(Problem::new(Code::BadRequest)) };
                 return e.handle(head, body, client, request_id.to_str().unwrap_or("")).await;
             }
         };
@@ -313,7 +322,16 @@ impl Gateway {
                     Served::NotFound => Err(Problem::new(Code::RouteNotFound)),
                 }
             }
-            RouteTarget::Upstream => self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await,
+            RouteTarget::Upstream => {
+                let resp = self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                match (route.operation, self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref())) {
+                    // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
+                    (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
+                        crate::checks::openapi::response::check(spec, &spec.operations[op], &head.method, &route.name, resp, request_id.to_str().unwrap_or("")).await
+                    }
+                    _ => Ok(resp),
+                }
+            }
         }
     }
 
@@ -326,6 +344,18 @@ impl Gateway {
         client: &Client,
         request_id: &HeaderValue,
         out: &mut Outgoing,
+    ) -> Result<Admission, Problem> {
+        self.admit_with_body(head, client, request_id, out, &mut RequestBody::Unavailable).await
+    }
+
+    /// [`Gateway::admit`], with the body a check may need buffered from `body`.
+    pub(crate) async fn admit_with_body(
+        &self,
+        head: &mut http::request::Parts,
+        client: &Client,
+        request_id: &HeaderValue,
+        out: &mut Outgoing,
+        body: &mut RequestBody,
     ) -> Result<Admission, Problem> {
         let server = &self.config.server;
         if head.headers.len() > server.max_header_count || header_bytes(&head.headers) > server.max_header_bytes.0 as usize {
@@ -360,8 +390,17 @@ impl Gateway {
 
         // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
-        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None };
+        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None, body: None };
         for check in &self.checks[index] {
+            if check.needs_body() && ex.body.is_none() {
+                match body.buffer(&ex.head.headers, route.max_body_bytes).await {
+                    Ok(bytes) => ex.body = Some(bytes),
+                    Err(p) => {
+                        out.extra = std::mem::take(&mut ex.response_headers);
+                        return Err(p);
+                    }
+                }
+            }
             let verdict = match check.check(&mut ex) {
                 Outcome::Ready(v) => v,
                 Outcome::Pending(f) => f.await,
@@ -387,7 +426,7 @@ impl Gateway {
     async fn forward(
         &self,
         head: &mut http::request::Parts,
-        body: Incoming,
+        body: RequestBody,
         normalized: Option<String>,
         identity: Option<&Identity>,
         route: &RouteEntry,
@@ -395,13 +434,25 @@ impl Gateway {
         request_id: &HeaderValue,
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
-        let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
+        if self.upstream.is_none() {
+            return Err(Problem::new(Code::RouteNotFound));
+        }
         // Body limit: refuse a declared oversize at once; count a streamed one as it passes.
         let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > route.max_body_bytes) {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
         let mut exceeded = None;
+        let body = match body {
+            RequestBody::Stream(b) => b,
+            // Buffered for a check: forwarded as exactly the bytes that were checked.
+            RequestBody::Buffered(bytes) => {
+                head.headers.remove(header::TRANSFER_ENCODING);
+                head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                return self.send(head, if bytes.is_empty() { Body::Empty } else { Body::full(bytes) }, None, normalized, identity, route, client, request_id, out).await;
+            }
+            RequestBody::Unavailable => return Err(Problem::new(Code::BadRequest)),
+        };
         let body = if http_body::Body::is_end_stream(&body) {
             Body::Empty
         } else if declared.is_some() {
@@ -412,6 +463,24 @@ impl Gateway {
             exceeded = Some(flag.clone());
             Body::limited(body, route.max_body_bytes, flag)
         };
+        self.send(head, body, exceeded, normalized, identity, route, client, request_id, out).await
+    }
+
+    /// Sends the request upstream and prepares its response.
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        head: &mut http::request::Parts,
+        body: Body,
+        exceeded: Option<Arc<AtomicBool>>,
+        normalized: Option<String>,
+        identity: Option<&Identity>,
+        route: &RouteEntry,
+        client: &Client,
+        request_id: &HeaderValue,
+        out: &mut Outgoing,
+    ) -> Result<Response<Body>, Problem> {
+        let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
 
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
         let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri);
@@ -601,6 +670,43 @@ pub trait Endpoint: Send + Sync + 'static {
 }
 
 pub type EndpointFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>>;
+
+/// The request body on its way through the pipeline: streamed to the upstream untouched,
+/// unless a check needed it, in which case it is read once and forwarded as those bytes.
+pub(crate) enum RequestBody {
+    Stream(Incoming),
+    Buffered(Bytes),
+    /// Not available to checks (the embedded layer).
+    Unavailable,
+}
+
+impl RequestBody {
+    /// Reads the whole body (at most `limit` bytes; more is a 413) and keeps it.
+    async fn buffer(&mut self, headers: &http::HeaderMap, limit: u64) -> Result<Bytes, Problem> {
+        use http_body_util::BodyExt;
+        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(Problem::new(Code::PayloadTooLarge));
+        }
+        let stream = match std::mem::replace(self, RequestBody::Unavailable) {
+            RequestBody::Stream(b) => b,
+            RequestBody::Buffered(b) => {
+                *self = RequestBody::Buffered(b.clone());
+                return Ok(b);
+            }
+            RequestBody::Unavailable => {
+                return Err(Problem::new(Code::BadRequest).with_detail("This route validates request bodies, which the embedded layer cannot read."));
+            }
+        };
+        let bytes = match http_body_util::Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Problem::new(Code::PayloadTooLarge)),
+            Err(_) => return Err(Problem::new(Code::BadRequest).with_detail("The request body could not be read.")),
+        };
+        *self = RequestBody::Buffered(bytes.clone());
+        Ok(bytes)
+    }
+}
 
 pub(crate) struct Outgoing {
     route: Option<usize>,

@@ -18,6 +18,7 @@ pub mod dpop;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
+pub mod openapi;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -52,6 +53,9 @@ pub struct Exchange<'a> {
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// Who the caller proved to be, once the authenticate check has run.
     pub identity: Option<Identity>,
+    /// The request body, buffered by the pipeline before the first check that
+    /// [`Check::needs_body`]; `None` before that (and for routes whose checks never need it).
+    pub body: Option<bytes::Bytes>,
 }
 
 /// A caller that authenticated: what later checks authorize and what the upstream is told.
@@ -109,6 +113,12 @@ pub enum Outcome<'a> {
 pub trait Check: Send + Sync + 'static {
     /// A short stable name, used in logs and metrics.
     fn name(&self) -> &'static str;
+    /// Whether this check reads the request body. The pipeline then buffers the body once
+    /// (bounded by the route's `max_body_bytes`) before running it, and forwards the buffered
+    /// bytes; routes with no such check stream bodies untouched.
+    fn needs_body(&self) -> bool {
+        false
+    }
     fn check<'a>(&'a self, exchange: &'a mut Exchange<'_>) -> Outcome<'a>;
 }
 

@@ -13,6 +13,7 @@ pub mod log;
 pub mod rate_limits;
 pub mod pow;
 pub mod oidc;
+pub mod openapi;
 pub mod routes;
 pub mod server;
 pub mod shared;
@@ -59,6 +60,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub cors: Option<CorsConfig>,
     pub jwt: Option<JwtConfig>,
+    pub openapi: Option<openapi::OpenApiConfig>,
     #[serde(default)]
     pub log: LogConfig,
     /// `[store]`: absent means the default SQLite file, opened only if a feature needs it.
@@ -205,6 +207,7 @@ impl Config {
             }
         };
         config.resolve_paths(base);
+        config.load_openapi(&mut rep);
         config.validate(&mut rep, usage, &broken);
         if rep.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(rep.errors)) }
     }
@@ -226,6 +229,23 @@ impl Config {
         for issuer in self.jwt.iter_mut().flat_map(|j| j.issuers.iter_mut()) {
             if let Some(f) = &mut issuer.jwks_file {
                 join(f);
+            }
+        }
+        if let Some(o) = &mut self.openapi {
+            join(&mut o.spec);
+        }
+    }
+
+    /// Loads and compiles the `[openapi]` document; its errors refuse the config, each with its
+    /// JSON pointer into the document.
+    fn load_openapi(&mut self, rep: &mut Reporter<'_>) {
+        let Some(o) = &mut self.openapi else { return };
+        match crate::checks::openapi::load(o) {
+            Ok(spec) => o.compiled = Some(std::sync::Arc::new(spec)),
+            Err(errors) => {
+                for e in errors.iter().take(50) {
+                    rep.at(None, format!("[openapi] spec {}: {} (at {})", o.spec.display(), e.message, e.pointer));
+                }
             }
         }
     }
@@ -332,6 +352,23 @@ impl Config {
                     rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
                 }
             self.validate_route_policy(route, rep, broken);
+        }
+        if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
+            for op in &spec.operations {
+                let route = crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i));
+                if route.is_some_and(|r| !r.auth.is_none()) {
+                    continue; // the route's own auth, checked above
+                }
+                for method in &op.auth {
+                    let section = self.auth_section(*method);
+                    if !section.1 && !broken.contains(section.0) {
+                        rep.at(None, format!(
+                            "[openapi] operation `{}` ({}): its security requires {} authentication, which needs the [{}] section",
+                            op.name, op.pointer, method.as_str(), section.0
+                        ));
+                    }
+                }
+            }
         }
         if let Some(f) = &self.frontend {
             if http::HeaderValue::from_str(&f.csp).is_err() {
@@ -455,7 +492,7 @@ impl Config {
     /// Warnings: valid, but probably not what was meant.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        if self.routes.is_empty() && self.upstream.is_some() {
+        if self.routes.is_empty() && self.upstream.is_some() && self.openapi.is_none() {
             w.push("no [[routes]]: nothing is forwarded to the upstream (deny by default). Add e.g. [[routes]] match = \"/api/**\"".into());
         }
         if self.server.public_url.is_none() && !self.server.listen.0.ip().is_loopback() {

@@ -28,6 +28,9 @@ pub fn write_site(data_dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::write(site.join("index.html"), PAGE_HTML)?;
     std::fs::write(site.join("assets/demo.js"), PAGE_JS)?;
     std::fs::write(site.join("assets/demo.css"), PAGE_CSS)?;
+    // The demo API's OpenAPI document: served to browsers and tools at /openapi.yaml, and the
+    // gateway's [openapi] spec.
+    std::fs::write(site.join("openapi.yaml"), upstream::OPENAPI_YAML)?;
     Ok(site)
 }
 
@@ -63,16 +66,18 @@ allow_headers = ["content-type", "x-frontgate-csrf"]
 [log]
 access_log = true
 
-[[routes]]
-match = "GET /api/hello"
+# The demo API's operations are the routes; each request is validated against the document,
+# and responses lose any property it does not declare.
+[openapi]
+spec = {spec}
+response_validation = "strip"
 
+# A [[routes]] entry on an operation's path lends it policy (here, a smaller body limit).
 [[routes]]
-match = "GET,POST /api/items"
+match = "POST /api/items"
 max_body_bytes = "16KiB"
 
-[[routes]]
-match = "GET /api/items/{{id}}"
-
+# Not in the document: a plain route, to show upstream 5xx masking.
 [[routes]]
 match = "GET /api/crash"
 
@@ -89,6 +94,7 @@ scopes = ["demo:read"]
         listen = opts.listen,
         admin = opts.admin,
         site = toml_str(&site.display().to_string()),
+        spec = toml_str(&site.join("openapi.yaml").display().to_string()),
     )
 }
 
@@ -176,6 +182,9 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\"}}' {origin}/api/items\n"));
     s.push_str(&format!("  {c}{origin}/api/admin                      # refused: 404 route_not_found (undeclared)\n"));
     s.push_str(&format!("  {c}-X DELETE {origin}/api/items            # refused: 405 method_not_allowed\n"));
+    s.push_str(&format!("  {c}'{origin}/api/items?limit=1000'         # refused: 400 validation_failed (/query/limit)\n"));
+    s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\",\"admin\":true}}' {origin}/api/items   # refused: 400 (undeclared property)\n"));
+    s.push_str(&format!("  {c}{origin}/openapi.yaml                   # the API's OpenAPI document\n"));
     s.push_str(&format!("  {c}'{origin}/api/%2e%2e/admin'             # refused: 400 invalid_path\n"));
     s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
     s.push_str(&format!("  {c}{origin}/api/crash                      # upstream 500 masked: no stack trace leaks\n"));

@@ -1,6 +1,9 @@
 //! The demo upstream: a small in-memory JSON API on loopback, standing in for a team's backend.
-//! It counts every request that reaches it, so the demo (and tests) can show what the gateway
-//! kept away from it.
+//! It counts every request that reaches it, and every one it had to refuse as malformed itself
+//! (it checks its inputs as strictly as its OpenAPI document, `openapi.yaml`, declares them),
+//! and reports both counters on every response (`x-demo-upstream-hits`,
+//! `x-demo-upstream-rejected`), so the demo and the tests can show that invalid requests were
+//! stopped by the gateway, not by the upstream.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,7 +23,15 @@ pub struct DemoApi {
     next_id: AtomicU64,
     /// Requests that reached the upstream.
     pub hits: AtomicU64,
+    /// Requests the upstream refused itself as malformed or undeclared (400/404 for a bad input).
+    pub rejected: AtomicU64,
 }
+
+/// The demo API's OpenAPI document (served at `/openapi.yaml` by `frontgate demo`).
+pub const OPENAPI_YAML: &str = include_str!("openapi.yaml");
+
+/// The most items the demo keeps; older ones are dropped, so memory stays bounded under fuzzing.
+const MAX_ITEMS: usize = 1000;
 
 impl DemoApi {
     pub fn new() -> Arc<Self> {
@@ -46,9 +57,35 @@ fn item_json(id: u64, name: &str) -> serde_json::Value {
 
 async fn handle(api: Arc<DemoApi>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     api.hits.fetch_add(1, Ordering::Relaxed);
+    let mut resp = route(&api, req).await;
+    let h = resp.headers_mut();
+    h.insert("x-demo-upstream-hits", http::HeaderValue::from(api.hits.load(Ordering::Relaxed)));
+    h.insert("x-demo-upstream-rejected", http::HeaderValue::from(api.rejected.load(Ordering::Relaxed)));
+    resp
+}
+
+/// A request the upstream refuses itself: counted, so a test can tell it got through.
+fn reject(api: &DemoApi, status: StatusCode, why: &str) -> Response<Full<Bytes>> {
+    api.rejected.fetch_add(1, Ordering::Relaxed);
+    json(status, serde_json::json!({ "error": why }).to_string())
+}
+
+/// The name of a new item: the body must be exactly `{"name": "<1..100 chars>"}`.
+fn new_item_name(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    let name = obj.get("name")?.as_str()?;
+    (1..=100).contains(&name.chars().count()).then(|| name.to_owned())
+}
+
+async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let identity = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/api/hello") if req.uri().query().is_some() => reject(api, StatusCode::BAD_REQUEST, "no query parameters here"),
         (Method::GET, "/api/hello") => {
             let who = serde_json::json!({
                 "hello": "from the demo upstream",
@@ -59,29 +96,43 @@ async fn handle(api: Arc<DemoApi>, req: Request<Incoming>) -> Response<Full<Byte
             json(StatusCode::OK, who.to_string())
         }
         (Method::GET, "/api/items") => {
+            let limit = match req.uri().query() {
+                None => 100,
+                Some(q) => match q.strip_prefix("limit=").and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=100).contains(n)) {
+                    Some(n) => n,
+                    None => return reject(api, StatusCode::BAD_REQUEST, "the only query parameter is limit, 1 to 100"),
+                },
+            };
             let items = api.items.lock().unwrap_or_else(|e| e.into_inner());
-            let list: Vec<_> = items.iter().map(|(id, n)| item_json(*id, n)).collect();
+            let list: Vec<_> = items.iter().take(limit).map(|(id, n)| item_json(*id, n)).collect();
             json(StatusCode::OK, serde_json::json!({ "items": list }).to_string())
         }
         (Method::POST, "/api/items") => {
+            let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+            if !json_type || req.uri().query().is_some() {
+                return reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+            }
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(_) => return json(StatusCode::BAD_REQUEST, r#"{"error":"unreadable body"}"#.into()),
+                Err(_) => return reject(api, StatusCode::BAD_REQUEST, "unreadable body"),
             };
-            let name = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned));
-            let Some(name) = name else {
-                return json(StatusCode::BAD_REQUEST, r#"{"error":"expected {\"name\": \"...\"}"}"#.into());
+            let Some(name) = new_item_name(&body) else {
+                return reject(api, StatusCode::BAD_REQUEST, "expected {\"name\": \"1 to 100 characters\"}");
             };
             let id = api.next_id.fetch_add(1, Ordering::Relaxed);
-            api.items.lock().unwrap_or_else(|e| e.into_inner()).push((id, name.clone()));
+            let mut items = api.items.lock().unwrap_or_else(|e| e.into_inner());
+            if items.len() >= MAX_ITEMS {
+                items.remove(0);
+            }
+            items.push((id, name.clone()));
             json(StatusCode::CREATED, item_json(id, &name).to_string())
         }
         (Method::GET, p) if p.starts_with("/api/items/") => {
-            let id = p["/api/items/".len()..].parse::<u64>().ok();
+            let Some(id) = p["/api/items/".len()..].parse::<u64>().ok().filter(|id| *id >= 1 && req.uri().query().is_none()) else {
+                return reject(api, StatusCode::BAD_REQUEST, "the id is a positive integer");
+            };
             let items = api.items.lock().unwrap_or_else(|e| e.into_inner());
-            match id.and_then(|id| items.iter().find(|(i, _)| *i == id)) {
+            match items.iter().find(|(i, _)| *i == id) {
                 Some((id, n)) => json(StatusCode::OK, item_json(*id, n).to_string()),
                 None => json(StatusCode::NOT_FOUND, r#"{"error":"no such item"}"#.into()),
             }
@@ -99,7 +150,7 @@ async fn handle(api: Arc<DemoApi>, req: Request<Incoming>) -> Response<Full<Byte
         (Method::GET, "/api/crash") => {
             json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"NullPointerException at com.example.Db.query(Db.java:42)"}"#.into())
         }
-        _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
+        _ => reject(api, StatusCode::NOT_FOUND, "not found"),
     }
 }
 

@@ -26,8 +26,10 @@ pub struct RouteEntry {
     /// Response headers to set (`None` removes).
     pub headers: Vec<(HeaderName, Option<HeaderValue>)>,
     /// The `[[routes]]` entry this came from (its policy: auth, scopes, ...); `None` for the
-    /// implicit front-end route.
+    /// implicit front-end route and for OpenAPI operations no `[[routes]]` entry names.
     pub config_index: Option<usize>,
+    /// The OpenAPI operation this route is (index into the compiled spec's operations).
+    pub operation: Option<usize>,
 }
 
 pub enum Lookup<'a> {
@@ -73,6 +75,7 @@ impl RouteTable {
                 methods.push(Method::HEAD);
             }
             entries.push(RouteEntry {
+                operation: None,
                 config_index: Some(index),
                 name: Arc::from(m.text.as_str()),
                 target: route.to,
@@ -94,10 +97,69 @@ impl RouteTable {
             });
             pending.push(Pending { index, any: methods.is_empty(), methods, path: m.path.clone(), prefix: m.prefix, implicit: false });
         }
+        // OpenAPI operations are routes too; a `[[routes]]` entry on the same path lends them its
+        // policy and routes nothing itself (see docs/openapi.md).
+        if let Some(spec) = config.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
+            let mut merged = vec![false; config.routes.len()];
+            for (op_index, op) in spec.operations.iter().enumerate() {
+                let route = merged_route(config, op);
+                let base = route.map_or(&entries[0..0], |i| std::slice::from_ref(&entries[i]));
+                if let Some(i) = route {
+                    merged[i] = true;
+                }
+                let index = entries.len();
+                let mut entry = match base.first() {
+                    Some(e) => e.clone(),
+                    None => RouteEntry {
+                        operation: None,
+                        config_index: None,
+                        name: Arc::from(""),
+                        target: RouteTarget::Upstream,
+                        max_body_bytes: default_body,
+                        timeout: None,
+                        cors: config.cors.is_some(),
+                        csp: None,
+                        headers: Vec::new(),
+                    },
+                };
+                entry.name = Arc::from(op.name.as_str());
+                entry.operation = Some(op_index);
+                entry.config_index = route;
+                entry.target = RouteTarget::Upstream;
+                entries.push(entry);
+                let mut methods = vec![op.method.clone()];
+                if op.method == Method::GET && !spec.operations.iter().any(|o| o.method == Method::HEAD && o.pattern == op.pattern) {
+                    methods.push(Method::HEAD);
+                }
+                pending.push(Pending { index, any: false, methods, path: op.pattern.clone(), prefix: false, implicit: false });
+            }
+            for (i, was_merged) in merged.into_iter().enumerate() {
+                if !was_merged {
+                    continue;
+                }
+                let route = &config.routes[i];
+                let m = route.matcher.get_ref();
+                for method in &m.methods {
+                    let declared = spec.operations.iter().any(|o| o.method == *method && same_template(&o.pattern, &m.path));
+                    if !declared {
+                        errors.push((Some(i), format!(
+                            "route `{}`: the OpenAPI spec does not declare {method} {}; declare it in the spec or remove it from the route",
+                            m.text, m.path
+                        )));
+                    }
+                }
+                // The route lends its policy to the operations; it routes nothing itself.
+                if let Some(p) = pending.iter_mut().find(|p| p.index == i) {
+                    p.methods.clear();
+                    p.any = false;
+                }
+            }
+        }
         // The front-end is the implicit catch-all for GET/HEAD when no route serves it explicitly.
         if config.frontend.is_some() && !config.routes.iter().any(|r| r.to == RouteTarget::Frontend) {
             let index = entries.len();
             entries.push(RouteEntry {
+                operation: None,
                 config_index: None,
                 name: Arc::from("frontend"),
                 target: RouteTarget::Frontend,
@@ -192,6 +254,35 @@ impl RouteTable {
         let joined = allow.into_iter().collect::<Vec<_>>().join(", ");
         Lookup::MethodNotAllowed(HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("GET")))
     }
+}
+
+/// The `[[routes]]` entry whose policy applies to an OpenAPI operation: an exact (not `/**`)
+/// route on the same path template (parameter names aside) whose methods include the
+/// operation's, or that names no methods.
+pub fn merged_route(config: &Config, op: &crate::checks::openapi::Operation) -> Option<usize> {
+    config.routes.iter().position(|r| {
+        let m = r.matcher.get_ref();
+        !m.prefix && r.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path) && (m.methods.is_empty() || m.methods.contains(&op.method))
+    })
+    .or_else(|| {
+        // A route naming other methods of this path still merges (and is refused for them).
+        config.routes.iter().position(|r| {
+            let m = r.matcher.get_ref();
+            !m.prefix && r.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
+        })
+    })
+}
+
+/// Whether two path templates are the same, whatever their parameters are called.
+fn same_template(a: &str, b: &str) -> bool {
+    let a: Vec<&str> = a.split('/').collect();
+    let b: Vec<&str> = b.split('/').collect();
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            let px = x.starts_with('{') && x.ends_with('}');
+            let py = y.starts_with('{') && y.ends_with('}');
+            (px && py) || (!px && !py && x == y)
+        })
 }
 
 /// The routes of one method. matchit refuses a catch-all beside a parameter at the same depth

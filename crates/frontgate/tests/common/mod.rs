@@ -25,6 +25,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod openapi;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_frontgate");
 
 /// A running frontgate process.
