@@ -1,10 +1,12 @@
 //! Authenticate, then authorize: the route's `auth` methods (any one suffices) and its `scopes`.
 //!
 //! Each method (API key, session, bearer JWT) is an [`Authenticator`] in its own module; this
-//! check picks the one whose credential the request carries, in the route's order, and refuses
-//! with its problem if that credential is bad. It never falls back to another method after a
-//! credential fails, so a bad key cannot be masked by a cookie. A route without `auth` gets no
-//! check at all.
+//! check picks the one whose credential the request carries and refuses with its problem if
+//! that credential is bad. Methods are asked most specific first: an API key (recognised by its
+//! prefix), then the session cookie, then a bearer token (which may be any opaque string when
+//! introspection is on), so one credential is never mistaken for another kind. It never falls
+//! back to another method after a credential fails, so a bad key cannot be masked by a cookie.
+//! A route without `auth` gets no check at all.
 
 use std::sync::Arc;
 
@@ -28,8 +30,9 @@ pub trait Authenticator: Send + Sync + 'static {
     /// Removes the credential this method verified from the request, so that it never reaches
     /// the upstream (called after a successful `authenticate`).
     fn consumed(&self, _head: &mut Parts) {}
-    /// The answer when no accepted credential was presented and this method is the route's
-    /// first: e.g. a login redirect for a browser navigation. `None` gives the 401 problem.
+    /// The answer when no accepted credential was presented: e.g. a login redirect for a
+    /// browser navigation. The first method with an answer gives it; `None` from all gives the
+    /// 401 problem.
     fn absent(&self, _exchange: &Exchange<'_>) -> Option<Verdict> {
         None
     }
@@ -37,7 +40,7 @@ pub trait Authenticator: Send + Sync + 'static {
 
 /// The authenticate + authorize check of one route.
 pub struct Authenticate {
-    /// The route's accepted methods, in its order.
+    /// The route's accepted methods, most specific first.
     methods: Vec<Arc<dyn Authenticator>>,
     scopes: Vec<String>,
 }
@@ -49,7 +52,12 @@ impl Authenticate {
         if setting.is_none() {
             return None;
         }
-        let methods = setting.0.iter().filter_map(|m| available.iter().find(|a| a.method() == *m).cloned()).collect();
+        const SPECIFIC_FIRST: [AuthMethod; 3] = [AuthMethod::ApiKey, AuthMethod::Session, AuthMethod::Jwt];
+        let methods = SPECIFIC_FIRST
+            .iter()
+            .filter(|m| setting.accepts(**m))
+            .filter_map(|m| available.iter().find(|a| a.method() == *m).cloned())
+            .collect();
         Some(Authenticate { methods, scopes: scopes.to_vec() })
     }
 
@@ -69,7 +77,7 @@ impl Check for Authenticate {
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let Some(auth) = self.methods.iter().find(|a| a.presented(ex.head)) else {
-            if let Some(v) = self.methods.first().and_then(|a| a.absent(ex)) {
+            if let Some(v) = self.methods.iter().find_map(|a| a.absent(ex)) {
                 return Outcome::Ready(v);
             }
             return Outcome::Ready(Verdict::Deny(Problem::new(Code::Unauthenticated)));

@@ -160,13 +160,6 @@ fn base() -> tempfile::TempDir {
     dir
 }
 
-/// 1-based (line, column) of the one line of `EXAMPLE` starting with `line_start`, column at `key`.
-fn place(line_start: &str, key: &str) -> (usize, usize) {
-    let found: Vec<(usize, &str)> = EXAMPLE.lines().enumerate().filter(|(_, l)| l.starts_with(line_start)).collect();
-    assert_eq!(found.len(), 1, "`{line_start}` should start exactly one line of the example");
-    let (i, line) = found[0];
-    (i + 1, line.find(key).expect("key on its line") + 1)
-}
 
 #[test]
 fn every_key_of_the_implemented_sections_parses() {
