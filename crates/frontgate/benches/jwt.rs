@@ -23,6 +23,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::PublicKeyData;
 use serde_json::json;
 
+/// A named timed case.
+type Case = (&'static str, Box<dyn FnMut()>);
+
 fn measure(mut f: impl FnMut()) -> (f64, f64) {
     let mut iters: u64 = 1;
     loop {
@@ -111,7 +114,7 @@ fn main() {
         let v = auth.verify_uncached(black_box(t)).now_or_never().expect("no I/O with static keys");
         black_box(v.expect("verifies"));
     };
-    let mut cases: Vec<(&str, Box<dyn FnMut()>)> = vec![
+    let mut cases: Vec<Case> = vec![
         ("uncached ES256 verification", Box::new(verify_uncached(es256))),
         ("uncached RS256 (2048-bit) verification", Box::new(verify_uncached(rs256))),
         ("cached verification (ES256 token)", Box::new(move || {

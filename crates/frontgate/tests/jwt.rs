@@ -29,6 +29,9 @@ async fn call(gate: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
     (status.as_u16(), v["code"].as_str().unwrap_or("").to_string(), v)
 }
 
+/// Request headers as owned pairs.
+type Headers = Vec<(String, String)>;
+
 async fn bearer(gate: SocketAddr, path: &str, token: &str) -> (u16, String, Value) {
     call(gate, "GET", path, &[("authorization", &format!("Bearer {token}"))]).await
 }
@@ -332,7 +335,7 @@ async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
     assert!(v["detail"].as_str().unwrap().contains("already used"), "{v}");
 
     let thief = EcKey::new("thief");
-    let cases: Vec<(&str, Vec<(String, String)>, &'static str)> = vec![
+    let cases: Vec<(&str, Headers, &'static str)> = vec![
         ("bound token as a bearer token", vec![("authorization".into(), format!("Bearer {token}"))], "GET"),
         ("DPoP scheme without a proof", vec![("authorization".into(), format!("DPoP {token}"))], "GET"),
         ("proof for another URL", dpop(&client.dpop_proof("GET", &format!("{PUBLIC}/echo/other"), Some(&token))), "GET"),

@@ -328,7 +328,11 @@ impl IssuerKeys {
                     return Ok(found);
                 }
                 if age > self.freshness.max_stale {
-                    // Too old to trust without the issuer: one blocking attempt, then refuse.
+                    // Too old to trust without the issuer: one blocking attempt (not more than
+                    // one a second while it fails), then refuse.
+                    if self.failed_recently(now) {
+                        return Err(KeyError::Unavailable);
+                    }
                     self.refresh(Some(now)).await.map_err(|_| KeyError::Unavailable)?;
                     return Ok(self.snapshot().map(|(s, _)| s.candidates(kid, alg)).unwrap_or_default());
                 }
@@ -342,12 +346,15 @@ impl IssuerKeys {
             }
         }
         // No key set yet, or an unknown kid (rate-limited above): fetch and look again.
-        let recently_failed = self.last_failure.lock().ok().and_then(|f| *f).is_some_and(|t| now.duration_since(t) < Duration::from_secs(1));
-        if recently_failed && self.snapshot().is_none() {
+        if self.failed_recently(now) && self.snapshot().is_none() {
             return Err(KeyError::Unavailable);
         }
         self.refresh(Some(now)).await?;
         Ok(self.snapshot().map(|(s, _)| s.candidates(kid, alg)).unwrap_or_default())
+    }
+
+    fn failed_recently(&self, now: Instant) -> bool {
+        self.last_failure.lock().ok().and_then(|f| *f).is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
     }
 
     fn may_fetch_for_unknown_kid(&self, now: Instant) -> bool {

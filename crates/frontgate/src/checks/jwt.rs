@@ -117,6 +117,7 @@ impl JwtAuthenticator {
     /// files are read now (an unreadable one is an error); URLs are fetched in the background.
     /// `replay` is where DPoP proof `jti`s are spent (Redis across nodes, or this process).
     pub fn new(config: &JwtConfig, origin: &str, services: Arc<Services>, replay: Arc<dyn ReplaySet>) -> Result<JwtAuthenticator, String> {
+        describe_metrics();
         let fetcher = Fetcher::new(services, config.fetch_timeout.0)?;
         let freshness = Freshness {
             refresh_interval: config.jwks_refresh_interval.0,
@@ -329,6 +330,13 @@ impl JwtAuthenticator {
     }
 }
 
+fn describe_metrics() {
+    metrics::describe_counter!(METRIC_VERIFICATIONS, "Bearer token verifications by result (ok, invalid, unavailable) and cache (hit, miss)");
+    metrics::describe_counter!(super::jwks::METRIC_FETCHES, "Token issuer key-set fetches by result (ok, error)");
+    metrics::describe_counter!(super::introspect::METRIC_INTROSPECTIONS, "Token introspection calls by result (active, inactive, error)");
+    metrics::describe_counter!(super::dpop::METRIC_PROOFS, "DPoP proof checks by result (ok, or the rule that failed)");
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
@@ -427,6 +435,50 @@ impl Authenticator for JwtAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An authenticator over one static EC key; returns it with a token it accepts.
+    fn fixture() -> (JwtAuthenticator, String, tempfile::TempDir) {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = kp.public_key_raw();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..65]), "kid": "k"});
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
+        let config: JwtConfig = toml::from_str(&format!("[[issuers]]\nissuer = \"https://i.test\"\naudiences = [\"api\"]\njwks_file = {:?}\n", path.display().to_string())).unwrap();
+        let services = Arc::new(Services::current_or_start().unwrap());
+        let auth = JwtAuthenticator::new(&config, "https://g.test", services).unwrap();
+        let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
+        h.typ = Some("at+jwt".into());
+        h.kid = Some("k".into());
+        let claims = serde_json::json!({"iss": "https://i.test", "aud": "api", "sub": "s", "exp": now_secs() + 600});
+        let token = jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&kp.serialize_der())).unwrap();
+        (auth, token, dir)
+    }
+
+    #[test]
+    fn the_fixture_token_verifies() {
+        let (auth, token, _dir) = fixture();
+        let v = futures_util::FutureExt::now_or_never(auth.verify(&token)).unwrap().unwrap();
+        assert_eq!(v.subject, "s");
+    }
+
+    proptest::proptest! {
+        /// Arbitrary text and arbitrary single-byte changes to a good token never panic and
+        /// never verify (static keys: no I/O, so the futures complete at once).
+        #[test]
+        fn garbage_and_mutations_never_verify(text in "\\PC{0,300}", at in 0usize..4096, byte in 0u8..128) {
+            let (auth, token, _dir) = fixture();
+            let r = futures_util::FutureExt::now_or_never(auth.verify_uncached(&text)).unwrap();
+            proptest::prop_assert!(r.is_err());
+            let mut bytes = token.into_bytes();
+            let i = at % bytes.len();
+            proptest::prop_assume!(bytes[i] != byte);
+            bytes[i] = byte;
+            let mutated = String::from_utf8_lossy(&bytes).into_owned();
+            let r = futures_util::FutureExt::now_or_never(auth.verify_uncached(&mutated)).unwrap();
+            proptest::prop_assert!(r.is_err(), "mutated at {}: {}", i, mutated);
+        }
+    }
 
     #[test]
     fn typ_rules() {
