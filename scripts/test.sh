@@ -30,6 +30,16 @@ if command -v redis-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
 fi
 
+# Bot defence (docs/bot-defence.md): the JavaScript peers the proof of work is tested against,
+# altcha-lib, the altcha widget and playwright-core (pinned in tests/js/pow/package-lock.json),
+# and Debian's headless Chromium. Skipped when already installed.
+command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+if [ ! -d tests/js/pow/node_modules/altcha-lib ] || [ tests/js/pow/package-lock.json -nt tests/js/pow/node_modules ]; then
+  say "npm ci (tests/js/pow)"
+  (cd tests/js/pow && npm ci --no-audit --no-fund --cache /var/tmp/frontgate-npm-cache)
+fi
+
 say "build"
 cargo build --workspace --tests --locked
 
