@@ -83,7 +83,7 @@ fn main() {
     let p = Protocol::new(secret, Duration::from_secs(300), PowMode::Deterministic, PowAlgorithm::Pbkdf2Sha256, site);
     for (i, level) in d_levels().iter().enumerate() {
         let alg = level.algorithm.unwrap_or(PowAlgorithm::Pbkdf2Sha256).as_str();
-        let (b, m) = measure(|| black_box(p.issue("POST /api/signup", i, level, now()).unwrap()), Duration::from_millis(50), 7);
+        let (b, m) = measure(|| { black_box(p.issue("POST /api/signup", i, level, now()).unwrap()); }, Duration::from_millis(50), 7);
         println!("{:<58} {:>11.2} ms {:>11.2} ms", format!("issue challenge, level {i} ({alg}, cost {})", level.cost), b / 1e6, m / 1e6);
     }
 }
