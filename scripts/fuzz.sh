@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time-boxed fuzzing of every cargo-fuzz target in fuzz/ (normalize_path, config_parse).
+# Time-boxed fuzzing of every cargo-fuzz target in fuzz/ (normalize_path, config_parse, pow_payload).
 #
 #   scripts/fuzz.sh                       every target, 30 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh      longer runs

@@ -42,15 +42,6 @@ for _ in $(seq 1 60); do port_open 5432 && port_open 6379 && break; sleep 0.5; d
 port_open 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432"; exit 1; }
 port_open 6379 || { echo "Redis did not start on 127.0.0.1:6379"; exit 1; }
 
-# schemathesis (PyPI, pinned with its dependencies) for tests/admin_api.rs, in a venv kept
-# under /var/tmp between runs.
-st_venv=/var/tmp/frontgate-schemathesis
-if ! "$st_venv/bin/schemathesis" --version 2>/dev/null | grep -q '4.32.5'; then
-  say "installing schemathesis into $st_venv"
-  python3 -m venv "$st_venv"
-  "$st_venv/bin/pip" install -q -r crates/frontgate/tests/admin_api/requirements.txt
-fi
-
 # Identity-provider fixture (tests/jwt.rs, OIDC suites): Node.js 20.19+ and the pinned
 # oidc-provider from crates/frontgate/tests/fixtures/oidc/package-lock.json. `npm ci` only runs
 # when the lock file changed since the last install (the stamp is its SHA-256, which the test
@@ -68,7 +59,7 @@ if [ "$(cat "$oidc_fixture/node_modules/.frontgate-installed" 2>/dev/null)" != "
 fi
 
 # schemathesis (PyPI, every package pinned in scripts/schemathesis-requirements.txt) fuzzes the
-# demo API through frontgate in tests/openapi.rs. A venv under /var/tmp, reused while the pins
+# demo API through frontgate (tests/openapi.rs) and the admin API (tests/admin_api.rs). A venv under /var/tmp, reused while the pins
 # are unchanged.
 ST_VENV=/var/tmp/frontgate-schemathesis
 if ! cmp -s scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt" 2>/dev/null; then
@@ -80,6 +71,16 @@ if ! cmp -s scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt" 2>
   cp scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt"
 fi
 export FRONTGATE_SCHEMATHESIS="$ST_VENV/bin/st"
+
+# Bot defence (docs/bot-defence.md): the JavaScript peers the proof of work is tested against,
+# altcha-lib, the altcha widget and playwright-core (pinned in tests/js/pow/package-lock.json),
+# and Debian's headless Chromium. Skipped when already installed.
+command -v node >/dev/null && command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+if [ ! -d tests/js/pow/node_modules/altcha-lib ] || [ tests/js/pow/package-lock.json -nt tests/js/pow/node_modules ]; then
+  say "npm ci (tests/js/pow)"
+  (cd tests/js/pow && npm ci --no-audit --no-fund --cache /var/tmp/frontgate-npm-cache)
+fi
 
 say "build"
 cargo build --workspace --tests --locked

@@ -1,4 +1,4 @@
-//! schemathesis (PyPI, pinned in tests/admin_api/requirements.txt, installed by scripts/test.sh)
+//! schemathesis (PyPI, pinned in scripts/schemathesis-requirements.txt, installed by scripts/test.sh)
 //! against the admin API's own OpenAPI description: every generated request (valid and
 //! invalid) gets no 5xx, a documented status, the documented content type and a body matching
 //! the schema. Time-boxed: a handful of examples per operation.

@@ -185,7 +185,7 @@
     return fetch(retry);
   }
 
-  window.frontgate = { fetch: guardedFetch, clear: clear, solve: solve, solveChallenge: solveChallenge };
+  window.frontgate = { fetch: guardedFetch, clear: clear, solve: solve, solveChallenge: solveChallenge, deriveKey: deriveKey };
 
   // The interstitial page: solve, then reload (GET) or say to resubmit.
   var auto = script && script.dataset ? script.dataset.frontgateChallenge : null;
