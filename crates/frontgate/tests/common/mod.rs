@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod oidc;
+pub mod sessions;
 pub mod stores;
 
 use std::collections::HashMap;
