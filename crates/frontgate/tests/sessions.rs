@@ -179,6 +179,11 @@ async fn forged_logout_tokens_are_refused() {
         assert_eq!(status, 400, "{name}: {}", String::from_utf8_lossy(&body));
         assert_eq!(common::json(&body)["code"], "invalid_token", "{name}");
     }
+    // Refused for the right reasons, not because the IdP was unreachable.
+    let logs = gate.logs();
+    assert!(logs.contains("signature does not verify"), "{logs}");
+    assert!(logs.contains("alg is not allowed"), "{logs}");
+    assert!(!logs.contains("discovery failed"), "{logs}");
     let req = http::Request::builder().method("POST").uri("/.frontgate/backchannel-logout").header("host", "127.0.0.1").body(Full::new(Bytes::from("x"))).unwrap();
     assert_eq!(common::plain_send(gate.addr, req).await.0, 415);
 }
