@@ -82,6 +82,21 @@ if [ ! -d tests/js/pow/node_modules/altcha-lib ] || [ tests/js/pow/package-lock.
   (cd tests/js/pow && npm ci --no-audit --no-fund --cache /var/tmp/frontgate-npm-cache)
 fi
 
+# Browser-session suite (tests/sessions.rs): headless Chromium from Debian and the pinned
+# playwright-core from crates/frontgate/tests/browser/package-lock.json (npm ci only when the
+# lock file changed; same stamp as tests/common/sessions.rs checks).
+if ! command -v chromium >/dev/null; then
+  say "installing chromium"
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
+browser_dir=crates/frontgate/tests/browser
+browser_stamp="$(sha256sum "$browser_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$browser_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$browser_stamp" ]; then
+  say "npm ci (browser driver)"
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s' "$browser_stamp" > "$browser_dir/node_modules/.frontgate-installed"
+fi
+
 say "build"
 cargo build --workspace --tests --locked
 

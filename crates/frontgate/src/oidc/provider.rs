@@ -171,6 +171,10 @@ impl Provider {
         for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(scope.clone()));
         }
+        // OpenID Connect Core 11: offline_access (a refresh token) is granted only with consent.
+        if self.config.scopes.iter().any(|s| s == "offline_access") {
+            req = req.add_prompt(openidconnect::core::CoreAuthPrompt::Consent);
+        }
         let (url, _, _) = req.set_pkce_challenge(pkce_challenge).url();
         Ok(url.to_string())
     }
@@ -196,7 +200,8 @@ impl Provider {
         })
         .await
         .and_then(|at_hash| self.check_at_hash(&d, &raw, at_hash.as_ref(), resp.access_token().secret()))?;
-        let claims = self.payload_claims(&raw)?;
+        let mut claims = self.payload_claims(&raw)?;
+        self.add_userinfo_claims(&d, resp.access_token(), &mut claims).await;
         Ok(Tokens {
             access_token: resp.access_token().secret().clone(),
             access_expires_at: resp.expires_in().map(|e| now() + e.as_secs() as i64),
@@ -205,6 +210,38 @@ impl Provider {
             claims,
             scopes: resp.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_else(|| self.config.scopes.clone()),
         })
+    }
+
+    /// Claims the SPA should see that the ID token lacks (providers often put profile and email
+    /// only in userinfo), from the userinfo endpoint; its `sub` must match. Best effort: the
+    /// login does not fail for them.
+    async fn add_userinfo_claims(
+        &self,
+        d: &Discovered,
+        access_token: &openidconnect::AccessToken,
+        claims: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        if self.config.session_claims.iter().all(|c| claims.contains_key(c)) {
+            return;
+        }
+        let Some(sub) = claims.get("sub").and_then(|s| s.as_str()).map(|s| openidconnect::SubjectIdentifier::new(s.to_owned())) else { return };
+        let Ok(request) = d.client.user_info(access_token.clone(), Some(sub)) else { return };
+        let http = self.http_fn();
+        let info: Result<openidconnect::UserInfoClaims<openidconnect::EmptyAdditionalClaims, openidconnect::core::CoreGenderClaim>, _> =
+            request.request_async(&http).await;
+        match info.map(|i| serde_json::to_value(&i)) {
+            Ok(Ok(serde_json::Value::Object(extra))) => {
+                for c in &self.config.session_claims {
+                    if !claims.contains_key(c)
+                        && let Some(v) = extra.get(c)
+                    {
+                        claims.insert(c.clone(), v.clone());
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::info!(error = %error_chain(&e), "userinfo not used"),
+        }
     }
 
     /// Runs an ID token check with the provider's current keys; on an unknown key, once more

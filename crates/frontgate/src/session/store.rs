@@ -44,7 +44,7 @@ impl Backend {
     pub async fn get(&self, key: &str, now: i64) -> Result<Option<Row>, StoreError> {
         match self {
             Backend::Sql(db) => {
-                let row: Option<(String, Option<String>, i64, i64, Vec<u8>)> = with_pool!(db, |pool| {
+                let row: Option<SqlRow> = with_pool!(db, |pool| {
                     sqlx::query_as("SELECT subject, sid, absolute_expires_at, idle_expires_at, sealed FROM sessions WHERE id_hash = $1")
                         .bind(key)
                         .fetch_optional(pool)
@@ -327,6 +327,9 @@ impl Backend {
         }
     }
 }
+
+/// subject, sid, absolute_expires_at, idle_expires_at, sealed.
+type SqlRow = (String, Option<String>, i64, i64, Vec<u8>);
 
 fn redis_err(e: redis::RedisError) -> StoreError {
     StoreError::Redis(e.to_string())

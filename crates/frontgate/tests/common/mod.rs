@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod jwt;
 pub mod oidc;
+pub mod sessions;
 pub mod stores;
 
 use std::collections::HashMap;

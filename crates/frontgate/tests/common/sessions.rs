@@ -1,0 +1,177 @@
+//! Harness for the browser-session suites: frontgate with `[oidc]` against the real
+//! oidc-provider fixture, a second loopback origin for attack pages, and the Chromium driver
+//! (tests/browser/sessions.mjs, playwright-core pinned in its own package-lock.json).
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Command;
+
+use base64::Engine;
+
+use super::oidc::{Provider, ProviderOptions};
+use super::{Gate, Upstream};
+
+pub fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `npm ci` for the browser driver, once per lock file (same scheme as the IdP fixture).
+pub fn ensure_browser_installed() {
+    let dir = browser_dir();
+    let lock = std::fs::read(dir.join("package-lock.json")).expect("browser package-lock.json");
+    let stamp = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&lock));
+    let marker = dir.join("node_modules/.frontgate-installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
+        return;
+    }
+    let guard = File::create(std::env::temp_dir().join("frontgate-browser-npm.lock")).expect("npm lock file");
+    guard.lock().expect("lock npm install");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
+        return;
+    }
+    let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status().expect("run npm ci");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+    std::fs::write(&marker, stamp).expect("write install marker");
+}
+
+/// Runs one scenario of tests/browser/sessions.mjs; panics with everyone's output on failure.
+/// Returns the JSON line the script printed.
+pub async fn browser(scenario: &str, env: Vec<(String, String)>, context: impl Fn() -> String) -> serde_json::Value {
+    ensure_browser_installed();
+    let scenario = scenario.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg("sessions.mjs").arg(&scenario).current_dir(browser_dir()).envs(env).output().expect("run node sessions.mjs")
+    })
+    .await
+    .expect("browser task");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser scenario failed\n--- stdout\n{stdout}\n--- stderr\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        context()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or(serde_json::Value::Null)
+}
+
+/// A free loopback port (bound and released; the caller binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A random 32-byte session key, base64.
+pub fn session_key() -> String {
+    let mut k = [0u8; 32];
+    getrandom::fill(&mut k).expect("random");
+    base64::engine::general_purpose::STANDARD.encode(k)
+}
+
+/// A page on another loopback origin: serves the same small HTML for any path.
+pub struct OtherOrigin {
+    pub origin: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for OtherOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl OtherOrigin {
+    pub async fn start() -> OtherOrigin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let origin = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"<!doctype html><title>elsewhere</title><p>another site")));
+                        r.headers_mut().insert("content-type", http::HeaderValue::from_static("text/html"));
+                        Ok::<_, std::convert::Infallible>(r)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        OtherOrigin { origin, task }
+    }
+}
+
+/// What a gateway under test is configured with.
+pub struct GateOptions<'a> {
+    pub port: u16,
+    pub public_origin: &'a str,
+    pub issuer: &'a str,
+    pub session_key: &'a str,
+    pub upstream: &'a Upstream,
+    /// `[shared]` with this Redis prefix, so sessions live in Redis.
+    pub redis_prefix: Option<&'a str>,
+    pub cors_origin: Option<&'a str>,
+    pub refresh_before: &'a str,
+}
+
+/// Starts frontgate with `[oidc]` (plain http on a loopback public origin).
+pub fn start_gate(o: &GateOptions<'_>) -> Gate {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shared = o.redis_prefix.map(|p| format!("[shared]\nredis = \"{}\"\nprefix = \"{p}\"\n", super::stores::REDIS_URL)).unwrap_or_default();
+    let cors = o
+        .cors_origin
+        .map(|c| format!("[cors]\nallow_origins = [\"{c}\"]\nallow_credentials = true\nallow_headers = [\"content-type\", \"x-frontgate-csrf\"]\n"))
+        .unwrap_or_default();
+    let text = format!(
+        r#"data_dir = {data:?}
+
+[server]
+listen = "127.0.0.1:{port}"
+tls = "off"
+public_url = "{public}"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[log]
+level = "info"
+
+{upstream}
+{shared}
+{cors}
+[oidc]
+issuer = "{issuer}"
+client_id = "{client_id}"
+client_secret = "{secret}"
+scopes = ["openid", "profile", "email", "offline_access"]
+session_key = "{key}"
+refresh_before = "{refresh_before}"
+
+[[routes]]
+match = "/echo/**"
+auth = "session"
+"#,
+        data = dir.path().join("data").display().to_string(),
+        port = o.port,
+        public = o.public_origin,
+        upstream = o.upstream.config(),
+        issuer = o.issuer,
+        client_id = super::oidc::CLIENT_ID,
+        secret = super::oidc::CLIENT_SECRET,
+        key = o.session_key,
+        refresh_before = o.refresh_before,
+    );
+    let path = dir.path().join("frontgate.toml");
+    std::fs::write(&path, text).expect("write config");
+    super::spawn(dir, path, &["serve", "-c"])
+}
+
+/// The provider, told about a relying party at `public_origin`.
+pub fn start_idp(public_origin: &str, access_token_ttl: Option<u64>) -> Provider {
+    Provider::start_with(ProviderOptions {
+        redirect_uris: vec![format!("{public_origin}/.frontgate/callback")],
+        post_logout_redirect_uris: vec![format!("{public_origin}/")],
+        backchannel_logout_uri: Some(format!("{public_origin}/.frontgate/backchannel-logout")),
+        access_token_ttl,
+        ..Default::default()
+    })
+}

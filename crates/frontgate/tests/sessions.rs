@@ -1,0 +1,281 @@
+//! Browser sessions (OIDC backend-for-frontend), end to end: headless Chromium logs in through
+//! the real oidc-provider and frontgate, then plays the attacker (state mismatch, code replay,
+//! a code without PKCE, open redirects, session fixation, cross-site POSTs from another
+//! origin); refresh under concurrent requests (exactly one refresh grant at the IdP, across two
+//! nodes sharing Redis), back-channel logout reaching every node, and forged logout tokens.
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::sessions::{GateOptions, OtherOrigin, browser, free_port, session_key, start_gate, start_idp};
+use common::{Gate, Upstream};
+use http_body_util::Full;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> http::Request<Full<Bytes>> {
+    let mut b = http::Request::builder().method("GET").uri(path).header("host", "127.0.0.1");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::new())).unwrap()
+}
+
+fn cookie(value: &str) -> String {
+    format!("__Host-frontgate={value}")
+}
+
+/// Every byte frontgate keeps in its data dir (the SQLite file and its WAL).
+fn data_bytes(gate: &Gate) -> Vec<u8> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(gate.dir.path().join("data")).unwrap().flatten() {
+        if entry.path().is_file() {
+            all.extend(std::fs::read(entry.path()).unwrap_or_default());
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn browser_login_fixation_api_call_csrf_and_logout() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let out = browser("login", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
+    let token = out["access_token"].as_str().expect("access token seen upstream");
+    // Tokens are encrypted at rest: neither the access token nor the cookie value is in the store.
+    let stored = data_bytes(&gate);
+    assert!(!stored.is_empty());
+    assert!(!contains(&stored, token), "access token found in the data dir in the clear");
+    assert!(!contains(&stored, out["cookie"].as_str().unwrap()), "session id stored in the clear");
+    // After logout the old cookie is worth nothing, even replayed by hand.
+    let (status, _, body) = common::plain_send(gate.addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &cookie(out["cookie"].as_str().unwrap()))])).await;
+    assert_eq!(status, 401);
+    assert_eq!(common::json(&body)["code"], "unauthenticated");
+}
+
+#[tokio::test]
+async fn browser_attacks_state_mismatch_pkce_code_replay_open_redirect() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    browser("attacks", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
+    // One code grant succeeded (the genuine callback); the one without a verifier did not.
+    assert_eq!(idp.logs().matches("grant.success authorization_code").count(), 1, "{}", idp.logs());
+}
+
+#[tokio::test]
+async fn browser_cross_site_post_with_the_cookie_is_csrf_failed() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let attacker = OtherOrigin::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions {
+        port,
+        public_origin: &origin,
+        issuer: &idp.issuer,
+        session_key: &key,
+        upstream: &upstream,
+        redis_prefix: None,
+        // Even an origin trusted for CORS reads cannot make cookie-authenticated writes.
+        cors_origin: Some(&attacker.origin),
+        refresh_before: "60s",
+    });
+    browser("csrf", env(&[("FG", &origin), ("IDP", &idp.issuer), ("ATTACKER", &attacker.origin)]), || {
+        format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())
+    })
+    .await;
+    // None of the attacker's posts reached the upstream.
+    let last = upstream.last.lock().unwrap().clone().expect("the login's navigation reached the upstream");
+    assert_eq!(last.0, "GET", "a POST got through: {last:?}");
+    assert_eq!(gate.log_count("\"code\":\"csrf_failed\""), 3, "{}", gate.logs());
+}
+
+#[tokio::test]
+async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    browser("anonymous", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
+    // The same by hand, and with a cookie that names no session (made up, or the wrong shape).
+    for c in ["", "__Host-frontgate=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "__Host-frontgate=../../etc"] {
+        let (status, headers, body) = common::plain_send(gate.addr, get("/echo/x", &[("accept", "application/json"), ("sec-fetch-mode", "cors"), ("cookie", c)])).await;
+        assert_eq!(status, 401, "{c}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(common::json(&body)["code"], "unauthenticated");
+        let (status, headers, _) = common::plain_send(gate.addr, get("/echo/x?a=1", &[("accept", "text/html"), ("sec-fetch-mode", "navigate"), ("cookie", c)])).await;
+        assert_eq!(status, 302, "{c}");
+        assert_eq!(headers["location"], "/.frontgate/login?return_to=%2Fecho%2Fx%3Fa%3D1");
+    }
+    assert_eq!(upstream.hits(), 0);
+    // Open redirects are refused before anything is stored or the IdP is asked.
+    for target in ["//evil.example", "/%5Cevil.example", "https%3A%2F%2Fevil.example", "%2F%2Fevil.example"] {
+        let (status, _, body) = common::plain_send(gate.addr, get(&format!("/.frontgate/login?return_to={target}"), &[])).await;
+        assert_eq!(status, 400, "{target}");
+        assert_eq!(common::json(&body)["code"], "bad_request");
+    }
+    let (status, headers, _) = common::plain_send(gate.addr, get("/.frontgate/login?return_to=%2Fapp%3Fx%3D1", &[])).await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap();
+    assert!(location.starts_with(&format!("{}/auth?", idp.issuer)), "{location}");
+    assert!(headers.get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("__Host-frontgate-login=")));
+}
+
+/// Back-channel logout with tokens the IdP did not sign: refused, nothing ends.
+#[tokio::test]
+async fn forged_logout_tokens_are_refused() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let (_, _, jwks) = common::plain_get(idp.addr, "/jwks").await;
+    let idp_kid = common::json(&jwks)["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "iss": idp.issuer, "aud": common::oidc::CLIENT_ID, "iat": now, "exp": now + 120, "jti": "j1", "sub": "alice",
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} }
+    });
+    let b64 = |v: &serde_json::Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
+    // An attacker's own EC key, claiming the IdP's kid.
+    let attacker_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(idp_kid.clone());
+    let forged = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(attacker_key.serialize_pem().as_bytes()).unwrap()).unwrap();
+    // HS256 with the client secret (key confusion), alg none, garbage.
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some(idp_kid.clone());
+    let hmac = jsonwebtoken::encode(&hs, &claims, &jsonwebtoken::EncodingKey::from_secret(common::oidc::CLIENT_SECRET.as_bytes())).unwrap();
+    let none = format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "kid": idp_kid})), b64(&claims));
+    for (name, token) in [("forged", forged), ("hs256", hmac), ("none", none), ("garbage", "a.b.c".to_owned())] {
+        let body = format!("logout_token={token}");
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/.frontgate/backchannel-logout")
+            .header("host", "127.0.0.1")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let (status, _, body) = common::plain_send(gate.addr, req).await;
+        assert_eq!(status, 400, "{name}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(common::json(&body)["code"], "invalid_token", "{name}");
+    }
+    // Refused for the right reasons, not because the IdP was unreachable.
+    let logs = gate.logs();
+    assert!(logs.contains("signature does not verify"), "{logs}");
+    assert!(logs.contains("alg is not allowed"), "{logs}");
+    assert!(!logs.contains("discovery failed"), "{logs}");
+    let req = http::Request::builder().method("POST").uri("/.frontgate/backchannel-logout").header("host", "127.0.0.1").body(Full::new(Bytes::from("x"))).unwrap();
+    assert_eq!(common::plain_send(gate.addr, req).await.0, 415);
+}
+
+/// Two nodes share sessions through Redis. Many concurrent requests on both nodes while the
+/// access token needs refreshing cause exactly one refresh grant at the IdP; then the user
+/// logs out at the IdP, whose back-channel logout (delivered to one node) ends the session on
+/// both.
+#[tokio::test]
+async fn two_nodes_on_redis_one_refresh_and_backchannel_logout_everywhere() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    // Access tokens live 20 s; both nodes refresh when under 15 s are left.
+    let idp = start_idp(&origin, Some(20));
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let prefix = common::stores::redis_prefix();
+    let node_a = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: Some(&prefix), cors_origin: None, refresh_before: "15s" });
+    let node_b = start_gate(&GateOptions { port: free_port(), public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: Some(&prefix), cors_origin: None, refresh_before: "15s" });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("browser-state.json").display().to_string();
+    let context = || format!("--- node a\n{}\n--- node b\n{}\n--- idp\n{}", node_a.logs(), node_b.logs(), idp.logs());
+    let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), context).await;
+    let session = cookie(out["cookie"].as_str().expect("cookie"));
+    let api = |addr| {
+        let session = session.clone();
+        async move {
+            let (status, _, body) = common::plain_send(addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await;
+            (status, body)
+        }
+    };
+    // Node B knows the session node A created.
+    assert_eq!(api(node_b.addr).await.0, 200);
+    let token_before = upstream.last.lock().unwrap().clone().unwrap().2["authorization"][0].clone();
+    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), 0);
+    // Wait (not a timed assertion) until the token is inside the refresh window.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut calls = Vec::new();
+    for i in 0..12 {
+        let addr = if i % 2 == 0 { node_a.addr } else { node_b.addr };
+        calls.push(tokio::spawn(api(addr)));
+    }
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert_eq!(status, 200, "{}\n{}", String::from_utf8_lossy(&body), context());
+    }
+    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), 1, "{}", context());
+    let token_after = upstream.last.lock().unwrap().clone().unwrap().2["authorization"][0].clone();
+    assert_ne!(token_before, token_after, "the upstream gets the refreshed access token");
+    // Logout at the IdP: its back-channel call reaches node A only.
+    browser("idp-logout", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), context).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !idp.logs().contains("backchannel.success") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(idp.logs().contains("backchannel.success"), "{}", context());
+    for node in [&node_b, &node_a] {
+        let (status, body) = api(node.addr).await;
+        assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+/// One node on SQLite: concurrent requests during the refresh window, one refresh grant; a
+/// failed refresh (the grant revoked at the IdP) ends the session cleanly.
+#[tokio::test]
+async fn sqlite_one_refresh_for_concurrent_requests() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, Some(20));
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "15s" });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("browser-state.json").display().to_string();
+    let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
+    let context = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+    let session = cookie(out["cookie"].as_str().expect("cookie"));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let session = session.clone();
+        let addr = gate.addr;
+        calls.push(tokio::spawn(async move { common::plain_send(addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await.0 }));
+    }
+    for c in calls {
+        assert_eq!(c.await.unwrap(), 200, "{}", context());
+    }
+    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), 1, "{}", context());
+    // The IdP goes away; the next refresh fails and the session ends (401, not a stale token).
+    drop(idp);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, _, body) = common::plain_send(gate.addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(gate.logs().contains("refresh failed; session ended"), "{}", gate.logs());
+}
