@@ -88,7 +88,7 @@ components:
 
 /// A 1 KiB order body that passes.
 fn order_body() -> String {
-    let lines: Vec<String> = (0..12)
+    let lines: Vec<String> = (0..15)
         .map(|i| format!(r#"{{"sku":"ABC-{:04}","quantity":{},"price":{}.95,"gift":{}}}"#, 1000 + i, i + 1, i * 3 + 1, i % 2 == 0))
         .collect();
     format!(
