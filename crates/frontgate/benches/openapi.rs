@@ -38,7 +38,7 @@ fn measure(mut f: impl FnMut(), round: Duration, rounds: usize) -> (f64, f64) {
     (times[0], times[times.len() / 2])
 }
 
-const ORDER_SPEC: &str = r#"openapi: 3.1.0
+const ORDER_SPEC: &str = r##"openapi: 3.1.0
 info: { title: bench, version: "1" }
 paths:
   /api/orders/{id}:
@@ -84,11 +84,11 @@ components:
             city: { type: string, maxLength: 60 }
             zip: { type: string, pattern: "^[0-9]{4,6}$" }
             country: { type: string, enum: [DE, FR, NL, GB, US] }
-"#;
+"##;
 
 /// A 1 KiB order body that passes.
 fn order_body() -> String {
-    let lines: Vec<String> = (0..12)
+    let lines: Vec<String> = (0..15)
         .map(|i| format!(r#"{{"sku":"ABC-{:04}","quantity":{},"price":{}.95,"gift":{}}}"#, 1000 + i, i + 1, i * 3 + 1, i % 2 == 0))
         .collect();
     format!(

@@ -454,8 +454,12 @@ async fn schemathesis_finds_nothing_and_negative_cases_never_reach_the_upstream(
     let demo = start_demo();
     let base = format!("https://{}", demo.addr);
     let cert = demo.cert_path();
+    // schemathesis keeps a cache in its working directory: a temp dir, not the checkout.
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(st)
+            .current_dir(cwd)
             .args(["run", &format!("{base}/openapi.yaml"), "--url", &base, "--tls-verify"])
             .arg(&cert)
             .args(["--checks", "all", "--max-examples", "25", "--workers", "2", "--request-timeout", "10"])
