@@ -445,8 +445,9 @@ mod tests {
         let path = dir.path().join("jwks.json");
         std::fs::write(&path, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
         let config: JwtConfig = toml::from_str(&format!("[[issuers]]\nissuer = \"https://i.test\"\naudiences = [\"api\"]\njwks_file = {:?}\n", path.display().to_string())).unwrap();
-        let services = Arc::new(Services::current_or_start().unwrap());
-        let auth = JwtAuthenticator::new(&config, "https://g.test", services).unwrap();
+        let services = Arc::new(Services::runtime_only().unwrap());
+        let replay = Arc::new(crate::store::replay::MemoryReplaySet::new(100));
+        let auth = JwtAuthenticator::new(&config, "https://g.test", services, replay).unwrap();
         let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
         h.typ = Some("at+jwt".into());
         h.kid = Some("k".into());
