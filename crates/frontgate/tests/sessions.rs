@@ -218,8 +218,9 @@ async fn two_nodes_on_redis_one_refresh_and_backchannel_logout_everywhere() {
     // Node B knows the session node A created.
     assert_eq!(api(node_b.addr).await.0, 200);
     let token_before = upstream.last.lock().unwrap().clone().unwrap().2["authorization"][0].clone();
-    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), 0);
-    // Wait (not a timed assertion) until the token is inside the refresh window.
+    // On a slow machine the call above may already have refreshed; count from here. After the
+    // wait (not a timed assertion) the current token is inside the refresh window either way.
+    let refreshes_before = idp.logs().matches("grant.success refresh_token").count();
     tokio::time::sleep(Duration::from_secs(6)).await;
     let mut calls = Vec::new();
     for i in 0..12 {
@@ -230,7 +231,7 @@ async fn two_nodes_on_redis_one_refresh_and_backchannel_logout_everywhere() {
         let (status, body) = c.await.unwrap();
         assert_eq!(status, 200, "{}\n{}", String::from_utf8_lossy(&body), context());
     }
-    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), 1, "{}", context());
+    assert_eq!(idp.logs().matches("grant.success refresh_token").count(), refreshes_before + 1, "{}", context());
     let token_after = upstream.last.lock().unwrap().clone().unwrap().2["authorization"][0].clone();
     assert_ne!(token_before, token_after, "the upstream gets the refreshed access token");
     // Logout at the IdP: its back-channel call reaches node A only.
