@@ -84,10 +84,17 @@ match = "GET /api/crash"
 [api_keys]
 hash_secret = {key_secret}
 
+# Per-key rate limit, counted after the key is verified (docs/rate-limits.md).
+[rate_limits.per_key]
+key = "api_key"
+rate = "60/min"
+burst = 20
+
 [[routes]]
 match = "GET /api/whoami"
 auth = "api_key"
 scopes = ["demo:read"]
+rate_limit = ["per_key"]
 "#,
         key_secret = toml_str(&demo_secret(&opts.data_dir)),
         data_dir = toml_str(&opts.data_dir.display().to_string()),
