@@ -5,41 +5,15 @@
 //!
 //! These are not tests: nothing here asserts a time.
 
+mod support;
+use support::measure;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use frontgate::config::Config;
 use frontgate::problem::{Code, Problem};
 use frontgate::route::{Lookup, RouteTable, normalize_path};
 use http::Method;
-
-/// Times `f` in rounds of `iters` calls; returns (best, median) ns per call.
-fn measure(mut f: impl FnMut()) -> (f64, f64) {
-    // Calibrate: enough iterations for a round to take about 20 ms.
-    let mut iters: u64 = 1;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(20) || iters >= 1 << 30 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut rounds: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    (rounds[0], rounds[rounds.len() / 2])
-}
 
 const CONFIG: &str = r#"
 [server]

@@ -7,6 +7,8 @@
 //! Run with `cargo bench -p frontgate --bench jwt`. Plain `std::time` loops, best and median
 //! of 15 rounds; nothing here asserts a time.
 
+mod support;
+use support::measure;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,31 +27,6 @@ use serde_json::json;
 
 /// A named timed case.
 type Case = (&'static str, Box<dyn FnMut()>);
-
-fn measure(mut f: impl FnMut()) -> (f64, f64) {
-    let mut iters: u64 = 1;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(20) || iters >= 1 << 30 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut rounds: Vec<f64> = (0..15)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    rounds.sort_by(f64::total_cmp);
-    (rounds[0], rounds[rounds.len() / 2])
-}
 
 fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)

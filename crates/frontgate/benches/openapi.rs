@@ -5,38 +5,15 @@
 //!
 //! These are not tests: nothing here asserts a time.
 
+mod support;
+use support::measure_with;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use frontgate::checks::openapi::{Errors, Spec, body, params};
 use frontgate::config::Config;
-
-fn measure(mut f: impl FnMut(), round: Duration, rounds: usize) -> (f64, f64) {
-    let mut iters: u64 = 1;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed() >= round || iters >= 1 << 30 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[0], times[times.len() / 2])
-}
 
 const ORDER_SPEC: &str = r##"openapi: 3.1.0
 info: { title: bench, version: "1" }
@@ -138,7 +115,7 @@ fn main() {
 
     println!("{:<58} {:>10} {:>12}", "case", "best µs", "median µs");
     println!("{}", "-".repeat(82));
-    let (best, median) = measure(
+    let (best, median) = measure_with(
         || {
             let mut errors = Errors::new(10);
             let _ = black_box(body::check(op, &spec, &headers, Some(black_box(&body)), &mut errors));
@@ -148,7 +125,7 @@ fn main() {
         15,
     );
     println!("{:<58} {:>10.2} {:>12.2}", format!("validate a {} B JSON body (parse + schema)", body.len()), best / 1e3, median / 1e3);
-    let (best, median) = measure(
+    let (best, median) = measure_with(
         || {
             let mut errors = Errors::new(10);
             params::check(op, &spec, black_box(&parts), &mut errors);
@@ -159,7 +136,7 @@ fn main() {
     );
     println!("{:<58} {:>10.2} {:>12.2}", "validate path + query + header parameters", best / 1e3, median / 1e3);
     let bytes = body.clone();
-    let (best, median) = measure(
+    let (best, median) = measure_with(
         || {
             black_box(serde_json::from_slice::<serde_json::Value>(black_box(&bytes)).ok());
         },
@@ -169,7 +146,7 @@ fn main() {
     println!("{:<58} {:>10.2} {:>12.2}", "  for scale: serde_json::from_slice of the same body", best / 1e3, median / 1e3);
 
     let generated = generated_spec(1000);
-    let (best, median) = measure(
+    let (best, median) = measure_with(
         || {
             let c = load(dir.path(), &generated);
             black_box(c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map(|s| s.operations.len()));

@@ -6,37 +6,14 @@
 //!
 //! These are not tests: nothing here asserts a time.
 
+mod support;
+use support::measure_with;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use frontgate::checks::pow::clearance::Clearances;
 use frontgate::checks::pow::protocol::{Protocol, encode_payload};
 use frontgate::config::pow::{PowAlgorithm, PowLevel, PowMode, d_levels};
-
-fn measure(mut f: impl FnMut(), min_round: Duration, rounds: usize) -> (f64, f64) {
-    let mut iters: u64 = 1;
-    loop {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        if t.elapsed() >= min_round || iters >= 1 << 30 {
-            break;
-        }
-        iters *= 2;
-    }
-    let mut times: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / iters as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[0], times[times.len() / 2])
-}
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
@@ -56,7 +33,7 @@ fn main() {
     for mode in [PowMode::Deterministic, PowMode::Probabilistic] {
         let p = Protocol::new(secret, Duration::from_secs(300), mode, PowAlgorithm::Pbkdf2Sha256, site);
         let payload = solved(&p, &fast);
-        let (b, m) = measure(
+        let (b, m) = measure_with(
             || {
                 let d = Protocol::decode(black_box(&payload)).unwrap();
                 black_box(p.verify(&d, Some("POST /api/signup"), now()).unwrap());
@@ -70,7 +47,7 @@ fn main() {
     let ip = "192.0.2.1".parse().unwrap();
     let bind = c.binding(&ip, b"Mozilla/5.0 (X11; Linux x86_64)");
     let (token, _) = c.issue("POST /api/signup", &bind, now());
-    let (b, m) = measure(
+    let (b, m) = measure_with(
         || {
             let bind = c.binding(&ip, black_box(b"Mozilla/5.0 (X11; Linux x86_64)"));
             black_box(c.verify(black_box(&token), "POST /api/signup", &bind, now()).unwrap());
@@ -83,7 +60,7 @@ fn main() {
     let p = Protocol::new(secret, Duration::from_secs(300), PowMode::Deterministic, PowAlgorithm::Pbkdf2Sha256, site);
     for (i, level) in d_levels().iter().enumerate() {
         let alg = level.algorithm.unwrap_or(PowAlgorithm::Pbkdf2Sha256).as_str();
-        let (b, m) = measure(|| { black_box(p.issue("POST /api/signup", i, level, now()).unwrap()); }, Duration::from_millis(50), 7);
+        let (b, m) = measure_with(|| { black_box(p.issue("POST /api/signup", i, level, now()).unwrap()); }, Duration::from_millis(50), 7);
         println!("{:<58} {:>11.2} ms {:>11.2} ms", format!("issue challenge, level {i} ({alg}, cost {})", level.cost), b / 1e6, m / 1e6);
     }
 }
