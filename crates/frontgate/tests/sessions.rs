@@ -279,5 +279,5 @@ async fn sqlite_one_refresh_for_concurrent_requests() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let (status, _, body) = common::plain_send(gate.addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await;
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
-    assert!(gate.logs().contains("refresh failed; session ended"), "{}", gate.logs());
+    assert!(gate.wait_for_log("refresh failed; session ended", Duration::from_secs(10)), "{}", gate.logs());
 }
