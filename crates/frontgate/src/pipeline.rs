@@ -198,8 +198,9 @@ impl Gateway {
                 // An OpenAPI operation's security, unless its `[[routes]]` entry overrides it.
                 let (auth, scopes) = crate::checks::openapi::route_policy(&config, entry, policy);
                 let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
+                let key_limits = config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
                 let (limit_client, limit_caller) =
-                    rate_limit::for_route(limit_names, &config.rate_limits, config.shared.on_outage.rate_limits, services);
+                    rate_limit::for_route(limit_names, &config.rate_limits, key_limits, config.shared.on_outage.rate_limits, services);
                 if let Some(l) = limit_client {
                     route_checks.push(Arc::new(l));
                 }

@@ -164,6 +164,46 @@ async fn origins_networks_and_keys_in_urls() {
 }
 
 #[tokio::test]
+async fn a_keys_own_rate_limit_replaces_the_routes_per_key_limit() {
+    // The route allows each key 3 an hour; one key brings its own 2/h, another its own 50/h.
+    let limited = "[rate_limits.per_key]\nkey = \"api_key\"\nrate = \"3/h\"\n\n\
+                   [[routes]]\nmatch = \"GET /limited\"\nauth = \"api_key\"\nscopes = [\"items:read\"]\nrate_limit = [\"per_key\"]\n";
+    for backend in BACKENDS {
+        let g = KeyGate::start(backend, "", limited).await;
+        let (slow, slow_id) = g.create_key(json!({"name": "slow", "scopes": ["items:read"], "rate_limit": "2/h"})).await;
+        let (plain, _) = g.create_key(json!({"name": "plain", "scopes": ["items:read"]})).await;
+        let hits = g.upstream.hits();
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(g.get("/limited", &[("x-api-key", &slow)]).await.0.as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 429], "{backend:?}");
+        assert_eq!(g.upstream.hits(), hits + 2, "{backend:?}: a limited request reached the upstream");
+        // The key's bucket is its own on every route it authenticates, also where the route has
+        // no limit (`/echo/**`): the key is spent there too.
+        let (status, h, v) = g.get("/echo/a", &[("x-api-key", &slow)]).await;
+        assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{backend:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("API key's own rate limit"), "{v}");
+        let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=1800).contains(&retry), "Retry-After {retry}");
+        assert_eq!(h["ratelimit-policy"], "\"api_key_rate_limit\";q=2;w=3600");
+        // A key without its own limit gets the route's, untouched by the other key's use.
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            statuses.push(g.get("/limited", &[("x-api-key", &plain)]).await.0.as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 200, 429], "{backend:?}");
+        // A key's own limit replaces the route's per-key limit, also when it is higher.
+        let (fast, _) = g.create_key(json!({"name": "fast", "scopes": ["items:read"], "rate_limit": "50/h"})).await;
+        for i in 0..5 {
+            assert_eq!(g.get("/limited", &[("x-api-key", &fast)]).await.0, 200, "{backend:?}: request {i}");
+        }
+        assert!(g.counter("frontgate_rate_limited_total", "limit=\"api_key_rate_limit\"").await >= 2.0);
+        assert!(!g.gate.logs().contains(&slow), "{slow_id}: the key reached the logs");
+    }
+}
+
+#[tokio::test]
 async fn rotation_keeps_the_old_key_until_its_grace_ends() {
     for backend in BACKENDS {
         let g = KeyGate::start(backend, "", "").await;

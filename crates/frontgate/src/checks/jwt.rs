@@ -426,6 +426,7 @@ impl Authenticator for JwtAuthenticator {
                 subject: verified.subject.clone(),
                 key_id: None,
                 scopes: verified.scopes.clone(),
+                rate_limit: None,
                 upstream_headers: Vec::new(),
             })
         })

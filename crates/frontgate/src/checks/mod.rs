@@ -68,6 +68,9 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// Sent upstream as `X-Frontgate-Scopes`, space-separated.
     pub scopes: Vec<String>,
+    /// The caller's own rate limit (an API key's `rate_limit`), which replaces the route's
+    /// `api_key`-keyed limits for this caller.
+    pub rate_limit: Option<crate::config::Rate>,
     /// Further headers for the upstream (e.g. `Authorization: Bearer <access token>` for a
     /// session); set after inbound copies are removed.
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,

@@ -132,25 +132,49 @@ enum Backend {
     Redis { redis: Redis, script: Arc<redis::Script>, services: Arc<Services>, fallback: Arc<LocalGcra>, on_outage: OutageMode },
 }
 
-/// One named limit as a route applies it.
+/// One limit as a route applies it.
 struct Limiter {
     name: Arc<str>,
     key: LimitKey,
-    interval: Duration,
-    burst: u32,
+    /// The configured rate; `None` for the caller's own limit, whose rate comes with the
+    /// identity (an API key's `rate_limit`).
+    rate: Option<ConfiguredRate>,
     backend: Backend,
-    /// `RateLimit-Policy` value: `"name";q=burst;w=period-seconds`.
-    policy: HeaderValue,
     limited: metrics::Counter,
 }
+
+struct ConfiguredRate {
+    interval: Duration,
+    burst: u32,
+    /// `RateLimit-Policy` value: `"name";q=burst;w=period-seconds`.
+    policy: HeaderValue,
+}
+
+/// The name the caller's own limit goes by in problems, headers and metrics.
+const CALLER_LIMIT: &str = "api_key_rate_limit";
 
 static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
+/// One limiter's bucket and parameters for one request.
+struct Take {
+    bucket: Vec<u8>,
+    interval: Duration,
+    burst: u32,
+}
+
 impl Limiter {
-    /// The bucket key for this request, or `None` when the limit does not apply to it (an
-    /// api_key limit on a request that authenticated otherwise).
-    fn bucket(&self, ex: &Exchange<'_>) -> Option<Vec<u8>> {
+    /// The bucket and rate for this request, or `None` when the limit does not apply to it (an
+    /// api_key limit on a request that authenticated otherwise, or on a key with its own limit).
+    fn take(&self, ex: &Exchange<'_>) -> Option<Take> {
+        let own_rate = ex.identity.as_ref().and_then(|id| id.rate_limit);
+        let (interval, burst) = match (&self.rate, own_rate) {
+            (None, Some(own)) => (own.interval(), own.count),
+            (None, None) => return None,
+            // A key's own rate replaces the route's per-key limits for that key.
+            (Some(_), Some(_)) if self.key == LimitKey::ApiKey => return None,
+            (Some(r), _) => (r.interval, r.burst),
+        };
         let mut out = Vec::with_capacity(32);
         match &self.key {
             LimitKey::Ip => match ex.client.ip {
@@ -176,48 +200,72 @@ impl Limiter {
                 out.extend_from_slice(id.subject.as_bytes());
             }
         }
-        Some(out)
+        Some(Take { bucket: out, interval, burst })
     }
 
-    fn refuse(&self, ex: &mut Exchange<'_>, retry_after: Duration) -> Verdict {
+    fn refuse(&self, ex: &mut Exchange<'_>, take: &Take, retry_after: Duration) -> Verdict {
         self.limited.increment(1);
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        ex.response_headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs.max(1))));
-        ex.response_headers.push((RATELIMIT_POLICY.clone(), self.policy.clone()));
-        if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r=0;t={}", self.name, secs.max(1))) {
+        let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
+        let policy = match &self.rate {
+            Some(r) => r.policy.clone(),
+            None => policy_header(&self.name, take.burst, take.interval * take.burst),
+        };
+        ex.response_headers.push((http::header::RETRY_AFTER, HeaderValue::from(secs)));
+        ex.response_headers.push((RATELIMIT_POLICY.clone(), policy));
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r=0;t={secs}", self.name)) {
             ex.response_headers.push((RATELIMIT.clone(), v));
         }
-        Verdict::Deny(Problem::new(Code::RateLimited).with_detail(format!(
-            "Rate limit `{}` exceeded; retry after {} s.",
-            self.name,
-            secs.max(1)
-        )))
+        let detail = match &self.rate {
+            Some(_) => format!("Rate limit `{}` exceeded; retry after {secs} s.", self.name),
+            None => format!("This API key's own rate limit is exceeded; retry after {secs} s."),
+        };
+        Verdict::Deny(Problem::new(Code::RateLimited).with_detail(detail))
     }
+
+    /// Takes one request from this limiter's bucket, in Redis when shared.
+    async fn acquire(&self, take: &Take) -> Result<Decision, Verdict> {
+        match &self.backend {
+            Backend::Local(gcra) => Ok(gcra.acquire(&take.bucket, take.interval, take.burst)),
+            Backend::Redis { redis, script, services, fallback, on_outage } => {
+                match remote_acquire(redis, script, services, &self.name, take).await {
+                    Ok(d) => Ok(d),
+                    Err(e) => {
+                        metrics::counter!(observe::RATE_LIMIT_OUTAGES, "limit" => self.name.to_string()).increment(1);
+                        tracing::warn!(limit = %self.name, error = %e, mode = on_outage.as_str(), "rate-limit store unavailable");
+                        match on_outage {
+                            OutageMode::Local => Ok(fallback.acquire(&take.bucket, take.interval, take.burst)),
+                            OutageMode::Open => Ok(Decision::Allowed { remaining: take.burst }),
+                            OutageMode::Closed => Err(Verdict::Deny(Problem::new(Code::StoreUnavailable))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn policy_header(name: &str, burst: u32, window: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{name}\";q={burst};w={}", window.as_secs().max(1))).unwrap_or(HeaderValue::from_static("\"limit\""))
 }
 
 /// The rate-limit check of one route at one place in the pipeline (before or after auth).
 pub struct RateLimit {
     limiters: Vec<Limiter>,
-    /// Whether any limiter lives in Redis (the check then answers asynchronously).
-    remote: bool,
 }
 
-/// Builds the route's two rate-limit checks: (before authentication, after it).
+/// Builds the route's two rate-limit checks: (before authentication, after it). With
+/// `key_limits` (the route accepts API keys), the after-check also applies each key's own
+/// `rate_limit`.
 pub fn for_route(
     names: &[String],
     limits: &std::collections::BTreeMap<String, RateLimitConfig>,
+    key_limits: bool,
     on_outage: OutageMode,
     services: &Arc<Services>,
 ) -> (Option<RateLimit>, Option<RateLimit>) {
-    let (mut before, mut after) = (Vec::new(), Vec::new());
-    for name in names {
-        let Some(cfg) = limits.get(name) else { continue };
-        let interval = cfg.rate.interval();
-        let burst = cfg.burst();
-        // The same limit (name, key, rate, burst) keeps its buckets across reloads.
-        let state_key = format!("rate_limit:{name}:{:?}:{}:{burst}", cfg.key, interval.as_micros());
-        let local = services.kept(&state_key, || LocalGcra::new(MAX_KEYS_PER_LIMIT));
-        let backend = match services.redis() {
+    let backend = |state_key: &str| {
+        let local = services.kept(state_key, || LocalGcra::new(MAX_KEYS_PER_LIMIT));
+        match services.redis() {
             Some(redis) => Backend::Redis {
                 redis: redis.clone(),
                 script: services.kept("rate_limit:script", || redis::Script::new(GCRA_SCRIPT)),
@@ -226,23 +274,34 @@ pub fn for_route(
                 on_outage,
             },
             None => Backend::Local(local),
-        };
-        let policy = HeaderValue::from_str(&format!("\"{name}\";q={burst};w={}", cfg.rate.period.as_secs().max(1)))
-            .unwrap_or(HeaderValue::from_static("\"limit\""));
+        }
+    };
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for name in names {
+        let Some(cfg) = limits.get(name) else { continue };
+        let interval = cfg.rate.interval();
+        let burst = cfg.burst();
+        // The same limit (name, key, rate, burst) keeps its buckets across reloads.
+        let state_key = format!("rate_limit:{name}:{:?}:{}:{burst}", cfg.key, interval.as_micros());
         let limiter = Limiter {
             name: Arc::from(name.as_str()),
             key: cfg.key.clone(),
-            interval,
-            burst,
-            backend,
-            policy,
+            rate: Some(ConfiguredRate { interval, burst, policy: policy_header(name, burst, cfg.rate.period) }),
+            backend: backend(&state_key),
             limited: metrics::counter!(observe::RATE_LIMITED, "limit" => name.clone()),
         };
         if cfg.key.before_auth() { before.push(limiter) } else { after.push(limiter) }
     }
-    let make = |limiters: Vec<Limiter>| {
-        (!limiters.is_empty()).then(|| RateLimit { remote: limiters.iter().any(|l| matches!(l.backend, Backend::Redis { .. })), limiters })
-    };
+    if key_limits {
+        after.push(Limiter {
+            name: Arc::from(CALLER_LIMIT),
+            key: LimitKey::ApiKey,
+            rate: None,
+            backend: backend("rate_limit:api_key_own"),
+            limited: metrics::counter!(observe::RATE_LIMITED, "limit" => CALLER_LIMIT),
+        });
+    }
+    let make = |limiters: Vec<Limiter>| (!limiters.is_empty()).then_some(RateLimit { limiters });
     (make(before), make(after))
 }
 
@@ -252,38 +311,29 @@ impl Check for RateLimit {
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
-        if !self.remote {
-            for l in &self.limiters {
-                let Backend::Local(gcra) = &l.backend else { continue };
-                let Some(key) = l.bucket(ex) else { continue };
-                if let Decision::Limited { retry_after } = gcra.acquire(&key, l.interval, l.burst) {
-                    return Outcome::Ready(l.refuse(ex, retry_after));
+        // In-process buckets answer at once; only a limit that applies and lives in Redis
+        // makes the check wait.
+        let mut takes: Vec<(&Limiter, Take)> = Vec::new();
+        for l in &self.limiters {
+            let Some(take) = l.take(ex) else { continue };
+            match &l.backend {
+                Backend::Local(gcra) => {
+                    if let Decision::Limited { retry_after } = gcra.acquire(&take.bucket, take.interval, take.burst) {
+                        return Outcome::Ready(l.refuse(ex, &take, retry_after));
+                    }
                 }
+                Backend::Redis { .. } => takes.push((l, take)),
             }
+        }
+        if takes.is_empty() {
             return Outcome::Ready(Verdict::Continue);
         }
         Outcome::Pending(Box::pin(async move {
-            for l in &self.limiters {
-                let Some(key) = l.bucket(ex) else { continue };
-                let decision = match &l.backend {
-                    Backend::Local(gcra) => gcra.acquire(&key, l.interval, l.burst),
-                    Backend::Redis { redis, script, services, fallback, on_outage } => {
-                        match remote_acquire(redis, script, services, &l.name, &key, l.interval, l.burst).await {
-                            Ok(d) => d,
-                            Err(e) => {
-                                metrics::counter!(observe::RATE_LIMIT_OUTAGES, "limit" => l.name.to_string()).increment(1);
-                                tracing::warn!(limit = %l.name, error = %e, mode = on_outage.as_str(), "rate-limit store unavailable");
-                                match on_outage {
-                                    OutageMode::Local => fallback.acquire(&key, l.interval, l.burst),
-                                    OutageMode::Open => continue,
-                                    OutageMode::Closed => return Verdict::Deny(Problem::new(Code::StoreUnavailable)),
-                                }
-                            }
-                        }
-                    }
-                };
-                if let Decision::Limited { retry_after } = decision {
-                    return l.refuse(ex, retry_after);
+            for (l, take) in &takes {
+                match l.acquire(take).await {
+                    Ok(Decision::Allowed { .. }) => {}
+                    Ok(Decision::Limited { retry_after }) => return l.refuse(ex, take, retry_after),
+                    Err(verdict) => return verdict,
                 }
             }
             Verdict::Continue
@@ -296,10 +346,9 @@ async fn remote_acquire(
     script: &Arc<redis::Script>,
     services: &Services,
     name: &str,
-    key: &[u8],
-    interval: Duration,
-    burst: u32,
+    take: &Take,
 ) -> Result<Decision, String> {
+    let (key, interval, burst) = (&take.bucket[..], take.interval, take.burst);
     let mut redis_key = format!("{}rl:{name}:", redis.prefix()).into_bytes();
     // Long or binary keys (header values) are hashed: bounded key size, nothing readable stored.
     if key.len() > 64 || key.iter().any(|b| !b.is_ascii_graphic()) {

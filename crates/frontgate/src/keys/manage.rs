@@ -117,7 +117,7 @@ impl NewKey {
         };
         if let Some(r) = &self.rate_limit
             && !valid_rate(r) {
-                return bad(format!("rate_limit `{r}` must look like \"10/s\", \"600/min\" or \"5000/h\""));
+                return bad(format!("rate_limit `{r}` must look like \"10/s\", \"600/min\" or \"5000/h\" (at most 999999 per unit)"));
             }
         if let Some(u) = self.uses
             && !(1..=1_000_000_000_000).contains(&u) {
@@ -141,8 +141,9 @@ struct Validated {
 }
 
 fn valid_rate(r: &str) -> bool {
+    // Exactly the admin API's pattern `^[1-9][0-9]{0,5}/(s|min|h)$`.
     let Some((n, unit)) = r.split_once('/') else { return false };
-    !n.is_empty() && n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && n != "0" && matches!(unit, "s" | "min" | "h")
+    (1..=6).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0') && matches!(unit, "s" | "min" | "h")
 }
 
 /// Key management over one store. Cheap to clone; its methods must run on the state runtime

@@ -73,19 +73,7 @@ impl KeyGate {
     }
 
     /// An admin API call with the right token.
-    /// Starts `frontgate serve` like the harness does, with an admin token.
-pub fn start_with_token(rest: &str) -> Gate {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let text = format!(
-        "data_dir = {data:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{ADMIN_TOKEN}\"\n\n[log]\nlevel = \"info\"\n\n{rest}\n",
-        data = dir.path().join("data").display().to_string(),
-    );
-    let path = dir.path().join("frontgate.toml");
-    std::fs::write(&path, text).expect("write config");
-    super::spawn(dir, path, &["serve", "-c"])
-}
-
-pub async fn admin_call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
         admin_call(self.admin(), Some(ADMIN_TOKEN), method, path, body).await
     }
 
