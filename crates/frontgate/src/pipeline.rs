@@ -546,7 +546,8 @@ impl Gateway {
         let route = out.route.map(|i| &self.table.entries()[i]);
         let h = resp.headers_mut();
         for (k, v) in &out.extra {
-            if k == header::VARY {
+            // Lists a response may carry several of (one challenge per scheme).
+            if k == header::VARY || k == header::WWW_AUTHENTICATE {
                 h.append(k, v.clone());
             } else {
                 h.insert(k, v.clone());

@@ -50,16 +50,21 @@ async fn valid_keys_pass_and_the_upstream_gets_identity_never_the_key() {
             assert_eq!(h["x-frontgate-scopes"], json!(["items:read extra"]));
             assert!(h.get("x-api-key").is_none() && h.get("authorization").is_none(), "the key reached the upstream: {h}");
         }
-        // No credential at all.
-        let (status, _, v) = g.get("/echo/a", &[]).await;
+        // No credential at all: the 401 says how to authenticate (RFC 6750 §3).
+        let (status, h, v) = g.get("/echo/a", &[]).await;
         assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+        assert_eq!(h.get_all("www-authenticate").iter().collect::<Vec<_>>(), ["Bearer realm=\"frontgate\""]);
+        let (status, h, _) = g.get("/echo/a", &[("authorization", &format!("Bearer {}", frontgate::keys::format::generate("fgk_")))]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(h["www-authenticate"], "Bearer realm=\"frontgate\", error=\"invalid_token\"");
         // Two different keys are ambiguous.
         let (other, _) = g.create_key(json!({"name": "other", "scopes": ["items:read"]})).await;
         let (status, _, v) = g.get("/echo/a", &[("x-api-key", &key), ("authorization", &format!("Bearer {other}"))]).await;
         assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "api_key_invalid"), "{v}");
         // Wrong scope for the route.
-        let (status, _, v) = g.get("/status/200", &[("x-api-key", &key)]).await;
+        let (status, h, v) = g.get("/status/200", &[("x-api-key", &key)]).await;
         assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{v}");
+        assert_eq!(h["www-authenticate"], "Bearer realm=\"frontgate\", error=\"insufficient_scope\", scope=\"admin\"");
         assert!(!g.gate.logs().contains(&key), "a key reached the logs");
     }
 }

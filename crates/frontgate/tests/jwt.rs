@@ -121,6 +121,31 @@ async fn real_idp_tokens_authenticate_and_scopes_are_enforced() {
     // No credential at all.
     let (status, code, _) = call(gate.addr, "GET", "/echo/items", &[]).await;
     assert_eq!((status, code.as_str()), (401, "unauthenticated"));
+
+    // Every 401 names the schemes that would work (RFC 6750 §3, RFC 9449 §7.1); a refused token
+    // adds error="invalid_token", a missing scope names the scopes wanted.
+    let challenges = |h: &http::HeaderMap| h.get_all("www-authenticate").iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let send = |headers: &[(&str, &str)]| {
+        let mut b = common::req("GET", "/echo/items");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        common::plain_send(gate.addr, b.body(Full::new(Bytes::new())).unwrap())
+    };
+    let (_, h, _) = send(&[]).await;
+    assert_eq!(challenges(&h), ["Bearer realm=\"frontgate\"", "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\""]);
+    let (_, h, _) = send(&[("authorization", "Bearer made-up-opaque-token")]).await;
+    assert_eq!(
+        challenges(&h),
+        ["Bearer realm=\"frontgate\", error=\"invalid_token\"", "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\", error=\"invalid_token\""]
+    );
+    let (status, h, _) = common::plain_send(
+        gate.addr,
+        common::req("GET", "/admin/x").header("authorization", format!("Bearer {es256}")).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(challenges(&h)[0].ends_with("error=\"insufficient_scope\", scope=\"admin\""), "{h:?}");
 }
 
 /// Why each attack must be refused (a fragment of the problem's detail), so that a refusal for

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use http::request::Parts;
 
-use super::auth::{AuthFuture, Authenticator};
+use super::auth::{AuthFuture, Authenticator, BEARER_CHALLENGE};
 use super::{Exchange, Identity};
 use crate::config::AuthMethod;
 use crate::keys::record::Denial;
@@ -86,6 +86,11 @@ impl Authenticator for ApiKeyAuth {
         for v in keep {
             head.headers.append(http::header::AUTHORIZATION, v);
         }
+    }
+
+    fn challenges(&self) -> Vec<String> {
+        // Keys are also presented as `Authorization: Bearer <key>`.
+        vec![BEARER_CHALLENGE.to_owned()]
     }
 
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {

@@ -16,6 +16,9 @@ use super::{Check, Exchange, Identity, Outcome, Verdict, VerdictFuture};
 use crate::config::{AuthMethod, AuthSetting};
 use crate::problem::{Code, Problem};
 
+/// The challenge for bearer credentials (API keys and access tokens), RFC 6750 §3.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"frontgate\"";
+
 /// What an authenticator answers: an identity, or the problem that refuses the request.
 pub type AuthResult = Result<Identity, Problem>;
 pub type AuthFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = AuthResult> + Send + 'a>>;
@@ -36,6 +39,11 @@ pub trait Authenticator: Send + Sync + 'static {
     fn absent(&self, _exchange: &Exchange<'_>) -> Option<Verdict> {
         None
     }
+    /// The `WWW-Authenticate` challenge schemes (RFC 9110 §11.6.1) this method is presented
+    /// with, each with its fixed parameters (`DPoP algs="ES256 ..."`); none for cookies.
+    fn challenges(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The authenticate + authorize check of one route.
@@ -43,6 +51,8 @@ pub struct Authenticate {
     /// The route's accepted methods, most specific first.
     methods: Vec<Arc<dyn Authenticator>>,
     scopes: Vec<String>,
+    /// Challenge schemes of the accepted methods, each once, for 401s and scope refusals.
+    challenges: Vec<String>,
 }
 
 impl Authenticate {
@@ -57,8 +67,45 @@ impl Authenticate {
             .iter()
             .filter(|m| setting.accepts(**m))
             .filter_map(|m| available.iter().find(|a| a.method() == *m).cloned())
-            .collect();
-        Some(Authenticate { methods, scopes: scopes.to_vec() })
+            .collect::<Vec<_>>();
+        let mut challenges: Vec<String> = Vec::new();
+        for c in methods.iter().flat_map(|m| m.challenges()) {
+            if !challenges.contains(&c) {
+                challenges.push(c);
+            }
+        }
+        Some(Authenticate { methods, scopes: scopes.to_vec(), challenges })
+    }
+
+    /// Refuses with `problem`, telling a client how to authenticate (RFC 6750 §3, RFC 9449
+    /// §7.1): every accepted scheme on a 401, with `error="invalid_token"` when a credential
+    /// was refused, and `error="insufficient_scope"` with the route's scopes on that 403.
+    fn refuse(&self, ex: &mut Exchange<'_>, problem: Problem) -> Verdict {
+        let error = match problem.code {
+            Code::InsufficientScope => Some("insufficient_scope"),
+            _ if problem.status() != http::StatusCode::UNAUTHORIZED => None,
+            Code::Unauthenticated => Some(""),
+            _ => Some("invalid_token"),
+        };
+        if let Some(error) = error {
+            for scheme in &self.challenges {
+                let mut value = scheme.clone();
+                let mut param = |k: &str, v: &str| {
+                    value.push_str(if value.contains('=') { ", " } else { " " });
+                    value.push_str(&format!("{k}=\"{v}\""));
+                };
+                if !error.is_empty() {
+                    param("error", error);
+                }
+                if error == "insufficient_scope" {
+                    param("scope", &self.scopes.join(" "));
+                }
+                if let Ok(v) = http::HeaderValue::from_str(&value) {
+                    ex.response_headers.push((http::header::WWW_AUTHENTICATE, v));
+                }
+            }
+        }
+        Verdict::Deny(problem)
     }
 
     fn authorize(&self, identity: &Identity) -> Result<(), Problem> {
@@ -80,7 +127,7 @@ impl Check for Authenticate {
             if let Some(v) = self.methods.iter().find_map(|a| a.absent(ex)) {
                 return Outcome::Ready(v);
             }
-            return Outcome::Ready(Verdict::Deny(Problem::new(Code::Unauthenticated)));
+            return Outcome::Ready(self.refuse(ex, Problem::new(Code::Unauthenticated)));
         };
         let fut: VerdictFuture<'a> = Box::pin(async move {
             let identity = match auth.authenticate(ex).await {
@@ -88,12 +135,15 @@ impl Check for Authenticate {
                 // A credential that no longer names anyone (an ended session) is treated like
                 // none: a browser navigation may still be sent to log in.
                 Err(p) if p.code == Code::Unauthenticated => {
-                    return auth.absent(ex).unwrap_or(Verdict::Deny(p));
+                    return match auth.absent(ex) {
+                        Some(v) => v,
+                        None => self.refuse(ex, p),
+                    };
                 }
-                Err(p) => return Verdict::Deny(p),
+                Err(p) => return self.refuse(ex, p),
             };
             if let Err(p) = self.authorize(&identity) {
-                return Verdict::Deny(p);
+                return self.refuse(ex, p);
             }
             auth.consumed(ex.head);
             ex.identity = Some(identity);

@@ -24,6 +24,11 @@ use crate::store::replay::{Inserted, ReplayError, ReplaySet};
 
 /// Proof algorithms accepted: asymmetric only.
 const ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384, Algorithm::PS256, Algorithm::RS256, Algorithm::EdDSA];
+
+/// The proof algorithms, space-separated, for the `DPoP algs` challenge parameter.
+pub fn algorithm_names() -> String {
+    ALGORITHMS.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(" ")
+}
 /// JWK members that only a private key has.
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 const MAX_PROOF_BYTES: usize = 8 * 1024;

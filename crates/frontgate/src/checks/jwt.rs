@@ -416,6 +416,17 @@ impl Authenticator for JwtAuthenticator {
         scheme.eq_ignore_ascii_case("bearer") && (self.introspects() || token.contains('.'))
     }
 
+    fn challenges(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.issuers.iter().any(|i| i.dpop != DpopMode::Required) {
+            out.push(super::auth::BEARER_CHALLENGE.to_owned());
+        }
+        if self.issuers.iter().any(|i| i.dpop != DpopMode::Off) {
+            out.push(format!("DPoP algs=\"{}\"", super::dpop::algorithm_names()));
+        }
+        out
+    }
+
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {
         Box::pin(async move {
             let (scheme, token) = credentials(ex.head)?.ok_or_else(|| Problem::new(Code::Unauthenticated))?;
