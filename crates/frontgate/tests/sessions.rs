@@ -50,7 +50,7 @@ async fn browser_login_fixation_api_call_csrf_and_logout() {
     let idp = start_idp(&origin, None);
     let upstream = Upstream::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     let out = browser("login", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     let token = out["access_token"].as_str().expect("access token seen upstream");
     // Tokens are encrypted at rest: neither the access token nor the cookie value is in the store.
@@ -71,7 +71,7 @@ async fn browser_attacks_state_mismatch_pkce_code_replay_open_redirect() {
     let idp = start_idp(&origin, None);
     let upstream = Upstream::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     browser("attacks", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     // One code grant succeeded (the genuine callback); the one without a verifier did not.
     assert_eq!(idp.logs().matches("grant.success authorization_code").count(), 1, "{}", idp.logs());
@@ -85,17 +85,8 @@ async fn browser_cross_site_post_with_the_cookie_is_csrf_failed() {
     let upstream = Upstream::start().await;
     let attacker = OtherOrigin::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions {
-        port,
-        public_origin: &origin,
-        issuer: &idp.issuer,
-        session_key: &key,
-        upstream: &upstream,
-        redis_prefix: None,
-        // Even an origin trusted for CORS reads cannot make cookie-authenticated writes.
-        cors_origin: Some(&attacker.origin),
-        refresh_before: "60s",
-    });
+    // Even an origin trusted for CORS reads cannot make cookie-authenticated writes.
+    let gate = start_gate(&GateOptions { cors_origin: Some(&attacker.origin), ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
     browser("csrf", env(&[("FG", &origin), ("IDP", &idp.issuer), ("ATTACKER", &attacker.origin)]), || {
         format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())
     })
@@ -113,7 +104,7 @@ async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
     let idp = start_idp(&origin, None);
     let upstream = Upstream::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     browser("anonymous", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     // The same by hand, and with a cookie that names no session (made up, or the wrong shape).
     for c in ["", "__Host-frontgate=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "__Host-frontgate=../../etc"] {
@@ -139,6 +130,34 @@ async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
     assert!(headers.get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("__Host-frontgate-login=")));
 }
 
+/// Each login start stores a pending login and calls the IdP, so starts are limited per address.
+#[tokio::test]
+async fn login_starts_are_rate_limited_per_address() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = start_idp(&origin, None);
+    let upstream = Upstream::start().await;
+    let key = session_key();
+    let gate = start_gate(&GateOptions { oidc_extra: "login_rate_limit = \"3/h\"", ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
+    for i in 0..3 {
+        let (status, _, _) = common::plain_send(gate.addr, get("/.frontgate/login?return_to=%2F", &[])).await;
+        assert_eq!(status, 302, "login {i}");
+    }
+    // The callback counts too: it is the other half of the same flow.
+    for path in ["/.frontgate/login?return_to=%2F", "/.frontgate/callback?state=x&code=y"] {
+        let (status, headers, body) = common::plain_send(gate.addr, get(path, &[])).await;
+        assert_eq!(status, 429, "{path}");
+        let v = common::json(&body);
+        assert_eq!(v["code"], "rate_limited");
+        assert!(v["detail"].as_str().unwrap().contains("oidc_login"), "{v}");
+        let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=1200).contains(&retry), "Retry-After {retry}");
+        assert!(headers.get("set-cookie").is_none(), "a refused login set a cookie");
+    }
+    let metrics = gate.metrics().await;
+    assert!(metrics.contains("frontgate_rate_limited_total{limit=\"oidc_login\"} 2"), "{metrics}");
+}
+
 /// Back-channel logout with tokens the IdP did not sign: refused, nothing ends.
 #[tokio::test]
 async fn forged_logout_tokens_are_refused() {
@@ -147,7 +166,7 @@ async fn forged_logout_tokens_are_refused() {
     let idp = start_idp(&origin, None);
     let upstream = Upstream::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s" });
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     let (_, _, jwks) = common::plain_get(idp.addr, "/jwks").await;
     let idp_kid = common::json(&jwks)["keys"][0]["kid"].as_str().unwrap().to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -195,6 +214,21 @@ async fn forged_logout_tokens_are_refused() {
 /// both.
 #[tokio::test]
 async fn two_nodes_on_redis_one_refresh_and_backchannel_logout_everywhere() {
+    two_nodes_sharing_sessions(Shared::Redis).await;
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_one_refresh_and_backchannel_logout_everywhere() {
+    two_nodes_sharing_sessions(Shared::Postgres).await;
+}
+
+/// Where two nodes keep the sessions they share.
+enum Shared {
+    Redis,
+    Postgres,
+}
+
+async fn two_nodes_sharing_sessions(shared: Shared) {
     let port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
     // Access tokens live 20 s; both nodes refresh when under 15 s are left.
@@ -202,8 +236,16 @@ async fn two_nodes_on_redis_one_refresh_and_backchannel_logout_everywhere() {
     let upstream = Upstream::start().await;
     let key = session_key();
     let prefix = common::stores::redis_prefix();
-    let node_a = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: Some(&prefix), cors_origin: None, refresh_before: "15s" });
-    let node_b = start_gate(&GateOptions { port: free_port(), public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: Some(&prefix), cors_origin: None, refresh_before: "15s" });
+    let pg = matches!(shared, Shared::Postgres).then(common::stores::PgDb::create);
+    let store = pg.as_ref().map(|db| format!("[store]\nurl = \"{}\"\n", db.url())).unwrap_or_default();
+    let options = |port| GateOptions {
+        refresh_before: "15s",
+        redis_prefix: matches!(shared, Shared::Redis).then_some(prefix.as_str()),
+        extra: &store,
+        ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream)
+    };
+    let node_a = start_gate(&options(port));
+    let node_b = start_gate(&options(free_port()));
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("browser-state.json").display().to_string();
     let context = || format!("--- node a\n{}\n--- node b\n{}\n--- idp\n{}", node_a.logs(), node_b.logs(), idp.logs());
@@ -257,7 +299,7 @@ async fn sqlite_one_refresh_for_concurrent_requests() {
     let idp = start_idp(&origin, Some(20));
     let upstream = Upstream::start().await;
     let key = session_key();
-    let gate = start_gate(&GateOptions { port, public_origin: &origin, issuer: &idp.issuer, session_key: &key, upstream: &upstream, redis_prefix: None, cors_origin: None, refresh_before: "15s" });
+    let gate = start_gate(&GateOptions { refresh_before: "15s", ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("browser-state.json").display().to_string();
     let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;

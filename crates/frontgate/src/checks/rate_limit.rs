@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderName, HeaderValue};
 
 use super::{Check, Exchange, Outcome, Verdict};
-use crate::config::{AuthMethod, LimitKey, OutageMode, RateLimitConfig};
+use crate::config::{AuthMethod, LimitKey, OutageMode, Rate, RateLimitConfig};
 use crate::observe;
 use crate::problem::{Code, Problem};
 use crate::state::Services;
@@ -177,14 +177,7 @@ impl Limiter {
         };
         let mut out = Vec::with_capacity(32);
         match &self.key {
-            LimitKey::Ip => match ex.client.ip {
-                IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
-                // One IPv6 client usually holds a whole /64: count the prefix, not the address.
-                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                    Some(v4) => out.extend_from_slice(&v4.octets()),
-                    None => out.extend_from_slice(&v6.octets()[..8]),
-                },
-            },
+            LimitKey::Ip => ip_bucket(ex.client.ip, &mut out),
             LimitKey::Route => out.extend_from_slice(ex.route.name.as_bytes()),
             LimitKey::Header(name) => {
                 // Requests without the header share one bucket: leaving it out is no way around the limit.
@@ -239,6 +232,53 @@ impl Limiter {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A client address's bucket: IPv4, or the /64 of IPv6 (one client usually holds a whole /64,
+/// so count the prefix, not the address).
+fn ip_bucket(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => out.extend_from_slice(&v4.octets()),
+            None => out.extend_from_slice(&v6.octets()[..8]),
+        },
+    }
+}
+
+/// A per-address limit on one of the gateway's own endpoints (login), in this process.
+pub struct AddressLimit {
+    name: &'static str,
+    rate: Rate,
+    gcra: Arc<LocalGcra>,
+    limited: metrics::Counter,
+}
+
+impl AddressLimit {
+    pub fn new(name: &'static str, rate: Rate, services: &Services) -> AddressLimit {
+        let state_key = format!("rate_limit:{name}:{}:{}", rate.interval().as_micros(), rate.count);
+        AddressLimit {
+            name,
+            rate,
+            gcra: services.kept(&state_key, || LocalGcra::new(MAX_KEYS_PER_LIMIT)),
+            limited: metrics::counter!(observe::RATE_LIMITED, "limit" => name),
+        }
+    }
+
+    /// `Ok` when `ip` may go on; otherwise the 429 problem and its `Retry-After` seconds.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), (Problem, u64)> {
+        let mut bucket = Vec::with_capacity(16);
+        ip_bucket(ip, &mut bucket);
+        match self.gcra.acquire(&bucket, self.rate.interval(), self.rate.count) {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Limited { retry_after } => {
+                self.limited.increment(1);
+                let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
+                let detail = format!("Rate limit `{}` exceeded: too many from this address; retry after {secs} s.", self.name);
+                Err((Problem::new(Code::RateLimited).with_detail(detail), secs))
             }
         }
     }

@@ -46,6 +46,10 @@ pub struct OidcConfig {
     /// How long a started login may take (state, nonce and PKCE verifier are kept this long).
     #[serde(default = "d_login_timeout")]
     pub login_timeout: Dur,
+    /// Logins each client address may start (and callbacks it may complete) per period on
+    /// this node: each start stores a pending login and calls the IdP.
+    #[serde(default = "d_login_rate_limit")]
+    pub login_rate_limit: super::Rate,
 }
 
 fn d_scopes() -> Vec<String> {
@@ -68,6 +72,9 @@ fn d_refresh_before() -> Dur {
 }
 fn d_post_logout() -> String {
     "/".into()
+}
+fn d_login_rate_limit() -> super::Rate {
+    super::Rate { count: 30, period: Duration::from_secs(60) }
 }
 fn d_login_timeout() -> Dur {
     Dur(Duration::from_secs(600))

@@ -42,6 +42,8 @@ pub struct Oidc {
     absolute: i64,
     refresh_before: i64,
     pub forward_access_token: bool,
+    /// `login_rate_limit`, per client address, on login and callback.
+    login_limit: crate::checks::rate_limit::AddressLimit,
 }
 
 /// A started login, stored (sealed) under the hash of its `state`.
@@ -58,7 +60,9 @@ impl Oidc {
     pub fn new(config: &OidcConfig, public_origin: &str, sessions: Arc<Sessions>, services: Arc<Services>) -> Result<Oidc, String> {
         let public_origin = public_origin.trim_end_matches('/').to_owned();
         let provider = Provider::new(Arc::new(config.clone()), format!("{public_origin}/.frontgate/callback"))?;
+        let login_limit = crate::checks::rate_limit::AddressLimit::new("oidc_login", config.login_rate_limit, &services);
         Ok(Oidc {
+            login_limit,
             provider: Arc::new(provider),
             sessions,
             services,
@@ -396,8 +400,16 @@ impl Endpoint for OidcEndpoint {
         }
     }
 
-    fn handle<'a>(&'a self, head: &'a mut ::http::request::Parts, body: Incoming, _client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut ::http::request::Parts, body: Incoming, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
+            // Each login start stores a pending login and calls the IdP: bounded per address.
+            if matches!(self.kind, Kind::Login | Kind::Callback)
+                && let Err((problem, retry_after)) = self.oidc.login_limit.admit(client.ip)
+            {
+                let mut r = problem.into_response(request_id);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return Ok(r);
+            }
             let mut r = match self.kind {
                 Kind::Login => self.oidc.login(head).await,
                 Kind::Callback => self.oidc.callback(head).await,

@@ -111,6 +111,17 @@ pub struct GateOptions<'a> {
     pub redis_prefix: Option<&'a str>,
     pub cors_origin: Option<&'a str>,
     pub refresh_before: &'a str,
+    /// Config sections added as they are (e.g. `[store]` on PostgreSQL).
+    pub extra: &'a str,
+    /// Keys added to `[oidc]`.
+    pub oidc_extra: &'a str,
+}
+
+impl<'a> GateOptions<'a> {
+    /// Sessions in the default SQL store (SQLite), no CORS, refresh 60 s before expiry.
+    pub fn new(port: u16, public_origin: &'a str, issuer: &'a str, session_key: &'a str, upstream: &'a Upstream) -> Self {
+        GateOptions { port, public_origin, issuer, session_key, upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s", extra: "", oidc_extra: "" }
+    }
 }
 
 /// Starts frontgate with `[oidc]` (plain http on a loopback public origin).
@@ -138,6 +149,7 @@ level = "info"
 {upstream}
 {shared}
 {cors}
+{extra}
 [oidc]
 issuer = "{issuer}"
 client_id = "{client_id}"
@@ -145,6 +157,7 @@ client_secret = "{secret}"
 scopes = ["openid", "profile", "email", "offline_access"]
 session_key = "{key}"
 refresh_before = "{refresh_before}"
+{oidc_extra}
 
 [[routes]]
 match = "/echo/**"
@@ -159,6 +172,8 @@ auth = "session"
         secret = super::oidc::CLIENT_SECRET,
         key = o.session_key,
         refresh_before = o.refresh_before,
+        extra = o.extra,
+        oidc_extra = o.oidc_extra,
     );
     let path = dir.path().join("frontgate.toml");
     std::fs::write(&path, text).expect("write config");
