@@ -27,8 +27,9 @@ pub enum Body {
     /// An incoming request body with a byte limit; `exceeded` is set if the limit is crossed.
     Limited { inner: hyper::body::Incoming, remaining: u64, exceeded: Arc<AtomicBool> },
     Boxed(Boxed),
-    /// An upstream response body whose connection goes back to the pool when it ends.
-    Pooled { inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard> },
+    /// An upstream response body read from its connection, which goes back to the pool when
+    /// the body ends.
+    Upstream(Box<crate::proxy::h1::UpstreamBody>),
 }
 
 /// A body that holds a value (a guard) until the body is dropped: the request stays "running"
@@ -139,17 +140,6 @@ impl Body {
         Body::Boxed(body.map_err(Into::into).boxed_unsync())
     }
 
-    /// Wraps an upstream response body; the connection is pooled again once it has been read.
-    pub fn pooled(inner: hyper::body::Incoming, guard: Option<crate::proxy::client::PoolGuard>) -> Self {
-        if inner.is_end_stream() {
-            if let Some(g) = guard {
-                g.release();
-            }
-            return Body::Incoming(inner);
-        }
-        Body::Pooled { inner, guard }
-    }
-
     pub fn limited(inner: hyper::body::Incoming, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
         Body::Limited { inner, remaining: limit, exceeded }
     }
@@ -185,15 +175,7 @@ impl http_body::Body for Body {
                 }
             }
             Body::Boxed(b) => Pin::new(b).poll_frame(cx),
-            Body::Pooled { inner, guard } => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
-                let done = matches!(polled, Poll::Ready(None)) || inner.is_end_stream();
-                if done && !matches!(polled, Poll::Ready(Some(Err(_))))
-                    && let Some(g) = guard.take() {
-                        g.release();
-                    }
-                polled.map_err(Into::into)
-            }
+            Body::Upstream(b) => Pin::new(&mut **b).poll_frame(cx),
         }
     }
 
@@ -204,7 +186,7 @@ impl http_body::Body for Body {
             Body::Incoming(b) => b.is_end_stream(),
             Body::Limited { inner, .. } => inner.is_end_stream(),
             Body::Boxed(b) => b.is_end_stream(),
-            Body::Pooled { inner, .. } => inner.is_end_stream(),
+            Body::Upstream(b) => b.is_end_stream(),
         }
     }
 
@@ -215,7 +197,7 @@ impl http_body::Body for Body {
             Body::Incoming(b) => b.size_hint(),
             Body::Limited { inner, .. } => inner.size_hint(),
             Body::Boxed(b) => b.size_hint(),
-            Body::Pooled { inner, .. } => inner.size_hint(),
+            Body::Upstream(b) => b.size_hint(),
         }
     }
 }

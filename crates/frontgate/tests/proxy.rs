@@ -608,3 +608,148 @@ async fn plain_mode_without_trusted_proxies_replaces_inbound_forwarding_headers(
     assert_eq!(seen["forwarded"][0], "for=127.0.0.1;proto=http;host=\"localhost\"");
     assert_ne!(seen["x-request-id"][0], "spoofed-id");
 }
+
+/// A backend that answers each request with bytes a test chose for its path, over raw TCP: the
+/// responses a well-behaved HTTP library would never produce. Counts the connections it took.
+struct ScriptedBackend {
+    addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ScriptedBackend {
+    async fn start(script: fn(&str) -> (&'static [u8], bool)) -> ScriptedBackend {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        // Requests here have no body: a head ends the request.
+                        let mut chunk = [0u8; 4096];
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                        buf.drain(..end);
+                        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                        let (bytes, close) = script(&path);
+                        if sock.write_all(bytes).await.is_err() {
+                            return;
+                        }
+                        if close {
+                            let _ = sock.shutdown().await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedBackend { addr, connections }
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn backend_script(path: &str) -> (&'static [u8], bool) {
+    match path {
+        "/chunked" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", false),
+        "/until-close" => (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", true),
+        "/early-hints" => (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+        "/conflicting-length" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", true),
+        "/not-http" => (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", true),
+        "/bad-chunk" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", true),
+        "/truncated" => (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this", true),
+        "/unasked-upgrade" => (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", true),
+        // Answers, then closes the kept-alive connection as a backend's idle timeout would.
+        "/then-close" => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce", true),
+        _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+    }
+}
+
+#[tokio::test]
+async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
+    let backend = ScriptedBackend::start(backend_script).await;
+    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\nmask_5xx = false\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    let client = gate.tls();
+    let mut h1 = client.h1().await;
+    let mut get = async |path: &str| {
+        let r = req("GET", path).body(Full::default()).unwrap();
+        match h1.send_request(r).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                match http_body_util::BodyExt::collect(resp.into_body()).await {
+                    Ok(b) => Ok((status, headers, b.to_bytes())),
+                    Err(_) => Err(status),
+                }
+            }
+            Err(_) => Err(0),
+        }
+    };
+    // Chunked: decoded (extensions and trailers dropped), its Content-Length ignored, and the
+    // connection reused after the last chunk.
+    let (s, h, b) = get("/chunked").await.unwrap();
+    assert_eq!((s, &b[..]), (200, &b"hello world"[..]));
+    assert!(h.get("content-length").is_none_or(|v| v == "11"), "{h:?}");
+    assert_eq!(get("/ok").await.unwrap().2, "ok");
+    assert_eq!(backend.connections(), 1, "the connection was not reused after a chunked body");
+    // Interim responses are skipped.
+    assert_eq!(get("/early-hints").await.unwrap().2, "ok");
+    // A body that runs to the end of the connection arrives whole.
+    let (s, _, b) = get("/until-close").await.unwrap();
+    assert_eq!((s, &b[..]), (200, &b"until the end"[..]));
+    // Responses that cannot be relayed faithfully are a 502 problem, never passed on.
+    for path in ["/conflicting-length", "/not-http", "/unasked-upgrade"] {
+        let (s, h, b) = get(path).await.unwrap();
+        assert_problem(http::StatusCode::from_u16(s).unwrap(), &h, &b, 502, "upstream_unavailable");
+    }
+    assert!(gate.logs().contains("malformed response"), "{}", gate.logs());
+}
+
+#[tokio::test]
+async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
+    let backend = ScriptedBackend::start(backend_script).await;
+    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    for path in ["/truncated", "/bad-chunk"] {
+        // Whatever of the response was relayed before the body failed, the client's connection
+        // ends without a complete response: never a short body that looks whole.
+        let out = gate.tls().raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await;
+        if out.is_empty() {
+            continue;
+        }
+        assert!(out.starts_with("HTTP/1.1 200"), "{path}: {out}");
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+        match path {
+            "/truncated" => assert!(out.contains("content-length: 100") && body.len() < 100, "{out}"),
+            _ => assert!(!body.ends_with("0\r\n\r\n"), "a chunked body was terminated: {out}"),
+        }
+    }
+    assert_eq!(backend.connections(), 2, "a broken connection was reused");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_the_request() {
+    let backend = ScriptedBackend::start(backend_script).await;
+    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    let client = gate.tls();
+    let mut h1 = client.h1().await;
+    for i in 0..20 {
+        // Each answer closes its upstream connection right after the (keep-alive) response:
+        // the next request finds a dead pooled connection and must get a fresh one.
+        let r = req("GET", "/then-close").body(Full::default()).unwrap();
+        let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
+        assert_eq!((s.as_u16(), &b[..]), (200, &b"once"[..]), "request {i}");
+    }
+    assert_eq!(backend.connections(), 20);
+}

@@ -269,6 +269,7 @@ impl AddressLimit {
     }
 
     /// `Ok` when `ip` may go on; otherwise the 429 problem and its `Retry-After` seconds.
+    #[allow(clippy::result_large_err)] // refusals are the rare path; no allocation to save
     pub fn admit(&self, ip: IpAddr) -> Result<(), (Problem, u64)> {
         let mut bucket = Vec::with_capacity(16);
         ip_bucket(ip, &mut bucket);

@@ -143,6 +143,6 @@ mod tests {
         assert_eq!(p("header:X-Tenant").unwrap(), LimitKey::Header(http::HeaderName::from_static("x-tenant")));
         assert!(p("header:bad header").is_err());
         assert!(p("cookie").is_err());
-        assert!(p("api_key").unwrap().before_auth() == false && p("route").unwrap().before_auth());
+        assert!(!p("api_key").unwrap().before_auth() && p("route").unwrap().before_auth());
     }
 }

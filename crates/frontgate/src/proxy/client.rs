@@ -1,19 +1,22 @@
 //! The upstream client: HTTP/1.1 connections to the backend, kept alive in a small pool.
 //!
-//! Deliberately not hyper-util's legacy client: its pool and dispatch layers cost measurable
-//! CPU per request on the proxy path (see docs/performance.md). Here a connection is taken from
-//! a LIFO stack, used for one exchange, and put back by the response body when it ends; a
-//! body dropped early (client went away) closes that connection instead.
+//! Deliberately not hyper-util's legacy client, nor hyper's connection tasks: their pool and
+//! dispatch layers cost measurable CPU per request on the proxy path (docs/performance.md).
+//! A connection is taken from a LIFO stack, used for one exchange in the request's own task
+//! ([`super::h1`]), and put back by the response body when it ends; a body dropped early (the
+//! client went away) closes that connection instead. WebSocket upgrades use hyper, on a
+//! connection of their own.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::h1::{Conn, H1Error, Recycle};
 use crate::body::Body;
 use crate::config::upstream::UpstreamUrl;
 
@@ -23,12 +26,12 @@ pub enum UpstreamError {
     Unavailable(String),
     /// No connection within connect_timeout.
     ConnectTimeout,
-    /// Sending the request body failed (which may be our own body limit).
-    SendFailed(hyper::Error),
+    /// The exchange failed after the request started (which may be our own body limit).
+    SendFailed(String),
 }
 
 struct Idle {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -40,15 +43,16 @@ pub struct UpstreamClient {
     idle: Mutex<VecDeque<Idle>>,
 }
 
-/// Puts a connection back into the pool when the response body that uses it has ended.
-pub struct PoolGuard {
-    client: Arc<UpstreamClient>,
-    sender: SendRequest<Body>,
-}
-
-impl PoolGuard {
-    pub fn release(self) {
-        self.client.put_back(self.sender);
+impl Recycle for UpstreamClient {
+    fn recycle(&self, conn: Conn) {
+        if self.max_idle == 0 {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() >= self.max_idle {
+            idle.pop_front();
+        }
+        idle.push_back(Idle { conn, since: Instant::now() });
     }
 }
 
@@ -61,28 +65,17 @@ impl UpstreamClient {
         &self.target
     }
 
-    fn checkout(&self) -> Option<SendRequest<Body>> {
+    fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(conn) = idle.pop_back() {
-            if !conn.sender.is_closed() && conn.since.elapsed() < self.idle_timeout {
-                return Some(conn.sender);
+        while let Some(mut idle_conn) = idle.pop_back() {
+            if idle_conn.since.elapsed() < self.idle_timeout && idle_conn.conn.is_reusable() {
+                return Some(idle_conn.conn);
             }
         }
         None
     }
 
-    fn put_back(&self, sender: SendRequest<Body>) {
-        if sender.is_closed() || self.max_idle == 0 {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() >= self.max_idle {
-            idle.pop_front();
-        }
-        idle.push_back(Idle { sender, since: Instant::now() });
-    }
-
-    async fn connect(&self, upgrades: bool) -> Result<SendRequest<Body>, UpstreamError> {
+    async fn open(&self) -> Result<TcpStream, UpstreamError> {
         // `authority` is `host:port` (IPv6 bracketed): an IP connects directly, a name is
         // resolved on each new connection so DNS changes are picked up.
         let connect = TcpStream::connect(self.target.authority.as_str());
@@ -92,46 +85,46 @@ impl UpstreamClient {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Unavailable(format!("handshake with {}: {e}", self.target.authority)))?;
-        if upgrades {
-            tokio::spawn(async move {
-                let _ = conn.with_upgrades().await;
-            });
-        } else {
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-        }
-        Ok(sender)
+        Ok(stream)
     }
 
-    /// Sends one request. A pooled connection that turns out to be closed (the backend's
-    /// keep-alive ended) is retried once on a fresh connection, since the request was not sent.
-    pub async fn send(self: &Arc<Self>, req: Request<Body>) -> Result<(Response<hyper::body::Incoming>, Option<PoolGuard>), UpstreamError> {
-        let mut req = req;
-        if let Some(mut sender) = self.checkout()
-            && sender.ready().await.is_ok() {
-                match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Some(PoolGuard { client: self.clone(), sender }))),
-                    Err(mut e) => match e.take_message() {
-                        Some(r) => req = r,
-                        None => return Err(UpstreamError::SendFailed(e.into_error())),
-                    },
+    /// Sends one request. A pooled connection the backend closed meanwhile (its keep-alive
+    /// ended) is retried once on a fresh connection when nothing of a response came and the
+    /// body can be sent again (empty or already buffered).
+    pub async fn send(self: &Arc<Self>, parts: &http::request::Parts, body: Body) -> Result<Response<Body>, UpstreamError> {
+        let pool: Arc<dyn Recycle> = self.clone();
+        let failed = |e: H1Error| match e {
+            H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
+            other => UpstreamError::SendFailed(other.to_string()),
+        };
+        if let Some(conn) = self.checkout() {
+            let again = match &body {
+                Body::Empty => Some(Body::Empty),
+                Body::Full(b) => Some(Body::Full(b.clone())),
+                _ => None,
+            };
+            match (conn.exchange(parts, body, pool.clone()).await, again) {
+                (Err(H1Error::ClosedBeforeResponse), Some(body)) => {
+                    let conn = Conn::new(self.open().await?);
+                    return conn.exchange(parts, body, pool).await.map_err(failed);
                 }
+                (result, _) => return result.map_err(failed),
             }
-        let mut sender = self.connect(false).await?;
-        match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, Some(PoolGuard { client: self.clone(), sender }))),
-            Err(e) => Err(UpstreamError::SendFailed(e)),
         }
+        let conn = Conn::new(self.open().await?);
+        conn.exchange(parts, body, pool).await.map_err(failed)
     }
 
     /// Sends a request that asks to upgrade the connection (WebSocket), on its own connection.
     pub async fn send_upgrade(&self, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
-        let mut sender = self.connect(true).await?;
-        sender.send_request(req).await.map_err(UpstreamError::SendFailed)
+        let stream = self.open().await?;
+        let (mut sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Unavailable(format!("handshake with {}: {e}", self.target.authority)))?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        sender.send_request(req).await.map_err(|e| UpstreamError::SendFailed(e.to_string()))
     }
 }

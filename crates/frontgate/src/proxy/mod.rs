@@ -2,6 +2,7 @@
 //! pass-through. The checks have already run; this module only moves bytes faithfully.
 
 pub mod client;
+pub mod h1;
 pub mod headers;
 
 use std::time::Duration;
@@ -61,19 +62,14 @@ pub async fn forward(
     }
     let started = tokio::time::Instant::now();
     let head_timeout = total_timeout.map_or(timeout, |t| t.min(timeout));
-    let result = tokio::time::timeout(head_timeout, client.send(req)).await;
-    match result {
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(head_timeout, client.send(&parts, body)).await {
         Err(_) => Err(Problem::new(Code::UpstreamTimeout)),
         Ok(Err(e)) => Err(upstream_problem(e, limit_hit())),
-        Ok(Ok((resp, guard))) => {
-            let (parts, body) = resp.into_parts();
-            let body = Body::pooled(body, guard);
-            let body = match total_timeout {
-                Some(t) if !http_body::Body::is_end_stream(&body) => Body::boxed(DeadlineBody::new(body, started + t)),
-                _ => body,
-            };
-            Ok(Response::from_parts(parts, body))
-        }
+        Ok(Ok(resp)) => Ok(match total_timeout {
+            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t))),
+            _ => resp,
+        }),
     }
 }
 

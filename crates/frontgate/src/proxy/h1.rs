@@ -1,0 +1,566 @@
+//! One HTTP/1.1 connection to the backend, driven in the request's own task.
+//!
+//! hyper's client runs each connection in a task of its own and hands requests and responses
+//! over channels: two task wake-ups and a channel round trip per request, about a third of the
+//! gateway's CPU per proxied request in profiles (docs/performance.md). Here the request's
+//! task writes the request and reads the response itself, and the response body reads the
+//! socket as the server side polls it. WebSocket upgrades still go through hyper
+//! ([`super::client`]).
+//!
+//! What it accepts from a backend is strict, because the response is relayed to clients:
+//! at most 64 KiB and 128 fields of response head; one Content-Length (repeated copies must
+//! agree), or chunked transfer coding (then any Content-Length is ignored and dropped, RFC 9112
+//! §6.3); otherwise the body runs to the end of the connection, which is then not reused.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
+use http_body::{Body as _, Frame, SizeHint};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::body::{Body, BoxError};
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 128;
+/// A chunk-size line, with any extensions, at most this long.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Trailer section of a chunked body (read and dropped), at most this long.
+const MAX_TRAILERS: usize = 16 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+/// Request bodies up to this size are sent in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum H1Error {
+    /// The connection closed before any byte of a response arrived: the backend ended its
+    /// keep-alive. The request may be retried on a fresh connection if its body can be resent.
+    ClosedBeforeResponse,
+    Io(io::Error),
+    /// The backend's response is not acceptable HTTP/1.1.
+    Malformed(&'static str),
+    /// Reading the client's request body failed (also our own body limit).
+    RequestBody(BoxError),
+}
+
+impl std::fmt::Display for H1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            H1Error::ClosedBeforeResponse => f.write_str("connection closed before a response"),
+            H1Error::Io(e) => write!(f, "{e}"),
+            H1Error::Malformed(why) => write!(f, "malformed response: {why}"),
+            H1Error::RequestBody(e) => write!(f, "request body: {e}"),
+        }
+    }
+}
+
+/// Where a connection goes once its response body is complete.
+pub trait Recycle: Send + Sync + 'static {
+    fn recycle(&self, conn: Conn);
+}
+
+/// An open connection to the backend, with what it has read ahead.
+pub struct Conn {
+    io: TcpStream,
+    buf: BytesMut,
+}
+
+impl Conn {
+    pub fn new(io: TcpStream) -> Conn {
+        Conn { io, buf: BytesMut::with_capacity(READ_CHUNK) }
+    }
+
+    /// Whether an idle connection can still carry a request: not closed by the backend and
+    /// with nothing unsolicited to read. Never blocks.
+    pub fn is_reusable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends the request and reads the response head. The response body reads the rest from
+    /// this connection and hands it to `pool` once complete (if the connection may be reused).
+    pub async fn exchange(mut self, parts: &http::request::Parts, body: Body, pool: Arc<dyn Recycle>) -> Result<Response<Body>, H1Error> {
+        let head_only = parts.method == Method::HEAD;
+        self.send(parts, body).await?;
+        let mut received_any = false;
+        loop {
+            // Interim responses (100 Continue, 103 Early Hints) are read and dropped.
+            let parsed = loop {
+                if let Some(parsed) = parse_head(&self.buf)? {
+                    break parsed;
+                }
+                if self.buf.len() >= MAX_HEAD {
+                    return Err(H1Error::Malformed("response head over 64 KiB"));
+                }
+                let n = read_some(&mut self.io, &mut self.buf).await.map_err(H1Error::Io)?;
+                if n == 0 {
+                    return Err(if received_any { H1Error::Malformed("connection closed inside the response head") } else { H1Error::ClosedBeforeResponse });
+                }
+                received_any = true;
+            };
+            self.buf.advance(parsed.head_len);
+            if parsed.status.is_informational() {
+                if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(H1Error::Malformed("101 Switching Protocols to a request that did not ask to upgrade"));
+                }
+                continue;
+            }
+            let framing = framing(&parsed, head_only)?;
+            let mut resp = Response::new(Body::Empty);
+            *resp.status_mut() = parsed.status;
+            *resp.version_mut() = Version::HTTP_11;
+            let mut headers = parsed.headers;
+            if matches!(framing, Framing::Chunked) {
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            *resp.headers_mut() = headers;
+            *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
+            return Ok(resp);
+        }
+    }
+
+    async fn send(&mut self, parts: &http::request::Parts, body: Body) -> Result<(), H1Error> {
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(parts.method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in parts.headers.iter() {
+            // Framing is ours to decide (below).
+            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        // A declared length is kept for a streamed body; otherwise the body's own size, or
+        // chunked.
+        let declared = parts.headers.get(header::CONTENT_LENGTH);
+        let mut chunked = false;
+        match (&body, declared) {
+            (Body::Empty, _) => {
+                if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+                    out.extend_from_slice(b"content-length: 0\r\n");
+                }
+            }
+            (Body::Full(b), _) => {
+                out.extend_from_slice(format!("content-length: {}\r\n", b.as_ref().map_or(0, Bytes::len)).as_bytes());
+            }
+            (_, Some(len)) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(len.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            (_, None) => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        match body {
+            Body::Empty | Body::Full(None) => self.io.write_all(&out).await.map_err(H1Error::Io),
+            Body::Full(Some(b)) if b.len() <= COALESCE => {
+                out.extend_from_slice(&b);
+                self.io.write_all(&out).await.map_err(H1Error::Io)
+            }
+            Body::Full(Some(b)) => {
+                self.io.write_all(&out).await.map_err(H1Error::Io)?;
+                self.io.write_all(&b).await.map_err(H1Error::Io)
+            }
+            mut stream => {
+                self.io.write_all(&out).await.map_err(H1Error::Io)?;
+                while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await {
+                    let frame = frame.map_err(H1Error::RequestBody)?;
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        let size = format!("{:x}\r\n", data.len());
+                        self.io.write_all(size.as_bytes()).await.map_err(H1Error::Io)?;
+                        self.io.write_all(&data).await.map_err(H1Error::Io)?;
+                        self.io.write_all(b"\r\n").await.map_err(H1Error::Io)?;
+                    } else {
+                        self.io.write_all(&data).await.map_err(H1Error::Io)?;
+                    }
+                }
+                if chunked {
+                    self.io.write_all(b"0\r\n\r\n").await.map_err(H1Error::Io)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>) -> Body {
+        match framing {
+            Framing::Empty => {
+                if keep_alive {
+                    pool.recycle(self);
+                }
+                Body::Empty
+            }
+            // The common case for API responses: the whole body came with the head.
+            Framing::Length(n) if self.buf.len() as u64 >= n => {
+                let body = self.buf.split_to(n as usize).freeze();
+                if keep_alive {
+                    pool.recycle(self);
+                }
+                Body::full(body)
+            }
+            framing => Body::Upstream(Box::new(UpstreamBody { conn: Some(self), state: State::from(framing), keep_alive, pool })),
+        }
+    }
+}
+
+/// Reads what the socket has into the spare capacity of `buf`.
+async fn read_some(io: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_read_some(io, buf, cx)).await
+}
+
+fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_CHUNK);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+struct Parsed {
+    status: StatusCode,
+    headers: HeaderMap,
+    head_len: usize,
+    keep_alive: bool,
+}
+
+fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, H1Error> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let head_len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::Malformed("more than 128 header fields")),
+        Err(_) => return Err(H1Error::Malformed("not an HTTP/1.x response head")),
+    };
+    let status = resp.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
+    let http10 = resp.version == Some(0);
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let mut connection_close = http10;
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| H1Error::Malformed("bad header name"))?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| H1Error::Malformed("bad header value"))?;
+        if name == header::CONNECTION {
+            for token in value.to_str().unwrap_or("").split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    connection_close = true;
+                } else if http10 && token.eq_ignore_ascii_case("keep-alive") {
+                    connection_close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    Ok(Some(Parsed { status, headers, head_len, keep_alive: !connection_close }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// How the response body is delimited (RFC 9112 §6.3).
+fn framing(p: &Parsed, head_only: bool) -> Result<Framing, H1Error> {
+    if head_only || p.status == StatusCode::NO_CONTENT || p.status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Empty);
+    }
+    if let Some(te) = p.headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
+        let last = te.to_str().ok().and_then(|s| s.rsplit(',').next()).map(str::trim).unwrap_or("");
+        return Ok(if last.eq_ignore_ascii_case("chunked") { Framing::Chunked } else { Framing::UntilClose });
+    }
+    let mut length: Option<u64> = None;
+    for v in p.headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.to_str().map_err(|_| H1Error::Malformed("bad Content-Length"))?.split(',') {
+            let part = part.trim();
+            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(H1Error::Malformed("bad Content-Length"));
+            }
+            let n: u64 = part.parse().map_err(|_| H1Error::Malformed("bad Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(H1Error::Malformed("conflicting Content-Length values"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+enum State {
+    Length(u64),
+    /// Before a chunk-size line.
+    ChunkSize,
+    /// Inside a chunk: bytes left.
+    ChunkData(u64),
+    /// After a chunk's data: its CRLF.
+    ChunkEnd,
+    Trailers,
+    UntilClose,
+    Done,
+}
+
+impl From<Framing> for State {
+    fn from(f: Framing) -> State {
+        match f {
+            Framing::Empty => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::ChunkSize,
+            Framing::UntilClose => State::UntilClose,
+        }
+    }
+}
+
+/// A response body read from its connection as it is polled; the connection goes back to the
+/// pool when the body is complete, and is closed if the body is dropped before.
+pub struct UpstreamBody {
+    conn: Option<Conn>,
+    state: State,
+    keep_alive: bool,
+    pool: Arc<dyn Recycle>,
+}
+
+fn truncated() -> BoxError {
+    Box::new(io::Error::new(io::ErrorKind::UnexpectedEof, "the backend closed the connection inside the response body"))
+}
+
+fn malformed(why: &'static str) -> BoxError {
+    Box::new(H1Error::Malformed(why).into_io())
+}
+
+impl H1Error {
+    fn into_io(self) -> io::Error {
+        match self {
+            H1Error::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
+}
+
+impl UpstreamBody {
+    fn finish(&mut self) {
+        self.state = State::Done;
+        if let Some(conn) = self.conn.take()
+            && self.keep_alive {
+                self.pool.recycle(conn);
+            }
+    }
+
+    /// Makes progress on chunk framing with what is buffered; `Ok(Some(data))` is a frame,
+    /// `Ok(None)` means more bytes are needed (or the body just ended: see `state`).
+    fn step_chunked(&mut self) -> Result<Option<Bytes>, BoxError> {
+        let conn = self.conn.as_mut().expect("connection while reading");
+        loop {
+            match self.state {
+                State::ChunkSize => {
+                    let Some(eol) = conn.buf.iter().position(|&b| b == b'\n') else {
+                        if conn.buf.len() > MAX_CHUNK_LINE {
+                            return Err(malformed("chunk-size line too long"));
+                        }
+                        return Ok(None);
+                    };
+                    if eol > MAX_CHUNK_LINE {
+                        return Err(malformed("chunk-size line too long"));
+                    }
+                    let line = &conn.buf[..eol];
+                    let line = line.strip_suffix(b"\r").ok_or_else(|| malformed("chunk-size line without CRLF"))?;
+                    let hex = line.split(|&b| b == b';').next().unwrap_or(b"");
+                    let hex = hex.trim_ascii_end();
+                    if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(malformed("bad chunk size"));
+                    }
+                    let size = u64::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16).map_err(|_| malformed("bad chunk size"))?;
+                    conn.buf.advance(eol + 1);
+                    self.state = if size == 0 { State::Trailers } else { State::ChunkData(size) };
+                }
+                State::ChunkData(left) => {
+                    if conn.buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = (conn.buf.len() as u64).min(left) as usize;
+                    let data = conn.buf.split_to(take).freeze();
+                    self.state = if left == take as u64 { State::ChunkEnd } else { State::ChunkData(left - take as u64) };
+                    return Ok(Some(data));
+                }
+                State::ChunkEnd => {
+                    if conn.buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &conn.buf[..2] != b"\r\n" {
+                        return Err(malformed("chunk data not followed by CRLF"));
+                    }
+                    conn.buf.advance(2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    // Trailer fields are read and dropped; the section ends with an empty line.
+                    let Some(eol) = conn.buf.iter().position(|&b| b == b'\n') else {
+                        if conn.buf.len() > MAX_TRAILERS {
+                            return Err(malformed("trailer section too long"));
+                        }
+                        return Ok(None);
+                    };
+                    let empty = eol == 0 || (eol == 1 && conn.buf[0] == b'\r');
+                    conn.buf.advance(eol + 1);
+                    if empty {
+                        let leftover = !conn.buf.is_empty();
+                        if leftover {
+                            // Bytes after the response: the connection is out of step.
+                            self.keep_alive = false;
+                        }
+                        self.finish();
+                        return Ok(None);
+                    }
+                }
+                _ => unreachable!("chunk step outside chunked state"),
+            }
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(left) => {
+                    let conn = this.conn.as_mut().expect("connection while reading");
+                    if conn.buf.is_empty() {
+                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                        if n == 0 {
+                            this.conn = None;
+                            this.state = State::Done;
+                            return Poll::Ready(Some(Err(truncated())));
+                        }
+                    }
+                    let take = (conn.buf.len() as u64).min(left) as usize;
+                    let data = conn.buf.split_to(take).freeze();
+                    if left == take as u64 {
+                        if !conn.buf.is_empty() {
+                            this.keep_alive = false;
+                        }
+                        this.finish();
+                    } else {
+                        this.state = State::Length(left - take as u64);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                State::UntilClose => {
+                    let conn = this.conn.as_mut().expect("connection while reading");
+                    if conn.buf.is_empty() {
+                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                        if n == 0 {
+                            this.keep_alive = false;
+                            this.finish();
+                            return Poll::Ready(None);
+                        }
+                    }
+                    let data = conn.buf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                _ => {
+                    if let Some(data) = this.step_chunked()? {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    if matches!(this.state, State::Done) {
+                        return Poll::Ready(None);
+                    }
+                    let conn = this.conn.as_mut().expect("connection while reading");
+                    let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                    if n == 0 {
+                        this.conn = None;
+                        this.state = State::Done;
+                        return Poll::Ready(Some(Err(truncated())));
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(head: &str) -> Parsed {
+        parse_head(head.as_bytes()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let f = |h: &str| framing(&parsed(h), false);
+        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Length(5));
+        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Length(5));
+        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n").unwrap(), Framing::Length(5));
+        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap(), Framing::Empty);
+        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Chunked);
+        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n").unwrap(), Framing::UntilClose);
+        assert_eq!(f("HTTP/1.1 200 OK\r\n\r\n").unwrap(), Framing::UntilClose);
+        assert_eq!(f("HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Empty);
+        assert_eq!(framing(&parsed("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"), true).unwrap(), Framing::Empty);
+        for bad in ["5, 6", "-1", "+5", "0x5", "", "99999999999999999999", "5 5"] {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n");
+            assert!(f(&head).is_err(), "{bad}");
+        }
+        assert!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn keep_alive_follows_connection_and_version() {
+        assert!(parsed("HTTP/1.1 200 OK\r\n\r\n").keep_alive);
+        assert!(!parsed("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n").keep_alive);
+        assert!(!parsed("HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\n\r\n").keep_alive);
+        assert!(!parsed("HTTP/1.0 200 OK\r\n\r\n").keep_alive);
+        assert!(parsed("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn heads_are_bounded_and_strict() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
+        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n").is_err());
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        let many: String = (0..200).map(|i| format!("x-{i}: y\r\n")).collect();
+        assert!(parse_head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
+    }
+}
