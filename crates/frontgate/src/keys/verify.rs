@@ -2,17 +2,19 @@
 //! malformed key costs a few hundred nanoseconds and no I/O, a known key costs a cache hit, and
 //! only a well-formed key not seen within `cache_ttl` reaches the store.
 //!
-//! Both caches are bounded (moka, TinyLFU eviction) and expire after `cache_ttl`. Unknown keys
-//! go to their own, smaller cache, so guessing cannot push real keys out. A revocation or
+//! Both caches are bounded (quick_cache, S3-FIFO eviction, which does its bookkeeping on insert,
+//! so a hit never pays for deferred maintenance) and entries expire after `cache_ttl`. Unknown
+//! keys go to their own, smaller cache, so guessing cannot push real keys out. A revocation or
 //! rotation published on the event hub (this node at once, other nodes through Redis) drops the
 //! key's cache entry; if that event is lost, `cache_ttl` bounds how long it may still pass.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
 use subtle::ConstantTimeEq;
 
 use super::format::{self, FormatError, Hasher};
@@ -59,17 +61,48 @@ impl Refusal {
     }
 }
 
-#[derive(Clone)]
 enum Cached {
-    Known(Arc<KeyRecord>),
+    Known(Arc<KnownKey>),
     Unknown,
+}
+
+/// A cached record, with when its last use was last queued for writing.
+struct KnownKey {
+    record: Arc<KeyRecord>,
+    expires: Instant,
+    noted_ms: AtomicI64,
+}
+
+/// Last-used times are queued at most this often per key: the write is batched anyway, and
+/// a cached verification then costs an atomic load, not a map insert.
+const NOTE_EVERY_MS: i64 = 1000;
+
+/// Counters of the verification outcomes, made once (not looked up by name per request).
+struct Counters {
+    results: HashMap<&'static str, metrics::Counter>,
+    known_hits: metrics::Counter,
+    unknown_hits: metrics::Counter,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        let labels = ["ok", "malformed", "bad_checksum", "unknown", "revoked", "expired", "client_denied", "origin_denied", "uses_spent", "store_unavailable"];
+        Counters {
+            results: labels.into_iter().map(|l| (l, metrics::counter!(VERIFICATIONS, "result" => l))).collect(),
+            known_hits: metrics::counter!(CACHE_HITS, "kind" => "known"),
+            unknown_hits: metrics::counter!(CACHE_HITS, "kind" => "unknown"),
+        }
+    }
 }
 
 pub struct Verifier {
     prefix: String,
     hasher: Hasher,
-    known: Cache<[u8; 32], Arc<KeyRecord>>,
-    unknown: Cache<[u8; 32], ()>,
+    known: Arc<Cache<[u8; 32], Arc<KnownKey>>>,
+    /// Digests no key has, until when.
+    unknown: Arc<Cache<[u8; 32], Instant>>,
+    ttl: Duration,
+    counters: Counters,
     services: Arc<Services>,
     timeout: Duration,
     /// Last-used times not yet written: key id → ms.
@@ -82,18 +115,15 @@ impl Verifier {
     /// flusher on the state runtime; it stops when the verifier is dropped.
     pub fn new(config: &ApiKeysConfig, services: &Arc<Services>) -> Arc<Verifier> {
         let ttl = config.cache_ttl.0;
-        let known: Cache<[u8; 32], Arc<KeyRecord>> = Cache::builder().max_capacity(config.cache_capacity).time_to_live(ttl).build();
-        let unknown: Cache<[u8; 32], ()> = Cache::builder().max_capacity(config.negative_cache_capacity).time_to_live(ttl).build();
+        let known: Arc<Cache<[u8; 32], Arc<KnownKey>>> = Arc::new(Cache::new(config.cache_capacity as usize));
+        let unknown: Arc<Cache<[u8; 32], Instant>> = Arc::new(Cache::new(config.negative_cache_capacity as usize));
         let (k, u) = (known.clone(), unknown.clone());
         let hook: Arc<Hook> = Arc::new(move |topic: &str, payload: &str| {
             if topic == RESYNC {
-                k.invalidate_all();
-                u.invalidate_all();
+                k.clear();
+                u.clear();
             } else if topic == TOPIC_CHANGED {
-                let stale: Vec<Arc<[u8; 32]>> = k.iter().filter(|(_, r)| r.id == payload).map(|(d, _)| d).collect();
-                for d in stale {
-                    k.invalidate(&*d);
-                }
+                k.retain(|_, known| known.record.id != payload);
             }
         });
         services.events().subscribe(&hook);
@@ -102,6 +132,8 @@ impl Verifier {
             hasher: Hasher::new(config.hash_secret.0.as_bytes()),
             known,
             unknown,
+            ttl,
+            counters: Counters::new(),
             services: services.clone(),
             timeout: services.store_timeout(),
             last_used: Arc::new(Mutex::new(HashMap::new())),
@@ -122,7 +154,9 @@ impl Verifier {
             Ok(_) => "ok",
             Err(r) => r.label(),
         };
-        metrics::counter!(VERIFICATIONS, "result" => label).increment(1);
+        if let Some(c) = self.counters.results.get(label) {
+            c.increment(1);
+        }
         result
     }
 
@@ -133,11 +167,12 @@ impl Verifier {
             Err(FormatError::Checksum) => return Err(Refusal::BadChecksum),
         }
         let digest = self.hasher.digest(key);
-        let record = match self.cached(&digest) {
-            Some(Cached::Known(r)) => r,
+        let known = match self.cached(&digest) {
+            Some(Cached::Known(k)) => k,
             Some(Cached::Unknown) => return Err(Refusal::Unknown),
             None => self.load(digest).await?,
         };
+        let record = &known.record;
         // The lookup was by digest; compare it again in constant time all the same.
         if !bool::from(record.digest.ct_eq(&digest)) {
             return Err(Refusal::Unknown);
@@ -158,18 +193,28 @@ impl Verifier {
                 return Err(Refusal::UsesSpent);
             }
         }
-        self.last_used.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), now);
-        Ok(record)
+        if now - known.noted_ms.load(Ordering::Relaxed) >= NOTE_EVERY_MS {
+            known.noted_ms.store(now, Ordering::Relaxed);
+            self.last_used.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), now);
+        }
+        Ok(record.clone())
     }
 
     fn cached(&self, digest: &[u8; 32]) -> Option<Cached> {
-        if let Some(r) = self.known.get(digest) {
-            metrics::counter!(CACHE_HITS, "kind" => "known").increment(1);
-            return Some(Cached::Known(r));
+        let now = Instant::now();
+        if let Some(k) = self.known.get(digest) {
+            if k.expires > now {
+                self.counters.known_hits.increment(1);
+                return Some(Cached::Known(k));
+            }
+            self.known.remove(digest);
         }
-        if self.unknown.contains_key(digest) {
-            metrics::counter!(CACHE_HITS, "kind" => "unknown").increment(1);
-            return Some(Cached::Unknown);
+        if let Some(until) = self.unknown.get(digest) {
+            if until > now {
+                self.counters.unknown_hits.increment(1);
+                return Some(Cached::Unknown);
+            }
+            self.unknown.remove(digest);
         }
         None
     }
@@ -178,7 +223,7 @@ impl Verifier {
         self.services.db().cloned().ok_or(StoreError::Stopped)
     }
 
-    async fn load(&self, digest: [u8; 32]) -> Result<Arc<KeyRecord>, Refusal> {
+    async fn load(&self, digest: [u8; 32]) -> Result<Arc<KnownKey>, Refusal> {
         metrics::counter!(STORE_LOOKUPS).increment(1);
         let db = self.db().map_err(Refusal::Store)?;
         let t = self.timeout;
@@ -190,12 +235,12 @@ impl Verifier {
             .map_err(Refusal::Store)?;
         match found {
             Some(r) => {
-                let r = Arc::new(r);
-                self.known.insert(digest, r.clone());
-                Ok(r)
+                let k = Arc::new(KnownKey { record: Arc::new(r), expires: Instant::now() + self.ttl, noted_ms: AtomicI64::new(i64::MIN / 2) });
+                self.known.insert(digest, k.clone());
+                Ok(k)
             }
             None => {
-                self.unknown.insert(digest, ());
+                self.unknown.insert(digest, Instant::now() + self.ttl);
                 Err(Refusal::Unknown)
             }
         }
@@ -226,9 +271,7 @@ impl Verifier {
 
     /// Entries in the caches (known, unknown), for tests and metrics.
     pub fn cache_sizes(&self) -> (u64, u64) {
-        self.known.run_pending_tasks();
-        self.unknown.run_pending_tasks();
-        (self.known.entry_count(), self.unknown.entry_count())
+        (self.known.len() as u64, self.unknown.len() as u64)
     }
 }
 
