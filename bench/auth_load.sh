@@ -26,7 +26,7 @@ bench_need wrk:wrk curl:curl openssl:openssl taskset:util-linux
 bench_binary
 bench_tmp
 
-# Load generator on CPU 0, the gateway and the upstream on CPU 1 (as in bench/load.sh).
+# wrk and the upstream on CPU 0, the gateway on CPU 1 (as in bench/load.sh).
 on_cpu() { if [[ $PIN == 1 && $(nproc) -ge 2 ]]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
@@ -72,7 +72,7 @@ fi
 TOKEN="$HEADER.$PAYLOAD.$SIG"
 
 UP_PORT=$(free_port); GW_PORT=$(free_port); ADMIN_PORT=$(free_port)
-on_cpu 1 "$BIN" demo-upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
+on_cpu 0 "$BIN" demo-upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 PIDS+=($!)
 cat >"$TMP/frontgate.toml" <<TOML
 data_dir = "$TMP/data"

@@ -94,7 +94,7 @@ impl Conn {
         loop {
             // Interim responses (100 Continue, 103 Early Hints) are read and dropped.
             let parsed = loop {
-                if let Some(parsed) = parse_head(&self.buf)? {
+                if let Some(parsed) = parse_head(&mut self.buf)? {
                     break parsed;
                 }
                 if self.buf.len() >= MAX_HEAD {
@@ -106,7 +106,6 @@ impl Conn {
                 }
                 received_any = true;
             };
-            self.buf.advance(parsed.head_len);
             if parsed.status.is_informational() {
                 if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(H1Error::Malformed("101 Switching Protocols to a request that did not ask to upgrade"));
@@ -238,26 +237,39 @@ fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) 
 struct Parsed {
     status: StatusCode,
     headers: HeaderMap,
-    head_len: usize,
     keep_alive: bool,
 }
 
-fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, H1Error> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let head_len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(H1Error::Malformed("more than 128 header fields")),
-        Err(_) => return Err(H1Error::Malformed("not an HTTP/1.x response head")),
+/// Parses a complete response head at the start of `buf` and takes it out of `buf`; `None`
+/// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
+/// bytes, not copies.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Parsed>, H1Error> {
+    // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let (head_len, code, http10, count) = {
+        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::Malformed("more than 128 header fields")),
+            Err(_) => return Err(H1Error::Malformed("not an HTTP/1.x response head")),
+        };
+        let base = buf.as_ptr() as usize;
+        for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (name as u32, (name + h.name.len()) as u32, value as u32, (value + h.value.len()) as u32);
+        }
+        (head_len, resp.code, resp.version == Some(0), resp.headers.len())
     };
-    let status = resp.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
-    let http10 = resp.version == Some(0);
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    let status = code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
+    let head = buf.split_to(head_len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
     let mut connection_close = http10;
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| H1Error::Malformed("bad header name"))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| H1Error::Malformed("bad header value"))?;
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).map_err(|_| H1Error::Malformed("bad header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| H1Error::Malformed("bad header value"))?;
         if name == header::CONNECTION {
             for token in value.to_str().unwrap_or("").split(',') {
                 let token = token.trim();
@@ -270,7 +282,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Parsed>, H1Error> {
         }
         headers.append(name, value);
     }
-    Ok(Some(Parsed { status, headers, head_len, keep_alive: !connection_close }))
+    Ok(Some(Parsed { status, headers, keep_alive: !connection_close }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,8 +534,12 @@ impl http_body::Body for UpstreamBody {
 mod tests {
     use super::*;
 
+    fn parse(head: &[u8]) -> Result<Option<Parsed>, H1Error> {
+        parse_head(&mut BytesMut::from(head))
+    }
+
     fn parsed(head: &str) -> Parsed {
-        parse_head(head.as_bytes()).unwrap().unwrap()
+        parse(head.as_bytes()).unwrap().unwrap()
     }
 
     #[test]
@@ -556,11 +572,17 @@ mod tests {
 
     #[test]
     fn heads_are_bounded_and_strict() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
-        assert!(parse_head(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n").is_err());
-        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
+        assert!(parse(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n").is_err());
+        assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
         let many: String = (0..200).map(|i| format!("x-{i}: y\r\n")).collect();
-        assert!(parse_head(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
+        assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
+        // The head is taken out of the buffer; what follows it stays.
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
+        let p = parse_head(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..], b"body");
+        assert_eq!(p.headers["x-a"], "1");
+        assert_eq!(p.headers["x-b"], "two words");
     }
 }
