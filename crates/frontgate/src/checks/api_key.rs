@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use http::request::Parts;
 
-use super::auth::{AuthFuture, Authenticator, BEARER_CHALLENGE};
+use super::auth::{AuthFuture, AuthResult, Authenticator, BEARER_CHALLENGE};
 use super::{Exchange, Identity};
 use crate::config::AuthMethod;
 use crate::keys::record::Denial;
@@ -95,26 +95,45 @@ impl Authenticator for ApiKeyAuth {
 
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {
         Box::pin(async move {
-            if self.key_in_query(ex.head) {
-                metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
-                return Err(Problem::new(Code::CredentialsInQuery)
-                    .with_detail("API keys must not be sent in the URL, where logs and browser history keep them; send the X-API-Key header. Consider this key leaked and rotate it."));
-            }
-            let key = self.presented_key(ex.head)?;
+            let key = self.presentable_key(ex)?;
             let origin = ex.head.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
-            match self.verifier.verify(key, ex.client.ip, origin).await {
-                Ok(r) => Ok(Identity {
-                    method: AuthMethod::ApiKey,
-                    subject: r.subject.clone(),
-                    key_id: Some(r.id.clone()),
-                    scopes: r.scopes.clone(),
-                    // Validated when the key was made; an unparsable stored value limits nothing.
-                    rate_limit: r.rate_limit.as_deref().and_then(|s| crate::config::Rate::parse(s).ok()),
-                    upstream_headers: Vec::new(),
-                }),
-                Err(refusal) => Err(problem(&refusal)),
-            }
+            self.verifier.verify(key, ex.client.ip, origin).await.map(identity).map_err(|r| problem(&r))
         })
+    }
+
+    fn authenticate_cached(&self, ex: &Exchange<'_>) -> Option<AuthResult> {
+        let key = match self.presentable_key(ex) {
+            Ok(key) => key,
+            Err(p) => return Some(Err(p)),
+        };
+        let origin = ex.head.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
+        let verified = self.verifier.verify_cached(key, ex.client.ip, origin)?;
+        Some(verified.map(identity).map_err(|r| problem(&r)))
+    }
+}
+
+impl ApiKeyAuth {
+    /// The one key the request presents, refusing a key in the URL.
+    fn presentable_key<'e>(&self, ex: &'e Exchange<'_>) -> Result<&'e str, Problem> {
+        if self.key_in_query(ex.head) {
+            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
+            return Err(Problem::new(Code::CredentialsInQuery)
+                .with_detail("API keys must not be sent in the URL, where logs and browser history keep them; send the X-API-Key header. Consider this key leaked and rotate it."));
+        }
+        self.presented_key(ex.head)
+    }
+}
+
+/// Who a verified key says the caller is.
+fn identity(r: Arc<crate::keys::KeyRecord>) -> Identity {
+    Identity {
+        method: AuthMethod::ApiKey,
+        subject: r.subject.clone(),
+        key_id: Some(r.id.clone()),
+        scopes: r.scopes.clone(),
+        // Validated when the key was made; an unparsable stored value limits nothing.
+        rate_limit: r.rate_limit.as_deref().and_then(|s| crate::config::Rate::parse(s).ok()),
+        upstream_headers: Vec::new(),
     }
 }
 

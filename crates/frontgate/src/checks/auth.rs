@@ -30,6 +30,11 @@ pub trait Authenticator: Send + Sync + 'static {
     fn presented(&self, head: &Parts) -> bool;
     /// Verifies the credential the request carries.
     fn authenticate<'a>(&'a self, exchange: &'a Exchange<'_>) -> AuthFuture<'a>;
+    /// The same answer without waiting, when caches alone can give it (the steady state for
+    /// keys and tokens); `None` sends the request through [`authenticate`](Self::authenticate).
+    fn authenticate_cached(&self, _exchange: &Exchange<'_>) -> Option<AuthResult> {
+        None
+    }
     /// Removes the credential this method verified from the request, so that it never reaches
     /// the upstream (called after a successful `authenticate`).
     fn consumed(&self, _head: &mut Parts) {}
@@ -129,26 +134,37 @@ impl Check for Authenticate {
             }
             return Outcome::Ready(self.refuse(ex, Problem::new(Code::Unauthenticated)));
         };
+        if let Some(result) = auth.authenticate_cached(ex) {
+            return Outcome::Ready(self.conclude(auth.as_ref(), ex, result));
+        }
         let fut: VerdictFuture<'a> = Box::pin(async move {
-            let identity = match auth.authenticate(ex).await {
-                Ok(i) => i,
-                // A credential that no longer names anyone (an ended session) is treated like
-                // none: a browser navigation may still be sent to log in.
-                Err(p) if p.code == Code::Unauthenticated => {
-                    return match auth.absent(ex) {
-                        Some(v) => v,
-                        None => self.refuse(ex, p),
-                    };
-                }
-                Err(p) => return self.refuse(ex, p),
-            };
-            if let Err(p) = self.authorize(&identity) {
-                return self.refuse(ex, p);
-            }
-            auth.consumed(ex.head);
-            ex.identity = Some(identity);
-            Verdict::Continue
+            let result = auth.authenticate(ex).await;
+            self.conclude(auth.as_ref(), ex, result)
         });
         Outcome::Pending(fut)
+    }
+}
+
+impl Authenticate {
+    /// Authorizes an authenticated caller, or answers a refused credential.
+    fn conclude(&self, auth: &dyn Authenticator, ex: &mut Exchange<'_>, result: AuthResult) -> Verdict {
+        let identity = match result {
+            Ok(i) => i,
+            // A credential that no longer names anyone (an ended session) is treated like
+            // none: a browser navigation may still be sent to log in.
+            Err(p) if p.code == Code::Unauthenticated => {
+                return match auth.absent(ex) {
+                    Some(v) => v,
+                    None => self.refuse(ex, p),
+                };
+            }
+            Err(p) => return self.refuse(ex, p),
+        };
+        if let Err(p) = self.authorize(&identity) {
+            return self.refuse(ex, p);
+        }
+        auth.consumed(ex.head);
+        ex.identity = Some(identity);
+        Verdict::Continue
     }
 }

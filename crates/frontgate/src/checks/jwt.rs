@@ -10,14 +10,14 @@
 //! hash lookup; a DPoP proof is still checked on every request.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::request::Parts;
 use jsonwebtoken::{Algorithm, Validation};
 
-use super::auth::{AuthFuture, Authenticator};
+use super::auth::{AuthFuture, AuthResult, Authenticator};
 use super::dpop::DpopVerifier;
 use super::introspect::{IntrospectError, Introspector};
 use super::jwks::{Fetcher, Freshness, IssuerKeys, KeyError, KeySource};
@@ -70,18 +70,13 @@ enum Scheme {
 
 pub struct JwtAuthenticator {
     issuers: Vec<Issuer>,
-    cache: moka::sync::Cache<Box<str>, Arc<Verified>>,
+    /// Verified tokens until they expire (bounded; S3-FIFO, so a hit never pays for
+    /// deferred cache maintenance).
+    cache: quick_cache::sync::Cache<Box<str>, (Arc<Verified>, Instant)>,
+    hits: metrics::Counter,
     /// The introspecting issuer's index, its client, and how long answers are reused.
     introspection: Option<(usize, Introspector, Duration)>,
     dpop: DpopVerifier,
-}
-
-struct UntilExpiry;
-
-impl moka::Expiry<Box<str>, Arc<Verified>> for UntilExpiry {
-    fn expire_after_create(&self, _key: &Box<str>, value: &Arc<Verified>, _now: std::time::Instant) -> Option<Duration> {
-        Some(value.cache_for)
-    }
 }
 
 fn invalid(detail: &str) -> Problem {
@@ -170,8 +165,9 @@ impl JwtAuthenticator {
                 keys,
             });
         }
-        let cache = moka::sync::Cache::builder().max_capacity(config.cache_size).expire_after(UntilExpiry).build();
-        Ok(JwtAuthenticator { issuers, cache, introspection, dpop: DpopVerifier::new(replay, config.dpop_window.0, origin) })
+        let cache = quick_cache::sync::Cache::new(config.cache_size as usize);
+        let hits = metrics::counter!(METRIC_VERIFICATIONS, "result" => "ok", "cache" => "hit");
+        Ok(JwtAuthenticator { issuers, cache, hits, introspection, dpop: DpopVerifier::new(replay, config.dpop_window.0, origin) })
     }
 
     /// Starts fetching every issuer's keys, so the first request does not wait for them.
@@ -183,8 +179,7 @@ impl JwtAuthenticator {
 
     /// Verifies a token, from the cache when it verified before and has not expired.
     pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, Problem> {
-        if let Some(v) = self.cache.get(token) {
-            metrics::counter!(METRIC_VERIFICATIONS, "result" => "ok", "cache" => "hit").increment(1);
+        if let Some(v) = self.cached(token) {
             return Ok(v);
         }
         let result = self.verify_uncached(token).await;
@@ -196,9 +191,20 @@ impl JwtAuthenticator {
         metrics::counter!(METRIC_VERIFICATIONS, "result" => label, "cache" => "miss").increment(1);
         let v = Arc::new(result?);
         if !v.cache_for.is_zero() {
-            self.cache.insert(token.into(), v.clone());
+            self.cache.insert(token.into(), (v.clone(), Instant::now() + v.cache_for));
         }
         Ok(v)
+    }
+
+    /// A token verified before and not yet expired.
+    fn cached(&self, token: &str) -> Option<Arc<Verified>> {
+        let (v, until) = self.cache.get(token)?;
+        if until > Instant::now() {
+            self.hits.increment(1);
+            return Some(v);
+        }
+        self.cache.remove(token);
+        None
     }
 
     /// Verifies a token without the cache (a JWT, or an opaque token by introspection).
@@ -301,16 +307,25 @@ impl JwtAuthenticator {
     /// Sender constraint: a DPoP-bound token needs the DPoP scheme and a valid proof; an
     /// unbound one the Bearer scheme, unless its issuer requires DPoP.
     async fn check_binding(&self, v: &Verified, scheme: Scheme, token: &str, head: &Parts) -> Result<(), Problem> {
-        let mode = self.issuers.get(v.issuer).map_or(DpopMode::Off, |i| i.dpop);
-        match (&v.jkt, scheme, mode) {
-            (Some(_), _, DpopMode::Off) => Err(invalid("The token is DPoP-bound, and DPoP is off for its issuer.")),
-            (Some(_), Scheme::Bearer, _) => Err(invalid("The token is DPoP-bound: send it with `Authorization: DPoP` and a DPoP proof.")),
-            (None, Scheme::Dpop, _) => Err(invalid("The DPoP scheme needs a DPoP-bound token.")),
-            (None, Scheme::Bearer, DpopMode::Required) => Err(invalid("The token's issuer requires DPoP-bound tokens.")),
-            (None, Scheme::Bearer, _) => Ok(()),
-            (Some(jkt), Scheme::Dpop, _) => {
+        match (self.binding_without_proof(v, scheme), &v.jkt) {
+            (Some(answer), _) => answer,
+            (None, Some(jkt)) => {
                 self.dpop.verify(&head.headers, &head.method, head.uri.path(), token, jkt).await.map_err(|e| invalid(&format!("{}.", capitalize(&e.to_string()))))
             }
+            (None, None) => Err(invalid("The DPoP scheme needs a DPoP-bound token.")),
+        }
+    }
+
+    /// The sender-constraint answer when no DPoP proof must be checked; `None` when one must.
+    fn binding_without_proof(&self, v: &Verified, scheme: Scheme) -> Option<Result<(), Problem>> {
+        let mode = self.issuers.get(v.issuer).map_or(DpopMode::Off, |i| i.dpop);
+        match (&v.jkt, scheme, mode) {
+            (Some(_), _, DpopMode::Off) => Some(Err(invalid("The token is DPoP-bound, and DPoP is off for its issuer."))),
+            (Some(_), Scheme::Bearer, _) => Some(Err(invalid("The token is DPoP-bound: send it with `Authorization: DPoP` and a DPoP proof."))),
+            (None, Scheme::Dpop, _) => Some(Err(invalid("The DPoP scheme needs a DPoP-bound token."))),
+            (None, Scheme::Bearer, DpopMode::Required) => Some(Err(invalid("The token's issuer requires DPoP-bound tokens."))),
+            (None, Scheme::Bearer, _) => Some(Ok(())),
+            (Some(_), Scheme::Dpop, _) => None,
         }
     }
 
@@ -432,15 +447,29 @@ impl Authenticator for JwtAuthenticator {
             let (scheme, token) = credentials(ex.head)?.ok_or_else(|| Problem::new(Code::Unauthenticated))?;
             let verified = self.verify(token).await?;
             self.check_binding(&verified, scheme, token, ex.head).await?;
-            Ok(Identity {
-                method: AuthMethod::Jwt,
-                subject: verified.subject.clone(),
-                key_id: None,
-                scopes: verified.scopes.clone(),
-                rate_limit: None,
-                upstream_headers: Vec::new(),
-            })
+            Ok(identity(&verified))
         })
+    }
+
+    fn authenticate_cached(&self, ex: &Exchange<'_>) -> Option<AuthResult> {
+        let (scheme, token) = match credentials(ex.head) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Some(Err(Problem::new(Code::Unauthenticated))),
+            Err(p) => return Some(Err(p)),
+        };
+        let verified = self.cached(token)?;
+        Some(self.binding_without_proof(&verified, scheme)?.map(|()| identity(&verified)))
+    }
+}
+
+fn identity(verified: &Verified) -> Identity {
+    Identity {
+        method: AuthMethod::Jwt,
+        subject: verified.subject.clone(),
+        key_id: None,
+        scopes: verified.scopes.clone(),
+        rate_limit: None,
+        upstream_headers: Vec::new(),
     }
 }
 

@@ -66,6 +66,13 @@ enum Cached {
     Unknown,
 }
 
+/// How far a verification got without I/O.
+enum WithoutIo {
+    Done(Result<Arc<KeyRecord>, Refusal>),
+    /// The store must be asked: for the record (not cached), or to spend a budgeted use.
+    NeedsStore([u8; 32], Option<Arc<KnownKey>>),
+}
+
 /// A cached record, with when its last use was last queued for writing.
 struct KnownKey {
     record: Arc<KeyRecord>,
@@ -149,37 +156,65 @@ impl Verifier {
 
     /// Verifies `key` presented from `ip` with the request's `Origin`.
     pub async fn verify(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
-        let result = self.verify_inner(key, ip, origin).await;
-        let label = match &result {
+        let result = match self.without_io(key, ip, origin) {
+            WithoutIo::Done(result) => result,
+            WithoutIo::NeedsStore(digest, known) => self.with_store(digest, known, ip, origin).await,
+        };
+        self.count(&result);
+        result
+    }
+
+    /// [`verify`](Self::verify) when it can be answered from the caches alone (the steady
+    /// state); `None` when it needs the store (a key not cached, or one with a budget).
+    pub fn verify_cached(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Option<Result<Arc<KeyRecord>, Refusal>> {
+        match self.without_io(key, ip, origin) {
+            WithoutIo::Done(result) => {
+                self.count(&result);
+                Some(result)
+            }
+            WithoutIo::NeedsStore(..) => None,
+        }
+    }
+
+    fn count(&self, result: &Result<Arc<KeyRecord>, Refusal>) {
+        let label = match result {
             Ok(_) => "ok",
             Err(r) => r.label(),
         };
         if let Some(c) = self.counters.results.get(label) {
             c.increment(1);
         }
-        result
     }
 
-    async fn verify_inner(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+    /// Checksum, digest, caches and the record's rules: everything that needs no I/O.
+    fn without_io(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> WithoutIo {
         match format::check(&self.prefix, key) {
             Ok(()) => {}
-            Err(FormatError::Malformed) => return Err(Refusal::Malformed),
-            Err(FormatError::Checksum) => return Err(Refusal::BadChecksum),
+            Err(FormatError::Malformed) => return WithoutIo::Done(Err(Refusal::Malformed)),
+            Err(FormatError::Checksum) => return WithoutIo::Done(Err(Refusal::BadChecksum)),
         }
         let digest = self.hasher.digest(key);
-        let known = match self.cached(&digest) {
-            Some(Cached::Known(k)) => k,
-            Some(Cached::Unknown) => return Err(Refusal::Unknown),
+        match self.cached(&digest) {
+            Some(Cached::Known(k)) if k.record.uses_remaining.is_some() => WithoutIo::NeedsStore(digest, Some(k)),
+            Some(Cached::Known(k)) => WithoutIo::Done(self.admit(&k, &digest, ip, origin)),
+            Some(Cached::Unknown) => WithoutIo::Done(Err(Refusal::Unknown)),
+            None => WithoutIo::NeedsStore(digest, None),
+        }
+    }
+
+    /// The rest of a verification that needs the store: the record, or a budgeted use.
+    async fn with_store(&self, digest: [u8; 32], known: Option<Arc<KnownKey>>, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+        let known = match known {
+            Some(k) => k,
             None => self.load(digest).await?,
         };
         let record = &known.record;
-        // The lookup was by digest; compare it again in constant time all the same.
-        if !bool::from(record.digest.ct_eq(&digest)) {
-            return Err(Refusal::Unknown);
-        }
-        let now = now_ms();
-        record.admits(now, ip, origin).map_err(Refusal::Denied)?;
         if record.uses_remaining.is_some() {
+            // Rules first, so a refused use spends nothing of the budget.
+            if !bool::from(record.digest.ct_eq(&digest)) {
+                return Err(Refusal::Unknown);
+            }
+            record.admits(now_ms(), ip, origin).map_err(Refusal::Denied)?;
             // A budget is shared state: every use is one atomic decrement in the store.
             let (db, id) = (self.db().map_err(Refusal::Store)?, record.id.clone());
             let t = self.timeout;
@@ -193,6 +228,18 @@ impl Verifier {
                 return Err(Refusal::UsesSpent);
             }
         }
+        self.admit(&known, &digest, ip, origin)
+    }
+
+    /// The record's rules for this use, and its last-used time queued.
+    fn admit(&self, known: &KnownKey, digest: &[u8; 32], ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+        let record = &known.record;
+        // The lookup was by digest; compare it again in constant time all the same.
+        if !bool::from(record.digest.ct_eq(digest)) {
+            return Err(Refusal::Unknown);
+        }
+        let now = now_ms();
+        record.admits(now, ip, origin).map_err(Refusal::Denied)?;
         if now - known.noted_ms.load(Ordering::Relaxed) >= NOTE_EVERY_MS {
             known.noted_ms.store(now, Ordering::Relaxed);
             self.last_used.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), now);
