@@ -31,6 +31,9 @@ const MAX_HEADERS: usize = 128;
 const MAX_CHUNK_LINE: usize = 4096;
 /// Trailer section of a chunked body (read and dropped), at most this long.
 const MAX_TRAILERS: usize = 16 * 1024;
+/// A connection's read buffer starts small (API responses fit, and hundreds of idle pooled
+/// connections cost little) and grows by this much when a body streams through it.
+const FIRST_READ: usize = 4 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// Request bodies up to this size are sent in the same write as the head.
 const COALESCE: usize = 16 * 1024;
@@ -72,7 +75,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
-        Conn { io, buf: BytesMut::with_capacity(READ_CHUNK) }
+        Conn { io, buf: BytesMut::with_capacity(FIRST_READ) }
     }
 
     /// Whether an idle connection can still carry a request: not closed by the backend and
@@ -222,14 +225,16 @@ impl Conn {
     }
 }
 
-/// Reads what the socket has into the spare capacity of `buf`.
+/// Reads what the socket has into the spare capacity of `buf` (a response head: small reads,
+/// so the buffer stays small and is reused in place).
 async fn read_some(io: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    std::future::poll_fn(|cx| poll_read_some(io, buf, cx)).await
+    std::future::poll_fn(|cx| poll_read_some(io, buf, FIRST_READ, cx)).await
 }
 
-fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+/// Reads into `buf`, making room for at least `chunk` bytes when little is left.
+fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, chunk: usize, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_CHUNK);
+        buf.reserve(chunk);
     }
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
 }
@@ -466,7 +471,7 @@ impl http_body::Body for UpstreamBody {
                 State::Length(left) => {
                     let conn = this.conn.as_mut().expect("connection while reading");
                     if conn.buf.is_empty() {
-                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
                         if n == 0 {
                             this.conn = None;
                             this.state = State::Done;
@@ -488,7 +493,7 @@ impl http_body::Body for UpstreamBody {
                 State::UntilClose => {
                     let conn = this.conn.as_mut().expect("connection while reading");
                     if conn.buf.is_empty() {
-                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
                         if n == 0 {
                             this.keep_alive = false;
                             this.finish();
@@ -506,7 +511,7 @@ impl http_body::Body for UpstreamBody {
                         return Poll::Ready(None);
                     }
                     let conn = this.conn.as_mut().expect("connection while reading");
-                    let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, cx))?;
+                    let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
                     if n == 0 {
                         this.conn = None;
                         this.state = State::Done;
