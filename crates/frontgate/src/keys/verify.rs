@@ -66,6 +66,15 @@ enum Cached {
     Unknown,
 }
 
+/// The record's rules for one use. The lookup was by digest; it is compared again in constant
+/// time all the same.
+fn rules(record: &KeyRecord, digest: &[u8; 32], now_ms: i64, ip: IpAddr, origin: Option<&str>) -> Result<(), Refusal> {
+    if !bool::from(record.digest.ct_eq(digest)) {
+        return Err(Refusal::Unknown);
+    }
+    record.admits(now_ms, ip, origin).map_err(Refusal::Denied)
+}
+
 /// How far a verification got without I/O.
 enum WithoutIo {
     Done(Result<Arc<KeyRecord>, Refusal>),
@@ -211,10 +220,7 @@ impl Verifier {
         let record = &known.record;
         if record.uses_remaining.is_some() {
             // Rules first, so a refused use spends nothing of the budget.
-            if !bool::from(record.digest.ct_eq(&digest)) {
-                return Err(Refusal::Unknown);
-            }
-            record.admits(now_ms(), ip, origin).map_err(Refusal::Denied)?;
+            rules(record, &digest, now_ms(), ip, origin)?;
             // A budget is shared state: every use is one atomic decrement in the store.
             let (db, id) = (self.db().map_err(Refusal::Store)?, record.id.clone());
             let t = self.timeout;
@@ -234,12 +240,8 @@ impl Verifier {
     /// The record's rules for this use, and its last-used time queued.
     fn admit(&self, known: &KnownKey, digest: &[u8; 32], ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
         let record = &known.record;
-        // The lookup was by digest; compare it again in constant time all the same.
-        if !bool::from(record.digest.ct_eq(digest)) {
-            return Err(Refusal::Unknown);
-        }
         let now = now_ms();
-        record.admits(now, ip, origin).map_err(Refusal::Denied)?;
+        rules(record, digest, now, ip, origin)?;
         if now - known.noted_ms.load(Ordering::Relaxed) >= NOTE_EVERY_MS {
             known.noted_ms.store(now, Ordering::Relaxed);
             self.last_used.lock().unwrap_or_else(|e| e.into_inner()).insert(record.id.clone(), now);
