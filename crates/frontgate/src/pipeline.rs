@@ -204,7 +204,10 @@ impl Gateway {
                 if let Some(l) = limit_client {
                     route_checks.push(Arc::new(l));
                 }
-                if let Some(a) = Authenticate::for_route(&auth, &scopes, &authenticators) {
+                let claims: Vec<(String, serde_json::Value)> = policy
+                    .map(|r| r.claims.iter().filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?))).collect())
+                    .unwrap_or_default();
+                if let Some(a) = Authenticate::for_route(&auth, &scopes, &claims, &authenticators) {
                     route_checks.push(Arc::new(a));
                 }
                 if let Some(oidc) = &oidc

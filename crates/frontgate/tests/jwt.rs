@@ -37,7 +37,8 @@ async fn bearer(gate: SocketAddr, path: &str, token: &str) -> (u16, String, Valu
 }
 
 fn routes() -> &'static str {
-    "[[routes]]\nmatch = \"/echo/**\"\nauth = \"jwt\"\n\n[[routes]]\nmatch = \"/admin/**\"\nauth = \"jwt\"\nscopes = [\"admin\"]\n"
+    "[[routes]]\nmatch = \"/echo/**\"\nauth = \"jwt\"\n\n[[routes]]\nmatch = \"/admin/**\"\nauth = \"jwt\"\nscopes = [\"admin\"]\n\n\
+     [[routes]]\nmatch = \"/tenant/**\"\nauth = \"jwt\"\nclaims = { tenant = \"acme\", groups = \"ops\", email_verified = true }\n"
 }
 
 fn start_gate(upstream: &common::Upstream, jwt: &str) -> common::Gate {
@@ -186,6 +187,44 @@ fn claims(extra: Value) -> Value {
     let mut c = json!({"iss": ISS, "aud": "api", "sub": "alice", "exp": now() + 300, "iat": now(), "scope": "read", "jti": common::jwt::unique()});
     merge(&mut c, extra);
     c
+}
+
+/// A route's `claims`: each must be in the token with exactly that value (or, for a list,
+/// among its items); anything else is a 403 naming the claim, and nothing reaches the upstream.
+#[tokio::test]
+async fn route_claims_must_be_carried_with_their_values() {
+    let up = common::Upstream::start().await;
+    let issuer_key = EcKey::new("issuer-key-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&[&issuer_key])).unwrap();
+    let gate = start_gate(
+        &up,
+        &format!("[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n", jwks_path.display().to_string()),
+    );
+    let token = |extra: Value| issuer_key.token(json!({}), &claims(extra));
+    let good = token(json!({"tenant": "acme", "groups": ["dev", "ops"], "email_verified": true}));
+    let (status, _, v) = bearer(gate.addr, "/tenant/x", &good).await;
+    assert_eq!(status, 200, "{v}\n{}", gate.logs());
+    assert_eq!(bearer(gate.addr, "/tenant/x", &token(json!({"tenant": "acme", "groups": "ops", "email_verified": true}))).await.0, 200);
+    let hits = up.hits();
+    let cases = [
+        ("another tenant", json!({"tenant": "evil", "groups": ["ops"], "email_verified": true}), "tenant"),
+        ("tenant missing", json!({"groups": ["ops"], "email_verified": true}), "tenant"),
+        ("not in the group", json!({"tenant": "acme", "groups": ["dev"], "email_verified": true}), "groups"),
+        ("a prefix of the group", json!({"tenant": "acme", "groups": "op", "email_verified": true}), "groups"),
+        ("a string where a boolean is required", json!({"tenant": "acme", "groups": ["ops"], "email_verified": "true"}), "email_verified"),
+        ("false", json!({"tenant": "acme", "groups": ["ops"], "email_verified": false}), "email_verified"),
+        ("nested where a string is required", json!({"tenant": {"id": "acme"}, "groups": ["ops"], "email_verified": true}), "tenant"),
+    ];
+    for (name, extra, claim) in cases {
+        let (status, code, v) = bearer(gate.addr, "/tenant/x", &token(extra)).await;
+        assert_eq!((status, code.as_str()), (403, "insufficient_scope"), "{name}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(&format!("`{claim}`")), "{name}: {v}");
+    }
+    assert_eq!(up.hits(), hits, "a token without the route's claims reached the upstream");
+    // Other routes do not ask for them.
+    assert_eq!(bearer(gate.addr, "/echo/x", &token(json!({}))).await.0, 200);
 }
 
 /// Every forgery an attacker can make without the issuer's private key, and every token the

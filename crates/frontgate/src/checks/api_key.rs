@@ -131,6 +131,7 @@ fn identity(r: Arc<crate::keys::KeyRecord>) -> Identity {
         subject: r.subject.clone(),
         key_id: Some(r.id.clone()),
         scopes: r.scopes.clone(),
+        claims: None,
         // Validated when the key was made; an unparsable stored value limits nothing.
         rate_limit: r.rate_limit.as_deref().and_then(|s| crate::config::Rate::parse(s).ok()),
         upstream_headers: Vec::new(),

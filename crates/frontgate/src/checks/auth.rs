@@ -56,6 +56,8 @@ pub struct Authenticate {
     /// The route's accepted methods, most specific first.
     methods: Vec<Arc<dyn Authenticator>>,
     scopes: Vec<String>,
+    /// Claims the caller must carry, with the value each must have (or, for a list, contain).
+    claims: Vec<(String, serde_json::Value)>,
     /// Challenge schemes of the accepted methods, each once, for 401s and scope refusals.
     challenges: Vec<String>,
 }
@@ -63,7 +65,7 @@ pub struct Authenticate {
 impl Authenticate {
     /// `None` when the route has no `auth`. Every method named must be in `available`
     /// (config validation guarantees it).
-    pub fn for_route(setting: &AuthSetting, scopes: &[String], available: &[Arc<dyn Authenticator>]) -> Option<Authenticate> {
+    pub fn for_route(setting: &AuthSetting, scopes: &[String], claims: &[(String, serde_json::Value)], available: &[Arc<dyn Authenticator>]) -> Option<Authenticate> {
         if setting.is_none() {
             return None;
         }
@@ -79,7 +81,7 @@ impl Authenticate {
                 challenges.push(c);
             }
         }
-        Some(Authenticate { methods, scopes: scopes.to_vec(), challenges })
+        Some(Authenticate { methods, scopes: scopes.to_vec(), claims: claims.to_vec(), challenges })
     }
 
     /// Refuses with `problem`, telling a client how to authenticate (RFC 6750 §3, RFC 9449
@@ -114,11 +116,21 @@ impl Authenticate {
     }
 
     fn authorize(&self, identity: &Identity) -> Result<(), Problem> {
-        if identity.has_scopes(&self.scopes) {
-            Ok(())
-        } else {
-            Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the scopes: {}.", self.scopes.join(" "))))
+        if !identity.has_scopes(&self.scopes) {
+            return Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the scopes: {}.", self.scopes.join(" "))));
         }
+        for (name, want) in &self.claims {
+            let found = identity.claims.as_ref().and_then(|c| c.get(name));
+            let holds = match found {
+                Some(serde_json::Value::Array(items)) => items.contains(want),
+                Some(value) => value == want,
+                None => false,
+            };
+            if !holds {
+                return Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the claim `{name}` to be {want}.")));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Verified {
     pub scopes: Vec<String>,
     /// The DPoP key thumbprint the token is bound to (`cnf.jkt`).
     pub jkt: Option<String>,
+    /// All the token's claims, for routes that require some (`claims`).
+    pub claims: Arc<serde_json::Map<String, serde_json::Value>>,
     cache_for: Duration,
 }
 
@@ -283,7 +285,7 @@ impl JwtAuthenticator {
         };
         let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
         let cache_for = Duration::from_secs(exp.saturating_sub(now_secs())).min(MAX_CACHE);
-        Ok(Verified { issuer: index, subject, scopes: scopes_of(&claims), jkt, cache_for })
+        Ok(Verified { issuer: index, subject, scopes: scopes_of(&claims), jkt, claims: Arc::new(claims), cache_for })
     }
 
     async fn verify_opaque(&self, token: &str) -> Result<Verified, Problem> {
@@ -301,7 +303,7 @@ impl JwtAuthenticator {
         }
         let subject = answer.subject.ok_or_else(|| invalid("The token has no subject (`sub`)."))?;
         let until_exp = answer.exp.map_or(*ttl, |e| Duration::from_secs(e.saturating_sub(now_secs())));
-        Ok(Verified { issuer: *index, subject, scopes: answer.scopes, jkt: answer.jkt, cache_for: until_exp.min(*ttl) })
+        Ok(Verified { issuer: *index, subject, scopes: answer.scopes, jkt: answer.jkt, claims: Arc::new(answer.claims), cache_for: until_exp.min(*ttl) })
     }
 
     /// Sender constraint: a DPoP-bound token needs the DPoP scheme and a valid proof; an
@@ -468,6 +470,7 @@ fn identity(verified: &Verified) -> Identity {
         subject: verified.subject.clone(),
         key_id: None,
         scopes: verified.scopes.clone(),
+        claims: Some(verified.claims.clone()),
         rate_limit: None,
         upstream_headers: Vec::new(),
     }

@@ -68,6 +68,8 @@ pub struct Identity {
     pub key_id: Option<String>,
     /// Sent upstream as `X-Frontgate-Scopes`, space-separated.
     pub scopes: Vec<String>,
+    /// The token's claims (JWT) or the session's kept claims, for routes that require some.
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// The caller's own rate limit (an API key's `rate_limit`), which replaces the route's
     /// `api_key`-keyed limits for this caller.
     pub rate_limit: Option<crate::config::Rate>,

@@ -72,7 +72,7 @@ impl Authenticator for SessionAuth {
             {
                 upstream_headers.push((header::AUTHORIZATION, v));
             }
-            Ok(Identity { method: AuthMethod::Session, subject: session.data.subject, key_id: None, scopes: session.data.scopes, rate_limit: None, upstream_headers })
+            Ok(Identity { method: AuthMethod::Session, subject: session.data.subject, key_id: None, scopes: session.data.scopes, claims: Some(std::sync::Arc::new(session.data.claims)), rate_limit: None, upstream_headers })
         })
     }
 

@@ -431,6 +431,24 @@ impl Config {
         if !route.scopes.is_empty() && route.auth.is_none() {
             rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth"));
         }
+        if !route.claims.is_empty() {
+            if !route.auth.accepts(AuthMethod::Jwt) && !route.auth.accepts(AuthMethod::Session) {
+                rep.at(span.clone(), format!("route `{text}`: claims are checked on tokens and sessions; set auth to include \"jwt\" or \"session\""));
+            }
+            if route.auth.accepts(AuthMethod::ApiKey) {
+                rep.at(span.clone(), format!("route `{text}`: claims cannot be checked on API keys, which carry none; remove \"api_key\" from auth or the claims"));
+            }
+            for (name, value) in &route.claims {
+                if !matches!(value, toml::Value::String(_) | toml::Value::Boolean(_) | toml::Value::Integer(_)) {
+                    rep.at(span.clone(), format!("route `{text}`: claim `{name}` must be required as a string, a boolean or an integer"));
+                }
+                if route.auth.accepts(AuthMethod::Session)
+                    && let Some(oidc) = &self.oidc
+                    && !oidc.session_claims.iter().any(|c| c == name) {
+                        rep.at(span.clone(), format!("route `{text}`: claim `{name}` is checked on sessions, which keep only [oidc] session_claims; add \"{name}\" there"));
+                    }
+            }
+        }
         if route.csrf == Some(true) && !route.auth.accepts(AuthMethod::Session) {
             rep.at(span.clone(), format!("route `{text}`: csrf = true protects cookie sessions; it needs auth to include \"session\""));
         }
@@ -598,6 +616,9 @@ mod tests {
             ("auth = [\"session\"]", "auth = \"session\" needs the [oidc] section"),
             ("auth = \"jwt\"", "auth = \"jwt\" needs the [jwt] section"),
             ("scopes = [\"a\"]", "scopes need an auth method"),
+            ("claims = { tenant = \"a\" }", "claims are checked on tokens and sessions"),
+            ("auth = \"api_key\"\nclaims = { tenant = \"a\" }", "claims cannot be checked on API keys"),
+            ("auth = \"jwt\"\nclaims = { level = 1.5 }", "claim `level` must be required as a string, a boolean or an integer"),
             ("csrf = true", "csrf = true protects cookie sessions"),
             ("challenge = \"pow\"", "challenge = \"pow\" needs the [pow] section"),
             ("challenge = \"turnstile\"", "needs the [captcha.turnstile] section"),

@@ -33,6 +33,11 @@ pub struct RouteConfig {
     /// Scopes the caller's credential must all carry (needs `auth`).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Claims the caller's token (or session) must carry, each with this value (a string,
+    /// boolean or integer); a claim that is a list must contain it. Needs `auth` with "jwt"
+    /// or "session" (API keys carry no claims).
+    #[serde(default)]
+    pub claims: BTreeMap<String, toml::Value>,
     /// CSRF defence for cookie-authenticated unsafe methods (default: on when `auth` has "session").
     pub csrf: Option<bool>,
     /// A bot check: `"pow"`, `"turnstile"`, `"hcaptcha"` or `"recaptcha"`.
