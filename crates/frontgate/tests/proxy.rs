@@ -656,6 +656,11 @@ impl ScriptedBackend {
         ScriptedBackend { addr, connections }
     }
 
+    /// A gateway forwarding every path to this backend; `upstream_extra` goes into `[upstream]`.
+    fn gate(&self, upstream_extra: &str) -> Gate {
+        start("", &format!("[upstream]\nurl = \"http://{}\"\n{upstream_extra}\n[[routes]]\nmatch = \"/**\"\n", self.addr))
+    }
+
     fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -680,7 +685,7 @@ fn backend_script(path: &str) -> (&'static [u8], bool) {
 #[tokio::test]
 async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
     let backend = ScriptedBackend::start(backend_script).await;
-    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\nmask_5xx = false\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    let gate = backend.gate("mask_5xx = false");
     let client = gate.tls();
     let mut h1 = client.h1().await;
     let mut get = async |path: &str| {
@@ -720,7 +725,7 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
 #[tokio::test]
 async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
     let backend = ScriptedBackend::start(backend_script).await;
-    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    let gate = backend.gate("");
     for path in ["/truncated", "/bad-chunk"] {
         // Whatever of the response was relayed before the body failed, the client's connection
         // ends without a complete response: never a short body that looks whole.
@@ -741,7 +746,7 @@ async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
 #[tokio::test]
 async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_the_request() {
     let backend = ScriptedBackend::start(backend_script).await;
-    let gate = start("", &format!("[upstream]\nurl = \"http://{}\"\n\n[[routes]]\nmatch = \"/**\"\n", backend.addr));
+    let gate = backend.gate("");
     let client = gate.tls();
     let mut h1 = client.h1().await;
     for i in 0..20 {

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::sessions::{GateOptions, OtherOrigin, browser, free_port, session_key, start_gate, start_idp};
-use common::{Gate, Upstream};
+use common::sessions::{GateOptions, OtherOrigin, World, browser, free_port, start_gate};
+use common::Gate;
 use http_body_util::Full;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -45,11 +45,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn browser_login_fixation_api_call_csrf_and_logout() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     let out = browser("login", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     let token = out["access_token"].as_str().expect("access token seen upstream");
@@ -66,11 +62,7 @@ async fn browser_login_fixation_api_call_csrf_and_logout() {
 
 #[tokio::test]
 async fn browser_attacks_state_mismatch_pkce_code_replay_open_redirect() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     browser("attacks", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     // One code grant succeeded (the genuine callback); the one without a verifier did not.
@@ -79,12 +71,8 @@ async fn browser_attacks_state_mismatch_pkce_code_replay_open_redirect() {
 
 #[tokio::test]
 async fn browser_cross_site_post_with_the_cookie_is_csrf_failed() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let attacker = OtherOrigin::start().await;
-    let key = session_key();
     // Even an origin trusted for CORS reads cannot make cookie-authenticated writes.
     let gate = start_gate(&GateOptions { cors_origin: Some(&attacker.origin), ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
     browser("csrf", env(&[("FG", &origin), ("IDP", &idp.issuer), ("ATTACKER", &attacker.origin)]), || {
@@ -99,11 +87,7 @@ async fn browser_cross_site_post_with_the_cookie_is_csrf_failed() {
 
 #[tokio::test]
 async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     browser("anonymous", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs())).await;
     // The same by hand, and with a cookie that names no session (made up, or the wrong shape).
@@ -133,11 +117,7 @@ async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
 /// Each login start stores a pending login and calls the IdP, so starts are limited per address.
 #[tokio::test]
 async fn login_starts_are_rate_limited_per_address() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let gate = start_gate(&GateOptions { oidc_extra: "login_rate_limit = \"3/h\"", ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
     for i in 0..3 {
         let (status, _, _) = common::plain_send(gate.addr, get("/.frontgate/login?return_to=%2F", &[])).await;
@@ -161,11 +141,7 @@ async fn login_starts_are_rate_limited_per_address() {
 /// Back-channel logout with tokens the IdP did not sign: refused, nothing ends.
 #[tokio::test]
 async fn forged_logout_tokens_are_refused() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, None);
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
     let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
     let (_, _, jwks) = common::plain_get(idp.addr, "/jwks").await;
     let idp_kid = common::json(&jwks)["keys"][0]["kid"].as_str().unwrap().to_owned();
@@ -229,12 +205,8 @@ enum Shared {
 }
 
 async fn two_nodes_sharing_sessions(shared: Shared) {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
     // Access tokens live 20 s; both nodes refresh when under 15 s are left.
-    let idp = start_idp(&origin, Some(20));
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(Some(20)).await;
     let prefix = common::stores::redis_prefix();
     let pg = matches!(shared, Shared::Postgres).then(common::stores::PgDb::create);
     let store = pg.as_ref().map(|db| format!("[store]\nurl = \"{}\"\n", db.url())).unwrap_or_default();
@@ -294,11 +266,7 @@ async fn two_nodes_sharing_sessions(shared: Shared) {
 /// failed refresh (the grant revoked at the IdP) ends the session cleanly.
 #[tokio::test]
 async fn sqlite_one_refresh_for_concurrent_requests() {
-    let port = free_port();
-    let origin = format!("http://127.0.0.1:{port}");
-    let idp = start_idp(&origin, Some(20));
-    let upstream = Upstream::start().await;
-    let key = session_key();
+    let World { port, origin, idp, upstream, key } = World::start(Some(20)).await;
     let gate = start_gate(&GateOptions { refresh_before: "15s", ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("browser-state.json").display().to_string();

@@ -180,6 +180,26 @@ auth = "session"
     super::spawn(dir, path, &["serve", "-c"])
 }
 
+/// What every session test starts with: a free port for the gateway and its origin, the IdP
+/// told about that origin, an upstream, and a session key.
+pub struct World {
+    pub port: u16,
+    pub origin: String,
+    pub idp: Provider,
+    pub upstream: Upstream,
+    pub key: String,
+}
+
+impl World {
+    /// `access_token_ttl`: how long the IdP's access tokens live (`None`: its default).
+    pub async fn start(access_token_ttl: Option<u64>) -> World {
+        let port = free_port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let idp = start_idp(&origin, access_token_ttl);
+        World { port, origin, idp, upstream: Upstream::start().await, key: session_key() }
+    }
+}
+
 /// The provider, told about a relying party at `public_origin`.
 pub fn start_idp(public_origin: &str, access_token_ttl: Option<u64>) -> Provider {
     Provider::start_with(ProviderOptions {
