@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::Body;
@@ -489,11 +489,12 @@ impl Gateway {
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
         let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri);
         let mut builder = Request::builder().method(head.method.clone()).uri(uri).version(http::Version::HTTP_11);
+        let mut added = Vec::with_capacity(6);
         if let Some(h) = builder.headers_mut() {
             *h = std::mem::take(&mut head.headers);
             let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
             let host = host.or_else(|| h.get(header::HOST).cloned());
-            hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), &self.upstream_host, upgrade.is_some());
+            hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), upgrade.is_some(), &mut added);
             // After hygiene removed any inbound copies: who the caller proved to be.
             if let Some(identity) = identity {
                 for (k, v) in identity.headers() {
@@ -505,12 +506,11 @@ impl Gateway {
         let timeout = route.timeout.unwrap_or(self.upstream_timeout);
         let sent = Instant::now();
         let total = self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0));
-        let result = proxy::forward(upstream, req, timeout, total, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
+        let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header };
+        let result = proxy::forward(upstream, req, outbound, timeout, total, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
-        let mut resp = result?;
+        let resp = result?;
         out.decision = Decision::Forwarded;
-        let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-        hygiene::clean_response_headers(resp.headers_mut(), upgraded);
         let mask = self.config.upstream.as_ref().is_some_and(|u| u.mask_5xx);
         if mask && resp.status().is_server_error() {
             let status = resp.status();

@@ -386,6 +386,29 @@ async fn http2_requests_are_forwarded_as_http11_with_the_body_and_upstream_host(
 }
 
 #[tokio::test]
+async fn each_field_the_gateway_sets_reaches_the_backend_once() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    // A request with nothing to strip (the gateway adds its fields beside the client's) and
+    // one with (they are replaced in place): the backend sees one copy of each either way.
+    for spoof in [None, Some(("x-request-id", "mine")), Some(("x-forwarded-host", "evil.test"))] {
+        let mut r = req("GET", "/echo/once").header("accept", "application/json").header("x-custom", "kept");
+        if let Some((name, value)) = spoof {
+            r = r.header(name, value);
+        }
+        let (status, _, body) = gate.tls().send(r.body(Full::default()).unwrap()).await;
+        assert_eq!(status, 200);
+        let h = &json(&body)["headers"];
+        for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-request-id", "x-custom", "accept"] {
+            assert_eq!(h[name].as_array().map(Vec::len), Some(1), "{spoof:?}: {name} in {h}");
+        }
+        assert_eq!(h["host"][0], up.addr.to_string());
+        assert_eq!(h["x-forwarded-host"][0], "localhost");
+        assert_ne!(h["x-request-id"][0], "mine");
+    }
+}
+
+#[tokio::test]
 async fn websocket_upgrades_pass_through() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
@@ -678,6 +701,12 @@ fn backend_script(path: &str) -> (&'static [u8], bool) {
         "/unasked-upgrade" => (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", true),
         // Answers, then closes the kept-alive connection as a backend's idle timeout would.
         "/then-close" => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce", true),
+        "/hop-by-hop" => (
+            b"HTTP/1.1 200 OK\r\nConnection: X-Internal, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\n\
+              Server: nginx/1.2\r\nX-Powered-By: PHP\r\nX-Frontgate-Subject: forged\r\nUpgrade: h2c\r\n\
+              Trailer: x-t\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
         _ => (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
     }
 }
@@ -709,6 +738,15 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
     assert!(h.get("content-length").is_none_or(|v| v == "11"), "{h:?}");
     assert_eq!(get("/ok").await.unwrap().2, "ok");
     assert_eq!(backend.connections(), 1, "the connection was not reused after a chunked body");
+    // Hop-by-hop fields (and those Connection names), fingerprints and forged identity
+    // headers stay between the backend and the gateway; the connection is kept.
+    let (s, h, b) = get("/hop-by-hop").await.unwrap();
+    assert_eq!((s, &b[..]), (200, &b"ok"[..]));
+    for name in ["connection", "keep-alive", "x-internal", "server", "x-powered-by", "x-frontgate-subject", "upgrade", "trailer", "proxy-connection"] {
+        assert!(h.get(name).is_none(), "{name} was relayed: {h:?}");
+    }
+    assert_eq!(h["x-kept"], "yes");
+    assert_eq!(backend.connections(), 1, "keep-alive in Connection was not honoured");
     // Interim responses are skipped.
     assert_eq!(get("/early-hints").await.unwrap().2, "ok");
     // A body that runs to the end of the connection arrives whole.

@@ -16,7 +16,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::h1::{Conn, H1Error, Recycle};
+use super::h1::{Conn, H1Error, Outbound, Recycle};
 use crate::body::Body;
 use crate::config::upstream::UpstreamUrl;
 
@@ -91,7 +91,7 @@ impl UpstreamClient {
     /// Sends one request. A pooled connection the backend closed meanwhile (its keep-alive
     /// ended) is retried once on a fresh connection when nothing of a response came and the
     /// body can be sent again (empty or already buffered).
-    pub async fn send(self: &Arc<Self>, parts: &http::request::Parts, body: Body) -> Result<Response<Body>, UpstreamError> {
+    pub async fn send(self: &Arc<Self>, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<Response<Body>, UpstreamError> {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
             H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
@@ -103,16 +103,16 @@ impl UpstreamClient {
                 Body::Full(b) => Some(Body::Full(b.clone())),
                 _ => None,
             };
-            match (conn.exchange(parts, body, pool.clone()).await, again) {
+            match (conn.exchange(parts, outbound, body, pool.clone()).await, again) {
                 (Err(H1Error::ClosedBeforeResponse), Some(body)) => {
                     let conn = Conn::new(self.open().await?);
-                    return conn.exchange(parts, body, pool).await.map_err(failed);
+                    return conn.exchange(parts, outbound, body, pool).await.map_err(failed);
                 }
                 (result, _) => return result.map_err(failed),
             }
         }
         let conn = Conn::new(self.open().await?);
-        conn.exchange(parts, body, pool).await.map_err(failed)
+        conn.exchange(parts, outbound, body, pool).await.map_err(failed)
     }
 
     /// Sends a request that asks to upgrade the connection (WebSocket), on its own connection.

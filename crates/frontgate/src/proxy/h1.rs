@@ -62,6 +62,17 @@ impl std::fmt::Display for H1Error {
     }
 }
 
+/// Response fields the caller wants left out (say, what fingerprints the backend).
+pub type HeaderFilter = fn(&HeaderName) -> bool;
+
+/// What goes upstream besides the client's request: fields the gateway adds after the
+/// client's own (whose `Host` is replaced by `host`), and response fields to leave out.
+pub struct Outbound<'a> {
+    pub host: &'a HeaderValue,
+    pub added: &'a [(HeaderName, HeaderValue)],
+    pub hide: HeaderFilter,
+}
+
 /// Where a connection goes once its response body is complete.
 pub trait Recycle: Send + Sync + 'static {
     fn recycle(&self, conn: Conn);
@@ -90,14 +101,14 @@ impl Conn {
 
     /// Sends the request and reads the response head. The response body reads the rest from
     /// this connection and hands it to `pool` once complete (if the connection may be reused).
-    pub async fn exchange(mut self, parts: &http::request::Parts, body: Body, pool: Arc<dyn Recycle>) -> Result<Response<Body>, H1Error> {
+    pub async fn exchange(mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body, pool: Arc<dyn Recycle>) -> Result<Response<Body>, H1Error> {
         let head_only = parts.method == Method::HEAD;
-        self.send(parts, body).await?;
+        self.send(parts, outbound, body).await?;
         let mut received_any = false;
         loop {
             // Interim responses (100 Continue, 103 Early Hints) are read and dropped.
             let parsed = loop {
-                if let Some(parsed) = parse_head(&mut self.buf)? {
+                if let Some(parsed) = parse_head(&mut self.buf, outbound.hide)? {
                     break parsed;
                 }
                 if self.buf.len() >= MAX_HEAD {
@@ -119,25 +130,25 @@ impl Conn {
             let mut resp = Response::new(Body::Empty);
             *resp.status_mut() = parsed.status;
             *resp.version_mut() = Version::HTTP_11;
-            let mut headers = parsed.headers;
-            if matches!(framing, Framing::Chunked) {
-                headers.remove(header::CONTENT_LENGTH);
-            }
-            *resp.headers_mut() = headers;
+            *resp.headers_mut() = parsed.headers;
             *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
             return Ok(resp);
         }
     }
 
-    async fn send(&mut self, parts: &http::request::Parts, body: Body) -> Result<(), H1Error> {
+    async fn send(&mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<(), H1Error> {
         let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(parts.method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        for (name, value) in parts.headers.iter() {
-            // Framing is ours to decide (below).
-            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(outbound.host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let fields = parts.headers.iter().chain(outbound.added.iter().map(|(n, v)| (n, v)));
+        for (name, value) in fields {
+            // Framing is ours to decide (below), and the Host is the backend's.
+            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::HOST {
                 continue;
             }
             out.extend_from_slice(name.as_str().as_bytes());
@@ -241,14 +252,36 @@ fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, chunk: usize, cx: &mut
 
 struct Parsed {
     status: StatusCode,
+    /// The end-to-end fields, to relay: without hop-by-hop fields (RFC 9110 §7.6.1), which
+    /// concern this connection only, and without those `hide` names.
     headers: HeaderMap,
     keep_alive: bool,
+    /// The last transfer coding, when there is a Transfer-Encoding field: chunked or not.
+    chunked: Option<bool>,
+    /// The Content-Length, if any; an error when malformed or when copies disagree (which
+    /// matters only without Transfer-Encoding, RFC 9112 §6.3).
+    content_length: Result<Option<u64>, &'static str>,
+}
+
+/// Room in a response's header map for what the gateway adds (security headers, request id,
+/// CORS), so those inserts do not grow it.
+const ADDED_RESPONSE_FIELDS: usize = 12;
+
+/// Hop-by-hop fields: never relayed, whatever the response says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// Parses a complete response head at the start of `buf` and takes it out of `buf`; `None`
 /// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
-/// bytes, not copies.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Parsed>, H1Error> {
+/// bytes, not copies. Fields named by `hide` are left out, as are hop-by-hop ones (what
+/// framing needs from them is kept in [`Parsed`]).
+fn parse_head(buf: &mut BytesMut, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let (head_len, code, http10, count) = {
@@ -270,24 +303,65 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Parsed>, H1Error> {
     };
     let status = code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
     let head = buf.split_to(head_len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(count + ADDED_RESPONSE_FIELDS);
     let mut connection_close = http10;
+    let mut chunked = None;
+    let mut content_length = Ok(None);
+    // Fields a Connection header names as hop-by-hop (rare): removed once all are read.
+    let mut named: Vec<HeaderName> = Vec::new();
     for &(ns, ne, vs, ve) in &spans[..count] {
         let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).map_err(|_| H1Error::Malformed("bad header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| H1Error::Malformed("bad header value"))?;
-        if name == header::CONNECTION {
-            for token in value.to_str().unwrap_or("").split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("close") {
-                    connection_close = true;
-                } else if http10 && token.eq_ignore_ascii_case("keep-alive") {
-                    connection_close = false;
+        if name == header::CONTENT_LENGTH {
+            content_length = content_length.and_then(|known| merge_content_length(known, &value));
+        } else if is_hop_by_hop(&name) {
+            if name == header::TRANSFER_ENCODING {
+                let last = value.to_str().ok().and_then(|s| s.rsplit(',').next()).map(str::trim).unwrap_or("");
+                chunked = Some(last.eq_ignore_ascii_case("chunked"));
+            } else if name == header::CONNECTION {
+                for token in value.to_str().unwrap_or("").split(',') {
+                    let token = token.trim();
+                    if token.eq_ignore_ascii_case("close") {
+                        connection_close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        connection_close &= !http10;
+                    } else if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                        named.push(n);
+                    }
                 }
             }
+            continue;
+        }
+        if hide(&name) {
+            continue;
         }
         headers.append(name, value);
     }
-    Ok(Some(Parsed { status, headers, keep_alive: !connection_close }))
+    for n in named {
+        headers.remove(n);
+    }
+    // A chunked body's length is in its framing; a Content-Length beside it is dropped.
+    if chunked == Some(true) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    Ok(Some(Parsed { status, headers, keep_alive: !connection_close, chunked, content_length }))
+}
+
+/// Folds one Content-Length field (which may list copies, "5, 5") into what earlier ones said.
+fn merge_content_length(known: Option<u64>, value: &HeaderValue) -> Result<Option<u64>, &'static str> {
+    let mut length = known;
+    for part in value.to_str().map_err(|_| "bad Content-Length")?.split(',') {
+        let part = part.trim();
+        if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("bad Content-Length");
+        }
+        let n: u64 = part.parse().map_err(|_| "bad Content-Length")?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length values");
+        }
+        length = Some(n);
+    }
+    Ok(length)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,25 +377,12 @@ fn framing(p: &Parsed, head_only: bool) -> Result<Framing, H1Error> {
     if head_only || p.status == StatusCode::NO_CONTENT || p.status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    if let Some(te) = p.headers.get_all(header::TRANSFER_ENCODING).iter().next_back() {
-        let last = te.to_str().ok().and_then(|s| s.rsplit(',').next()).map(str::trim).unwrap_or("");
-        return Ok(if last.eq_ignore_ascii_case("chunked") { Framing::Chunked } else { Framing::UntilClose });
+    match p.chunked {
+        Some(true) => return Ok(Framing::Chunked),
+        Some(false) => return Ok(Framing::UntilClose),
+        None => {}
     }
-    let mut length: Option<u64> = None;
-    for v in p.headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.to_str().map_err(|_| H1Error::Malformed("bad Content-Length"))?.split(',') {
-            let part = part.trim();
-            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(H1Error::Malformed("bad Content-Length"));
-            }
-            let n: u64 = part.parse().map_err(|_| H1Error::Malformed("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::Malformed("conflicting Content-Length values"));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
+    Ok(match p.content_length.map_err(H1Error::Malformed)? {
         Some(0) => Framing::Empty,
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
@@ -540,7 +601,7 @@ mod tests {
     use super::*;
 
     fn parse(head: &[u8]) -> Result<Option<Parsed>, H1Error> {
-        parse_head(&mut BytesMut::from(head))
+        parse_head(&mut BytesMut::from(head), |_| false)
     }
 
     fn parsed(head: &str) -> Parsed {
@@ -585,7 +646,7 @@ mod tests {
         assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
         // The head is taken out of the buffer; what follows it stays.
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
-        let p = parse_head(&mut buf).unwrap().unwrap();
+        let p = parse_head(&mut buf, |_| false).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(p.headers["x-b"], "two words");

@@ -166,32 +166,35 @@ pub fn strip_identity_headers(headers: &mut HeaderMap) {
 
 /// Prepares request headers for the backend: removes everything a client could spoof (our
 /// identity headers always; forwarding headers unless the peer is a trusted proxy), then sets
-/// the forwarding headers from what the gateway saw.
+/// the forwarding headers from what the gateway saw. The `Host` sent is always the backend's,
+/// which the caller adds.
+///
+/// In the common case (an untrusted peer whose request carries none of these fields) nothing
+/// is removed, and the forwarding fields are pushed to `added`, to be written after the
+/// client's own without editing its header map; otherwise they are set in `headers`.
 pub fn prepare_request_headers(
     headers: &mut HeaderMap,
     server: &ServerConfig,
     client: &Client,
     request_id: &HeaderValue,
     host: Option<&HeaderValue>,
-    upstream_host: &HeaderValue,
     keep_upgrade: bool,
+    added: &mut Vec<(HeaderName, HeaderValue)>,
 ) {
     let trusted = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(client.peer.ip());
-    // Fast path, the common case: an untrusted peer whose request carries nothing to strip
-    // (one pass over the names), and per-connection forwarding values already made.
+    // Fast path: one pass over the names, and per-connection forwarding values already made.
     if let (false, false, Some(cache)) = (trusted, keep_upgrade, client.forwarding.as_ref())
-        && cache.https == client.https && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str())) {
-            headers.reserve(6);
-            headers.insert(&X_FORWARDED_FOR, cache.xff.clone());
-            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
+        && cache.https == client.https
+        && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str()) || k == X_REQUEST_ID) {
+            added.push((X_FORWARDED_FOR.clone(), cache.xff.clone()));
+            added.push((X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if client.https { "https" } else { "http" })));
             if let Some(h) = host {
-                headers.insert(&X_FORWARDED_HOST, h.clone());
+                added.push((X_FORWARDED_HOST.clone(), h.clone()));
             }
             if let Some(f) = cache.forwarded(host) {
-                headers.insert(&FORWARDED, f);
+                added.push((FORWARDED.clone(), f));
             }
-            headers.insert(&X_REQUEST_ID, request_id.clone());
-            headers.insert(header::HOST, upstream_host.clone());
+            added.push((X_REQUEST_ID.clone(), request_id.clone()));
             return;
         }
     remove_hop_by_hop(headers, keep_upgrade);
@@ -238,12 +241,24 @@ pub fn prepare_request_headers(
         headers.insert(&FORWARDED, v);
     }
     headers.insert(&X_REQUEST_ID, request_id.clone());
-    headers.insert(header::HOST, upstream_host.clone());
+}
+
+/// What fingerprints the backend.
+fn fingerprint(name: &str) -> bool {
+    matches!(name, "server" | "x-powered-by" | "x-aspnet-version" | "x-aspnetmvc-version")
+}
+
+/// Whether a backend's response field is kept from the client: what fingerprints the backend,
+/// our identity headers, and hop-by-hop fields. The HTTP/1.1 client leaves these out as it
+/// parses ([`super::h1`]); [`clean_response_headers`] does the same for a response that
+/// came another way.
+pub fn hidden_response_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    always_stripped(name) || fingerprint(name)
 }
 
 /// Removes what fingerprints the backend, and hop-by-hop headers.
 pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let fingerprint = |name: &str| matches!(name, "server" | "x-powered-by" | "x-aspnet-version" | "x-aspnetmvc-version");
     if keep_upgrade {
         remove_hop_by_hop(headers, true);
         for name in [header::SERVER, X_POWERED_BY.clone(), X_ASPNET_VERSION.clone(), X_ASPNETMVC_VERSION.clone()] {
@@ -287,15 +302,47 @@ mod tests {
         h.insert("X-Frontgate-Key-Id", HeaderValue::from_static("k"));
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&HeaderValue::from_static("app.test")), &HeaderValue::from_static("127.0.0.1:1"), false);
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&HeaderValue::from_static("app.test")), false, &mut Vec::new());
         assert_eq!(h["x-forwarded-for"], "198.51.100.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=198.51.100.7;proto=https;host=\"app.test\"");
         assert!(h.get("x-frontgate-subject").is_none() && h.get("x-frontgate-key-id").is_none());
         assert!(h.get("x-secret").is_none() && h.get("connection").is_none());
         assert_eq!(h["x-request-id"], "rid");
-        assert_eq!(h["host"], "127.0.0.1:1");
         assert_eq!(client_ip(&s, client.peer.ip(), &h), client.peer.ip());
+    }
+
+    #[test]
+    fn a_clean_request_gets_forwarding_fields_beside_its_own() {
+        let s = server("");
+        let peer: std::net::SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        let cache = std::sync::Arc::new(ForwardingCache::new(peer.ip(), false));
+        let client = Client { forwarding: Some(cache), peer, ip: peer.ip(), https: false };
+        let host = HeaderValue::from_static("app.test");
+        let mut h = HeaderMap::new();
+        h.insert("host", host.clone());
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let mut added = Vec::new();
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&host), false, &mut added);
+        assert_eq!(h.len(), 2, "the client's map is left as it was: {h:?}");
+        let added: Vec<(&str, &str)> = added.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(added, [
+            ("x-forwarded-for", "198.51.100.7"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "app.test"),
+            ("forwarded", "for=198.51.100.7;proto=http;host=\"app.test\""),
+            ("x-request-id", "rid"),
+        ]);
+        // A field the gateway sets, sent by the client: replaced in the map, never sent twice.
+        for spoofed in ["x-request-id", "x-forwarded-for", "forwarded", "x-frontgate-subject", "connection"] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(spoofed), HeaderValue::from_static("spoof"));
+            let mut added = Vec::new();
+            prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&host), false, &mut added);
+            assert!(added.is_empty(), "{spoofed}");
+            assert!(h.get_all(spoofed).iter().all(|v| v != "spoof"), "{spoofed}: {h:?}");
+            assert_eq!(h["x-request-id"], "rid");
+        }
     }
 
     #[test]
@@ -331,7 +378,7 @@ mod tests {
         assert_eq!(client_ip(&s, "192.0.2.1".parse().unwrap(), &h), "192.0.2.1".parse::<IpAddr>().unwrap());
         let client = Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, false, &mut Vec::new());
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
     }
@@ -345,7 +392,7 @@ mod tests {
         h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         h.append("forwarded", HeaderValue::from_static("for=6.6.6.6"));
         h.append("forwarded", HeaderValue::from_static("for=203.0.113.9"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, &HeaderValue::from_static("u"), false);
+        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, false, &mut Vec::new());
         assert_eq!(h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["6.6.6.6, 203.0.113.9, 10.0.0.2"]);
         assert_eq!(h.get_all("forwarded").iter().collect::<Vec<_>>(), ["for=6.6.6.6, for=203.0.113.9, for=10.0.0.2;proto=https"]);
     }

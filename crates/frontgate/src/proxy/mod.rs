@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::{Body, DeadlineBody};
 use crate::problem::{Code, Problem};
 use client::{UpstreamClient, UpstreamError};
+pub use h1::Outbound;
 
 /// WebSocket tunnels open now. Once upgraded, a tunnel has left its HTTP connection, so it is
 /// counted here and still held against `[server] max_connections`.
@@ -49,25 +50,35 @@ pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
 
 /// Sends the request upstream and returns its response, or the problem that explains why not.
 /// `limit_hit` reports whether our own body limit cut the request body off.
+/// The response comes back without hop-by-hop fields and without what fingerprints the
+/// backend ([`headers::hidden_response_header`]).
 pub async fn forward(
     client: &std::sync::Arc<UpstreamClient>,
     req: Request<Body>,
+    outbound: Outbound<'_>,
     timeout: Duration,
     total_timeout: Option<Duration>,
     client_upgrade: Option<OnUpgrade>,
     limit_hit: impl Fn() -> bool,
 ) -> Result<Response<Body>, Problem> {
     if let Some(client_upgrade) = client_upgrade {
-        return forward_upgrade(client, req, timeout, client_upgrade).await;
+        let (mut parts, body) = req.into_parts();
+        for (name, value) in outbound.added {
+            parts.headers.insert(name, value.clone());
+        }
+        parts.headers.insert(header::HOST, outbound.host.clone());
+        return forward_upgrade(client, Request::from_parts(parts, body), timeout, client_upgrade).await;
     }
-    let started = tokio::time::Instant::now();
+    let started = total_timeout.map(|_| tokio::time::Instant::now());
     let head_timeout = total_timeout.map_or(timeout, |t| t.min(timeout));
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(head_timeout, client.send(&parts, body)).await {
+    match tokio::time::timeout(head_timeout, client.send(&parts, &outbound, body)).await {
         Err(_) => Err(Problem::new(Code::UpstreamTimeout)),
         Ok(Err(e)) => Err(upstream_problem(e, limit_hit())),
-        Ok(Ok(resp)) => Ok(match total_timeout {
-            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t))),
+        Ok(Ok(resp)) => Ok(match (total_timeout, started) {
+            (Some(t), Some(started)) if !http_body::Body::is_end_stream(resp.body()) => {
+                resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t)))
+            }
             _ => resp,
         }),
     }
@@ -104,7 +115,9 @@ async fn forward_upgrade(
         Ok(Err(e)) => return Err(upstream_problem(e, false)),
         Ok(Ok(r)) => r,
     };
-    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+    let upgraded = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    headers::clean_response_headers(resp.headers_mut(), upgraded);
+    if !upgraded {
         let (parts, body) = resp.into_parts();
         return Ok(Response::from_parts(parts, Body::Incoming(body)));
     }
