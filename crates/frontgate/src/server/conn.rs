@@ -100,121 +100,74 @@ pub async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, m
 async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let tls = shared.tls.load_full();
-    let gateway = shared.gateway.load();
-    let server = &gateway.config().server;
-    let handshake_timeout = server.header_read_timeout.0;
-    // A guard must not be held for a connection's lifetime (arc-swap has few fast slots).
-    drop(gateway);
     match tls.as_ref() {
-        None => serve_io(stream, false, ConnInfo::new(peer, false), shared.clone(), shutdown).await,
-        Some(cfg) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
-            let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            // Dispatch on ALPN: no protocol sniffing, so no untimed read before the handshake.
-            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            serve_io(tls_stream, h2, ConnInfo::new(peer, true), shared.clone(), shutdown).await;
-        }
+        None => serve_h1(stream, ConnInfo::new(peer, false), shared, shutdown).await,
+        // Boxed: a task is as large as the largest state of its future, and a TLS session
+        // (or an HTTP/2 connection) is several KiB a plain HTTP/1.1 connection need not carry.
+        Some(cfg) => Box::pin(serve_tls(stream, peer, cfg.clone(), shared, shutdown)).await,
     }
 }
 
-async fn serve_io<I>(io: I, h2: bool, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let gateway = shared.gateway.load_full();
-    let server = &gateway.config().server;
-    let svc_shared = shared.clone();
-    // Only HTTP/2 needs activity tracking (for its idle timeout); HTTP/1.1 pays nothing.
-    let activity = h2.then(|| Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) }));
-    let svc_activity = activity.clone();
-    let peer = info.peer;
-    let service = service_fn(move |req: Request<Incoming>| {
-        let busy = svc_activity.as_ref().map(|a| {
+async fn serve_tls(stream: TcpStream, peer: std::net::SocketAddr, cfg: Arc<rustls::ServerConfig>, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    // A guard must not be held for a connection's lifetime (arc-swap has few fast slots).
+    let handshake_timeout = shared.gateway.load().config().server.header_read_timeout.0;
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            metrics::counter!(observe::TLS_HANDSHAKE_FAILURES).increment(1);
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    // Dispatch on ALPN: no protocol sniffing, so no untimed read before the handshake.
+    let info = ConnInfo::new(peer, true);
+    if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_h2(tls_stream, info, shared, shutdown).await;
+    } else {
+        serve_h1(tls_stream, info, shared, shutdown).await;
+    }
+}
+
+/// The request handler for one connection. With `activity`, a request counts as running until
+/// its response body has been sent (HTTP/2's idle timeout needs that).
+fn service(
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    activity: Option<Arc<Activity>>,
+) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
+    service_fn(move |req: Request<Incoming>| {
+        let busy = activity.as_ref().map(|a| {
             a.started.fetch_add(1, Ordering::Relaxed);
             a.open.fetch_add(1, Ordering::Relaxed);
             Busy(a.clone())
         });
-        let gateway = svc_shared.gateway.load_full();
+        let gateway = shared.gateway.load_full();
         let info = info.clone();
         async move {
             let resp = gateway.handle(req, info).await;
-            // HTTP/2: the request counts as running until its response body has been sent, so
-            // a long download or event stream keeps its connection out of the idle timeout.
+            // HTTP/2: a long download or event stream keeps its connection out of the idle timeout.
             Ok::<_, Infallible>(match busy {
                 Some(busy) => resp.map(|b| crate::body::GuardedBody::wrap(b, busy)),
                 None => resp,
             })
         }
-    });
-    let io = TokioIo::new(io);
-    if h2 {
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(server.h2_max_concurrent_streams)
-            .max_header_list_size(server.max_header_bytes.0.min(u32::MAX as u64) as u32)
-            .max_pending_accept_reset_streams(server.h2_max_pending_reset_streams)
-            .max_local_error_reset_streams(Some(1024))
-            .keep_alive_interval(Some(Duration::from_secs(20)))
-            .keep_alive_timeout(Duration::from_secs(20));
-        let conn = builder.serve_connection(io, service);
-        let mut conn = std::pin::pin!(conn);
-        // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
-        // completes TLS and then sends no request, or stops sending them, would hold its
-        // connection slot forever. The first request must come within header_read_timeout;
-        // after that, a connection with no new request and none running for a whole
-        // idle_timeout window is closed gracefully (GOAWAY; running streams finish).
-        let Some(activity) = activity else { return };
-        let mut seen = 0;
-        let mut window = server.header_read_timeout.0;
-        let idle = server.idle_timeout.0;
-        loop {
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = tokio::time::sleep(window) => {
-                    let started = activity.started.load(Ordering::Relaxed);
-                    if started == seen && activity.open.load(Ordering::Relaxed) == 0 {
-                        if started == 0 {
-                            tracing::debug!(%peer, "no HTTP/2 request within header_read_timeout; closing");
-                            return;
-                        }
-                        tracing::debug!(%peer, "HTTP/2 connection idle; closing");
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                        return;
-                    }
-                    seen = started;
-                    window = idle;
-                }
-                _ = shutdown.changed() => {
-                    if activity.started.load(Ordering::Relaxed) == 0 {
-                        return;
-                    }
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                    return;
-                }
-            }
-        }
-    } else {
-        let mut builder = hyper::server::conn::http1::Builder::new();
+    })
+}
+
+async fn serve_h1<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    {
+        let gateway = shared.gateway.load();
+        let server = &gateway.config().server;
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(server.header_read_timeout.0)
@@ -223,8 +176,71 @@ where
             .max_buf_size((server.max_header_bytes.0 as usize).saturating_mul(2).max(8192))
             .max_headers(server.max_header_count)
             .keep_alive(true);
-        let conn = builder.serve_connection(io, service).with_upgrades();
-        drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+    }
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None)).with_upgrades();
+    drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
+}
+
+async fn serve_h2<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gateway = shared.gateway.load_full();
+    let server = &gateway.config().server;
+    let peer = info.peer;
+    let activity = Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) });
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(server.h2_max_concurrent_streams)
+        .max_header_list_size(server.max_header_bytes.0.min(u32::MAX as u64) as u32)
+        .max_pending_accept_reset_streams(server.h2_max_pending_reset_streams)
+        .max_local_error_reset_streams(Some(1024))
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone())));
+    let mut conn = std::pin::pin!(conn);
+    // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
+    // completes TLS and then sends no request, or stops sending them, would hold its
+    // connection slot forever. The first request must come within header_read_timeout;
+    // after that, a connection with no new request and none running for a whole
+    // idle_timeout window is closed gracefully (GOAWAY; running streams finish).
+    let mut seen = 0;
+    let mut window = server.header_read_timeout.0;
+    let idle = server.idle_timeout.0;
+    drop(gateway);
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tokio::time::sleep(window) => {
+                let started = activity.started.load(Ordering::Relaxed);
+                if started == seen && activity.open.load(Ordering::Relaxed) == 0 {
+                    if started == 0 {
+                        tracing::debug!(%peer, "no HTTP/2 request within header_read_timeout; closing");
+                        return;
+                    }
+                    tracing::debug!(%peer, "HTTP/2 connection idle; closing");
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
+                seen = started;
+                window = idle;
+            }
+            _ = shutdown.changed() => {
+                if activity.started.load(Ordering::Relaxed) == 0 {
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+        }
     }
 }
 
