@@ -82,11 +82,16 @@ pub trait Recycle: Send + Sync + 'static {
 pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// The request head being written; kept for the next request.
+    out: Vec<u8>,
+    /// The field names of the last response, in order: a backend sends the same ones each
+    /// time, and a name found here is not parsed (nor allocated) again.
+    names: Vec<HeaderName>,
 }
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
-        Conn { io, buf: BytesMut::with_capacity(FIRST_READ) }
+        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: Vec::new() }
     }
 
     /// Whether an idle connection can still carry a request: not closed by the backend and
@@ -108,7 +113,7 @@ impl Conn {
         loop {
             // Interim responses (100 Continue, 103 Early Hints) are read and dropped.
             let parsed = loop {
-                if let Some(parsed) = parse_head(&mut self.buf, outbound.hide)? {
+                if let Some(parsed) = parse_head(&mut self.buf, &mut self.names, outbound.hide)? {
                     break parsed;
                 }
                 if self.buf.len() >= MAX_HEAD {
@@ -137,7 +142,8 @@ impl Conn {
     }
 
     async fn send(&mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<(), H1Error> {
-        let mut out = Vec::with_capacity(1024);
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
         out.extend_from_slice(parts.method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
@@ -180,18 +186,28 @@ impl Conn {
             }
         }
         out.extend_from_slice(b"\r\n");
+        let sent = self.write_request(&mut out, body, chunked).await;
+        // A head buffer grown by a coalesced body is not kept.
+        if out.capacity() <= 2 * FIRST_READ {
+            self.out = out;
+        }
+        sent
+    }
+
+    /// Writes the request head in `out`, then the body (in the same write when small).
+    async fn write_request(&mut self, out: &mut Vec<u8>, body: Body, chunked: bool) -> Result<(), H1Error> {
         match body {
-            Body::Empty | Body::Full(None) => self.io.write_all(&out).await.map_err(H1Error::Io),
+            Body::Empty | Body::Full(None) => self.io.write_all(out).await.map_err(H1Error::Io),
             Body::Full(Some(b)) if b.len() <= COALESCE => {
                 out.extend_from_slice(&b);
-                self.io.write_all(&out).await.map_err(H1Error::Io)
+                self.io.write_all(out).await.map_err(H1Error::Io)
             }
             Body::Full(Some(b)) => {
-                self.io.write_all(&out).await.map_err(H1Error::Io)?;
+                self.io.write_all(out).await.map_err(H1Error::Io)?;
                 self.io.write_all(&b).await.map_err(H1Error::Io)
             }
             mut stream => {
-                self.io.write_all(&out).await.map_err(H1Error::Io)?;
+                self.io.write_all(out).await.map_err(H1Error::Io)?;
                 while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await {
                     let frame = frame.map_err(H1Error::RequestBody)?;
                     let Ok(data) = frame.into_data() else { continue };
@@ -225,7 +241,7 @@ impl Conn {
             }
             // The common case for API responses: the whole body came with the head.
             Framing::Length(n) if self.buf.len() as u64 >= n => {
-                let body = self.buf.split_to(n as usize).freeze();
+                let body = take_front(&mut self.buf, n as usize);
                 if keep_alive {
                     pool.recycle(self);
                 }
@@ -233,6 +249,19 @@ impl Conn {
             }
             framing => Body::Upstream(Box::new(UpstreamBody { conn: Some(self), state: State::from(framing), keep_alive, pool })),
         }
+    }
+}
+
+/// Takes the first `n` bytes of `buf`. Small ones are copied, so that `buf` is not shared
+/// with a response still being relayed and its space can be reused for the next response
+/// (sharing it would mean a new buffer for each exchange); large ones are split off.
+fn take_front(buf: &mut BytesMut, n: usize) -> Bytes {
+    if n <= FIRST_READ {
+        let copy = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        copy
+    } else {
+        buf.split_to(n).freeze()
     }
 }
 
@@ -281,7 +310,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
 /// bytes, not copies. Fields named by `hide` are left out, as are hop-by-hop ones (what
 /// framing needs from them is kept in [`Parsed`]).
-fn parse_head(buf: &mut BytesMut, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
+fn parse_head(buf: &mut BytesMut, names: &mut Vec<HeaderName>, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let (head_len, code, http10, count) = {
@@ -302,15 +331,25 @@ fn parse_head(buf: &mut BytesMut, hide: HeaderFilter) -> Result<Option<Parsed>, 
         (head_len, resp.code, resp.version == Some(0), resp.headers.len())
     };
     let status = code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
-    let head = buf.split_to(head_len).freeze();
+    let head = take_front(buf, head_len);
     let mut headers = HeaderMap::with_capacity(count + ADDED_RESPONSE_FIELDS);
     let mut connection_close = http10;
     let mut chunked = None;
     let mut content_length = Ok(None);
     // Fields a Connection header names as hop-by-hop (rare): removed once all are read.
     let mut named: Vec<HeaderName> = Vec::new();
-    for &(ns, ne, vs, ve) in &spans[..count] {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).map_err(|_| H1Error::Malformed("bad header name"))?;
+    for (i, &(ns, ne, vs, ve)) in spans[..count].iter().enumerate() {
+        let raw = &head[ns as usize..ne as usize];
+        let name = match names.get(i) {
+            // Names compare without case, and a name equal to a valid one is valid.
+            Some(known) if known.as_str().as_bytes().eq_ignore_ascii_case(raw) => known.clone(),
+            _ => {
+                let name = HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
+                names.truncate(i);
+                names.push(name.clone());
+                name
+            }
+        };
         let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| H1Error::Malformed("bad header value"))?;
         if name == header::CONTENT_LENGTH {
             content_length = content_length.and_then(|known| merge_content_length(known, &value));
@@ -601,7 +640,7 @@ mod tests {
     use super::*;
 
     fn parse(head: &[u8]) -> Result<Option<Parsed>, H1Error> {
-        parse_head(&mut BytesMut::from(head), |_| false)
+        parse_head(&mut BytesMut::from(head), &mut Vec::new(), |_| false)
     }
 
     fn parsed(head: &str) -> Parsed {
@@ -637,6 +676,23 @@ mod tests {
     }
 
     #[test]
+    fn names_remembered_from_the_last_response_are_checked_not_trusted() {
+        let mut names = Vec::new();
+        let mut next = |head: &str| parse_head(&mut BytesMut::from(head.as_bytes()), &mut names, |_| false).unwrap().unwrap().headers;
+        let h = next("HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-Hits: 1\r\n\r\n");
+        assert_eq!((h["content-type"].as_bytes(), h["x-hits"].as_bytes()), (&b"a"[..], &b"1"[..]));
+        // Same names in another case, then a different name in the same place.
+        let h = next("HTTP/1.1 200 OK\r\ncontent-type: b\r\nx-HITS: 2\r\n\r\n");
+        assert_eq!((h["content-type"].as_bytes(), h["x-hits"].as_bytes()), (&b"b"[..], &b"2"[..]));
+        let h = next("HTTP/1.1 200 OK\r\nx-other: 3\r\nX-Hits: 4\r\nx-third: 5\r\n\r\n");
+        assert_eq!(h.len(), 3);
+        assert!(h.get("content-type").is_none());
+        assert_eq!((h["x-other"].as_bytes(), h["x-hits"].as_bytes(), h["x-third"].as_bytes()), (&b"3"[..], &b"4"[..], &b"5"[..]));
+        // A name that only looks like a remembered one is parsed, and refused when invalid.
+        assert!(parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-oth r: 3\r\n\r\n"[..]), &mut names, |_| false).is_err());
+    }
+
+    #[test]
     fn heads_are_bounded_and_strict() {
         assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
         assert!(parse(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
@@ -646,7 +702,7 @@ mod tests {
         assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
         // The head is taken out of the buffer; what follows it stays.
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
-        let p = parse_head(&mut buf, |_| false).unwrap().unwrap();
+        let p = parse_head(&mut buf, &mut Vec::new(), |_| false).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(p.headers["x-b"], "two words");
