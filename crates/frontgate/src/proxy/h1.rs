@@ -84,9 +84,10 @@ pub struct Conn {
     buf: BytesMut,
     /// The request head being written; kept for the next request.
     out: Vec<u8>,
-    /// The field names of the last response, in order: a backend sends the same ones each
-    /// time, and a name found here is not parsed (nor allocated) again.
-    names: Vec<HeaderName>,
+    /// The field names of the last response, in order, as sent and as parsed: a backend
+    /// sends the same ones each time, and a name found here is not parsed (nor allocated)
+    /// again.
+    names: Vec<(Box<[u8]>, HeaderName)>,
 }
 
 impl Conn {
@@ -310,7 +311,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
 /// bytes, not copies. Fields named by `hide` are left out, as are hop-by-hop ones (what
 /// framing needs from them is kept in [`Parsed`]).
-fn parse_head(buf: &mut BytesMut, names: &mut Vec<HeaderName>, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
+fn parse_head(buf: &mut BytesMut, names: &mut Vec<(Box<[u8]>, HeaderName)>, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let (head_len, code, http10, count) = {
@@ -341,12 +342,11 @@ fn parse_head(buf: &mut BytesMut, names: &mut Vec<HeaderName>, hide: HeaderFilte
     for (i, &(ns, ne, vs, ve)) in spans[..count].iter().enumerate() {
         let raw = &head[ns as usize..ne as usize];
         let name = match names.get(i) {
-            // Names compare without case, and a name equal to a valid one is valid.
-            Some(known) if known.as_str().as_bytes().eq_ignore_ascii_case(raw) => known.clone(),
+            Some((sent, parsed)) if **sent == *raw => parsed.clone(),
             _ => {
                 let name = HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
                 names.truncate(i);
-                names.push(name.clone());
+                names.push((raw.into(), name.clone()));
                 name
             }
         };

@@ -141,7 +141,10 @@ fn service(
     info: ConnInfo,
     activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
-    service_fn(move |req: Request<Incoming>| {
+    service_fn(move |mut req: Request<Incoming>| {
+        if req.version() <= http::Version::HTTP_11 {
+            crate::pipeline::detach_from_read_buffer(&mut req);
+        }
         let busy = activity.as_ref().map(|a| {
             a.started.fetch_add(1, Ordering::Relaxed);
             a.open.fetch_add(1, Ordering::Relaxed);
