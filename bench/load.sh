@@ -232,6 +232,16 @@ cpu_ticks() { # utime+stime of the given pids, in clock ticks
     done
     echo "$total"
 }
+sys_ticks() { # stime alone of the given pids, in clock ticks (the kernel's share of cpu_ticks)
+    local total=0 pid line rest
+    for pid in "$@"; do
+        line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${line##*) }
+        read -r -a f <<<"$rest"
+        total=$((total + f[12]))
+    done
+    echo "$total"
+}
 core_busy() { # "busy total" jiffies of cpu$1 from /proc/stat
     awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
@@ -274,7 +284,8 @@ div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "na
 # If COUNTER names a command printing a server-side connection count, R_CONNS is its increase
 # over the measured run (the warm-up excluded).
 COUNTER=""
-# Sets: R_RPS R_P50 R_P99 R_REQS R_ERR R_PCPU (proxy CPU %) R_PUS (proxy CPU us/request)
+# Sets: R_RPS R_P50 R_P99 R_REQS R_ERR R_PCPU (proxy CPU %) R_PUS (proxy CPU us/request, of
+#       which R_PSYS in the kernel)
 #       R_UCPU (upstream CPU %) R_C0 R_C1 (per-core busy %, whole machine)
 run_wrk() {
     local name=$1 url=$2 conns=$3 ppids=$4
@@ -282,10 +293,10 @@ run_wrk() {
     local out=$TMP/wrk-$name-$RANDOM.txt
     wait_quiet
     "${LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"$WARMUP" "$@" "$url" >/dev/null 2>&1 || true
-    local p0 u0 c0a c1a t0 t1 p1 u1 c0b c1b secs w0 w1 m0 m1
+    local p0 u0 s0 c0a c1a t0 t1 p1 u1 s1 c0b c1b secs w0 w1 m0 m1
     local k0=0 k1=0
     [[ -z $COUNTER ]] || k0=$($COUNTER)
-    p0=$(cpu_ticks $ppids); u0=$(cpu_ticks "$UP_PID")
+    p0=$(cpu_ticks $ppids); u0=$(cpu_ticks "$UP_PID"); s0=$(sys_ticks $ppids)
     read -r -a c0a <<<"$(core_busy 0)"; read -r -a c1a <<<"$(core_busy 1)"
     read -r -a m0 <<<"$(machine_busy)"
     children_ms >"$TMP/w0"
@@ -295,7 +306,7 @@ run_wrk() {
     children_ms >"$TMP/w1"
     w0=$(cat "$TMP/w0"); w1=$(cat "$TMP/w1")
     read -r -a m1 <<<"$(machine_busy)"
-    p1=$(cpu_ticks $ppids); u1=$(cpu_ticks "$UP_PID")
+    p1=$(cpu_ticks $ppids); u1=$(cpu_ticks "$UP_PID"); s1=$(sys_ticks $ppids)
     [[ -z $COUNTER ]] || k1=$($COUNTER)
     R_CONNS=$((k1 - k0))
     read -r -a c0b <<<"$(core_busy 0)"; read -r -a c1b <<<"$(core_busy 1)"
@@ -308,6 +319,7 @@ run_wrk() {
     [[ -n $R_RPS && -n $R_REQS ]] || { cat "$out" >&2; die "could not read wrk's output for $name"; }
     R_PCPU=$(div "$(( (p1 - p0) * 100 ))" "$(awk -v s="$secs" -v t="$CLK_TCK" 'BEGIN { print s * t }')" %.0f)
     R_PUS=$(div "$(( (p1 - p0) * 1000000 / CLK_TCK ))" "$R_REQS" %.1f)
+    R_PSYS=$(div "$(( (s1 - s0) * 1000000 / CLK_TCK ))" "$R_REQS" %.1f)
     R_UCPU=$(div "$(( (u1 - u0) * 100 ))" "$(awk -v s="$secs" -v t="$CLK_TCK" 'BEGIN { print s * t }')" %.0f)
     R_C0=$(div "$(( (c0b[0] - c0a[0]) * 100 ))" "$(( c0b[1] - c0a[1] ))" %.0f)
     R_C1=$(div "$(( (c1b[0] - c1a[0]) * 100 ))" "$(( c1b[1] - c1a[1] ))" %.0f)
@@ -329,7 +341,7 @@ row() { printf "$ROW_FMT" "$1" "$R_RPS" "$R_P50" "$R_P99" "${2:-$R_PCPU}" "${3:-
 # machine): prints its "rps p50 p99 pus err".
 best_of() { sort -nr -k1,1 "$1" | awk 'NR == 1'; }
 # The median of the proxy's CPU per request over all rounds (column 4).
-median_pus() { awk '{ print $4 }' "$1" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+median_pus() { awk -v c="${2:-4}" '{ print $c }' "$1" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo
 echo "frontgate load comparison  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -356,10 +368,10 @@ for _ in $(seq 1 "$ROUNDS"); do
     echo "$R_RPS $R_P50 $R_P99 - $R_ERR" >>"$TMP/r-direct"
     run_wrk nginx "http://127.0.0.1:$NG_PORT/api/items" "$CONNECTIONS" "$NG_PID $NG_WORKER"
     row "nginx"
-    echo "$R_RPS $R_P50 $R_P99 $R_PUS $R_ERR" >>"$TMP/r-nginx"
+    echo "$R_RPS $R_P50 $R_P99 $R_PUS $R_ERR $R_PSYS" >>"$TMP/r-nginx"
     run_wrk frontgate "http://127.0.0.1:$FG_PORT/api/items" "$CONNECTIONS" "$FG_PID"
     row "frontgate"
-    echo "$R_RPS $R_P50 $R_P99 $R_PUS $R_ERR" >>"$TMP/r-frontgate"
+    echo "$R_RPS $R_P50 $R_P99 $R_PUS $R_ERR $R_PSYS" >>"$TMP/r-frontgate"
 done
 read -r D_RPS D_P50 D_P99 _ _ <<<"$(best_of "$TMP/r-direct")"
 read -r N_RPS N_P50 N_P99 _ _ <<<"$(best_of "$TMP/r-nginx")"
@@ -376,6 +388,10 @@ echo "ratios:"
 echo "  frontgate/nginx   throughput $(div "$F_RPS" "$N_RPS")x (target >= 1.00)   p99 $(div "$F_P99" "$N_P99")x (target <= 1.20)   p50 $(div "$F_P50" "$N_P50")x   CPU/request $(div "$F_PUS" "$N_PUS")x   capacity $(div "$N_PUS" "$F_PUS")x"
 echo "  frontgate/direct  throughput $(div "$F_RPS" "$D_RPS")x   p99 $(div "$F_P99" "$D_P99")x"
 echo "  nginx/direct      throughput $(div "$N_RPS" "$D_RPS")x   p99 $(div "$N_P99" "$D_P99")x"
+N_SYS=$(median_pus "$TMP/r-nginx" 6); F_SYS=$(median_pus "$TMP/r-frontgate" 6)
+echo "where the CPU goes (us/request, median; kernel = the process's system time: loopback TCP both ways):"
+echo "  nginx      kernel $N_SYS   user $(awk -v a="$N_PUS" -v b="$N_SYS" 'BEGIN { printf "%.1f", a - b }')"
+echo "  frontgate  kernel $F_SYS   user $(awk -v a="$F_PUS" -v b="$F_SYS" 'BEGIN { printf "%.1f", a - b }')"
 
 # ---------------------------------------------------------------- 2. memory at 256 connections
 # run_rss NAME URL "PIDS": holds RSS_CONNECTIONS keep-alive connections for DURATION and samples
