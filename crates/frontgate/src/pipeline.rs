@@ -488,21 +488,22 @@ impl Gateway {
 
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
         let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri);
-        let mut builder = Request::builder().method(head.method.clone()).uri(uri).version(http::Version::HTTP_11);
+        let mut req = Request::new(body);
+        *req.method_mut() = head.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_11;
         let mut added = Vec::with_capacity(6);
-        if let Some(h) = builder.headers_mut() {
-            *h = std::mem::take(&mut head.headers);
-            let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
-            let host = host.or_else(|| h.get(header::HOST).cloned());
-            hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), upgrade.is_some(), &mut added);
-            // After hygiene removed any inbound copies: who the caller proved to be.
-            if let Some(identity) = identity {
-                for (k, v) in identity.headers() {
-                    h.insert(k, v);
-                }
+        let h = req.headers_mut();
+        *h = std::mem::take(&mut head.headers);
+        let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+        let host = host.or_else(|| h.get(header::HOST).cloned());
+        hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), upgrade.is_some(), &mut added);
+        // After hygiene removed any inbound copies: who the caller proved to be.
+        if let Some(identity) = identity {
+            for (k, v) in identity.headers() {
+                h.insert(k, v);
             }
         }
-        let req = builder.body(body).map_err(|_| Problem::new(Code::BadRequest))?;
         let timeout = route.timeout.unwrap_or(self.upstream_timeout);
         let sent = Instant::now();
         let total = self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0));
@@ -557,15 +558,21 @@ impl Gateway {
             }
         }
         // One pass to learn which defaults the response already set, then plain inserts.
+        // (Standard names compare as enum values; only custom ones compare bytes.)
+        static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
+        static COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
         let (mut has_referrer, mut has_xfo, mut has_permissions, mut has_coop, mut has_csp) = (false, false, false, false, false);
         for name in h.keys() {
-            match name.as_str() {
-                "referrer-policy" => has_referrer = true,
-                "x-frame-options" => has_xfo = true,
-                "permissions-policy" => has_permissions = true,
-                "cross-origin-opener-policy" => has_coop = true,
-                "content-security-policy" => has_csp = true,
-                _ => {}
+            if name == header::REFERRER_POLICY {
+                has_referrer = true;
+            } else if name == header::X_FRAME_OPTIONS {
+                has_xfo = true;
+            } else if name == header::CONTENT_SECURITY_POLICY {
+                has_csp = true;
+            } else if *name == PERMISSIONS_POLICY {
+                has_permissions = true;
+            } else if *name == COOP {
+                has_coop = true;
             }
         }
         h.reserve(9);
@@ -579,8 +586,6 @@ impl Gateway {
         if !has_xfo {
             h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         }
-        static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
-        static COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
         if !has_permissions {
             h.insert(&PERMISSIONS_POLICY, HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
         }

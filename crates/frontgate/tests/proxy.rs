@@ -701,6 +701,12 @@ fn backend_script(path: &str) -> (&'static [u8], bool) {
         "/unasked-upgrade" => (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", true),
         // Answers, then closes the kept-alive connection as a backend's idle timeout would.
         "/then-close" => (b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce", true),
+        "/own-policies" => (
+            b"HTTP/1.1 200 OK\r\nReferrer-Policy: no-referrer\r\nPermissions-Policy: camera=(self)\r\n\
+              Cross-Origin-Opener-Policy: unsafe-none\r\nX-Frame-Options: SAMEORIGIN\r\n\
+              Content-Security-Policy: default-src 'self'\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        ),
         "/hop-by-hop" => (
             b"HTTP/1.1 200 OK\r\nConnection: X-Internal, keep-alive\r\nKeep-Alive: timeout=5\r\nX-Internal: 1\r\n\
               Server: nginx/1.2\r\nX-Powered-By: PHP\r\nX-Frontgate-Subject: forged\r\nUpgrade: h2c\r\n\
@@ -746,6 +752,18 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
         assert!(h.get(name).is_none(), "{name} was relayed: {h:?}");
     }
     assert_eq!(h["x-kept"], "yes");
+    // A backend's own security policies are kept as it sent them; the gateway fills in the rest.
+    let (_, h, _) = get("/own-policies").await.unwrap();
+    for (name, value) in [
+        ("referrer-policy", "no-referrer"),
+        ("permissions-policy", "camera=(self)"),
+        ("cross-origin-opener-policy", "unsafe-none"),
+        ("x-frame-options", "SAMEORIGIN"),
+        ("content-security-policy", "default-src 'self'"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        assert_eq!(h.get_all(name).iter().collect::<Vec<_>>(), [value], "{name}: {h:?}");
+    }
     assert_eq!(backend.connections(), 1, "keep-alive in Connection was not honoured");
     // Interim responses are skipped.
     assert_eq!(get("/early-hints").await.unwrap().2, "ok");
