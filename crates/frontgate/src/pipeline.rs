@@ -732,49 +732,6 @@ impl Outgoing {
     }
 }
 
-/// Moves an HTTP/1 request's target and header values out of the connection's read buffer,
-/// of which hyper makes them slices, into one allocation of their own. While a request holds
-/// on to that buffer, hyper cannot reuse it for its next read (it checks for a closed
-/// connection while the request runs, right after handing the request over) and allocates
-/// another 8 KiB each time: the largest per-connection memory cost under load, and a large
-/// allocation per request (docs/performance.md). So the server calls this as it receives the
-/// request, before that read.
-pub(crate) fn detach_from_read_buffer<B>(req: &mut Request<B>) {
-    let mut uri = std::mem::take(req.uri_mut());
-    detach(&mut uri, req.headers_mut());
-    *req.uri_mut() = uri;
-}
-
-fn detach(uri: &mut http::Uri, headers: &mut http::HeaderMap) {
-    let target = uri.path_and_query().map(|p| p.as_str()).filter(|_| uri.scheme().is_none());
-    let size = target.map_or(0, str::len) + headers.values().map(HeaderValue::len).sum::<usize>();
-    let mut copy = bytes::BytesMut::with_capacity(size);
-    if let Some(t) = target {
-        copy.extend_from_slice(t.as_bytes());
-    }
-    for v in headers.values() {
-        copy.extend_from_slice(v.as_bytes());
-    }
-    let mut copy = copy.freeze();
-    if let Some(t) = target {
-        let target = copy.split_to(t.len());
-        if let Ok(pq) = http::uri::PathAndQuery::from_maybe_shared(target) {
-            let mut parts = http::uri::Parts::default();
-            parts.path_and_query = Some(pq);
-            if let Ok(detached) = http::Uri::from_parts(parts) {
-                *uri = detached;
-            }
-        }
-    }
-    for v in headers.values_mut() {
-        let sensitive = v.is_sensitive();
-        if let Ok(mut detached) = HeaderValue::from_maybe_shared(copy.split_to(v.len())) {
-            detached.set_sensitive(sensitive);
-            *v = detached;
-        }
-    }
-}
-
 fn header_bytes(headers: &http::HeaderMap) -> usize {
     headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum()
 }
@@ -815,39 +772,5 @@ impl IntoOwnedIfChanged for std::borrow::Cow<'_, str> {
             std::borrow::Cow::Borrowed(_) => None,
             std::borrow::Cow::Owned(s) => Some(s),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_detached_request_head_is_the_same_head() {
-        let mut req = Request::builder()
-            .uri("/api/items/7?q=a%20b&x=1")
-            .header("host", "app.test")
-            .header("accept", "application/json")
-            .header("x-multi", "one")
-            .header("x-multi", "two")
-            .header("x-empty", "")
-            .body(())
-            .unwrap();
-        let mut secret = HeaderValue::from_static("Bearer abc");
-        secret.set_sensitive(true);
-        req.headers_mut().insert(header::AUTHORIZATION, secret);
-        let before = (req.uri().clone(), req.headers().clone());
-        detach_from_read_buffer(&mut req);
-        let (head, ()) = req.into_parts();
-        assert_eq!(head.uri, before.0);
-        assert_eq!(head.uri.path(), "/api/items/7");
-        assert_eq!(head.uri.query(), Some("q=a%20b&x=1"));
-        assert_eq!(head.headers, before.1);
-        assert_eq!(head.headers.get_all("x-multi").iter().collect::<Vec<_>>(), ["one", "two"]);
-        assert!(head.headers[header::AUTHORIZATION].is_sensitive());
-        // An absolute-form target is left as it is.
-        let mut req = Request::builder().uri("http://app.test/a?b").body(()).unwrap();
-        detach_from_read_buffer(&mut req);
-        assert_eq!(req.uri(), "http://app.test/a?b");
     }
 }
