@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use frontgate::config::Config;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees many small blocks
+/// per request (header values, futures, buffers), and glibc's consolidation of freed blocks was
+/// a measurable share of the plain-proxy CPU (docs/performance.md). The binary only: a crate that
+/// embeds the library keeps its own allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "frontgate", version, about = "A security gateway in front of a web app's API and front-end")]
 struct Cli {
