@@ -148,6 +148,28 @@ async fn a_route_timeout_overrides_the_upstream_timeout_both_ways() {
 }
 
 #[tokio::test]
+async fn response_deadlines_hold_on_pooled_connections_earlier_or_later() {
+    // Each pooled upstream connection keeps one timer and moves its deadline per request:
+    // later (the cheap path), or earlier, which must re-arm it. A long-timeout request first
+    // leaves its connection in the pool with a deadline 20 s out; the short-timeout route
+    // that reuses it must still time out at its own 400 ms, not at 20 s.
+    let up = Upstream::start().await;
+    let routes = "[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"400ms\"\n\n[[routes]]\nmatch = \"GET /echo/**\"\ntimeout = \"20s\"\n";
+    let gate = start("", &format!("{}\n{routes}", up.config()));
+    let client = gate.tls();
+    for _ in 0..2 {
+        let (s, _, _) = client.get("/echo/warm").await;
+        assert_eq!(s, 200);
+        let (s, h, b) = client.get("/slow?ms=3000").await;
+        assert_problem(s, &h, &b, 504, "upstream_timeout");
+        // Later deadlines on a connection that already timed a request out, then a quick one.
+        let (s, _, b) = client.get("/slow?ms=0").await;
+        assert_eq!((s.as_u16(), &b[..]), (200, &b"slow"[..]));
+    }
+    assert_eq!(up.hits(), 6);
+}
+
+#[tokio::test]
 async fn upstream_5xx_bodies_are_masked_but_status_and_retry_after_kept() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/status/**\"\n", up.config()));

@@ -28,6 +28,8 @@ pub enum UpstreamError {
     ConnectTimeout,
     /// The exchange failed after the request started (which may be our own body limit).
     SendFailed(String),
+    /// No response head by the deadline (`[upstream] timeout`, or the route's).
+    Timeout,
 }
 
 struct Idle {
@@ -75,11 +77,16 @@ impl UpstreamClient {
         None
     }
 
-    async fn open(&self) -> Result<TcpStream, UpstreamError> {
+    /// Connects within connect_timeout, and before `deadline` (the response-head deadline of
+    /// the request that needs the connection, which may come first).
+    async fn open(&self, deadline: Option<tokio::time::Instant>) -> Result<TcpStream, UpstreamError> {
         // `authority` is `host:port` (IPv6 bracketed): an IP connects directly, a name is
         // resolved on each new connection so DNS changes are picked up.
         let connect = TcpStream::connect(self.target.authority.as_str());
-        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let connect_deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let limit = deadline.map_or(connect_deadline, |d| d.min(connect_deadline));
+        let stream = match tokio::time::timeout_at(limit, connect).await {
+            Err(_) if limit < connect_deadline => return Err(UpstreamError::Timeout),
             Err(_) => return Err(UpstreamError::ConnectTimeout),
             Ok(Err(e)) => return Err(UpstreamError::Unavailable(format!("connect to {}: {e}", self.target.authority))),
             Ok(Ok(s)) => s,
@@ -88,13 +95,21 @@ impl UpstreamClient {
         Ok(stream)
     }
 
-    /// Sends one request. A pooled connection the backend closed meanwhile (its keep-alive
-    /// ended) is retried once on a fresh connection when nothing of a response came and the
-    /// body can be sent again (empty or already buffered).
-    pub async fn send(self: &Arc<Self>, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<Response<Body>, UpstreamError> {
+    /// Sends one request; its response head must arrive by `deadline`. A pooled connection
+    /// the backend closed meanwhile (its keep-alive ended) is retried once on a fresh
+    /// connection when nothing of a response came and the body can be sent again (empty or
+    /// already buffered).
+    pub async fn send(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        outbound: &Outbound<'_>,
+        body: Body,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Body>, UpstreamError> {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
             H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
+            H1Error::Timeout => UpstreamError::Timeout,
             other => UpstreamError::SendFailed(other.to_string()),
         };
         if let Some(conn) = self.checkout() {
@@ -103,21 +118,21 @@ impl UpstreamClient {
                 Body::Full(b) => Some(Body::Full(b.clone())),
                 _ => None,
             };
-            match (conn.exchange(parts, outbound, body, pool.clone()).await, again) {
+            match (conn.exchange(parts, outbound, body, pool.clone(), deadline).await, again) {
                 (Err(H1Error::ClosedBeforeResponse), Some(body)) => {
-                    let conn = Conn::new(self.open().await?);
-                    return conn.exchange(parts, outbound, body, pool).await.map_err(failed);
+                    let conn = Conn::new(self.open(Some(deadline)).await?);
+                    return conn.exchange(parts, outbound, body, pool, deadline).await.map_err(failed);
                 }
                 (result, _) => return result.map_err(failed),
             }
         }
-        let conn = Conn::new(self.open().await?);
-        conn.exchange(parts, outbound, body, pool).await.map_err(failed)
+        let conn = Conn::new(self.open(Some(deadline)).await?);
+        conn.exchange(parts, outbound, body, pool, deadline).await.map_err(failed)
     }
 
     /// Sends a request that asks to upgrade the connection (WebSocket), on its own connection.
     pub async fn send_upgrade(&self, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
-        let stream = self.open().await?;
+        let stream = self.open(None).await?;
         let (mut sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await

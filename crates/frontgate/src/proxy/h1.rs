@@ -49,12 +49,15 @@ pub enum H1Error {
     Malformed(&'static str),
     /// Reading the client's request body failed (also our own body limit).
     RequestBody(BoxError),
+    /// No complete response head by the deadline.
+    Timeout,
 }
 
 impl std::fmt::Display for H1Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             H1Error::ClosedBeforeResponse => f.write_str("connection closed before a response"),
+            H1Error::Timeout => f.write_str("no response head by the deadline"),
             H1Error::Io(e) => write!(f, "{e}"),
             H1Error::Malformed(why) => write!(f, "malformed response: {why}"),
             H1Error::RequestBody(e) => write!(f, "request body: {e}"),
@@ -88,11 +91,15 @@ pub struct Conn {
     /// sends the same ones each time, and a name found here is not parsed (nor allocated)
     /// again.
     names: Vec<(Box<[u8]>, HeaderName)>,
+    /// The response-head deadline, kept for the connection's next exchange: moving a
+    /// registered timer's deadline later is one atomic update, where a new timer per request
+    /// is a timer-wheel insertion and removal under the driver's lock.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
-        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: Vec::new() }
+        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: Vec::new(), timer: None }
     }
 
     /// Whether an idle connection can still carry a request: not closed by the backend and
@@ -105,14 +112,50 @@ impl Conn {
         matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Sends the request and reads the response head. The response body reads the rest from
-    /// this connection and hands it to `pool` once complete (if the connection may be reused).
-    pub async fn exchange(mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body, pool: Arc<dyn Recycle>) -> Result<Response<Body>, H1Error> {
-        let head_only = parts.method == Method::HEAD;
+    /// Sends the request and reads the response head, which must be complete by `deadline`
+    /// ([`H1Error::Timeout`] otherwise). The response body reads the rest from this
+    /// connection and hands it to `pool` once complete (if the connection may be reused).
+    pub async fn exchange(
+        mut self,
+        parts: &http::request::Parts,
+        outbound: &Outbound<'_>,
+        body: Body,
+        pool: Arc<dyn Recycle>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response<Body>, H1Error> {
+        let mut timer = match self.timer.take() {
+            Some(mut t) => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let parsed = {
+            let mut head = std::pin::pin!(self.send_and_read_head(parts, outbound, body));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = head.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                timer.as_mut().poll(cx).map(|()| Err(H1Error::Timeout))
+            })
+            .await?
+        };
+        self.timer = Some(timer);
+        let framing = framing(&parsed, parts.method == Method::HEAD)?;
+        let mut resp = Response::new(Body::Empty);
+        *resp.status_mut() = parsed.status;
+        *resp.version_mut() = Version::HTTP_11;
+        *resp.headers_mut() = parsed.headers;
+        *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
+        Ok(resp)
+    }
+
+    /// Writes the request and reads up to the final response head (interim 1xx responses,
+    /// such as 100 Continue and 103 Early Hints, are read and dropped).
+    async fn send_and_read_head(&mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<Parsed, H1Error> {
         self.send(parts, outbound, body).await?;
         let mut received_any = false;
         loop {
-            // Interim responses (100 Continue, 103 Early Hints) are read and dropped.
             let parsed = loop {
                 if let Some(parsed) = parse_head(&mut self.buf, &mut self.names, outbound.hide)? {
                     break parsed;
@@ -132,13 +175,7 @@ impl Conn {
                 }
                 continue;
             }
-            let framing = framing(&parsed, head_only)?;
-            let mut resp = Response::new(Body::Empty);
-            *resp.status_mut() = parsed.status;
-            *resp.version_mut() = Version::HTTP_11;
-            *resp.headers_mut() = parsed.headers;
-            *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
-            return Ok(resp);
+            return Ok(parsed);
         }
     }
 

@@ -69,16 +69,14 @@ pub async fn forward(
         parts.headers.insert(header::HOST, outbound.host.clone());
         return forward_upgrade(client, Request::from_parts(parts, body), timeout, client_upgrade).await;
     }
-    let started = total_timeout.map(|_| tokio::time::Instant::now());
+    let started = tokio::time::Instant::now();
     let head_timeout = total_timeout.map_or(timeout, |t| t.min(timeout));
     let (parts, body) = req.into_parts();
-    match tokio::time::timeout(head_timeout, client.send(&parts, &outbound, body)).await {
-        Err(_) => Err(Problem::new(Code::UpstreamTimeout)),
-        Ok(Err(e)) => Err(upstream_problem(e, limit_hit())),
-        Ok(Ok(resp)) => Ok(match (total_timeout, started) {
-            (Some(t), Some(started)) if !http_body::Body::is_end_stream(resp.body()) => {
-                resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t)))
-            }
+    match client.send(&parts, &outbound, body, started + head_timeout).await {
+        Err(UpstreamError::Timeout) => Err(Problem::new(Code::UpstreamTimeout)),
+        Err(e) => Err(upstream_problem(e, limit_hit())),
+        Ok(resp) => Ok(match total_timeout {
+            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t))),
             _ => resp,
         }),
     }
@@ -101,6 +99,7 @@ fn upstream_problem(e: UpstreamError, limit_hit: bool) -> Problem {
             tracing::warn!(error = %err, "upstream exchange failed");
             Problem::new(Code::UpstreamUnavailable)
         }
+        UpstreamError::Timeout => Problem::new(Code::UpstreamTimeout),
     }
 }
 
