@@ -86,6 +86,45 @@ async fn trickled_request_head_is_cut_off() {
     assert_eq!(up.hits(), 0);
 }
 
+/// The header timeout runs again for each request head on a kept-alive connection: three
+/// quick requests 400 ms apart outlast one 1 s window between them, and a later head that
+/// stalls is cut off just like a first one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_later_head_on_a_kept_alive_connection_is_cut_off() {
+    let up = Upstream::start().await;
+    let gate = start("header_read_timeout = \"1s\"", &routes(&up, &[]));
+    let mut tls = gate.tls().connect(&[b"http/1.1"]).await;
+    for i in 0..3 {
+        tls.write_all(format!("GET /echo/k{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let head = read_response(&mut tls).await;
+        assert!(head.starts_with("http/1.1 200 "), "request {i}: {head}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    tls.write_all(b"GET /echo/stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let got = read_until_closed(&mut tls, Duration::from_secs(5)).await.expect("a stalled head was still open 5s after a 1s header timeout");
+    assert!(!String::from_utf8_lossy(&got).contains(" 200 "), "the partial request must not be served");
+    assert_eq!(up.hits(), 3);
+}
+
+/// Reads one response with a Content-Length body; returns its head.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("response within 5s").unwrap();
+        assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).and_then(|v| v.trim().parse().ok()).expect("content-length");
+            if got.len() >= end + 4 + len {
+                return head;
+            }
+        }
+    }
+}
+
 /// Idle slot-holding: a client that completes the TLS handshake and then never sends a request
 /// (HTTP/1.1 or HTTP/2) is disconnected after header_read_timeout, so idle sockets cannot
 /// exhaust max_connections. (hyper has no such timeout for HTTP/2; the gateway adds one.)
