@@ -11,7 +11,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{BIN, TlsClient, Upstream, json, plain_get};
+use bytes::Bytes;
+use common::{BIN, TlsClient, Upstream, json, plain_get, req};
+use http_body_util::Full;
 
 /// Upper bound on how long any command may take; reaching it is a failure (a hang), not a
 /// measurement.
@@ -402,5 +404,24 @@ async fn demo_runs_everything_embedded() {
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{headers:?}");
     let page = String::from_utf8_lossy(&body).to_ascii_lowercase();
     assert!(page.starts_with("<!doctype html>") && page.contains("<html"), "{page}");
+    assert!(page.contains("/.frontgate/widget.js"), "the page loads the proof-of-work client: {page}");
+
+    // Proof of work: feedback is refused without a clearance, and the challenge is there to solve
+    // (tests/pow_js.rs solves it from the demo page in a browser).
+    assert!(banner.contains("/api/feedback"), "{banner}");
+    let feedback = req("POST", "/api/feedback").header("content-type", "application/json").body(Full::new(Bytes::from_static(br#"{"message":"hi"}"#))).unwrap();
+    let (status, _, body) = client.send(feedback).await;
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    let p = json(&body);
+    assert_eq!(p["code"], "challenge_required");
+    assert_eq!(p["challenge"], "/.frontgate/challenge?route=%2Fapi%2Ffeedback");
+    let (status, _, body) = client.get("/.frontgate/challenge?route=%2Fapi%2Ffeedback").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let challenge = json(&body);
+    assert_eq!(challenge["parameters"]["algorithm"], "PBKDF2/SHA-256", "{challenge}");
+    assert_eq!(challenge["parameters"]["cost"], 2000, "{challenge}");
+    let (status, _, body) = client.get("/.frontgate/widget.js").await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("window.frontgate"));
     drop(demo);
 }

@@ -88,3 +88,16 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
     // Signups reached the upstream only with a clearance: the widget's one, widget.js's one, three parallel ones, and the page.
     assert_eq!(up.hits(), 1 + 1 + 3 + 1, "{out}");
 }
+
+/// `frontgate demo`'s page, as a visitor uses it: its "Send feedback" button solves the proof
+/// of work with widget.js under the demo's own CSP, and the feedback reaches the demo upstream.
+#[tokio::test]
+async fn the_demo_page_solves_its_proof_of_work_in_headless_chromium() {
+    assert!(std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(), "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)");
+    let demo = common::openapi::start_demo();
+    let base = format!("https://{}", demo.addr);
+    let out = tokio::task::spawn_blocking(move || node("demo.mjs", &[&base])).await.unwrap();
+    assert!(out.contains("demo: all cases passed"), "{out}\n{}", demo.logs());
+    let metrics = demo.metrics().await;
+    assert!(metrics.lines().any(|l| l.starts_with("frontgate_pow_") ), "{metrics}");
+}

@@ -12,6 +12,7 @@ use crate::config::Config;
 pub const PAGE_HTML: &str = include_str!("page.html");
 pub const PAGE_JS: &str = include_str!("demo.js");
 pub const PAGE_CSS: &str = include_str!("demo.css");
+pub const FAVICON_SVG: &str = include_str!("favicon.svg");
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -28,6 +29,7 @@ pub fn write_site(data_dir: &Path) -> std::io::Result<PathBuf> {
     std::fs::write(site.join("index.html"), PAGE_HTML)?;
     std::fs::write(site.join("assets/demo.js"), PAGE_JS)?;
     std::fs::write(site.join("assets/demo.css"), PAGE_CSS)?;
+    std::fs::write(site.join("assets/favicon.svg"), FAVICON_SVG)?;
     // The demo API's OpenAPI document: served to browsers and tools at /openapi.yaml, and the
     // gateway's [openapi] spec.
     std::fs::write(site.join("openapi.yaml"), upstream::OPENAPI_YAML)?;
@@ -95,8 +97,21 @@ match = "GET /api/whoami"
 auth = "api_key"
 scopes = ["demo:read"]
 rate_limit = ["per_key"]
+
+# Bot defence: a proof of work (ALTCHA v2) before feedback is accepted. The demo page solves it
+# with /.frontgate/widget.js; a client without a clearance gets 403 challenge_required with the
+# challenge's URL (docs/bot-defence.md). The levels are lighter than the defaults, for a demo.
+[pow]
+secret = {pow_secret}
+levels = [ {{ above_rps = 0, cost = 2000 }}, {{ above_rps = 5, cost = 20000 }} ]
+
+[[routes]]
+match = "POST /api/feedback"
+challenge = "pow"
+max_body_bytes = "4KiB"
 "#,
-        key_secret = toml_str(&demo_secret(&opts.data_dir)),
+        key_secret = toml_str(&demo_secret(&opts.data_dir, "demo-key-secret")),
+        pow_secret = toml_str(&demo_secret(&opts.data_dir, "demo-pow-secret")),
         data_dir = toml_str(&opts.data_dir.display().to_string()),
         listen = opts.listen,
         admin = opts.admin,
@@ -116,10 +131,10 @@ fn display_host(addr: SocketAddr) -> String {
     }
 }
 
-/// The demo's API-key hash secret: made once, kept in the data dir so earlier demo keys stay
-/// valid across runs.
-fn demo_secret(data_dir: &Path) -> String {
-    let path = data_dir.join("demo-key-secret");
+/// A demo secret (the API-key hash secret, the proof of work's): made once, kept in the data
+/// dir so earlier demo keys and clearances stay valid across runs.
+fn demo_secret(data_dir: &Path, file: &str) -> String {
+    let path = data_dir.join(file);
     if let Ok(s) = std::fs::read_to_string(&path)
         && s.trim().len() >= 32 {
             return s.trim().to_owned();
@@ -196,6 +211,9 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
     s.push_str(&format!("  {c}{origin}/api/crash                      # upstream 500 masked: no stack trace leaks\n"));
     s.push_str(&format!("  {c}--data-binary @/dev/zero -H 'content-length: 100000' {origin}/api/items   # 413\n"));
+    s.push_str("\nProof of work (the demo page's \"Send feedback\" button solves it in the browser):\n");
+    s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}' {origin}/api/feedback   # refused: 403 challenge_required\n"));
+    s.push_str(&format!("  {c}'{origin}/.frontgate/challenge?route=/api/feedback'   # the challenge to solve\n"));
     if let Some(key) = DEMO_KEY.get() {
         s.push_str("\nAPI keys (a demo key was minted for this run; manage keys with `frontgate keys`):\n");
         s.push_str(&format!("  {c}-H 'X-API-Key: {key}' {origin}/api/whoami   # forwarded with X-Frontgate-Key-Id\n"));

@@ -81,6 +81,24 @@ fn new_item_name(body: &[u8]) -> Option<String> {
     (1..=100).contains(&name.chars().count()).then(|| name.to_owned())
 }
 
+/// A feedback message: the body must be exactly `{"message": "<1..500 chars>"}`.
+fn feedback_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    let message = obj.get("message")?.as_str()?;
+    (1..=500).contains(&message.chars().count()).then(|| message.to_owned())
+}
+
+fn is_json(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
+}
+
 async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let identity = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -108,8 +126,7 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
             json(StatusCode::OK, serde_json::json!({ "items": list }).to_string())
         }
         (Method::POST, "/api/items") => {
-            let json_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
-            if !json_type || req.uri().query().is_some() {
+            if !is_json(&req) || req.uri().query().is_some() {
                 return reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
             }
             let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
@@ -136,6 +153,21 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Some((id, n)) => json(StatusCode::OK, item_json(*id, n).to_string()),
                 None => json(StatusCode::NOT_FOUND, r#"{"error":"no such item"}"#.into()),
             }
+        }
+        (Method::POST, "/api/feedback") => {
+            // Behind a proof-of-work route: the gateway let it through only with a clearance.
+            if !is_json(&req) || req.uri().query().is_some() {
+                return reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
+            }
+            let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return reject(api, StatusCode::BAD_REQUEST, "unreadable body"),
+            };
+            let Some(message) = feedback_message(&body) else {
+                return reject(api, StatusCode::BAD_REQUEST, "expected {\"message\": \"1 to 500 characters\"}");
+            };
+            let thanks = serde_json::json!({ "thanks": "feedback received", "chars": message.chars().count() });
+            json(StatusCode::CREATED, thanks.to_string())
         }
         (Method::GET, "/api/whoami") => {
             // Behind an API-key route: what the gateway told the upstream about the caller.
