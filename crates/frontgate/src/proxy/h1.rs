@@ -88,9 +88,9 @@ pub struct Conn {
     /// The request head being written; kept for the next request.
     out: Vec<u8>,
     /// The field names of the last response, in order, as sent and as parsed: a backend
-    /// sends the same ones each time, and a name found here is not parsed (nor allocated)
-    /// again.
-    names: Vec<(Box<[u8]>, HeaderName)>,
+    /// sends the same ones each time, and a name found here is not parsed (nor allocated,
+    /// nor classified) again.
+    names: FieldNames,
     /// The response-head deadline, kept for the connection's next exchange: moving a
     /// registered timer's deadline later is one atomic update, where a new timer per request
     /// is a timer-wheel insertion and removal under the driver's lock.
@@ -99,7 +99,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
-        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: Vec::new(), timer: None }
+        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: FieldNames::default(), timer: None }
     }
 
     /// Whether an idle connection can still carry a request: not closed by the backend and
@@ -335,20 +335,72 @@ struct Parsed {
 const ADDED_RESPONSE_FIELDS: usize = 12;
 
 /// Hop-by-hop fields: never relayed, whatever the response says.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+/// What a response field is to the relay, decided once per name.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FieldKind {
+    /// End-to-end: relayed.
+    Relayed,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    /// Another hop-by-hop field (RFC 9110 §7.6.1): dropped.
+    HopByHop,
+    /// Named by the caller's filter: dropped.
+    Hidden,
+}
+
+impl FieldKind {
+    fn of(name: &HeaderName, hide: HeaderFilter) -> FieldKind {
+        if *name == header::CONTENT_LENGTH {
+            FieldKind::ContentLength
+        } else if *name == header::TRANSFER_ENCODING {
+            FieldKind::TransferEncoding
+        } else if *name == header::CONNECTION {
+            FieldKind::Connection
+        } else if *name == header::TE || *name == header::TRAILER || *name == header::UPGRADE || matches!(name.as_str(), "keep-alive" | "proxy-connection") {
+            FieldKind::HopByHop
+        } else if hide(name) {
+            FieldKind::Hidden
+        } else {
+            FieldKind::Relayed
+        }
+    }
+}
+
+/// The field names of a connection's last response, in order: as sent, as parsed, and what
+/// each is to the relay (for the filter they were classified with).
+#[derive(Default)]
+struct FieldNames {
+    filter: Option<HeaderFilter>,
+    entries: Vec<(Box<[u8]>, HeaderName, FieldKind)>,
+}
+
+impl FieldNames {
+    /// The name and kind of the `i`th field, sent as `raw`: remembered if the last response
+    /// had the same bytes there, else parsed, classified and remembered in place of the rest.
+    fn get(&mut self, i: usize, raw: &[u8], hide: HeaderFilter) -> Result<(HeaderName, FieldKind), H1Error> {
+        if self.filter.is_none_or(|f| !std::ptr::fn_addr_eq(f, hide)) {
+            self.filter = Some(hide);
+            self.entries.clear();
+        }
+        if let Some((sent, name, kind)) = self.entries.get(i)
+            && **sent == *raw
+        {
+            return Ok((name.clone(), *kind));
+        }
+        let name = HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
+        let kind = FieldKind::of(&name, hide);
+        self.entries.truncate(i);
+        self.entries.push((raw.into(), name.clone(), kind));
+        Ok((name, kind))
+    }
 }
 
 /// Parses a complete response head at the start of `buf` and takes it out of `buf`; `None`
 /// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
 /// bytes, not copies. Fields named by `hide` are left out, as are hop-by-hop ones (what
 /// framing needs from them is kept in [`Parsed`]).
-fn parse_head(buf: &mut BytesMut, names: &mut Vec<(Box<[u8]>, HeaderName)>, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
+fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let (head_len, code, http10, count) = {
@@ -377,24 +429,18 @@ fn parse_head(buf: &mut BytesMut, names: &mut Vec<(Box<[u8]>, HeaderName)>, hide
     // Fields a Connection header names as hop-by-hop (rare): removed once all are read.
     let mut named: Vec<HeaderName> = Vec::new();
     for (i, &(ns, ne, vs, ve)) in spans[..count].iter().enumerate() {
-        let raw = &head[ns as usize..ne as usize];
-        let name = match names.get(i) {
-            Some((sent, parsed)) if **sent == *raw => parsed.clone(),
-            _ => {
-                let name = HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
-                names.truncate(i);
-                names.push((raw.into(), name.clone()));
-                name
-            }
-        };
+        let (name, kind) = names.get(i, &head[ns as usize..ne as usize], hide)?;
+        if kind == FieldKind::HopByHop || kind == FieldKind::Hidden {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| H1Error::Malformed("bad header value"))?;
-        if name == header::CONTENT_LENGTH {
-            content_length = content_length.and_then(|known| merge_content_length(known, &value));
-        } else if is_hop_by_hop(&name) {
-            if name == header::TRANSFER_ENCODING {
+        match kind {
+            FieldKind::ContentLength => content_length = content_length.and_then(|known| merge_content_length(known, &value)),
+            FieldKind::TransferEncoding => {
                 let last = value.to_str().ok().and_then(|s| s.rsplit(',').next()).map(str::trim).unwrap_or("");
                 chunked = Some(last.eq_ignore_ascii_case("chunked"));
-            } else if name == header::CONNECTION {
+            }
+            FieldKind::Connection => {
                 for token in value.to_str().unwrap_or("").split(',') {
                     let token = token.trim();
                     if token.eq_ignore_ascii_case("close") {
@@ -406,12 +452,13 @@ fn parse_head(buf: &mut BytesMut, names: &mut Vec<(Box<[u8]>, HeaderName)>, hide
                     }
                 }
             }
-            continue;
+            _ => {}
         }
-        if hide(&name) {
-            continue;
+        // Content-Length is relayed (a chunked response loses it below); the other hop-by-hop
+        // fields are not.
+        if kind == FieldKind::Relayed || kind == FieldKind::ContentLength {
+            headers.append(name, value);
         }
-        headers.append(name, value);
     }
     for n in named {
         headers.remove(n);
@@ -677,7 +724,7 @@ mod tests {
     use super::*;
 
     fn parse(head: &[u8]) -> Result<Option<Parsed>, H1Error> {
-        parse_head(&mut BytesMut::from(head), &mut Vec::new(), |_| false)
+        parse_head(&mut BytesMut::from(head), &mut FieldNames::default(), |_| false)
     }
 
     fn parsed(head: &str) -> Parsed {
@@ -714,7 +761,7 @@ mod tests {
 
     #[test]
     fn names_remembered_from_the_last_response_are_checked_not_trusted() {
-        let mut names = Vec::new();
+        let mut names = FieldNames::default();
         let mut next = |head: &str| parse_head(&mut BytesMut::from(head.as_bytes()), &mut names, |_| false).unwrap().unwrap().headers;
         let h = next("HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-Hits: 1\r\n\r\n");
         assert_eq!((h["content-type"].as_bytes(), h["x-hits"].as_bytes()), (&b"a"[..], &b"1"[..]));
@@ -730,6 +777,26 @@ mod tests {
     }
 
     #[test]
+    fn what_a_remembered_name_is_to_the_relay_is_remembered_too_for_its_filter() {
+        fn hide_secret(name: &HeaderName) -> bool {
+            name == "x-secret"
+        }
+        let head = b"HTTP/1.1 200 OK\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nx-ok: 1\r\n\r\n";
+        let mut names = FieldNames::default();
+        // Twice: parsed and classified, then remembered. Hidden and hop-by-hop fields stay out,
+        // and a remembered Transfer-Encoding still decides the framing (and drops the length).
+        for _ in 0..2 {
+            let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, hide_secret).unwrap().unwrap();
+            assert_eq!(p.chunked, Some(true));
+            assert_eq!(p.content_length, Ok(Some(3)));
+            assert_eq!(p.headers.keys().collect::<Vec<_>>(), ["x-ok"]);
+        }
+        // Another filter: the names are classified again.
+        let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, |_| false).unwrap().unwrap();
+        assert_eq!(p.headers.keys().collect::<Vec<_>>(), ["x-secret", "x-ok"]);
+    }
+
+    #[test]
     fn heads_are_bounded_and_strict() {
         assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-le").unwrap().is_none());
         assert!(parse(b"HTTP/1.1 2000 OK\r\n\r\n").is_err());
@@ -739,7 +806,7 @@ mod tests {
         assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
         // The head is taken out of the buffer; what follows it stays.
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
-        let p = parse_head(&mut buf, &mut Vec::new(), |_| false).unwrap().unwrap();
+        let p = parse_head(&mut buf, &mut FieldNames::default(), |_| false).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         assert_eq!(p.headers["x-a"], "1");
         assert_eq!(p.headers["x-b"], "two words");
