@@ -18,15 +18,13 @@ pub mod protocol;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
+use super::rate_limit::{Decision, LocalGcra};
 use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::Config;
 use crate::config::pow::{PowConfig, PowLevel};
@@ -50,7 +48,8 @@ pub fn system_clock() -> Clock {
     Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
-/// Keys the challenge limiter may hold before it sweeps (and, if still full, refuses).
+/// Client IPs the challenge limiter remembers at most (then it forgets those closest to a full
+/// bucket, as route rate limits do: docs/rate-limits.md).
 const LIMITER_MAX_KEYS: usize = 100_000;
 
 /// Everything the pow check and endpoints share, built once per config load.
@@ -63,8 +62,10 @@ pub struct Pow {
     rates: HashMap<Arc<str>, RateWindow>,
     failures: Failures,
     replay: Arc<dyn ReplaySet>,
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-    limiter_calls: AtomicU64,
+    /// Challenges per client IP: the same GCRA buckets as `[rate_limits]`.
+    limiter: LocalGcra,
+    challenge_interval: Duration,
+    challenge_burst: u32,
     /// To find the route a `?route=PATH` names.
     table: Option<RouteTable>,
     secure_cookies: bool,
@@ -89,8 +90,7 @@ impl Pow {
             .filter(|r| r.challenge.as_deref() == Some("pow"))
             .map(|r| (Arc::from(r.matcher.get_ref().text.as_str()), RateWindow::default()))
             .collect();
-        let per_minute = NonZeroU32::new(pc.challenge_rate).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new((pc.challenge_rate / 3).max(5)).unwrap_or(NonZeroU32::MIN);
+        let per_minute = pc.challenge_rate.max(1);
         Pow {
             protocol: Protocol::new(&pc.secret.0, pc.expires.0, pc.mode, pc.algorithm, &site),
             clearances: Clearances::new(&pc.secret.0, pc.clearance.0),
@@ -99,8 +99,9 @@ impl Pow {
             rates,
             failures: Failures::default(),
             replay,
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
-            limiter_calls: AtomicU64::new(0),
+            limiter: LocalGcra::new(LIMITER_MAX_KEYS),
+            challenge_interval: Duration::from_secs(60) / per_minute,
+            challenge_burst: (per_minute / 3).max(5),
             table: RouteTable::build(config).ok(),
             secure_cookies: config.public_origin().is_https(),
             clock,
@@ -143,16 +144,11 @@ impl Pow {
 
     /// Whether `ip` may fetch another challenge now.
     pub fn allow_challenge(&self, ip: IpAddr) -> bool {
-        let n = self.limiter_calls.fetch_add(1, Ordering::Relaxed);
-        if n % 1024 == 1023 || self.limiter.len() >= LIMITER_MAX_KEYS {
-            self.limiter.retain_recent();
-            self.limiter.shrink_to_fit();
-        }
-        if self.limiter.len() >= LIMITER_MAX_KEYS {
-            // Full of recent clients: refuse newcomers rather than grow without bound.
-            return false;
-        }
-        self.limiter.check_key(&ip).is_ok()
+        let key = match ip {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        matches!(self.limiter.acquire(&key, self.challenge_interval, self.challenge_burst), Decision::Allowed { .. })
     }
 
     /// The route name (`match` text) of the pow-protected route at `path`: tried with
