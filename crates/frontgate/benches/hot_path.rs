@@ -45,7 +45,8 @@ fn main() {
     // Leaked so the boxed cases below can borrow it for 'static.
     let table: &'static RouteTable = Box::leak(Box::new(RouteTable::build(&config).expect("bench routes")));
 
-    let mut cases: Vec<(&str, Box<dyn FnMut()>)> = Vec::new();
+    type Case = (&'static str, Box<dyn FnMut()>);
+    let mut cases: Vec<Case> = Vec::new();
     for (name, path) in [
         ("normalize_path /api/items (canonical)", "/api/items"),
         ("normalize_path /api/users/42/orders/7 (canonical)", "/api/users/42/orders/7"),

@@ -17,13 +17,16 @@ use hyper_util::rt::TokioIo;
 
 const SECRET: &str = "fake-provider-secret";
 
+/// A verification request as the provider got it: content type and form fields.
+type Seen = (String, Vec<(String, String)>);
+
 /// A siteverify server. Tokens: `good-*` (single use, as the providers enforce), `lenient-*`
 /// (accepted every time: our own replay set must stop the reuse), `bad`, `slow` (answers after
 /// 3 s), `lowscore`, `otherhost`, `otheraction`, `http500`, `garbage`.
 struct FakeProvider {
     addr: SocketAddr,
     /// (content-type, form fields) of each request.
-    seen: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
 

@@ -133,7 +133,7 @@ impl PowConfig {
         }
         let mut last = f64::NEG_INFINITY;
         for (i, l) in self.levels.iter().enumerate() {
-            if !(l.above_rps >= 0.0) || l.above_rps <= last {
+            if l.above_rps.is_nan() || l.above_rps < 0.0 || l.above_rps <= last {
                 out.push(format!("[pow] levels[{i}]: above_rps must be non-negative and rise from level to level"));
             }
             last = l.above_rps;

@@ -59,10 +59,8 @@ impl MemoryReplaySet {
     /// Synchronous insert-once, at `now` (injectable for tests).
     pub fn insert_at(&self, key: &str, ttl: Duration, now: Instant) -> Result<Inserted, ReplayError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(expiry) = entries.get(key) {
-            if *expiry > now {
-                return Ok(Inserted::Replayed);
-            }
+        if entries.get(key).is_some_and(|expiry| *expiry > now) {
+            return Ok(Inserted::Replayed);
         }
         if entries.len() >= self.cap && !entries.contains_key(key) {
             entries.retain(|_, expiry| *expiry > now);
