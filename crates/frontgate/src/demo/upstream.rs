@@ -92,11 +92,20 @@ fn feedback_message(body: &[u8]) -> Option<String> {
     (1..=500).contains(&message.chars().count()).then(|| message.to_owned())
 }
 
-fn is_json(req: &Request<Incoming>) -> bool {
-    req.headers()
+/// The body of a JSON request without a query string, or the refusal to answer with.
+async fn json_body(api: &DemoApi, req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    let json_type = req
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")))
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !json_type || req.uri().query().is_some() {
+        return Err(reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json"));
+    }
+    match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(reject(api, StatusCode::BAD_REQUEST, "unreadable body")),
+    }
 }
 
 async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -126,12 +135,9 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
             json(StatusCode::OK, serde_json::json!({ "items": list }).to_string())
         }
         (Method::POST, "/api/items") => {
-            if !is_json(&req) || req.uri().query().is_some() {
-                return reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
-            }
-            let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return reject(api, StatusCode::BAD_REQUEST, "unreadable body"),
+            let body = match json_body(api, req).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
             };
             let Some(name) = new_item_name(&body) else {
                 return reject(api, StatusCode::BAD_REQUEST, "expected {\"name\": \"1 to 100 characters\"}");
@@ -156,12 +162,9 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (Method::POST, "/api/feedback") => {
             // Behind a proof-of-work route: the gateway let it through only with a clearance.
-            if !is_json(&req) || req.uri().query().is_some() {
-                return reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json");
-            }
-            let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(_) => return reject(api, StatusCode::BAD_REQUEST, "unreadable body"),
+            let body = match json_body(api, req).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
             };
             let Some(message) = feedback_message(&body) else {
                 return reject(api, StatusCode::BAD_REQUEST, "expected {\"message\": \"1 to 500 characters\"}");
