@@ -70,26 +70,16 @@ fn reject(api: &DemoApi, status: StatusCode, why: &str) -> Response<Full<Bytes>>
     json(status, serde_json::json!({ "error": why }).to_string())
 }
 
-/// The name of a new item: the body must be exactly `{"name": "<1..100 chars>"}`.
-fn new_item_name(body: &[u8]) -> Option<String> {
+/// The one field of a JSON object body such as `{"name": "..."}`: exactly that member, a
+/// string of 1 to `max` characters.
+fn only_string_field(body: &[u8], field: &str, max: usize) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object()?;
     if obj.len() != 1 {
         return None;
     }
-    let name = obj.get("name")?.as_str()?;
-    (1..=100).contains(&name.chars().count()).then(|| name.to_owned())
-}
-
-/// A feedback message: the body must be exactly `{"message": "<1..500 chars>"}`.
-fn feedback_message(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let obj = v.as_object()?;
-    if obj.len() != 1 {
-        return None;
-    }
-    let message = obj.get("message")?.as_str()?;
-    (1..=500).contains(&message.chars().count()).then(|| message.to_owned())
+    let value = obj.get(field)?.as_str()?;
+    (1..=max).contains(&value.chars().count()).then(|| value.to_owned())
 }
 
 /// The body of a JSON request without a query string, or the refusal to answer with.
@@ -139,7 +129,7 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
-            let Some(name) = new_item_name(&body) else {
+            let Some(name) = only_string_field(&body, "name", 100) else {
                 return reject(api, StatusCode::BAD_REQUEST, "expected {\"name\": \"1 to 100 characters\"}");
             };
             let id = api.next_id.fetch_add(1, Ordering::Relaxed);
@@ -166,7 +156,7 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 Ok(b) => b,
                 Err(refused) => return refused,
             };
-            let Some(message) = feedback_message(&body) else {
+            let Some(message) = only_string_field(&body, "message", 500) else {
                 return reject(api, StatusCode::BAD_REQUEST, "expected {\"message\": \"1 to 500 characters\"}");
             };
             let thanks = serde_json::json!({ "thanks": "feedback received", "chars": message.chars().count() });
