@@ -504,11 +504,14 @@ impl Gateway {
                 h.insert(k, v);
             }
         }
-        let timeout = route.timeout.unwrap_or(self.upstream_timeout);
-        let sent = Instant::now();
-        let total = self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0));
+        let timing = proxy::Timing {
+            sent: tokio::time::Instant::now(),
+            timeout: route.timeout.unwrap_or(self.upstream_timeout),
+            total: self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0)),
+        };
+        let sent = timing.sent;
         let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header };
-        let result = proxy::forward(upstream, req, outbound, timeout, total, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
+        let result = proxy::forward(upstream, req, outbound, timing, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
         let resp = result?;
         out.decision = Decision::Forwarded;

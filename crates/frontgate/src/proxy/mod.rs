@@ -48,6 +48,16 @@ pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
+/// When a request went upstream and how long its answer may take.
+pub struct Timing {
+    /// When the gateway started sending it (the caller's clock, read once for both uses).
+    pub sent: tokio::time::Instant,
+    /// Until the response head (`[upstream] timeout`, or the route's).
+    pub timeout: Duration,
+    /// Until the end of the response body (`[upstream] total_timeout`).
+    pub total: Option<Duration>,
+}
+
 /// Sends the request upstream and returns its response, or the problem that explains why not.
 /// `limit_hit` reports whether our own body limit cut the request body off.
 /// The response comes back without hop-by-hop fields and without what fingerprints the
@@ -56,8 +66,7 @@ pub async fn forward(
     client: &std::sync::Arc<UpstreamClient>,
     req: Request<Body>,
     outbound: Outbound<'_>,
-    timeout: Duration,
-    total_timeout: Option<Duration>,
+    timing: Timing,
     client_upgrade: Option<OnUpgrade>,
     limit_hit: impl Fn() -> bool,
 ) -> Result<Response<Body>, Problem> {
@@ -67,16 +76,16 @@ pub async fn forward(
             parts.headers.insert(name, value.clone());
         }
         parts.headers.insert(header::HOST, outbound.host.clone());
-        return forward_upgrade(client, Request::from_parts(parts, body), timeout, client_upgrade).await;
+        return forward_upgrade(client, Request::from_parts(parts, body), timing.timeout, client_upgrade).await;
     }
-    let started = tokio::time::Instant::now();
-    let head_timeout = total_timeout.map_or(timeout, |t| t.min(timeout));
+    let Timing { sent, timeout, total } = timing;
+    let head_timeout = total.map_or(timeout, |t| t.min(timeout));
     let (parts, body) = req.into_parts();
-    match client.send(&parts, &outbound, body, started + head_timeout).await {
+    match client.send(&parts, &outbound, body, sent + head_timeout).await {
         Err(UpstreamError::Timeout) => Err(Problem::new(Code::UpstreamTimeout)),
         Err(e) => Err(upstream_problem(e, limit_hit())),
-        Ok(resp) => Ok(match total_timeout {
-            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, started + t))),
+        Ok(resp) => Ok(match total {
+            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, sent + t))),
             _ => resp,
         }),
     }
