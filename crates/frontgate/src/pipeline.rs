@@ -394,20 +394,29 @@ impl Gateway {
 
         // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
-        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None, body: None };
+        let body_readable = !matches!(body, RequestBody::Unavailable);
+        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None, body: None, body_readable };
         for check in &self.checks[index] {
-            if check.needs_body() && ex.body.is_none() {
-                match body.buffer(&ex.head.headers, route.max_body_bytes).await {
-                    Ok(bytes) => ex.body = Some(bytes),
-                    Err(p) => {
-                        out.extra = std::mem::take(&mut ex.response_headers);
-                        return Err(p);
+            let mut wants_body = check.needs_body();
+            let verdict = loop {
+                if wants_body && ex.body.is_none() {
+                    match body.buffer(&ex.head.headers, route.max_body_bytes).await {
+                        Ok(bytes) => ex.body = Some(bytes),
+                        Err(p) => {
+                            out.extra = std::mem::take(&mut ex.response_headers);
+                            return Err(p);
+                        }
                     }
                 }
-            }
-            let verdict = match check.check(&mut ex) {
-                Outcome::Ready(v) => v,
-                Outcome::Pending(f) => f.await,
+                let verdict = match check.check(&mut ex) {
+                    Outcome::Ready(v) => v,
+                    Outcome::Pending(f) => f.await,
+                };
+                match verdict {
+                    // Read the body, then ask the check again (once: it has the body then).
+                    Verdict::NeedsBody if ex.body.is_none() && ex.body_readable => wants_body = true,
+                    v => break v,
+                }
             };
             match verdict {
                 Verdict::Continue => {}
@@ -419,6 +428,12 @@ impl Gateway {
                     out.extra = std::mem::take(&mut ex.response_headers);
                     out.decision = Decision::Served;
                     return Ok(Admission::Answer(r));
+                }
+                // Asked again with the body, or where no body can be read: fail closed.
+                Verdict::NeedsBody => {
+                    tracing::error!(check = check.name(), "a check asked for a body it has or cannot have");
+                    out.extra = std::mem::take(&mut ex.response_headers);
+                    return Err(Problem::new(Code::BadRequest).with_detail("This route needs the request body, which could not be read here."));
                 }
             }
         }

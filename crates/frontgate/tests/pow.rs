@@ -14,6 +14,7 @@ fn config(up: &Upstream, extra: &str) -> String {
         "{}\n[pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 50, counter = 20 }}, {{ above_rps = 1000, cost = 100, counter = 40 }} ]\n{extra}\n\
          [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n\
          [[routes]]\nmatch = \"POST /api/other\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"POST /echo/**\"\nchallenge = \"pow\"\nmax_body_bytes = \"100KiB\"\n\
          [[routes]]\nmatch = \"/open/**\"\n",
         up.config()
     )
@@ -111,6 +112,66 @@ async fn inline_solution_header_passes_once_and_sets_a_clearance() {
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
     assert!(p["detail"].as_str().unwrap().contains("another route"), "{p}");
     assert_eq!(up.hits(), 1);
+}
+
+/// A base64 payload as a form field value.
+fn form_value(payload: &str) -> String {
+    payload.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
+}
+
+#[tokio::test]
+async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    let form_type = [("content-type", "application/x-www-form-urlencoded")];
+    // A form as the ALTCHA widget posts it: its `altcha` field beside the form's own fields.
+    let form = format!("name=Ada&altcha={}", form_value(&solved(&gate, "/echo/signup").await));
+    let (s, h, v) = send(&gate, "POST", "/echo/signup", &form_type, &form).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(h["set-cookie"].to_str().unwrap().starts_with("fg-clear-"));
+    assert_eq!(v["body"], form.as_str(), "the backend gets the body as it was sent");
+    // Spent: the same form again is refused before the backend.
+    let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, &form).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("already used"), "{p}");
+
+    // A JSON body's top-level `altcha` member.
+    let json = serde_json::json!({ "name": "Ada", "altcha": solved(&gate, "/echo/signup").await }).to_string();
+    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", "application/json")], &json).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["body"], json.as_str());
+    assert_eq!(up.hits(), 2);
+
+    // A solution for another route, or a malformed one, is refused as in the header.
+    let other = format!("altcha={}", form_value(&solved(&gate, "/api/signup").await));
+    let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, &other).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
+    let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, "altcha=%%%not-a-payload").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "{p}");
+
+    // Where there is no single field to read, the request needs a challenge like any other:
+    // none, given twice (readers behind the gateway could disagree on which copy counts),
+    // another media type (multipart is not read), a JSON member that is not a string, and a
+    // body over the 64 KiB read for the field (its solution goes in the header instead).
+    let fresh = form_value(&solved(&gate, "/echo/signup").await);
+    let padding = "x".repeat(70 * 1024);
+    let cases: Vec<(&str, String)> = vec![
+        ("application/x-www-form-urlencoded", "name=Ada".into()),
+        ("application/x-www-form-urlencoded", format!("altcha={fresh}&altcha={fresh}")),
+        ("text/plain", format!("altcha={fresh}")),
+        ("multipart/form-data; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=\"altcha\"\r\n\r\n{fresh}\r\n--b--\r\n")),
+        ("application/json", "{\"altcha\": 1}".into()),
+        ("application/json", "[1, 2]".into()),
+        ("application/x-www-form-urlencoded", format!("pad={padding}&altcha={fresh}")),
+    ];
+    for (content_type, body) in &cases {
+        let (s, _, p) = send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{content_type}: {p}");
+    }
+    assert_eq!(up.hits(), 2);
+    // None of them spent the solution: it still passes on its own.
+    let (s, _, v) = send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
+    assert_eq!(s, 200, "{v}");
 }
 
 #[tokio::test]

@@ -66,7 +66,7 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir(&site).unwrap();
-    for f in ["index.html", "page.js", "widget.html"] {
+    for f in ["index.html", "page.js", "widget.html", "form.html"] {
         std::fs::copy(js.join("site").join(f), site.join(f)).unwrap();
     }
     // The official widget, as published on npm (pinned in package-lock.json).
@@ -77,7 +77,8 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
          [pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 1000, counter = 50 }} ]\n\
          [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n\
          [[routes]]\nmatch = \"POST /api/other\"\nchallenge = \"pow\"\n\
-         [[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n",
+         [[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n\
+         [[routes]]\nmatch = \"POST /echo/signup\"\nchallenge = \"pow\"\n",
         up = up.config(),
         site = site.display().to_string(),
     );
@@ -85,8 +86,9 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
     let base = format!("http://{}", gate.addr);
     let out = tokio::task::spawn_blocking(move || node("browser.mjs", &[&base, SECRET])).await.unwrap();
     assert!(out.contains("browser: all cases passed"), "{out}");
-    // Signups reached the upstream only with a clearance: the widget's one, widget.js's one, three parallel ones, and the page.
-    assert_eq!(up.hits(), 1 + 1 + 3 + 1, "{out}");
+    // Signups reached the upstream only with a clearance or a solution: the widget's one,
+    // widget.js's one, three parallel ones, the page, and the plain form.
+    assert_eq!(up.hits(), 1 + 1 + 3 + 1 + 1, "{out}");
 }
 
 /// `frontgate demo`'s page, as a visitor uses it: its "Send feedback" button solves the proof

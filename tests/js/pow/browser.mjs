@@ -5,7 +5,9 @@
 //  2. /.frontgate/widget.js's frontgate.fetch() solves on a 403 and retries by itself;
 //  3. widget.js's scrypt solver agrees with altcha-lib (frontgate verifies its answer);
 //  4. a browser navigation to a protected GET page gets the interstitial, which solves and
-//     reloads into the real page (the test upstream answers "ok").
+//     reloads into the real page (the test upstream answers "ok");
+//  5. a plain HTML form holding the official widget posts its `altcha` field straight to the
+//     protected route, with no script of the page's own, and gets through.
 // Run by crates/frontgate/tests/pow_js.rs:  node browser.mjs <base-url> <pow-secret>
 import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
@@ -71,6 +73,26 @@ try {
       fail('the interstitial did not lead to the page: ' + (await page.content()).slice(0, 2000));
     }
     console.log(JSON.stringify({ case: 'interstitial', title, reloaded: true }));
+    await ctx.close();
+  }
+  // 5. A plain form: the solution travels in the form body.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(base + '/form.html');
+    try {
+      await page.waitForFunction(() => new FormData(document.getElementById('f')).get('altcha'), null, { timeout: 60000 });
+    } catch (e) {
+      fail('the widget did not fill its field: ' + (await page.content()).slice(0, 2000));
+    }
+    const [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+    const text = await response.text();
+    if (response.status() !== 200) fail('the form post was refused: ' + response.status() + ' ' + text.slice(0, 500));
+    const echoed = JSON.parse(text);
+    if (!echoed.body.startsWith('name=Ada&altcha=')) fail('the backend did not get the form as posted: ' + text.slice(0, 500));
+    const cookies = (await ctx.cookies()).map((c) => c.name);
+    if (!cookies.some((n) => n.startsWith('fg-clear-'))) fail('no clearance cookie after the form post: ' + cookies);
+    console.log(JSON.stringify({ case: 'plain form', status: response.status(), cookies }));
     await ctx.close();
   }
   console.log('browser: all cases passed');

@@ -56,6 +56,9 @@ pub struct Exchange<'a> {
     /// The request body, buffered by the pipeline before the first check that
     /// [`Check::needs_body`]; `None` before that (and for routes whose checks never need it).
     pub body: Option<bytes::Bytes>,
+    /// Whether the body can be read at all (the embedded layer cannot), so whether a check may
+    /// answer [`Verdict::NeedsBody`].
+    pub body_readable: bool,
 }
 
 /// A caller that authenticated: what later checks authorize and what the upstream is told.
@@ -106,6 +109,10 @@ pub enum Verdict {
     Deny(Problem),
     /// The gateway answers itself (a preflight, a challenge page).
     Respond(Response<Body>),
+    /// The check can only decide with the body (the proof of work's `altcha` form field). The
+    /// pipeline buffers it, as for [`Check::needs_body`], and runs the check once more; a check
+    /// asks only while [`Exchange::body`] is `None` and [`Exchange::body_readable`] is true.
+    NeedsBody,
 }
 
 pub type VerdictFuture<'a> = Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;

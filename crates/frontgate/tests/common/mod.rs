@@ -443,8 +443,10 @@ async fn upstream_handle(
     }
     if path.starts_with("/echo") {
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        // Small bodies are echoed too, so a test can see exactly what reached the backend.
+        let text = (body.len() <= 4096).then(|| String::from_utf8_lossy(&body).into_owned());
         let v = serde_json::json!({
-            "method": method, "path": pq, "headers": headers, "body_len": body.len(),
+            "method": method, "path": pq, "headers": headers, "body_len": body.len(), "body": text,
         });
         let mut r = full(200, v.to_string());
         r.headers_mut().insert("content-type", "application/json".parse().unwrap());

@@ -35,13 +35,7 @@ fn method_not_allowed(allow: &'static str) -> Problem {
     Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static(allow))
 }
 
-/// Reads one query parameter, percent-decoded.
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
-    })
-}
+use crate::oidc::query_param;
 
 /// `GET /.frontgate/challenge?route=PATH[&method=M]`.
 pub struct ChallengeEndpoint(pub Arc<Pow>);
@@ -90,24 +84,61 @@ impl Endpoint for ChallengeEndpoint {
 /// `{"payload": "..."}`, what the altcha widget's `verifyurl` sends).
 pub struct VerifyEndpoint(pub Arc<Pow>);
 
-/// The `altcha` payload from a form or JSON body.
-fn payload_from_body(content_type: &str, body: &[u8]) -> Result<String, Problem> {
+/// What a body that may carry an `altcha` solution is, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FieldMedia {
+    Form,
+    Json,
+}
+
+impl FieldMedia {
+    /// `application/x-www-form-urlencoded` (also assumed when no type is given) or
+    /// `application/json`; other types (multipart among them) carry no field here.
+    pub(super) fn of(content_type: Option<&HeaderValue>) -> Option<FieldMedia> {
+        let Some(ct) = content_type else { return Some(FieldMedia::Form) };
+        let essence = ct.to_str().ok()?.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") || essence.is_empty() {
+            Some(FieldMedia::Form)
+        } else if essence.eq_ignore_ascii_case("application/json") {
+            Some(FieldMedia::Json)
+        } else {
+            None
+        }
+    }
+
+    /// The string in the body's form field or top-level JSON member `name` (`altcha` or
+    /// `payload`); `Ok(None)` when there is none, `Err` when the body is not its type's syntax.
+    /// A form field given twice counts as absent, and a JSON member given twice makes the body
+    /// malformed, so no reader behind the gateway can pick another copy than the one checked.
+    pub(super) fn field(self, body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
+        #[derive(serde::Deserialize)]
+        struct Members {
+            altcha: Option<serde_json::Value>,
+            payload: Option<serde_json::Value>,
+        }
+        match self {
+            FieldMedia::Form => Ok(query_param(Some(std::str::from_utf8(body).map_err(|_| "not UTF-8")?), name)),
+            FieldMedia::Json => {
+                let m: Members = serde_json::from_slice(body).map_err(|_| "not a JSON object, or a member given twice")?;
+                let member = if name == "payload" { m.payload } else { m.altcha };
+                Ok(member.as_ref().and_then(|v| v.as_str()).map(str::to_owned))
+            }
+        }
+    }
+}
+
+/// The `altcha` payload posted to `/.frontgate/verify`: a form field or a JSON member (also
+/// `payload`, which the widget's `verifyurl` sends).
+fn payload_from_body(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String, Problem> {
     let malformed = |what: &str| Problem::new(Code::ChallengeFailed).with_status(StatusCode::BAD_REQUEST).with_detail(format!("The body is malformed: {what}."));
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if ct == "application/json" {
-        let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| malformed("not JSON"))?;
-        return v
-            .get("altcha")
-            .or_else(|| v.get("payload"))
-            .and_then(|p| p.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| malformed("no \"altcha\" string member"));
-    }
-    if ct == "application/x-www-form-urlencoded" || ct.is_empty() {
-        let text = std::str::from_utf8(body).map_err(|_| malformed("not UTF-8"))?;
-        return query_param(Some(text), "altcha").ok_or_else(|| malformed("no altcha field"));
-    }
-    Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` or as JSON {\"altcha\": \"...\"}."))
+    let Some(media) = FieldMedia::of(content_type) else {
+        return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` or as JSON {\"altcha\": \"...\"}."));
+    };
+    let found = match media.field(body, "altcha").map_err(malformed)? {
+        None if media == FieldMedia::Json => media.field(body, "payload").map_err(malformed)?,
+        found => found,
+    };
+    found.ok_or_else(|| malformed(if media == FieldMedia::Json { "no \"altcha\" string member" } else { "no altcha field" }))
 }
 
 impl Endpoint for VerifyEndpoint {
@@ -129,8 +160,7 @@ impl Endpoint for VerifyEndpoint {
                 .await
                 .map_err(|_| Problem::new(Code::PayloadTooLarge))?
                 .to_bytes();
-            let content_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let payload = payload_from_body(content_type, &bytes)?;
+            let payload = payload_from_body(head.headers.get(header::CONTENT_TYPE), &bytes)?;
             let pow = &self.0;
             let verified = pow.redeem(&payload, None, client.ip).await?;
             let binding = pow.binding(head, client.ip);
@@ -176,21 +206,30 @@ impl Endpoint for WidgetEndpoint {
 mod tests {
     use super::*;
 
-    #[test]
-    fn payload_is_read_from_forms_and_json() {
-        assert_eq!(payload_from_body("application/x-www-form-urlencoded", b"a=1&altcha=ab%2Bc%3D").unwrap(), "ab+c=");
-        assert_eq!(payload_from_body("application/json; charset=utf-8", br#"{"altcha":"x"}"#).unwrap(), "x");
-        assert_eq!(payload_from_body("application/json", br#"{"payload":"y"}"#).unwrap(), "y");
-        for (ct, body) in [("application/json", &b"{"[..]), ("application/json", br#"{"altcha":1}"#), ("application/x-www-form-urlencoded", b"other=1"), ("application/x-www-form-urlencoded", b"\xff\xfe")] {
-            let p = payload_from_body(ct, body).unwrap_err();
-            assert_eq!((p.code, p.status()), (Code::ChallengeFailed, StatusCode::BAD_REQUEST));
-        }
-        assert_eq!(payload_from_body("text/plain", b"x").unwrap_err().code, Code::UnsupportedMediaType);
+    fn payload(ct: &'static str, body: &[u8]) -> Result<String, Problem> {
+        payload_from_body((!ct.is_empty()).then(|| HeaderValue::from_static(ct)).as_ref(), body)
     }
 
     #[test]
-    fn query_params_are_percent_decoded() {
-        assert_eq!(query_param(Some("route=%2Fapi%2Fsignup&method=post"), "route").unwrap(), "/api/signup");
-        assert_eq!(query_param(Some("x=1"), "route"), None);
+    fn payload_is_read_from_forms_and_json() {
+        assert_eq!(payload("application/x-www-form-urlencoded", b"a=1&altcha=ab%2Bc%3D").unwrap(), "ab+c=");
+        assert_eq!(payload("", b"altcha=z").unwrap(), "z");
+        assert_eq!(payload("application/json; charset=utf-8", br#"{"altcha":"x"}"#).unwrap(), "x");
+        assert_eq!(payload("Application/JSON", br#"{"payload":"y","other":{"a":[1]}}"#).unwrap(), "y");
+        let refused: [(&'static str, &[u8]); 7] = [
+            ("application/json", b"{"),
+            ("application/json", br#"{"altcha":1}"#),
+            ("application/json", br#"["altcha"]"#),
+            ("application/json", br#"{"altcha":"a","altcha":"b"}"#),
+            ("application/x-www-form-urlencoded", b"other=1"),
+            ("application/x-www-form-urlencoded", b"altcha=a&altcha=b"),
+            ("application/x-www-form-urlencoded", b"altcha=\xff\xfe"),
+        ];
+        for (ct, body) in refused {
+            let p = payload(ct, body).unwrap_err();
+            assert_eq!((p.code, p.status()), (Code::ChallengeFailed, StatusCode::BAD_REQUEST), "{ct} {body:?}");
+        }
+        assert_eq!(payload("text/plain", b"altcha=x").unwrap_err().code, Code::UnsupportedMediaType);
+        assert_eq!(payload("multipart/form-data; boundary=x", b"").unwrap_err().code, Code::UnsupportedMediaType);
     }
 }

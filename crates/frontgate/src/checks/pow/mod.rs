@@ -263,38 +263,63 @@ impl Check for PowCheck {
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let pow = &self.pow;
         let route: &str = &ex.route.name;
-        pow.record_request(route);
         let ip = ex.client.ip;
         let binding = pow.binding(ex.head, ip);
-        if let Some(token) = pow.presented_clearance(ex.head, route) {
-            match pow.clearances.verify(token, route, &binding, pow.now()) {
-                Ok(()) => return Outcome::Ready(Verdict::Continue),
-                Err(e) => {
-                    metrics::counter!("frontgate_pow_clearances_refused_total", "reason" => clearance_reason(e)).increment(1);
-                }
-            }
+        let clearance = pow.presented_clearance(ex.head, route).map(|token| pow.clearances.verify(token, route, &binding, pow.now()));
+        let header = ex.head.headers.get(&SOLUTION_HEADER);
+        // With no valid clearance and no solution in the header, the solution may be the body's
+        // `altcha` field. Asked before any counting, as the check then runs again with the body.
+        if !matches!(clearance, Some(Ok(()))) && header.is_none() && ex.body.is_none() && ex.body_readable && may_carry_field(ex.head, ex.route.max_body_bytes) {
+            return Outcome::Ready(Verdict::NeedsBody);
         }
-        let inline = ex.head.headers.get(&SOLUTION_HEADER).map(|v| v.to_str().map(str::to_owned));
-        match inline {
-            Some(Ok(payload)) => Outcome::Pending(Box::pin(async move {
-                match pow.redeem(&payload, Some(route), ip).await {
-                    Ok(v) => {
-                        let (token, _) = pow.clearances.issue(&v.route, &binding, pow.now());
-                        if let Some(cookie) = pow.clearance_cookie(&v.route, &token) {
-                            ex.response_headers.push((header::SET_COOKIE, cookie));
-                        }
-                        Verdict::Continue
-                    }
-                    Err(p) => Verdict::Deny(p.with_extension("challenge", Pow::challenge_url(ex.head.uri.path()))),
-                }
-            })),
+        pow.record_request(route);
+        match clearance {
+            Some(Ok(())) => return Outcome::Ready(Verdict::Continue),
+            Some(Err(e)) => metrics::counter!("frontgate_pow_clearances_refused_total", "reason" => clearance_reason(e)).increment(1),
+            None => {}
+        }
+        let payload = match header.map(|v| v.to_str()) {
+            Some(Ok(p)) => p.to_owned(),
             Some(Err(_)) => {
                 pow.record_failure(ip, "malformed");
-                Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST)))
+                return Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST)));
             }
-            None => Outcome::Ready(self.absent(ex)),
-        }
+            None => match ex.body.as_deref().and_then(|body| body_field(ex.head, body)) {
+                Some(p) => p,
+                None => return Outcome::Ready(self.absent(ex)),
+            },
+        };
+        Outcome::Pending(Box::pin(async move {
+            match pow.redeem(&payload, Some(route), ip).await {
+                Ok(v) => {
+                    let (token, _) = pow.clearances.issue(&v.route, &binding, pow.now());
+                    if let Some(cookie) = pow.clearance_cookie(&v.route, &token) {
+                        ex.response_headers.push((header::SET_COOKIE, cookie));
+                    }
+                    Verdict::Continue
+                }
+                Err(p) => Verdict::Deny(p.with_extension("challenge", Pow::challenge_url(ex.head.uri.path()))),
+            }
+        }))
     }
+}
+
+/// The most body read for its `altcha` field. A form holding the widget is small; a larger body
+/// is refused unread (send its solution in the header), so a client with no solution cannot
+/// make the gateway hold `max_body_bytes` per request.
+pub const MAX_FIELD_BODY: u64 = 64 * 1024;
+
+/// Whether the request may carry an `altcha` field in a body worth reading: a form or JSON
+/// body of a declared length, at most [`MAX_FIELD_BODY`] and the route's limit.
+fn may_carry_field(head: &Parts, route_limit: u64) -> bool {
+    let length = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    length.is_some_and(|n| n > 0 && n <= MAX_FIELD_BODY.min(route_limit)) && endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)).is_some()
+}
+
+/// The body's `altcha` field (what the ALTCHA widget adds to the form it sits in), or its
+/// top-level JSON member `altcha`.
+fn body_field(head: &Parts, body: &[u8]) -> Option<String> {
+    endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE))?.field(body, "altcha").ok().flatten()
 }
 
 fn clearance_reason(e: clearance::ClearanceError) -> &'static str {
