@@ -224,8 +224,8 @@ impl Gateway {
                 if let (Some(op), Some(spec)) = (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone())) {
                     route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(spec, op, entry.name.clone())));
                 }
-                if oidc.is_some() {
-                    route_checks.push(Arc::new(crate::checks::session::StripSessionCookies));
+                if oidc.is_some() || pow.is_some() {
+                    route_checks.push(Arc::new(crate::checks::session::StripGatewayCookies));
                 }
                 route_checks
             })

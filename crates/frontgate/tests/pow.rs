@@ -130,6 +130,11 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     assert_eq!(s, 200, "{v}");
     assert!(h["set-cookie"].to_str().unwrap().starts_with("fg-clear-"));
     assert_eq!(v["body"], form.as_str(), "the backend gets the body as it was sent");
+    // The clearance cookie then lets requests through; the backend sees only the app's cookies.
+    let clearance = h["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("cookie", &format!("app=1; {clearance}"))], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["headers"]["cookie"], serde_json::json!(["app=1"]), "{v}");
     // Spent: the same form again is refused before the backend.
     let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, &form).await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
@@ -140,7 +145,7 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", "application/json")], &json).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body"], json.as_str());
-    assert_eq!(up.hits(), 2);
+    assert_eq!(up.hits(), 3);
 
     // A solution for another route, or a malformed one, is refused as in the header.
     let other = format!("altcha={}", form_value(&solved(&gate, "/api/signup").await));
@@ -168,7 +173,7 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
         let (s, _, p) = send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
         assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{content_type}: {p}");
     }
-    assert_eq!(up.hits(), 2);
+    assert_eq!(up.hits(), 3);
     // None of them spent the solution: it still passes on its own.
     let (s, _, v) = send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
     assert_eq!(s, 200, "{v}");

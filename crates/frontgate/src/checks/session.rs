@@ -4,8 +4,8 @@
 //! navigation is redirected to the login; an API call (fetch/XHR) gets the 401 problem, never a
 //! redirect it cannot follow.
 //!
-//! Also here: [`StripSessionCookies`], which removes frontgate's cookies from every request
-//! before it is forwarded, so the upstream never sees a session id.
+//! Also here: [`StripGatewayCookies`], which removes frontgate's cookies from every request
+//! before it is forwarded, so the upstream never sees a session id or a clearance.
 
 use std::sync::Arc;
 
@@ -91,12 +91,12 @@ impl Authenticator for SessionAuth {
     }
 }
 
-/// Removes frontgate's own cookies before forwarding.
-pub struct StripSessionCookies;
+/// Removes frontgate's own cookies (sessions, proof-of-work clearances) before forwarding.
+pub struct StripGatewayCookies;
 
-impl Check for StripSessionCookies {
+impl Check for StripGatewayCookies {
     fn name(&self) -> &'static str {
-        "strip_session_cookies"
+        "strip_gateway_cookies"
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {

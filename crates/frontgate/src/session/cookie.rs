@@ -1,11 +1,14 @@
 //! frontgate's own cookies: reading them from a request, writing them, and removing them from
-//! the Cookie header before it is forwarded (the upstream never sees a session id).
+//! the Cookie header before it is forwarded (the upstream never sees a session id or a proof
+//! of work clearance).
 //!
 //! `__Host-` cookies are Secure, Path=/ and have no Domain: the browser keeps them to this exact
 //! origin over https, so a sibling subdomain cannot set or overwrite them.
 
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue};
+
+pub use crate::checks::pow::clearance::COOKIE_PREFIX as CLEARANCE_PREFIX;
 
 /// The session cookie: an opaque random id.
 pub const SESSION: &str = "__Host-frontgate";
@@ -42,9 +45,15 @@ pub fn clear(name: &str) -> HeaderValue {
     set(name, "", Some(0))
 }
 
-/// Whether the request carries any of frontgate's cookies.
+/// Whether the request carries any of frontgate's cookies (a quick scan; [`strip_ours`] parses).
 pub fn carries_ours(headers: &HeaderMap) -> bool {
-    headers.get_all(COOKIE).iter().any(|v| v.as_bytes().windows(SESSION.len()).any(|w| w == SESSION.as_bytes()))
+    let has = |v: &[u8], name: &str| v.windows(name.len()).any(|w| w == name.as_bytes());
+    headers.get_all(COOKIE).iter().any(|v| has(v.as_bytes(), SESSION) || has(v.as_bytes(), CLEARANCE_PREFIX))
+}
+
+/// Whether a cookie name is one of frontgate's: the session and login cookies, or a clearance.
+fn is_ours(name: &str) -> bool {
+    name.starts_with(SESSION) || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
 }
 
 /// Removes frontgate's cookies from the Cookie header(s), keeping the app's own.
@@ -61,7 +70,7 @@ pub fn strip_ours(headers: &mut HeaderMap) {
         .filter(|p| !p.is_empty())
         .filter(|p| {
             let name = p.split_once('=').map_or(*p, |(k, _)| k).trim();
-            !name.starts_with(SESSION)
+            !is_ours(name)
         })
         .map(str::to_owned)
         .collect();
@@ -105,6 +114,10 @@ mod tests {
         let mut h = headers(&["app=1"]);
         strip_ours(&mut h);
         assert_eq!(h.get(COOKIE).unwrap(), "app=1");
+        // Proof-of-work clearances too, plain or __Host-; a name merely containing ours stays.
+        let mut h = headers(&["fg-clear-0a1b=t; app=1; __Host-fg-clear-99=u", "my-fg-clear-x=2"]);
+        strip_ours(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["app=1; my-fg-clear-x=2"]);
     }
 
     #[test]

@@ -40,8 +40,12 @@ pub fn route_id(route: &str) -> String {
 /// The cookie that carries the clearance for `route`: one per route, so that clearances for
 /// different routes (in different tabs) do not overwrite each other.
 pub fn cookie_name(route: &str, secure: bool) -> String {
-    if secure { format!("__Host-fg-clear-{}", route_id(route)) } else { format!("fg-clear-{}", route_id(route)) }
+    if secure { format!("__Host-{COOKIE_PREFIX}{}", route_id(route)) } else { format!("{COOKIE_PREFIX}{}", route_id(route)) }
 }
+
+/// What every clearance cookie's name starts with (after `__Host-`); the gateway removes them
+/// from requests before forwarding.
+pub const COOKIE_PREFIX: &str = "fg-clear-";
 
 impl Clearances {
     pub fn new(secret: &str, lifetime: std::time::Duration) -> Clearances {
