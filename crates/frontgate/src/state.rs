@@ -97,6 +97,13 @@ impl Services {
             tracing::info!(backend = db.backend(), "store open");
             self.db = Some(db);
         }
+        if config.shared.redis.is_none()
+            && let Some(db @ Db::Postgres(_)) = &self.db
+        {
+            // No Redis: nodes sharing the PostgreSQL store hear each other's events there.
+            let (db, events, channel) = (db.clone(), self.events.clone(), self.event_channel());
+            self.runtime.spawn(async move { db.spawn_listener(channel, events) });
+        }
         if let Some(url) = &config.shared.redis {
             let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
             let events = self.events.clone();
@@ -146,13 +153,22 @@ impl Services {
     }
 
     /// Delivers an event to this process's subscribers at once, then to other nodes through
-    /// Redis (when configured). A failed publish is returned: other nodes then catch up within
-    /// their cache TTL.
+    /// Redis when configured, else through a PostgreSQL store's `NOTIFY`. A failed publish is
+    /// returned: other nodes then catch up within their cache TTL.
     pub async fn publish(&self, topic: &str, payload: &str) -> Result<(), StoreError> {
         self.events.deliver(topic, payload);
-        let Some(redis) = self.redis.clone() else { return Ok(()) };
         let (t, p) = (topic.to_owned(), payload.to_owned());
-        self.run(async move { redis.publish(&t, &p).await }).await.map_err(|_| StoreError::Stopped)?
+        if let Some(redis) = self.redis.clone() {
+            return self.run(async move { redis.publish(&t, &p).await }).await.map_err(|_| StoreError::Stopped)?;
+        }
+        let Some(db @ Db::Postgres(_)) = self.db.clone() else { return Ok(()) };
+        let channel = self.event_channel();
+        self.run(async move { db.notify(&channel, &t, &p).await }).await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// The PostgreSQL channel events travel on: `<[shared] prefix>events`, like Redis's.
+    fn event_channel(&self) -> String {
+        format!("{}events", self.shared_config.prefix)
     }
 
     /// What a reload with `config` cannot change: returns a warning per section that differs.

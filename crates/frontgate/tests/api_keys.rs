@@ -391,6 +391,38 @@ async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_redis() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_postgres_notify() {
+    // Two nodes sharing only a PostgreSQL store: no Redis.
+    let pg = std::sync::Arc::new(PgDb::create());
+    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
+    let ttl = "cache_ttl = \"5m\"";
+    let a = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, "").await;
+    let b = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, "").await;
+    assert!(eventually(Duration::from_secs(10), || async { b.counter("frontgate_postgres_event_listens_total", "").await >= 1.0 }).await, "node B never listened");
+    let (key, id) = a.create_key(json!({"name": "shared", "scopes": ["items:read"]})).await;
+    for _ in 0..2 {
+        assert_eq!(b.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
+    }
+    let lookups = b.counter(LOOKUPS, "").await;
+    let (status, _) = a.admin_call("DELETE", &format!("/admin/v1/keys/{id}"), None).await;
+    assert_eq!(status, 200);
+    let refused = eventually(Duration::from_secs(10), || async { code(&b.get("/echo/a", &[("x-api-key", &key)]).await.2) == "api_key_revoked" }).await;
+    assert!(refused, "node B kept accepting a key revoked on node A");
+    // The NOTIFY dropped B's cache entry (its 5-minute TTL could not have), so B read the record once more.
+    assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0);
+
+    // When the listener's connection is cut, it listens again and drops everything cached,
+    // since events sent meanwhile are lost.
+    let (key2, _) = a.create_key(json!({"name": "second", "scopes": ["items:read"]})).await;
+    assert_eq!(b.get("/echo/a", &[("x-api-key", &key2)]).await.0, 200);
+    let lookups = b.counter(LOOKUPS, "").await;
+    pg.terminate_listeners();
+    assert!(eventually(Duration::from_secs(10), || async { b.counter("frontgate_postgres_event_listens_total", "").await >= 2.0 }).await, "node B did not listen again");
+    assert_eq!(b.get("/echo/a", &[("x-api-key", &key2)]).await.0, 200);
+    assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0, "the resync did not drop B's cache");
+}
+
+#[tokio::test]
 async fn reload_keeps_the_store_and_warns_when_it_changed() {
     let g = KeyGate::start(Backend::Sqlite, "", "").await;
     let (key, _) = g.create_key(json!({"name": "k", "scopes": ["items:read"]})).await;

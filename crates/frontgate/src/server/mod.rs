@@ -71,6 +71,8 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
 /// `on_bound` is called once the listeners are bound (the demo prints its banner there).
 pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
     let tls_config = tls::server_config(&config)?;
+    // The metrics recorder before anything counts: the stores' event listeners count at once.
+    crate::observe::metrics_handle();
     // Stores first: an unreachable database stops the start with its reason, before listening.
     let services = Arc::new(crate::state::Services::start(&config)?);
     let workers = config.server.worker_count();

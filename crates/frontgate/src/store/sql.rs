@@ -12,7 +12,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use std::sync::Arc;
+
+use sqlx::postgres::PgListener;
+
+use super::events::{self, Events, RESYNC};
 use super::{StoreError, redact_url};
+
+/// Times the PostgreSQL event listener was (re-)established.
+pub const LISTENS: &str = "frontgate_postgres_event_listens_total";
 use crate::config::{StoreConfig, StoreUrl};
 
 mod embedded {
@@ -77,6 +85,52 @@ impl Db {
         };
         db.migrate().await?;
         Ok(db)
+    }
+
+    /// Sends an invalidation event to every node listening on this PostgreSQL database
+    /// (`NOTIFY` reaches the sessions connected to the same database); nothing on SQLite, which
+    /// one node has to itself.
+    pub async fn notify(&self, channel: &str, topic: &str, payload: &str) -> Result<(), StoreError> {
+        let Db::Postgres(pool) = self else { return Ok(()) };
+        sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(events::encode(topic, payload)).execute(pool).await?;
+        Ok(())
+    }
+
+    /// On PostgreSQL, listens on `channel` on the current runtime, forever, and hands each
+    /// event to `hub`; after every (re-)connection `hub` gets [`RESYNC`], since events sent
+    /// while no listener was connected are lost. The Redis subscriber's twin, for clusters that
+    /// share a PostgreSQL store and no Redis.
+    pub fn spawn_listener(&self, channel: String, hub: Arc<Events>) {
+        let Db::Postgres(pool) = self else { return };
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let listening = async {
+                    let mut l = PgListener::connect_with(&pool).await?;
+                    l.listen(&channel).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                match listening.await {
+                    Ok(mut listener) => {
+                        backoff = Duration::from_millis(100);
+                        metrics::counter!(LISTENS).increment(1);
+                        hub.deliver(RESYNC, "");
+                        // `try_recv` gives None when the connection is lost: then listen anew
+                        // (and resync) rather than let it reconnect silently.
+                        while let Ok(Some(n)) = listener.try_recv().await {
+                            if let Some((topic, payload)) = events::decode(n.payload()) {
+                                hub.deliver(topic, payload);
+                            }
+                        }
+                        tracing::warn!(channel = %channel, "postgres event listener lost its connection; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "postgres LISTEN failed; retrying"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
     }
 
     pub fn backend(&self) -> &'static str {

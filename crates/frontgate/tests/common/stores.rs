@@ -50,6 +50,11 @@ impl PgDb {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
+    /// Cuts the connections that are waiting on `LISTEN` (the gateways' event listeners).
+    pub fn terminate_listeners(&self) {
+        admin_sql(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'LISTEN%'", self.name));
+    }
+
     /// Drops the database now, cutting off every connection to it (a store outage).
     pub fn drop_now(&self) {
         admin_sql(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
