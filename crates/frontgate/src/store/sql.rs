@@ -102,7 +102,9 @@ impl Db {
     /// share a PostgreSQL store and no Redis.
     pub fn spawn_listener(&self, channel: String, hub: Arc<Events>) {
         let Db::Postgres(pool) = self else { return };
-        let pool = pool.clone();
+        // A pool of its own: a listener holds its connection for good, which must not starve
+        // the store's pool (nor keep it from closing).
+        let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with((*pool.connect_options()).clone());
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
