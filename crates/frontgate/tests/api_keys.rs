@@ -367,17 +367,21 @@ async fn a_store_outage_at_start_is_a_clear_error() {
     assert!(err.contains("cannot open the store at postgres://postgres@127.0.0.1:1/none"), "{err}");
 }
 
-#[tokio::test]
-async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_redis() {
+/// Two nodes on one PostgreSQL database with a 5-minute key cache (so expiry cannot explain
+/// anything), and `shared` as their `[shared]` section.
+async fn two_nodes(shared: &str) -> (std::sync::Arc<PgDb>, KeyGate, KeyGate) {
     let pg = std::sync::Arc::new(PgDb::create());
     let store = format!("[store]\nurl = \"{}\"\n", pg.url());
-    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{}\"\n", stores::REDIS_URL, stores::redis_prefix());
-    // A long cache TTL, so only the Redis event (not expiry) can explain B's refusal.
     let ttl = "cache_ttl = \"5m\"";
-    let a = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, &shared).await;
-    let b = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, &shared).await;
+    let a = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, shared).await;
+    let b = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, shared).await;
+    (pg, a, b)
+}
+
+/// B verifies (and caches) a key that A then revokes: B must refuse it, having read the record
+/// once more because the event dropped its cache entry.
+async fn revocation_on_a_reaches_b(a: &KeyGate, b: &KeyGate) {
     let (key, id) = a.create_key(json!({"name": "shared", "scopes": ["items:read"]})).await;
-    // B verifies (and caches) the key.
     for _ in 0..2 {
         assert_eq!(b.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
     }
@@ -386,39 +390,34 @@ async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_redis() {
     assert_eq!(status, 200);
     let refused = eventually(Duration::from_secs(10), || async { code(&b.get("/echo/a", &[("x-api-key", &key)]).await.2) == "api_key_revoked" }).await;
     assert!(refused, "node B kept accepting a key revoked on node A");
-    // B re-read the record because the event dropped its cache entry.
     assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0);
 }
 
 #[tokio::test]
+async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_redis() {
+    let (_pg, a, b) = two_nodes(&format!("[shared]\nredis = \"{}\"\nprefix = \"{}\"\n", stores::REDIS_URL, stores::redis_prefix())).await;
+    revocation_on_a_reaches_b(&a, &b).await;
+}
+
+#[tokio::test]
 async fn a_key_revoked_on_node_a_is_refused_by_node_b_through_postgres_notify() {
-    // Two nodes sharing only a PostgreSQL store: no Redis.
-    let pg = std::sync::Arc::new(PgDb::create());
-    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
-    let ttl = "cache_ttl = \"5m\"";
-    let a = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, "").await;
-    let b = KeyGate::start_on(Backend::Postgres, &store, Some(pg.clone()), ttl, "").await;
-    assert!(eventually(Duration::from_secs(10), || async { b.counter("frontgate_postgres_event_listens_total", "").await >= 1.0 }).await, "node B never listened");
-    let (key, id) = a.create_key(json!({"name": "shared", "scopes": ["items:read"]})).await;
-    for _ in 0..2 {
-        assert_eq!(b.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
-    }
-    let lookups = b.counter(LOOKUPS, "").await;
-    let (status, _) = a.admin_call("DELETE", &format!("/admin/v1/keys/{id}"), None).await;
-    assert_eq!(status, 200);
-    let refused = eventually(Duration::from_secs(10), || async { code(&b.get("/echo/a", &[("x-api-key", &key)]).await.2) == "api_key_revoked" }).await;
-    assert!(refused, "node B kept accepting a key revoked on node A");
-    // The NOTIFY dropped B's cache entry (its 5-minute TTL could not have), so B read the record once more.
-    assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0);
+    // No Redis: the nodes share only the PostgreSQL store.
+    let (pg, a, b) = two_nodes("").await;
+    let listens = || async { b.counter("frontgate_postgres_event_listens_total", "").await };
+    // Listening (and its first resync) before B caches anything.
+    let listening = eventually(Duration::from_secs(10), || async { listens().await >= 1.0 }).await;
+    assert!(listening, "node B never listened");
+    revocation_on_a_reaches_b(&a, &b).await;
 
     // When the listener's connection is cut, it listens again and drops everything cached,
     // since events sent meanwhile are lost.
-    let (key2, _) = a.create_key(json!({"name": "second", "scopes": ["items:read"]})).await;
-    assert_eq!(b.get("/echo/a", &[("x-api-key", &key2)]).await.0, 200);
+    let (key, _) = a.create_key(json!({"name": "second", "scopes": ["items:read"]})).await;
+    assert_eq!(b.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
     let lookups = b.counter(LOOKUPS, "").await;
     pg.terminate_listeners();
-    assert!(eventually(Duration::from_secs(10), || async { b.counter("frontgate_postgres_event_listens_total", "").await >= 2.0 }).await, "node B did not listen again");
-    assert_eq!(b.get("/echo/a", &[("x-api-key", &key2)]).await.0, 200);
+    let relistened = eventually(Duration::from_secs(10), || async { listens().await >= 2.0 }).await;
+    assert!(relistened, "node B did not listen again");
+    assert_eq!(b.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
     assert_eq!(b.counter(LOOKUPS, "").await, lookups + 1.0, "the resync did not drop B's cache");
 }
 
