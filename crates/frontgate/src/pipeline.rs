@@ -400,7 +400,7 @@ impl Gateway {
             let mut wants_body = check.needs_body();
             let verdict = loop {
                 if wants_body && ex.body.is_none() {
-                    match body.buffer(&ex.head.headers, route.max_body_bytes).await {
+                    match body.buffer(&ex.head.headers, route.max_body_bytes, route.timeout.unwrap_or(self.upstream_timeout)).await {
                         Ok(bytes) => ex.body = Some(bytes),
                         Err(p) => {
                             out.extra = std::mem::take(&mut ex.response_headers);
@@ -709,8 +709,9 @@ pub(crate) enum RequestBody {
 }
 
 impl RequestBody {
-    /// Reads the whole body (at most `limit` bytes; more is a 413) and keeps it.
-    async fn buffer(&mut self, headers: &http::HeaderMap, limit: u64) -> Result<Bytes, Problem> {
+    /// Reads the whole body (at most `limit` bytes; more is a 413) and keeps it. It must all
+    /// arrive within `timeout` (408), so a client trickling a body cannot hold the read open.
+    async fn buffer(&mut self, headers: &http::HeaderMap, limit: u64, timeout: Duration) -> Result<Bytes, Problem> {
         use http_body_util::BodyExt;
         let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
@@ -726,7 +727,11 @@ impl RequestBody {
                 return Err(Problem::new(Code::BadRequest).with_detail("This route validates request bodies, which the embedded layer cannot read."));
             }
         };
-        let bytes = match http_body_util::Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX)).collect().await {
+        let read = http_body_util::Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+        let Ok(read) = tokio::time::timeout(timeout, read).await else {
+            return Err(Problem::new(Code::RequestTimeout));
+        };
+        let bytes = match read {
             Ok(c) => c.to_bytes(),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Problem::new(Code::PayloadTooLarge)),
             Err(_) => return Err(Problem::new(Code::BadRequest).with_detail("The request body could not be read.")),

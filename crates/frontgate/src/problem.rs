@@ -18,6 +18,7 @@ pub enum Code {
     BadRequest,
     OriginDenied,
     PayloadTooLarge,
+    RequestTimeout,
     HeadersTooLarge,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -49,6 +50,7 @@ impl Code {
         Code::BadRequest,
         Code::OriginDenied,
         Code::PayloadTooLarge,
+        Code::RequestTimeout,
         Code::HeadersTooLarge,
         Code::UpstreamUnavailable,
         Code::UpstreamTimeout,
@@ -80,6 +82,7 @@ impl Code {
             Code::BadRequest => "bad_request",
             Code::OriginDenied => "origin_denied",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::RequestTimeout => "request_timeout",
             Code::HeadersTooLarge => "headers_too_large",
             Code::UpstreamUnavailable => "upstream_unavailable",
             Code::UpstreamTimeout => "upstream_timeout",
@@ -115,6 +118,7 @@ impl Code {
             Code::InvalidPath | Code::BadRequest => StatusCode::BAD_REQUEST,
             Code::OriginDenied => StatusCode::FORBIDDEN,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Code::UpstreamUnavailable | Code::UpstreamError => StatusCode::BAD_GATEWAY,
             Code::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -146,6 +150,7 @@ impl Code {
             Code::BadRequest => "Bad request",
             Code::OriginDenied => "Origin not allowed",
             Code::PayloadTooLarge => "Request body too large",
+            Code::RequestTimeout => "Request body too slow",
             Code::HeadersTooLarge => "Request headers too large",
             Code::UpstreamUnavailable => "Upstream unavailable",
             Code::UpstreamTimeout => "Upstream timed out",
@@ -184,6 +189,7 @@ impl Code {
             Code::BadRequest => "The request is malformed.",
             Code::OriginDenied => "Requests from this origin are not allowed.",
             Code::PayloadTooLarge => "The request body exceeds the limit for this route.",
+            Code::RequestTimeout => "The request body did not arrive in time.",
             Code::HeadersTooLarge => "The request headers exceed the size or count limit.",
             Code::UpstreamUnavailable => "The service behind the gateway could not be reached.",
             Code::UpstreamTimeout => "The service behind the gateway did not answer in time.",
@@ -235,6 +241,11 @@ impl Code {
             Code::PayloadTooLarge => {
                 "Each route has a body size limit ([server] max_body_bytes, or the route's own \
                  max_body_bytes). Larger bodies are refused before they reach the backend."
+            }
+            Code::RequestTimeout => {
+                "When the gateway reads a request body itself (OpenAPI validation, a proof-of-work \
+                 field), the whole body must arrive within the route's timeout ([upstream] timeout, \
+                 or the route's own timeout), as it must when it streams to the backend."
             }
             Code::HeadersTooLarge => {
                 "The request line and headers are limited in size ([server] max_header_bytes) and \

@@ -14,7 +14,7 @@ fn config(up: &Upstream, extra: &str) -> String {
         "{}\n[pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 50, counter = 20 }}, {{ above_rps = 1000, cost = 100, counter = 40 }} ]\n{extra}\n\
          [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n\
          [[routes]]\nmatch = \"POST /api/other\"\nchallenge = \"pow\"\n\
-         [[routes]]\nmatch = \"POST /echo/**\"\nchallenge = \"pow\"\nmax_body_bytes = \"100KiB\"\n\
+         [[routes]]\nmatch = \"POST /echo/**\"\nchallenge = \"pow\"\nmax_body_bytes = \"100KiB\"\ntimeout = \"1s\"\n\
          [[routes]]\nmatch = \"/open/**\"\n",
         up.config()
     )
@@ -177,6 +177,25 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     // None of them spent the solution: it still passes on its own.
     let (s, _, v) = send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
     assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn a_body_read_for_its_field_must_arrive_within_the_routes_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let gate = gate(&up, "");
+    // A body declared at 100 bytes, of which 7 arrive: the rest never does.
+    let mut s = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    let head = "POST /echo/signup HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\naltcha=";
+    s.write_all(head.as_bytes()).await.unwrap();
+    // Bounded wait for the answer (the route's timeout is 1 s); not a timing assertion.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the gateway kept waiting for the body");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    assert_eq!(up.hits(), 0);
 }
 
 #[tokio::test]
