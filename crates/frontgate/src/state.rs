@@ -101,8 +101,8 @@ impl Services {
             && let Some(db @ Db::Postgres(_)) = &self.db
         {
             // No Redis: nodes sharing the PostgreSQL store hear each other's events there.
-            let (db, events, channel) = (db.clone(), self.events.clone(), self.event_channel());
-            self.runtime.spawn(async move { db.spawn_listener(channel, events) });
+            let _on_state_runtime = self.runtime.enter();
+            db.spawn_listener(self.event_channel(), self.events.clone());
         }
         if let Some(url) = &config.shared.redis {
             let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);

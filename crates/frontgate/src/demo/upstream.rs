@@ -70,20 +70,9 @@ fn reject(api: &DemoApi, status: StatusCode, why: &str) -> Response<Full<Bytes>>
     json(status, serde_json::json!({ "error": why }).to_string())
 }
 
-/// The one field of a JSON object body such as `{"name": "..."}`: exactly that member, a
-/// string of 1 to `max` characters.
-fn only_string_field(body: &[u8], field: &str, max: usize) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let obj = v.as_object()?;
-    if obj.len() != 1 {
-        return None;
-    }
-    let value = obj.get(field)?.as_str()?;
-    (1..=max).contains(&value.chars().count()).then(|| value.to_owned())
-}
-
-/// The body of a JSON request without a query string, or the refusal to answer with.
-async fn json_body(api: &DemoApi, req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+/// The one field of a JSON request (no query string) such as `{"name": "..."}`: exactly that
+/// member, a string of 1 to `max` characters; otherwise the refusal to answer with.
+async fn only_string_field(api: &DemoApi, req: Request<Incoming>, field: &str, max: usize) -> Result<String, Response<Full<Bytes>>> {
     let json_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -92,10 +81,15 @@ async fn json_body(api: &DemoApi, req: Request<Incoming>) -> Result<Bytes, Respo
     if !json_type || req.uri().query().is_some() {
         return Err(reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json"));
     }
-    match Limited::new(req.into_body(), 64 * 1024).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(reject(api, StatusCode::BAD_REQUEST, "unreadable body")),
-    }
+    let Ok(body) = Limited::new(req.into_body(), 64 * 1024).collect().await else {
+        return Err(reject(api, StatusCode::BAD_REQUEST, "unreadable body"));
+    };
+    let value = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()).ok().and_then(|v| {
+        let obj = v.as_object()?;
+        let value = obj.get(field)?.as_str()?;
+        (obj.len() == 1 && (1..=max).contains(&value.chars().count())).then(|| value.to_owned())
+    });
+    value.ok_or_else(|| reject(api, StatusCode::BAD_REQUEST, &format!("expected {{\"{field}\": \"1 to {max} characters\"}}")))
 }
 
 async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -125,12 +119,9 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
             json(StatusCode::OK, serde_json::json!({ "items": list }).to_string())
         }
         (Method::POST, "/api/items") => {
-            let body = match json_body(api, req).await {
-                Ok(b) => b,
+            let name = match only_string_field(api, req, "name", 100).await {
+                Ok(name) => name,
                 Err(refused) => return refused,
-            };
-            let Some(name) = only_string_field(&body, "name", 100) else {
-                return reject(api, StatusCode::BAD_REQUEST, "expected {\"name\": \"1 to 100 characters\"}");
             };
             let id = api.next_id.fetch_add(1, Ordering::Relaxed);
             let mut items = api.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,12 +143,9 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         (Method::POST, "/api/feedback") => {
             // Behind a proof-of-work route: the gateway let it through only with a clearance.
-            let body = match json_body(api, req).await {
-                Ok(b) => b,
+            let message = match only_string_field(api, req, "message", 500).await {
+                Ok(message) => message,
                 Err(refused) => return refused,
-            };
-            let Some(message) = only_string_field(&body, "message", 500) else {
-                return reject(api, StatusCode::BAD_REQUEST, "expected {\"message\": \"1 to 500 characters\"}");
             };
             let thanks = serde_json::json!({ "thanks": "feedback received", "chars": message.chars().count() });
             json(StatusCode::CREATED, thanks.to_string())

@@ -17,20 +17,24 @@ const { FG, IDP, ATTACKER, STATE } = process.env;
 const scenario = process.argv[2];
 const SESSION_COOKIE = '__Host-frontgate';
 
-// Never hang a test run: a scenario that has not finished in 90 s fails.
+// Never hang a test run: a scenario that has not finished in 90 s fails. Chromium is killed
+// first: its processes inherit this script's stdout, and the test reads that to its end.
+let browser;
+let page;
 setTimeout(() => {
-  process.stderr.write(`scenario ${scenario} timed out\n`);
+  process.stderr.write(`scenario ${scenario} timed out at ${page?.url()}\n`);
+  browser?.process()?.kill('SIGKILL');
   process.exit(3);
 }, 90_000).unref();
 const step = (what) => process.stderr.write(`step: ${what}\n`);
 
-const browser = await chromium.launch({
+browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
 });
 const context = await browser.newContext(STATE && existsSync(STATE) ? { storageState: STATE } : {});
-const page = await context.newPage();
+page = await context.newPage();
 const out = {};
 
 async function sessionCookie() {
