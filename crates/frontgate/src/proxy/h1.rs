@@ -402,7 +402,9 @@ impl FieldNames {
 /// framing needs from them is kept in [`Parsed`]).
 fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    // Left uninitialised (2 KiB of zeroing per response otherwise); only the first `count`
+    // entries, each written below, are read.
+    let mut spans = [const { std::mem::MaybeUninit::<(u32, u32, u32, u32)>::uninit() }; MAX_HEADERS];
     let (head_len, code, http10, count) = {
         let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
@@ -416,7 +418,7 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
         for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
-            *span = (name as u32, (name + h.name.len()) as u32, value as u32, (value + h.value.len()) as u32);
+            span.write((name as u32, (name + h.name.len()) as u32, value as u32, (value + h.value.len()) as u32));
         }
         (head_len, resp.code, resp.version == Some(0), resp.headers.len())
     };
@@ -428,12 +430,18 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
     let mut content_length = Ok(None);
     // Fields a Connection header names as hop-by-hop (rare): removed once all are read.
     let mut named: Vec<HeaderName> = Vec::new();
-    for (i, &(ns, ne, vs, ve)) in spans[..count].iter().enumerate() {
+    for (i, span) in spans[..count].iter().enumerate() {
+        // SAFETY: the loop above wrote one span for each of the `count` fields httparse found.
+        let (ns, ne, vs, ve) = unsafe { span.assume_init() };
         let (name, kind) = names.get(i, &head[ns as usize..ne as usize], hide)?;
         if kind == FieldKind::HopByHop || kind == FieldKind::Hidden {
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| H1Error::Malformed("bad header value"))?;
+        // SAFETY: httparse accepts in a field value exactly the bytes HeaderValue does (HTAB,
+        // SP, visible ASCII, obs-text; never CR, LF, NUL, DEL or another control byte), and
+        // rejects obs-fold in responses by default, so checking them again is wasted work.
+        // (hyper builds its header values from httparse's output the same way.)
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(vs as usize..ve as usize)) };
         match kind {
             FieldKind::ContentLength => content_length = content_length.and_then(|known| merge_content_length(known, &value)),
             FieldKind::TransferEncoding => {

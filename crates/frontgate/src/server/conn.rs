@@ -163,6 +163,9 @@ fn service(
     })
 }
 
+/// The field-count limit hyper applies when none is set (`hyper::proto::h1::role`).
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 async fn serve_h1<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -177,8 +180,12 @@ where
             // Room above the limit, so most oversize heads get the gateway's own 431 problem
             // document; only a head past twice the limit gets hyper's bare 431.
             .max_buf_size((server.max_header_bytes.0 as usize).saturating_mul(2).max(8192))
-            .max_headers(server.max_header_count)
             .keep_alive(true);
+        // hyper's own limit is 100 fields; set explicitly, it fills its field arrays one
+        // element at a time on every request head, so it is only set when it differs.
+        if server.max_header_count != HYPER_DEFAULT_MAX_HEADERS {
+            builder.max_headers(server.max_header_count);
+        }
     }
     let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None)).with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
