@@ -145,7 +145,15 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", "application/json")], &json).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body"], json.as_str());
-    assert_eq!(up.hits(), 3);
+    // A multipart form, as `fetch(url, { body: new FormData(form) })` sends it.
+    let boundary = "----WebKitFormBoundaryq8Zr3fM1sT0uV2wX";
+    let multipart_type = format!("multipart/form-data; boundary={boundary}");
+    let part = |name: &str, value: &str| format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+    let multipart = format!("{}{}--{boundary}--\r\n", part("name", "Ada"), part("altcha", &solved(&gate, "/echo/signup").await));
+    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", &multipart_type)], &multipart).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["body"], multipart.as_str());
+    assert_eq!(up.hits(), 4);
 
     // A solution for another route, or a malformed one, is refused as in the header.
     let other = format!("altcha={}", form_value(&solved(&gate, "/api/signup").await));
@@ -155,16 +163,20 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "{p}");
 
     // Where there is no single field to read, the request needs a challenge like any other:
-    // none, given twice (readers behind the gateway could disagree on which copy counts),
-    // another media type (multipart is not read), a JSON member that is not a string, and a
-    // body over the 64 KiB read for the field (its solution goes in the header instead).
+    // none, given twice (readers behind the gateway could disagree on which copy counts, in a
+    // form or a multipart body), another media type, a multipart body that is not well formed
+    // or whose field is a file, a JSON member that is not a string, and a body over the 64 KiB
+    // read for the field (its solution goes in the header instead).
     let fresh = form_value(&solved(&gate, "/echo/signup").await);
     let padding = "x".repeat(70 * 1024);
     let cases: Vec<(&str, String)> = vec![
         ("application/x-www-form-urlencoded", "name=Ada".into()),
         ("application/x-www-form-urlencoded", format!("altcha={fresh}&altcha={fresh}")),
         ("text/plain", format!("altcha={fresh}")),
-        ("multipart/form-data; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=\"altcha\"\r\n\r\n{fresh}\r\n--b--\r\n")),
+        (multipart_type.as_str(), format!("{}{}--{boundary}--\r\n", part("altcha", &fresh), part("altcha", &fresh))),
+        (multipart_type.as_str(), format!("{}--{boundary}\r\n", part("altcha", &fresh))),
+        ("multipart/form-data; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=altcha; filename=a\r\n\r\n{fresh}\r\n--b--\r\n")),
+        ("multipart/mixed; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=altcha\r\n\r\n{fresh}\r\n--b--\r\n")),
         ("application/json", "{\"altcha\": 1}".into()),
         ("application/json", "[1, 2]".into()),
         ("application/x-www-form-urlencoded", format!("pad={padding}&altcha={fresh}")),
@@ -173,7 +185,7 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
         let (s, _, p) = send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
         assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{content_type}: {p}");
     }
-    assert_eq!(up.hits(), 3);
+    assert_eq!(up.hits(), 4);
     // None of them spent the solution: it still passes on its own.
     let (s, _, v) = send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
     assert_eq!(s, 200, "{v}");

@@ -95,6 +95,31 @@ try {
     console.log(JSON.stringify({ case: 'plain form', status: response.status(), cookies }));
     await ctx.close();
   }
+  // 6. The same form sent by the page's script as `fetch(url, { body: new FormData(form) })`:
+  //    the browser encodes it as multipart/form-data.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(base + '/form.html');
+    try {
+      await page.waitForFunction(() => new FormData(document.getElementById('f')).get('altcha'), null, { timeout: 60000 });
+    } catch (e) {
+      fail('the widget did not fill its field: ' + (await page.content()).slice(0, 2000));
+    }
+    const r = await page.evaluate(async () => {
+      const res = await fetch('/echo/signup', { method: 'POST', body: new FormData(document.getElementById('f')) });
+      return { status: res.status, text: await res.text() };
+    });
+    if (r.status !== 200) fail('the multipart post was refused: ' + r.status + ' ' + r.text.slice(0, 500));
+    const echoed = JSON.parse(r.text);
+    const type = String(echoed.headers['content-type']);
+    if (!type.startsWith('multipart/form-data; boundary=')) fail('the backend did not get a multipart body: ' + type);
+    if (!echoed.body.includes('name="altcha"') || !echoed.body.includes('name="name"')) fail('the backend did not get the form as posted: ' + r.text.slice(0, 500));
+    const cookies = (await ctx.cookies()).map((c) => c.name);
+    if (!cookies.some((n) => n.startsWith('fg-clear-'))) fail('no clearance cookie after the multipart post: ' + cookies);
+    console.log(JSON.stringify({ case: 'FormData (multipart)', status: r.status, cookies }));
+    await ctx.close();
+  }
   console.log('browser: all cases passed');
 } finally {
   await browser.close();

@@ -86,30 +86,35 @@ pub struct VerifyEndpoint(pub Arc<Pow>);
 
 /// What a body that may carry an `altcha` solution is, by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FieldMedia {
+pub(super) enum FieldMedia<'a> {
     Form,
     Json,
+    /// `multipart/form-data`, with its boundary.
+    Multipart(&'a str),
 }
 
-impl FieldMedia {
-    /// `application/x-www-form-urlencoded` (also assumed when no type is given) or
-    /// `application/json`; other types (multipart among them) carry no field here.
-    pub(super) fn of(content_type: Option<&HeaderValue>) -> Option<FieldMedia> {
+impl<'a> FieldMedia<'a> {
+    /// `application/x-www-form-urlencoded` (also assumed when no type is given),
+    /// `application/json` or `multipart/form-data` with a valid boundary; other types carry
+    /// no field here.
+    pub(super) fn of(content_type: Option<&'a HeaderValue>) -> Option<FieldMedia<'a>> {
         let Some(ct) = content_type else { return Some(FieldMedia::Form) };
-        let essence = ct.to_str().ok()?.split(';').next().unwrap_or("").trim();
+        let ct = ct.to_str().ok()?;
+        let essence = ct.split(';').next().unwrap_or("").trim();
         if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") || essence.is_empty() {
             Some(FieldMedia::Form)
         } else if essence.eq_ignore_ascii_case("application/json") {
             Some(FieldMedia::Json)
         } else {
-            None
+            super::multipart::boundary(ct).map(FieldMedia::Multipart)
         }
     }
 
-    /// The string in the body's form field or top-level JSON member `name` (`altcha` or
-    /// `payload`); `Ok(None)` when there is none, `Err` when the body is not its type's syntax.
-    /// A form field given twice counts as absent, and a JSON member given twice makes the body
-    /// malformed, so no reader behind the gateway can pick another copy than the one checked.
+    /// The string in the body's form field (urlencoded or multipart) or top-level JSON member
+    /// `name` (`altcha` or `payload`); `Ok(None)` when there is none, `Err` when the body is not
+    /// its type's syntax. A form field given twice counts as absent, and a JSON member given
+    /// twice makes the body malformed, so no reader behind the gateway can pick another copy
+    /// than the one checked.
     pub(super) fn field(self, body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
         #[derive(serde::Deserialize)]
         struct Members {
@@ -123,6 +128,7 @@ impl FieldMedia {
                 let member = if name == "payload" { m.payload } else { m.altcha };
                 Ok(member.as_ref().and_then(|v| v.as_str()).map(str::to_owned))
             }
+            FieldMedia::Multipart(boundary) => super::multipart::field(body, boundary, name),
         }
     }
 }
@@ -132,7 +138,7 @@ impl FieldMedia {
 fn payload_from_body(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String, Problem> {
     let malformed = |what: &str| Problem::new(Code::ChallengeFailed).with_status(StatusCode::BAD_REQUEST).with_detail(format!("The body is malformed: {what}."));
     let Some(media) = FieldMedia::of(content_type) else {
-        return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` or as JSON {\"altcha\": \"...\"}."));
+        return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` (urlencoded or multipart) or as JSON {\"altcha\": \"...\"}."));
     };
     let found = match media.field(body, "altcha").map_err(malformed)? {
         None if media == FieldMedia::Json => media.field(body, "payload").map_err(malformed)?,
@@ -216,7 +222,8 @@ mod tests {
         assert_eq!(payload("", b"altcha=z").unwrap(), "z");
         assert_eq!(payload("application/json; charset=utf-8", br#"{"altcha":"x"}"#).unwrap(), "x");
         assert_eq!(payload("Application/JSON", br#"{"payload":"y","other":{"a":[1]}}"#).unwrap(), "y");
-        let refused: [(&'static str, &[u8]); 7] = [
+        assert_eq!(payload("multipart/form-data; boundary=b", b"--b\r\ncontent-disposition: form-data; name=\"altcha\"\r\n\r\nm\r\n--b--\r\n").unwrap(), "m");
+        let refused: [(&'static str, &[u8]); 9] = [
             ("application/json", b"{"),
             ("application/json", br#"{"altcha":1}"#),
             ("application/json", br#"["altcha"]"#),
@@ -224,12 +231,15 @@ mod tests {
             ("application/x-www-form-urlencoded", b"other=1"),
             ("application/x-www-form-urlencoded", b"altcha=a&altcha=b"),
             ("application/x-www-form-urlencoded", b"altcha=\xff\xfe"),
+            ("multipart/form-data; boundary=x", b""),
+            ("multipart/form-data; boundary=x", b"--x\r\ncontent-disposition: form-data; name=other\r\n\r\n1\r\n--x--"),
         ];
         for (ct, body) in refused {
             let p = payload(ct, body).unwrap_err();
             assert_eq!((p.code, p.status()), (Code::ChallengeFailed, StatusCode::BAD_REQUEST), "{ct} {body:?}");
         }
         assert_eq!(payload("text/plain", b"altcha=x").unwrap_err().code, Code::UnsupportedMediaType);
-        assert_eq!(payload("multipart/form-data; boundary=x", b"").unwrap_err().code, Code::UnsupportedMediaType);
+        assert_eq!(payload("multipart/form-data", b"").unwrap_err().code, Code::UnsupportedMediaType, "no boundary");
+        assert_eq!(payload("multipart/mixed; boundary=x", b"").unwrap_err().code, Code::UnsupportedMediaType);
     }
 }

@@ -13,6 +13,7 @@
 pub mod adaptive;
 pub mod clearance;
 pub mod endpoints;
+pub mod multipart;
 pub mod page;
 pub mod protocol;
 
@@ -309,15 +310,15 @@ impl Check for PowCheck {
 /// make the gateway hold `max_body_bytes` per request.
 pub const MAX_FIELD_BODY: u64 = 64 * 1024;
 
-/// Whether the request may carry an `altcha` field in a body worth reading: a form or JSON
-/// body of a declared length, at most [`MAX_FIELD_BODY`] and the route's limit.
+/// Whether the request may carry an `altcha` field in a body worth reading: a form (urlencoded
+/// or multipart) or JSON body of a declared length, at most [`MAX_FIELD_BODY`] and the route's limit.
 fn may_carry_field(head: &Parts, route_limit: u64) -> bool {
     let length = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     length.is_some_and(|n| n > 0 && n <= MAX_FIELD_BODY.min(route_limit)) && endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)).is_some()
 }
 
-/// The body's `altcha` field (what the ALTCHA widget adds to the form it sits in), or its
-/// top-level JSON member `altcha`.
+/// The body's `altcha` field (what the ALTCHA widget adds to the form it sits in, urlencoded
+/// or multipart), or its top-level JSON member `altcha`.
 fn body_field(head: &Parts, body: &[u8]) -> Option<String> {
     endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE))?.field(body, "altcha").ok().flatten()
 }
