@@ -286,7 +286,8 @@ async fn sighup_reloads_the_certificate_for_new_connections() {
 
 /// Secure by default with no set-up: `tls = "self-signed"` makes a certificate (and a private
 /// key readable only by its owner) in data_dir/tls on first start, and a restart reuses it rather
-/// than minting a new one that clients would have to trust again.
+/// than minting a new one that clients would have to trust again, until the public host
+/// changes: then a certificate for the new name replaces it.
 #[tokio::test]
 async fn self_signed_certificate_is_made_once_and_reused() {
     let up = Upstream::start().await;
@@ -296,13 +297,13 @@ async fn self_signed_certificate_is_made_once_and_reused() {
     let key_path = state.path().join("data/tls/self-signed.key");
     assert!(!cert_path.exists());
 
-    let run = |expect_made: bool| {
+    let run = |server: &'static str, expect_made: bool| {
         let rest = rest.clone();
         let (state_dir, cert_path) = (state.path().to_owned(), cert_path.clone());
         async move {
             let dir = tempfile::tempdir().unwrap();
             let config = dir.path().join("frontgate.toml");
-            std::fs::write(&config, config_text(&state_dir, "tls = \"self-signed\"", &rest)).unwrap();
+            std::fs::write(&config, config_text(&state_dir, &format!("tls = \"self-signed\"\n{server}"), &rest)).unwrap();
             let gate = spawn(dir, config, &["serve", "-c"]);
             let client = TlsClient::new(gate.addr, &cert_path);
             let tls = client.connect(&[b"http/1.1"]).await;
@@ -315,7 +316,7 @@ async fn self_signed_certificate_is_made_once_and_reused() {
         }
     };
 
-    let first = run(true).await;
+    let first = run("", true).await;
     let cert_bytes = std::fs::read(&cert_path).unwrap();
     let key_bytes = std::fs::read(&key_path).unwrap();
     #[cfg(unix)]
@@ -323,9 +324,26 @@ async fn self_signed_certificate_is_made_once_and_reused() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o077, 0, "private key is readable by others");
     }
-    let second = run(false).await;
+    let second = run("", false).await;
     assert_eq!(first, second, "the restart presented a different certificate");
     assert_eq!(std::fs::read(&cert_path).unwrap(), cert_bytes);
     assert_eq!(std::fs::read(&key_path).unwrap(), key_bytes);
-    assert_eq!(up.hits(), 2);
+
+    // A new public host: a new certificate, valid for that name (the client checks it).
+    let moved = "public_url = \"https://gate.example.test\"";
+    let third = run(moved, true).await;
+    assert_ne!(third, first, "the old certificate was kept for a new public host");
+    let valid_for_new_host = |cert: &CertificateDer<'static>| {
+        use rustls::client::danger::ServerCertVerifier;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider()).build().unwrap();
+        let name = rustls_pki_types::ServerName::try_from("gate.example.test").unwrap();
+        verifier.verify_server_cert(cert, &[], &name, &[], rustls_pki_types::UnixTime::now()).is_ok()
+    };
+    assert!(valid_for_new_host(&third), "the new certificate is not for the new public host");
+    assert!(!valid_for_new_host(&first));
+    // ... and kept while the host stays.
+    assert_eq!(run(moved, false).await, third);
+    assert_eq!(up.hits(), 4);
 }

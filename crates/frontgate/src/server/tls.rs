@@ -33,12 +33,45 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("self-signed.crt"), dir.join("self-signed.key"))
 }
 
-/// Makes the self-signed certificate on first start; later starts reuse it.
+/// Makes the self-signed certificate on first start; later starts reuse it while it is for the
+/// same names. The names it was made for are kept beside it (`self-signed.names`), so a start
+/// with another public host (or listen address) makes a new one instead of presenting a
+/// certificate for the old name. A certificate from before the names were kept is reused, and
+/// its names recorded, rather than replaced under clients that already trust it.
 pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsError> {
     let (cert_path, key_path) = self_signed_paths(&config.data_dir);
+    let names_path = cert_path.with_extension("names");
+    let names = self_signed_names(config);
+    let listed = names.join("\n") + "\n";
     if cert_path.exists() && key_path.exists() {
-        return Ok((cert_path, key_path));
+        match std::fs::read_to_string(&names_path) {
+            Ok(recorded) if recorded == listed => return Ok((cert_path, key_path)),
+            Ok(recorded) => {
+                tracing::info!(was = %recorded.trim_end().replace('\n', ", "), now = %names.join(", "), "the self-signed certificate is for other names; making a new one");
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(TlsError::Read { path: names_path, source: e }),
+            Err(_) => {
+                std::fs::write(&names_path, &listed).map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
+                return Ok((cert_path, key_path));
+            }
+        }
     }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, "frontgate self-signed");
+    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let dir = cert_path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| TlsError::Read { path: dir.to_owned(), source: e })?;
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, cert.pem()).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
+    std::fs::write(&names_path, &listed).map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
+    tracing::info!(cert = %cert_path.display(), "made a self-signed certificate");
+    Ok((cert_path, key_path))
+}
+
+/// What the self-signed certificate is for: localhost, the loopback addresses, the public
+/// host, and the listen address when it is a specific one.
+fn self_signed_names(config: &Config) -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let host = config.public_origin().host_port().rsplit_once(':').map_or_else(
         || config.public_origin().host_port().to_owned(),
@@ -50,16 +83,7 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
             names.push(n);
         }
     }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, "frontgate self-signed");
-    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let dir = cert_path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| TlsError::Read { path: dir.to_owned(), source: e })?;
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, cert.pem()).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
-    tracing::info!(cert = %cert_path.display(), "made a self-signed certificate");
-    Ok((cert_path, key_path))
+    names
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
