@@ -57,6 +57,11 @@ async fn valid_keys_pass_and_the_upstream_gets_identity_never_the_key() {
         let (status, h, _) = g.get("/echo/a", &[("authorization", &format!("Bearer {}", frontgate::keys::format::generate("fgk_")))]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(h["www-authenticate"], "Bearer realm=\"frontgate\", error=\"invalid_token\"");
+        // A name that cannot travel in a header (and no subject): the subject is the key's id.
+        let (named, named_id) = g.create_key(json!({"name": "Café ☕ dashboard", "scopes": ["items:read"]})).await;
+        let (status, _, v) = g.get("/echo/a", &[("x-api-key", &named)]).await;
+        assert_eq!(status, 200, "{backend:?}: {v}");
+        assert_eq!(v["headers"]["x-frontgate-subject"], json!([named_id]));
         // Two different keys are ambiguous.
         let (other, _) = g.create_key(json!({"name": "other", "scopes": ["items:read"]})).await;
         let (status, _, v) = g.get("/echo/a", &[("x-api-key", &key), ("authorization", &format!("Bearer {other}"))]).await;

@@ -20,7 +20,8 @@ pub enum KeysCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// Who the key belongs to (default: the name).
+        /// Who the key belongs to, sent upstream in a header (default: the name when it is
+        /// printable ASCII, otherwise the key's id).
         #[arg(long)]
         subject: Option<String>,
         /// Comma-separated scopes.

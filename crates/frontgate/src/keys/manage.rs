@@ -78,10 +78,17 @@ impl NewKey {
         if name.is_empty() || name.chars().count() > MAX_TEXT || name.chars().any(char::is_control) {
             return bad(format!("name must be 1 to {MAX_TEXT} characters without control characters"));
         }
-        let subject = self.subject.clone().unwrap_or_else(|| name.to_owned());
-        if subject.is_empty() || subject.len() > MAX_TEXT || !subject.bytes().all(|b| (0x20..0x7f).contains(&b)) || subject.trim() != subject {
-            return bad(format!("subject must be 1 to {MAX_TEXT} printable ASCII characters (it is sent upstream as a header), without leading or trailing spaces"));
-        }
+        // The subject is sent upstream as a header value, so it is printable ASCII. Left out,
+        // it is the name when the name is such text, and otherwise the key's id (see `mint`):
+        // a name in any script must not make a request that never mentions a subject fail.
+        let header_safe = |s: &str| !s.is_empty() && s.len() <= MAX_TEXT && s.bytes().all(|b| (0x20..0x7f).contains(&b)) && s.trim() == s;
+        let subject = match &self.subject {
+            Some(s) if !header_safe(s) => {
+                return bad(format!("subject must be 1 to {MAX_TEXT} printable ASCII characters (it is sent upstream as a header), without leading or trailing spaces"));
+            }
+            Some(s) => Some(s.clone()),
+            None => Some(name.to_owned()).filter(|n| header_safe(n)),
+        };
         if self.scopes.len() > MAX_LIST || self.origins.len() > MAX_LIST || self.cidrs.len() > MAX_LIST {
             return bad(format!("at most {MAX_LIST} scopes, origins and cidrs each"));
         }
@@ -121,7 +128,7 @@ impl NewKey {
             }
         if let Some(u) = self.uses
             && !(1..=1_000_000_000_000).contains(&u) {
-                return bad("uses must be at least 1".into());
+                return bad("uses must be between 1 and 1000000000000".into());
             }
         let metadata = serde_json::Value::Object(self.metadata.clone().unwrap_or_default());
         if metadata.to_string().len() > MAX_METADATA {
@@ -133,7 +140,8 @@ impl NewKey {
 
 struct Validated {
     name: String,
-    subject: String,
+    /// `None`: the key's id.
+    subject: Option<String>,
     origins: Vec<String>,
     cidrs: Vec<ipnet::IpNet>,
     expires_at: Option<i64>,
@@ -168,12 +176,13 @@ impl KeyAdmin {
 
     fn mint(&self, v: Validated, req: &NewKey, now: i64, rotated_from: Option<String>) -> Minted {
         let key = format::generate(&self.prefix);
+        let id = format::new_id();
         let record = KeyRecord {
-            id: format::new_id(),
+            subject: v.subject.unwrap_or_else(|| id.clone()),
+            id,
             digest: self.hasher.digest(&key),
             hint: format::hint(&self.prefix, &key),
             name: v.name,
-            subject: v.subject,
             scopes: req.scopes.clone(),
             origins: v.origins,
             cidrs: v.cidrs,
@@ -263,7 +272,7 @@ impl KeyAdmin {
         };
         let v = Validated {
             name: old.name.clone(),
-            subject: old.subject.clone(),
+            subject: Some(old.subject.clone()),
             origins: old.origins.clone(),
             cidrs: old.cidrs.clone(),
             expires_at: old.expires_at.map(|e| now + (e - old.created_at).max(1)),
@@ -288,8 +297,13 @@ mod tests {
     fn requests_are_validated() {
         let ok = NewKey { name: "ci".into(), scopes: vec!["items:read".into()], expires_in: Some("90d".into()), ..Default::default() };
         let v = ok.validate(0).unwrap();
-        assert_eq!(v.subject, "ci");
+        assert_eq!(v.subject.as_deref(), Some("ci"));
         assert_eq!(v.expires_at, Some(90 * 24 * 3600 * 1000));
+        // A name that is not header text still makes a key; its subject is then the key's id.
+        let v = NewKey { name: "Café ☕ dashboard".into(), ..Default::default() }.validate(0).unwrap();
+        assert_eq!((v.name.as_str(), v.subject), ("Café ☕ dashboard", None));
+        let v = NewKey { name: "Café".into(), subject: Some("cafe".into()), ..Default::default() }.validate(0).unwrap();
+        assert_eq!(v.subject.as_deref(), Some("cafe"));
         let cases: Vec<(NewKey, &str)> = vec![
             (NewKey { name: " ".into(), ..Default::default() }, "name"),
             (NewKey { name: "a".into(), scopes: vec!["a b".into()], ..Default::default() }, "scope"),
@@ -300,6 +314,9 @@ mod tests {
             (NewKey { name: "a".into(), rate_limit: Some("fast".into()), ..Default::default() }, "rate_limit"),
             (NewKey { name: "a".into(), uses: Some(0), ..Default::default() }, "uses"),
             (NewKey { name: "a".into(), subject: Some("é".into()), ..Default::default() }, "subject"),
+            (NewKey { name: "a".into(), subject: Some(" a".into()), ..Default::default() }, "subject"),
+            (NewKey { name: "a".into(), subject: Some(String::new()), ..Default::default() }, "subject"),
+            (NewKey { name: "a".into(), uses: Some(1_000_000_000_001), ..Default::default() }, "uses"),
         ];
         for (req, field) in cases {
             match req.validate(0) {
