@@ -85,19 +85,19 @@ impl Endpoint for ChallengeEndpoint {
 pub struct VerifyEndpoint(pub Arc<Pow>);
 
 /// What a body that may carry an `altcha` solution is, by its `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FieldMedia<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FieldMedia {
     Form,
     Json,
     /// `multipart/form-data`, with its boundary.
-    Multipart(&'a str),
+    Multipart(String),
 }
 
-impl<'a> FieldMedia<'a> {
+impl FieldMedia {
     /// `application/x-www-form-urlencoded` (also assumed when no type is given),
     /// `application/json` or `multipart/form-data` with a valid boundary; other types carry
     /// no field here.
-    pub(super) fn of(content_type: Option<&'a HeaderValue>) -> Option<FieldMedia<'a>> {
+    pub(super) fn of(content_type: Option<&HeaderValue>) -> Option<FieldMedia> {
         let Some(ct) = content_type else { return Some(FieldMedia::Form) };
         let ct = ct.to_str().ok()?;
         let essence = ct.split(';').next().unwrap_or("").trim();
@@ -115,7 +115,7 @@ impl<'a> FieldMedia<'a> {
     /// its type's syntax. A form field given twice counts as absent, and a JSON member given
     /// twice makes the body malformed, so no reader behind the gateway can pick another copy
     /// than the one checked.
-    pub(super) fn field(self, body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
+    pub(super) fn field(&self, body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
         #[derive(serde::Deserialize)]
         struct Members {
             altcha: Option<serde_json::Value>,
