@@ -75,8 +75,8 @@ try {
     console.log(JSON.stringify({ case: 'interstitial', title, reloaded: true }));
     await ctx.close();
   }
-  // 5. A plain form: the solution travels in the form body.
-  {
+  // The sign-up form page, once its widget has solved the challenge and filled its field.
+  const formWithSolvedWidget = async () => {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     await page.goto(base + '/form.html');
@@ -85,27 +85,29 @@ try {
     } catch (e) {
       fail('the widget did not fill its field: ' + (await page.content()).slice(0, 2000));
     }
+    return { ctx, page };
+  };
+  const clearanceCookies = async (ctx, after) => {
+    const cookies = (await ctx.cookies()).map((c) => c.name);
+    if (!cookies.some((n) => n.startsWith('fg-clear-'))) fail('no clearance cookie after ' + after + ': ' + cookies);
+    return cookies;
+  };
+  // 5. A plain form: the solution travels in the form body.
+  {
+    const { ctx, page } = await formWithSolvedWidget();
     const [response] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
     const text = await response.text();
     if (response.status() !== 200) fail('the form post was refused: ' + response.status() + ' ' + text.slice(0, 500));
     const echoed = JSON.parse(text);
     if (!echoed.body.startsWith('name=Ada&altcha=')) fail('the backend did not get the form as posted: ' + text.slice(0, 500));
-    const cookies = (await ctx.cookies()).map((c) => c.name);
-    if (!cookies.some((n) => n.startsWith('fg-clear-'))) fail('no clearance cookie after the form post: ' + cookies);
+    const cookies = await clearanceCookies(ctx, 'the form post');
     console.log(JSON.stringify({ case: 'plain form', status: response.status(), cookies }));
     await ctx.close();
   }
   // 6. The same form sent by the page's script as `fetch(url, { body: new FormData(form) })`:
   //    the browser encodes it as multipart/form-data.
   {
-    const ctx = await browser.newContext();
-    const page = await ctx.newPage();
-    await page.goto(base + '/form.html');
-    try {
-      await page.waitForFunction(() => new FormData(document.getElementById('f')).get('altcha'), null, { timeout: 60000 });
-    } catch (e) {
-      fail('the widget did not fill its field: ' + (await page.content()).slice(0, 2000));
-    }
+    const { ctx, page } = await formWithSolvedWidget();
     const r = await page.evaluate(async () => {
       const res = await fetch('/echo/signup', { method: 'POST', body: new FormData(document.getElementById('f')) });
       return { status: res.status, text: await res.text() };
@@ -115,8 +117,7 @@ try {
     const type = String(echoed.headers['content-type']);
     if (!type.startsWith('multipart/form-data; boundary=')) fail('the backend did not get a multipart body: ' + type);
     if (!echoed.body.includes('name="altcha"') || !echoed.body.includes('name="name"')) fail('the backend did not get the form as posted: ' + r.text.slice(0, 500));
-    const cookies = (await ctx.cookies()).map((c) => c.name);
-    if (!cookies.some((n) => n.startsWith('fg-clear-'))) fail('no clearance cookie after the multipart post: ' + cookies);
+    const cookies = await clearanceCookies(ctx, 'the multipart post');
     console.log(JSON.stringify({ case: 'FormData (multipart)', status: r.status, cookies }));
     await ctx.close();
   }
