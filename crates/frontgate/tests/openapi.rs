@@ -507,3 +507,53 @@ async fn a_reload_recompiles_the_spec_and_a_broken_one_is_refused() {
     assert!(gate.wait_for_log("#/nope", std::time::Duration::from_secs(10)), "{}", gate.logs());
     assert_eq!(send(&c, "GET", "/echo/items", &[], "").await.0, 200);
 }
+
+/// A reload runs beside the admin listener and signal handling, not in their way. The spec is
+/// made a FIFO, so a reload blocks reading it for as long as the test likes: meanwhile
+/// `/health` answers and requests are served; a second SIGHUP is queued, not lost; and a
+/// SIGTERM during a reload that never ends still stops the gateway.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_reload_stuck_reading_its_spec_stalls_neither_the_admin_listener_nor_shutdown() {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::{Duration, Instant};
+    const WAIT: Duration = Duration::from_secs(10);
+    let up = Upstream::start().await;
+    let mut gate = start_with_fixtures("", &config(&up, "", ""));
+    let c = gate.tls();
+    let spec = gate.dir.path().join("petstore.yaml");
+    std::fs::remove_file(&spec).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&spec).status().unwrap().success());
+    // Opening a FIFO's write end without blocking succeeds only once a reader has it open: it
+    // tells the test that a reload is now waiting for the spec.
+    let reader_waiting = |spec: std::path::PathBuf| async move {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match std::fs::OpenOptions::new().write(true).custom_flags(0o4000 /* O_NONBLOCK */).open(&spec) {
+                Ok(f) => return Some(f),
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) => return None,
+            }
+        }
+    };
+
+    gate.signal("HUP");
+    let mut writer = reader_waiting(spec.clone()).await.expect("the reload did not open the spec");
+    // The reload is blocked in read(2) until the test writes. Meanwhile:
+    let health = tokio::time::timeout(WAIT, plain_get(gate.admin.unwrap(), "/health")).await;
+    assert_eq!(health.expect("the admin listener did not answer during a reload").0, 200);
+    assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 200, "the running config serves");
+    gate.signal("HUP");
+    let smaller = format!("{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
+    std::io::Write::write_all(&mut writer, smaller.as_bytes()).unwrap();
+    drop(writer);
+    assert!(gate.wait_for_log_count("configuration reloaded", 1, WAIT).await, "{}", gate.logs());
+    assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 404, "the reloaded spec is in force");
+
+    // The queued SIGHUP: a second reload, now waiting on the spec in turn. SIGTERM still works.
+    let _writer = reader_waiting(spec.clone()).await.expect("the second SIGHUP was lost");
+    gate.signal("TERM");
+    let status = gate.wait_exit(WAIT).await.expect("a reload that never ends held up the shutdown");
+    assert!(status.success(), "{}", gate.logs());
+    assert_eq!(gate.log_count("configuration reloaded"), 1);
+}

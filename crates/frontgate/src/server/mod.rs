@@ -145,7 +145,7 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
                 handle.run_upkeep();
             }
         });
-        wait_for_signals(&shared, config_path.as_deref()).await;
+        wait_for_signals(&shared, config_path).await;
         shared.draining.store(true, Ordering::SeqCst);
         tracing::info!(connections = shared.connections.load(Ordering::Relaxed), "draining");
         let _ = shutdown_tx.send(true);
@@ -162,7 +162,7 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
 }
 
 #[cfg(unix)]
-async fn wait_for_signals(shared: &Arc<Shared>, config_path: Option<&std::path::Path>) {
+async fn wait_for_signals(shared: &Arc<Shared>, config_path: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -170,18 +170,46 @@ async fn wait_for_signals(shared: &Arc<Shared>, config_path: Option<&std::path::
         tracing::error!("cannot install signal handlers");
         return;
     };
+    let reloads = spawn_reloader(shared.clone(), config_path);
     loop {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
-            _ = hup.recv() => reload(shared, config_path),
+            _ = hup.recv() => {
+                // Full: a reload is already queued, and it reads the files as they are then.
+                if let Err(std::sync::mpsc::TrySendError::Disconnected(())) = reloads.try_send(()) {
+                    tracing::error!("the reload thread is gone; restart to apply configuration changes");
+                }
+            }
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_shared: &Arc<Shared>, _config_path: Option<&std::path::Path>) {
+async fn wait_for_signals(_shared: &Arc<Shared>, _config_path: Option<PathBuf>) {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reloads run on a thread of their own. Reading a large OpenAPI spec (or a file that blocks)
+/// must not stall the admin listener, which shares the main thread's runtime, nor the handling
+/// of SIGTERM. A SIGHUP during a reload queues one more; further ones while that one waits add
+/// nothing, since it reads the newest files. The thread is not joined: a reload that never
+/// ends does not hold up a shutdown.
+#[cfg(unix)]
+fn spawn_reloader(shared: Arc<Shared>, config_path: Option<PathBuf>) -> std::sync::mpsc::SyncSender<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    // Tasks a new pipeline starts (key caches, JWKS refreshes) go to the main runtime, as before.
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new().name("frontgate-reload".into()).spawn(move || {
+        let _runtime = runtime.enter();
+        while rx.recv().is_ok() {
+            reload(&shared, config_path.as_deref());
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the reload thread; SIGHUP will not reload");
+    }
+    tx
 }
 
 /// Re-reads the config and certificates. An invalid config is refused, with its errors logged,
