@@ -349,8 +349,15 @@ async fn jwks_rotation_refreshes_once_and_stale_keys_survive_an_outage() {
     assert_eq!(server.hits(), fetched + 1, "unknown kids must not refetch more than once per interval");
     drop(gate);
 
-    // A gateway that refetches on every unknown kid, with the issuer down.
+    // A gateway that refetches on every unknown kid, with the issuer down. Its start-up
+    // prefetch must be over first: one still running when the issuer goes down would succeed
+    // after the next request arrived, and that request would (rightly) use its fresh set.
     let gate = start_gate(&up, &jwt("0s"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !gate.metrics().await.contains("frontgate_jwt_jwks_fetches_total{result=\"ok\"} 1") {
+        assert!(std::time::Instant::now() < deadline, "the start-up prefetch did not finish: {}", gate.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(bearer(gate.addr, "/echo/x", &old.token(json!({}), &claims(json!({})))).await.0, 200);
     server.stop().await;
     // The refetch for an unknown kid fails: that is a 503 (retry later), not a verdict.
