@@ -198,7 +198,8 @@ async fn wait_for_signals(_shared: &Arc<Shared>, _config_path: Option<PathBuf>) 
 #[cfg(unix)]
 fn spawn_reloader(shared: Arc<Shared>, config_path: Option<PathBuf>) -> std::sync::mpsc::SyncSender<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    // Tasks a new pipeline starts (key caches, JWKS refreshes) go to the main runtime, as before.
+    // Entered, so that whatever building a pipeline spawns on the current runtime lands on the
+    // main one, as when reloads ran there.
     let runtime = tokio::runtime::Handle::current();
     let spawned = std::thread::Builder::new().name("frontgate-reload".into()).spawn(move || {
         let _runtime = runtime.enter();
