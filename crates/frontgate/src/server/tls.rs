@@ -51,7 +51,11 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
             }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(TlsError::Read { path: names_path, source: e }),
             Err(_) => {
-                std::fs::write(&names_path, &listed).map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
+                // Recording is a convenience for the next start: a data dir that cannot take
+                // the file (read-only, say) still serves the certificate it has, as before.
+                if let Err(e) = std::fs::write(&names_path, &listed) {
+                    tracing::warn!(path = %names_path.display(), error = %e, "cannot record the self-signed certificate's names");
+                }
                 return Ok((cert_path, key_path));
             }
         }
