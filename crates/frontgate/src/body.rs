@@ -25,11 +25,56 @@ pub enum Body {
     Full(Option<Bytes>),
     Incoming(hyper::body::Incoming),
     /// An incoming request body with a byte limit; `exceeded` is set if the limit is crossed.
-    Limited { inner: hyper::body::Incoming, remaining: u64, exceeded: Arc<AtomicBool> },
+    Limited { inner: ClientBody, remaining: u64, exceeded: Arc<AtomicBool> },
     Boxed(Boxed),
     /// An upstream response body read from its connection, which goes back to the pool when
     /// the body ends.
     Upstream(Box<crate::proxy::h1::UpstreamBody>),
+}
+
+/// A client's request body as a server connection hands it to the pipeline.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// Read by hyper (HTTP/2, and HTTP/1 requests that declare a body).
+    Hyper(hyper::body::Incoming),
+    /// A request whose framing says it has no body (the gateway's own HTTP/1.1 reader,
+    /// `server::h1`, hands over only those).
+    Empty,
+}
+
+impl From<ClientBody> for Body {
+    fn from(b: ClientBody) -> Body {
+        match b {
+            ClientBody::Hyper(b) => Body::Incoming(b),
+            ClientBody::Empty => Body::Empty,
+        }
+    }
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx),
+            ClientBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Hyper(b) => b.is_end_stream(),
+            ClientBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Hyper(b) => b.size_hint(),
+            ClientBody::Empty => SizeHint::with_exact(0),
+        }
+    }
 }
 
 /// A body that holds a value (a guard) until the body is dropped: the request stays "running"
@@ -140,7 +185,7 @@ impl Body {
         Body::Boxed(body.map_err(Into::into).boxed_unsync())
     }
 
-    pub fn limited(inner: hyper::body::Incoming, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
+    pub fn limited(inner: ClientBody, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
         Body::Limited { inner, remaining: limit, exceeded }
     }
 }

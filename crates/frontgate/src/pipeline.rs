@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
-use hyper::body::Incoming;
 
-use crate::body::Body;
+use crate::body::{Body, ClientBody};
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
 use crate::checks::rate_limit;
@@ -268,7 +267,7 @@ impl Gateway {
     }
 
     /// Handles one request from a client connection.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<Body> {
         let start = Instant::now();
         let (mut head, body) = req.into_parts();
         let server = &self.config.server;
@@ -299,7 +298,7 @@ impl Gateway {
     async fn run(
         &self,
         head: &mut http::request::Parts,
-        body: Incoming,
+        body: ClientBody,
         client: &Client,
         request_id: &HeaderValue,
         out: &mut Outgoing,
@@ -476,7 +475,7 @@ impl Gateway {
             Body::Empty
         } else if declared.is_some() {
             // hyper enforces a declared Content-Length; no counting needed.
-            Body::Incoming(body)
+            Body::from(body)
         } else {
             let flag = Arc::new(AtomicBool::new(false));
             exceeded = Some(flag.clone());
@@ -694,7 +693,7 @@ pub(crate) enum Admission {
 pub trait Endpoint: Send + Sync + 'static {
     /// The exact normalized path, e.g. `/.frontgate/login`.
     fn path(&self) -> &'static str;
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: Incoming, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a>;
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a>;
 }
 
 pub type EndpointFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>>;
@@ -702,7 +701,7 @@ pub type EndpointFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output =
 /// The request body on its way through the pipeline: streamed to the upstream untouched,
 /// unless a check needed it, in which case it is read once and forwarded as those bytes.
 pub(crate) enum RequestBody {
-    Stream(Incoming),
+    Stream(ClientBody),
     Buffered(Bytes),
     /// Not available to checks (the embedded layer).
     Unavailable,

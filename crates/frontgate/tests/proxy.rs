@@ -836,3 +836,38 @@ async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_the_
     }
     assert_eq!(backend.connections(), 20);
 }
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_across_the_handover_to_hyper() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n\n[[routes]]\nmatch = \"GET /big\"\n", up.config()));
+    // Bodiless requests are read by the gateway's own HTTP/1.1 reader; the POST with a body
+    // hands the connection to hyper together with the bytes already read after it.
+    let big = 100_000;
+    let raw = format!(
+        "GET /echo/one HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         GET /big?bytes={big} HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         HEAD /echo/two HTTP/1.1\r\nHost: localhost\r\n\r\n\
+         POST /echo/three HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+         GET /echo/four HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
+    let out = gate.tls().raw(raw.as_bytes()).await;
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 5, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 5, "{out}");
+    let at = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("no {needle:?} in {out}"));
+    let order = [at("\"path\":\"/echo/one\""), at(&"x".repeat(big)), at("\"path\":\"/echo/three\""), at("\"path\":\"/echo/four\"")];
+    assert!(order.is_sorted(), "{order:?}");
+    assert!(!out.contains("\"path\":\"/echo/two\""), "a HEAD answer has no body: {out}");
+    assert!(out.contains("\"body\":\"hello\""), "{out}");
+    let last = &out[out.rfind("HTTP/1.1 ").unwrap()..];
+    assert!(last.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{last}");
+
+    // `Connection: close` on a bodiless request: answered, and nothing after it is read.
+    let out = gate
+        .tls()
+        .raw(b"GET /echo/a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\nGET /echo/b HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await;
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+    assert!(out.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{out}");
+    assert!(!out.contains("/echo/b"), "{out}");
+}

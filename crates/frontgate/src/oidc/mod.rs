@@ -16,11 +16,10 @@ use std::sync::Arc;
 use ::http::header::{self, HeaderValue};
 use ::http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use openidconnect::PkceCodeChallenge;
 use serde::{Deserialize, Serialize};
 
-use crate::body::Body;
+use crate::body::{Body, ClientBody};
 use crate::checks::Client;
 use crate::config::OidcConfig;
 use crate::pipeline::{Endpoint, EndpointFuture};
@@ -256,7 +255,7 @@ impl Oidc {
     }
 
     /// `POST /.frontgate/backchannel-logout` (OpenID Connect Back-Channel Logout 1.0).
-    async fn backchannel(&self, head: &::http::request::Parts, body: Incoming) -> Result<Response<Body>, Problem> {
+    async fn backchannel(&self, head: &::http::request::Parts, body: ClientBody) -> Result<Response<Body>, Problem> {
         if head.method != Method::POST {
             return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("POST")));
         }
@@ -400,7 +399,7 @@ impl Endpoint for OidcEndpoint {
         }
     }
 
-    fn handle<'a>(&'a self, head: &'a mut ::http::request::Parts, body: Incoming, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut ::http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             // Each login start stores a pending login and calls the IdP: bounded per address.
             if matches!(self.kind, Kind::Login | Kind::Callback)

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 use super::Shared;
-use crate::body::Body;
+use super::h1;
+use crate::body::{Body, ClientBody};
 use crate::observe;
 use crate::pipeline::ConnInfo;
 
@@ -101,7 +102,10 @@ async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared
     let _ = stream.set_nodelay(true);
     let tls = shared.tls.load_full();
     match tls.as_ref() {
-        None => serve_h1(stream, ConnInfo::new(peer, false), shared, shutdown).await,
+        None => {
+            let limits = h1_limits(&shared);
+            h1::serve(stream, ConnInfo::new(peer, false), shared, shutdown, limits).await
+        }
         // Boxed: a task is as large as the largest state of its future, and a TLS session
         // (or an HTTP/2 connection) is several KiB a plain HTTP/1.1 connection need not carry.
         Some(cfg) => Box::pin(serve_tls(stream, peer, cfg.clone(), shared, shutdown)).await,
@@ -130,7 +134,8 @@ async fn serve_tls(stream: TcpStream, peer: std::net::SocketAddr, cfg: Arc<rustl
     if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         serve_h2(tls_stream, info, shared, shutdown).await;
     } else {
-        serve_h1(tls_stream, info, shared, shutdown).await;
+        let limits = h1_limits(&shared);
+        h1::serve(tls_stream, info, shared, shutdown, limits).await;
     }
 }
 
@@ -141,7 +146,8 @@ fn service(
     info: ConnInfo,
     activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
-    service_fn(move |mut req: Request<Incoming>| {
+    service_fn(move |req: Request<Incoming>| {
+        let mut req = req.map(ClientBody::Hyper);
         if req.version() <= http::Version::HTTP_11 {
             detach_from_read_buffer(&mut req);
         }
@@ -166,26 +172,31 @@ fn service(
 /// The field-count limit hyper applies when none is set (`hyper::proto::h1::role`).
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
-async fn serve_h1<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+/// The server config's limits for an HTTP/1 connection, read once as it starts.
+fn h1_limits(shared: &Shared) -> h1::Limits {
+    let gateway = shared.gateway.load();
+    let server = &gateway.config().server;
+    h1::Limits {
+        header_read_timeout: server.header_read_timeout.0,
+        // Room above the limit, so most oversize heads get the gateway's own 431 problem
+        // document; only a head past twice the limit gets hyper's bare 431.
+        max_buf: (server.max_header_bytes.0 as usize).saturating_mul(2).max(8192),
+        max_headers: server.max_header_count,
+    }
+}
+
+/// Serves an HTTP/1 connection with hyper, from the request the gateway's own reader
+/// (`h1::serve`) handed over on.
+pub(super) async fn serve_h1_hyper<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>, limits: h1::Limits)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    {
-        let gateway = shared.gateway.load();
-        let server = &gateway.config().server;
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(server.header_read_timeout.0)
-            // Room above the limit, so most oversize heads get the gateway's own 431 problem
-            // document; only a head past twice the limit gets hyper's bare 431.
-            .max_buf_size((server.max_header_bytes.0 as usize).saturating_mul(2).max(8192))
-            .keep_alive(true);
-        // hyper's own limit is 100 fields; set explicitly, it fills its field arrays one
-        // element at a time on every request head, so it is only set when it differs.
-        if server.max_header_count != HYPER_DEFAULT_MAX_HEADERS {
-            builder.max_headers(server.max_header_count);
-        }
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(limits.max_buf).keep_alive(true);
+    // hyper's own limit is 100 fields; set explicitly, it fills its field arrays one
+    // element at a time on every request head, so it is only set when it differs.
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        builder.max_headers(limits.max_headers);
     }
     let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None)).with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;

@@ -7,6 +7,7 @@
 //! reloads; the assembled pipeline and TLS config are swapped atomically for all workers.
 
 mod conn;
+pub mod h1;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -7,10 +7,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
 use super::Pow;
-use crate::body::Body;
+use crate::body::{Body, ClientBody};
 use crate::checks::Client;
 use crate::pipeline::{Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
@@ -45,7 +44,7 @@ impl Endpoint for ChallengeEndpoint {
         "/.frontgate/challenge"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: Incoming, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::GET {
                 return Err(method_not_allowed("GET"));
@@ -152,7 +151,7 @@ impl Endpoint for VerifyEndpoint {
         "/.frontgate/verify"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: Incoming, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::POST {
                 return Err(method_not_allowed("POST"));
@@ -195,7 +194,7 @@ impl Endpoint for WidgetEndpoint {
         "/.frontgate/widget.js"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: Incoming, _client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, _client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::GET && head.method != Method::HEAD {
                 return Err(method_not_allowed("GET, HEAD"));
