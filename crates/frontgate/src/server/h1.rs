@@ -578,25 +578,30 @@ mod date {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// Compares this reader with hyper's HTTP/1 server on the same bytes: for the unit tests and
+/// the `h1_request_head` fuzz target.
+#[doc(hidden)]
+pub mod differential {
     use std::convert::Infallible;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
-    use proptest::prelude::*;
-    use tokio::io::AsyncReadExt;
+    use bytes::{Bytes, BytesMut};
+    use http::{HeaderMap, Method, Request, Version};
+    use http_body::Body as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::*;
+    use super::{Head, has_token, read_head};
 
     /// The parts of a request both readers must agree on.
     #[derive(Debug, PartialEq)]
-    struct Seen {
-        method: Method,
-        uri: http::Uri,
-        version: Version,
-        headers: Vec<(String, Vec<u8>)>,
+    pub struct Seen {
+        pub method: Method,
+        pub uri: http::Uri,
+        pub version: Version,
+        pub headers: Vec<(String, Vec<u8>)>,
         /// Whether the connection closes after the answer.
-        close: bool,
+        pub close: bool,
     }
 
     fn fields(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
@@ -606,7 +611,7 @@ mod tests {
     /// What hyper's HTTP/1 server (as the gateway configures it) makes of `raw`: the first
     /// request it hands over, if it hands one over with an empty body, and whether its answer
     /// closes the connection.
-    async fn hyper_reads(raw: &[u8]) -> Option<Seen> {
+    pub async fn hyper_reads(raw: &[u8]) -> Option<Seen> {
         let (mut client, server) = tokio::io::duplex(256 * 1024);
         let seen = Arc::new(Mutex::new(None));
         let record = seen.clone();
@@ -643,7 +648,7 @@ mod tests {
         Some(Seen { method, uri, version, headers, close })
     }
 
-    fn ours(raw: &[u8]) -> Option<Seen> {
+    pub fn ours(raw: &[u8]) -> Option<Seen> {
         let mut buf = BytesMut::from(raw);
         match read_head(&mut buf, 100) {
             Head::Request { req, close } => {
@@ -653,10 +658,30 @@ mod tests {
         }
     }
 
+    /// `Err` (with both readings) when this reader keeps `raw`'s first request and hyper
+    /// reads it otherwise, or not as a bodiless request.
+    pub async fn check(raw: &[u8]) -> Result<(), String> {
+        let Some(mine) = ours(raw) else { return Ok(()) };
+        let theirs = hyper_reads(raw).await;
+        if Some(&mine) == theirs.as_ref() {
+            Ok(())
+        } else {
+            Err(format!("{:?}\nthis reader: {mine:?}\nhyper: {theirs:?}", String::from_utf8_lossy(raw)))
+        }
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::differential::{check, ours};
+    use super::*;
+
     async fn agree(raw: &[u8]) {
-        if let Some(mine) = ours(raw) {
-            let theirs = hyper_reads(raw).await;
-            assert_eq!(Some(&mine), theirs.as_ref(), "{:?}", String::from_utf8_lossy(raw));
+        if let Err(e) = check(raw).await {
+            panic!("{e}");
         }
     }
 
