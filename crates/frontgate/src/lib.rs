@@ -18,6 +18,7 @@ pub mod oidc;
 pub mod pipeline;
 pub mod problem;
 pub mod proxy;
+pub mod response_fields;
 pub mod route;
 pub mod server;
 pub mod session;

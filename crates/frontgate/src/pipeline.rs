@@ -11,6 +11,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 
 use crate::body::{Body, ClientBody};
+use crate::response_fields::{self, FieldPolicy};
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
 use crate::checks::rate_limit;
@@ -80,11 +81,6 @@ impl RouteMetrics {
 }
 
 /// Response headers every answer gets, computed once per config.
-struct SecurityHeaders {
-    hsts: Option<HeaderValue>,
-    csp: HeaderValue,
-}
-
 /// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a secret.
 pub(crate) struct RequestIds {
     prefix: String,
@@ -125,7 +121,8 @@ pub struct Gateway {
     upstream_host: HeaderValue,
     upstream_timeout: Duration,
     frontend: Option<Frontend>,
-    security: SecurityHeaders,
+    /// The response fields of each route, then of no route; for plain HTTP and for HTTPS.
+    fields: Vec<[FieldPolicy; 2]>,
     route_metrics: Vec<RouteMetrics>,
     /// The gateway's own endpoints under `/.frontgate/`, from the modules that own them.
     endpoints: Vec<Arc<dyn Endpoint>>,
@@ -242,10 +239,16 @@ impl Gateway {
             None => None,
         };
         let csp = config.frontend.as_ref().map(|f| f.csp.clone()).unwrap_or_else(crate::config::frontend::d_csp);
-        let security = SecurityHeaders {
-            hsts: config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok()),
-            csp: HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'")),
-        };
+        let hsts = config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok());
+        let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"));
+        let defaults = response_fields::Defaults { hsts: hsts.as_ref(), csp: &csp };
+        let fields = table
+            .entries()
+            .iter()
+            .map(Some)
+            .chain([None])
+            .map(|r| [FieldPolicy::new(&defaults, r, false), FieldPolicy::new(&defaults, r, true)])
+            .collect();
         let route_metrics = table.entries().iter().map(RouteMetrics::new).collect();
         Ok(Gateway {
             upstream_timeout: config.upstream.as_ref().map_or(Duration::from_secs(30), |u| u.timeout.0),
@@ -255,7 +258,7 @@ impl Gateway {
             upstream,
             upstream_host,
             frontend,
-            security,
+            fields,
             route_metrics,
             endpoints,
             request_ids: RequestIds::new(),
@@ -268,6 +271,15 @@ impl Gateway {
 
     /// Handles one request from a client connection.
     pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<Body> {
+        let (mut resp, fields) = self.handle_deferred(req, conn).await;
+        fields.policy.apply(resp.headers_mut(), &fields.request_id);
+        resp
+    }
+
+    /// [`Gateway::handle`], except that the response fields of the route's [`FieldPolicy`]
+    /// (security headers, `X-Request-Id`) are not yet in the response: the caller applies
+    /// them, or writes them as it encodes the head (`server::h1`).
+    pub async fn handle_deferred(&self, req: Request<ClientBody>, conn: ConnInfo) -> (Response<Body>, DeferredFields<'_>) {
         let start = Instant::now();
         let (mut head, body) = req.into_parts();
         let server = &self.config.server;
@@ -290,9 +302,9 @@ impl Gateway {
                 problem.into_response(request_id.to_str().unwrap_or(""))
             }
         };
-        self.finish_headers(&mut resp, &out, &request_id, client.https);
+        let policy = self.add_extra_headers(&mut resp, &out, client.https);
         self.record(&head.method, head.uri.path(), &resp, &mut out, start, &request_id, &client);
-        resp
+        (resp, DeferredFields { policy, request_id })
     }
 
     async fn run(
@@ -563,8 +575,9 @@ impl Gateway {
         Err(Problem::new(Code::RouteNotFound))
     }
 
-    pub(crate) fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
-        let route = out.route.map(|i| &self.table.entries()[i]);
+    /// Adds what the checks set for this response (CORS, `Vary`, challenges) and returns the
+    /// route's [`FieldPolicy`], still to be applied.
+    fn add_extra_headers(&self, resp: &mut Response<Body>, out: &Outgoing, https: bool) -> &FieldPolicy {
         let h = resp.headers_mut();
         for (k, v) in &out.extra {
             // Lists a response may carry several of (one challenge per scheme).
@@ -574,67 +587,12 @@ impl Gateway {
                 h.insert(k, v.clone());
             }
         }
-        // One pass to learn which defaults the response already set, then plain inserts.
-        // (Standard names compare as enum values; only custom ones compare bytes.)
-        static PERMISSIONS_POLICY: HeaderName = HeaderName::from_static("permissions-policy");
-        static COOP: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
-        let (mut has_referrer, mut has_xfo, mut has_permissions, mut has_coop, mut has_csp) = (false, false, false, false, false);
-        for name in h.keys() {
-            if name == header::REFERRER_POLICY {
-                has_referrer = true;
-            } else if name == header::X_FRAME_OPTIONS {
-                has_xfo = true;
-            } else if name == header::CONTENT_SECURITY_POLICY {
-                has_csp = true;
-            } else if *name == PERMISSIONS_POLICY {
-                has_permissions = true;
-            } else if *name == COOP {
-                has_coop = true;
-            }
-        }
-        h.reserve(9);
-        if let (Some(hsts), true) = (&self.security.hsts, https) {
-            h.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-        }
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if !has_referrer {
-            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin"));
-        }
-        if !has_xfo {
-            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        }
-        if !has_permissions {
-            h.insert(&PERMISSIONS_POLICY, HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"));
-        }
-        if !has_coop {
-            h.insert(&COOP, HeaderValue::from_static("same-origin"));
-        }
-        match route.and_then(|r| r.csp.as_ref()) {
-            Some(Some(csp)) => {
-                h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
-            }
-            Some(None) => {
-                h.remove(header::CONTENT_SECURITY_POLICY);
-            }
-            None => {
-                if !has_csp {
-                    h.insert(header::CONTENT_SECURITY_POLICY, self.security.csp.clone());
-                }
-            }
-        }
-        if let Some(route) = route {
-            for (name, value) in &route.headers {
-                match value {
-                    Some(v) => {
-                        h.insert(name, v.clone());
-                    }
-                    None => {
-                        h.remove(name);
-                    }
-                }
-            }
-        }
-        h.insert(&hygiene::X_REQUEST_ID, request_id.clone());
+        &self.fields[out.route.unwrap_or(self.fields.len() - 1)][usize::from(https)]
+    }
+
+    /// Sets the response's headers: what the checks asked for, then the route's policy.
+    pub(crate) fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
+        self.add_extra_headers(resp, out, https).apply(resp.headers_mut(), request_id);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -676,6 +634,12 @@ impl Gateway {
             );
         }
     }
+}
+
+/// The response fields [`Gateway::handle_deferred`] leaves to its caller.
+pub struct DeferredFields<'a> {
+    pub policy: &'a FieldPolicy,
+    pub request_id: HeaderValue,
 }
 
 pub(crate) enum Admission {

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use crate::body::{Body, ClientBody};
-use crate::pipeline::ConnInfo;
+use crate::pipeline::{ConnInfo, DeferredFields};
 
 /// A connection's read buffer starts this large (hyper's starts at 8 KiB); it grows up to the
 /// connection's limit only for a large head.
@@ -183,8 +183,8 @@ where
         };
         let head_request = req.method() == Method::HEAD;
         let gateway = shared.gateway.load_full();
-        let resp = {
-            let mut handler = std::pin::pin!(gateway.handle(req, info.clone()));
+        let (resp, fields) = {
+            let mut handler = std::pin::pin!(gateway.handle_deferred(req, info.clone()));
             // A client that closes its side while its request runs cancels the request.
             let done = poll_fn(|cx| match handler.as_mut().poll(cx) {
                 Poll::Ready(r) => Poll::Ready(Some(r)),
@@ -195,7 +195,6 @@ where
                 None => return,
             }
         };
-        drop(gateway);
         let keep_alive = !close && !*shutdown.borrow();
         let (parts, body) = resp.into_parts();
         let length = if body.is_end_stream() {
@@ -206,7 +205,10 @@ where
                 None => Some(Length::Unknown),
             }
         };
-        let Ok((framing, last)) = encode_head(&parts, length, head_request, keep_alive, &mut out) else {
+        let encoded = encode_head(&parts, Some(&fields), length, head_request, keep_alive, &mut out);
+        drop(fields);
+        drop(gateway);
+        let Ok((framing, last)) = encoded else {
             tracing::debug!(status = %parts.status, "response head not encodable; closing the connection");
             return;
         };
@@ -286,7 +288,14 @@ fn can_have_content_length(status: StatusCode) -> bool {
 /// Writes the response head into `out`, following hyper's `Server::encode`; returns how the
 /// body is framed and whether the connection closes after it. `Err` when the response's own
 /// framing fields are contradictory (hyper then closes the connection without an answer).
-fn encode_head(parts: &http::response::Parts, length: Option<Length>, head_request: bool, keep_alive: bool, out: &mut Vec<u8>) -> Result<(Framing, bool), ()> {
+fn encode_head(
+    parts: &http::response::Parts,
+    fields: Option<&DeferredFields<'_>>,
+    length: Option<Length>,
+    head_request: bool,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> Result<(Framing, bool), ()> {
     let status = parts.status;
     if status.is_informational() {
         // Only an upgrade answers 101, and upgrades are hyper's.
@@ -311,7 +320,11 @@ fn encode_head(parts: &http::response::Parts, length: Option<Length>, head_reque
     let mut wrote_close = false;
     // Each field line as it is in the map (a name given several values is sent as several
     // lines, which RFC 9110 §5.3 makes equal to one comma-joined line).
+    let mut present = 0;
     for (name, value) in parts.headers.iter() {
+        if fields.is_some_and(|f| !f.policy.keeps(name, &mut present)) {
+            continue;
+        }
         if *name == header::CONTENT_LENGTH {
             if te_chunked_last.is_some() {
                 return Err(());
@@ -391,6 +404,9 @@ fn encode_head(parts: &http::response::Parts, length: Option<Length>, head_reque
     }
     if framing == Framing::Close {
         last = true;
+    }
+    if let Some(f) = fields {
+        f.policy.write_lines(present, &f.request_id, out);
     }
     if !wrote_date {
         out.extend_from_slice(b"date: ");
@@ -806,7 +822,7 @@ mod tests {
         }
         let (parts, ()) = resp.body(()).unwrap().into_parts();
         let mut out = Vec::new();
-        let (framing, last) = encode_head(&parts, length, head_request, keep_alive, &mut out)?;
+        let (framing, last) = encode_head(&parts, None, length, head_request, keep_alive, &mut out)?;
         Ok((String::from_utf8(out).unwrap(), framing, last))
     }
 
