@@ -3,7 +3,8 @@
 # anchor, configured as in bench/load.sh), measured in turn in one run (the layout of
 # bench/load.sh's plain section: wrk and the demo upstream on CPU 0, the proxy alone on CPU 1),
 # so the machine's noise hits all three alike. Prints each round and the medians of CPU
-# us/request, split into user and kernel time, and the ratios to nginx.
+# us/request, split into user and kernel time, of req/s and of wrk's p99 latency, and the
+# ratios to nginx.
 #
 # Usage: bench/ab.sh A_BINARY B_BINARY
 # Environment: ROUNDS=6, DURATION=5s, CONNECTIONS=64, PORT_BASE=23400 (uses +1..+6 on 127.0.0.1)
@@ -82,12 +83,13 @@ ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # utime stime
 measure() { # name pid port -> appends "us/req user_us kernel_us req/s" to $TMP/name.rows
     local before after out reqs
     read -r u0 s0 < <(ticks "$2")
-    out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$3/api/items")
+    out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$3/api/items")
     read -r u1 s1 < <(ticks "$2")
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
-    awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$reqs" -v t="$TICK" -v r="$rps" -v name="$1" \
-        'BEGIN { us = 1e6 / t / n; printf "%-2s %9.0f req/s  %6.2f us/req  user %5.2f  kernel %5.2f\n", name, r, (u + s) * us, u * us, s * us }' \
+    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else if (v ~ /s$/) v = v * 1000; print v }' <<<"$out")
+    awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$reqs" -v t="$TICK" -v r="$rps" -v p="$p99" -v name="$1" \
+        'BEGIN { us = 1e6 / t / n; printf "%-2s %9.0f req/s  %6.2f us/req  user %5.2f  kernel %5.2f  p99 %6.2f ms\n", name, r, (u + s) * us, u * us, s * us, p }' \
         | tee -a "$TMP/$1.rows"
 }
 echo "A: $1"; echo "B: $2"
@@ -99,9 +101,9 @@ done
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 median() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 for x in A B N; do
-    printf "median %s: %s us/request (user %s, kernel %s), %s req/s\n" "$x" "$(median "$TMP/$x.rows" 4)" "$(median "$TMP/$x.rows" 7)" "$(median "$TMP/$x.rows" 9)" "$(median "$TMP/$x.rows" 2)"
+    printf "median %s: %s us/request (user %s, kernel %s), %s req/s, p99 %s ms\n" "$x" "$(median "$TMP/$x.rows" 4)" "$(median "$TMP/$x.rows" 7)" "$(median "$TMP/$x.rows" 9)" "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/$x.rows" 11)"
 done
 n=$(median "$TMP/N.rows" 4)
 for x in A B; do
-    printf "%s/nginx: CPU/request %s, req/s %s\n" "$x" "$(div "$(median "$TMP/$x.rows" 4)" "$n")" "$(div "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/N.rows" 2)")"
+    printf "%s/nginx: CPU/request %s, req/s %s, p99 %s\n" "$x" "$(div "$(median "$TMP/$x.rows" 4)" "$n")" "$(div "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/N.rows" 2)")" "$(div "$(median "$TMP/$x.rows" 11)" "$(median "$TMP/N.rows" 12)")"
 done
