@@ -108,7 +108,7 @@ n = len(samples) or 1
 print("\n== inclusive share of stages (a sample counts for every stage on its stack)")
 stages = [
     ("all syscalls", "entry_SYSCALL"),
-    ("  writev (loopback send: also runs the receiver's TCP path)", "writev"),
+    ("  sendto/writev (loopback send: also runs the receiver's TCP path)", ("sendto", "writev")),
     ("  recvfrom", "recvfrom"),
     ("  epoll_wait", "epoll_wait"),
     ("frontgate pipeline (Gateway::handle)", "frontgate::pipeline::Gateway::handle"),
@@ -116,13 +116,12 @@ stages = [
     ("  RequestIds::next", "RequestIds::next"),
     ("  metrics recording", "metrics::"),
     ("  UpstreamClient (checkout etc.)", "UpstreamClient"),
-    ("hyper server: parse request head", "Server as hyper::proto::h1::Http1Transaction>::parse"),
-    ("hyper server: encode response head", "Server as hyper::proto::h1::Http1Transaction>::encode"),
-    ("hyper client: encode request head", "Client as hyper::proto::h1::Http1Transaction>::encode"),
-    ("hyper client: parse response head", "Client as hyper::proto::h1::Http1Transaction>::parse"),
-    ("hyper client dispatch channel (tokio mpsc)", "tokio::sync::mpsc"),
+    ("server::h1: read request head", "server::h1::read_head"),
+    ("server::h1: encode response head", "server::h1::encode_head"),
+    ("hyper HTTP/1 server (connections handed over)", "hyper::proto::h1"),
+    ("upstream: parse response head", "proxy::h1::parse_head"),
     ("tokio timers", "tokio::runtime::time"),
-    ("malloc/free/realloc", ("malloc", "_int_free", "cfree", "realloc")),
+    ("malloc/free/realloc", ("malloc", "_int_free", "cfree", "realloc", "mi_free")),
     ("memmove/memcpy", ("__memmove", "__memcpy")),
 ]
 for label, pat in stages:

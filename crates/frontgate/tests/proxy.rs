@@ -871,3 +871,24 @@ async fn pipelined_requests_are_answered_in_order_across_the_handover_to_hyper()
     assert!(out.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{out}");
     assert!(!out.contains("/echo/b"), "{out}");
 }
+
+#[tokio::test]
+async fn a_request_head_sent_a_byte_at_a_time_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let mut tls = gate.tls().connect(&[b"http/1.1"]).await;
+    // Both kinds of line end; the head is only complete with its very last byte.
+    let head = b"GET /echo/slow HTTP/1.1\r\nHost: localhost\nX-A: 1\r\nConnection: close\r\n\n";
+    for b in head {
+        tls.write_all(&[*b]).await.unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("\"path\":\"/echo/slow\""), "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}

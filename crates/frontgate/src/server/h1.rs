@@ -171,11 +171,16 @@ where
             return;
         }
         let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+        // How much of the buffer a parse has already found incomplete: after the first parse,
+        // a head is parsed again only once new bytes hold the empty line that ends it (as
+        // hyper does), so a head sent a byte at a time costs linear, not quadratic, work.
+        let mut scanned = None;
         let (req, close) = loop {
-            if !buf.is_empty() {
-                match read_head(&mut buf, limits.max_headers) {
+            if buf.len() > scanned.unwrap_or(0) {
+                let head = if scanned.is_none_or(|from| may_end_head(&buf, from)) { read_head(&mut buf, limits.max_headers) } else { Head::Partial };
+                match head {
                     Head::Request { req, close } => break (req, close),
-                    Head::Partial if buf.len() < limits.max_buf => {}
+                    Head::Partial if buf.len() < limits.max_buf => scanned = Some(buf.len()),
                     Head::Partial | Head::Hyper => {
                         let io = Rewind { pre: buf.freeze(), io };
                         // Boxed: a rare path, kept out of every connection's task size.
@@ -245,6 +250,13 @@ where
             return;
         }
     }
+}
+
+/// Whether the bytes of `buf` from `from` on (and the three before, where the empty line may
+/// have begun) hold the end of a head: a line feed followed by another, or by CR LF.
+fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from.saturating_sub(3)..];
+    memchr::memchr_iter(b'\n', tail).any(|i| tail[i + 1..].starts_with(b"\n") || tail[i + 1..].starts_with(b"\r\n"))
 }
 
 /// Whether the server has started draining since the connection began (the watch only ever
@@ -903,6 +915,18 @@ mod tests {
         assert_eq!(h.matches("date: ").count(), 1, "{h}");
         // 1xx is never answered here.
         assert!(head(101, &[], None, false, true).is_err());
+    }
+
+    #[test]
+    fn a_head_is_parsed_again_only_once_its_end_may_have_arrived() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        // Arriving a byte at a time: only the last byte can complete it.
+        for n in 1..=head.len() {
+            assert_eq!(may_end_head(&head[..n], n - 1), n == head.len(), "after {n} bytes");
+        }
+        assert!(may_end_head(b"GET / HTTP/1.1\n\n", 10));
+        assert!(may_end_head(b"GET / HTTP/1.1\n\r\n", 14));
+        assert!(!may_end_head(b"GET / HTTP/1.1\r\nX: 1\r\n", 0));
     }
 
     #[test]
