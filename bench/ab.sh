@@ -105,5 +105,5 @@ for x in A B N; do
 done
 n=$(median "$TMP/N.rows" 4)
 for x in A B; do
-    printf "%s/nginx: CPU/request %s, req/s %s, p99 %s\n" "$x" "$(div "$(median "$TMP/$x.rows" 4)" "$n")" "$(div "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/N.rows" 2)")" "$(div "$(median "$TMP/$x.rows" 11)" "$(median "$TMP/N.rows" 12)")"
+    printf "%s/nginx: CPU/request %s, req/s %s, p99 %s\n" "$x" "$(div "$(median "$TMP/$x.rows" 4)" "$n")" "$(div "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/N.rows" 2)")" "$(div "$(median "$TMP/$x.rows" 11)" "$(median "$TMP/N.rows" 11)")"
 done

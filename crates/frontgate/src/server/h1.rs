@@ -59,6 +59,9 @@ pub(super) struct Limits {
 
 /// What the reader made of the bytes at the start of a connection's buffer.
 #[derive(Debug)]
+// Returned once per head and taken apart at once: boxing the request would be an allocation
+// per request to save a move.
+#[allow(clippy::large_enum_variant)]
 pub enum Head {
     /// A bodiless HTTP/1.1 request, taken out of the buffer; `close` when it asks for the
     /// connection to be closed after its response.
