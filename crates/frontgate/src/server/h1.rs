@@ -159,11 +159,11 @@ where
     // the current head's deadline (requests came and went meanwhile), it is moved there:
     // one wake-up per timeout period, instead of moving the timer for every request.
     let mut timer = std::pin::pin!(tokio::time::sleep(limits.header_read_timeout));
-    // Fires once when the server starts draining: one waiter for the connection's life,
-    // not one registered and removed per request.
     if *shutdown.borrow() {
         return;
     }
+    // Fires once when the server starts draining: one waiter for the connection's life,
+    // not one registered and removed per request.
     let mut drain_signal = shutdown.clone();
     let mut drain = std::pin::pin!(async move {
         let _ = drain_signal.changed().await;
