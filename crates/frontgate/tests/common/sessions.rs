@@ -55,9 +55,25 @@ pub async fn browser(scenario: &str, env: Vec<(String, String)>, context: impl F
     serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or(serde_json::Value::Null)
 }
 
-/// A free loopback port (bound and released; the caller binds it next).
+/// A free loopback port (bound and released; the caller binds it next, seconds later, once the
+/// IdP knows it). Taken below the kernel's ephemeral range: a port from that range (what
+/// binding port 0 gives) can be handed to another test's listener or outgoing connection in
+/// the meantime, and was ("Address already in use" in a CI run).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_start.max(10_001));
+    for _ in 0..1000 {
+        let mut r = [0u8; 2];
+        getrandom::fill(&mut r).expect("random");
+        let port = low + u16::from_le_bytes(r) % (high - low);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
 }
 
 /// A random 32-byte session key, base64.
