@@ -80,7 +80,6 @@ impl RouteMetrics {
     }
 }
 
-/// Response headers every answer gets, computed once per config.
 /// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a secret.
 pub(crate) struct RequestIds {
     prefix: String,

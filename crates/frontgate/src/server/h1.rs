@@ -277,18 +277,7 @@ fn poll_read<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut, max: usize, c
         buf.reserve(FIRST_READ.min(max - buf.len()).max(1024));
     }
     let room = (max - buf.len()).min(buf.capacity() - buf.len());
-    let spare = &mut buf.spare_capacity_mut()[..room];
-    let mut rb = ReadBuf::uninit(spare);
-    match Pin::new(io).poll_read(cx, &mut rb) {
-        Poll::Ready(Ok(())) => {
-            let n = rb.filled().len();
-            // SAFETY: `n` bytes of the spare capacity were just initialised by the read.
-            unsafe { buf.set_len(buf.len() + n) };
-            Poll::Ready(Ok(n))
-        }
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        Poll::Pending => Poll::Pending,
-    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut bytes::BufMut::limit(buf, room))
 }
 
 /// While a request runs or its response streams: `Ready` once the client has closed its side
