@@ -397,6 +397,26 @@ async fn admin_health_ready_and_metrics() {
         .find(|l| l.starts_with("frontgate_requests_total{") && l.contains("route=\"/echo/**\"") && l.contains("decision=\"forwarded\""))
         .unwrap_or_else(|| panic!("no forwarded request counted:\n{metrics}"));
     assert!(line.ends_with(" 1"), "{line}");
+    // Both latency histograms hold that one request: cumulative buckets ending in the count,
+    // and the gateway's overhead no larger than the whole duration.
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{route=\"/echo/**\"");
+        let l = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name}:\n{metrics}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for histogram in ["frontgate_request_duration_seconds", "frontgate_overhead_seconds"] {
+        assert!(metrics.contains(&format!("# TYPE {histogram} histogram\n")), "{metrics}");
+        assert_eq!(value(&format!("{histogram}_count")), 1.0);
+        let buckets: Vec<f64> = metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{histogram}_bucket{{route=\"/echo/**\",le=")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(buckets.len(), 20, "19 bounds and +Inf:\n{metrics}");
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]) && buckets[19] == 1.0, "{buckets:?}");
+    }
+    let (total, overhead) = (value("frontgate_request_duration_seconds_sum"), value("frontgate_overhead_seconds_sum"));
+    assert!(total > 0.0 && overhead <= total, "duration {total}, overhead {overhead}");
     for path in ["/metrics", "/health", "/ready"] {
         assert_eq!(client.get(path).await.0, 404, "{path} must not be on the public listener");
     }

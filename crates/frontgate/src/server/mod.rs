@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
@@ -136,16 +135,6 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
             let shared = shared.clone();
             tokio::spawn(crate::admin::serve(l, shared, admin_stop_rx));
         }
-        // Histogram samples queue up until upkeep drains them: at tens of thousands of requests
-        // per second, a 5 s interval held ~4 MiB more at peak than this one (docs/performance.md).
-        let handle = observe::metrics_handle();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                handle.run_upkeep();
-            }
-        });
         wait_for_signals(&shared, config_path).await;
         shared.draining.store(true, Ordering::SeqCst);
         tracing::info!(connections = shared.connections.load(Ordering::Relaxed), "draining");

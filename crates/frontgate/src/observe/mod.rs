@@ -3,12 +3,15 @@
 //! Request logs never include headers or query strings, so credentials (Authorization,
 //! Cookie, API keys, tokens in URLs) cannot reach a log line.
 
+mod histogram;
+
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+pub use histogram::MetricsHandle;
 
 pub const REQUESTS: &str = "frontgate_requests_total";
 pub const DURATION: &str = "frontgate_request_duration_seconds";
@@ -27,16 +30,14 @@ const LATENCY_BUCKETS: &[f64] = &[
     2.5, 5.0, 10.0, 30.0,
 ];
 
-static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+static METRICS: OnceLock<MetricsHandle> = OnceLock::new();
 
-/// Installs the global metrics recorder once; later calls return the same handle.
-pub fn metrics_handle() -> PrometheusHandle {
-    PROMETHEUS
+/// Installs the global metrics recorder once; later calls return the same handle. Every
+/// histogram gets the latency buckets (all of them are latencies, in seconds).
+pub fn metrics_handle() -> MetricsHandle {
+    METRICS
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("static, non-empty buckets")
-                .build_recorder();
+            let recorder = histogram::Recorder::new(PrometheusBuilder::new().build_recorder(), LATENCY_BUCKETS);
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding app's); ours then renders nothing.
             let _ = metrics::set_global_recorder(recorder);
