@@ -5,7 +5,8 @@
 #
 # Usage: bench/instructions.sh
 # Environment: FRONTGATE_BIN=... (skip the build), PORT_BASE=23100 (uses PORT_BASE+1..3 on
-#   127.0.0.1), SECONDS_LOAD=10, KEEP_TMP=1 keeps the callgrind output for callgrind_annotate.
+#   127.0.0.1), SECONDS_LOAD=10, KEEP_TMP=1 keeps the callgrind output for callgrind_annotate,
+#   BROWSER=1 sends the fields Chromium sends with a same-origin fetch() (wrk alone sends one).
 set -euo pipefail
 NAME=instructions
 # shellcheck source=bench/lib.sh
@@ -38,8 +39,20 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/health" >/dev/null &
 # One request first, so one-time work (the first upstream connection, lazy statics) is not
 # counted either.
 curl -sf "http://127.0.0.1:$GW/api/items" >/dev/null || die "the gateway does not answer; see $TMP/vg.log (KEEP_TMP=1)"
+FIELDS=()
+if [[ ${BROWSER:-0} == 1 ]]; then
+    # As Chromium 131 sends them for fetch("/api/items") from a page on the same origin.
+    for f in 'sec-ch-ua-platform: "Linux"' \
+        'user-agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36' \
+        'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"' 'sec-ch-ua-mobile: ?0' 'accept: */*' \
+        'sec-fetch-site: same-origin' 'sec-fetch-mode: cors' 'sec-fetch-dest: empty' \
+        "referer: http://127.0.0.1:$GW/" 'accept-encoding: gzip, deflate, br, zstd' \
+        'accept-language: en-US,en;q=0.9' 'priority: u=1, i'; do
+        FIELDS+=(-H "$f")
+    done
+fi
 callgrind_control -i on "$VG" >/dev/null
-wrk -t1 -c8 -d"${SECONDS_LOAD:-10}s" "http://127.0.0.1:$GW/api/items" >/dev/null
+wrk -t1 -c8 -d"${SECONDS_LOAD:-10}s" "${FIELDS[@]}" "http://127.0.0.1:$GW/api/items" >/dev/null
 callgrind_control -i off "$VG" >/dev/null
 N=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | grep 'frontgate_requests_total{route="GET /api/items",decision="forwarded"' | awk '{print $NF}')
 kill -INT "$VG"; wait "$VG" 2>/dev/null || true

@@ -72,10 +72,40 @@ pub enum Head {
     Hyper,
 }
 
-/// Reads a request head at the start of `buf`. When it is kept, its bytes are taken out of
-/// `buf` and copied into an allocation of the request's own (so the connection's buffer is
-/// reused for the next read instead of staying shared with a request in flight).
-pub fn read_head(buf: &mut BytesMut, max_headers: usize) -> Head {
+/// The field names of a connection's last request, in order, as sent and as parsed. A client
+/// sends much the same fields in the same order on every request of a connection (a browser's
+/// `fetch()`: a dozen, half of them names the `http` crate does not know, each of which
+/// `HeaderName::from_bytes` would allocate anew), so a name sent with the same bytes at the
+/// same position as last time is cloned instead of parsed.
+#[derive(Default)]
+pub struct FieldNames(Vec<(Box<[u8]>, HeaderName)>);
+
+/// Longer names are parsed every time rather than copied into the cache.
+const REMEMBERED_NAME_LEN: usize = 64;
+
+impl FieldNames {
+    /// The name of the `i`th field, sent as `raw`; `None` when `raw` is not a field name.
+    fn get(&mut self, i: usize, raw: &[u8]) -> Option<HeaderName> {
+        // Exact bytes (one memcmp): a case-insensitive compare costs as much as parsing.
+        if let Some((sent, name)) = self.0.get(i)
+            && **sent == *raw
+        {
+            return Some(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw).ok()?;
+        self.0.truncate(i);
+        if raw.len() <= REMEMBERED_NAME_LEN && i == self.0.len() {
+            self.0.push((raw.into(), name.clone()));
+        }
+        Some(name)
+    }
+}
+
+/// Reads a request head at the start of `buf`, with the connection's `names`. When it is
+/// kept, its bytes are taken out of `buf` and copied into an allocation of the request's own
+/// (so the connection's buffer is reused for the next read instead of staying shared with a
+/// request in flight).
+pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames) -> Head {
     let mut stack = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap;
     let slots: &mut [std::mem::MaybeUninit<httparse::Header<'_>>] = if max_headers <= STACK_FIELDS {
@@ -107,8 +137,8 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize) -> Head {
         Ok(u) => u,
         Err(_) => return Head::Hyper,
     };
-    for field in parsed.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else { return Head::Hyper };
+    for (i, field) in parsed.headers.iter().enumerate() {
+        let Some(name) = names.get(i, field.name.as_bytes()) else { return Head::Hyper };
         // Framing, expectations and upgrades are hyper's to handle.
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE || name == header::TE {
             return Head::Hyper;
@@ -155,6 +185,7 @@ where
 {
     let mut buf = BytesMut::with_capacity(FIRST_READ);
     let mut out = Vec::new();
+    let mut names = FieldNames::default();
     // One timer per connection, armed for the first head's deadline. When it fires before
     // the current head's deadline (requests came and went meanwhile), it is moved there:
     // one wake-up per timeout period, instead of moving the timer for every request.
@@ -180,7 +211,7 @@ where
         let mut scanned = None;
         let (req, close) = loop {
             if buf.len() > scanned.unwrap_or(0) {
-                let head = if scanned.is_none_or(|from| may_end_head(&buf, from)) { read_head(&mut buf, limits.max_headers) } else { Head::Partial };
+                let head = if scanned.is_none_or(|from| may_end_head(&buf, from)) { read_head(&mut buf, limits.max_headers, &mut names) } else { Head::Partial };
                 match head {
                     Head::Request { req, close } => break (req, close),
                     Head::Partial if buf.len() < limits.max_buf => scanned = Some(buf.len()),
@@ -639,7 +670,7 @@ pub mod differential {
     use http_body::Body as _;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::{Head, has_token, read_head};
+    use super::{FieldNames, Head, has_token, read_head};
 
     /// The parts of a request both readers must agree on.
     #[derive(Debug, PartialEq)]
@@ -696,9 +727,22 @@ pub mod differential {
         Some(Seen { method, uri, version, headers, close })
     }
 
+    /// What this reader makes of `raw`. It reads `raw` three times: with no remembered field
+    /// names, after a head whose names it remembers, and after `raw` itself (every name
+    /// remembered); it panics unless all three agree.
     pub fn ours(raw: &[u8]) -> Option<Seen> {
+        let fresh = ours_with(raw, &mut FieldNames::default());
+        let mut names = FieldNames::default();
+        let _ = ours_with(b"GET / HTTP/1.1\r\nHost: a\r\nuser-agent: b\r\nACCEPT: */*\r\nSec-Fetch-Site: x\r\nX-Custom: 1\r\n\r\n", &mut names);
+        assert_eq!(ours_with(raw, &mut names), fresh, "names remembered from another head changed the reading of {raw:?}");
+        let _ = ours_with(raw, &mut names);
+        assert_eq!(ours_with(raw, &mut names), fresh, "its own remembered names changed the reading of {raw:?}");
+        fresh
+    }
+
+    fn ours_with(raw: &[u8], names: &mut FieldNames) -> Option<Seen> {
         let mut buf = BytesMut::from(raw);
-        match read_head(&mut buf, 100) {
+        match read_head(&mut buf, 100, names) {
             Head::Request { req, close } => {
                 Some(Seen { method: req.method().clone(), uri: req.uri().clone(), version: req.version(), headers: fields(req.headers()), close })
             }
@@ -799,15 +843,45 @@ mod tests {
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
         ] {
             let mut buf = BytesMut::from(raw);
-            assert!(matches!(read_head(&mut buf, 100), Head::Hyper), "{:?}", String::from_utf8_lossy(raw));
+            assert!(matches!(read_head(&mut buf, 100, &mut FieldNames::default()), Head::Hyper), "{:?}", String::from_utf8_lossy(raw));
             assert_eq!(&buf[..], raw, "a head left to hyper is left in the buffer whole");
         }
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_LEN));
-        assert!(matches!(read_head(&mut BytesMut::from(long.as_bytes()), 100), Head::Hyper));
+        assert!(matches!(read_head(&mut BytesMut::from(long.as_bytes()), 100, &mut FieldNames::default()), Head::Hyper));
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1\r\n".repeat(101));
-        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 100), Head::Hyper));
-        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 200), Head::Request { .. }));
-        assert!(matches!(read_head(&mut BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]), 100), Head::Partial));
+        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 100, &mut FieldNames::default()), Head::Hyper));
+        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 200, &mut FieldNames::default()), Head::Request { .. }));
+        assert!(matches!(read_head(&mut BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]), 100, &mut FieldNames::default()), Head::Partial));
+    }
+
+    #[test]
+    fn remembered_field_names_are_used_only_where_the_same_name_is_sent_again() {
+        let mut names = FieldNames::default();
+        let read = |names: &mut FieldNames, raw: &str| match read_head(&mut BytesMut::from(raw), 100, names) {
+            Head::Request { req, .. } => Some(req.headers().keys().map(|n| n.as_str().to_owned()).collect::<Vec<_>>()),
+            _ => None,
+        };
+        let first = "GET / HTTP/1.1\r\nHost: a\r\nSec-Fetch-Site: x\r\nX-Long-Name: 1\r\n\r\n";
+        assert_eq!(read(&mut names, first).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
+        // Same names in another case: parsed again, to the same names.
+        let cased = "GET / HTTP/1.1\r\nHOST: a\r\nsec-fetch-site: x\r\nx-long-NAME: 1\r\n\r\n";
+        assert_eq!(read(&mut names, cased).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
+        // A framing field where a remembered name was still sends the request to hyper.
+        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), None);
+        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), None);
+        // A prefix or an extension of a remembered name is another name.
+        let near = "GET / HTTP/1.1\r\nHost: a\r\nSec-Fetch-Sit: x\r\nX-Long-Names: 1\r\n\r\n";
+        assert_eq!(read(&mut names, near).unwrap(), ["host", "sec-fetch-sit", "x-long-names"]);
+        assert_eq!(read(&mut names, first).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
+        // The cache never outgrows the fields of the last head that reached each position.
+        assert_eq!(names.0.len(), 3);
+        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nUser-Agent: u\r\n\r\n").unwrap(), ["user-agent"]);
+        assert_eq!(names.0.len(), 1);
+        // A name too long to remember ends what is remembered: later positions would not line up.
+        let long = format!("GET / HTTP/1.1\r\nHost: a\r\nX-{}: 1\r\nAccept: b\r\n\r\n", "n".repeat(REMEMBERED_NAME_LEN));
+        assert_eq!(read(&mut names, &long).unwrap().len(), 3);
+        assert_eq!(names.0.len(), 1);
+        assert_eq!(read(&mut names, &long).unwrap().len(), 3);
     }
 
     #[test]
@@ -815,7 +889,7 @@ mod tests {
         let mut buf = BytesMut::with_capacity(FIRST_READ);
         buf.extend_from_slice(b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\n");
         let region = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
-        let Head::Request { req, close } = read_head(&mut buf, 100) else { panic!("kept") };
+        let Head::Request { req, close } = read_head(&mut buf, 100, &mut FieldNames::default()) else { panic!("kept") };
         assert!(!close);
         assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
         assert_eq!(req.uri(), "/a?b");
