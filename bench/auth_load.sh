@@ -28,7 +28,6 @@ bench_tmp
 
 # wrk and the upstream on CPU 0, the gateway on CPU 1 (as in bench/load.sh).
 on_cpu() { if [[ $PIN == 1 && $(nproc) -ge 2 ]]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
 # A signing key, its public JWKS, and one token valid for an hour.
@@ -71,7 +70,7 @@ else
 fi
 TOKEN="$HEADER.$PAYLOAD.$SIG"
 
-UP_PORT=$(free_port); GW_PORT=$(free_port); ADMIN_PORT=$(free_port)
+UP_PORT=$(bench_free_port); GW_PORT=$(bench_free_port); ADMIN_PORT=$(bench_free_port)
 on_cpu 0 "$BIN" demo-upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 PIDS+=($!)
 cat >"$TMP/frontgate.toml" <<TOML

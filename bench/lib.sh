@@ -1,6 +1,7 @@
 # bench/lib.sh: what the bench scripts share. Source it after setting NAME (for messages):
 #   bench_need CMD:PACKAGE...   installs the Debian packages of missing commands
 #   bench_binary                sets BIN: $FRONTGATE_BIN, or a release build (once)
+#   bench_free_port             prints a free loopback port below the ephemeral range
 #   bench_tmp                   sets TMP, a private copy of BIN in it, and PIDS=(); every pid
 #                               added to PIDS (and its children) is stopped on exit, and TMP is
 #                               removed unless KEEP_TMP=1
@@ -57,4 +58,23 @@ bench_tmp() {
     # Run a private copy: a shared CARGO_TARGET_DIR may see the binary rebuilt by another checkout.
     cp "$BIN" "$TMP/frontgate"
     BIN=$TMP/frontgate
+}
+
+# A free loopback port, below the kernel's ephemeral range: a port from that range, checked
+# free now, can be taken as the source port of a load connection before the server binds it.
+BENCH_USED_PORTS=" "
+bench_free_port() {
+    local lo p
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+    ((lo > 12000)) || die "the ephemeral port range starts at $lo: no room below it"
+    for _ in $(seq 1 200); do
+        p=$((10000 + RANDOM % (lo - 10000)))
+        [[ $BENCH_USED_PORTS == *" $p "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            BENCH_USED_PORTS+="$p "
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free loopback port found"
 }

@@ -68,22 +68,6 @@ else
     PIN=0; LOAD_CPU=(); PROXY_CPU=()
 fi
 
-# A free loopback port: random picks, checked against the listening sockets.
-USED_PORTS=" "
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            USED_PORTS+="$p "
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
-
 # Waits (bounded) until something accepts on 127.0.0.1:$1; $2 = pid that must stay alive, $3 = its log.
 wait_port() {
     local port=$1 pid=$2 log=$3
@@ -104,7 +88,7 @@ check_url() {
 }
 
 # ---------------------------------------------------------------- start the upstream
-UP_PORT=$(free_port)
+UP_PORT=$(bench_free_port)
 "${LOAD_CPU[@]}" "$BIN" demo-upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 UP_PID=$!; PIDS+=("$UP_PID")
 wait_port "$UP_PORT" "$UP_PID" "$TMP/upstream.log"
@@ -116,7 +100,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1 || die "openssl could not make a certificate"
 
 # ---------------------------------------------------------------- nginx
-NG_PORT=$(free_port); NG_TLS_PORT=$(free_port); NG_STATUS_PORT=$(free_port)
+NG_PORT=$(bench_free_port); NG_TLS_PORT=$(bench_free_port); NG_STATUS_PORT=$(bench_free_port)
 mkdir -p "$TMP/nginx/logs"
 cat >"$TMP/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -206,10 +190,10 @@ EOF
     PIDS+=("$STARTED_PID")
     wait_port "$port" "$STARTED_PID" "$dir/frontgate.log"
 }
-FG_PORT=$(free_port); FG_ADMIN=$(free_port)
+FG_PORT=$(bench_free_port); FG_ADMIN=$(bench_free_port)
 start_frontgate fg-plain "$FG_PORT" "$FG_ADMIN" '"off"'
 FG_PID=$STARTED_PID
-FG_TLS_PORT=$(free_port); FG_TLS_ADMIN=$(free_port)
+FG_TLS_PORT=$(bench_free_port); FG_TLS_ADMIN=$(bench_free_port)
 start_frontgate fg-tls "$FG_TLS_PORT" "$FG_TLS_ADMIN" "{ cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }"
 FG_TLS_PID=$STARTED_PID
 

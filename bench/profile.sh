@@ -26,16 +26,6 @@ bench_tmp
 LOAD_CPU=(); PROXY_CPU=()
 if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then LOAD_CPU=(taskset -c 0); PROXY_CPU=(taskset -c 1); fi
 
-USED=" "
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED == *" $p "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then USED+="$p "; echo "$p"; return 0; fi
-    done
-    die "no free loopback port"
-}
 wait_port() {
     for _ in $(seq 1 100); do
         kill -0 "$2" 2>/dev/null || { cat "$3" >&2; die "process exited before listening on $1"; }
@@ -45,7 +35,7 @@ wait_port() {
     cat "$3" >&2; die "nothing listening on 127.0.0.1:$1 after 10 s"
 }
 
-UP_PORT=$(free_port); FG_PORT=$(free_port); FG_ADMIN=$(free_port)
+UP_PORT=$(bench_free_port); FG_PORT=$(bench_free_port); FG_ADMIN=$(bench_free_port)
 "${LOAD_CPU[@]}" "$BIN" demo-upstream --listen "127.0.0.1:$UP_PORT" >"$TMP/upstream.log" 2>&1 &
 UP_PID=$!; PIDS+=("$UP_PID")
 wait_port "$UP_PORT" "$UP_PID" "$TMP/upstream.log"
