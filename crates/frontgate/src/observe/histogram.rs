@@ -5,7 +5,7 @@
 //! of thousands of requests per second a queue that grows by megabytes between drains. Here a
 //! sample is two relaxed atomic adds into buckets fixed at registration, and a scrape sums them.
 //! [`Recorder`] hands out these histograms and passes counters and gauges to the exporter;
-//! [`Recorder::render`] writes both in the exporter's text format, with its own formatting code.
+//! [`MetricsHandle::render`] writes both in the exporter's text format, with its own formatting code.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
