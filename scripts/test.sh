@@ -106,8 +106,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-# Doc tests (nextest does not run them).
+# Doc tests (nextest does not run them), and the API docs build without a broken link.
 cargo test --workspace --doc --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 if [ "${FUZZ_SECONDS:-20}" != "0" ] && [ -x scripts/fuzz.sh ]; then
   say "fuzzing (${FUZZ_SECONDS:-20}s per target)"

@@ -4,7 +4,7 @@
 //! The layer runs the same admission path as the gateway (limits, path normalization, the route
 //! table, the route's checks) and calls the inner service only for requests that pass, with the
 //! normalized path; refusals are the same problem documents, and responses get the same
-//! security headers. The config is the gateway's TOML, minus [upstream]: routes declare what
+//! security headers. The config is the gateway's TOML, minus `[upstream]`: routes declare what
 //! exists and `to = "upstream"` (the default) means the inner service.
 //!
 //! ```no_run

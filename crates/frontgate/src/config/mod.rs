@@ -1,6 +1,6 @@
 //! The configuration: one TOML file, one section per concern, each section owned by the module
 //! that uses it. Unknown keys are errors; values validate themselves while parsing, so every
-//! error points at file:line:column; rules that span keys are checked in [`Config::validate`].
+//! error points at file:line:column; rules that span keys are checked in `Config::validate`.
 
 pub mod admin;
 pub mod api_keys;

@@ -55,7 +55,7 @@ pub enum KeysCommand {
     },
     /// Show one key.
     Show { id: String },
-    /// Revoke a key: refused by every node within a second (Redis) or [api_keys] cache_ttl.
+    /// Revoke a key: refused by every node within a second (Redis) or `[api_keys] cache_ttl`.
     Revoke {
         id: String,
         #[arg(long)]

@@ -1,4 +1,4 @@
-//! Revocable API keys (docs/api-keys.md): the key format ([`format`]), the stored record and
+//! Revocable API keys (docs/api-keys.md): the key format ([`format`](mod@format)), the stored record and
 //! its rules ([`record`]), store queries ([`repo`]), verification with its caches
 //! ([`verify`]) and management shared by the admin API and the CLI ([`manage`]).
 

@@ -122,7 +122,7 @@ impl Provider {
         }
     }
 
-    /// The provider's metadata, fetched on first use and after [`METADATA_TTL`].
+    /// The provider's metadata, fetched on first use and after `METADATA_TTL`.
     pub async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
         if let Some(d) = self.current.load_full()
             && d.fetched.elapsed() < METADATA_TTL

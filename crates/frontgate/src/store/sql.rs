@@ -2,7 +2,7 @@
 //! PostgreSQL (for several nodes), with the embedded migrations run at open.
 //!
 //! Queries are written once in the dialect both accept (`$1` placeholders, integers for times,
-//! text for JSON) and run on either pool with [`with_pool!`].
+//! text for JSON) and run on either pool with `with_pool!`.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! bodies before the upstream sees them, responses after).
 //!
 //! - [`loader`] reads YAML/JSON and bundles local file references, never remote ones;
-//! - [`compile`] turns the document into [`Operation`]s with their validators, once per load;
+//! - [`compile()`] turns the document into [`Operation`]s with their validators, once per load;
 //! - [`params`] checks path, query, header and cookie parameters;
 //! - [`body`] checks request bodies (JSON, form, multipart);
 //! - [`response`] checks (reports, blocks, strips) upstream responses.
