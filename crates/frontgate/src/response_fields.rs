@@ -45,6 +45,13 @@ pub struct FieldPolicy {
     entries: Vec<Entry>,
     /// The lines of every `Always` entry, concatenated.
     always: Vec<u8>,
+    /// `always`, then the lines of every `Default` entry: what is written, in one copy, for
+    /// a response that has none of the defaulted fields (the usual case).
+    always_and_defaults: Vec<u8>,
+    /// A bit per `Default` entry, by index.
+    default_mask: u64,
+    /// Whether an entry sets `X-Request-Id`.
+    request_id: bool,
 }
 
 /// The security headers' global values.
@@ -82,24 +89,35 @@ impl FieldPolicy {
         }
         set(&X_REQUEST_ID, Rule::RequestId);
         let line = |name: &HeaderName, value: &HeaderValue| [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"].concat();
-        let mut always = Vec::new();
+        let (mut always, mut defaults, mut default_mask, mut request_id) = (Vec::new(), Vec::new(), 0u64, false);
         // `present` has a bit per entry; defaults come before a route's own headers.
         debug_assert!(rules.iter().rposition(|(_, r)| matches!(r, Rule::Default(_))).is_none_or(|i| i < 64));
         let entries = rules
             .into_iter()
-            .map(|(name, rule)| {
+            .enumerate()
+            .map(|(i, (name, rule))| {
                 let line = match &rule {
                     Rule::Always(v) => {
                         always.extend_from_slice(&line(&name, v));
                         Vec::new()
                     }
-                    Rule::Default(v) => line(&name, v),
-                    Rule::Remove | Rule::RequestId => Vec::new(),
+                    Rule::Default(v) => {
+                        default_mask |= 1 << i;
+                        let l = line(&name, v);
+                        defaults.extend_from_slice(&l);
+                        l
+                    }
+                    Rule::RequestId => {
+                        request_id = true;
+                        Vec::new()
+                    }
+                    Rule::Remove => Vec::new(),
                 };
                 Entry { name, rule, line }
             })
             .collect();
-        FieldPolicy { entries, always }
+        let always_and_defaults = [&always[..], &defaults[..]].concat();
+        FieldPolicy { entries, always, always_and_defaults, default_mask, request_id }
     }
 
     /// Whether a response field named `name` is sent as the response has it (`false` when the
@@ -122,17 +140,20 @@ impl FieldPolicy {
     /// Writes the policy's own field lines, given the defaults `present` in the response
     /// (from [`FieldPolicy::keeps`] over each of its fields).
     pub fn write_lines(&self, present: u64, request_id: &HeaderValue, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.always);
-        for (i, e) in self.entries.iter().enumerate() {
-            match e.rule {
-                Rule::Default(_) if present & (1 << i) == 0 => out.extend_from_slice(&e.line),
-                Rule::RequestId => {
-                    out.extend_from_slice(b"x-request-id: ");
-                    out.extend_from_slice(request_id.as_bytes());
-                    out.extend_from_slice(b"\r\n");
+        if present & self.default_mask == 0 {
+            out.extend_from_slice(&self.always_and_defaults);
+        } else {
+            out.extend_from_slice(&self.always);
+            for (i, e) in self.entries.iter().enumerate() {
+                if matches!(e.rule, Rule::Default(_)) && present & (1 << i) == 0 {
+                    out.extend_from_slice(&e.line);
                 }
-                _ => {}
             }
+        }
+        if self.request_id {
+            out.extend_from_slice(b"x-request-id: ");
+            out.extend_from_slice(request_id.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
     }
 
