@@ -105,11 +105,11 @@ impl OriginCheck {
         if policy.is_some() {
             ex.response_headers.push((header::VARY, HeaderValue::from_static("Origin")));
         }
-        let origins: Vec<&HeaderValue> = ex.head.headers.get_all(header::ORIGIN).iter().collect();
-        let origin = match origins.as_slice() {
-            [] => return Verdict::Continue,
-            [one] => *one,
-            _ => return Self::denied("more than one Origin header".into()),
+        let mut origins = ex.head.headers.get_all(header::ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (None, _) => return Verdict::Continue,
+            (Some(one), None) => one,
+            (Some(_), Some(_)) => return Self::denied("more than one Origin header".into()),
         };
         let preflight = is_preflight(&ex.head.method, &ex.head.headers);
         let same = self.same_origin(origin, ex);
