@@ -62,16 +62,18 @@ bench_tmp() {
 
 # A free loopback port, below the kernel's ephemeral range: a port from that range, checked
 # free now, can be taken as the source port of a load connection before the server binds it.
-BENCH_USED_PORTS=" "
+# Called as $(bench_free_port), in a subshell, so the ports already handed out are kept in a
+# file in TMP (call bench_tmp first), not in a variable.
 bench_free_port() {
-    local lo p
+    local lo p used=$TMP/.ports
+    [[ -n ${TMP:-} ]] || die "bench_free_port needs bench_tmp first"
     read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
     ((lo > 12000)) || die "the ephemeral port range starts at $lo: no room below it"
     for _ in $(seq 1 200); do
         p=$((10000 + RANDOM % (lo - 10000)))
-        [[ $BENCH_USED_PORTS == *" $p "* ]] && continue
+        grep -qx "$p" "$used" 2>/dev/null && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            BENCH_USED_PORTS+="$p "
+            echo "$p" >>"$used"
             echo "$p"
             return 0
         fi
