@@ -6,7 +6,8 @@
 # Usage: bench/instructions.sh
 # Environment: FRONTGATE_BIN=... (skip the build), PORT_BASE=23100 (uses PORT_BASE+1..3 on
 #   127.0.0.1), SECONDS_LOAD=10, KEEP_TMP=1 keeps the callgrind output for callgrind_annotate,
-#   BROWSER=1 sends the fields Chromium sends with a same-origin fetch() (wrk alone sends one).
+#   BROWSER=1 sends the fields Chromium sends with a same-origin fetch() (wrk alone sends one),
+#   POST=1 sends POST /api/items with a small JSON body instead of GET /api/items.
 set -euo pipefail
 NAME=instructions
 # shellcheck source=bench/lib.sh
@@ -30,6 +31,8 @@ url = "http://127.0.0.1:$UP"
 access_log = false
 [[routes]]
 match = "GET /api/items"
+[[routes]]
+match = "POST /api/items"
 EOC
 "$BIN" demo-upstream --listen "127.0.0.1:$UP" >/dev/null 2>&1 & PIDS+=($!)
 # Counting starts with the load (callgrind_control below), so start-up is not in the figure.
@@ -38,7 +41,13 @@ PIDS+=("$VG")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/health" >/dev/null && break; sleep 0.2; done
 # One request first, so one-time work (the first upstream connection, lazy statics) is not
 # counted either.
-curl -sf "http://127.0.0.1:$GW/api/items" >/dev/null || die "the gateway does not answer; see $TMP/vg.log (KEEP_TMP=1)"
+METHOD=GET LOAD=() FIRST=()
+if [[ ${POST:-0} == 1 ]]; then
+    METHOD=POST FIRST=(-H 'content-type: application/json' --data-binary '{"name":"bench item"}')
+    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = "{\"name\":\"bench item\"}"' 'wrk.headers["Content-Type"] = "application/json"' >"$TMP/post.lua"
+    LOAD=(-s "$TMP/post.lua")
+fi
+curl -sf "${FIRST[@]}" "http://127.0.0.1:$GW/api/items" >/dev/null || die "the gateway does not answer; see $TMP/vg.log (KEEP_TMP=1)"
 FIELDS=()
 if [[ ${BROWSER:-0} == 1 ]]; then
     # As Chromium 131 sends them for fetch("/api/items") from a page on the same origin.
@@ -52,9 +61,9 @@ if [[ ${BROWSER:-0} == 1 ]]; then
     done
 fi
 callgrind_control -i on "$VG" >/dev/null
-wrk -t1 -c8 -d"${SECONDS_LOAD:-10}s" "${FIELDS[@]}" "http://127.0.0.1:$GW/api/items" >/dev/null
+wrk -t1 -c8 -d"${SECONDS_LOAD:-10}s" "${LOAD[@]}" "${FIELDS[@]}" "http://127.0.0.1:$GW/api/items" >/dev/null
 callgrind_control -i off "$VG" >/dev/null
-N=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | grep 'frontgate_requests_total{route="GET /api/items",decision="forwarded"' | awk '{print $NF}')
+N=$(curl -s "http://127.0.0.1:$ADMIN/metrics" | grep "frontgate_requests_total{route=\"$METHOD /api/items\",decision=\"forwarded\"" | awk '{print $NF}')
 kill -INT "$VG"; wait "$VG" 2>/dev/null || true
 IR=$(callgrind_annotate "$TMP/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
 [[ -n $N && $N -gt 0 && -n $IR ]] || die "no measurement (requests=${N:-?}); see $TMP/vg.log (KEEP_TMP=1)"

@@ -37,9 +37,11 @@ pub enum Body {
 pub enum ClientBody {
     /// Read by hyper (HTTP/2, and HTTP/1 requests that declare a body).
     Hyper(hyper::body::Incoming),
-    /// A request whose framing says it has no body (the gateway's own HTTP/1.1 reader,
-    /// `server::h1`, hands over only those).
+    /// A request whose framing says it has no body.
     Empty,
+    /// A small body the gateway's own HTTP/1.1 reader (`server::h1`) read whole before
+    /// handing the request over (its `Content-Length` says how long); taken by the first poll.
+    Read(Option<Bytes>),
 }
 
 impl From<ClientBody> for Body {
@@ -47,6 +49,7 @@ impl From<ClientBody> for Body {
         match b {
             ClientBody::Hyper(b) => Body::Incoming(b),
             ClientBody::Empty => Body::Empty,
+            ClientBody::Read(b) => Body::Full(b),
         }
     }
 }
@@ -59,6 +62,7 @@ impl http_body::Body for ClientBody {
         match self.get_mut() {
             ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx),
             ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Read(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -66,6 +70,7 @@ impl http_body::Body for ClientBody {
         match self {
             ClientBody::Hyper(b) => b.is_end_stream(),
             ClientBody::Empty => true,
+            ClientBody::Read(b) => b.as_ref().is_none_or(Bytes::is_empty),
         }
     }
 
@@ -73,6 +78,7 @@ impl http_body::Body for ClientBody {
         match self {
             ClientBody::Hyper(b) => b.size_hint(),
             ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Read(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
 }

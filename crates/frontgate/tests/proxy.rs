@@ -221,6 +221,64 @@ async fn declared_oversize_body_is_413_before_the_upstream() {
     }
 }
 
+/// Bodies up to 16 KiB are read whole by the gateway's own HTTP/1.1 reader and larger ones
+/// streamed by hyper: either way, on one kept-alive connection, each reaches the upstream byte
+/// for byte, the bytes after a body are the next request, and the route's limit holds.
+#[tokio::test]
+async fn request_bodies_around_the_read_whole_size_are_forwarded_exactly() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 20000\n", up.config()));
+    let client = gate.tls();
+    let mut h1 = client.h1().await;
+    for n in [1usize, 100, 4096, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 20000, 20001, 7] {
+        // Bytes that look like a request line, so a body misread as the next head would show.
+        let body: String = "GET /echo/smuggled HTTP/1.1\r\n\r\n".chars().cycle().take(n).collect();
+        let r = req("POST", "/echo/b").body(Full::new(Bytes::from(body.clone()))).unwrap();
+        let (s, h, b) = collect(h1.send_request(r).await.unwrap()).await;
+        if n > 20000 {
+            assert_problem(s, &h, &b, 413, "payload_too_large");
+            // hyper answers a body it did not read by closing the connection.
+            h1 = client.h1().await;
+            continue;
+        }
+        assert_eq!(s, 200, "{n}");
+        let echoed = json(&b);
+        assert_eq!(echoed["body_len"], n);
+        if n <= 4096 {
+            // (The test upstream echoes bodies up to 4 KiB.)
+            assert_eq!(echoed["body"], body.as_str(), "{n}");
+        }
+        let (s, _, b) = collect(h1.send_request(req("GET", "/echo/next").body(Full::new(Bytes::new())).unwrap()).await.unwrap()).await;
+        assert_eq!((s.as_u16(), json(&b)["path"].as_str()), (200, Some("/echo/next")), "after a body of {n}");
+    }
+    // Each body and each following GET, nothing else (no request read out of a body).
+    assert_eq!(up.hits(), 16);
+}
+
+/// A small body that arrives after its head (in pieces) is not waited for by the gateway's own
+/// reader: hyper takes the connection and forwards the body whole, and the requests after it.
+#[tokio::test]
+async fn a_small_body_arriving_after_its_head_is_forwarded_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let mut tls = gate.tls().connect(&[b"http/1.1"]).await;
+    tls.write_all(b"POST /echo/pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n").await.unwrap();
+    for piece in [&b"ab"[..], b"cd", b"ef"] {
+        tls.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tls.write_all(piece).await.unwrap();
+    }
+    tls.write_all(b"GET /echo/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
+    assert!(out.contains("\"body\":\"abcdef\""), "{out}");
+    assert!(out.contains("\"path\":\"/echo/after\""), "{out}");
+    assert_eq!(up.hits(), 2);
+}
+
 #[tokio::test]
 async fn chunked_oversize_body_is_413_and_chunked_small_body_is_forwarded_whole() {
     let up = Upstream::start().await;
@@ -841,24 +899,32 @@ async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_the_
 async fn pipelined_requests_are_answered_in_order_across_the_handover_to_hyper() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n\n[[routes]]\nmatch = \"GET /big\"\n", up.config()));
-    // Bodiless requests are read by the gateway's own HTTP/1.1 reader; the POST with a body
-    // hands the connection to hyper together with the bytes already read after it.
+    // Bodiless requests and small Content-Length bodies are read by the gateway's own
+    // HTTP/1.1 reader; the chunked POST hands the connection to hyper together with the bytes
+    // already read after it.
     let big = 100_000;
     let raw = format!(
         "GET /echo/one HTTP/1.1\r\nHost: localhost\r\n\r\n\
          GET /big?bytes={big} HTTP/1.1\r\nHost: localhost\r\n\r\n\
          HEAD /echo/two HTTP/1.1\r\nHost: localhost\r\n\r\n\
-         POST /echo/three HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhello\
+         POST /echo/small HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\nhowdy\
+         POST /echo/three HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
          GET /echo/four HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     );
     let out = gate.tls().raw(raw.as_bytes()).await;
-    assert_eq!(out.matches("HTTP/1.1 ").count(), 5, "{out}");
-    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 5, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 6, "{out}");
+    assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 6, "{out}");
     let at = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("no {needle:?} in {out}"));
-    let order = [at("\"path\":\"/echo/one\""), at(&"x".repeat(big)), at("\"path\":\"/echo/three\""), at("\"path\":\"/echo/four\"")];
+    let order = [
+        at("\"path\":\"/echo/one\""),
+        at(&"x".repeat(big)),
+        at("\"body\":\"howdy\""),
+        at("\"body\":\"hello\""),
+        at("\"path\":\"/echo/four\""),
+    ];
     assert!(order.is_sorted(), "{order:?}");
+    assert!(out.contains("\"path\":\"/echo/small\"") && out.contains("\"path\":\"/echo/three\""), "{out}");
     assert!(!out.contains("\"path\":\"/echo/two\""), "a HEAD answer has no body: {out}");
-    assert!(out.contains("\"body\":\"hello\""), "{out}");
     let last = &out[out.rfind("HTTP/1.1 ").unwrap()..];
     assert!(last.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{last}");
 

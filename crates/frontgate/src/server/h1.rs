@@ -1,18 +1,20 @@
-//! The gateway's own HTTP/1.1 server, for requests without a body.
+//! The gateway's own HTTP/1.1 server, for requests without a body or with a small one.
 //!
 //! hyper's HTTP/1 server (reading the head, dispatching, encoding the response head) was about
 //! a third of the user-space instructions the gateway spends per proxied request
 //! (docs/performance.md). Most API and page traffic is requests whose framing is trivial:
-//! HTTP/1.1 with no Content-Length, no Transfer-Encoding, no Expect and no Upgrade, so no body
-//! (RFC 9112 §6.3). Those are read, dispatched and answered here.
+//! HTTP/1.1 with no Transfer-Encoding, no Expect and no Upgrade, and either no body or one
+//! `Content-Length` of at most [`READ_BODY_MAX`] bytes that arrived with its head (a browser
+//! app's JSON POST). Those are read, dispatched and answered here.
 //!
-//! The first request on a connection that is anything else (a body, an upgrade, HTTP/1.0, a
-//! head httparse or `http` refuses, a head that does not fit) hands the connection, with every
-//! byte read and not yet used, to hyper, which serves it from that request on exactly as it
-//! did before this module existed. So each message with a body, each error answer to a bad
-//! head and each upgrade is still hyper's; this module only has to agree with hyper on heads
-//! it keeps, and `tests::hyper_reads_every_head_this_reader_keeps_the_same_way` (and the
-//! `h1_request_head` fuzz target) hold it to that.
+//! The first request on a connection that is anything else (a larger, chunked or
+//! not-yet-arrived body, an upgrade, HTTP/1.0, a head httparse or `http` refuses, a head that does not fit) hands the
+//! connection, with every byte read and not yet used, to hyper, which serves it from that
+//! request on exactly as it did before this module existed. So each large or chunked body,
+//! each error answer to a bad head and each upgrade is still hyper's; this module only has to
+//! agree with hyper on the requests it keeps, and
+//! `tests::hyper_reads_every_head_this_reader_keeps_the_same_way` (and the `h1_request_head`
+//! fuzz target) hold it to that, body bytes included.
 //!
 //! What it keeps of hyper's behaviour: the header-read timeout (also between requests on a
 //! kept-alive connection), pipelined requests answered in order, a client that closes its
@@ -47,6 +49,9 @@ const COALESCE: usize = 16 * 1024;
 const MAX_URI_LEN: usize = (u16::MAX - 1) as usize;
 /// Field slots on the stack; a configured limit above this takes a heap array.
 const STACK_FIELDS: usize = 128;
+/// The largest request body kept here (when it arrived with its head); a larger one goes to
+/// hyper, which streams it.
+pub const READ_BODY_MAX: usize = 16 * 1024;
 
 /// What the server config asks of an HTTP/1 connection (the same values hyper is given).
 #[derive(Clone, Copy, Debug)]
@@ -63,8 +68,8 @@ pub(super) struct Limits {
 // per request to save a move.
 #[allow(clippy::large_enum_variant)]
 pub enum Head {
-    /// A bodiless HTTP/1.1 request, taken out of the buffer; `close` when it asks for the
-    /// connection to be closed after its response.
+    /// An HTTP/1.1 request with no body or a small one, taken out of the buffer; `close` when
+    /// it asks for the connection to be closed after its response.
     Request { req: Request<ClientBody>, close: bool },
     /// Not a complete head yet.
     Partial,
@@ -101,10 +106,12 @@ impl FieldNames {
     }
 }
 
-/// Reads a request head at the start of `buf`, with the connection's `names`. When it is
-/// kept, its bytes are taken out of `buf` and copied into an allocation of the request's own
-/// (so the connection's buffer is reused for the next read instead of staying shared with a
-/// request in flight).
+/// Reads a request at the start of `buf`, with the connection's `names`. A request with a
+/// body is kept only when the whole body (at most [`READ_BODY_MAX`] bytes) is already in `buf`:
+/// nothing here waits for a body, so how long one may take stays the pipeline's to decide (a
+/// check reading it, the upstream timeout). When the request is kept, its bytes are taken out
+/// of `buf` and copied into allocations of the request's own (so the connection's buffer is
+/// reused for the next read instead of staying shared with a request in flight).
 pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames) -> Head {
     let mut stack = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap;
@@ -126,6 +133,7 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         return Head::Hyper;
     }
     let mut close = false;
+    let mut body = None;
     let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     let head = Bytes::copy_from_slice(&buf[..len]);
     let base = buf.as_ptr() as usize;
@@ -139,8 +147,16 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
     };
     for (i, field) in parsed.headers.iter().enumerate() {
         let Some(name) = names.get(i, field.name.as_bytes()) else { return Head::Hyper };
-        // Framing, expectations and upgrades are hyper's to handle.
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE || name == header::TE {
+        if name == header::CONTENT_LENGTH {
+            // One field of plain digits, for a body small enough to read whole. Copies, lists
+            // and anything hyper might read otherwise are hyper's.
+            match (body, small_length(field.value)) {
+                (None, Some(n)) => body = Some(n),
+                _ => return Head::Hyper,
+            }
+        }
+        // Other framing, expectations and upgrades are hyper's to handle.
+        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE || name == header::TE {
             return Head::Hyper;
         }
         if name == header::CONNECTION && has_token(field.value, b"close") {
@@ -151,13 +167,34 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(span(field.value))) };
         headers.append(name, value);
     }
+    let body_len = body.unwrap_or(0);
+    if buf.len() - len < body_len {
+        return Head::Hyper;
+    }
     buf.advance(len);
-    let mut req = Request::new(ClientBody::Empty);
+    let body = if body_len == 0 {
+        ClientBody::Empty
+    } else {
+        let body = Bytes::copy_from_slice(&buf[..body_len]);
+        buf.advance(body_len);
+        ClientBody::Read(Some(body))
+    };
+    let mut req = Request::new(body);
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = headers;
     Head::Request { req, close }
+}
+
+/// A `Content-Length` value of ASCII digits only (no sign, no list, no spaces) that is at most
+/// [`READ_BODY_MAX`].
+fn small_length(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > 7 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = value.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+    (n <= READ_BODY_MAX).then_some(n)
 }
 
 /// Whether a comma-separated field value lists `token` (case-insensitive), as hyper reads
@@ -667,10 +704,10 @@ pub mod differential {
 
     use bytes::{Bytes, BytesMut};
     use http::{HeaderMap, Method, Request, Version};
-    use http_body::Body as _;
+    use http_body_util::BodyExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::{FieldNames, Head, has_token, read_head};
+    use super::{ClientBody, FieldNames, Head, has_token, read_head};
 
     /// The parts of a request both readers must agree on.
     #[derive(Debug, PartialEq)]
@@ -681,6 +718,7 @@ pub mod differential {
         pub headers: Vec<(String, Vec<u8>)>,
         /// Whether the connection closes after the answer.
         pub close: bool,
+        pub body: Vec<u8>,
     }
 
     fn fields(h: &HeaderMap) -> Vec<(String, Vec<u8>)> {
@@ -688,18 +726,25 @@ pub mod differential {
     }
 
     /// What hyper's HTTP/1 server (as the gateway configures it) makes of `raw`: the first
-    /// request it hands over, if it hands one over with an empty body, and whether its answer
-    /// closes the connection.
+    /// request it hands over, with its whole body, and whether its answer closes the
+    /// connection.
     pub async fn hyper_reads(raw: &[u8]) -> Option<Seen> {
         let (mut client, server) = tokio::io::duplex(256 * 1024);
         let seen = Arc::new(Mutex::new(None));
-        let record = seen.clone();
+        let slot = seen.clone();
         let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let mut slot = record.lock().unwrap();
-            if slot.is_none() {
-                *slot = Some((req.method().clone(), req.uri().clone(), req.version(), fields(req.headers()), req.body().is_end_stream()));
+            let record = slot.clone();
+            async move {
+                let (head, body) = req.into_parts();
+                // A body that does not arrive whole leaves nothing recorded.
+                if let Ok(body) = body.collect().await {
+                    let mut slot = record.lock().unwrap();
+                    if slot.is_none() {
+                        *slot = Some((head.method, head.uri, head.version, fields(&head.headers), body.to_bytes().to_vec()));
+                    }
+                }
+                Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
             }
-            async { Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new())) }
         });
         let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(server), svc);
         let task = tokio::spawn(conn);
@@ -718,13 +763,10 @@ pub mod differential {
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), read_head).await;
         task.abort();
-        let (method, uri, version, headers, empty) = seen.lock().unwrap().take()?;
-        if !empty {
-            return None;
-        }
+        let (method, uri, version, headers, body) = seen.lock().unwrap().take()?;
         let first = answer.split(|&b| b == b'\n').take_while(|l| *l != b"\r").map(|l| l.to_ascii_lowercase()).collect::<Vec<_>>();
         let close = first.iter().any(|l| l.starts_with(b"connection:") && has_token(l[11..].trim_ascii(), b"close"));
-        Some(Seen { method, uri, version, headers, close })
+        Some(Seen { method, uri, version, headers, close, body })
     }
 
     /// What this reader makes of `raw`. It reads `raw` three times: with no remembered field
@@ -743,15 +785,23 @@ pub mod differential {
     fn ours_with(raw: &[u8], names: &mut FieldNames) -> Option<Seen> {
         let mut buf = BytesMut::from(raw);
         match read_head(&mut buf, 100, names) {
-            Head::Request { req, close } => {
-                Some(Seen { method: req.method().clone(), uri: req.uri().clone(), version: req.version(), headers: fields(req.headers()), close })
-            }
+            Head::Request { req, close } => Some(Seen {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                version: req.version(),
+                headers: fields(req.headers()),
+                close,
+                body: match req.body() {
+                    ClientBody::Read(Some(b)) => b.to_vec(),
+                    _ => Vec::new(),
+                },
+            }),
             _ => None,
         }
     }
 
     /// `Err` (with both readings) when this reader keeps `raw`'s first request and hyper
-    /// reads it otherwise, or not as a bodiless request.
+    /// reads it otherwise (its body included).
     pub async fn check(raw: &[u8]) -> Result<(), String> {
         let Some(mine) = ours(raw) else { return Ok(()) };
         let theirs = hyper_reads(raw).await;
@@ -805,6 +855,16 @@ mod tests {
         b"GET / HTTP/1.2\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
         b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\n\r\n",
+        b"PUT / HTTP/1.1\r\ncontent-length: 0\r\nConnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 03\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: 3 \r\n\r\nabc",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc",
         b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
         b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
@@ -816,22 +876,30 @@ mod tests {
 
     #[tokio::test]
     async fn hyper_reads_every_head_this_reader_keeps_the_same_way() {
-        let mut kept = 0;
+        let (mut kept, mut with_body) = (0, 0);
         for raw in HEADS {
-            if ours(raw).is_some() {
+            if let Some(seen) = ours(raw) {
                 kept += 1;
+                with_body += usize::from(!seen.body.is_empty());
             }
             agree(raw).await;
         }
-        // The corpus is not vacuous: most plain heads are kept.
-        assert!(kept >= 14, "{kept}");
+        // The corpus is not vacuous: most plain heads are kept, and some bodies.
+        assert!(kept >= 18 && with_body >= 3, "{kept} {with_body}");
     }
 
     #[test]
     fn framing_upgrades_and_other_versions_are_left_to_hyper() {
         for raw in [
-            &b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"[..],
-            b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            &b"POST / HTTP/1.1\r\nContent-Length: 16385\r\n\r\n"[..],
+            // A body not all here yet: not waited for.
+            b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3,3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 00000000003\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             b"POST / HTTP/1.1\r\nTRANSFER-ENCODING: identity\r\n\r\n",
             b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
@@ -867,7 +935,7 @@ mod tests {
         let cased = "GET / HTTP/1.1\r\nHOST: a\r\nsec-fetch-site: x\r\nx-long-NAME: 1\r\n\r\n";
         assert_eq!(read(&mut names, cased).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
         // A framing field where a remembered name was still sends the request to hyper.
-        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"), None);
+        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n"), None);
         assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), None);
         // A prefix or an extension of a remembered name is another name.
         let near = "GET / HTTP/1.1\r\nHost: a\r\nSec-Fetch-Sit: x\r\nX-Long-Names: 1\r\n\r\n";
@@ -899,6 +967,14 @@ mod tests {
         // So the connection's buffer is reused in place for the next read, not reallocated.
         buf.clear();
         assert!(buf.try_reclaim(FIRST_READ));
+
+        // A body is taken out with its head, and copied too.
+        buf.extend_from_slice(b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\n");
+        let Head::Request { req, .. } = read_head(&mut buf, 100, &mut FieldNames::default()) else { panic!("kept") };
+        assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
+        let ClientBody::Read(Some(body)) = req.body() else { panic!("{:?}", req.body()) };
+        assert_eq!(&body[..], b"hello");
+        assert!(!region.contains(&(body.as_ptr() as usize)));
     }
 
     proptest! {
