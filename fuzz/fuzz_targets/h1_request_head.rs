@@ -1,6 +1,6 @@
 //! Fuzzes the gateway's own HTTP/1.1 request reader (`server::h1::read_head`) against hyper's
-//! server on the same bytes: whatever request head the reader keeps, hyper must read as the
-//! same bodiless request (method, target, version, every field in order, and whether the
+//! server on the same bytes: whatever request the reader keeps, hyper must read as the same
+//! request (method, target, version, every field in order, the body, and whether the
 //! connection closes after it). Heads the reader leaves to hyper are hyper's alone. The reader
 //! must also read each head the same with the field names of an earlier head remembered.
 #![no_main]
