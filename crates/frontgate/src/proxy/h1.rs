@@ -211,7 +211,9 @@ impl Conn {
                 }
             }
             (Body::Full(b), _) => {
-                out.extend_from_slice(format!("content-length: {}\r\n", b.as_ref().map_or(0, Bytes::len)).as_bytes());
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(b.as_ref().map_or(0, Bytes::len)).as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             (_, Some(len)) => {
                 out.extend_from_slice(b"content-length: ");
@@ -334,6 +336,41 @@ struct Parsed {
 /// CORS), so those inserts do not grow it.
 const ADDED_RESPONSE_FIELDS: usize = 12;
 
+/// Header maps kept for reuse, per thread, with the most fields a kept one may hold.
+const SPARE_MAPS: usize = 32;
+const SPARE_MAP_CAPACITY: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes back a response's header map once its fields are written, emptied, so the next
+/// response parsed on this thread fills it instead of allocating one (two allocations and two
+/// frees per response otherwise). A map grown past a usual response's size is dropped.
+pub fn recycle_headers(mut map: HeaderMap) {
+    if map.capacity() == 0 || map.capacity() > SPARE_MAP_CAPACITY {
+        return;
+    }
+    map.clear();
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_MAPS {
+            spare.push(map);
+        }
+    });
+}
+
+/// An empty header map with room for `fields`: a recycled one when there is one.
+fn header_map(fields: usize) -> HeaderMap {
+    match SPARE.with(|spare| spare.borrow_mut().pop()) {
+        Some(mut map) => {
+            map.reserve(fields);
+            map
+        }
+        None => HeaderMap::with_capacity(fields),
+    }
+}
+
 /// Hop-by-hop fields: never relayed, whatever the response says.
 /// What a response field is to the relay, decided once per name.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -424,7 +461,7 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
     };
     let status = code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
     let head = take_front(buf, head_len);
-    let mut headers = HeaderMap::with_capacity(count + ADDED_RESPONSE_FIELDS);
+    let mut headers = header_map(count + ADDED_RESPONSE_FIELDS);
     let mut connection_close = http10;
     let mut chunked = None;
     let mut content_length = Ok(None);
@@ -765,6 +802,26 @@ mod tests {
         assert!(!parsed("HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\n\r\n").keep_alive);
         assert!(!parsed("HTTP/1.0 200 OK\r\n\r\n").keep_alive);
         assert!(parsed("HTTP/1.0 200 OK\r\nconnection: keep-alive\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn a_recycled_header_map_comes_back_empty_and_a_grown_one_is_not_kept() {
+        let parse = |head: &str| parse_head(&mut BytesMut::from(head.as_bytes()), &mut FieldNames::default(), |_| false).unwrap().unwrap().headers;
+        SPARE.with(|s| s.borrow_mut().clear());
+        let first = parse("HTTP/1.1 200 OK\r\nx-a: 1\r\nset-cookie: s=1\r\nx-b: 2\r\n\r\n");
+        let reused = first.capacity();
+        recycle_headers(first);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 1);
+        let second = parse("HTTP/1.1 200 OK\r\nx-c: 3\r\n\r\n");
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 0, "the spare map was taken");
+        assert_eq!(second.capacity(), reused);
+        assert_eq!(second.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect::<Vec<_>>(), [("x-c", &b"3"[..])]);
+        // A map grown for a large response is freed, not kept.
+        let many: String = (0..SPARE_MAP_CAPACITY + 1).map(|i| format!("x-{i}: v\r\n")).collect();
+        let big = parse(&format!("HTTP/1.1 200 OK\r\n{many}\r\n"));
+        assert!(big.capacity() > SPARE_MAP_CAPACITY);
+        recycle_headers(big);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
     }
 
     #[test]

@@ -294,7 +294,7 @@ where
             }
         };
         let keep_alive = !close && !draining(&shutdown);
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         let length = if body.is_end_stream() {
             None
         } else {
@@ -304,6 +304,7 @@ where
             }
         };
         let encoded = encode_head(&parts, Some(&fields), length, head_request, keep_alive, &mut out);
+        crate::proxy::h1::recycle_headers(std::mem::take(&mut parts.headers));
         drop(fields);
         drop(gateway);
         let Ok((framing, last)) = encoded else {
