@@ -7,7 +7,8 @@
 # ratios to nginx.
 #
 # Usage: bench/ab.sh A_BINARY B_BINARY
-# Environment: ROUNDS=6, DURATION=5s, CONNECTIONS=64, PORT_BASE=23400 (uses +1..+6 on 127.0.0.1)
+# Environment: ROUNDS=6, DURATION=5s, CONNECTIONS=64, PORT_BASE=23400 (uses +1..+6 on 127.0.0.1),
+#   POST=1 sends POST /api/items with a small JSON body (a browser app's write) instead of GET
 set -euo pipefail
 NAME=ab
 # shellcheck source=bench/lib.sh
@@ -41,6 +42,8 @@ access_log = false
 level = "warn"
 [[routes]]
 match = "GET /api/items"
+[[routes]]
+match = "POST /api/items"
 EOC
     taskset -c 1 "$2" serve -c "$TMP/$1.toml" >"$TMP/$1.log" 2>&1 & PIDS+=($!)
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$3/api/items" >/dev/null && return; sleep 0.1; done
@@ -79,11 +82,16 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((BASE + 6))/api/items" >/
 PID_N=$(ps -o pid= --ppid "${PIDS[-1]}" | tr -d ' ' | awk 'NR == 1')
 [[ -n $PID_N ]] || die "nginx did not start; see $TMP/nginx/error.log (KEEP_TMP=1)"
 
+LOAD=()
+if [[ ${POST:-0} == 1 ]]; then
+    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = "{\"name\":\"bench item\"}"' 'wrk.headers["Content-Type"] = "application/json"' >"$TMP/post.lua"
+    LOAD=(-s "$TMP/post.lua")
+fi
 ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # utime stime
 measure() { # name pid port -> appends "us/req user_us kernel_us req/s" to $TMP/name.rows
     local before after out reqs
     read -r u0 s0 < <(ticks "$2")
-    out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$3/api/items")
+    out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${LOAD[@]}" "http://127.0.0.1:$3/api/items")
     read -r u1 s1 < <(ticks "$2")
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
