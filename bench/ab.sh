@@ -4,10 +4,14 @@
 # bench/load.sh's plain section: wrk and the demo upstream on CPU 0, the proxy alone on CPU 1),
 # so the machine's noise hits all three alike. Prints each round and the medians of CPU
 # us/request, split into user and kernel time, of req/s and of wrk's p99 latency, and the
-# ratios to nginx.
+# ratios to nginx. A fourth target, M, is the same nginx worker made to send what frontgate
+# sends: its response headers (the security headers, a request id, no Server or X-Powered-By)
+# and its forwarding fields to the upstream (X-Forwarded-Host, Forwarded, X-Request-Id). It
+# tells how much of a gap is the extra bytes, which wrk and the upstream pay for on their
+# shared core, rather than the proxy's own work.
 #
 # Usage: bench/ab.sh A_BINARY B_BINARY
-# Environment: ROUNDS=6, DURATION=5s, CONNECTIONS=64, PORT_BASE=23400 (uses +1..+6 on 127.0.0.1),
+# Environment: ROUNDS=6, DURATION=5s, CONNECTIONS=64, PORT_BASE=23400 (uses +1..+7 on 127.0.0.1),
 #   POST=1 sends POST /api/items with a small JSON body (a browser app's write) instead of GET
 set -euo pipefail
 NAME=ab
@@ -75,10 +79,36 @@ http {
     proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto \$scheme;
     server { listen 127.0.0.1:$((BASE + 6)); location / { proxy_pass http://demo; } }
+    server {
+        listen 127.0.0.1:$((BASE + 7));
+        location / {
+            proxy_pass http://demo;
+            # (proxy_set_header here replaces the http-level list, so it is repeated whole.)
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header Forwarded "for=\$remote_addr;host=\$host;proto=\$scheme";
+            proxy_set_header X-Request-Id \$request_id;
+            proxy_hide_header Server;
+            proxy_hide_header X-Powered-By;
+            server_tokens off;
+            add_header X-Content-Type-Options nosniff always;
+            add_header Referrer-Policy strict-origin-when-cross-origin always;
+            add_header X-Frame-Options DENY always;
+            add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=(), usb=()" always;
+            add_header Cross-Origin-Opener-Policy same-origin always;
+            add_header Content-Security-Policy "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'" always;
+            add_header X-Request-Id \$request_id always;
+        }
+    }
 }
 EOC
 taskset -c 1 "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >/dev/null 2>&1 & PIDS+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$((BASE + 6))/api/items" >/dev/null && break; sleep 0.1; done
+curl -sf -D - -o /dev/null "http://127.0.0.1:$((BASE + 7))/api/items" | grep -qi '^content-security-policy:' \
+    || die "the header-matched nginx server (M) does not answer with frontgate's headers"
 PID_N=$(ps -o pid= --ppid "${PIDS[-1]}" | tr -d ' ' | awk 'NR == 1')
 [[ -n $PID_N ]] || die "nginx did not start; see $TMP/nginx/error.log (KEEP_TMP=1)"
 
@@ -105,13 +135,14 @@ for i in $(seq 1 "$ROUNDS"); do
     measure A "$PID_A" $((BASE + 2))
     measure B "$PID_B" $((BASE + 4))
     measure N "$PID_N" $((BASE + 6))
+    measure M "$PID_N" $((BASE + 7))
 done
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 median() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-for x in A B N; do
+for x in A B N M; do
     printf "median %s: %s us/request (user %s, kernel %s), %s req/s, p99 %s ms\n" "$x" "$(median "$TMP/$x.rows" 4)" "$(median "$TMP/$x.rows" 7)" "$(median "$TMP/$x.rows" 9)" "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/$x.rows" 11)"
 done
 n=$(median "$TMP/N.rows" 4)
-for x in A B; do
+for x in A B M; do
     printf "%s/nginx: CPU/request %s, req/s %s, p99 %s\n" "$x" "$(div "$(median "$TMP/$x.rows" 4)" "$n")" "$(div "$(median "$TMP/$x.rows" 2)" "$(median "$TMP/N.rows" 2)")" "$(div "$(median "$TMP/$x.rows" 11)" "$(median "$TMP/N.rows" 11)")"
 done
