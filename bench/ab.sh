@@ -2,7 +2,7 @@
 # bench/ab.sh: CPU per proxied request of two frontgate builds, A and B, and of nginx (N, the
 # anchor, configured as in bench/load.sh), measured in turn in one run (the layout of
 # bench/load.sh's plain section: wrk and the demo upstream on CPU 0, the proxy alone on CPU 1),
-# so the machine's noise hits all three alike. Prints each round and the medians of CPU
+# so the machine's noise hits them all alike. Prints each round and the medians of CPU
 # us/request, split into user and kernel time, of req/s and of wrk's p99 latency, and the
 # ratios to nginx. A fourth target, M, is the same nginx worker made to send what frontgate
 # sends: its response headers (the security headers, a request id, no Server or X-Powered-By)
@@ -114,7 +114,7 @@ PID_N=$(ps -o pid= --ppid "${PIDS[-1]}" | tr -d ' ' | awk 'NR == 1')
 
 LOAD=()
 if [[ ${POST:-0} == 1 ]]; then
-    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = "{\"name\":\"bench item\"}"' 'wrk.headers["Content-Type"] = "application/json"' >"$TMP/post.lua"
+    bench_post_script
     LOAD=(-s "$TMP/post.lua")
 fi
 ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # utime stime

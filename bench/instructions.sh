@@ -44,7 +44,7 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ADMIN/health" >/dev/null &
 METHOD=GET LOAD=() FIRST=()
 if [[ ${POST:-0} == 1 ]]; then
     METHOD=POST FIRST=(-H 'content-type: application/json' --data-binary '{"name":"bench item"}')
-    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = "{\"name\":\"bench item\"}"' 'wrk.headers["Content-Type"] = "application/json"' >"$TMP/post.lua"
+    bench_post_script
     LOAD=(-s "$TMP/post.lua")
 fi
 curl -sf "${FIRST[@]}" "http://127.0.0.1:$GW/api/items" >/dev/null || die "the gateway does not answer; see $TMP/vg.log (KEEP_TMP=1)"

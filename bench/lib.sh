@@ -2,6 +2,8 @@
 #   bench_need CMD:PACKAGE...   installs the Debian packages of missing commands
 #   bench_binary                sets BIN: $FRONTGATE_BIN, or a release build (once)
 #   bench_free_port             prints a free loopback port below the ephemeral range
+#   bench_post_script           writes $TMP/post.lua, a wrk script for POST /api/items with a
+#                               small JSON body (needs bench_tmp first)
 #   bench_tmp                   sets TMP, a private copy of BIN in it, and PIDS=(); every pid
 #                               added to PIDS (and its children) is stopped on exit, and TMP is
 #                               removed unless KEEP_TMP=1
@@ -79,4 +81,9 @@ bench_free_port() {
         fi
     done
     die "no free loopback port found"
+}
+
+bench_post_script() {
+    printf '%s\n' 'wrk.method = "POST"' 'wrk.body = "{\"name\":\"bench item\"}"' \
+        'wrk.headers["Content-Type"] = "application/json"' >"$TMP/post.lua"
 }

@@ -35,7 +35,7 @@ pub enum Body {
 /// A client's request body as a server connection hands it to the pipeline.
 #[derive(Debug)]
 pub enum ClientBody {
-    /// Read by hyper (HTTP/2, and HTTP/1 requests that declare a body).
+    /// Read by hyper (HTTP/2, and HTTP/1 bodies the gateway's own reader leaves to hyper).
     Hyper(hyper::body::Incoming),
     /// A request whose framing says it has no body.
     Empty,

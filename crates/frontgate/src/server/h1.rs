@@ -8,9 +8,9 @@
 //! app's JSON POST). Those are read, dispatched and answered here.
 //!
 //! The first request on a connection that is anything else (a larger, chunked or
-//! not-yet-arrived body, an upgrade, HTTP/1.0, a head httparse or `http` refuses, a head that does not fit) hands the
-//! connection, with every byte read and not yet used, to hyper, which serves it from that
-//! request on exactly as it did before this module existed. So each large or chunked body,
+//! not-yet-arrived body, an upgrade, HTTP/1.0, a head httparse or `http` refuses, a head that
+//! does not fit) hands the connection, with every byte read and not yet used, to hyper, which
+//! serves it from that request on exactly as it did before this module existed. So each large or chunked body,
 //! each error answer to a bad head and each upgrade is still hyper's; this module only has to
 //! agree with hyper on the requests it keeps, and
 //! `tests::hyper_reads_every_head_this_reader_keeps_the_same_way` (and the `h1_request_head`
