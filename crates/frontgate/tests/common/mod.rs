@@ -313,11 +313,17 @@ pub async fn plain_get(addr: SocketAddr, path: &str) -> (StatusCode, HeaderMap, 
     plain_send(addr, req("GET", path).body(Full::default()).unwrap()).await
 }
 
+/// Bounded: a peer that never answers fails the test with where, instead of hanging it until
+/// nextest's 5-minute limit (which says nothing of which peer or request).
 pub async fn plain_send(addr: SocketAddr, r: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(conn);
-    collect(s.send_request(r).await.unwrap()).await
+    let what = format!("{} {} to {addr}", r.method(), r.uri());
+    let exchange = async {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+        tokio::spawn(conn);
+        collect(s.send_request(r).await.unwrap()).await
+    };
+    tokio::time::timeout(Duration::from_secs(60), exchange).await.unwrap_or_else(|_| panic!("no answer within 60 s to {what}"))
 }
 
 /// What the upstream saw of a request: method, raw path-and-query, headers.
