@@ -123,13 +123,17 @@ impl Provider {
             });
         }
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut first = String::new();
-        // The script prints the issuer as soon as it listens; EOF means it died.
-        let _ = stdout.read_line(&mut first);
+        // The script prints the issuer as soon as it listens; EOF means it died. Bounded, so a
+        // provider that never starts fails the test with its logs instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = stdout.read_line(&mut first);
+            let _ = tx.send(first);
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink);
         });
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| "(nothing within 30 s)".into());
         let issuer = first.trim().to_string();
         if !issuer.starts_with("http://127.0.0.1:") {
             let _ = child.kill();
