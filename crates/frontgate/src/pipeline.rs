@@ -22,7 +22,7 @@ use crate::frontend::{Frontend, Served};
 use crate::observe;
 use crate::problem::{Code, Problem};
 use crate::proxy::client::UpstreamClient;
-use crate::proxy::{self, headers as hygiene};
+use crate::proxy::{self, RelayedFields, headers as hygiene};
 use crate::route::{Lookup, RouteEntry, RouteTable, normalize_path};
 use crate::state::Services;
 
@@ -270,21 +270,23 @@ impl Gateway {
 
     /// Handles one request from a client connection.
     pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<Body> {
-        let (mut resp, fields) = self.handle_deferred(req, conn).await;
+        let (mut resp, mut fields) = self.handle_deferred(req, conn).await;
+        fields.relayed.move_into(resp.headers_mut());
         fields.policy.apply(resp.headers_mut(), &fields.request_id);
         resp
     }
 
-    /// [`Gateway::handle`], except that the response fields of the route's [`FieldPolicy`]
-    /// (security headers, `X-Request-Id`) are not yet in the response: the caller applies
-    /// them, or writes them as it encodes the head (`server::h1`).
+    /// [`Gateway::handle`], except that some of the response's fields are not yet in its
+    /// header map: the backend's, when they are relayed as it sent them, and those of the
+    /// route's [`FieldPolicy`] (security headers, `X-Request-Id`). The caller writes them as
+    /// it encodes the head (`server::h1`), or moves them into the map.
     pub async fn handle_deferred(&self, req: Request<ClientBody>, conn: ConnInfo) -> (Response<Body>, DeferredFields<'_>) {
         let start = Instant::now();
         let (mut head, body) = req.into_parts();
         let server = &self.config.server;
         let trusted_peer = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(conn.peer.ip());
-        let request_id = match head.headers.get(&hygiene::X_REQUEST_ID) {
-            Some(v) if trusted_peer && valid_request_id(v) => v.clone(),
+        let request_id = match trusted_peer.then(|| head.headers.get(&hygiene::X_REQUEST_ID)).flatten() {
+            Some(v) if valid_request_id(v) => v.clone(),
             _ => self.request_ids.next(),
         };
         let https = conn.tls
@@ -296,14 +298,20 @@ impl Gateway {
         let mut resp = match self.run(&mut head, body, &client, &request_id, &mut out).await {
             Ok(r) => r,
             Err(problem) => {
+                // Nothing of a backend's response goes out with the gateway's own answer.
+                out.relayed = RelayedFields::default();
                 out.decision = Decision::Denied;
                 out.code = Some(problem.code);
                 problem.into_response(request_id.to_str().unwrap_or(""))
             }
         };
+        if !out.extra.is_empty() {
+            // What the checks set replaces the backend's fields of the same name.
+            out.relayed.move_into(resp.headers_mut());
+        }
         let policy = self.add_extra_headers(&mut resp, &out, client.https);
         self.record(&head.method, head.uri.path(), &resp, &mut out, start, &request_id, &client);
-        (resp, DeferredFields { policy, request_id })
+        (resp, DeferredFields { policy, request_id, relayed: std::mem::take(&mut out.relayed) })
     }
 
     async fn run(
@@ -337,10 +345,11 @@ impl Gateway {
                 }
             }
             RouteTarget::Upstream => {
-                let resp = self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                let mut resp = self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await?;
                 match (route.operation, self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref())) {
                     // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
                     (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
+                        out.relayed.move_into(resp.headers_mut());
                         crate::checks::openapi::response::check(spec, &spec.operations[op], &head.method, &route.name, resp, request_id.to_str().unwrap_or("")).await
                     }
                     _ => Ok(resp),
@@ -467,7 +476,9 @@ impl Gateway {
             return Err(Problem::new(Code::RouteNotFound));
         }
         // Body limit: refuse a declared oversize at once; count a streamed one as it passes.
-        let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        // (A body already at its end declared no length, or 0.)
+        let empty = matches!(&body, RequestBody::Stream(b) if http_body::Body::is_end_stream(b));
+        let declared = if empty { None } else { head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) };
         if declared.is_some_and(|n| n > route.max_body_bytes) {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
@@ -482,7 +493,7 @@ impl Gateway {
             }
             RequestBody::Unavailable => return Err(Problem::new(Code::BadRequest)),
         };
-        let body = if http_body::Body::is_end_stream(&body) {
+        let body = if empty {
             Body::Empty
         } else if declared.is_some() {
             // hyper enforces a declared Content-Length; no counting needed.
@@ -538,12 +549,13 @@ impl Gateway {
         let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header };
         let result = proxy::forward(upstream, req, outbound, timing, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
-        let resp = result?;
+        let (resp, relayed) = result?;
         out.decision = Decision::Forwarded;
         let mask = self.config.upstream.as_ref().is_some_and(|u| u.mask_5xx);
         if mask && resp.status().is_server_error() {
             let status = resp.status();
-            let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+            let retry_after = relayed.get(&header::RETRY_AFTER).or(resp.headers().get(header::RETRY_AFTER).map(HeaderValue::as_bytes));
+            let retry_after = retry_after.and_then(|v| HeaderValue::from_bytes(v).ok());
             let mut masked = Problem::new(Code::UpstreamError).with_status(status).into_response(request_id.to_str().unwrap_or(""));
             if let Some(r) = retry_after {
                 masked.headers_mut().insert(header::RETRY_AFTER, r);
@@ -551,6 +563,7 @@ impl Gateway {
             // The original body is dropped unread, which closes that upstream connection.
             return Ok(masked);
         }
+        out.relayed = relayed;
         Ok(resp)
     }
 
@@ -639,6 +652,8 @@ impl Gateway {
 pub struct DeferredFields<'a> {
     pub policy: &'a FieldPolicy,
     pub request_id: HeaderValue,
+    /// The backend's fields, when its response is relayed: they go ahead of the map's.
+    pub relayed: RelayedFields,
 }
 
 pub(crate) enum Admission {
@@ -709,11 +724,13 @@ pub(crate) struct Outgoing {
     code: Option<Code>,
     upstream_time: Option<Duration>,
     extra: Vec<(HeaderName, HeaderValue)>,
+    /// The forwarded response's fields, relayed as the backend sent them.
+    relayed: RelayedFields,
 }
 
 impl Outgoing {
     pub(crate) fn new() -> Self {
-        Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new() }
+        Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new(), relayed: RelayedFields::default() }
     }
 }
 

@@ -16,7 +16,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::h1::{Conn, H1Error, Outbound, Recycle};
+use super::h1::{Conn, H1Error, Outbound, Recycle, RelayedFields};
 use crate::body::Body;
 use crate::config::upstream::UpstreamUrl;
 
@@ -95,7 +95,8 @@ impl UpstreamClient {
         Ok(stream)
     }
 
-    /// Sends one request; its response head must arrive by `deadline`. A pooled connection
+    /// Sends one request; its response head must arrive by `deadline`. The response's fields
+    /// come beside it ([`Conn::exchange`]). A pooled connection
     /// the backend closed meanwhile (its keep-alive ended) is retried once on a fresh
     /// connection when nothing of a response came and the body can be sent again (empty or
     /// already buffered).
@@ -105,7 +106,7 @@ impl UpstreamClient {
         outbound: &Outbound<'_>,
         body: Body,
         deadline: tokio::time::Instant,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<(Response<Body>, RelayedFields), UpstreamError> {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
             H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::{Body, DeadlineBody};
 use crate::problem::{Code, Problem};
 use client::{UpstreamClient, UpstreamError};
-pub use h1::Outbound;
+pub use h1::{Outbound, RelayedFields};
 
 /// WebSocket tunnels open now. Once upgraded, a tunnel has left its HTTP connection, so it is
 /// counted here and still held against `[server] max_connections`.
@@ -60,8 +60,9 @@ pub struct Timing {
 
 /// Sends the request upstream and returns its response, or the problem that explains why not.
 /// `limit_hit` reports whether our own body limit cut the request body off.
-/// The response comes back without hop-by-hop fields and without what fingerprints the
-/// backend ([`headers::hidden_response_header`]).
+/// The response's fields come without hop-by-hop fields and without what fingerprints the
+/// backend ([`headers::hidden_response_header`]): in its header map for an upgrade, otherwise
+/// in the [`RelayedFields`] beside it.
 pub async fn forward(
     client: &std::sync::Arc<UpstreamClient>,
     req: Request<Body>,
@@ -69,25 +70,32 @@ pub async fn forward(
     timing: Timing,
     client_upgrade: Option<OnUpgrade>,
     limit_hit: impl Fn() -> bool,
-) -> Result<Response<Body>, Problem> {
+) -> Result<(Response<Body>, RelayedFields), Problem> {
     if let Some(client_upgrade) = client_upgrade {
         let (mut parts, body) = req.into_parts();
         for (name, value) in outbound.added {
             parts.headers.insert(name, value.clone());
         }
         parts.headers.insert(header::HOST, outbound.host.clone());
-        return forward_upgrade(client, Request::from_parts(parts, body), timing.timeout, client_upgrade).await;
+        let resp = forward_upgrade(client, Request::from_parts(parts, body), timing.timeout, client_upgrade).await?;
+        return Ok((resp, RelayedFields::default()));
     }
     let Timing { sent, timeout, total } = timing;
     let head_timeout = total.map_or(timeout, |t| t.min(timeout));
     let (parts, body) = req.into_parts();
-    match client.send(&parts, &outbound, body, sent + head_timeout).await {
+    let sent_result = client.send(&parts, &outbound, body, sent + head_timeout).await;
+    // The request's fields are written: its map can hold the next request's.
+    h1::recycle_headers(parts.headers);
+    match sent_result {
         Err(UpstreamError::Timeout) => Err(Problem::new(Code::UpstreamTimeout)),
         Err(e) => Err(upstream_problem(e, limit_hit())),
-        Ok(resp) => Ok(match total {
-            Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, sent + t))),
-            _ => resp,
-        }),
+        Ok((resp, fields)) => Ok((
+            match total {
+                Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, sent + t))),
+                _ => resp,
+            },
+            fields,
+        )),
     }
 }
 

@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Version, header};
 use http_body::{Body as _, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
@@ -134,7 +134,8 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
     }
     let mut close = false;
     let mut body = None;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // A map a sent request left behind (proxy::forward), when there is one.
+    let mut headers = crate::proxy::h1::header_map(parsed.headers.len());
     let head = Bytes::copy_from_slice(&buf[..len]);
     let base = buf.as_ptr() as usize;
     let span = |s: &[u8]| {
@@ -419,10 +420,12 @@ fn encode_head(
     let mut te_chunked_last = None;
     let mut wrote_date = false;
     let mut wrote_close = false;
-    // Each field line as it is in the map (a name given several values is sent as several
-    // lines, which RFC 9110 §5.3 makes equal to one comma-joined line).
+    // Each field line as the backend sent it (relayed fields), then as it is in the map (a
+    // name given several values is sent as several lines, which RFC 9110 §5.3 makes equal to
+    // one comma-joined line).
     let mut present = 0;
-    for (name, value) in parts.headers.iter() {
+    let relayed = fields.into_iter().flat_map(|f| f.relayed.iter());
+    for (name, value) in relayed.chain(parts.headers.iter().map(|(n, v)| (n, v.as_bytes()))) {
         if fields.is_some_and(|f| !f.policy.keeps(name, &mut present)) {
             continue;
         }
@@ -453,10 +456,10 @@ fn encode_head(
             if content_length.is_some() {
                 return Err(());
             }
-            te_chunked_last = Some(has_last_token(value.as_bytes(), b"chunked"));
+            te_chunked_last = Some(has_last_token(value, b"chunked"));
             framing = Some(Framing::Chunked);
         } else if *name == header::CONNECTION {
-            if has_token(value.as_bytes(), b"close") {
+            if has_token(value, b"close") {
                 last = true;
                 wrote_close = true;
             }
@@ -518,15 +521,14 @@ fn encode_head(
     Ok((framing, last))
 }
 
-fn write_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+fn write_field(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
-fn parse_content_length(v: &HeaderValue) -> Option<u64> {
-    let s = v.as_bytes();
+fn parse_content_length(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -821,6 +823,8 @@ mod tests {
 
     use super::differential::{check, ours};
     use super::*;
+    use crate::proxy::RelayedFields;
+    use crate::response_fields::{Defaults, FieldPolicy};
 
     async fn agree(raw: &[u8]) {
         if let Err(e) = check(raw).await {
@@ -1007,7 +1011,21 @@ mod tests {
         }
         let (parts, ()) = resp.body(()).unwrap().into_parts();
         let mut out = Vec::new();
-        let (framing, last) = encode_head(&parts, None, length, head_request, keep_alive, &mut out)?;
+        let result = encode_head(&parts, None, length, head_request, keep_alive, &mut out);
+        // The same fields relayed as a backend sent them, rather than in the map, are written
+        // the same way (here under a route's policy, with both).
+        let policy = FieldPolicy::new(&Defaults { hsts: None, csp: &HeaderValue::from_static("default-src 'self'") }, None, false);
+        let rid = HeaderValue::from_static("rid-1");
+        let (mut in_map, mut relayed) = (Vec::new(), Vec::new());
+        let deferred = DeferredFields { policy: &policy, request_id: rid.clone(), relayed: Default::default() };
+        let by_map = encode_head(&parts, Some(&deferred), length, head_request, keep_alive, &mut in_map);
+        let deferred = DeferredFields { policy: &policy, request_id: rid, relayed: RelayedFields::from_lines(fields) };
+        let (bare, ()) = http::Response::builder().status(status).body(()).unwrap().into_parts();
+        let by_relay = encode_head(&bare, Some(&deferred), length, head_request, keep_alive, &mut relayed);
+        assert_eq!(by_map, by_relay, "{fields:?}");
+        assert_eq!(String::from_utf8_lossy(&in_map), String::from_utf8_lossy(&relayed), "{fields:?}");
+        assert_eq!(by_map.is_ok(), result.is_ok(), "{fields:?}");
+        let (framing, last) = result?;
         Ok((String::from_utf8(out).unwrap(), framing, last))
     }
 
