@@ -50,6 +50,9 @@ pub struct FieldPolicy {
     always_and_defaults: Vec<u8>,
     /// A bit per `Default` entry, by index.
     default_mask: u64,
+    /// A bit for the length of each entry's name (lengths from 63 up share bit 63): most of
+    /// a response's own fields have a length no entry has, and need no comparing.
+    name_lengths: u64,
     /// Whether an entry sets `X-Request-Id`.
     request_id: bool,
 }
@@ -92,7 +95,7 @@ impl FieldPolicy {
         let (mut always, mut defaults, mut default_mask, mut request_id) = (Vec::new(), Vec::new(), 0u64, false);
         // `present` has a bit per entry; defaults come before a route's own headers.
         debug_assert!(rules.iter().rposition(|(_, r)| matches!(r, Rule::Default(_))).is_none_or(|i| i < 64));
-        let entries = rules
+        let entries: Vec<Entry> = rules
             .into_iter()
             .enumerate()
             .map(|(i, (name, rule))| {
@@ -117,12 +120,16 @@ impl FieldPolicy {
             })
             .collect();
         let always_and_defaults = [&always[..], &defaults[..]].concat();
-        FieldPolicy { entries, always, always_and_defaults, default_mask, request_id }
+        let name_lengths = entries.iter().fold(0, |bits, e| bits | length_bit(&e.name));
+        FieldPolicy { entries, always, always_and_defaults, default_mask, name_lengths, request_id }
     }
 
     /// Whether a response field named `name` is sent as the response has it (`false` when the
     /// policy sets or removes that name); marks in `present` the defaults the response has.
     pub fn keeps(&self, name: &HeaderName, present: &mut u64) -> bool {
+        if self.name_lengths & length_bit(name) == 0 {
+            return true;
+        }
         for (i, e) in self.entries.iter().enumerate() {
             if e.name == name {
                 return match e.rule {
@@ -183,6 +190,10 @@ impl FieldPolicy {
             }
         }
     }
+}
+
+fn length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
 }
 
 #[cfg(test)]
@@ -258,6 +269,36 @@ mod tests {
             Some(route(Some(Some("default-src 'self'")), &[("x-frame-options", Some("SAMEORIGIN")), ("cache-control", None)])),
             Some(route(Some(None), &[("referrer-policy", None), ("x-app", Some("route")), ("x-request-id", Some("fixed"))])),
         ]
+    }
+
+    #[test]
+    fn names_of_a_length_no_entry_has_are_kept_without_comparing_and_the_rest_are_compared() {
+        let long_a = format!("x-{}", "a".repeat(70));
+        let long_b = format!("x-{}", "b".repeat(80));
+        let csp = HeaderValue::from_static("default-src 'none'");
+        let mut long_route = route(None, &[]);
+        long_route.headers.push((HeaderName::from_bytes(long_a.as_bytes()).unwrap(), None));
+        let mut candidates: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
+        // Same lengths as entries, other names; other lengths; past the last length bit.
+        candidates.extend(["content-type", "x-frame-optionz", "referrer-polic", "date", "x-demo-upstream-hits"].map(String::from));
+        candidates.extend([long_a.clone(), long_b]);
+        for route in routes().into_iter().chain([Some(long_route)]) {
+            let policy = FieldPolicy::new(&Defaults { hsts: None, csp: &csp }, route.as_ref(), true);
+            for name in &candidates {
+                let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+                // What a search of every entry says.
+                let (mut expected_present, mut expected) = (0u64, true);
+                if let Some(i) = policy.entries.iter().position(|e| e.name == name) {
+                    expected = matches!(policy.entries[i].rule, Rule::Default(_));
+                    if expected {
+                        expected_present |= 1 << i;
+                    }
+                }
+                let mut present = 0;
+                assert_eq!(policy.keeps(&name, &mut present), expected, "{name}");
+                assert_eq!(present, expected_present, "{name}");
+            }
+        }
     }
 
     proptest! {
