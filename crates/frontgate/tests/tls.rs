@@ -46,6 +46,11 @@ fn extension(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
 /// A ClientHello record as an old client sends it: `legacy_version` is the version claimed, and
 /// there is no supported_versions extension (so the server must go by `legacy_version`).
 fn client_hello(legacy_version: u16, suites: &[u16]) -> Vec<u8> {
+    client_hello_for(legacy_version, suites, b"localhost")
+}
+
+/// [`client_hello`], naming `host` in its SNI extension.
+fn client_hello_for(legacy_version: u16, suites: &[u16], host: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     u16be(&mut body, legacy_version);
     body.extend_from_slice(&[0x5a; 32]); // random
@@ -57,7 +62,6 @@ fn client_hello(legacy_version: u16, suites: &[u16]) -> Vec<u8> {
     body.extend_from_slice(&[1, 0]); // compression: null only
 
     let mut ext = Vec::new();
-    let host = b"localhost";
     let mut sni = Vec::new();
     u16be(&mut sni, (host.len() + 3) as u16);
     sni.push(0); // host_name
@@ -143,6 +147,25 @@ async fn tls_1_0_and_1_1_are_refused_with_an_alert() {
     let answer = first_record(gate.addr, &client_hello(0x0303, SUITES)).await;
     assert_eq!(answer, FirstRecord::Handshake { msg_type: 2 }, "TLS 1.2 hello should get a ServerHello");
     assert_eq!(up.hits(), 0);
+}
+
+/// Log flooding: what a client puts in its ClientHello must not buy it a log line per
+/// handshake. An IP address as SNI (RFC 6066 forbids it, but wrk and OpenSSL-based clients
+/// send it for `https://127.0.0.1`) made rustls log a warning for every handshake; the
+/// handshake itself goes on, and nothing is logged.
+#[tokio::test]
+async fn an_ip_address_as_sni_is_answered_and_not_logged() {
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    for _ in 0..20 {
+        let answer = first_record(gate.addr, &client_hello_for(0x0303, SUITES, b"127.0.0.1")).await;
+        assert_eq!(answer, FirstRecord::Handshake { msg_type: 2 }, "a hello naming an IP address should get a ServerHello");
+    }
+    // One request after them, so the gateway has written whatever it was going to log.
+    let (status, _, _) = gate.tls().get("/echo/after").await;
+    assert_eq!(status, 200);
+    let logs = gate.logs();
+    assert!(!logs.contains("SNI") && !logs.contains("rustls"), "client-triggered log lines:\n{logs}");
 }
 
 /// Both supported versions work end to end: a client restricted to TLS 1.2 and one restricted

@@ -61,12 +61,21 @@ fn describe() {
 
 /// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).
 pub fn init_logging(config: &LogConfig) {
-    let filter = EnvFilter::try_from_env("FRONTGATE_LOG")
-        .or_else(|_| EnvFilter::try_new(&config.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let spec = std::env::var("FRONTGATE_LOG").ok().filter(|s| EnvFilter::try_new(s).is_ok()).unwrap_or_else(|| config.level.clone());
+    let filter = log_filter(&spec);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// The log filter for `spec` (a `[log] level` or `FRONTGATE_LOG`), with rustls held to errors
+/// unless `spec` names it: rustls warns about what a peer sends (an IP address as SNI, which
+/// wrk and OpenSSL clients send for `https://127.0.0.1`, a malformed message), one line per
+/// handshake that any client can trigger at will. Failed handshakes are counted in
+/// `frontgate_tls_handshake_failures_total` instead.
+fn log_filter(spec: &str) -> EnvFilter {
+    let spec = if spec.contains("rustls") { spec.to_owned() } else { format!("{spec},rustls=error") };
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,rustls=error"))
 }
