@@ -5,7 +5,9 @@
 #   frontgate  frontgate in front of it, one worker thread,
 # over plain HTTP/1.1 keep-alive (throughput, p50, p99, CPU per request), at 256 keep-alive
 # connections (resident memory), and over TLS with one new connection per request (full
-# handshakes per second, same ECDSA P-256 certificate for both). Prints the tables and the
+# handshakes per second, same ECDSA P-256 certificate for both, session resumption off on
+# both so that wrk, which resumes whatever it can, pays for a full handshake every time).
+# Prints the tables and the
 # frontgate/nginx ratios against the targets in docs/performance.md, which explains the method.
 #
 # Usage: bench/load.sh [--quick]
@@ -20,6 +22,8 @@
 #   CONNECTIONS=64     keep-alive connections for the plain comparison
 #   RSS_CONNECTIONS=256  connections held while resident memory is sampled
 #   TLS_CONNECTIONS=32 concurrent connections in the handshake test
+#   TLS_RESUME=0       1 leaves session resumption on in both servers (their defaults): wrk then
+#                      resumes TLS 1.3 sessions, and section 3 measures resumed handshakes
 #   QUIET_WAIT=60      before each measurement, wait up to this many seconds for the machine to be
 #                      idle (other processes below QUIET_MAX % of one CPU); 0 to not wait
 #   QUIET_MAX=15
@@ -49,6 +53,12 @@ ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 RSS_CONNECTIONS=${RSS_CONNECTIONS:-256}
 TLS_CONNECTIONS=${TLS_CONNECTIONS:-32}
+TLS_RESUME=${TLS_RESUME:-0}
+if [[ $TLS_RESUME == 1 ]]; then
+    NG_RESUME="" FG_RESUME="" HANDSHAKES="resumed where the client can"
+else
+    NG_RESUME="ssl_session_tickets off; ssl_session_cache off;" FG_RESUME="tls_session_resumption = false" HANDSHAKES="full"
+fi
 PIN=${PIN:-1}
 WARMUP=${WARMUP:-1s}
 
@@ -140,6 +150,7 @@ http {
         ssl_certificate $TMP/cert.pem;
         ssl_certificate_key $TMP/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
+        $NG_RESUME
         location / { proxy_pass http://demo; }
     }
     server {
@@ -163,8 +174,8 @@ done
 [[ -n $NG_WORKER ]] || die "cannot find the nginx worker process"
 
 # ---------------------------------------------------------------- frontgate (plain, and TLS)
-start_frontgate() { # name port admin_port tls_line
-    local name=$1 port=$2 admin=$3 tls=$4 dir=$TMP/$1
+start_frontgate() { # name port admin_port tls_line [server_line]
+    local name=$1 port=$2 admin=$3 tls=$4 extra=${5:-} dir=$TMP/$1
     mkdir -p "$dir"
     cat >"$dir/frontgate.toml" <<EOF
 data_dir = "$dir/data"
@@ -173,6 +184,7 @@ data_dir = "$dir/data"
 listen = "127.0.0.1:$port"
 tls = $tls
 workers = 1
+$extra
 
 [upstream]
 url = "http://$UP"
@@ -197,7 +209,7 @@ FG_PORT=$(bench_free_port); FG_ADMIN=$(bench_free_port)
 start_frontgate fg-plain "$FG_PORT" "$FG_ADMIN" '"off"'
 FG_PID=$STARTED_PID
 FG_TLS_PORT=$(bench_free_port); FG_TLS_ADMIN=$(bench_free_port)
-start_frontgate fg-tls "$FG_TLS_PORT" "$FG_TLS_ADMIN" "{ cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }"
+start_frontgate fg-tls "$FG_TLS_PORT" "$FG_TLS_ADMIN" "{ cert = \"$TMP/cert.pem\", key = \"$TMP/key.pem\" }" "$FG_RESUME"
 FG_TLS_PID=$STARTED_PID
 
 check_url "http://$UP/api/items"
@@ -458,7 +470,11 @@ echo "  frontgate max VmRSS $(div "$FG_RSS" 1024 %.1f) MiB (target <= 30 MiB): $
 nginx_accepts() { curl -s "http://127.0.0.1:$NG_STATUS_PORT/" | awk 'NR == 3 { print $1 }'; }
 fg_connections() { curl -s "http://127.0.0.1:$FG_TLS_ADMIN/metrics" | awk '$1 == "frontgate_connections_total" { printf "%d", $2 }'; }
 echo
-echo "3) TLS full handshakes: wrk -t1 -c$TLS_CONNECTIONS -d$DURATION -H 'Connection: close' over https (a new TLS connection per request; same ECDSA P-256 certificate), $ROUNDS round(s)"
+# How many of five reconnections each server lets a client resume (openssl s_client keeps its
+# session between them, as wrk does): 0 of 5 when resumption is off.
+resumed() { openssl s_client -connect "127.0.0.1:$1" -reconnect </dev/null 2>/dev/null | grep -c '^Reused' || true; }
+echo "3) TLS $HANDSHAKES handshakes: wrk -t1 -c$TLS_CONNECTIONS -d$DURATION -H 'Connection: close' over https (a new TLS connection per request; same ECDSA P-256 certificate), $ROUNDS round(s)"
+echo "   reconnections resumed (openssl s_client -reconnect): nginx $(resumed "$NG_TLS_PORT") of 5, frontgate $(resumed "$FG_TLS_PORT") of 5"
 TLS_FMT="%-10s %11s %8s %8s %7s %11s %7s %6s %6s %6s %6s %9s\n"
 printf "$TLS_FMT" target "handshake/s" "p50 ms" "p99 ms" "proxy%" "proxy us/hs" "upstr%" "wrk%" "other%" "cpu0%" "cpu1%" "conns/req"
 : >"$TMP/t-nginx"; : >"$TMP/t-frontgate"
@@ -480,7 +496,7 @@ for round in $(seq 1 "$ROUNDS"); do
     in_turn "$round" tls_nginx tls_frontgate
 done
 echo "  (conns/req: connections the server accepted during the measured run over the requests wrk"
-echo "   completed; 1.00 means every request paid for a full TLS handshake)"
+echo "   completed; 1.00 means every request paid for a handshake of its own, $HANDSHAKES)"
 read -r TN_RPS _ TN_P99 _ _ <<<"$(best_of "$TMP/t-nginx")"
 read -r TF_RPS _ TF_P99 _ _ <<<"$(best_of "$TMP/t-frontgate")"
 TN_PUS=$(median_pus "$TMP/t-nginx"); TF_PUS=$(median_pus "$TMP/t-frontgate")

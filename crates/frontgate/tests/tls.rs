@@ -168,6 +168,32 @@ async fn an_ip_address_as_sni_is_answered_and_not_logged() {
     assert!(!logs.contains("SNI") && !logs.contains("rustls"), "client-triggered log lines:\n{logs}");
 }
 
+/// Session resumption: by default a client that kept its session resumes it on its next
+/// connection, on TLS 1.3 (tickets) and TLS 1.2 (session cache); with
+/// `tls_session_resumption = false` every connection is a full handshake.
+#[tokio::test]
+async fn sessions_resume_unless_resumption_is_off() {
+    let up = Upstream::start().await;
+    for (server_extra, expected) in [("", rustls::HandshakeKind::Resumed), ("tls_session_resumption = false", rustls::HandshakeKind::Full)] {
+        let gate = start(server_extra, &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+        let client = gate.tls();
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            // One config, so both connections share its session store.
+            let cfg = client.config(&[b"http/1.1"], &[version]);
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                let tls = client.connect_with(cfg.clone()).await.expect("TLS connect");
+                kinds.push(tls.get_ref().1.handshake_kind());
+                // A response read, so a TLS 1.3 ticket sent after the handshake is taken in.
+                let mut s = h1_on(tls).await;
+                let (status, _, _) = collect(s.send_request(req("GET", "/echo/r").body(Full::default()).unwrap()).await.unwrap()).await;
+                assert_eq!(status, 200);
+            }
+            assert_eq!(kinds, [Some(rustls::HandshakeKind::Full), Some(expected)], "{server_extra:?} {version:?}");
+        }
+    }
+}
+
 /// Both supported versions work end to end: a client restricted to TLS 1.2 and one restricted
 /// to TLS 1.3 each negotiate that version and get a 200 from a declared route.
 #[tokio::test]

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub hsts: String,
     pub h2_max_concurrent_streams: u32,
     pub h2_max_pending_reset_streams: usize,
+    /// Whether TLS clients may resume a session (TLS 1.3 tickets, TLS 1.2 session ids).
+    pub tls_session_resumption: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             hsts: "max-age=31536000; includeSubDomains".into(),
             h2_max_concurrent_streams: 100,
             h2_max_pending_reset_streams: 20,
+            tls_session_resumption: true,
         }
     }
 }

@@ -118,16 +118,22 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsEr
         return Err(TlsError::NoCert { path: cert_path, detail: "the file has no CERTIFICATE block".into() });
     }
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey { path: key_path.clone(), detail: e.to_string() })?;
-    Ok(Some(Arc::new(build(certs, key)?)))
+    Ok(Some(Arc::new(build(certs, key, config.server.tls_session_resumption)?)))
 }
 
-fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<ServerConfig, rustls::Error> {
+fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resumption: bool) -> Result<ServerConfig, rustls::Error> {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    cfg.ticketer = aws_lc_rs::Ticketer::new()?;
+    if resumption {
+        cfg.ticketer = aws_lc_rs::Ticketer::new()?;
+    } else {
+        // No tickets (TLS 1.3) and no session cache (TLS 1.2): every handshake is a full one.
+        cfg.send_tls13_tickets = 0;
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    }
     Ok(cfg)
 }
