@@ -368,6 +368,8 @@ impl RelayedFields {
         let mut head = Vec::new();
         let mut fields = Vec::new();
         for (name, value) in lines {
+            // move_into relies on every value being one HeaderValue accepts.
+            assert!(HeaderValue::from_str(value).is_ok(), "{value:?} is not a field value");
             head.extend_from_slice(format!("{name}: ").as_bytes());
             let start = head.len() as u32;
             head.extend_from_slice(value.as_bytes());
@@ -408,9 +410,10 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<HeaderMap>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Takes back a request's header map once it is sent, emptied, so the next request read on
-/// this thread fills it instead of allocating one (two allocations and two frees per request
-/// otherwise). A map grown past a usual request's size is dropped.
+/// Takes back a header map that is done with (a request's once it is sent upstream, a
+/// response's once its head is written), emptied, so the next request read on this thread
+/// fills it instead of allocating one (two allocations and two frees per request otherwise).
+/// A map grown past a usual request's size is dropped.
 pub fn recycle_headers(mut map: HeaderMap) {
     if map.capacity() == 0 || map.capacity() > SPARE_MAP_CAPACITY {
         return;
