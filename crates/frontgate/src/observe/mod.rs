@@ -61,8 +61,11 @@ fn describe() {
 
 /// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).
 pub fn init_logging(config: &LogConfig) {
-    let spec = std::env::var("FRONTGATE_LOG").ok().filter(|s| EnvFilter::try_new(s).is_ok()).unwrap_or_else(|| config.level.clone());
-    let filter = log_filter(&spec);
+    let filter = std::env::var("FRONTGATE_LOG")
+        .ok()
+        .and_then(|spec| log_filter(&spec))
+        .or_else(|| log_filter(&config.level))
+        .unwrap_or_else(|| EnvFilter::new("info,rustls=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
@@ -70,12 +73,12 @@ pub fn init_logging(config: &LogConfig) {
     };
 }
 
-/// The log filter for `spec` (a `[log] level` or `FRONTGATE_LOG`), with rustls held to errors
-/// unless `spec` names it: rustls warns about what a peer sends (an IP address as SNI, which
-/// wrk and OpenSSL clients send for `https://127.0.0.1`, a malformed message), one line per
-/// handshake that any client can trigger at will. Failed handshakes are counted in
-/// `frontgate_tls_handshake_failures_total` instead.
-fn log_filter(spec: &str) -> EnvFilter {
+/// The log filter for `spec` (a `[log] level` or `FRONTGATE_LOG`; `None` when it does not
+/// parse), with rustls held to errors unless `spec` names it: rustls warns about what a peer
+/// sends (an IP address as SNI, which wrk and OpenSSL clients send for `https://127.0.0.1`, a
+/// malformed message), one line per handshake that any client can trigger at will. Failed
+/// handshakes are counted in `frontgate_tls_handshake_failures_total` instead.
+fn log_filter(spec: &str) -> Option<EnvFilter> {
     let spec = if spec.contains("rustls") { spec.to_owned() } else { format!("{spec},rustls=error") };
-    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,rustls=error"))
+    EnvFilter::try_new(spec).ok()
 }

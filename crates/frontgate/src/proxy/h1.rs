@@ -580,7 +580,7 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
 /// A field value as text, when it is all visible ASCII, spaces and tabs (as
 /// [`HeaderValue::to_str`] has it).
 fn text(value: &[u8]) -> Option<&str> {
-    if value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) { std::str::from_utf8(value).ok() } else { None }
+    if crate::server::h1::is_text(value) { std::str::from_utf8(value).ok() } else { None }
 }
 
 /// Folds one Content-Length field (which may list copies, "5, 5") into what earlier ones said.

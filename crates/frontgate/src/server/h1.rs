@@ -212,7 +212,7 @@ fn has_last_token(value: &[u8], token: &[u8]) -> bool {
 }
 
 /// What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
-fn is_text(value: &[u8]) -> bool {
+pub(crate) fn is_text(value: &[u8]) -> bool {
     value.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
 }
 
