@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod openapi;
+pub mod raw_backend;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_frontgate");
 
