@@ -384,6 +384,7 @@ impl Gateway {
         if head.headers.len() > server.max_header_count || header_bytes(&head.headers) > server.max_header_bytes.0 as usize {
             return Err(Problem::new(Code::HeadersTooLarge));
         }
+        let screened = hygiene::screen_request_head(head, server.underscores_in_headers)?;
         let raw_path = head.uri.path();
         let path = normalize_path(raw_path)
             .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
@@ -410,6 +411,9 @@ impl Gateway {
         };
         out.route = Some(index);
         let path = path.into_owned_if_changed();
+        if screened.method_override && !route.method_override {
+            hygiene::remove_method_override(&mut head.headers);
+        }
 
         // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
@@ -478,7 +482,7 @@ impl Gateway {
         // Body limit: refuse a declared oversize at once; count a streamed one as it passes.
         // (A body already at its end declared no length, or 0.)
         let empty = matches!(&body, RequestBody::Stream(b) if http_body::Body::is_end_stream(b));
-        let declared = if empty { None } else { head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) };
+        let declared = if empty { None } else { canonical_content_length(&mut head.headers)? };
         if declared.is_some_and(|n| n > route.max_body_bytes) {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
@@ -523,7 +527,7 @@ impl Gateway {
         let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
 
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
-        let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri);
+        let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri)?;
         let mut req = Request::new(body);
         *req.method_mut() = head.method.clone();
         *req.uri_mut() = uri;
@@ -743,14 +747,44 @@ fn valid_request_id(v: &HeaderValue) -> bool {
     !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
 }
 
-/// The URI to send upstream: the base path, the normalized path, the original query.
-fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> http::Uri {
+/// The request's declared body length, made canonical for the backend: every Content-Length
+/// value (fields and comma-separated copies) must be plain digits and agree, and what is
+/// forwarded is one field with the integer as digits alone. `00005`, `010` or `5, 5` reach the
+/// backend as `5` and `10`; a parser there that reads leading zeros as octal, or takes the
+/// first of two copies, cannot disagree with the length the gateway counted.
+fn canonical_content_length(headers: &mut http::HeaderMap) -> Result<Option<u64>, Problem> {
+    let mut length: Option<u64> = None;
+    let mut canonical = true;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let digits = part.trim_ascii();
+            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(Problem::new(Code::BadRequest).with_detail("The Content-Length is not a number."));
+            }
+            let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if length.is_some_and(|l| l != n) {
+                return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has conflicting Content-Length values."));
+            }
+            canonical &= length.is_none() && digits.len() == part.len() && (digits[0] != b'0' || digits.len() == 1);
+            length = Some(n);
+        }
+    }
+    if let (Some(n), false) = (length, canonical) {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    Ok(length)
+}
+
+/// The URI to send upstream: the base path, the normalized path, the original query. A target
+/// too long for a request line is refused (414), never cut or replaced: the backend only ever
+/// receives the normalized path that matched, under the base path.
+fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> Result<http::Uri, Problem> {
     if base.is_empty() && normalized.is_none()
         && let Some(pq) = original.path_and_query() {
             let mut parts = http::uri::Parts::default();
             parts.path_and_query = Some(pq.clone());
             if let Ok(uri) = http::Uri::from_parts(parts) {
-                return uri;
+                return Ok(uri);
             }
         }
     let path = normalized.unwrap_or(original.path());
@@ -761,7 +795,7 @@ fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> h
         s.push('?');
         s.push_str(q);
     }
-    s.parse().unwrap_or_else(|_| http::Uri::from_static("/"))
+    s.parse().map_err(|_| Problem::new(Code::UriTooLong))
 }
 
 trait IntoOwnedIfChanged {

@@ -40,6 +40,8 @@ pub enum Code {
     UnsupportedMediaType,
     ResponseInvalid,
     StoreUnavailable,
+    AmbiguousRequest,
+    UriTooLong,
 }
 
 impl Code {
@@ -72,6 +74,8 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::ResponseInvalid,
         Code::StoreUnavailable,
+        Code::AmbiguousRequest,
+        Code::UriTooLong,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +108,8 @@ impl Code {
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::ResponseInvalid => "response_invalid",
             Code::StoreUnavailable => "store_unavailable",
+            Code::AmbiguousRequest => "ambiguous_request",
+            Code::UriTooLong => "uri_too_long",
         }
     }
 
@@ -139,6 +145,8 @@ impl Code {
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::ResponseInvalid => StatusCode::BAD_GATEWAY,
             Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::AmbiguousRequest => StatusCode::BAD_REQUEST,
+            Code::UriTooLong => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -172,6 +180,8 @@ impl Code {
             Code::UnsupportedMediaType => "Unsupported media type",
             Code::ResponseInvalid => "Invalid upstream response",
             Code::StoreUnavailable => "State store unavailable",
+            Code::AmbiguousRequest => "Ambiguous request",
+            Code::UriTooLong => "Request target too long",
         }
     }
 
@@ -211,6 +221,8 @@ impl Code {
             Code::UnsupportedMediaType => "This operation does not accept a body of this content type.",
             Code::ResponseInvalid => "The service behind the gateway answered with a response that does not match its declared schema.",
             Code::StoreUnavailable => "A store the gateway needs to decide this request is unavailable; retry shortly.",
+            Code::AmbiguousRequest => "The request could be read in more than one way (a duplicated or conflicting header), so it was refused.",
+            Code::UriTooLong => "The request target is too long to forward.",
         }
     }
 
@@ -281,6 +293,18 @@ impl Code {
             Code::UnsupportedMediaType => "The OpenAPI document declares which content types each operation accepts; send the body as one of them with a matching Content-Type header.",
             Code::ResponseInvalid => "Response validation ([openapi] response_validation = \"block\") stops responses that the OpenAPI document does not declare, so that undeclared data is not exposed.",
             Code::StoreUnavailable => "frontgate keeps keys, sessions, counters and replay sets in SQLite, PostgreSQL or Redis. When the store it needs cannot answer, the request is refused with this 503 rather than let through unchecked ([shared] on_outage).",
+            Code::AmbiguousRequest => {
+                "The gateway checks a request and the backend then reads it again. Where two HTTP \
+                 implementations could read the same header differently, frontgate refuses rather \
+                 than pick one reading: a request with two Host fields, a Host that disagrees with \
+                 the HTTP/2 :authority or the absolute request target, or a body with two \
+                 Content-Type fields. Send each of these once."
+            }
+            Code::UriTooLong => {
+                "The path and query, once put under the backend's base path, are longer than an \
+                 HTTP request target may be (65,534 bytes). Send a shorter query, or the data in \
+                 a request body."
+            }
         }
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             headers: headers.iter().map(|(n, v)| (HeaderName::from_static(n), v.map(HeaderValue::from_static))).collect(),
             config_index: None,
             operation: None,
+            method_override: false,
         }
     }
 

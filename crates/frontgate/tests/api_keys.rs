@@ -50,6 +50,13 @@ async fn valid_keys_pass_and_the_upstream_gets_identity_never_the_key() {
             assert_eq!(h["x-frontgate-scopes"], json!(["items:read extra"]));
             assert!(h.get("x-api-key").is_none() && h.get("authorization").is_none(), "the key reached the upstream: {h}");
         }
+        // Credentials beside the key that authenticated were not verified: none reaches the
+        // upstream, where a framework could believe them.
+        let forged = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.";
+        let (status, _, v) = g.get("/echo/a", &[("x-api-key", &key), ("authorization", forged), ("dpop", "forged")]).await;
+        assert_eq!(status, 200, "{backend:?}: {v}");
+        let h = &v["headers"];
+        assert!(h.get("authorization").is_none() && h.get("dpop").is_none(), "an unverified credential reached the upstream: {h}");
         // No credential at all: the 401 says how to authenticate (RFC 6750 §3).
         let (status, h, v) = g.get("/echo/a", &[]).await;
         assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"));

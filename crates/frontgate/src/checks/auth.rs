@@ -176,7 +176,23 @@ impl Authenticate {
             return self.refuse(ex, p);
         }
         auth.consumed(ex.head);
+        strip_unverified_credentials(ex.head, auth.method());
         ex.identity = Some(identity);
         Verdict::Continue
     }
 }
+
+/// Removes the credentials a request carried beside the one that authenticated it: the
+/// gateway verified only that one, and a backend that reads another (a bearer token beside the
+/// API key, a key beside the session) would trust what nobody checked. A JWT route keeps the
+/// `Authorization` and `DPoP` fields it verified; a session's own token, when forwarded, is
+/// set later from the identity.
+fn strip_unverified_credentials(head: &mut Parts, verified: AuthMethod) {
+    head.headers.remove(super::api_key::X_API_KEY);
+    if verified != AuthMethod::Jwt {
+        head.headers.remove(http::header::AUTHORIZATION);
+        head.headers.remove(&DPOP);
+    }
+}
+
+static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");

@@ -449,6 +449,9 @@ impl Config {
                     }
             }
         }
+        if route.method_override && route.to == RouteTarget::Frontend {
+            rep.at(span.clone(), format!("route `{text}`: method_override passes headers to the upstream; this route serves the front-end, so remove it"));
+        }
         if route.csrf == Some(true) && !route.auth.accepts(AuthMethod::Session) {
             rep.at(span.clone(), format!("route `{text}`: csrf = true protects cookie sessions; it needs auth to include \"session\""));
         }

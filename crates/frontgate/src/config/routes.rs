@@ -45,6 +45,11 @@ pub struct RouteConfig {
     /// Names of `[rate_limits.NAME]` sections that apply to this route, in order.
     #[serde(default)]
     pub rate_limit: Vec<String>,
+    /// Whether `X-HTTP-Method-Override`, `X-Method-Override` and `X-HTTP-Method` reach the
+    /// backend (default: removed, so a framework cannot turn an allowed POST into a method the
+    /// route does not allow).
+    #[serde(default)]
+    pub method_override: bool,
 }
 
 /// One way a caller can prove who it is.

@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub h2_max_pending_reset_streams: usize,
     /// Whether TLS clients may resume a session (TLS 1.3 tickets, TLS 1.2 session ids).
     pub tls_session_resumption: bool,
+    /// Whether request header names with `_` are forwarded (nginx's `underscores_in_headers`).
+    /// Off by default: backends that map `-` and `_` to one variable (CGI, Django, older Puma)
+    /// would read `X_Api_Key` as `X-Api-Key`, a field the gateway never saw.
+    pub underscores_in_headers: bool,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             h2_max_concurrent_streams: 100,
             h2_max_pending_reset_streams: 20,
             tls_session_resumption: true,
+            underscores_in_headers: false,
         }
     }
 }

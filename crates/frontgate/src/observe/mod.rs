@@ -24,6 +24,7 @@ pub const TUNNELS_ACTIVE: &str = "frontgate_websocket_tunnels_active";
 pub const RELOADS: &str = "frontgate_config_reloads_total";
 pub const RATE_LIMITED: &str = "frontgate_rate_limited_total";
 pub const RATE_LIMIT_OUTAGES: &str = "frontgate_rate_limit_store_errors_total";
+pub const FIELDS_DROPPED: &str = "frontgate_request_fields_dropped_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -57,6 +58,7 @@ fn describe() {
     metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or timed out");
     metrics::describe_gauge!(TUNNELS_ACTIVE, "Open WebSocket tunnels (counted against max_connections)");
     metrics::describe_counter!(RELOADS, "Configuration reloads by result");
+    metrics::describe_counter!(FIELDS_DROPPED, "Request header fields removed before routing, by reason (underscore)");
 }
 
 /// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).

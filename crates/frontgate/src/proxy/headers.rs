@@ -6,6 +6,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::checks::Client;
 use crate::config::ServerConfig;
+use crate::problem::{Code, Problem};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -67,12 +68,13 @@ fn forwarded_element(for_node: &str, proto: &str, host: Option<&HeaderValue>) ->
 }
 
 /// Whether a request header must go before forwarding, whoever sent it: hop-by-hop headers,
-/// our identity headers, and X-Real-IP (which the gateway never sets).
+/// our identity headers, X-Real-IP (which the gateway never sets), and `Expect` (the gateway
+/// answers `100-continue` itself and sends the body whatever the backend would have said).
 fn always_stripped(name: &str) -> bool {
     matches!(
         name,
         "connection" | "keep-alive" | "proxy-connection" | "proxy-authorization" | "te" | "trailer"
-            | "transfer-encoding" | "upgrade" | "x-real-ip"
+            | "transfer-encoding" | "upgrade" | "x-real-ip" | "expect"
     ) || name.starts_with("x-frontgate-")
 }
 
@@ -84,17 +86,12 @@ fn forwarding_header(name: &str) -> bool {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
 /// Upgrade headers are kept when `keep_upgrade` (a WebSocket handshake being passed through).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = headers.get(header::CONNECTION)
-        && let Ok(list) = conn.to_str() {
-            let named: Vec<HeaderName> = list
-                .split(',')
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-                .collect();
-            for n in named {
-                headers.remove(n);
-            }
-        }
+    // Every Connection field counts (RFC 9110 §7.6.1: a list split over several lines is one
+    // list); reading only the first would forward what a later line nominates.
+    let named: Vec<HeaderName> = connection_nominees(headers).filter(|n| !(keep_upgrade && n == header::UPGRADE)).collect();
+    for n in named {
+        headers.remove(n);
+    }
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
     headers.remove(header::PROXY_AUTHORIZATION);
@@ -150,9 +147,99 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// Whether a header is one a client must never be able to set on the way to the backend.
+/// Whether a header is one a client must never be able to set on the way to the backend, in
+/// any spelling a backend could read as ours (`x_frontgate_subject` is `X-Frontgate-Subject`
+/// to CGI-style servers).
 fn is_identity_header(name: &HeaderName) -> bool {
-    name.as_str().starts_with("x-frontgate-")
+    is_identity_name(name.as_str())
+}
+
+fn is_identity_name(name: &str) -> bool {
+    const PREFIX: &[u8] = b"x-frontgate-";
+    name.len() >= PREFIX.len() && name.as_bytes()[..PREFIX.len()].iter().zip(PREFIX).all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
+}
+
+/// The names every `Connection` field of `headers` nominates, in order.
+fn connection_nominees(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|list| list.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+}
+
+/// Fields frameworks read to replace the request's method (Express's method-override, Rails,
+/// Laravel, ASP.NET, Spring's HiddenHttpMethodFilter variants).
+const METHOD_OVERRIDE: [&str; 3] = ["x-http-method-override", "x-method-override", "x-http-method"];
+
+/// What [`screen_request_head`] found that the route decides on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Screened {
+    /// The request carries a method-override field.
+    pub method_override: bool,
+}
+
+/// The first look at a request head, before routing: refuses what two HTTP implementations
+/// could read differently, and drops what a backend could read as a field the gateway did not
+/// check. One pass over the fields; the common request (one Host, no odd names) changes
+/// nothing.
+///
+/// - Two `Host` fields, or a `Host` that disagrees with the target's authority (HTTP/2
+///   `:authority`, an absolute-form HTTP/1.1 target): 400 `ambiguous_request`. Which one a
+///   backend believes differs between servers.
+/// - Two `Content-Type` fields: 400 `ambiguous_request` (the gateway would validate the body
+///   as one type and the backend parse it as the other).
+/// - Field names with `_`: removed unless `[server] underscores_in_headers`; identity fields
+///   (`x_frontgate_*`, any mix of `-` and `_`) always. Each removal is counted.
+pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: bool) -> Result<Screened, Problem> {
+    let mut hosts = 0u32;
+    let mut content_types = 0u32;
+    let mut underscores = false;
+    let mut screened = Screened::default();
+    for (name, _) in head.headers.iter() {
+        if *name == header::HOST {
+            hosts += 1;
+        } else if *name == header::CONTENT_TYPE {
+            content_types += 1;
+        } else {
+            let n = name.as_str();
+            underscores |= n.as_bytes().contains(&b'_');
+            screened.method_override |= n.starts_with("x-") && METHOD_OVERRIDE.contains(&n);
+        }
+    }
+    if hosts > 1 {
+        return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has more than one Host field."));
+    }
+    if content_types > 1 {
+        return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has more than one Content-Type field."));
+    }
+    if hosts == 1
+        && let Some(authority) = head.uri.authority()
+        && let Some(host) = head.headers.get(header::HOST)
+        && !host.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+    {
+        return Err(Problem::new(Code::AmbiguousRequest).with_detail("The Host field and the request's authority (:authority, or an absolute target) disagree."));
+    }
+    if underscores {
+        let doomed: Vec<HeaderName> =
+            head.headers.keys().filter(|k| k.as_str().contains('_') && (!allow_underscores || is_identity_header(k))).cloned().collect();
+        for name in doomed {
+            let dropped = head.headers.get_all(&name).iter().count() as u64;
+            head.headers.remove(&name);
+            metrics::counter!(crate::observe::FIELDS_DROPPED, "reason" => "underscore").increment(dropped);
+        }
+    }
+    Ok(screened)
+}
+
+/// Removes method-override fields (see [`METHOD_OVERRIDE`]): a route that does not opt in
+/// (`method_override = true`) never lets a backend framework turn its allowed method into
+/// another one the route table never allowed.
+pub fn remove_method_override(headers: &mut HeaderMap) {
+    for name in METHOD_OVERRIDE {
+        headers.remove(name);
+    }
 }
 
 /// Removes every `X-Frontgate-*` header a client sent (the embedded layer's case; the server
@@ -198,6 +285,8 @@ pub fn prepare_request_headers(
             return;
         }
     remove_hop_by_hop(headers, keep_upgrade);
+    // The gateway's own server answered any `100-continue` when the body was first read.
+    headers.remove(header::EXPECT);
     if headers.keys().any(is_identity_header) {
         let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
         for n in names {
@@ -272,9 +361,7 @@ pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     if doomed.is_empty() {
         return;
     }
-    if let Some(list) = headers.get(header::CONNECTION).and_then(|v| v.to_str().ok()) {
-        doomed.extend(list.split(',').filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok()));
-    }
+    doomed.extend(connection_nominees(headers));
     for name in doomed {
         headers.remove(name);
     }

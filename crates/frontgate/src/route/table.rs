@@ -30,6 +30,8 @@ pub struct RouteEntry {
     pub config_index: Option<usize>,
     /// The OpenAPI operation this route is (index into the compiled spec's operations).
     pub operation: Option<usize>,
+    /// Whether method-override headers reach the backend (`method_override`).
+    pub method_override: bool,
 }
 
 pub enum Lookup<'a> {
@@ -76,6 +78,7 @@ impl RouteTable {
             }
             entries.push(RouteEntry {
                 operation: None,
+                method_override: route.method_override,
                 config_index: Some(index),
                 name: Arc::from(m.text.as_str()),
                 target: route.to,
@@ -112,6 +115,7 @@ impl RouteTable {
                     Some(e) => e.clone(),
                     None => RouteEntry {
                         operation: None,
+                        method_override: false,
                         config_index: None,
                         name: Arc::from(""),
                         target: RouteTarget::Upstream,
@@ -160,6 +164,7 @@ impl RouteTable {
             let index = entries.len();
             entries.push(RouteEntry {
                 operation: None,
+                method_override: false,
                 config_index: None,
                 name: Arc::from("frontend"),
                 target: RouteTarget::Frontend,
