@@ -60,20 +60,37 @@ enum Command {
     },
 }
 
+/// `println!`, except that a closed stdout (`frontgate keys list | head`) is not a panic: the
+/// reader has what it wanted, so the rest is dropped quietly, as Unix tools do.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!`, quiet on a closed stderr for the same reason.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
                 for w in c.warnings() {
-                    eprintln!("{}: warning: {w}", config.display());
+                    err!("{}: warning: {w}", config.display());
                 }
-                println!("{}: ok", config.display());
+                out!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
             Err(errors) => {
-                eprintln!("{errors}");
-                eprintln!("{} error(s) in {}", errors.0.len(), config.display());
+                err!("{errors}");
+                err!("{} error(s) in {}", errors.0.len(), config.display());
                 ExitCode::from(2)
             }
         },
@@ -81,8 +98,8 @@ fn main() -> ExitCode {
             let config = match Config::load(&path) {
                 Ok(c) => c,
                 Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!("frontgate: not starting: {} error(s) in {}", errors.0.len(), path.display());
+                    err!("{errors}");
+                    err!("frontgate: not starting: {} error(s) in {}", errors.0.len(), path.display());
                     return ExitCode::from(2);
                 }
             };
@@ -95,7 +112,7 @@ fn main() -> ExitCode {
                 r => match r.parse() {
                     Ok(a) => Some(a),
                     Err(_) => {
-                        eprintln!("frontgate demo: --redirect must be IP:PORT or off");
+                        err!("frontgate demo: --redirect must be IP:PORT or off");
                         return ExitCode::from(2);
                     }
                 },
@@ -104,23 +121,23 @@ fn main() -> ExitCode {
             let config = match frontgate::demo::prepare(&opts) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("frontgate demo: {e}");
+                    err!("frontgate demo: {e}");
                     return ExitCode::FAILURE;
                 }
             };
             frontgate::observe::init_logging(&config.log);
             run(config, None, |bound, config| {
-                println!("{}", frontgate::demo::banner(bound, config));
+                out!("{}", frontgate::demo::banner(bound, config));
             })
         }
         Command::DemoUpstream { listen } => demo_upstream(listen),
         Command::Keys { config, command } => match frontgate::keys::cli::run(&config, command) {
             Ok(out) => {
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("frontgate keys: {e}");
+                err!("frontgate keys: {e}");
                 ExitCode::from(2)
             }
         },
@@ -132,7 +149,7 @@ fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("frontgate demo-upstream: {e}");
+            err!("frontgate demo-upstream: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -140,14 +157,14 @@ fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("frontgate demo-upstream: cannot listen on {listen}: {e}");
+                err!("frontgate demo-upstream: cannot listen on {listen}: {e}");
                 return ExitCode::FAILURE;
             }
         };
         match listener.local_addr() {
-            Ok(a) => println!("demo upstream listening on http://{a}"),
+            Ok(a) => out!("demo upstream listening on http://{a}"),
             Err(e) => {
-                eprintln!("frontgate demo-upstream: {e}");
+                err!("frontgate demo-upstream: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -160,7 +177,7 @@ fn run(config: Config, path: Option<PathBuf>, on_bound: impl FnOnce(&frontgate::
     match frontgate::server::serve(config, path, on_bound) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("frontgate: {e}");
+            err!("frontgate: {e}");
             ExitCode::FAILURE
         }
     }

@@ -425,3 +425,29 @@ async fn demo_runs_everything_embedded() {
     assert!(String::from_utf8_lossy(&body).contains("window.frontgate"));
     drop(demo);
 }
+
+/// `frontgate keys list | head`: the reader closes the pipe before the command writes. The
+/// command ends quietly (no panic, no backtrace), on stdout and on stderr alike.
+#[test]
+fn commands_end_quietly_when_their_reader_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = "[store]\nurl = \"sqlite://frontgate.db\"\n[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\n";
+    let path = write(dir.path(), "keys.toml", &plain_config(dir.path(), rest));
+    let created = run(frontgate().args(["keys", "create", "--name", "ci"]).arg("-c").arg(&path));
+    assert!(created.status.success(), "{created:?}");
+    for args in [&["keys", "list"][..], &["check"][..]] {
+        // Both ends of the output closed before the command runs.
+        let mut child = frontgate().args(args).arg("-c").arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let deadline = Instant::now() + BOUND;
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "{args:?} hung");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{args:?}: exit {:?} (101 is a panic)", status.code());
+    }
+}
