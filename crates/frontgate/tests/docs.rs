@@ -1,0 +1,52 @@
+//! The docs hold to the code: where a document lists codes, keys or guarantees, a test here
+//! reads the list and compares it with what the code has, so the two cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use frontgate::problem::Code;
+
+fn doc(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The rows of the first Markdown table after the heading `heading`: each row's cells.
+fn table_after(text: &str, heading: &str) -> Vec<Vec<String>> {
+    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no heading {heading}"));
+    text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_owned()).collect())
+        .collect()
+}
+
+#[test]
+fn problems_md_lists_every_code_with_its_status_and_no_other() {
+    let text = doc("problems.md");
+    let documented: BTreeMap<String, String> = table_after(&text, "## Codes")
+        .into_iter()
+        .map(|cells| (cells[0].trim_matches('`').to_owned(), cells[1].clone()))
+        .collect();
+    let mut problems = Vec::new();
+    for code in Code::ALL {
+        match documented.get(code.as_str()) {
+            None => problems.push(format!("`{}` is not in docs/problems.md", code.as_str())),
+            // upstream_error carries the backend's status.
+            Some(status) if *code != Code::UpstreamError && *status != code.status().as_u16().to_string() => {
+                problems.push(format!("`{}`: the docs say {status}, the code answers {}", code.as_str(), code.status().as_u16()))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in documented.keys() {
+        if !Code::ALL.iter().any(|c| c.as_str() == name) {
+            problems.push(format!("docs/problems.md lists `{name}`, which the code never answers"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // And no code is called reserved while the code emits it.
+    assert!(!text.contains("Reserved for the authentication checks"), "docs/problems.md calls a code reserved");
+}
