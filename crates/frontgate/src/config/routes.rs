@@ -145,6 +145,14 @@ impl RouteMatch {
             Some((m, p)) => (Some(m), p.trim()),
             None => (None, raw_trim),
         };
+        // `GET, HEAD /x`: the space after the comma split the list from the rest.
+        if methods_part.is_some_and(|m| m.ends_with(',')) {
+            let list: String = raw_trim.split('/').next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(format!(
+                "the method list `{list}` has a space; write methods without spaces, like \"{} /path\"",
+                list.split(',').map(str::trim).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(",")
+            ));
+        }
         let mut methods = Vec::new();
         if let Some(m) = methods_part {
             for name in m.split(',') {
@@ -179,6 +187,11 @@ impl RouteMatch {
             }
             if seg == "." || seg == ".." || seg.contains('*') {
                 return Err(format!("route path segment `{seg}` is not allowed; use /** only at the end"));
+            }
+            // Express and many routers write `:id`; here it would be a literal segment, and a
+            // route that silently matches nothing drops its policy.
+            if let Some(name) = seg.strip_prefix(':') {
+                return Err(format!("route path segment `{seg}`: parameters are written {{{name}}} here (not :{name}), e.g. \"GET /api/items/{{id}}\""));
             }
             if seg.contains('{') || seg.contains('}') {
                 let name = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
@@ -245,6 +258,12 @@ mod tests {
 
     #[test]
     fn refuses_bad_forms() {
+        let message = |raw: &str| RouteMatch::parse(raw).unwrap_err();
+        assert_eq!(message("GET, HEAD /x"), "the method list `GET, HEAD` has a space; write methods without spaces, like \"GET,HEAD /path\"");
+        assert_eq!(message("DELETE /api/items/:id"), "route path segment `:id`: parameters are written {id} here (not :id), e.g. \"GET /api/items/{id}\"");
+        for bad in ["/a/:b/c", "GET,POST, PUT /x", "/:x/**"] {
+            assert!(RouteMatch::parse(bad).is_err(), "{bad}");
+        }
         for bad in ["get /x", "GET x", "/a//b", "/a//b/", "//", "GET /a//**", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
             assert!(RouteMatch::parse(bad).is_err(), "{bad}");
         }
