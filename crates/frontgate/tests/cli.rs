@@ -451,3 +451,20 @@ fn commands_end_quietly_when_their_reader_has_gone() {
         assert!(status.success(), "{args:?}: exit {:?} (101 is a panic)", status.code());
     }
 }
+
+/// A port already taken is reported with the key that asked for it.
+#[test]
+fn a_port_in_use_names_its_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for (key, section) in [("[server] listen", format!("[server]\nlisten = \"127.0.0.1:{port}\"\ntls = \"off\"\n[admin]\nenabled = false\n")),
+        ("[admin] listen", format!("[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"))]
+    {
+        let text = format!("data_dir = {:?}\n{section}[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/**\"\n", dir.path().join("data").display().to_string());
+        let path = write(dir.path(), "taken.toml", &text);
+        let out = run(frontgate().arg("serve").arg("-c").arg(&path));
+        assert!(!out.status.success(), "{out:?}");
+        assert!(out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} ({key})")), "{out:?}");
+    }
+}

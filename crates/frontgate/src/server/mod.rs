@@ -34,8 +34,8 @@ pub struct Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} ({key}): {source}")]
+    Bind { addr: SocketAddr, key: &'static str, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
@@ -54,15 +54,16 @@ pub struct Bound {
     pub admin: Option<SocketAddr>,
 }
 
-fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
+/// Binds one listener; `key` names the config key it comes from, for the error.
+fn bind(addr: SocketAddr, key: &'static str) -> Result<std::net::TcpListener, ServeError> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);
     }
-    socket.bind(&addr.into()).map_err(|e| ServeError::Bind { addr, source: e })?;
-    socket.listen(1024).map_err(|e| ServeError::Bind { addr, source: e })?;
+    socket.bind(&addr.into()).map_err(|e| ServeError::Bind { addr, key, source: e })?;
+    socket.listen(1024).map_err(|e| ServeError::Bind { addr, key, source: e })?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
@@ -76,9 +77,9 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
     // Stores first: an unreachable database stops the start with its reason, before listening.
     let services = Arc::new(crate::state::Services::start(&config)?);
     let workers = config.server.worker_count();
-    let main_listener = bind(config.server.listen.0)?;
-    let redirect_listener = config.server.redirect_http.map(|a| bind(a.0)).transpose()?;
-    let admin_listener = if config.admin.enabled { Some(bind(config.admin.listen.0)?) } else { None };
+    let main_listener = bind(config.server.listen.0, "[server] listen")?;
+    let redirect_listener = config.server.redirect_http.map(|a| bind(a.0, "[server] redirect_http")).transpose()?;
+    let admin_listener = if config.admin.enabled { Some(bind(config.admin.listen.0, "[admin] listen")?) } else { None };
     let bound = Bound {
         main: main_listener.local_addr()?,
         redirect: redirect_listener.as_ref().map(|l| l.local_addr()).transpose()?,
