@@ -182,7 +182,7 @@ impl Gateway {
             authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
             endpoints.extend(oidc.endpoints());
         }
-        // The fixed order of checks (DESIGN.md): origin/CORS → rate limit (IP) → authenticate +
+        // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
             .entries()
@@ -215,7 +215,7 @@ impl Gateway {
                 if let Some(l) = limit_caller {
                     route_checks.push(Arc::new(l));
                 }
-                // Last, in DESIGN order: validate.
+                // Last, in that order: validate.
                 if let (Some(op), Some(spec)) = (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone())) {
                     route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(spec, op, entry.name.clone())));
                 }

@@ -50,3 +50,42 @@ fn problems_md_lists_every_code_with_its_status_and_no_other() {
     // And no code is called reserved while the code emits it.
     assert!(!text.contains("Reserved for the authentication checks"), "docs/problems.md calls a code reserved");
 }
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Markdown files a user reads: the README and docs/.
+fn markdown_files() -> Vec<PathBuf> {
+    let mut files = vec![repo().join("README.md")];
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn docs_link_only_to_files_in_the_repository_that_exist() {
+    let mut problems = Vec::new();
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("DESIGN.md") || line.contains("../shared") {
+                problems.push(format!("{}:{}: cites a file outside the repository", file.display(), i + 1));
+            }
+            for link in line.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+                if link.starts_with("http") || link.starts_with('#') || link.starts_with("mailto:") {
+                    continue;
+                }
+                let target = link.split('#').next().unwrap_or(link);
+                if !target.is_empty() && !file.parent().unwrap().join(target).exists() {
+                    problems.push(format!("{}:{}: link to {link}, which does not exist", file.display(), i + 1));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
