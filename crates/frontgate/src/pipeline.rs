@@ -192,6 +192,12 @@ impl Gateway {
                 let policy = entry.config_index.and_then(|i| config.routes.get(i));
                 // An OpenAPI operation's security, unless its `[[routes]]` entry overrides it.
                 let (auth, scopes) = crate::checks::openapi::route_policy(&config, entry, policy);
+                // Routes that take keys refuse one in the URL as they read it; the others too.
+                if let Some(keys) = &config.api_keys
+                    && !auth.accepts(crate::config::AuthMethod::ApiKey)
+                {
+                    route_checks.push(Arc::new(crate::checks::api_key::KeyNotInQuery::new(&keys.prefix)));
+                }
                 let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
                 let key_limits = config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
                 let (limit_client, limit_caller) =

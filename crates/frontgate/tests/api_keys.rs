@@ -175,8 +175,15 @@ async fn origins_networks_and_keys_in_urls() {
             let (status, _, v) = g.get(&q, &[("x-api-key", &near)]).await;
             assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "credentials_in_query"), "{q}: {v}");
         }
+        // On a route that takes no keys, a key in the URL is the same leak, the same answer;
+        // a parameter merely named `key` is that route's own.
+        for q in [format!("/open?token={near}"), format!("/open?x=1&k={}", near.replace('_', "%5F"))] {
+            let (status, _, v) = g.get(&q, &[]).await;
+            assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "credentials_in_query"), "{q}: {v}");
+        }
         assert_eq!(g.upstream.hits(), hits, "a key in the URL reached the upstream");
         assert!(!g.gate.logs().contains(&near[4..]), "a key in the URL reached the logs");
+        assert_eq!(g.get("/open?key=sort&api=1", &[]).await.0, 200);
     }
 }
 

@@ -117,11 +117,49 @@ impl ApiKeyAuth {
     fn presentable_key<'e>(&self, ex: &'e Exchange<'_>) -> Result<&'e str, Problem> {
         if self.key_in_query(ex.head) {
             metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
-            return Err(Problem::new(Code::CredentialsInQuery)
-                .with_detail("API keys must not be sent in the URL, where logs and browser history keep them; send the X-API-Key header. Consider this key leaked and rotate it."));
+            return Err(in_query_problem());
         }
         self.presented_key(ex.head)
     }
+}
+
+/// On a route that does not take API keys: a key in the query string is still refused with
+/// `credentials_in_query` (not, say, a validation error about an unknown parameter), because the
+/// answer that matters is "this key has leaked". Only values that start with the key prefix
+/// count here: a parameter merely named `key` is the route's own business.
+pub struct KeyNotInQuery {
+    prefix: String,
+}
+
+impl KeyNotInQuery {
+    pub fn new(prefix: &str) -> KeyNotInQuery {
+        KeyNotInQuery { prefix: prefix.to_owned() }
+    }
+}
+
+impl super::Check for KeyNotInQuery {
+    fn name(&self) -> &'static str {
+        "key_not_in_query"
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> super::Outcome<'a> {
+        let Some(q) = ex.head.uri.query() else { return super::Outcome::Ready(super::Verdict::Continue) };
+        let leaked = q.split('&').any(|pair| {
+            let value = pair.split_once('=').map_or(pair, |(_, v)| v);
+            percent_encoding::percent_decode_str(value).decode_utf8_lossy().starts_with(&self.prefix)
+        });
+        super::Outcome::Ready(if leaked {
+            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
+            super::Verdict::Deny(in_query_problem())
+        } else {
+            super::Verdict::Continue
+        })
+    }
+}
+
+fn in_query_problem() -> Problem {
+    Problem::new(Code::CredentialsInQuery)
+        .with_detail("API keys must not be sent in the URL, where logs and browser history keep them; send the X-API-Key header. Consider this key leaked and rotate it.")
 }
 
 /// Who a verified key says the caller is.
