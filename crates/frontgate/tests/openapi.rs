@@ -293,6 +293,18 @@ async fn response_validation_report_block_and_strip() {
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["method", "path"], "{v}");
     assert_eq!(h["content-length"], v.to_string().len().to_string());
+    // An undeclared client-error status is the backend's answer to the client: it keeps its
+    // status and body in every mode (a 404 stays a 404), and is counted.
+    for mode in ["block", "strip"] {
+        let gate = start_with_fixtures("", &config(&up, &format!("response_validation = \"{mode}\""), ""));
+        let (s, _, v) = send(&gate.tls(), "GET", "/echo/answer/404", &[], "").await;
+        assert_eq!(s, 404, "{mode}: {v}");
+        assert_eq!(v["error"], "not here", "{mode}: {v}");
+        assert!(gate.metrics().await.contains(&format!("outcome=\"undeclared_error_status\"")), "{mode}");
+        // A declared status still validates, and an undeclared success is still refused.
+        let r = send(&gate.tls(), "GET", "/echo/undeclared-status", &[], "").await;
+        assert_refused(mode, &r, 502, "response_invalid", None);
+    }
 }
 
 #[tokio::test]

@@ -448,6 +448,12 @@ async fn upstream_handle(
         let n = query_num(&req, "bytes").unwrap_or(1 << 20) as usize;
         return full(200, "x".repeat(n));
     }
+    if let Some(code) = path.strip_prefix("/echo/answer/") {
+        // An operation's error answer, as an API would send it.
+        let mut r = full(code.parse().unwrap_or(500), "{\"error\":\"not here\",\"internal_id\":42}".into());
+        r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        return r;
+    }
     if path.starts_with("/echo") {
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         // Small bodies are echoed too, so a test can see exactly what reached the backend.
