@@ -17,6 +17,8 @@ pub struct Frontend {
     root: PathBuf,
     index: String,
     spa_fallback: bool,
+    /// Path prefixes (`/api/`) under which the SPA fallback does not answer.
+    fallback_exclude: Vec<String>,
     immutable_prefixes: Vec<String>,
 }
 
@@ -29,7 +31,9 @@ pub enum Served {
 const STREAM_THRESHOLD: u64 = 256 * 1024;
 
 impl Frontend {
-    pub fn new(config: &FrontendConfig) -> std::io::Result<Frontend> {
+    /// `api_prefixes`: what the SPA fallback leaves alone when `spa_fallback_exclude` is not set
+    /// (see [`api_prefixes`]).
+    pub fn new(config: &FrontendConfig, api_prefixes: Vec<String>) -> std::io::Result<Frontend> {
         let root = std::fs::canonicalize(&config.dir).map_err(|e| {
             std::io::Error::new(e.kind(), format!("[frontend] dir {}: {e}", config.dir.display()))
         })?;
@@ -37,6 +41,7 @@ impl Frontend {
             root,
             index: config.index.clone(),
             spa_fallback: config.spa_fallback,
+            fallback_exclude: config.spa_fallback_exclude.clone().unwrap_or(api_prefixes),
             immutable_prefixes: config.immutable_prefixes.clone(),
         })
     }
@@ -54,7 +59,8 @@ impl Frontend {
             return Served::Found(resp);
         }
         let last = path.rsplit('/').next().unwrap_or("");
-        if self.spa_fallback && accepts_html(headers) && !last.contains('.') {
+        let excluded = self.fallback_exclude.iter().any(|p| path.starts_with(p.as_str()) || path == p.trim_end_matches('/'));
+        if self.spa_fallback && !excluded && accepts_html(headers) && !last.contains('.') {
             let index = PathBuf::from(&self.index);
             if let Some(resp) = self.file_response(&index, method, headers, false).await {
                 return Served::Found(resp);
@@ -181,6 +187,26 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
             return secs(modified) <= secs(since);
         }
     false
+}
+
+
+/// The first literal segment of every path the upstream serves, as a prefix (`/api/` for
+/// `GET /api/items/{id}` or `/api/**`): where a browser navigation to an undeclared path should
+/// get the 404 problem rather than the SPA's HTML. Routes whose first segment is a parameter or
+/// `/**` name no prefix.
+pub fn api_prefixes<'a>(upstream_paths: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for path in upstream_paths {
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        if first.is_empty() || first.starts_with('{') {
+            continue;
+        }
+        let prefix = format!("/{first}/");
+        if !out.contains(&prefix) {
+            out.push(prefix);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -240,7 +240,12 @@ impl Gateway {
             .and_then(|u| HeaderValue::from_str(&u.url.authority).ok())
             .unwrap_or(HeaderValue::from_static("localhost"));
         let frontend = match &config.frontend {
-            Some(f) => Some(Frontend::new(f).map_err(BuildError::Frontend)?),
+            Some(f) => {
+                let routes = config.routes.iter().filter(|r| r.to == RouteTarget::Upstream).map(|r| r.matcher.get_ref().path.as_str());
+                let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
+                let operations = spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
+                Some(Frontend::new(f, crate::frontend::api_prefixes(routes.chain(operations))).map_err(BuildError::Frontend)?)
+            }
             None => None,
         };
         let csp = config.frontend.as_ref().map(|f| f.csp.clone()).unwrap_or_else(crate::config::frontend::d_csp);

@@ -228,6 +228,32 @@ async fn spa_fallback_serves_index_only_to_navigations() {
     assert_eq!(h["allow"], "GET, HEAD");
 }
 
+/// A navigation to an API path no route declares gets the 404 problem, not the app's HTML:
+/// the prefixes of the upstream's routes are left out of the fallback unless configured.
+#[tokio::test]
+async fn spa_fallback_leaves_api_prefixes_alone() {
+    let d = dist();
+    let up = Upstream::start().await;
+    let html = [("accept", "text/html,application/xhtml+xml,*/*;q=0.8")];
+    let routes = format!("{}\n[[routes]]\nmatch = \"GET /api/items/{{id}}\"\n", up.config());
+    let gate = start("", &format!("{}{routes}", frontend_config(&d, "")));
+    let client = gate.tls();
+    for path in ["/api/undeclared", "/api", "/api/items"] {
+        let (s, _, b) = get_with(&client, "GET", path, &html).await;
+        assert_eq!(s, 404, "{path}: {}", String::from_utf8_lossy(&b));
+        assert_eq!(json(&b)["code"], "route_not_found", "{path}");
+    }
+    let (s, _, b) = get_with(&client, "GET", "/apiary/page", &html).await;
+    assert_eq!((s.as_u16(), &b[..]), (200, INDEX), "a prefix is a whole segment");
+    assert_eq!(get_with(&client, "GET", "/api/items/7", &html).await.0, 200, "the declared route still goes upstream");
+    drop(gate);
+    // Configured: only what is listed; [] turns it off.
+    let gate = start("", &format!("{}{routes}", frontend_config(&d, "spa_fallback_exclude = [\"/admin/\"]")));
+    let client = gate.tls();
+    assert_eq!(get_with(&client, "GET", "/api/undeclared", &html).await.2, INDEX);
+    assert_eq!(get_with(&client, "GET", "/admin/x", &html).await.0, 404);
+}
+
 #[tokio::test]
 async fn dotfiles_and_symlinks_out_of_the_dir_are_never_served() {
     let d = dist();

@@ -17,6 +17,9 @@ pub struct FrontendConfig {
     /// Path prefixes whose files have content hashes in their names and never change.
     #[serde(default = "d_immutable")]
     pub immutable_prefixes: Vec<String>,
+    /// Path prefixes the SPA fallback never answers (a navigation to an undeclared API path
+    /// gets the 404 problem, not the app's HTML). `None`: the prefixes of the upstream routes.
+    pub spa_fallback_exclude: Option<Vec<String>>,
 }
 
 fn d_true() -> bool {

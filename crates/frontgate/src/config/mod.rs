@@ -377,6 +377,11 @@ impl Config {
             if f.index.contains('/') || f.index.contains("..") {
                 rep.at(None, "[frontend] index must be a file name in dir, like \"index.html\"");
             }
+            for prefix in f.spa_fallback_exclude.iter().flatten() {
+                if !prefix.starts_with('/') {
+                    rep.at(None, format!("[frontend] spa_fallback_exclude: `{prefix}` must be a path prefix starting with /, like \"/api/\""));
+                }
+            }
         }
         if let Some(oidc) = &self.oidc {
             for message in oidc.problems() {
