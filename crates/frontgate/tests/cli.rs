@@ -468,3 +468,32 @@ fn a_port_in_use_names_its_listener() {
         assert!(out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} ({key})")), "{out:?}");
     }
 }
+
+/// `check` and `serve` agree: every config `serve` refuses before listening, `check` refuses
+/// too, for the same reason (files named in the config are read by both).
+#[test]
+fn check_refuses_what_serve_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garbage.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("garbage.json"), "{\"keys\": 3}").unwrap();
+    let upstream = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/**\"\n";
+    let jwt = |file: &str| format!("[[jwt.issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"api\"]\njwks_file = \"{file}\"\nalgorithms = [\"ES256\"]\n{upstream}");
+    let cases = [
+        ("a missing certificate file", "tls = { cert = \"missing.pem\", key = \"missing.key\" }", upstream.to_owned(), "missing.pem"),
+        ("a certificate file that is not one", "tls = { cert = \"garbage.pem\", key = \"garbage.pem\" }", upstream.to_owned(), "garbage.pem"),
+        ("a missing jwks_file", "tls = \"off\"", jwt("missing.json"), "missing.json"),
+        ("a jwks_file that is not a key set", "tls = \"off\"", jwt("garbage.json"), "https://idp.test"),
+    ];
+    for (case, server, rest, cause) in cases {
+        let text = format!(
+            "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n{server}\n[admin]\nenabled = false\n{rest}",
+            dir.path().join("data").display().to_string()
+        );
+        let path = write(dir.path(), "bad.toml", &text);
+        let check = run(frontgate().arg("check").arg("-c").arg(&path));
+        let serve = run(frontgate().arg("serve").arg("-c").arg(&path));
+        assert!(!serve.status.success(), "{case}: serve started\n{serve:?}");
+        assert_eq!(check.status.code(), Some(2), "{case}: check accepted what serve refuses\n{check:?}\n{serve:?}");
+        assert!(check.stderr.contains(cause) && serve.stderr.contains(cause), "{case}: {check:?}\n{serve:?}");
+    }
+}

@@ -68,14 +68,30 @@ fn bind(addr: SocketAddr, key: &'static str) -> Result<std::net::TcpListener, Se
     Ok(socket.into())
 }
 
-/// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
-/// `on_bound` is called once the listeners are bound (the demo prints its banner there).
-pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
-    let tls_config = tls::server_config(&config)?;
+/// What `serve` makes of a config before it listens: the TLS settings (certificate and key
+/// files read, or the self-signed certificate made), the stores opened, and the pipeline built
+/// (route table, OpenAPI document, key sets, OIDC and JWT settings). `frontgate check` runs
+/// exactly this, so the two cannot disagree on a config.
+pub struct Plan {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub services: Arc<crate::state::Services>,
+    pub gateway: Gateway,
+}
+
+pub fn plan(config: &Config) -> Result<Plan, ServeError> {
+    let tls = tls::server_config(config)?;
     // The metrics recorder before anything counts: the stores' event listeners count at once.
     crate::observe::metrics_handle();
     // Stores first: an unreachable database stops the start with its reason, before listening.
-    let services = Arc::new(crate::state::Services::start(&config)?);
+    let services = Arc::new(crate::state::Services::start(config)?);
+    let gateway = Gateway::build(config.clone(), &services)?;
+    Ok(Plan { tls, services, gateway })
+}
+
+/// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
+/// `on_bound` is called once the listeners are bound (the demo prints its banner there).
+pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
+    let Plan { tls: tls_config, services, gateway } = plan(&config)?;
     let workers = config.server.worker_count();
     let main_listener = bind(config.server.listen.0, "[server] listen")?;
     let redirect_listener = config.server.redirect_http.map(|a| bind(a.0, "[server] redirect_http")).transpose()?;
@@ -97,7 +113,6 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
         tracing::warn!("{w}");
     }
 
-    let gateway = Gateway::build(config.clone(), &services)?;
     let shared = Arc::new(Shared {
         services,
         gateway: ArcSwap::from_pointee(gateway),
