@@ -456,3 +456,51 @@ async fn reload_keeps_the_store_and_warns_when_it_changed() {
     assert_eq!(g.get("/echo/a", &[("x-api-key", &key)]).await.0, 200);
     assert!(!g.gate.dir.path().join("data/other.db").exists());
 }
+
+/// The first-time user's case: `scopes` on a `[[routes]]` entry for an OpenAPI operation whose
+/// document requires an API key. The entry merges into the operation and its scopes apply: a
+/// key with only `items:read` cannot delete.
+#[tokio::test]
+async fn route_scopes_apply_to_the_openapi_operation_they_merge_into() {
+    let upstream = common::Upstream::start().await;
+    let spec_dir = tempfile::tempdir().unwrap();
+    let spec = spec_dir.path().join("api.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: { title: t, version: '1' }\n\
+         components: { securitySchemes: { key: { type: apiKey, in: header, name: X-API-Key } } }\n\
+         security: [{ key: [] }]\npaths:\n  /echo/items/{id}:\n    parameters: [{ name: id, in: path, required: true, schema: { type: string } }]\n\
+         \x20   get: { responses: { '200': { description: ok } } }\n\
+         \x20   delete: { responses: { '200': { description: gone } } }\n",
+    )
+    .unwrap();
+    let config = format!(
+        "{}\n[store]\nurl = \"sqlite://frontgate.db\"\n[api_keys]\nhash_secret = \"{}\"\n[openapi]\nspec = {:?}\n\
+         [[routes]]\nmatch = \"DELETE /echo/items/{{id}}\"\nscopes = [\"items:delete\"]\n",
+        upstream.config(),
+        common::api_keys::HASH_SECRET,
+        spec.display().to_string()
+    );
+    let gate = common::api_keys::start_with_token(&config);
+    let admin = gate.admin.unwrap();
+    let key = |scopes: serde_json::Value| async move {
+        let (status, v) = admin_call(admin, Some(ADMIN_TOKEN), "POST", "/admin/v1/keys", Some(json!({"name": "k", "scopes": scopes}))).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["key"].as_str().unwrap().to_owned()
+    };
+    let reader = key(json!(["items:read"])).await;
+    let deleter = key(json!(["items:delete"])).await;
+    let send = |method: &'static str, key: String| {
+        let client = gate.tls();
+        async move {
+            let r = common::req(method, "/echo/items/7").header("x-api-key", key).body(http_body_util::Full::default()).unwrap();
+            let (status, _, body) = client.send(r).await;
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default())
+        }
+    };
+    assert_eq!(send("GET", reader.clone()).await.0, 200, "the document's requirement alone: any key");
+    let (status, v) = send("DELETE", reader).await;
+    assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{v}");
+    assert_eq!(send("DELETE", deleter).await.0, 200);
+    assert_eq!(upstream.hits(), 2);
+}

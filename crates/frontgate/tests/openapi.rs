@@ -338,6 +338,27 @@ async fn config_routes_lend_policy_to_operations() {
     assert!(text.contains("does not declare PATCH /echo/items/{id}"), "{text}");
 }
 
+/// A prefix route's policy never reaches the operations under it (each is a route of its own),
+/// so policy written there for them is refused rather than silently dropped.
+#[test]
+fn a_prefix_route_cannot_silently_miss_the_operations_under_it() {
+    let spec = "openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /api/items/{id}:\n    delete:\n      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]\n      responses: { '204': { description: gone } }\n";
+    let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[store]\nurl = \"sqlite://f.db\"\n";
+    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\nscopes = [\"items:delete\"]\n"));
+    assert!(!ok, "{out}");
+    assert!(out.contains("route `/api/**` sets policy for paths OpenAPI operations serve (DELETE /api/items/{id})"), "{out}");
+    // The operation's own entry takes the policy (and then the prefix may keep it for the rest),
+    // and a prefix without policy only forwards what the document does not declare.
+    for rest in [
+        "[[routes]]\nmatch = \"DELETE /api/items/{id}\"\nauth = \"api_key\"\nscopes = [\"items:delete\"]\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\n",
+        "[[routes]]\nmatch = \"/api/**\"\n",
+        "[[routes]]\nmatch = \"GET /api/**\"\nauth = \"api_key\"\n",
+    ] {
+        let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}{rest}"));
+        assert!(ok, "{rest}\n{out}");
+    }
+}
+
 /// (case, spec text, files beside it, expected message).
 type SpecCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
 /// (method, path, headers, body, status).

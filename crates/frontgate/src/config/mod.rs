@@ -354,6 +354,31 @@ impl Config {
             self.validate_route_policy(route, rep, broken);
         }
         if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
+            // A prefix route never lends its policy to the operations under it: each operation
+            // is a route of its own and wins over the prefix. Policy written there for them
+            // would apply to nothing they serve, unless an entry on the operation's own path
+            // gives it its policy explicitly.
+            for route in &self.routes {
+                let m = route.matcher.get_ref();
+                if !m.prefix || route.to != RouteTarget::Upstream || !route.lends_policy() {
+                    continue;
+                }
+                let covered: Vec<&str> = spec
+                    .operations
+                    .iter()
+                    .filter(|o| m.methods.is_empty() || m.methods.contains(&o.method))
+                    .filter(|o| m.path.is_empty() || o.pattern == m.path || o.pattern.starts_with(&format!("{}/", m.path)))
+                    .filter(|o| crate::route::table::merged_route(self, o).is_none())
+                    .map(|o| o.name.as_str())
+                    .collect();
+                if let Some(first) = covered.first() {
+                    rep.at(Some(route.matcher.span()), format!(
+                        "route `{}` sets policy for paths OpenAPI operations serve ({first}{}), but operations are routes of their own and take precedence, so it would not apply to them; put the policy on a route with each operation's path (it merges into the operation), or narrow this prefix to paths the document does not declare",
+                        m.text,
+                        if covered.len() > 1 { format!(" and {} more", covered.len() - 1) } else { String::new() }
+                    ));
+                }
+            }
             for op in &spec.operations {
                 let route = crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i));
                 if route.is_some_and(|r| !r.auth.is_none()) {
@@ -424,7 +449,15 @@ impl Config {
 
     /// A route's policy keys must name what the config provides: a route can never ask for a check
     /// that would silently not run.
-    fn validate_route_policy(&self, route: &RouteConfig, rep: &mut Reporter<'_>, broken: &BTreeSet<String>) {
+/// The OpenAPI operations `route` is merged into (lends its policy to).
+    fn operations_merged_into<'a>(&'a self, route: &'a RouteConfig) -> impl Iterator<Item = &'a crate::checks::openapi::Operation> + 'a {
+        let spec = self.openapi.as_ref().and_then(|o| o.compiled.as_ref());
+        spec.into_iter().flat_map(|s| s.operations.iter()).filter(move |op| {
+            crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i)).is_some_and(|r| std::ptr::eq(r, route))
+        })
+    }
+
+        fn validate_route_policy(&self, route: &RouteConfig, rep: &mut Reporter<'_>, broken: &BTreeSet<String>) {
         let span = Some(route.matcher.span());
         let text = &route.matcher.get_ref().text;
         for method in &route.auth.0 {
@@ -433,8 +466,9 @@ impl Config {
                 rep.at(span.clone(), format!("route `{text}`: auth = \"{}\" needs the [{}] section", method.as_str(), section.0));
             }
         }
-        if !route.scopes.is_empty() && route.auth.is_none() {
-            rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth"));
+        // On an OpenAPI operation, the document's security is the auth the route's scopes add to.
+        if !route.scopes.is_empty() && route.auth.is_none() && !self.operations_merged_into(route).any(|op| !op.auth.is_empty()) {
+            rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth (or, on an OpenAPI operation, a security requirement in the document)"));
         }
         if !route.claims.is_empty() {
             if !route.auth.accepts(AuthMethod::Jwt) && !route.auth.accepts(AuthMethod::Session) {

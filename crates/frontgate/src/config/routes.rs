@@ -223,6 +223,23 @@ impl RouteConfig {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout.map(|d| d.0)
     }
+
+    /// Whether the entry sets anything beyond what exists and where it goes: a policy that must
+    /// apply to the requests it matches.
+    pub fn lends_policy(&self) -> bool {
+        !self.auth.is_none()
+            || !self.scopes.is_empty()
+            || !self.claims.is_empty()
+            || self.csrf.is_some()
+            || self.challenge.is_some()
+            || !self.rate_limit.is_empty()
+            || self.max_body_bytes.is_some()
+            || self.timeout.is_some()
+            || self.cors.is_some()
+            || self.csp.is_some()
+            || !self.headers.is_empty()
+            || self.method_override
+    }
 }
 
 #[cfg(test)]

@@ -117,8 +117,13 @@ challenge = "pow"                         # or "turnstile" | "hcaptcha" | "recap
 rate_limit = ["per_ip", "signup"]
 
 [[routes]]
-match = "/api/**"
-auth = ["session", "jwt", "api_key"]      # any one of these suffices
+match = "GET /api/items"                  # an OpenAPI operation's path: the entry lends it its policy
+auth = ["session", "jwt", "api_key"]
+scopes = ["items:read"]
+
+[[routes]]
+match = "/api/**"                         # what the document does not declare (an operation under a
+auth = ["session", "jwt", "api_key"]      # prefix needs an entry of its own, as above); any one suffices
 scopes = ["items:read"]
 csrf = true                               # for cookie-authenticated unsafe methods
 rate_limit = ["per_ip"]
@@ -224,7 +229,7 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(issuer.leeway.0.as_secs(), 30);
     assert_eq!(issuer.dpop, jwt::DpopMode::Optional);
     let routes: Vec<&str> = c.routes.iter().map(|r| r.matcher.get_ref().text.as_str()).collect();
-    assert_eq!(routes, ["POST /api/signup", "/api/**"]);
+    assert_eq!(routes, ["POST /api/signup", "GET /api/items", "/api/**"]);
     let pow = c.pow.as_ref().unwrap();
     assert_eq!(pow.secret.0, "example-pow-secret-of-at-least-32-chars");
     assert_eq!(pow.algorithm, super::pow::PowAlgorithm::Pbkdf2Sha256);
@@ -250,7 +255,7 @@ fn the_whole_example_parses_with_every_route_key() {
     assert!(signup.auth.is_none());
     assert_eq!(signup.challenge.as_deref(), Some("pow"));
     assert_eq!(signup.rate_limit, ["per_ip", "signup"]);
-    let api = &c.routes[1];
+    let api = &c.routes[2];
     assert_eq!(api.auth.0, [AuthMethod::Session, AuthMethod::Jwt, AuthMethod::ApiKey]);
     assert_eq!(api.scopes, ["items:read"]);
     assert_eq!(api.csrf, Some(true));

@@ -107,8 +107,8 @@ impl RouteTable {
             for (op_index, op) in spec.operations.iter().enumerate() {
                 let route = merged_route(config, op);
                 let base = route.map_or(&entries[0..0], |i| std::slice::from_ref(&entries[i]));
-                if let Some(i) = route {
-                    merged[i] = true;
+                for (i, r) in config.routes.iter().enumerate() {
+                    merged[i] |= on_operation_path(r, op);
                 }
                 let index = entries.len();
                 let mut entry = match base.first() {
@@ -267,15 +267,15 @@ impl RouteTable {
 pub fn merged_route(config: &Config, op: &crate::checks::openapi::Operation) -> Option<usize> {
     config.routes.iter().position(|r| {
         let m = r.matcher.get_ref();
-        !m.prefix && r.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path) && (m.methods.is_empty() || m.methods.contains(&op.method))
+        on_operation_path(r, op) && (m.methods.is_empty() || m.methods.contains(&op.method))
     })
-    .or_else(|| {
-        // A route naming other methods of this path still merges (and is refused for them).
-        config.routes.iter().position(|r| {
-            let m = r.matcher.get_ref();
-            !m.prefix && r.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
-        })
-    })
+}
+
+/// Whether `route` is an upstream entry on `op`'s exact path (whatever its methods): such an
+/// entry routes nothing itself, and every method it names must be one the document declares.
+pub fn on_operation_path(route: &crate::config::RouteConfig, op: &crate::checks::openapi::Operation) -> bool {
+    let m = route.matcher.get_ref();
+    !m.prefix && route.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
 }
 
 /// Whether two path templates are the same, whatever their parameters are called.
