@@ -89,3 +89,84 @@ fn docs_link_only_to_files_in_the_repository_that_exist() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The keys the config parser accepts in a section: it lists them when it meets an unknown one.
+fn accepted_keys(section_header: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{section_header}\nzz_unknown_key = 1\n");
+    let err = frontgate::config::Config::parse(&text, "probe.toml", dir.path()).expect_err("an unknown key is an error").to_string();
+    let line = err.lines().find(|l| l.contains("zz_unknown_key")).unwrap_or_else(|| panic!("{section_header}: {err}"));
+    let list = line.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{section_header}: {line}"));
+    let list = list.split(". ").next().unwrap_or(list);
+    list.split(", ").map(|k| k.trim().trim_matches('`').to_owned()).collect()
+}
+
+/// The first cells of every `| Key | ...` table under `heading` (up to the next `## `).
+fn documented_keys(text: &str, heading: &str) -> Vec<String> {
+    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("docs/config.md has no heading {heading}"));
+    let body = &text[start + heading.len() + 2..];
+    let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+    let mut keys = Vec::new();
+    let mut in_key_table = false;
+    for line in body.lines() {
+        if !line.starts_with('|') {
+            in_key_table = false;
+            continue;
+        }
+        let first = line.trim_matches('|').split(" | ").next().unwrap_or("").trim().to_owned();
+        if first == "Key" {
+            in_key_table = true;
+        } else if in_key_table && !first.starts_with("---") {
+            keys.push(first.trim_matches('`').to_owned());
+        }
+    }
+    keys
+}
+
+#[test]
+fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
+    let text = doc("config.md");
+    // (heading in docs/config.md, section headers whose keys it documents, keys that are
+    // sub-sections documented under their own heading).
+    let sections: [(&str, &[&str], &[&str]); 18] = [
+        ("## Top level", &[""], &["server", "upstream", "frontend", "admin", "cors", "jwt", "openapi", "log", "store", "shared", "api_keys", "rate_limits", "routes", "pow", "captcha", "oidc"]),
+        ("## `[server]`", &["[server]"], &[]),
+        ("## `[upstream]`", &["[upstream]"], &[]),
+        ("## `[frontend]`", &["[frontend]"], &[]),
+        ("## `[admin]`", &["[admin]"], &[]),
+        ("## `[cors]`", &["[cors]"], &[]),
+        ("## `[store]`", &["[store]"], &[]),
+        ("## `[shared]`", &["[shared]"], &[]),
+        ("## `[api_keys]`", &["[api_keys]"], &[]),
+        ("## `[openapi]`", &["[openapi]"], &[]),
+        ("## `[jwt]` and `[[jwt.issuers]]`", &["[jwt]", "[[jwt.issuers]]", "[[jwt.issuers]]\n[jwt.issuers.introspection]"], &["issuers"]),
+        ("## `[oidc]`", &["[oidc]"], &[]),
+        ("## `[log]`", &["[log]"], &[]),
+        ("## `[rate_limits.NAME]`", &["[rate_limits.x]"], &[]),
+        ("## `[pow]`", &["[pow]"], &[]),
+        ("## `[captcha.<provider>]`", &["[captcha.turnstile]"], &[]),
+        ("## `[[routes]]`", &["[[routes]]"], &[]),
+        // The three providers share one table.
+        ("## `[captcha.<provider>]`", &["[captcha.hcaptcha]", "[captcha.recaptcha]"], &[]),
+    ];
+    let mut problems = Vec::new();
+    for (heading, headers, sub_sections) in sections {
+        let documented = documented_keys(&text, heading);
+        let mut accepted: Vec<String> = headers.iter().flat_map(|h| accepted_keys(h)).filter(|k| !sub_sections.contains(&k.as_str())).collect();
+        accepted.sort();
+        accepted.dedup();
+        for key in &accepted {
+            if !documented.contains(key) {
+                problems.push(format!("{heading}: `{key}` is accepted but not documented"));
+            }
+        }
+        if headers.len() == 1 || heading.contains("jwt") {
+            for key in &documented {
+                if !accepted.contains(key) && !sub_sections.contains(&key.as_str()) {
+                    problems.push(format!("{heading}: `{key}` is documented but the parser refuses it"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
