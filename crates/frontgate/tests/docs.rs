@@ -170,3 +170,35 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Every field docs/config.md says expands `${NAME}` does: with the variable unset, the parser
+/// names it. (A field that took `${NAME}` literally would fail some other way, or not at all.)
+#[test]
+fn config_md_lists_fields_that_expand_environment_variables() {
+    let text = doc("config.md");
+    let start = text.find("- **Environment variables**").expect("the environment-variables rule");
+    let fields: Vec<String> = text[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("  - `"))
+        .flat_map(|l| l.split(", ").map(|f| f.trim().trim_start_matches("- ").trim_matches('`').to_owned()).collect::<Vec<_>>())
+        .collect();
+    assert!(fields.len() >= 15, "{fields:?}");
+    let var = "FRONTGATE_DOCS_TEST_SURELY_UNSET";
+    let mut problems = Vec::new();
+    for field in &fields {
+        let (section, key) = field.rsplit_once(' ').unwrap();
+        let section = section.replace("<provider>", "turnstile");
+        let (section, key) = match key.split_once('.') {
+            Some((table, inner)) => (format!("{section}\n[jwt.issuers.{table}]"), inner),
+            None => (section, key),
+        };
+        let toml = format!("{section}\n{key} = \"${{{var}}}\"\n");
+        let dir = tempfile::tempdir().unwrap();
+        let err = frontgate::config::Config::parse(&toml, "probe.toml", dir.path()).map(|_| ()).unwrap_err().to_string();
+        if !err.contains(var) {
+            problems.push(format!("{field}: no expansion ({})", err.lines().next().unwrap_or("")));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
