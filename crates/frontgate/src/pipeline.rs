@@ -597,6 +597,7 @@ impl Gateway {
                 let mut r = Response::new(Body::full(page));
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
                 r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+                r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::problem::problem_page_csp()));
                 return Ok(r);
             }
         Err(Problem::new(Code::RouteNotFound))

@@ -449,6 +449,10 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
+/// The problem pages' style, inline: allowed by the page's own CSP through its hash
+/// ([`problem_page_csp`]), so it renders under any `csp` the operator sets for the gateway.
+const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a;background:#fff}code{background:#eee;padding:0 .2em;border-radius:.2em}h1{font-size:1.6rem}";
+
 /// The human page for `/.frontgate/problems/<code>`; `None` for an unknown code.
 pub fn problem_page(code: &str) -> Option<String> {
     let code = Code::parse(code)?;
@@ -456,21 +460,59 @@ pub fn problem_page(code: &str) -> Option<String> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} ({code}) - frontgate</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}code{{background:#eee;padding:0 .2em}}</style>\
+         <style>{PAGE_STYLE}</style>\
          </head><body><main><h1>{title}</h1>\
          <p>Problem code <code>{code}</code>, HTTP status {status}.</p>\
          <p>{detail}</p><p>{explanation}</p></main></body></html>\n",
         title = html_escape(code.title()),
         code = code.as_str(),
         status = code.status().as_u16(),
-        detail = html_escape(code.detail()),
-        explanation = html_escape(code.explanation()),
+        detail = text_to_html(code.detail()),
+        explanation = text_to_html(code.explanation()),
     ))
+}
+
+/// The Content-Security-Policy of the problem pages: nothing but their own inline style.
+pub fn problem_page_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(PAGE_STYLE.as_bytes()));
+        format!("default-src 'none'; style-src 'sha256-{hash}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    })
+}
+
+/// Escapes text for HTML and renders its `code spans` (the explanations quote keys and
+/// headers that way) as `<code>`.
+fn text_to_html(text: &str) -> String {
+    let escaped = html_escape(text);
+    let mut out = String::with_capacity(escaped.len() + 32);
+    for (i, piece) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(piece);
+            out.push_str("</code>");
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_texts_have_whole_code_spans() {
+        for code in Code::ALL {
+            for text in [code.detail(), code.explanation()] {
+                assert_eq!(text.matches('`').count() % 2, 0, "{}: an unclosed code span in {text}", code.as_str());
+            }
+        }
+        assert_eq!(text_to_html("send `X-API-Key` <now>"), "send <code>X-API-Key</code> &lt;now&gt;");
+    }
 
     #[test]
     fn json_document_has_every_member_and_parses() {

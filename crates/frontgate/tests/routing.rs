@@ -281,6 +281,42 @@ async fn problem_pages_exist_for_every_code_and_health_answers() {
     assert_eq!(s, 404);
 }
 
+/// The problem pages render as designed in a real browser under the gateway's own CSP (a route
+/// or `[frontend] csp` cannot break them), with code spans rendered, not raw backticks.
+#[tokio::test]
+async fn problem_pages_render_in_chromium_under_the_gateways_csp() {
+    common::sessions::ensure_browser_installed();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><p>app</p>").unwrap();
+    let gate = start("", &format!("[upstream]\nurl = \"http://127.0.0.1:9\"\n[frontend]\ndir = {:?}\ncsp = \"default-src 'none'\"\n", dir.path().display().to_string()));
+    let codes = ["credentials_in_query", "csrf_failed", "route_not_found", "ambiguous_request"];
+    let urls: Vec<String> = codes.iter().map(|c| format!("https://localhost:{}/.frontgate/problems/{c}", gate.addr.port())).collect();
+    let out_dir = gate.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("pages.mjs")
+            .args(&urls)
+            .arg(format!("--host-resolver-rules=MAP localhost 127.0.0.1"))
+            .current_dir(common::sessions::browser_dir())
+            .env("OUT", &out_dir)
+            .output()
+            .expect("node (run scripts/test.sh to install it)")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let pages: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON line");
+    for page in pages.as_array().unwrap() {
+        assert_eq!(page["status"], 200, "{page}");
+        assert_eq!(page["violations"], serde_json::json!([]), "CSP blocked part of the page: {page}");
+        assert_eq!(page["maxWidth"], "640px", "the page's style did not apply: {page}");
+        assert!(page["fontFamily"].as_str().unwrap().contains("system-ui"), "{page}");
+        assert_eq!(page["backticks"], false, "raw backticks in the page text: {page}");
+        assert!(std::path::Path::new(page["screenshot"].as_str().unwrap()).exists());
+    }
+}
+
 // ---- origin / CORS ----
 
 const APP: &str = "https://app.example.test";
