@@ -51,6 +51,10 @@ enum Command {
         admin: std::net::SocketAddr,
         #[arg(long, default_value = "./.frontgate-demo")]
         data_dir: PathBuf,
+        /// Print the demo's config (with its embedded API replaced by http://127.0.0.1:3000,
+        /// where yours would listen) and exit: a starting point for your own.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Run only the demo upstream, in the foreground (for benchmarks: bench/load.sh).
     #[command(hide = true)]
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
             frontgate::observe::init_logging(&config.log);
             run(config, Some(path), |_, _| {})
         }
-        Command::Demo { listen, redirect, admin, data_dir } => {
+        Command::Demo { listen, redirect, admin, data_dir, print_config } => {
             let redirect = match redirect.as_str() {
                 "off" => None,
                 r => match r.parse() {
@@ -124,6 +128,18 @@ fn main() -> ExitCode {
                 },
             };
             let opts = frontgate::demo::DemoOptions { listen, redirect, admin, data_dir };
+            if print_config {
+                return match frontgate::demo::printable_config(&opts) {
+                    Ok(text) => {
+                        out!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        err!("frontgate demo: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let config = match frontgate::demo::prepare(&opts) {
                 Ok(c) => c,
                 Err(e) => {

@@ -388,6 +388,20 @@ async fn demo_runs_everything_embedded() {
     assert!(cert.is_file(), "{}", demo.output());
     let client = TlsClient::new(demo.addr, &cert);
 
+    // Every command the banner prints does what its comment says, with the Debian curl, over
+    // HTTP/2 (curl's default here) and HTTP/1.1.
+    for line in banner.lines().filter(|l| l.contains("curl --cacert") && l.contains("https://")) {
+        let (command, comment) = line.split_once(" # ").map_or((line, ""), |(c, m)| (c, m));
+        let want = comment.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 3).unwrap_or("200");
+        for version in ["--http2", "--http1.1"] {
+            let probe = command.replacen("curl ", &format!("curl -s -o /dev/null -w '%{{http_code}}' {version} "), 1);
+            let out = std::process::Command::new("bash").arg("-c").arg(&probe).output().unwrap();
+            let got = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(got.trim(), want, "{version}: {probe}\nexit {:?} {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "curl failed ({version}): {probe}\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
     let (status, headers, body) = client.get("/api/items").await;
     assert_eq!(status, 200, "{}", demo.output());
     assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"), "{headers:?}");
@@ -496,4 +510,16 @@ fn check_refuses_what_serve_refuses() {
         assert_eq!(check.status.code(), Some(2), "{case}: check accepted what serve refuses\n{check:?}\n{serve:?}");
         assert!(check.stderr.contains(cause) && serve.stderr.contains(cause), "{case}: {check:?}\n{serve:?}");
     }
+}
+
+/// `frontgate demo --print-config` prints a config a user can start from: `check` accepts it.
+#[test]
+fn the_demo_config_can_be_printed_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(frontgate().args(["demo", "--print-config", "--data-dir"]).arg(dir.path().join("demo")));
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains("url = \"http://127.0.0.1:3000\""), "{out:?}");
+    let path = write(dir.path(), "frontgate.toml", &out.stdout);
+    let check = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert!(check.status.success(), "{check:?}");
 }

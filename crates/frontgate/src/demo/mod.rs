@@ -171,6 +171,22 @@ pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
     Ok(config)
 }
 
+/// The demo's config as a file a user can start from: the demo page and its OpenAPI document
+/// written to `data_dir` (as `demo` does), and the embedded API replaced by the address a local
+/// API usually has.
+pub fn printable_config(opts: &DemoOptions) -> Result<String, String> {
+    std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| e.to_string())?;
+    let opts = DemoOptions { data_dir, ..opts.clone() };
+    let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
+    let text = config_text(&opts, "127.0.0.1:3000".parse().expect("static"), &site);
+    Ok(format!(
+        "# frontgate demo's config (frontgate demo --print-config). The demo runs its own API; here\n\
+         # [upstream] url points where yours would listen. Save as frontgate.toml, then:\n\
+         #   frontgate check -c frontgate.toml && frontgate serve -c frontgate.toml\n\n{text}"
+    ))
+}
+
 /// The key with one character changed: what a typo looks like.
 fn tamper(key: &str) -> String {
     let mut b = key.as_bytes().to_vec();
@@ -200,23 +216,23 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     s.push_str(&format!("  certificate      {}\n\n", cert.display()));
     s.push_str("Try (curl --cacert trusts the demo's own certificate):\n");
     let c = format!("curl --cacert {} ", cert.display());
-    s.push_str(&format!("  {c}{origin}/api/items                      # forwarded\n"));
-    s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\"}}' {origin}/api/items\n"));
+    s.push_str(&format!("  {c}{origin}/api/items                      # forwarded: 200\n"));
+    s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\"}}' {origin}/api/items   # forwarded: 201 created\n"));
     s.push_str(&format!("  {c}{origin}/api/admin                      # refused: 404 route_not_found (undeclared)\n"));
     s.push_str(&format!("  {c}-X DELETE {origin}/api/items            # refused: 405 method_not_allowed\n"));
     s.push_str(&format!("  {c}'{origin}/api/items?limit=1000'         # refused: 400 validation_failed (/query/limit)\n"));
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\",\"admin\":true}}' {origin}/api/items   # refused: 400 (undeclared property)\n"));
-    s.push_str(&format!("  {c}{origin}/openapi.yaml                   # the API's OpenAPI document\n"));
-    s.push_str(&format!("  {c}'{origin}/api/%2e%2e/admin'             # refused: 400 invalid_path\n"));
+    s.push_str(&format!("  {c}{origin}/openapi.yaml                   # 200: the API's OpenAPI document\n"));
+    s.push_str(&format!("  {c}'{origin}/api/items%2F1'                # refused: 400 invalid_path (encoded slash)\n"));
     s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
-    s.push_str(&format!("  {c}{origin}/api/crash                      # upstream 500 masked: no stack trace leaks\n"));
-    s.push_str(&format!("  {c}--data-binary @/dev/zero -H 'content-length: 100000' {origin}/api/items   # 413\n"));
+    s.push_str(&format!("  {c}{origin}/api/crash                      # 500 upstream_error: masked, no stack trace leaks\n"));
+    s.push_str(&format!("  head -c 100000 /dev/zero | {c}-H 'content-type: application/json' --data-binary @- {origin}/api/items   # refused: 413 payload_too_large\n"));
     s.push_str("\nProof of work (the demo page's \"Send feedback\" button solves it in the browser):\n");
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}' {origin}/api/feedback   # refused: 403 challenge_required\n"));
-    s.push_str(&format!("  {c}'{origin}/.frontgate/challenge?route=/api/feedback'   # the challenge to solve\n"));
+    s.push_str(&format!("  {c}'{origin}/.frontgate/challenge?route=/api/feedback'   # 200: the challenge to solve\n"));
     if let Some(key) = DEMO_KEY.get() {
         s.push_str("\nAPI keys (a demo key was minted for this run; manage keys with `frontgate keys`):\n");
-        s.push_str(&format!("  {c}-H 'X-API-Key: {key}' {origin}/api/whoami   # forwarded with X-Frontgate-Key-Id\n"));
+        s.push_str(&format!("  {c}-H 'X-API-Key: {key}' {origin}/api/whoami   # forwarded: 200, with X-Frontgate-Key-Id\n"));
         s.push_str(&format!("  {c}{origin}/api/whoami                      # refused: 401 unauthenticated\n"));
         s.push_str(&format!("  {c}-H 'X-API-Key: {}' {origin}/api/whoami   # refused: 401 api_key_invalid (bad checksum)\n", tamper(key)));
         s.push_str(&format!("  {c}'{origin}/api/whoami?api_key={key}'   # refused: 400 credentials_in_query\n"));
