@@ -523,3 +523,19 @@ fn the_demo_config_can_be_printed_and_checked() {
     let check = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(check.status.success(), "{check:?}");
 }
+
+/// A challenged route whose client-keyed limit allows a burst of 1 would refuse the retry with
+/// the clearance: `check` says so.
+#[test]
+fn check_warns_about_a_burst_too_small_for_a_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[pow]\nsecret = \"0123456789abcdef0123456789abcdef\"\n\
+                [rate_limits.tight]\nkey = \"ip\"\nrate = \"1/min\"\n[[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\nrate_limit = [\"tight\"]\n";
+    let path = write(dir.path(), "pow.toml", &plain_config(dir.path(), rest));
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stderr.contains("rate_limit `tight` allows a burst of 1"), "{out:?}");
+    let path = write(dir.path(), "pow.toml", &plain_config(dir.path(), &rest.replace("rate = \"1/min\"", "rate = \"1/min\"\nburst = 2")));
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert!(out.status.success() && !out.stderr.contains("burst of 1"), "{out:?}");
+}

@@ -561,6 +561,22 @@ impl Config {
         if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
             w.push("the admin listener is not on loopback: /metrics and /ready are then reachable by anyone who can reach it; keep it on loopback or behind a firewall".into());
         }
+        // A client's first request to a challenged route is refused with challenge_required
+        // after its client-keyed limits have counted it; the retry with the clearance counts
+        // again. A burst of 1 would refuse that retry.
+        for route in self.routes.iter().filter(|r| r.challenge.is_some()) {
+            for name in &route.rate_limit {
+                if let Some(limit) = self.rate_limits.get(name)
+                    && limit.key.before_auth()
+                    && limit.burst() < 2
+                {
+                    w.push(format!(
+                        "route `{}`: rate_limit `{name}` allows a burst of 1, but the first request of each clearance period is counted twice (the challenge_required answer and the retry with the clearance); set burst to at least 2",
+                        route.matcher.get_ref().text
+                    ));
+                }
+            }
+        }
         w
     }
 }
