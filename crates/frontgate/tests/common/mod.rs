@@ -346,7 +346,7 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    /// Endpoints: `/echo/**` (JSON of the request), `/slow?ms=N`, `/status/N`, `/ws` (WebSocket
+    /// Endpoints: `/echo/**` (JSON of the request; `?delay_ms=N` answers after N ms), `/slow?ms=N`, `/status/N`, `/ws` (WebSocket
     /// echo), `/big?bytes=N`; anything else is 200 "ok".
     pub async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -455,6 +455,10 @@ async fn upstream_handle(
         return r;
     }
     if path.starts_with("/echo") {
+        // `?delay_ms=N`: answer late (route timeouts).
+        if let Some(ms) = query_num(&req, "delay_ms") {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         // Small bodies are echoed too, so a test can see exactly what reached the backend.
         let text = (body.len() <= 4096).then(|| String::from_utf8_lossy(&body).into_owned());
