@@ -1,5 +1,6 @@
 //! TLS termination with rustls (aws-lc-rs): TLS 1.2 and 1.3 only, AEAD suites only, ALPN h2 and
-//! http/1.1. Certificates come from
+//! http/1.1, and the server's cipher suite preference wins over the client's (so a client
+//! listing a weaker suite first still gets the strongest both support). Certificates come from
 //! PEM files or are made into the data dir (`tls = "self-signed"`, valid 90 days, renewed at
 //! start or reload when close to expiry); a reload swaps the config for new handshakes while
 //! open connections keep theirs.
@@ -172,6 +173,9 @@ fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resum
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Server cipher order: the provider lists suites strongest first, and a client cannot
+    // steer the choice to a weaker one it happens to prefer.
+    cfg.ignore_client_order = true;
     if resumption {
         cfg.ticketer = aws_lc_rs::Ticketer::new()?;
     } else {
