@@ -96,10 +96,11 @@ impl UpstreamClient {
     }
 
     /// Sends one request; its response head must arrive by `deadline`. The response's fields
-    /// come beside it ([`Conn::exchange`]). A pooled connection
-    /// the backend closed meanwhile (its keep-alive ended) is retried once on a fresh
-    /// connection when nothing of a response came and the body can be sent again (empty or
-    /// already buffered).
+    /// come beside it ([`Conn::exchange`]). When a pooled connection closes without a byte of
+    /// response after the request was written (the backend's keep-alive ended, or it took the
+    /// request and died), the request is sent once more on a fresh connection only if its
+    /// method is idempotent (RFC 9110 §9.2.2) and its body can be sent again (empty or
+    /// buffered): a POST the backend may have acted on is never sent twice, it is a 502.
     pub async fn send(
         self: &Arc<Self>,
         parts: &http::request::Parts,
@@ -115,6 +116,7 @@ impl UpstreamClient {
         };
         if let Some(conn) = self.checkout() {
             let again = match &body {
+                _ if !idempotent(&parts.method) => None,
                 Body::Empty => Some(Body::Empty),
                 Body::Full(b) => Some(Body::Full(b.clone())),
                 _ => None,
@@ -143,4 +145,11 @@ impl UpstreamClient {
         });
         sender.send_request(req).await.map_err(|e| UpstreamError::SendFailed(e.to_string()))
     }
+}
+
+/// The methods RFC 9110 §9.2.2 defines as idempotent: sending one twice has the effect of
+/// sending it once, so a client may repeat it when the connection failed before a response.
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
