@@ -975,8 +975,27 @@ async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
             "/truncated" => assert!(out.contains("content-length: 100") && body.len() < 100, "{out}"),
             _ => assert!(!body.ends_with("0\r\n\r\n"), "a chunked body was terminated: {out}"),
         }
+        // The access log line went out with the 200 head; a line under the same request id
+        // says the response was cut short.
+        let id = out.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap_or_else(|| panic!("{out}")).trim();
+        assert!(gate.wait_for_log_count(&format!("\"request_id\":\"{id}\",\"error\""), 1, WAIT).await, "{path}: not logged as broken off:\n{}", gate.logs());
     }
     assert_eq!(backend.connections(), 2, "a broken connection was reused");
+    // Over HTTP/2 the stream is reset (before or after the 200 head reached the client), while
+    // the access log line says 200: the broken-off line under its request id says otherwise.
+    let mut h2 = gate.tls().h2().await;
+    let r = http::Request::builder().uri(format!("https://localhost:{}/truncated", gate.addr.port())).body(Full::<Bytes>::default()).unwrap();
+    if let Ok(resp) = tokio::time::timeout(WAIT, h2.send_request(r)).await.expect("h2 answer") {
+        assert_eq!(resp.status(), 200);
+        assert!(tokio::time::timeout(WAIT, http_body_util::BodyExt::collect(resp.into_body())).await.unwrap().is_err(), "the body looked whole");
+    }
+    assert!(gate.wait_for_log_count("\"path\":\"/truncated\"", 2, WAIT).await, "{}", gate.logs());
+    let logs = gate.logs();
+    let access = logs.lines().filter(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\"")).last().unwrap();
+    let id = access.split("\"request_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let line = format!("\"request_id\":\"{id}\",\"error\"");
+    assert!(gate.wait_for_log_count(&line, 1, WAIT).await, "not logged as broken off:\n{}", gate.logs());
+    assert!(gate.logs().lines().any(|l| l.contains(&line) && l.contains("upstream response body broken off")), "{}", gate.logs());
 }
 
 #[tokio::test]

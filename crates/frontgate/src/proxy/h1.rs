@@ -80,6 +80,9 @@ pub struct Outbound<'a> {
     pub host: &'a HeaderValue,
     pub added: &'a [(HeaderName, HeaderValue)],
     pub hide: HeaderFilter,
+    /// The request's id, for the log line of a response body the backend breaks off (the
+    /// access log line is written with the response head, before the body).
+    pub request_id: &'a HeaderValue,
 }
 
 /// Where a connection goes once its response body is complete.
@@ -152,7 +155,7 @@ impl Conn {
         let mut resp = Response::new(Body::Empty);
         *resp.status_mut() = parsed.status;
         *resp.version_mut() = Version::HTTP_11;
-        *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
+        *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool, outbound.request_id);
         Ok((resp, parsed.fields))
     }
 
@@ -278,7 +281,7 @@ impl Conn {
         }
     }
 
-    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>) -> Body {
+    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>, request_id: &HeaderValue) -> Body {
         match framing {
             Framing::Empty => {
                 if keep_alive {
@@ -294,7 +297,15 @@ impl Conn {
                 }
                 Body::full(body)
             }
-            framing => Body::Upstream(Box::new(UpstreamBody { conn: Some(self), state: State::from(framing), keep_alive, pool })),
+            // The id is shared by now (it went upstream and into the response head): cloning it
+            // counts a reference, it does not allocate.
+            framing => Body::Upstream(Box::new(UpstreamBody {
+                conn: Some(self),
+                state: State::from(framing),
+                keep_alive,
+                pool,
+                request_id: request_id.clone(),
+            })),
         }
     }
 }
@@ -662,6 +673,7 @@ pub struct UpstreamBody {
     state: State,
     keep_alive: bool,
     pool: Arc<dyn Recycle>,
+    request_id: HeaderValue,
 }
 
 fn truncated() -> BoxError {
@@ -767,7 +779,33 @@ impl http_body::Body for UpstreamBody {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
+        let polled = self.poll_body(cx);
+        if let Poll::Ready(Some(Err(e))) = &polled {
+            // The client's response is cut short (HTTP/1.1: the connection closes; HTTP/2: the
+            // stream is reset) after a head the access log already recorded: say so, under
+            // the same request id.
+            let request_id = self.request_id.to_str().unwrap_or("");
+            tracing::warn!(request_id, error = %e, "upstream response body broken off; the client's response is incomplete");
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl UpstreamBody {
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
@@ -822,18 +860,6 @@ impl http_body::Body for UpstreamBody {
                     }
                 }
             }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.state {
-            State::Length(n) => SizeHint::with_exact(n),
-            State::Done => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
         }
     }
 }
