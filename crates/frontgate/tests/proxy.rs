@@ -991,7 +991,7 @@ async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
     }
     assert!(gate.wait_for_log_count("\"path\":\"/truncated\"", 2, WAIT).await, "{}", gate.logs());
     let logs = gate.logs();
-    let access = logs.lines().filter(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\"")).last().unwrap();
+    let access = logs.lines().rfind(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\"")).unwrap();
     let id = access.split("\"request_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
     let line = format!("\"request_id\":\"{id}\",\"error\"");
     assert!(gate.wait_for_log_count(&line, 1, WAIT).await, "not logged as broken off:\n{}", gate.logs());

@@ -472,7 +472,7 @@ fn ca_and_leaf(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path
 /// certificate validity and chain, and the known TLS vulnerabilities. Time-boxed.
 #[tokio::test]
 async fn testssl_finds_nothing_high_or_critical() {
-    const TIME_BOX: Duration = Duration::from_secs(150);
+    const TIME_BOX: Duration = Duration::from_secs(180);
     let testssl = testssl_command();
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_and_leaf(certs.path());
