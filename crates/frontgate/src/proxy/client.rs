@@ -100,7 +100,9 @@ impl UpstreamClient {
     /// response after the request was written (the backend's keep-alive ended, or it took the
     /// request and died), the request is sent once more on a fresh connection only if its
     /// method is idempotent (RFC 9110 §9.2.2) and its body can be sent again (empty or
-    /// buffered): a POST the backend may have acted on is never sent twice, it is a 502.
+    /// buffered): a POST the backend may have acted on is never sent twice, it is a 502. When
+    /// the pooled connection failed the request's first write, nothing left, and any request
+    /// with a resendable body goes once more on a fresh connection.
     pub async fn send(
         self: &Arc<Self>,
         parts: &http::request::Parts,
@@ -111,18 +113,23 @@ impl UpstreamClient {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
             H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
+            H1Error::NotSent(e) => UpstreamError::Unavailable(format!("the request could not be sent: {e}")),
             H1Error::Timeout => UpstreamError::Timeout,
             other => UpstreamError::SendFailed(other.to_string()),
         };
         if let Some(conn) = self.checkout() {
             let again = match &body {
-                _ if !idempotent(&parts.method) => None,
                 Body::Empty => Some(Body::Empty),
                 Body::Full(b) => Some(Body::Full(b.clone())),
                 _ => None,
             };
+            let resend = |e: &H1Error| match e {
+                H1Error::NotSent(_) => true,
+                H1Error::ClosedBeforeResponse => idempotent(&parts.method),
+                _ => false,
+            };
             match (conn.exchange(parts, outbound, body, pool.clone(), deadline).await, again) {
-                (Err(H1Error::ClosedBeforeResponse), Some(body)) => {
+                (Err(e), Some(body)) if resend(&e) => {
                     let conn = Conn::new(self.open(Some(deadline)).await?);
                     return conn.exchange(parts, outbound, body, pool, deadline).await.map_err(failed);
                 }

@@ -50,6 +50,9 @@ pub enum H1Error {
     /// written: the backend ended its keep-alive, or took the request and failed. Only an
     /// idempotent request may be sent again (RFC 9110 §9.2.2; [`super::client`]).
     ClosedBeforeResponse,
+    /// The first write of the request failed: not a byte of it left, so the backend cannot
+    /// have acted on it, and any request may be sent again.
+    NotSent(io::Error),
     Io(io::Error),
     /// The backend's response is not acceptable HTTP/1.1.
     Malformed(&'static str),
@@ -63,6 +66,7 @@ impl std::fmt::Display for H1Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             H1Error::ClosedBeforeResponse => f.write_str("connection closed before a response"),
+            H1Error::NotSent(e) => write!(f, "request not sent: {e}"),
             H1Error::Timeout => f.write_str("no response head by the deadline"),
             H1Error::Io(e) => write!(f, "{e}"),
             H1Error::Malformed(why) => write!(f, "malformed response: {why}"),
@@ -247,17 +251,17 @@ impl Conn {
     /// Writes the request head in `out`, then the body (in the same write when small).
     async fn write_request(&mut self, out: &mut Vec<u8>, body: Body, chunked: bool) -> Result<(), H1Error> {
         match body {
-            Body::Empty | Body::Full(None) => self.io.write_all(out).await.map_err(H1Error::Io),
+            Body::Empty | Body::Full(None) => self.write_first(out).await,
             Body::Full(Some(b)) if b.len() <= COALESCE => {
                 out.extend_from_slice(&b);
-                self.io.write_all(out).await.map_err(H1Error::Io)
+                self.write_first(out).await
             }
             Body::Full(Some(b)) => {
-                self.io.write_all(out).await.map_err(H1Error::Io)?;
+                self.write_first(out).await?;
                 self.io.write_all(&b).await.map_err(H1Error::Io)
             }
             mut stream => {
-                self.io.write_all(out).await.map_err(H1Error::Io)?;
+                self.write_first(out).await?;
                 while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await {
                     let frame = frame.map_err(H1Error::RequestBody)?;
                     let Ok(data) = frame.into_data() else { continue };
@@ -279,6 +283,16 @@ impl Conn {
                 Ok(())
             }
         }
+    }
+
+    /// Writes the start of a request: a failure before its first byte left is
+    /// [`H1Error::NotSent`] (a failed write wrote nothing), any later one [`H1Error::Io`].
+    async fn write_first(&mut self, bytes: &[u8]) -> Result<(), H1Error> {
+        let n = self.io.write(bytes).await.map_err(H1Error::NotSent)?;
+        if n == 0 {
+            return Err(H1Error::NotSent(io::ErrorKind::WriteZero.into()));
+        }
+        self.io.write_all(&bytes[n..]).await.map_err(H1Error::Io)
     }
 
     fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>, request_id: &HeaderValue) -> Body {
@@ -687,7 +701,7 @@ fn malformed(why: &'static str) -> BoxError {
 impl H1Error {
     fn into_io(self) -> io::Error {
         match self {
-            H1Error::Io(e) => e,
+            H1Error::Io(e) | H1Error::NotSent(e) => e,
             other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         }
     }
@@ -1009,6 +1023,37 @@ mod tests {
         // Another filter: the names are classified again.
         let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, |_| false).unwrap().unwrap();
         assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x-secret", "content-length", "x-ok"]);
+    }
+
+    struct NoPool;
+    impl Recycle for NoPool {
+        fn recycle(&self, _: Conn) {}
+    }
+
+    /// A write that fails before the first byte left is told apart from one that failed later:
+    /// only then may a non-idempotent request be sent again ([`super::super::client`]).
+    #[tokio::test]
+    async fn a_request_written_to_a_reset_connection_is_known_not_sent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let io = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        // The backend resets the connection (linger 0); wait until the reset has arrived.
+        peer.set_zero_linger().unwrap();
+        drop(peer);
+        let mut conn = Conn::new(io);
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while conn.is_reusable() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the reset arrives");
+        let (parts, _) = http::Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts();
+        let host = HeaderValue::from_static("backend");
+        let outbound = Outbound { host: &host, added: &[], hide: |_| false, request_id: &host };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let result = conn.exchange(&parts, &outbound, Body::full("a=1"), Arc::new(NoPool), deadline).await;
+        assert!(matches!(result, Err(H1Error::NotSent(_))), "{:?}", result.err());
     }
 
     #[test]
