@@ -311,8 +311,8 @@ impl Conn {
                 }
                 Body::full(body)
             }
-            // The id is shared by now (it went upstream and into the response head): cloning it
-            // counts a reference, it does not allocate.
+            // The id's bytes are shared by now (a clone of it went upstream with the request):
+            // cloning it again counts a reference, it does not allocate.
             framing => Body::Upstream(Box::new(UpstreamBody {
                 conn: Some(self),
                 state: State::from(framing),
