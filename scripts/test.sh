@@ -15,6 +15,8 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# tests/tls.rs audits the default TLS settings with testssl.sh (Debian installs it as `testssl`).
+command -v testssl >/dev/null || need_apt+=(testssl.sh)
 # Shared state (API keys, issue 3): a real PostgreSQL and Redis on loopback, and python3-venv
 # for schemathesis against the admin API.
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)

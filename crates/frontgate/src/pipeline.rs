@@ -561,7 +561,7 @@ impl Gateway {
             total: self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0)),
         };
         let sent = timing.sent;
-        let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header };
+        let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header, request_id };
         let result = proxy::forward(upstream, req, outbound, timing, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
         let (resp, relayed) = result?;

@@ -713,27 +713,40 @@ async fn plain_mode_without_trusted_proxies_replaces_inbound_forwarding_headers(
 }
 
 /// A backend that answers each request with bytes a test chose for its path, over raw TCP: the
-/// responses a well-behaved HTTP library would never produce. Counts the connections it took.
+/// responses a well-behaved HTTP library would never produce. Counts the connections it took,
+/// and records each request it read whole (`METHOD path`).
 struct ScriptedBackend {
     addr: std::net::SocketAddr,
     connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// What a [`ScriptedBackend`] answers: the bytes to send (empty for none) and whether to close
+/// the connection after them.
+type Script = (&'static [u8], bool);
+
 impl ScriptedBackend {
-    async fn start(script: fn(&str) -> (&'static [u8], bool)) -> ScriptedBackend {
+    async fn start(script: fn(&str) -> Script) -> ScriptedBackend {
+        Self::start_with(move |path, _| script(path)).await
+    }
+
+    /// [`ScriptedBackend::start`], with a script that also gets the request's place on its
+    /// connection (0 for the first).
+    async fn start_with(script: impl Fn(&str, usize) -> Script + Copy + Send + Sync + 'static) -> ScriptedBackend {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = connections.clone();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (count, seen) = (connections.clone(), requests.clone());
         tokio::spawn(async move {
             while let Ok((mut sock, _)) = listener.accept().await {
                 count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let seen = seen.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
-                    loop {
-                        // Requests here have no body: a head ends the request.
-                        let mut chunk = [0u8; 4096];
+                    let mut chunk = [0u8; 4096];
+                    for nth in 0.. {
                         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
                             match sock.read(&mut chunk).await {
                                 Ok(0) | Err(_) => return,
@@ -743,8 +756,22 @@ impl ScriptedBackend {
                         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                         buf.drain(..end);
-                        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                        let (bytes, close) = script(&path);
+                        // The body, by its Content-Length (the gateway sends small ones so).
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse::<usize>().unwrap()))
+                            .unwrap_or(0);
+                        while buf.len() < length {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..length);
+                        let mut words = head.split(' ');
+                        let (method, path) = (words.next().unwrap_or("").to_owned(), words.next().unwrap_or("/").to_owned());
+                        seen.lock().unwrap().push(format!("{method} {path}"));
+                        let (bytes, close) = script(&path, nth);
                         if sock.write_all(bytes).await.is_err() {
                             return;
                         }
@@ -756,7 +783,12 @@ impl ScriptedBackend {
                 });
             }
         });
-        ScriptedBackend { addr, connections }
+        ScriptedBackend { addr, connections, requests }
+    }
+
+    /// How many times a request `METHOD path` arrived whole.
+    fn received(&self, request: &str) -> usize {
+        self.requests.lock().unwrap().iter().filter(|r| *r == request).count()
     }
 
     /// A gateway forwarding every path to this backend; `upstream_extra` goes into `[upstream]`.
@@ -771,7 +803,16 @@ impl ScriptedBackend {
 
 fn backend_script(path: &str) -> (&'static [u8], bool) {
     match path {
-        "/chunked" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", false),
+        "/chunked" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n", false),
+        // Framing a client could read differently from the gateway: each is refused with a 502.
+        // They keep the connection open, so a body read "to the end of the connection" stalls.
+        "/chunked-and-length" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
+        "/length-list" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", false),
+        "/length-twice" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", false),
+        "/length-leading-zero" => (b"HTTP/1.1 200 OK\r\nContent-Length: 05\r\n\r\nhello", false),
+        "/gzip-and-length" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello", false),
+        "/gzip-chunked" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
+        "/chunked-twice" => (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false),
         "/until-close" => (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", true),
         "/early-hints" => (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
         "/conflicting-length" => (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", true),
@@ -850,12 +891,71 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
     // A body that runs to the end of the connection arrives whole.
     let (s, _, b) = get("/until-close").await.unwrap();
     assert_eq!((s, &b[..]), (200, &b"until the end"[..]));
-    // Responses that cannot be relayed faithfully are a 502 problem, never passed on.
-    for path in ["/conflicting-length", "/not-http", "/unasked-upgrade"] {
-        let (s, h, b) = get(path).await.unwrap();
+    // Responses that cannot be relayed faithfully are a 502 problem, never passed on, and
+    // promptly (not after waiting for a connection the backend keeps open).
+    for path in AMBIGUOUS_FRAMING.iter().chain(&["/conflicting-length", "/not-http", "/unasked-upgrade"]) {
+        let (s, h, b) = tokio::time::timeout(WAIT, get(path)).await.unwrap_or_else(|_| panic!("{path}: no answer")).unwrap_or_else(|s| panic!("{path}: failed ({s})"));
         assert_problem(http::StatusCode::from_u16(s).unwrap(), &h, &b, 502, "upstream_unavailable");
     }
     assert!(gate.logs().contains("malformed response"), "{}", gate.logs());
+}
+
+/// Responses whose framing is not one canonical Content-Length or one `chunked`.
+const AMBIGUOUS_FRAMING: &[&str] = &["/length-list", "/length-twice", "/length-leading-zero", "/gzip-and-length", "/chunked-and-length", "/gzip-chunked", "/chunked-twice"];
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Response framing over HTTP/2: a backend response with an ambiguous length is a 502 on the
+/// stream (never a 200 head followed by a reset), and the access log records the 502.
+#[tokio::test]
+async fn ambiguous_response_framing_is_a_502_over_http2_and_logged_as_one() {
+    let backend = ScriptedBackend::start(backend_script).await;
+    let gate = backend.gate("");
+    let mut h2 = gate.tls().h2().await;
+    for path in AMBIGUOUS_FRAMING {
+        let r = http::Request::builder().uri(format!("https://localhost:{}{path}", gate.addr.port())).body(Full::<Bytes>::default()).unwrap();
+        let resp = tokio::time::timeout(WAIT, h2.send_request(r)).await.unwrap_or_else(|_| panic!("{path}: no answer")).expect("h2 response");
+        let (s, h, b) = tokio::time::timeout(WAIT, collect(resp)).await.unwrap_or_else(|_| panic!("{path}: body stalled"));
+        assert_problem(s, &h, &b, 502, "upstream_unavailable");
+    }
+    assert!(gate.wait_for_log_count("\"path\":\"/gzip-and-length\"", 1, WAIT).await, "{}", gate.logs());
+    for path in AMBIGUOUS_FRAMING {
+        let line = gate.logs().lines().find(|l| l.contains("frontgate::access") && l.contains(&format!("\"path\":\"{path}\""))).map(str::to_owned);
+        let line = line.unwrap_or_else(|| panic!("no access log line for {path}:\n{}", gate.logs()));
+        assert!(line.contains("\"status\":502"), "{line}");
+    }
+}
+
+/// Answers a connection's first request; a later one on the same connection is read whole and
+/// the connection closed without an answer: a backend whose keep-alive ended as the request
+/// came, or that took it and died.
+fn drops_reused_connections(path: &str, nth: usize) -> Script {
+    if path == "/drop" && nth > 0 { (b"", true) } else { (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false) }
+}
+
+/// RFC 9110 §9.2.2: a request whose pooled connection closed after it was written, before any
+/// response, is sent again only when its method is idempotent. A POST (which the backend may
+/// have acted on) reaches the backend once and the client gets a 502; a GET or PUT is retried
+/// once on a fresh connection and succeeds.
+#[tokio::test]
+async fn only_idempotent_requests_are_sent_again_after_the_backend_closed_without_answering() {
+    let backend = ScriptedBackend::start_with(drops_reused_connections).await;
+    let gate = backend.gate("");
+    let client = gate.tls();
+    for (method, retried) in [("POST", false), ("PATCH", false), ("GET", true), ("PUT", true), ("DELETE", true)] {
+        // A first request pools a connection; the next one goes on it and is dropped.
+        let (s, _, _) = client.get("/pool").await;
+        assert_eq!(s, 200);
+        let r = req(method, "/drop").header("content-type", "text/plain").body(Full::new(Bytes::from_static(b"x=1"))).unwrap();
+        let (s, h, b) = client.send(r).await;
+        let request = format!("{method} /drop");
+        if retried {
+            assert_eq!((s.as_u16(), &b[..]), (200, &b"ok"[..]), "{method}");
+            assert_eq!(backend.received(&request), 2, "{method}: sent once, dropped, sent again");
+        } else {
+            assert_problem(s, &h, &b, 502, "upstream_unavailable");
+            assert_eq!(backend.received(&request), 1, "{method} was sent to the backend again");
+        }
+    }
 }
 
 #[tokio::test]
@@ -875,8 +975,27 @@ async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
             "/truncated" => assert!(out.contains("content-length: 100") && body.len() < 100, "{out}"),
             _ => assert!(!body.ends_with("0\r\n\r\n"), "a chunked body was terminated: {out}"),
         }
+        // The access log line went out with the 200 head; a line under the same request id
+        // says the response was cut short.
+        let id = out.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap_or_else(|| panic!("{out}")).trim();
+        assert!(gate.wait_for_log_count(&format!("\"request_id\":\"{id}\",\"error\""), 1, WAIT).await, "{path}: not logged as broken off:\n{}", gate.logs());
     }
     assert_eq!(backend.connections(), 2, "a broken connection was reused");
+    // Over HTTP/2 the stream is reset (before or after the 200 head reached the client), while
+    // the access log line says 200: the broken-off line under its request id says otherwise.
+    let mut h2 = gate.tls().h2().await;
+    let r = http::Request::builder().uri(format!("https://localhost:{}/truncated", gate.addr.port())).body(Full::<Bytes>::default()).unwrap();
+    if let Ok(resp) = tokio::time::timeout(WAIT, h2.send_request(r)).await.expect("h2 answer") {
+        assert_eq!(resp.status(), 200);
+        assert!(tokio::time::timeout(WAIT, http_body_util::BodyExt::collect(resp.into_body())).await.unwrap().is_err(), "the body looked whole");
+    }
+    assert!(gate.wait_for_log_count("\"path\":\"/truncated\"", 2, WAIT).await, "{}", gate.logs());
+    let logs = gate.logs();
+    let access = logs.lines().rfind(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\"")).unwrap();
+    let id = access.split("\"request_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    let line = format!("\"request_id\":\"{id}\",\"error\"");
+    assert!(gate.wait_for_log_count(&line, 1, WAIT).await, "not logged as broken off:\n{}", gate.logs());
+    assert!(gate.logs().lines().any(|l| l.contains(&line) && l.contains("upstream response body broken off")), "{}", gate.logs());
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! TLS termination: which protocol versions are accepted, ALPN dispatch to HTTP/2 and HTTP/1.1,
-//! the plain-HTTP redirect listener, certificate reload on SIGHUP and the self-signed default.
-//! Everything runs against the real binary on loopback.
+//! the plain-HTTP redirect listener, certificate reload on SIGHUP, the self-signed default and
+//! its renewal, and an audit of the default settings by testssl.sh. Everything runs against the
+//! real binary on loopback.
 
 mod common;
 
@@ -395,4 +396,138 @@ async fn self_signed_certificate_is_made_once_and_reused() {
     // ... and kept while the host stays.
     assert_eq!(run(moved, false).await, third);
     assert_eq!(up.hits(), 4);
+}
+
+/// Upgrade path: a self-signed certificate from an older version (valid for ~2,000 years) is
+/// replaced at start by a 90-day one, and the replacement is logged.
+#[tokio::test]
+async fn an_everlasting_self_signed_certificate_is_renewed_at_start() {
+    let state = tempfile::tempdir().unwrap();
+    let tls_dir = state.path().join("data/tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let old = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
+    std::fs::write(tls_dir.join("self-signed.crt"), old.cert.pem()).unwrap();
+    std::fs::write(tls_dir.join("self-signed.key"), old.signing_key.serialize_pem()).unwrap();
+    std::fs::write(tls_dir.join("self-signed.names"), "localhost\n127.0.0.1\n::1\n").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("frontgate.toml");
+    let up = Upstream::start().await;
+    std::fs::write(&config, config_text(state.path(), "tls = \"self-signed\"", &up.config())).unwrap();
+    let gate = spawn(dir, config, &["serve", "-c"]);
+    let tls = TlsClient::new(gate.addr, &tls_dir.join("self-signed.crt")).connect(&[b"http/1.1"]).await;
+    let der = presented(&tls);
+    assert_ne!(&der, old.cert.der(), "the old certificate is still presented");
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let days = (cert.validity().not_after.timestamp() - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64) / 86400;
+    assert!((89..=90).contains(&days), "the new certificate is valid for {days} more days");
+    assert_eq!(gate.log_count("renewing the self-signed certificate"), 1, "{}", gate.logs());
+}
+
+/// The `testssl` command from Debian's testssl.sh package (scripts/test.sh installs it).
+fn testssl_command() -> &'static str {
+    for name in ["testssl", "testssl.sh"] {
+        if std::process::Command::new(name).arg("--version").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok() {
+            return name;
+        }
+    }
+    panic!("testssl.sh is not installed: run scripts/test.sh (it installs the Debian package testssl.sh)");
+}
+
+/// An operator's certificate: a CA, and a 90-day leaf for localhost signed by it.
+fn ca_and_leaf(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let now = time::OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "frontgate test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(365);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = now + time::Duration::days(90);
+    // As a public CA's certificate has it (testssl rates a certificate without CRL or OCSP
+    // URI HIGH); nothing fetches it (testssl's --phone-out is off).
+    leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec!["http://crl.invalid/test-ca.crl".into()] }];
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let (ca_path, cert_path, key_path) = (dir.join("ca.crt"), dir.join("leaf.crt"), dir.join("leaf.key"));
+    std::fs::write(&ca_path, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_path, leaf_cert.pem() + &ca_cert.pem()).unwrap();
+    std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
+    (ca_path, cert_path, key_path)
+}
+
+/// The default TLS settings pass an outside audit: testssl.sh, run against the gateway with an
+/// operator's CA-signed certificate (its CA added to testssl's trust), reports no HIGH or
+/// CRITICAL finding (and no FATAL scan error). Among what it checks: protocol versions, cipher
+/// categories, server cipher order (rated HIGH when the client's order wins), forward secrecy,
+/// certificate validity and chain, and the known TLS vulnerabilities. Time-boxed.
+#[tokio::test]
+async fn testssl_finds_nothing_high_or_critical() {
+    const TIME_BOX: Duration = Duration::from_secs(180);
+    let testssl = testssl_command();
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_leaf(certs.path());
+    let up = Upstream::start().await;
+    let gate = start(
+        &format!("tls = {{ cert = {:?}, key = {:?} }}", cert.display().to_string(), key.display().to_string()),
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
+    );
+    let report = certs.path().join("testssl.json");
+    let mut cmd = tokio::process::Command::new(testssl);
+    // Everything a default run does but the client simulations (handshakes replayed from some
+    // forty old and new clients, which report nothing rated): the whole default run takes
+    // about two minutes on two cores.
+    cmd.args(["--protocols", "--std", "--fs", "--server-preference", "--server-defaults", "--headers", "--vulnerable"])
+        .args(["--quiet", "--color", "0", "--warnings", "off", "--nodns", "none", "--ip", "127.0.0.1", "--sneaky"])
+        .args(["--connect-timeout", "10", "--openssl-timeout", "10"])
+        .arg("--add-ca")
+        .arg(&ca)
+        .arg("--jsonfile")
+        .arg(&report)
+        .arg(format!("localhost:{}", gate.addr.port()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, so the time-box can stop the openssl children too.
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("start testssl");
+    let pid = child.id().expect("testssl pid");
+    let out = match tokio::time::timeout(TIME_BOX, child.wait_with_output()).await {
+        Ok(out) => out.expect("testssl output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            panic!("testssl did not finish within {TIME_BOX:?}");
+        }
+    };
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!("testssl wrote no JSON report ({e}); exit {:?}\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("testssl's JSON report: {e}\n{text}"));
+    let mut by_severity: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in &findings {
+        let severity = f["severity"].as_str().unwrap_or("?").to_owned();
+        by_severity.entry(severity).or_default().push(format!("{}: {}", f["id"].as_str().unwrap_or("?"), f["finding"].as_str().unwrap_or("?")));
+    }
+    // The whole report in the test output, for the record.
+    for (severity, list) in &by_severity {
+        eprintln!("== {severity} ({})", list.len());
+        for f in list {
+            eprintln!("   {f}");
+        }
+    }
+    let bad: Vec<&String> = ["CRITICAL", "HIGH", "FATAL"].iter().filter_map(|s| by_severity.get(*s)).flatten().collect();
+    assert!(bad.is_empty(), "testssl findings rated HIGH, CRITICAL or FATAL:\n{}", bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    // The scan reached the server: it reports the negotiated protocols and the certificate.
+    assert!(findings.iter().any(|f| f["id"] == "TLS1_3" && f["finding"].as_str().unwrap_or("").starts_with("offered")), "{text}");
+    assert!(findings.iter().any(|f| f["id"] == "cipher_order"), "{text}");
 }

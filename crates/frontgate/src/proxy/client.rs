@@ -96,10 +96,13 @@ impl UpstreamClient {
     }
 
     /// Sends one request; its response head must arrive by `deadline`. The response's fields
-    /// come beside it ([`Conn::exchange`]). A pooled connection
-    /// the backend closed meanwhile (its keep-alive ended) is retried once on a fresh
-    /// connection when nothing of a response came and the body can be sent again (empty or
-    /// already buffered).
+    /// come beside it ([`Conn::exchange`]). When a pooled connection closes without a byte of
+    /// response after the request was written (the backend's keep-alive ended, or it took the
+    /// request and died), the request is sent once more on a fresh connection only if its
+    /// method is idempotent (RFC 9110 §9.2.2) and its body can be sent again (empty or
+    /// buffered): a POST the backend may have acted on is never sent twice, it is a 502. When
+    /// the pooled connection failed the request's first write, nothing left, and any request
+    /// with a resendable body goes once more on a fresh connection.
     pub async fn send(
         self: &Arc<Self>,
         parts: &http::request::Parts,
@@ -110,6 +113,7 @@ impl UpstreamClient {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
             H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
+            H1Error::NotSent(e) => UpstreamError::Unavailable(format!("the request could not be sent: {e}")),
             H1Error::Timeout => UpstreamError::Timeout,
             other => UpstreamError::SendFailed(other.to_string()),
         };
@@ -119,8 +123,13 @@ impl UpstreamClient {
                 Body::Full(b) => Some(Body::Full(b.clone())),
                 _ => None,
             };
+            let resend = |e: &H1Error| match e {
+                H1Error::NotSent(_) => true,
+                H1Error::ClosedBeforeResponse => idempotent(&parts.method),
+                _ => false,
+            };
             match (conn.exchange(parts, outbound, body, pool.clone(), deadline).await, again) {
-                (Err(H1Error::ClosedBeforeResponse), Some(body)) => {
+                (Err(e), Some(body)) if resend(&e) => {
                     let conn = Conn::new(self.open(Some(deadline)).await?);
                     return conn.exchange(parts, outbound, body, pool, deadline).await.map_err(failed);
                 }
@@ -143,4 +152,11 @@ impl UpstreamClient {
         });
         sender.send_request(req).await.map_err(|e| UpstreamError::SendFailed(e.to_string()))
     }
+}
+
+/// The methods RFC 9110 §9.2.2 defines as idempotent: sending one twice has the effect of
+/// sending it once, so a client may repeat it when the connection failed before a response.
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }

@@ -7,10 +7,15 @@
 //! socket as the server side polls it. WebSocket upgrades still go through hyper
 //! ([`super::client`]).
 //!
-//! What it accepts from a backend is strict, because the response is relayed to clients:
-//! at most 64 KiB and 128 fields of response head; one Content-Length (repeated copies must
-//! agree), or chunked transfer coding (then any Content-Length is ignored and dropped, RFC 9112
-//! §6.3); otherwise the body runs to the end of the connection, which is then not reused.
+//! What it accepts from a backend is strict, because the response is relayed to clients and
+//! its framing is ours to re-state: at most 64 KiB and 128 fields of response head; exactly one
+//! framing, or none: one Content-Length field holding one canonical decimal (no list such as
+//! `5, 5`, no second field even if equal, no sign, no leading zero), or one Transfer-Encoding
+//! field that is exactly `chunked` (in HTTP/1.1, without a Content-Length). Anything else (`gzip`,
+//! `gzip, chunked`, `chunked, chunked`, both fields) is a 502 before any byte reaches the client:
+//! RFC 9112 §6.3 would read such a body to the end of the connection, or pick one of two
+//! lengths, where the backend may have meant another. With neither field, the body runs to the
+//! end of the connection, which is then not reused.
 
 use std::io;
 use std::pin::Pin;
@@ -41,9 +46,13 @@ const COALESCE: usize = 16 * 1024;
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum H1Error {
-    /// The connection closed before any byte of a response arrived: the backend ended its
-    /// keep-alive. The request may be retried on a fresh connection if its body can be resent.
+    /// The connection closed before any byte of a response arrived, after the request was
+    /// written: the backend ended its keep-alive, or took the request and failed. Only an
+    /// idempotent request may be sent again (RFC 9110 §9.2.2; [`super::client`]).
     ClosedBeforeResponse,
+    /// The first write of the request failed: not a byte of it left, so the backend cannot
+    /// have acted on it, and any request may be sent again.
+    NotSent(io::Error),
     Io(io::Error),
     /// The backend's response is not acceptable HTTP/1.1.
     Malformed(&'static str),
@@ -57,6 +66,7 @@ impl std::fmt::Display for H1Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             H1Error::ClosedBeforeResponse => f.write_str("connection closed before a response"),
+            H1Error::NotSent(e) => write!(f, "request not sent: {e}"),
             H1Error::Timeout => f.write_str("no response head by the deadline"),
             H1Error::Io(e) => write!(f, "{e}"),
             H1Error::Malformed(why) => write!(f, "malformed response: {why}"),
@@ -74,6 +84,9 @@ pub struct Outbound<'a> {
     pub host: &'a HeaderValue,
     pub added: &'a [(HeaderName, HeaderValue)],
     pub hide: HeaderFilter,
+    /// The request's id, for the log line of a response body the backend breaks off (the
+    /// access log line is written with the response head, before the body).
+    pub request_id: &'a HeaderValue,
 }
 
 /// Where a connection goes once its response body is complete.
@@ -146,7 +159,7 @@ impl Conn {
         let mut resp = Response::new(Body::Empty);
         *resp.status_mut() = parsed.status;
         *resp.version_mut() = Version::HTTP_11;
-        *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool);
+        *resp.body_mut() = self.into_body(framing, parsed.keep_alive, pool, outbound.request_id);
         Ok((resp, parsed.fields))
     }
 
@@ -238,17 +251,17 @@ impl Conn {
     /// Writes the request head in `out`, then the body (in the same write when small).
     async fn write_request(&mut self, out: &mut Vec<u8>, body: Body, chunked: bool) -> Result<(), H1Error> {
         match body {
-            Body::Empty | Body::Full(None) => self.io.write_all(out).await.map_err(H1Error::Io),
+            Body::Empty | Body::Full(None) => self.write_first(out).await,
             Body::Full(Some(b)) if b.len() <= COALESCE => {
                 out.extend_from_slice(&b);
-                self.io.write_all(out).await.map_err(H1Error::Io)
+                self.write_first(out).await
             }
             Body::Full(Some(b)) => {
-                self.io.write_all(out).await.map_err(H1Error::Io)?;
+                self.write_first(out).await?;
                 self.io.write_all(&b).await.map_err(H1Error::Io)
             }
             mut stream => {
-                self.io.write_all(out).await.map_err(H1Error::Io)?;
+                self.write_first(out).await?;
                 while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await {
                     let frame = frame.map_err(H1Error::RequestBody)?;
                     let Ok(data) = frame.into_data() else { continue };
@@ -272,7 +285,17 @@ impl Conn {
         }
     }
 
-    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>) -> Body {
+    /// Writes the start of a request: a failure before its first byte left is
+    /// [`H1Error::NotSent`] (a failed write wrote nothing), any later one [`H1Error::Io`].
+    async fn write_first(&mut self, bytes: &[u8]) -> Result<(), H1Error> {
+        let n = self.io.write(bytes).await.map_err(H1Error::NotSent)?;
+        if n == 0 {
+            return Err(H1Error::NotSent(io::ErrorKind::WriteZero.into()));
+        }
+        self.io.write_all(&bytes[n..]).await.map_err(H1Error::Io)
+    }
+
+    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>, request_id: &HeaderValue) -> Body {
         match framing {
             Framing::Empty => {
                 if keep_alive {
@@ -288,7 +311,15 @@ impl Conn {
                 }
                 Body::full(body)
             }
-            framing => Body::Upstream(Box::new(UpstreamBody { conn: Some(self), state: State::from(framing), keep_alive, pool })),
+            // The id's bytes are shared by now (a clone of it went upstream with the request):
+            // cloning it again counts a reference, it does not allocate.
+            framing => Body::Upstream(Box::new(UpstreamBody {
+                conn: Some(self),
+                state: State::from(framing),
+                keep_alive,
+                pool,
+                request_id: request_id.clone(),
+            })),
         }
     }
 }
@@ -326,10 +357,11 @@ struct Parsed {
     /// concern this connection only, and without those `hide` names.
     fields: RelayedFields,
     keep_alive: bool,
-    /// The last transfer coding, when there is a Transfer-Encoding field: chunked or not.
+    http10: bool,
+    /// Whether there is Transfer-Encoding, and if so whether it is one field of exactly
+    /// `chunked`.
     chunked: Option<bool>,
-    /// The Content-Length, if any; an error when malformed or when copies disagree (which
-    /// matters only without Transfer-Encoding, RFC 9112 §6.3).
+    /// The Content-Length, if any; an error when not canonical or given twice.
     content_length: Result<Option<u64>, &'static str>,
 }
 
@@ -531,6 +563,7 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
     let mut connection_close = http10;
     let mut chunked = None;
     let mut content_length = Ok(None);
+    let mut lengths = 0u32;
     // Fields a Connection header names as hop-by-hop (rare): removed once all are read.
     let mut named: Vec<HeaderName> = Vec::new();
     for (i, span) in spans[..count].iter().enumerate() {
@@ -541,10 +574,14 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
         match kind {
             FieldKind::Relayed => {}
             FieldKind::HopByHop | FieldKind::Hidden => continue,
-            FieldKind::ContentLength => content_length = content_length.and_then(|known| merge_content_length(known, value)),
+            FieldKind::ContentLength => {
+                lengths += 1;
+                content_length = if lengths > 1 { Err("more than one Content-Length") } else { canonical_length(value).map(Some) };
+            }
             FieldKind::TransferEncoding => {
-                let last = text(value).and_then(|s| s.rsplit(',').next()).map(str::trim).unwrap_or("");
-                chunked = Some(last.eq_ignore_ascii_case("chunked"));
+                // One field, exactly `chunked` (httparse has trimmed the value): a second field
+                // or any other coding is not a framing we relay.
+                chunked = Some(chunked.is_none() && value.eq_ignore_ascii_case(b"chunked"));
                 continue;
             }
             FieldKind::Connection => {
@@ -564,17 +601,13 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
         // Relayed as sent. httparse accepts in a field value exactly the bytes HeaderValue
         // does (HTAB, SP, visible ASCII, obs-text; never CR, LF, NUL, DEL or another control
         // byte), and rejects obs-fold in responses by default: RelayedFields::move_into relies
-        // on it. Content-Length is relayed too (a chunked response loses it below).
+        // on it. Content-Length is relayed too, as sent: framing() lets only a canonical one by.
         fields.push((name, vs, ve));
     }
     if !named.is_empty() {
         fields.retain(|(name, ..)| !named.contains(name));
     }
-    // A chunked body's length is in its framing; a Content-Length beside it is dropped.
-    if chunked == Some(true) {
-        fields.retain(|(name, ..)| *name != header::CONTENT_LENGTH);
-    }
-    Ok(Some(Parsed { status, fields: RelayedFields { head, fields }, keep_alive: !connection_close, chunked, content_length }))
+    Ok(Some(Parsed { status, fields: RelayedFields { head, fields }, keep_alive: !connection_close, http10, chunked, content_length }))
 }
 
 /// A field value as text, when it is all visible ASCII, spaces and tabs (as
@@ -583,21 +616,15 @@ fn text(value: &[u8]) -> Option<&str> {
     if crate::server::h1::is_text(value) { std::str::from_utf8(value).ok() } else { None }
 }
 
-/// Folds one Content-Length field (which may list copies, "5, 5") into what earlier ones said.
-fn merge_content_length(known: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
-    let mut length = known;
-    for part in text(value).ok_or("bad Content-Length")?.split(',') {
-        let part = part.trim();
-        if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("bad Content-Length");
-        }
-        let n: u64 = part.parse().map_err(|_| "bad Content-Length")?;
-        if length.is_some_and(|l| l != n) {
-            return Err("conflicting Content-Length values");
-        }
-        length = Some(n);
+/// A Content-Length value in its one canonical spelling: decimal digits, no leading zero (but
+/// `0`), no sign, list or space, at most 19 digits. Equal copies (`5, 5`) are refused too: the
+/// value is relayed as sent, and a client must not be left to reconcile them.
+fn canonical_length(value: &[u8]) -> Result<u64, &'static str> {
+    let canonical = !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) && (value[0] != b'0' || value.len() == 1);
+    if !canonical {
+        return Err("Content-Length is not one canonical decimal");
     }
-    Ok(length)
+    Ok(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,21 +635,25 @@ enum Framing {
     UntilClose,
 }
 
-/// How the response body is delimited (RFC 9112 §6.3).
+/// How the response body is delimited (RFC 9112 §6.3), or why the response is refused: the
+/// framing fields must be unambiguous even where the status or method means no body, since
+/// they are relayed.
 fn framing(p: &Parsed, head_only: bool) -> Result<Framing, H1Error> {
+    let framing = match (p.chunked, p.content_length) {
+        (Some(_), Ok(Some(_)) | Err(_)) => return Err(H1Error::Malformed("both Transfer-Encoding and Content-Length")),
+        (Some(false), Ok(None)) => return Err(H1Error::Malformed("a Transfer-Encoding other than one `chunked`")),
+        // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+        (Some(true), Ok(None)) if p.http10 => return Err(H1Error::Malformed("Transfer-Encoding in an HTTP/1.0 response")),
+        (Some(true), Ok(None)) => Framing::Chunked,
+        (None, Err(why)) => return Err(H1Error::Malformed(why)),
+        (None, Ok(Some(0))) => Framing::Empty,
+        (None, Ok(Some(n))) => Framing::Length(n),
+        (None, Ok(None)) => Framing::UntilClose,
+    };
     if head_only || p.status == StatusCode::NO_CONTENT || p.status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    match p.chunked {
-        Some(true) => return Ok(Framing::Chunked),
-        Some(false) => return Ok(Framing::UntilClose),
-        None => {}
-    }
-    Ok(match p.content_length.map_err(H1Error::Malformed)? {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::UntilClose,
-    })
+    Ok(framing)
 }
 
 enum State {
@@ -656,6 +687,7 @@ pub struct UpstreamBody {
     state: State,
     keep_alive: bool,
     pool: Arc<dyn Recycle>,
+    request_id: HeaderValue,
 }
 
 fn truncated() -> BoxError {
@@ -669,7 +701,7 @@ fn malformed(why: &'static str) -> BoxError {
 impl H1Error {
     fn into_io(self) -> io::Error {
         match self {
-            H1Error::Io(e) => e,
+            H1Error::Io(e) | H1Error::NotSent(e) => e,
             other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         }
     }
@@ -761,7 +793,33 @@ impl http_body::Body for UpstreamBody {
     type Error = BoxError;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
+        let polled = self.poll_body(cx);
+        if let Poll::Ready(Some(Err(e))) = &polled {
+            // The client's response is cut short (HTTP/1.1: the connection closes; HTTP/2: the
+            // stream is reset) after a head the access log already recorded: say so, under
+            // the same request id.
+            let request_id = self.request_id.to_str().unwrap_or("");
+            tracing::warn!(request_id, error = %e, "upstream response body broken off; the client's response is incomplete");
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl UpstreamBody {
+    fn poll_body(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         loop {
             match this.state {
                 State::Done => return Poll::Ready(None),
@@ -818,18 +876,6 @@ impl http_body::Body for UpstreamBody {
             }
         }
     }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.state {
-            State::Length(n) => SizeHint::with_exact(n),
-            State::Done => SizeHint::with_exact(0),
-            _ => SizeHint::default(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -848,19 +894,39 @@ mod tests {
     fn framing_follows_rfc_9112() {
         let f = |h: &str| framing(&parsed(h), false);
         assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Length(5));
-        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Length(5));
-        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\n").unwrap(), Framing::Length(5));
         assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap(), Framing::Empty);
-        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Chunked);
-        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n").unwrap(), Framing::UntilClose);
+        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 9999999999999999999\r\n\r\n").unwrap(), Framing::Length(9_999_999_999_999_999_999));
+        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").unwrap(), Framing::Chunked);
+        assert_eq!(f("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap(), Framing::Chunked);
         assert_eq!(f("HTTP/1.1 200 OK\r\n\r\n").unwrap(), Framing::UntilClose);
         assert_eq!(f("HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Empty);
         assert_eq!(framing(&parsed("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"), true).unwrap(), Framing::Empty);
-        for bad in ["5, 6", "-1", "+5", "0x5", "", "99999999999999999999", "5 5"] {
+        assert_eq!(framing(&parsed("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"), true).unwrap(), Framing::Empty);
+        // One canonical length or nothing: lists (even of equal copies), signs, leading zeros,
+        // spaces, overflow. These used to be read as 5 (review finding): now refused.
+        for bad in ["5, 5", "5,5", "5, 6", "-1", "+5", "05", "00", "0x5", "", "99999999999999999999", "5 5", "5;"] {
             let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n");
             assert!(f(&head).is_err(), "{bad}");
         }
+        assert!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n").is_err(), "equal copies in two fields");
         assert!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
+        // One framing: Transfer-Encoding is one field of exactly `chunked`, never beside a
+        // length (these were read as chunked or to the end of the connection before).
+        for bad in [
+            "transfer-encoding: chunked\r\ncontent-length: 5",
+            "content-length: 5\r\ntransfer-encoding: chunked",
+            "transfer-encoding: gzip\r\ncontent-length: 5",
+            "transfer-encoding: gzip",
+            "transfer-encoding: gzip, chunked",
+            "transfer-encoding: chunked, chunked",
+            "transfer-encoding: chunked\r\ntransfer-encoding: chunked",
+            "transfer-encoding: chunked;x=1",
+            "transfer-encoding: identity",
+        ] {
+            assert!(f(&format!("HTTP/1.1 200 OK\r\n{bad}\r\n\r\n")).is_err(), "{bad}");
+            assert!(f(&format!("HTTP/1.1 204 No Content\r\n{bad}\r\n\r\n")).is_err(), "204: {bad}");
+        }
+        assert!(f("HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").is_err());
     }
 
     #[test]
@@ -945,16 +1011,49 @@ mod tests {
         let head = b"HTTP/1.1 200 OK\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\nx-ok: 1\r\n\r\n";
         let mut names = FieldNames::default();
         // Twice: parsed and classified, then remembered. Hidden and hop-by-hop fields stay out,
-        // and a remembered Transfer-Encoding still decides the framing (and drops the length).
+        // and a remembered Transfer-Encoding still counts for the framing (beside a length,
+        // the response is refused).
         for _ in 0..2 {
             let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, hide_secret).unwrap().unwrap();
             assert_eq!(p.chunked, Some(true));
             assert_eq!(p.content_length, Ok(Some(3)));
-            assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x-ok"]);
+            assert!(framing(&p, false).is_err(), "both framings");
+            assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["content-length", "x-ok"]);
         }
         // Another filter: the names are classified again.
         let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, |_| false).unwrap().unwrap();
-        assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x-secret", "x-ok"]);
+        assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x-secret", "content-length", "x-ok"]);
+    }
+
+    struct NoPool;
+    impl Recycle for NoPool {
+        fn recycle(&self, _: Conn) {}
+    }
+
+    /// A write that fails before the first byte left is told apart from one that failed later:
+    /// only then may a non-idempotent request be sent again ([`super::super::client`]).
+    #[tokio::test]
+    async fn a_request_written_to_a_reset_connection_is_known_not_sent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let io = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        // The backend resets the connection (linger 0); wait until the reset has arrived.
+        peer.set_zero_linger().unwrap();
+        drop(peer);
+        let mut conn = Conn::new(io);
+        tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while conn.is_reusable() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the reset arrives");
+        let (parts, _) = http::Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts();
+        let host = HeaderValue::from_static("backend");
+        let outbound = Outbound { host: &host, added: &[], hide: |_| false, request_id: &host };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let result = conn.exchange(&parts, &outbound, Body::full("a=1"), Arc::new(NoPool), deadline).await;
+        assert!(matches!(result, Err(H1Error::NotSent(_))), "{:?}", result.err());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! TLS termination with rustls (aws-lc-rs): TLS 1.2 and 1.3 only, AEAD suites only, ALPN h2 and
-//! http/1.1. Certificates come from PEM files or are made once into the data dir
-//! (`tls = "self-signed"`); a reload swaps the config for new handshakes while open
-//! connections keep theirs.
+//! http/1.1, and the server's cipher suite preference wins over the client's (so a client
+//! listing a weaker suite first still gets the strongest both support). Certificates come from
+//! PEM files or are made into the data dir (`tls = "self-signed"`, valid 90 days, renewed at
+//! start or reload when close to expiry); a reload swaps the config for new handshakes while
+//! open connections keep theirs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::crypto::aws_lc_rs;
@@ -33,21 +36,34 @@ pub fn self_signed_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("self-signed.crt"), dir.join("self-signed.key"))
 }
 
+/// How long a self-signed certificate is valid. Bounded, so a copied key stops being useful on
+/// its own and clients are not asked to trust one certificate forever.
+pub const SELF_SIGNED_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// A start (or reload) that finds less than this left on the self-signed certificate makes a
+/// new one: a gateway restarted at least monthly never presents an expired one.
+pub const SELF_SIGNED_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// `not_before` is set this far in the past, for clients whose clock is a little behind.
+const SELF_SIGNED_BACKDATE: Duration = Duration::from_secs(3600);
+
 /// Makes the self-signed certificate on first start; later starts reuse it while it is for the
-/// same names. The names it was made for are kept beside it (`self-signed.names`), so a start
-/// with another public host (or listen address) makes a new one instead of presenting a
-/// certificate for the old name. A certificate from before the names were kept is reused, and
-/// its names recorded, rather than replaced under clients that already trust it.
+/// same names and not close to expiry. The names it was made for are kept beside it
+/// (`self-signed.names`), so a start with another public host (or listen address) makes a new
+/// one instead of presenting a certificate for the old name. A certificate from before the
+/// names were kept is reused, and its names recorded, rather than replaced under clients that
+/// already trust it. One that expires within [`SELF_SIGNED_RENEW_BEFORE`], or is valid for longer
+/// than [`SELF_SIGNED_VALIDITY`] (older versions made them valid until 4096), is replaced.
 pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsError> {
     let (cert_path, key_path) = self_signed_paths(&config.data_dir);
     let names_path = cert_path.with_extension("names");
     let names = self_signed_names(config);
     let listed = names.join("\n") + "\n";
+    let now = time::OffsetDateTime::now_utc();
     if cert_path.exists() && key_path.exists() {
-        match std::fs::read_to_string(&names_path) {
-            Ok(recorded) if recorded == listed => return Ok((cert_path, key_path)),
+        let same_names = match std::fs::read_to_string(&names_path) {
+            Ok(recorded) if recorded == listed => true,
             Ok(recorded) => {
                 tracing::info!(was = %recorded.trim_end().replace('\n', ", "), now = %names.join(", "), "the self-signed certificate is for other names; making a new one");
+                false
             }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(TlsError::Read { path: names_path, source: e }),
             Err(_) => {
@@ -56,21 +72,50 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
                 if let Err(e) = std::fs::write(&names_path, &listed) {
                     tracing::warn!(path = %names_path.display(), error = %e, "cannot record the self-signed certificate's names");
                 }
-                return Ok((cert_path, key_path));
+                true
+            }
+        };
+        if same_names {
+            let pem = std::fs::read(&cert_path).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
+            match renewal_reason(&pem, now) {
+                None => return Ok((cert_path, key_path)),
+                Some(reason) => tracing::info!(cert = %cert_path.display(), reason, "renewing the self-signed certificate"),
             }
         }
     }
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
     let mut params = rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "frontgate self-signed");
+    params.not_before = now - SELF_SIGNED_BACKDATE;
+    params.not_after = now + SELF_SIGNED_VALIDITY;
     let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
     let dir = cert_path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TlsError::Read { path: dir.to_owned(), source: e })?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, cert.pem()).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
     std::fs::write(&names_path, &listed).map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
-    tracing::info!(cert = %cert_path.display(), "made a self-signed certificate");
+    let not_after = params.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    tracing::info!(cert = %cert_path.display(), not_after, "made a self-signed certificate");
     Ok((cert_path, key_path))
+}
+
+/// Why the stored self-signed certificate (PEM) must be replaced at `now`, or `None` to keep it.
+fn renewal_reason(pem: &[u8], now: time::OffsetDateTime) -> Option<&'static str> {
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return Some("the file holds no certificate");
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return Some("the certificate cannot be parsed");
+    };
+    let (not_before, not_after) = (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
+    let secs = |d: Duration| d.as_secs() as i64;
+    if not_after - not_before > secs(SELF_SIGNED_VALIDITY + SELF_SIGNED_BACKDATE) {
+        Some("it is valid for longer than 90 days (made by an older frontgate)")
+    } else if not_after - now.unix_timestamp() < secs(SELF_SIGNED_RENEW_BEFORE) {
+        Some("it expires within 30 days")
+    } else {
+        None
+    }
 }
 
 /// What the self-signed certificate is for: localhost, the loopback addresses, the public
@@ -128,6 +173,9 @@ fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resum
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Server cipher order: the provider lists suites strongest first, and a client cannot
+    // steer the choice to a weaker one it happens to prefer.
+    cfg.ignore_client_order = true;
     if resumption {
         cfg.ticketer = aws_lc_rs::Ticketer::new()?;
     } else {
@@ -136,4 +184,81 @@ fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resum
         cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 24 * 3600;
+
+    fn config(dir: &Path) -> Config {
+        Config::parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\n", "t.toml", dir).unwrap()
+    }
+
+    fn validity(pem: &[u8]) -> (i64, i64) {
+        let der = CertificateDer::pem_slice_iter(pem).next().unwrap().unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp())
+    }
+
+    /// A certificate for the same names as `ensure_self_signed` makes, valid from `from` to
+    /// `to` (seconds from now), written where it looks for one.
+    fn plant(config: &Config, from: i64, to: i64) -> Vec<u8> {
+        let (cert_path, key_path) = self_signed_paths(&config.data_dir);
+        let now = time::OffsetDateTime::now_utc();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(self_signed_names(config)).unwrap();
+        params.not_before = now + time::Duration::seconds(from);
+        params.not_after = now + time::Duration::seconds(to);
+        let pem = params.self_signed(&key).unwrap().pem();
+        std::fs::create_dir_all(cert_path.parent().unwrap()).unwrap();
+        std::fs::write(&cert_path, &pem).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::write(cert_path.with_extension("names"), self_signed_names(config).join("\n") + "\n").unwrap();
+        pem.into_bytes()
+    }
+
+    #[test]
+    fn a_new_self_signed_certificate_is_valid_for_90_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (cert, _) = ensure_self_signed(&config).unwrap();
+        let (not_before, not_after) = validity(&std::fs::read(cert).unwrap());
+        assert!((now - 3600 - 60..=now - 3600 + 60).contains(&not_before), "not_before {not_before}, now {now}");
+        assert!((now + 90 * DAY - 60..=now + 90 * DAY + 60).contains(&not_after), "not_after {not_after}, now {now}");
+    }
+
+    /// The ~2,000-year certificates older versions made, and one about to expire, are replaced
+    /// by a 90-day one; one with two months left is kept.
+    #[test]
+    fn an_expiring_or_everlasting_self_signed_certificate_is_replaced() {
+        for (from, to, replaced) in [
+            (-50 * 365 * DAY, 2000 * 365 * DAY, true),
+            (-80 * DAY, 10 * DAY, true),
+            (-100 * DAY, -DAY, true),
+            (-30 * DAY, 60 * DAY, false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = config(dir.path());
+            let planted = plant(&config, from, to);
+            let (cert, _) = ensure_self_signed(&config).unwrap();
+            let now_pem = std::fs::read(cert).unwrap();
+            assert_eq!(now_pem != planted, replaced, "valid from {from}s to {to}s");
+            let (not_before, not_after) = validity(&now_pem);
+            assert!(not_after - not_before <= 90 * DAY + 3600, "valid from {from}s to {to}s");
+        }
+    }
+
+    #[test]
+    fn a_stored_file_without_a_certificate_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        plant(&config, -DAY, 60 * DAY);
+        let (cert_path, _) = self_signed_paths(&config.data_dir);
+        std::fs::write(&cert_path, "not a certificate\n").unwrap();
+        let (cert, _) = ensure_self_signed(&config).unwrap();
+        validity(&std::fs::read(cert).unwrap());
+    }
 }
