@@ -366,3 +366,44 @@ async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
     }
     assert_eq!(ok, 1);
 }
+
+/// A `[[routes]]` entry with `challenge = "pow"` merged into an OpenAPI operation: the
+/// challenge endpoint, the verify endpoint and the check all key the route by the operation's
+/// name (as the pipeline does), so a challenge can be fetched, solved and redeemed there.
+#[tokio::test]
+async fn pow_on_a_route_merged_into_an_openapi_operation_can_be_solved() {
+    let up = Upstream::start().await;
+    let rest = format!(
+        "{}\n[openapi]\nspec = \"petstore.yaml\"\n[pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 50, counter = 20 }} ]\n\
+         [[routes]]\nmatch = \"GET /echo/items/{{id}}\"\nchallenge = \"pow\"\n",
+        up.config()
+    );
+    let gate = common::openapi::start_with_fixtures("tls = \"off\"", &rest);
+    let (s, _, p) = send(&gate, "GET", "/echo/items/5", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{p}");
+    let url = p["challenge"].as_str().unwrap().to_owned();
+    assert_eq!(url, "/.frontgate/challenge?route=%2Fecho%2Fitems%2F5");
+    let (s, _, c) = send(&gate, "GET", &url, &[], "").await;
+    assert_eq!(s, 200, "the challenge endpoint finds the operation's route: {c}");
+
+    // Solved and redeemed at /.frontgate/verify: a clearance for the operation.
+    let payload = solved(&gate, "/echo/items/5").await;
+    let (s, _, v) = verify(&gate, &payload).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["route"], "GET /echo/items/{itemId}", "the operation's name, as in metrics and logs");
+    let clearance = v["clearance"].as_str().unwrap().to_owned();
+    let (s, _, v) = send(&gate, "GET", "/echo/items/9", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(up.hits(), 1);
+    // Inline, in the header of the protected request itself.
+    let payload = solved(&gate, "/echo/items/5").await;
+    let (s, _, v) = send(&gate, "GET", "/echo/items/5", &[("x-frontgate-pow", &payload)], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(up.hits(), 2);
+    // Validation still runs behind the check.
+    let (s, _, _) = send(&gate, "GET", "/echo/items/0", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    assert_eq!(s, 400);
+    // A path no pow route covers gets no challenge.
+    let (s, _, p) = send(&gate, "GET", "/.frontgate/challenge?route=/echo/items&method=GET", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (404, Some("route_not_found")), "{p}");
+}

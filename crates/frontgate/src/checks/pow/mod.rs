@@ -59,7 +59,8 @@ pub struct Pow {
     pub clearances: Clearances,
     levels: Vec<PowLevel>,
     failures_per_level: u32,
-    /// Request rate per protected route, by route name.
+    /// Request rate per protected route, by route name (`RouteEntry::name`): also the set of
+    /// routes the challenge endpoint issues for.
     rates: HashMap<Arc<str>, RateWindow>,
     failures: Failures,
     replay: Arc<dyn ReplaySet>,
@@ -85,11 +86,15 @@ impl Pow {
 
     pub fn new(config: &Config, pc: &PowConfig, services: Arc<Services>, replay: Arc<dyn ReplaySet>, clock: Clock) -> Pow {
         let site = config.public_origin().to_string();
-        let rates = config
-            .routes
+        let table = RouteTable::build(config).ok();
+        // Keyed by the route's name as the pipeline sees it (`RouteEntry::name`): an OpenAPI
+        // operation a `[[routes]]` entry merges into goes by the operation's name, not the
+        // entry's `match` text, and so must its challenges, clearances and request rate.
+        let rates = table
             .iter()
-            .filter(|r| r.challenge.as_deref() == Some("pow"))
-            .map(|r| (Arc::from(r.matcher.get_ref().text.as_str()), RateWindow::default()))
+            .flat_map(|t| t.entries())
+            .filter(|e| e.config_index.and_then(|i| config.routes.get(i)).is_some_and(|r| r.challenge.as_deref() == Some("pow")))
+            .map(|e| (e.name.clone(), RateWindow::default()))
             .collect();
         let per_minute = pc.challenge_rate.max(1);
         Pow {
@@ -103,7 +108,7 @@ impl Pow {
             limiter: LocalGcra::new(LIMITER_MAX_KEYS),
             challenge_interval: Duration::from_secs(60) / per_minute,
             challenge_burst: (per_minute / 3).max(5),
-            table: RouteTable::build(config).ok(),
+            table,
             secure_cookies: config.public_origin().is_https(),
             clock,
             services,
@@ -152,8 +157,8 @@ impl Pow {
         matches!(self.limiter.acquire(&key, self.challenge_interval, self.challenge_burst), Decision::Allowed { .. })
     }
 
-    /// The route name (`match` text) of the pow-protected route at `path`: tried with
-    /// `method`, or with each common method.
+    /// The name (`RouteEntry::name`, as the pipeline keys it) of the pow-protected route at
+    /// `path`: tried with `method`, or with each common method.
     pub fn protected_route(&self, path: &str, method: Option<&http::Method>) -> Option<Arc<str>> {
         let normalized = crate::route::normalize_path(path).ok()?;
         let methods: Vec<http::Method> = match method {
