@@ -64,6 +64,8 @@ pub struct Pow {
     rates: HashMap<Arc<str>, RateWindow>,
     failures: Failures,
     replay: Arc<dyn ReplaySet>,
+    /// How long a spent nonce is kept at least: the challenges' lifetime (`[pow] expires`).
+    replay_ttl: Duration,
     /// Challenges per client IP: the same GCRA buckets as `[rate_limits]`.
     limiter: LocalGcra,
     challenge_interval: Duration,
@@ -80,7 +82,7 @@ impl Pow {
     /// `None` when the config has no `[pow]` section.
     pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
         let pc = config.pow.as_ref()?;
-        let replay = crate::store::replay::for_config(config, services);
+        let replay = crate::store::replay::for_config(config, services, crate::store::replay::Feature::Pow);
         Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
     }
 
@@ -105,6 +107,7 @@ impl Pow {
             rates,
             failures: Failures::default(),
             replay,
+            replay_ttl: pc.expires.0,
             limiter: LocalGcra::new(LIMITER_MAX_KEYS),
             challenge_interval: Duration::from_secs(60) / per_minute,
             challenge_burst: (per_minute / 3).max(5),
@@ -198,8 +201,11 @@ impl Pow {
                 .unwrap_or(Err(PowError::WrongSolution))
         };
         let verified = verified.map_err(refuse)?;
-        // Only now, with signature and solution verified, is the nonce spent.
-        let ttl = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        // Only now, with signature and solution verified, is the nonce spent: until its
+        // challenge expires, and at least for a challenge's lifetime, so that the entries'
+        // expiries (nearly) only grow and the replay set expires them in order.
+        let remaining = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        let ttl = remaining.max(self.replay_ttl);
         let key = format!("pow:{}", verified.nonce);
         match self.replay.insert_once(&key, ttl).await {
             Ok(Inserted::Fresh) => {
