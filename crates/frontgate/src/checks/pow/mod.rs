@@ -25,7 +25,7 @@ use std::time::Duration;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
-use super::rate_limit::{Decision, LocalGcra};
+use super::rate_limit::{AddressLimit, ClientKey, Decision, LocalGcra};
 use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::Config;
 use crate::config::pow::{PowConfig, PowLevel};
@@ -70,6 +70,8 @@ pub struct Pow {
     limiter: LocalGcra,
     challenge_interval: Duration,
     challenge_burst: u32,
+    /// `/.frontgate/verify` calls per client (`[pow] verify_rate_limit`).
+    pub verify_limit: AddressLimit,
     /// To find the route a `?route=PATH` names.
     table: Option<RouteTable>,
     secure_cookies: bool,
@@ -111,6 +113,7 @@ impl Pow {
             limiter: LocalGcra::new(LIMITER_MAX_KEYS),
             challenge_interval: Duration::from_secs(60) / per_minute,
             challenge_burst: (per_minute / 3).max(5),
+            verify_limit: AddressLimit::new("pow_verify", pc.verify_rate_limit, &services),
             table,
             secure_cookies: config.public_origin().is_https(),
             clock,
@@ -151,13 +154,12 @@ impl Pow {
         metrics::counter!("frontgate_pow_failures_total", "reason" => reason).increment(1);
     }
 
-    /// Whether `ip` may fetch another challenge now.
-    pub fn allow_challenge(&self, ip: IpAddr) -> bool {
-        let key = match ip {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-            IpAddr::V6(a) => a.octets(),
-        };
-        matches!(self.limiter.acquire(&key, self.challenge_interval, self.challenge_burst), Decision::Allowed { .. })
+    /// Whether `ip` (its IPv6 /64) may fetch another challenge now; else the seconds to wait.
+    pub fn allow_challenge(&self, ip: IpAddr) -> Result<(), u64> {
+        match self.limiter.acquire(ClientKey::of(ip).as_bytes(), self.challenge_interval, self.challenge_burst) {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Limited { retry_after } => Err((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)),
+        }
     }
 
     /// The name (`RouteEntry::name`, as the pipeline keys it) of the pow-protected route at
