@@ -170,3 +170,21 @@ impl PowConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_rate_limit_is_a_rate_with_a_default() {
+        let base = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let parse = |extra: &str| toml::from_str::<PowConfig>(&format!("{base}{extra}")).map_err(|e| e.to_string());
+        let d = parse("").unwrap().verify_rate_limit;
+        assert_eq!((d.count, d.period.as_secs()), (30, 60));
+        let r = parse("verify_rate_limit = \"5/h\"").unwrap().verify_rate_limit;
+        assert_eq!((r.count, r.period.as_secs()), (5, 3600));
+        for bad in ["\"0/min\"", "\"5\"", "5", "\"5/fortnight\""] {
+            assert!(parse(&format!("verify_rate_limit = {bad}")).is_err(), "{bad}");
+        }
+    }
+}
