@@ -344,3 +344,44 @@ async fn websocket_handshakes_with_the_session_cookie_must_come_from_this_site()
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}\n{}", context());
     assert_eq!(upstream.hits(), hits_before + 1);
 }
+
+/// A logout that lands while a refresh waits for the IdP wins: the refresh may not write the
+/// session back. The IdP holds the refresh's token request (a fixture hook, not a sleep) until
+/// the logout is done.
+#[tokio::test]
+async fn a_logout_during_a_refresh_is_not_undone_by_it() {
+    // Access tokens live 20 s and are refreshed when under 60 s are left: every call refreshes.
+    let World { port, origin, idp, upstream, key } = World::start(Some(20)).await;
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("browser-state.json").display().to_string();
+    let context = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+    let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), context).await;
+    let session = cookie(out["cookie"].as_str().expect("cookie"));
+    let api = |session: String| {
+        let addr = gate.addr;
+        async move { common::plain_send(addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await.0.as_u16() }
+    };
+    assert_eq!(idp.post_form("/test/hold-token", &[], &[]).await.0, 200);
+    let held_before = idp.logs().matches("token.held").count();
+    let refreshing = tokio::spawn(api(session.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while idp.logs().matches("token.held").count() == held_before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(idp.logs().matches("token.held").count() > held_before, "the refresh never reached the IdP\n{}", context());
+    // The user logs out while the IdP has not answered the refresh.
+    let logout = http::Request::builder()
+        .method("POST")
+        .uri("/.frontgate/logout")
+        .header("host", "127.0.0.1")
+        .header("origin", &origin)
+        .header("cookie", &session)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = common::plain_send(gate.addr, logout).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(idp.post_form("/test/release-token", &[], &[]).await.0, 200);
+    assert_eq!(refreshing.await.unwrap(), 401, "the refresh found the session ended\n{}", context());
+    assert_eq!(api(session.clone()).await, 401, "the logout stands\n{}", context());
+}
