@@ -161,7 +161,7 @@ impl Gateway {
             authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
         }
         if let Some(jwt) = &config.jwt {
-            let replay = crate::store::replay::for_config(&config, services);
+            let replay = crate::store::replay::for_config(&config, services, crate::store::replay::Feature::Dpop);
             let jwt = JwtAuthenticator::new(jwt, config.public_origin().as_str(), services.clone(), replay).map_err(BuildError::Jwt)?;
             jwt.prefetch();
             authenticators.push(Arc::new(jwt));

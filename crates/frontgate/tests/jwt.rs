@@ -444,3 +444,43 @@ async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
     let (status, _, v) = send(dpop(&proof), "GET").await;
     assert_eq!(status, 200, "fresh proof: {v}");
 }
+
+/// `[jwt] dpop_replay_capacity`: `frontgate check` accepts what `serve` does, and the capacity
+/// takes effect: with room for 5 live `jti`s, the 6th valid proof is refused (the set refuses
+/// rather than forgets). 0 is refused at load.
+#[tokio::test]
+async fn dpop_replay_capacity_bounds_the_dpop_replay_set() {
+    let up = common::Upstream::start().await;
+    let issuer_key = EcKey::new("issuer-key-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&[&issuer_key])).unwrap();
+    let jwt = |capacity: &str| {
+        format!("[jwt]\ndpop_replay_capacity = {capacity}\n[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n", jwks_path.display().to_string())
+    };
+    let check = |capacity: &str| {
+        let cfg = dir.path().join(format!("check-{capacity}.toml"));
+        std::fs::write(&cfg, format!("{}\n{}\n{}", up.config(), jwt(capacity), routes())).unwrap();
+        let out = std::process::Command::new(common::BIN).args(["check", "-c"]).arg(&cfg).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(check("5").0, "{}", check("5").1);
+    let (ok, text) = check("0");
+    assert!(!ok && text.contains("dpop_replay_capacity"), "{text}");
+
+    let gate = start_gate(&up, &jwt("5"));
+    let client = EcKey::new("client");
+    let token = issuer_key.token(json!({}), &claims(json!({"cnf": {"jkt": client.thumbprint()}})));
+    let url = format!("{PUBLIC}/echo/items");
+    let authorization = format!("DPoP {token}");
+    for i in 0..5 {
+        let proof = client.dpop_proof("GET", &url, Some(&token));
+        let (status, _, v) = call(gate.addr, "GET", "/echo/items", &[("authorization", &authorization), ("dpop", &proof)]).await;
+        assert_eq!(status, 200, "proof {i}: {v}\n{}", gate.logs());
+    }
+    let proof = client.dpop_proof("GET", &url, Some(&token));
+    let (status, code, v) = call(gate.addr, "GET", "/echo/items", &[("authorization", &authorization), ("dpop", &proof)]).await;
+    assert_eq!((status, code.as_str()), (401, "invalid_token"), "the 6th live proof: {v}");
+    assert!(v["detail"].as_str().unwrap_or("").contains("replay set"), "{v}");
+    assert_eq!(up.hits(), 5);
+}

@@ -290,10 +290,36 @@ async fn challenges_are_scoped_to_protected_routes_and_rate_limited() {
     // the 404 and 400 too, since the limit is checked first).
     let mut limited = 0;
     for _ in 0..6 {
-        let (s, _, _) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
-        limited += usize::from(s == 429);
+        let (s, h, p) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+        if s == 429 {
+            limited += 1;
+            assert_eq!(p["code"], "rate_limited");
+            assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1, "{h:?}");
+        }
     }
     assert!(limited >= 4, "{limited}");
+}
+
+/// `/.frontgate/verify` is limited per client (`[pow] verify_rate_limit`): every attempt
+/// counts, garbage included, before its body is read; over the limit, 429 `rate_limited` with
+/// `Retry-After`, and even a good solution waits (unspent).
+#[tokio::test]
+async fn verify_attempts_are_rate_limited_per_client() {
+    let up = Upstream::start().await;
+    let gate = gate(&up, "verify_rate_limit = \"4/h\"\n");
+    let good = solved(&gate, "/api/signup").await;
+    for i in 0..4 {
+        let (s, _, p) = verify(&gate, "garbage").await;
+        assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "attempt {i}: {p}");
+    }
+    let (s, h, p) = verify(&gate, &good).await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (429, Some("rate_limited")), "{p}");
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // Refused before it was looked at: the solution is still good inline, where the verify
+    // limit does not apply.
+    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &good)], "{}").await;
+    assert_eq!(s, 200);
 }
 
 #[tokio::test]
@@ -365,4 +391,76 @@ async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
         ok += usize::from(t.await.unwrap() == 200);
     }
     assert_eq!(ok, 1);
+}
+
+/// A `[[routes]]` entry with `challenge = "pow"` merged into an OpenAPI operation: the
+/// challenge endpoint, the verify endpoint and the check all key the route by the operation's
+/// name (as the pipeline does), so a challenge can be fetched, solved and redeemed there.
+#[tokio::test]
+async fn pow_on_a_route_merged_into_an_openapi_operation_can_be_solved() {
+    let up = Upstream::start().await;
+    let rest = format!(
+        "{}\n[openapi]\nspec = \"petstore.yaml\"\n[pow]\nsecret = \"{SECRET}\"\nlevels = [ {{ above_rps = 0, cost = 50, counter = 20 }} ]\n\
+         [[routes]]\nmatch = \"GET /echo/items/{{id}}\"\nchallenge = \"pow\"\n",
+        up.config()
+    );
+    let gate = common::openapi::start_with_fixtures("tls = \"off\"", &rest);
+    let (s, _, p) = send(&gate, "GET", "/echo/items/5", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{p}");
+    let url = p["challenge"].as_str().unwrap().to_owned();
+    assert_eq!(url, "/.frontgate/challenge?route=%2Fecho%2Fitems%2F5");
+    let (s, _, c) = send(&gate, "GET", &url, &[], "").await;
+    assert_eq!(s, 200, "the challenge endpoint finds the operation's route: {c}");
+
+    // Solved and redeemed at /.frontgate/verify: a clearance for the operation.
+    let payload = solved(&gate, "/echo/items/5").await;
+    let (s, _, v) = verify(&gate, &payload).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["route"], "GET /echo/items/{itemId}", "the operation's name, as in metrics and logs");
+    let clearance = v["clearance"].as_str().unwrap().to_owned();
+    let (s, _, v) = send(&gate, "GET", "/echo/items/9", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(up.hits(), 1);
+    // Inline, in the header of the protected request itself.
+    let payload = solved(&gate, "/echo/items/5").await;
+    let (s, _, v) = send(&gate, "GET", "/echo/items/5", &[("x-frontgate-pow", &payload)], "").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(up.hits(), 2);
+    // Validation still runs behind the check.
+    let (s, _, _) = send(&gate, "GET", "/echo/items/0", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    assert_eq!(s, 400);
+    // A path no pow route covers gets no challenge.
+    let (s, _, p) = send(&gate, "GET", "/.frontgate/challenge?route=/echo/items&method=GET", &[], "").await;
+    assert_eq!((s.as_u16(), p["code"].as_str()), (404, Some("route_not_found")), "{p}");
+}
+
+/// The per-client pow limits key an IPv6 client by its /64, as rate limits do: rotating the
+/// interface id (here through a trusted proxy's X-Forwarded-For) does not buy a fresh budget;
+/// another /64 is another client.
+#[tokio::test]
+async fn per_client_pow_limits_key_ipv6_clients_by_their_64() {
+    let up = Upstream::start().await;
+    let gate = start("tls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]", &config(&up, "verify_rate_limit = \"2/h\"\nchallenge_rate = 6\n"));
+    let verify_from = |ip: &'static str| {
+        let addr = gate.addr;
+        async move {
+            let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").header("x-forwarded-for", ip);
+            plain_send(addr, r.body(Full::new(Bytes::from_static(b"{\"altcha\":\"garbage\"}"))).unwrap()).await.0.as_u16()
+        }
+    };
+    assert_eq!(verify_from("2001:db8:0:1::1").await, 400);
+    assert_eq!(verify_from("2001:db8:0:1::2").await, 400);
+    assert_eq!(verify_from("2001:db8:0:1:ffff::3").await, 429, "the same /64");
+    assert_eq!(verify_from("2001:db8:0:2::1").await, 400, "another /64");
+    // Challenges: a burst of 5 per client.
+    let challenge_from = |ip: &'static str| {
+        let addr = gate.addr;
+        async move { plain_send(addr, req("GET", "/.frontgate/challenge?route=/api/signup").header("x-forwarded-for", ip).body(Full::default()).unwrap()).await.0.as_u16() }
+    };
+    for i in 1..=5u16 {
+        let ip: &'static str = Box::leak(format!("2001:db8:0:3::{i}").into_boxed_str());
+        assert_eq!(challenge_from(ip).await, 200, "{ip}");
+    }
+    assert_eq!(challenge_from("2001:db8:0:3::99").await, 429, "the same /64");
+    assert_eq!(challenge_from("2001:db8:0:4::1").await, 200, "another /64");
 }

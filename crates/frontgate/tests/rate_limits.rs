@@ -171,3 +171,30 @@ async fn redis_outage_open_lets_requests_through_unlimited() {
     }
     assert_eq!(up.hits(), 6);
 }
+
+/// A `[[routes]]` entry merged into an OpenAPI operation lends it its limits, and a
+/// `key = "route"` limit counts under the operation's route name, as every per-route feature
+/// keys it (the `route` label of metrics, pow clearances).
+#[tokio::test]
+async fn a_route_limit_on_an_openapi_operation_counts_under_the_operations_name() {
+    let up = Upstream::start().await;
+    let rest = format!(
+        "{}\n[openapi]\nspec = \"petstore.yaml\"\n[rate_limits.per_route]\nkey = \"route\"\nrate = \"1/h\"\nburst = 2\n\
+         [[routes]]\nmatch = \"GET /echo/items/{{id}}\"\nrate_limit = [\"per_route\"]\n",
+        up.config()
+    );
+    let gate = common::openapi::start_with_fixtures("", &rest);
+    let c = gate.tls();
+    // One bucket for the operation, whatever the path parameter.
+    assert_eq!(c.get("/echo/items/5").await.0, 200);
+    assert_eq!(c.get("/echo/items/6").await.0, 200);
+    let (s, h, b) = c.get("/echo/items/7").await;
+    assert_eq!(s, 429, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json(&b)["code"], "rate_limited");
+    assert!(h.contains_key("retry-after"));
+    // Other operations are not limited.
+    assert_eq!(c.get("/echo/items").await.0, 200);
+    assert_eq!(up.hits(), 3);
+    let m = gate.metrics().await;
+    assert!(m.contains("route=\"GET /echo/items/{itemId}\"") && m.contains("code=\"rate_limited\""), "{m}");
+}

@@ -291,3 +291,97 @@ async fn sqlite_one_refresh_for_concurrent_requests() {
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
     assert!(gate.wait_for_log("refresh failed; session ended", Duration::from_secs(10)), "{}", gate.logs());
 }
+
+/// Cross-site WebSocket hijacking: a handshake is a GET, but on a session route it gets the
+/// Origin check of an unsafe method. An origin that CORS allows (it may read responses) still
+/// may not open a socket with the user's cookie; the app's own page may.
+#[tokio::test]
+async fn websocket_handshakes_with_the_session_cookie_must_come_from_this_site() {
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
+    let other = OtherOrigin::start().await;
+    let ws_route = "[[routes]]\nmatch = \"GET /ws\"\nauth = \"session\"\n";
+    let gate = start_gate(&GateOptions { cors_origin: Some(&other.origin), extra: ws_route, ..GateOptions::new(port, &origin, &idp.issuer, &key, &upstream) });
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("browser-state.json").display().to_string();
+    let context = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+    let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), context).await;
+    let session = cookie(out["cookie"].as_str().expect("cookie"));
+    let hits_before = upstream.hits();
+    // Writes a handshake and reads until `needle` (or close, or 10 s).
+    let handshake = |origin: Option<&str>| {
+        let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{origin}Cookie: {session}\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    async fn exchange(addr: std::net::SocketAddr, bytes: String, needle: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(bytes.as_bytes()).await.unwrap();
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; 4096]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !String::from_utf8_lossy(&out).contains(needle) {
+            match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    // From the CORS-allowed origin, and from a page that sends no Origin but says it is
+    // cross-site: refused before the backend.
+    let out = exchange(gate.addr, handshake(Some(&other.origin)), "}").await;
+    assert!(out.starts_with("HTTP/1.1 403 ") && out.contains("csrf_failed"), "{out}\n{}", context());
+    let out = exchange(gate.addr, handshake(None).replace("Cookie:", "Sec-Fetch-Site: cross-site\r\nCookie:"), "}").await;
+    assert!(out.starts_with("HTTP/1.1 403 ") && out.contains("csrf_failed"), "{out}");
+    // From any other site: refused by the Origin check already.
+    let out = exchange(gate.addr, handshake(Some("http://evil.test")), "}").await;
+    assert!(out.starts_with("HTTP/1.1 403 ") && out.contains("origin_denied"), "{out}");
+    assert_eq!(upstream.hits(), hits_before, "no refused handshake reached the backend");
+    // The app's own page: the tunnel opens.
+    let head = exchange(gate.addr, handshake(Some(&origin)), "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}\n{}", context());
+    assert_eq!(upstream.hits(), hits_before + 1);
+}
+
+/// A logout that lands while a refresh waits for the IdP wins: the refresh may not write the
+/// session back. The IdP holds the refresh's token request (a fixture hook, not a sleep) until
+/// the logout is done.
+#[tokio::test]
+async fn a_logout_during_a_refresh_is_not_undone_by_it() {
+    // Access tokens live 20 s and are refreshed when under 60 s are left: every call refreshes.
+    let World { port, origin, idp, upstream, key } = World::start(Some(20)).await;
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("browser-state.json").display().to_string();
+    let context = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+    let out = browser("login-save", env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]), context).await;
+    let session = cookie(out["cookie"].as_str().expect("cookie"));
+    let api = |session: String| {
+        let addr = gate.addr;
+        async move { common::plain_send(addr, get("/echo/x", &[("accept", "application/json"), ("cookie", &session)])).await.0.as_u16() }
+    };
+    assert_eq!(idp.post_form("/test/hold-token", &[], &[]).await.0, 200);
+    let held_before = idp.logs().matches("token.held").count();
+    let refreshing = tokio::spawn(api(session.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while idp.logs().matches("token.held").count() == held_before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(idp.logs().matches("token.held").count() > held_before, "the refresh never reached the IdP\n{}", context());
+    // The user logs out while the IdP has not answered the refresh.
+    let logout = http::Request::builder()
+        .method("POST")
+        .uri("/.frontgate/logout")
+        .header("host", "127.0.0.1")
+        .header("origin", &origin)
+        .header("cookie", &session)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = common::plain_send(gate.addr, logout).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(idp.post_form("/test/release-token", &[], &[]).await.0, 200);
+    assert_eq!(refreshing.await.unwrap(), 401, "the refresh found the session ended\n{}", context());
+    assert_eq!(api(session.clone()).await, 401, "the logout stands\n{}", context());
+}

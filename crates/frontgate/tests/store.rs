@@ -88,3 +88,62 @@ fn events_reach_another_nodes_services_through_redis() {
     }
     assert!(seen.load(Ordering::SeqCst) >= 1, "B never received A's event");
 }
+
+/// A logout that races a refresh wins, on every session store: the refresh read the session,
+/// the session was deleted (RP-initiated logout by key, back-channel logout by `sid`), and the
+/// refresh's write-back must not bring it back. Without a logout, the write-back replaces the
+/// record and keeps its deadlines.
+#[test]
+fn a_refresh_write_back_never_resurrects_a_logged_out_session() {
+    use frontgate::session::store::{Backend as Sessions, Row};
+    let mut stores = Vec::new();
+    let mut guards = Vec::new();
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let (section, pg) = stores::store_section(backend);
+        let services = Services::start(&config(dir.path(), &section)).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        stores.push((format!("{backend:?}"), Sessions::Sql(services.db().unwrap().clone()), services));
+        guards.push((dir, pg));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{}\"\n", stores::REDIS_URL, stores::redis_prefix());
+    let services = Services::start(&config(dir.path(), &shared)).unwrap();
+    stores.push(("Redis".into(), Sessions::Redis(services.redis().unwrap().clone()), services));
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for (name, store, services) in &stores {
+        let row = move |key: &str, sealed: &[u8]| Row {
+            key: key.into(),
+            subject: "alice".into(),
+            sid: Some(format!("sid-{key}")),
+            absolute_expires_at: now + 3600,
+            idle_expires_at: now + 600,
+            sealed: sealed.to_vec(),
+        };
+        let s = store.clone();
+        services
+            .block_on(async move {
+                // RP-initiated logout between the refresh's read and its write.
+                s.put(&row("a", b"v1"), now).await.unwrap();
+                let read = s.get("a", now).await.unwrap().expect("stored");
+                assert!(s.delete("a").await.unwrap());
+                assert!(!s.update(&Row { sealed: b"v2".to_vec(), ..read }).await.unwrap(), "the write-back reports the session gone");
+                assert!(s.get("a", now).await.unwrap().is_none(), "the logout stands");
+                // Back-channel logout (by sid) between read and write.
+                s.put(&row("b", b"v1"), now).await.unwrap();
+                let read = s.get("b", now).await.unwrap().expect("stored");
+                assert_eq!(s.delete_matching(None, Some("sid-b")).await.unwrap(), 1);
+                assert!(!s.update(&Row { sealed: b"v2".to_vec(), ..read }).await.unwrap());
+                assert!(s.get("b", now).await.unwrap().is_none());
+                // No logout: the refreshed record replaces the old one, deadlines kept.
+                s.put(&row("c", b"v1"), now).await.unwrap();
+                let read = s.get("c", now).await.unwrap().expect("stored");
+                assert!(s.update(&Row { sealed: b"v2".to_vec(), ..read }).await.unwrap());
+                let after = s.get("c", now).await.unwrap().expect("still there");
+                assert_eq!(after.sealed, b"v2");
+                assert_eq!(after.absolute_expires_at, now + 3600);
+                assert!((now + 590..=now + 600).contains(&after.idle_expires_at), "{}", after.idle_expires_at);
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}

@@ -199,7 +199,7 @@ pub fn from_config(config: &crate::config::Config, services: &Arc<Services>) -> 
         let rest = s.split_once("://").map(|(_, r)| r.to_owned())?;
         Some(rest.split(':').next().unwrap_or(&rest).trim_end_matches('/').to_owned())
     });
-    let replay = crate::store::replay::for_config(config, services);
+    let replay = crate::store::replay::for_config(config, services, crate::store::replay::Feature::Captcha);
     [CaptchaKind::Turnstile, CaptchaKind::Hcaptcha, CaptchaKind::Recaptcha]
         .into_iter()
         .filter_map(|k| {

@@ -6,6 +6,11 @@
 //!
 //! SameSite=Lax alone does not suffice: a sibling origin on the same site (another port or
 //! subdomain) is "same-site" and its requests carry the cookie.
+//!
+//! A WebSocket handshake is a GET, but it opens a channel that reads and writes with the
+//! user's cookie and that CORS does not govern (cross-site WebSocket hijacking): it gets the
+//! same Origin check as an unsafe method. Not the header: a browser's `WebSocket` cannot set
+//! one, and the Origin it always sends is the proof.
 
 use http::{HeaderMap, Method};
 
@@ -46,7 +51,11 @@ impl Check for CsrfCheck {
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let cookie_auth = ex.identity.as_ref().is_some_and(|i| i.method == AuthMethod::Session);
-        if !cookie_auth || is_safe(&ex.head.method) {
+        if !cookie_auth {
+            return Outcome::Ready(Verdict::Continue);
+        }
+        let websocket = is_safe(&ex.head.method) && crate::proxy::is_websocket_upgrade(ex.head);
+        if is_safe(&ex.head.method) && !websocket {
             return Outcome::Ready(Verdict::Continue);
         }
         let refuse = |why: &str| {
@@ -55,6 +64,9 @@ impl Check for CsrfCheck {
         };
         if !same_origin_request(&ex.head.headers, &self.public_origin) {
             return refuse("The request does not come from this site (Origin / Sec-Fetch-Site).");
+        }
+        if websocket {
+            return Outcome::Ready(Verdict::Continue);
         }
         if ex.head.headers.get(HEADER).is_none_or(|v| v.is_empty()) {
             return refuse("The X-Frontgate-CSRF header is missing; the SPA sends it on every request that changes state.");

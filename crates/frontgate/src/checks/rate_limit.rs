@@ -239,16 +239,46 @@ impl Limiter {
     }
 }
 
-/// A client address's bucket: IPv4, or the /64 of IPv6 (one client usually holds a whole /64,
-/// so count the prefix, not the address).
-fn ip_bucket(ip: IpAddr, out: &mut Vec<u8>) {
-    match ip {
-        IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => out.extend_from_slice(&v4.octets()),
-            None => out.extend_from_slice(&v6.octets()[..8]),
-        },
+/// The key a client address counts under in every per-client limit and counter: `key = "ip"`
+/// rate limits, the login limit, the pow challenge and verify limits, pow failures. The IPv4
+/// address, or the /64 of an IPv6 one: one client usually holds a whole /64, so counting
+/// addresses would let it start afresh 2^64 times. An IPv4-mapped IPv6 address is its IPv4
+/// address. On the stack: no allocation per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey {
+    len: u8,
+    bytes: [u8; 8],
+}
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> ClientKey {
+        let mut bytes = [0u8; 8];
+        let v4 = match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        };
+        match (v4, ip) {
+            (Some(v4), _) => {
+                bytes[..4].copy_from_slice(&v4.octets());
+                ClientKey { len: 4, bytes }
+            }
+            (None, IpAddr::V6(v6)) => {
+                bytes.copy_from_slice(&v6.octets()[..8]);
+                ClientKey { len: 8, bytes }
+            }
+            (None, IpAddr::V4(_)) => unreachable!("an IPv4 address is its own key"),
+        }
     }
+
+    /// 4 bytes (IPv4) or 8 (an IPv6 /64): the bucket key, as `[rate_limits]` always used.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// A client address's bucket.
+fn ip_bucket(ip: IpAddr, out: &mut Vec<u8>) {
+    out.extend_from_slice(ClientKey::of(ip).as_bytes());
 }
 
 /// A per-address limit on one of the gateway's own endpoints (login), in this process.
@@ -273,9 +303,7 @@ impl AddressLimit {
     /// `Ok` when `ip` may go on; otherwise the 429 problem and its `Retry-After` seconds.
     #[allow(clippy::result_large_err)] // refusals are the rare path; no allocation to save
     pub fn admit(&self, ip: IpAddr) -> Result<(), (Problem, u64)> {
-        let mut bucket = Vec::with_capacity(16);
-        ip_bucket(ip, &mut bucket);
-        match self.gcra.acquire(&bucket, self.rate.interval(), self.rate.count) {
+        match self.gcra.acquire(ClientKey::of(ip).as_bytes(), self.rate.interval(), self.rate.count) {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after } => {
                 self.limited.increment(1);
@@ -429,6 +457,21 @@ mod tests {
     use super::*;
 
     const S: u64 = 1_000_000;
+
+    #[test]
+    fn clients_are_keyed_by_ipv4_address_or_ipv6_64() {
+        let key = |s: &str| ClientKey::of(s.parse().unwrap());
+        assert_eq!(key("192.0.2.1").as_bytes(), &[192, 0, 2, 1]);
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"), "an IPv4-mapped address is its IPv4 address");
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        // One /64, any interface id: one client.
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(key("2001:db8:1:2::1").as_bytes(), &[0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2]);
+        // The next /64 is another client.
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        // An IPv6 /64 never collides with an IPv4 address (different lengths).
+        assert_ne!(key("c000:0201::").as_bytes(), key("192.0.2.1").as_bytes());
+    }
 
     #[test]
     fn gcra_allows_the_burst_then_the_rate() {

@@ -36,7 +36,15 @@ pub struct JwtConfig {
     /// How far a DPoP proof's `iat` may be from now.
     #[serde(default = "d_dpop_window")]
     pub dpop_window: Dur,
+    /// DPoP proof `jti`s remembered at once (the DPoP replay set's capacity).
+    #[serde(default = "d_dpop_replay_capacity")]
+    pub dpop_replay_capacity: usize,
 }
+
+/// `[jwt] dpop_replay_capacity` when not given.
+pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 100_000;
+/// The most `dpop_replay_capacity` may be: bounds the memory a flood of valid proofs can take.
+pub const MAX_DPOP_REPLAY_CAPACITY: usize = 10_000_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +169,9 @@ fn d_fetch_timeout() -> Dur {
 fn d_dpop_window() -> Dur {
     Dur(Duration::from_secs(60))
 }
+fn d_dpop_replay_capacity() -> usize {
+    DEFAULT_DPOP_REPLAY_CAPACITY
+}
 fn d_true() -> bool {
     true
 }
@@ -204,6 +215,9 @@ impl JwtConfig {
         }
         if self.dpop_window.0.is_zero() || self.dpop_window.0 > Duration::from_secs(600) {
             out.push("[jwt] dpop_window must be between 1s and 10m".to_string());
+        }
+        if self.dpop_replay_capacity == 0 || self.dpop_replay_capacity > MAX_DPOP_REPLAY_CAPACITY {
+            out.push(format!("[jwt] dpop_replay_capacity must be between 1 and {MAX_DPOP_REPLAY_CAPACITY}"));
         }
         let mut seen = std::collections::BTreeSet::new();
         let mut introspecting = 0;
@@ -279,6 +293,21 @@ mod tests {
         assert_eq!(i.typ, TokenType::AtJwt);
         assert!(i.discovery);
         assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn dpop_replay_capacity_is_read_and_bounded() {
+        assert_eq!(parse(ONE).unwrap().dpop_replay_capacity, DEFAULT_DPOP_REPLAY_CAPACITY);
+        let c = parse(&format!("dpop_replay_capacity = 5\n{ONE}")).unwrap();
+        assert_eq!(c.dpop_replay_capacity, 5);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        for bad in ["0", "10000001"] {
+            let c = parse(&format!("dpop_replay_capacity = {bad}\n{ONE}")).unwrap();
+            assert!(c.problems().iter().any(|p| p.contains("dpop_replay_capacity")), "{bad}");
+        }
+        for bad in ["-1", "\"5\"", "1.5"] {
+            assert!(parse(&format!("dpop_replay_capacity = {bad}\n{ONE}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

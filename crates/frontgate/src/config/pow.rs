@@ -35,6 +35,10 @@ pub struct PowConfig {
     /// Challenges one client IP may fetch per minute (issuing costs the server one key derivation).
     #[serde(default = "d_challenge_rate")]
     pub challenge_rate: u32,
+    /// Solutions one client (IPv6: one /64) may post to `/.frontgate/verify` per period; each
+    /// is a signature check, and in probabilistic mode a key derivation.
+    #[serde(default = "d_verify_rate_limit")]
+    pub verify_rate_limit: super::Rate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -96,6 +100,9 @@ fn d_failures_per_level() -> u32 {
 }
 fn d_challenge_rate() -> u32 {
     30
+}
+fn d_verify_rate_limit() -> super::Rate {
+    super::Rate { count: 30, period: std::time::Duration::from_secs(60) }
 }
 
 /// The default ladder: PBKDF2 at three costs, then a memory-hard scrypt tier (16 MiB per attempt).
@@ -161,5 +168,23 @@ impl PowConfig {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_rate_limit_is_a_rate_with_a_default() {
+        let base = "secret = \"0123456789abcdef0123456789abcdef\"\n";
+        let parse = |extra: &str| toml::from_str::<PowConfig>(&format!("{base}{extra}")).map_err(|e| e.to_string());
+        let d = parse("").unwrap().verify_rate_limit;
+        assert_eq!((d.count, d.period.as_secs()), (30, 60));
+        let r = parse("verify_rate_limit = \"5/h\"").unwrap().verify_rate_limit;
+        assert_eq!((r.count, r.period.as_secs()), (5, 3600));
+        for bad in ["\"0/min\"", "\"5\"", "5", "\"5/fortnight\""] {
+            assert!(parse(&format!("verify_rate_limit = {bad}")).is_err(), "{bad}");
+        }
     }
 }

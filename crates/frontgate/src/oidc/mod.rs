@@ -356,8 +356,13 @@ impl Oidc {
                         session.data.claims.insert(c.clone(), v.clone());
                     }
                 }
-                self.sessions.save(&session).await?;
+                let kept = self.sessions.save(&session).await?;
                 self.sessions.store_unlock(&session.key).await?;
+                if !kept {
+                    // Logged out while the IdP answered: the logout stands, the new tokens go.
+                    metrics::counter!("frontgate_session_refresh_total", "outcome" => "ended").increment(1);
+                    return Ok(None);
+                }
                 Ok(Some(session))
             }
             other => {

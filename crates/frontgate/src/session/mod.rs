@@ -154,13 +154,12 @@ impl Sessions {
         Ok(Some(Session { key: key.to_owned(), data, absolute_expires_at: row.absolute_expires_at, idle_expires_at }))
     }
 
-    /// Replaces a session's data (after a refresh), keeping its deadlines.
-    pub async fn save(&self, session: &Session) -> Result<(), SessionError> {
+    /// Replaces a session's data (after a refresh), keeping its deadlines, if the session still
+    /// exists; false when it ended meanwhile (a logout that raced the refresh wins).
+    pub async fn save(&self, session: &Session) -> Result<bool, SessionError> {
         let row = self.seal_row(&session.key, &session.data, session.absolute_expires_at, session.idle_expires_at)?;
         let backend = self.backend.clone();
-        let n = now();
-        self.run(async move { backend.put(&row, n).await }).await?;
-        Ok(())
+        Ok(self.run(async move { backend.update(&row).await }).await?)
     }
 
     pub async fn end(&self, key: &str) -> Result<bool, SessionError> {

@@ -122,6 +122,47 @@ impl Backend {
         }
     }
 
+    /// Replaces a session's record only if it still exists: a refresh writing back what it got
+    /// from the IdP. False, and nothing written, when the session was deleted meanwhile (a
+    /// logout or back-channel logout raced the refresh and wins: an upsert here would bring
+    /// the session back). Subject and `sid` do not change on refresh, so the Redis indexes
+    /// stay as they are.
+    pub async fn update(&self, row: &Row) -> Result<bool, StoreError> {
+        match self {
+            Backend::Sql(db) => {
+                let n = with_pool!(db, |pool| {
+                    sqlx::query(
+                        "UPDATE sessions SET subject = $2, sid = $3, absolute_expires_at = $4, idle_expires_at = $5, sealed = $6 \
+                         WHERE id_hash = $1",
+                    )
+                    .bind(&row.key)
+                    .bind(&row.subject)
+                    .bind(&row.sid)
+                    .bind(row.absolute_expires_at)
+                    .bind(row.idle_expires_at)
+                    .bind(&row.sealed)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                });
+                Ok(n == 1)
+            }
+            Backend::Redis(r) => {
+                let mut c = r.conn();
+                // XX: only if the key exists; KEEPTTL: the idle deadline stays the key's TTL.
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(format!("{}session:{}", r.prefix(), row.key))
+                    .arg(encode_redis_row(row))
+                    .arg("XX")
+                    .arg("KEEPTTL")
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
     /// Moves the idle deadline.
     pub async fn touch(&self, row: &Row, idle_expires_at: i64, now: i64) -> Result<(), StoreError> {
         match self {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::checks::rate_limit::ClientKey;
 use crate::config::pow::PowLevel;
 
 /// Seconds the request rate is averaged over.
@@ -69,14 +70,15 @@ impl RateWindow {
     }
 }
 
-/// Failed solutions per client IP, bounded.
+/// Failed solutions per client (its [`ClientKey`]: an IPv6 client's whole /64), bounded.
 #[derive(Default)]
 pub struct Failures {
-    inner: Mutex<HashMap<IpAddr, (u64, u32)>>,
+    inner: Mutex<HashMap<ClientKey, (u64, u32)>>,
 }
 
 impl Failures {
     pub fn record(&self, ip: IpAddr, now: u64) {
+        let ip = ClientKey::of(ip);
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= MAX_CLIENTS && !m.contains_key(&ip) {
             m.retain(|_, (since, _)| now.saturating_sub(*since) < FAILURE_WINDOW_SECS);
@@ -96,7 +98,7 @@ impl Failures {
 
     pub fn count(&self, ip: IpAddr, now: u64) -> u32 {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match m.get(&ip) {
+        match m.get(&ClientKey::of(ip)) {
             Some((since, n)) if now.saturating_sub(*since) < FAILURE_WINDOW_SECS => *n,
             _ => 0,
         }
@@ -158,5 +160,16 @@ mod tests {
         // Capped at the top level.
         assert_eq!(choose_level(&levels, 500.0, f.count(a, 5000), 3), 3);
         assert_eq!(f.count(a, 5000 + FAILURE_WINDOW_SECS), 0);
+    }
+
+    #[test]
+    fn an_ipv6_clients_failures_count_for_its_whole_64() {
+        let f = Failures::default();
+        for i in 1..=6u16 {
+            // A client rotating through its /64 still piles up failures.
+            f.record(IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, i, i, i, i)), 100);
+        }
+        assert_eq!(f.count("2001:db8:0:7::1".parse().unwrap(), 100), 6);
+        assert_eq!(f.count("2001:db8:0:8::1".parse().unwrap(), 100), 0, "another /64");
     }
 }

@@ -30,6 +30,13 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
+/// A 429 with its `Retry-After` (a problem alone carries no such header).
+fn retry_after(problem: Problem, secs: u64, request_id: &str) -> Response<Body> {
+    let mut r = problem.into_response(request_id);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
 fn method_not_allowed(allow: &'static str) -> Problem {
     Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static(allow))
 }
@@ -44,15 +51,16 @@ impl Endpoint for ChallengeEndpoint {
         "/.frontgate/challenge"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
             let pow = &self.0;
-            if !pow.allow_challenge(client.ip) {
+            if let Err(secs) = pow.allow_challenge(client.ip) {
                 metrics::counter!("frontgate_pow_challenges_limited_total").increment(1);
-                return Err(Problem::new(Code::RateLimited).with_detail("Too many challenges from this address; wait a minute."));
+                let problem = Problem::new(Code::RateLimited).with_detail("Too many challenges from this address; wait a minute.");
+                return Ok(retry_after(problem, secs, request_id));
             }
             let query = head.uri.query();
             let Some(path) = query_param(query, "route") else {
@@ -151,10 +159,15 @@ impl Endpoint for VerifyEndpoint {
         "/.frontgate/verify"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::POST {
                 return Err(method_not_allowed("POST"));
+            }
+            // Every attempt counts, before its body is read: each costs a signature check (a
+            // key derivation in probabilistic mode), whatever it turns out to hold.
+            if let Err((problem, secs)) = self.0.verify_limit.admit(client.ip) {
+                return Ok(retry_after(problem, secs, request_id));
             }
             let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
             if declared.is_some_and(|n| n > MAX_VERIFY_BODY) {

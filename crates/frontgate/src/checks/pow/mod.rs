@@ -25,7 +25,7 @@ use std::time::Duration;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
-use super::rate_limit::{Decision, LocalGcra};
+use super::rate_limit::{AddressLimit, ClientKey, Decision, LocalGcra};
 use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::Config;
 use crate::config::pow::{PowConfig, PowLevel};
@@ -59,14 +59,19 @@ pub struct Pow {
     pub clearances: Clearances,
     levels: Vec<PowLevel>,
     failures_per_level: u32,
-    /// Request rate per protected route, by route name.
+    /// Request rate per protected route, by route name (`RouteEntry::name`): also the set of
+    /// routes the challenge endpoint issues for.
     rates: HashMap<Arc<str>, RateWindow>,
     failures: Failures,
     replay: Arc<dyn ReplaySet>,
+    /// How long a spent nonce is kept at least: the challenges' lifetime (`[pow] expires`).
+    replay_ttl: Duration,
     /// Challenges per client IP: the same GCRA buckets as `[rate_limits]`.
     limiter: LocalGcra,
     challenge_interval: Duration,
     challenge_burst: u32,
+    /// `/.frontgate/verify` calls per client (`[pow] verify_rate_limit`).
+    pub verify_limit: AddressLimit,
     /// To find the route a `?route=PATH` names.
     table: Option<RouteTable>,
     secure_cookies: bool,
@@ -79,17 +84,21 @@ impl Pow {
     /// `None` when the config has no `[pow]` section.
     pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
         let pc = config.pow.as_ref()?;
-        let replay = crate::store::replay::for_config(config, services);
+        let replay = crate::store::replay::for_config(config, services, crate::store::replay::Feature::Pow);
         Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
     }
 
     pub fn new(config: &Config, pc: &PowConfig, services: Arc<Services>, replay: Arc<dyn ReplaySet>, clock: Clock) -> Pow {
         let site = config.public_origin().to_string();
-        let rates = config
-            .routes
+        let table = RouteTable::build(config).ok();
+        // Keyed by the route's name as the pipeline sees it (`RouteEntry::name`): an OpenAPI
+        // operation a `[[routes]]` entry merges into goes by the operation's name, not the
+        // entry's `match` text, and so must its challenges, clearances and request rate.
+        let rates = table
             .iter()
-            .filter(|r| r.challenge.as_deref() == Some("pow"))
-            .map(|r| (Arc::from(r.matcher.get_ref().text.as_str()), RateWindow::default()))
+            .flat_map(|t| t.entries())
+            .filter(|e| e.config_index.and_then(|i| config.routes.get(i)).is_some_and(|r| r.challenge.as_deref() == Some("pow")))
+            .map(|e| (e.name.clone(), RateWindow::default()))
             .collect();
         let per_minute = pc.challenge_rate.max(1);
         Pow {
@@ -100,10 +109,12 @@ impl Pow {
             rates,
             failures: Failures::default(),
             replay,
+            replay_ttl: pc.expires.0,
             limiter: LocalGcra::new(LIMITER_MAX_KEYS),
             challenge_interval: Duration::from_secs(60) / per_minute,
             challenge_burst: (per_minute / 3).max(5),
-            table: RouteTable::build(config).ok(),
+            verify_limit: AddressLimit::new("pow_verify", pc.verify_rate_limit, &services),
+            table,
             secure_cookies: config.public_origin().is_https(),
             clock,
             services,
@@ -143,17 +154,16 @@ impl Pow {
         metrics::counter!("frontgate_pow_failures_total", "reason" => reason).increment(1);
     }
 
-    /// Whether `ip` may fetch another challenge now.
-    pub fn allow_challenge(&self, ip: IpAddr) -> bool {
-        let key = match ip {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-            IpAddr::V6(a) => a.octets(),
-        };
-        matches!(self.limiter.acquire(&key, self.challenge_interval, self.challenge_burst), Decision::Allowed { .. })
+    /// Whether `ip` (its IPv6 /64) may fetch another challenge now; else the seconds to wait.
+    pub fn allow_challenge(&self, ip: IpAddr) -> Result<(), u64> {
+        match self.limiter.acquire(ClientKey::of(ip).as_bytes(), self.challenge_interval, self.challenge_burst) {
+            Decision::Allowed { .. } => Ok(()),
+            Decision::Limited { retry_after } => Err((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)),
+        }
     }
 
-    /// The route name (`match` text) of the pow-protected route at `path`: tried with
-    /// `method`, or with each common method.
+    /// The name (`RouteEntry::name`, as the pipeline keys it) of the pow-protected route at
+    /// `path`: tried with `method`, or with each common method.
     pub fn protected_route(&self, path: &str, method: Option<&http::Method>) -> Option<Arc<str>> {
         let normalized = crate::route::normalize_path(path).ok()?;
         let methods: Vec<http::Method> = match method {
@@ -193,8 +203,11 @@ impl Pow {
                 .unwrap_or(Err(PowError::WrongSolution))
         };
         let verified = verified.map_err(refuse)?;
-        // Only now, with signature and solution verified, is the nonce spent.
-        let ttl = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        // Only now, with signature and solution verified, is the nonce spent: until its
+        // challenge expires, and at least for a challenge's lifetime, so that the entries'
+        // expiries (nearly) only grow and the replay set expires them in order.
+        let remaining = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        let ttl = remaining.max(self.replay_ttl);
         let key = format!("pow:{}", verified.nonce);
         match self.replay.insert_once(&key, ttl).await {
             Ok(Inserted::Fresh) => {
