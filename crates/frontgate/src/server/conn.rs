@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use super::Shared;
 use super::h1;
-use crate::body::{Body, ClientBody};
+use crate::body::{Body, ClientBody, ClientIncoming};
 use crate::observe;
 use crate::pipeline::ConnInfo;
 
@@ -147,7 +147,9 @@ fn service(
     activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |req: Request<Incoming>| {
-        let mut req = req.map(ClientBody::Hyper);
+        // A client waiting for `100 Continue` has not sent its body: nothing to drain.
+        let drain = !req.headers().contains_key(header::EXPECT);
+        let mut req = req.map(|b| ClientBody::Hyper(ClientIncoming::new(b, drain)));
         if req.version() <= http::Version::HTTP_11 {
             detach_from_read_buffer(&mut req);
         }
