@@ -15,6 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use super::Shared;
 use super::h1;
+use super::linger::Linger;
 use crate::body::{Body, ClientBody, ClientIncoming};
 use crate::observe;
 use crate::pipeline::ConnInfo;
@@ -200,7 +201,9 @@ where
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         builder.max_headers(limits.max_headers);
     }
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None)).with_upgrades();
+    // hyper closes the connection after answering a request whose body it did not read to
+    // the end (one not drained, `body::ClientIncoming`): that close lingers.
+    let conn = builder.serve_connection(TokioIo::new(Linger::new(io)), service(shared, info, None)).with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
 }
 
