@@ -9,7 +9,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 /// A body of a few hundred KiB: more than any socket buffer holds at once on loopback, less
@@ -201,4 +205,61 @@ fn chromium_over_http2_gets_every_refusal_whole() {
 #[test]
 fn chromium_over_http1_gets_every_refusal_whole() {
     chromium_gets_every_refusal(true);
+}
+
+/// An endless request body, 16 KiB chunks as fast as the connection takes them, that counts
+/// what it has handed over and says when the client's HTTP layer drops it (gives up sending).
+fn endless_body(
+    sent: Arc<AtomicU64>,
+    dropped: tokio::sync::oneshot::Sender<()>,
+) -> http_body_util::StreamBody<impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>>> {
+    struct OnDrop(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.take().map(|d| d.send(()));
+        }
+    }
+    let guard = OnDrop(Some(dropped));
+    let chunk = Bytes::from(vec![b'a'; 16 * 1024]);
+    http_body_util::StreamBody::new(futures_util::stream::repeat_with(move || {
+        let _ = &guard;
+        sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Ok(http_body::Frame::data(chunk.clone()))
+    }))
+}
+
+/// The drain is bounded: a client that goes on sending after a refusal is not read without
+/// end. Over HTTP/2 its stream is reset once the drain gives up (about 1 MiB, plus what flow
+/// control let it send ahead); over HTTP/1.1 the connection is closed after the lingering
+/// close (at most 16 MiB more). Either way the client's HTTP layer stops sending, and it got
+/// the refusal first.
+#[tokio::test]
+async fn an_endless_body_after_a_refusal_is_drained_only_so_far() {
+    let gate = gate();
+    let client = common::TlsClient::new(gate.addr, &gate.cert_path());
+    for (alpn, most) in [(&b"h2"[..], 4u64 << 20), (&b"http/1.1"[..], 32 << 20)] {
+        let sent = Arc::new(AtomicU64::new(0));
+        let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
+        // HTTP/2 takes the authority from the target; HTTP/1.1 sends it in Host.
+        let target = if alpn == b"h2" { "https://localhost/nowhere" } else { "/nowhere" };
+        let req = http::Request::post(target).header("host", "localhost").body(endless_body(sent.clone(), dropped_tx)).unwrap();
+        let tls = client.connect(&[alpn]).await;
+        let resp = if alpn == b"h2" {
+            let (mut s, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+            tokio::spawn(conn);
+            s.send_request(req).await
+        } else {
+            let (mut s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+            tokio::spawn(conn);
+            s.send_request(req).await
+        };
+        let context = String::from_utf8_lossy(alpn);
+        let (status, _, body) = common::collect(resp.unwrap_or_else(|e| panic!("{context}: {e}"))).await;
+        assert_eq!(status, 404, "{context}");
+        assert_eq!(common::json(&body)["code"], "route_not_found", "{context}");
+        // A bounded wait: the drain and the lingering close give up within seconds.
+        tokio::time::timeout(Duration::from_secs(60), dropped).await.unwrap_or_else(|_| panic!("{context}: still sending")).ok();
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent <= most, "{context}: the gateway took {sent} bytes of an endless body");
+    }
 }
