@@ -263,3 +263,51 @@ async fn an_endless_body_after_a_refusal_is_drained_only_so_far() {
         assert!(sent <= most, "{context}: the gateway took {sent} bytes of an endless body");
     }
 }
+
+/// The lingering close is the HTTP connection's, not a tunnel's: once a connection is
+/// upgraded, a half-close from the backend's side still lets all the client's later bytes
+/// through. (A shutdown that lingered there would read and discard what the client sends
+/// while the tunnel waits for the backend to take more.)
+#[tokio::test]
+async fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend that accepts the upgrade, says "bye", closes its sending side, and reports
+    // what the client sends after that.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let (heard_tx, heard) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let (mut s, _) = backend.accept().await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            if s.read(&mut b).await.unwrap() == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nbye").await.unwrap();
+        s.shutdown().await.unwrap();
+        // Slow to take what follows, so the tunnel has to wait on this side meanwhile.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        let _ = heard_tx.send(rest);
+    });
+    let gate = common::start("tls = \"off\"", &format!("[upstream]\nurl = \"http://{backend_addr}\"\n\n[[routes]]\nmatch = \"GET /ws\"\n"));
+    let mut client = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    client
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .unwrap();
+    // The 101 and "bye", then the end of what the backend sends.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut got)).await.expect("the backend's half-close arrives").unwrap();
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 101") && got.ends_with("\r\n\r\nbye"), "{got:?}");
+    let after = vec![b'a'; 8 << 20];
+    client.write_all(&after).await.unwrap();
+    client.shutdown().await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(30), heard).await.expect("the backend hears the end").unwrap();
+    assert!(heard == after, "the backend got {} of {} bytes", heard.len(), after.len());
+}

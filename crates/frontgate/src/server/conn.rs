@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -141,11 +141,13 @@ async fn serve_tls(stream: TcpStream, peer: std::net::SocketAddr, cfg: Arc<rustl
 }
 
 /// The request handler for one connection. With `activity`, a request counts as running until
-/// its response body has been sent (HTTP/2's idle timeout needs that).
+/// its response body has been sent (HTTP/2's idle timeout needs that). With `upgraded`, an
+/// upgrade (101) turns the connection's lingering close off (`Linger`).
 fn service(
     shared: Arc<Shared>,
     info: ConnInfo,
     activity: Option<Arc<Activity>>,
+    upgraded: Option<Arc<AtomicBool>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |req: Request<Incoming>| {
         // A client waiting for `100 Continue` has not sent its body: nothing to drain.
@@ -161,8 +163,14 @@ fn service(
         });
         let gateway = shared.gateway.load_full();
         let info = info.clone();
+        let upgraded = upgraded.clone();
         async move {
             let resp = gateway.handle(req, info).await;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(u) = upgraded
+            {
+                u.store(true, Ordering::Relaxed);
+            }
             // HTTP/2: a long download or event stream keeps its connection out of the idle timeout.
             Ok::<_, Infallible>(match busy {
                 Some(busy) => resp.map(|b| crate::body::GuardedBody::wrap(b, busy)),
@@ -202,8 +210,11 @@ where
         builder.max_headers(limits.max_headers);
     }
     // hyper closes the connection after answering a request whose body it did not read to
-    // the end (one not drained, `body::ClientIncoming`): that close lingers.
-    let conn = builder.serve_connection(TokioIo::new(Linger::new(io)), service(shared, info, None)).with_upgrades();
+    // the end (one not drained, `body::ClientIncoming`): that close lingers, unless the
+    // connection became a tunnel, whose reads are the tunnel's.
+    let upgraded = Arc::new(AtomicBool::new(false));
+    let io = Linger::new(io, upgraded.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None, Some(upgraded))).with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
 }
 
@@ -224,7 +235,7 @@ where
         .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone())));
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone()), None));
     let mut conn = std::pin::pin!(conn);
     // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
     // completes TLS and then sends no request, or stops sending them, would hold its

@@ -11,7 +11,8 @@
 //! [`LINGER_TIME`]. The client meanwhile sees the response and stops sending.
 //!
 //! Only connections served by hyper's HTTP/1 server linger (`conn::serve_h1_hyper`): the only
-//! ones that can be closed with a request body unread. Whether the client is still sending
+//! ones that can be closed with a request body unread. Not once upgraded: a tunnel's shutdown
+//! is a half-close, and what the client sends after it is the tunnel's to forward. Whether the client is still sending
 //! cannot be told from the socket (its buffer may be empty for a moment between two of the
 //! client's writes), so every shutdown there lingers until the client's FIN, which a client
 //! sends as soon as it has read a `Connection: close` response: about one round trip.
@@ -19,6 +20,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -33,6 +36,9 @@ pub const LINGER_TIME: Duration = Duration::from_secs(5);
 pub struct Linger<I> {
     io: I,
     state: State,
+    /// Set when the connection became a tunnel (an upgrade): its shutdowns are then the
+    /// tunnel's half-closes, and what the client sends after one is the tunnel's to forward.
+    upgraded: Arc<AtomicBool>,
 }
 
 enum State {
@@ -44,8 +50,8 @@ enum State {
 }
 
 impl<I> Linger<I> {
-    pub fn new(io: I) -> Self {
-        Linger { io, state: State::Open }
+    pub fn new(io: I, upgraded: Arc<AtomicBool>) -> Self {
+        Linger { io, state: State::Open, upgraded }
     }
 }
 
@@ -74,6 +80,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.upgraded.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.io).poll_shutdown(cx);
+        }
         loop {
             match &mut this.state {
                 State::Open => {
