@@ -150,8 +150,9 @@ fn service(
     upgraded: Option<Arc<AtomicBool>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |req: Request<Incoming>| {
-        // A client waiting for `100 Continue` has not sent its body: nothing to drain.
-        let drain = !req.headers().contains_key(header::EXPECT);
+        // A client waiting for `100 Continue` has not sent its body: nothing to drain. (A
+        // request without a body, most of them, skips the lookup.)
+        let drain = http_body::Body::is_end_stream(req.body()) || !req.headers().contains_key(header::EXPECT);
         let mut req = req.map(|b| ClientBody::Hyper(ClientIncoming::new(b, drain)));
         if req.version() <= http::Version::HTTP_11 {
             detach_from_read_buffer(&mut req);
