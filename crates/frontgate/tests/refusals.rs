@@ -311,3 +311,19 @@ async fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
     let heard = tokio::time::timeout(Duration::from_secs(30), heard).await.expect("the backend hears the end").unwrap();
     assert!(heard == after, "the backend got {} of {} bytes", heard.len(), after.len());
 }
+
+/// A client that asked `Expect: 100-continue` has sent no body and is waiting: the refusal is
+/// its answer, with no `100 Continue` before it, and the connection closes after it. (Such a
+/// body is not drained: the drain would only wait, up to its time bound, for bytes the client
+/// was told not to send.)
+#[tokio::test]
+async fn a_refusal_to_a_client_expecting_100_continue_does_not_invite_the_body() {
+    let gate = gate();
+    let out = gate
+        .tls()
+        .raw(b"POST /nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(out.starts_with("HTTP/1.1 404 "), "{out}");
+    assert!(!out.contains("100 Continue"), "{out}");
+    assert!(out.contains("\"code\":\"route_not_found\""), "{out}");
+}
