@@ -23,7 +23,10 @@ pub enum Body {
     #[default]
     Empty,
     Full(Option<Bytes>),
+    /// An upstream's response body.
     Incoming(hyper::body::Incoming),
+    /// A client's request body on its way upstream; drained if dropped unread.
+    Client(ClientIncoming),
     /// An incoming request body with a byte limit; `exceeded` is set if the limit is crossed.
     Limited { inner: ClientBody, remaining: u64, exceeded: Arc<AtomicBool> },
     Boxed(Boxed),
@@ -36,7 +39,7 @@ pub enum Body {
 #[derive(Debug)]
 pub enum ClientBody {
     /// Read by hyper (HTTP/2, and HTTP/1 bodies the gateway's own reader leaves to hyper).
-    Hyper(hyper::body::Incoming),
+    Hyper(ClientIncoming),
     /// A request whose framing says it has no body.
     Empty,
     /// A small body the gateway's own HTTP/1.1 reader (`server::h1`) read whole before
@@ -47,7 +50,7 @@ pub enum ClientBody {
 impl From<ClientBody> for Body {
     fn from(b: ClientBody) -> Body {
         match b {
-            ClientBody::Hyper(b) => Body::Incoming(b),
+            ClientBody::Hyper(b) => Body::Client(b),
             ClientBody::Empty => Body::Empty,
             ClientBody::Read(b) => Body::Full(b),
         }
@@ -81,6 +84,91 @@ impl http_body::Body for ClientBody {
             ClientBody::Read(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
+}
+
+/// The most of an unread request body drained after the gateway has answered without it.
+pub const DRAIN_MAX_BYTES: u64 = 1024 * 1024;
+/// How long a drain may take, all told.
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A client's request body as hyper reads it, which is drained if dropped unread.
+///
+/// The gateway often answers without reading a body: a refusal (404, 405, 401, 403, 413...),
+/// a served file, a failed upstream. Dropping hyper's body then ends the request stream early:
+/// on HTTP/2, `h2` sends RST_STREAM(NO_ERROR) after the response (RFC 9113 §8.1), and on
+/// HTTP/1 hyper closes the connection after the response. Both are correct, but a client still
+/// uploading takes them as a failure and never shows the response: curl 7.88 (nghttp2) fails
+/// its send on the reset stream with `(92) Stream error in the HTTP/2 framing layer` before
+/// it hands over the response it already has, and an HTTP/1 client writing into a closed
+/// socket gets ECONNRESET. So, as nginx and Envoy do, the rest of the body is read and
+/// discarded in a task of its own, up to [`DRAIN_MAX_BYTES`] and [`DRAIN_TIME`]: the client's
+/// stream then ends as it meant it to (both sides END_STREAM; an HTTP/1 connection kept
+/// alive). A body declared longer than that is not drained: it is dropped at once (the
+/// HTTP/1 connection then closes with a lingering close, `server::linger`).
+#[derive(Debug)]
+pub struct ClientIncoming {
+    /// `None` only once handed to a drain.
+    inner: Option<hyper::body::Incoming>,
+    /// The body has been read to its end.
+    ended: bool,
+    /// Whether dropping it unread drains it: not when the client waits for `100 Continue`
+    /// before sending it (hyper would invite the body the gateway does not want).
+    drain: bool,
+}
+
+impl ClientIncoming {
+    pub fn new(inner: hyper::body::Incoming, drain: bool) -> Self {
+        ClientIncoming { inner: Some(inner), ended: false, drain }
+    }
+}
+
+impl http_body::Body for ClientIncoming {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        let frame = Pin::new(inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.inner.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), http_body::Body::size_hint)
+    }
+}
+
+impl Drop for ClientIncoming {
+    fn drop(&mut self) {
+        // Read to its end (the common case: every request without a body, and every body
+        // forwarded whole): nothing to do, and nothing allocated.
+        if !self.drain || self.is_end_stream() || self.size_hint().lower() > DRAIN_MAX_BYTES {
+            return;
+        }
+        let (Some(body), Ok(runtime)) = (self.inner.take(), tokio::runtime::Handle::try_current()) else { return };
+        runtime.spawn(drain(body));
+    }
+}
+
+/// Reads and discards what is left of a request body, within the drain's bounds.
+async fn drain(mut body: hyper::body::Incoming) {
+    let mut left = DRAIN_MAX_BYTES;
+    let read = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+            let Some(rest) = left.checked_sub(len) else { return false };
+            left = rest;
+        }
+        true
+    };
+    let drained = tokio::time::timeout(DRAIN_TIME, read).await.unwrap_or(false);
+    tracing::debug!(drained, "unread request body drained");
 }
 
 /// A body that holds a value (a guard) until the body is dropped: the request stays "running"
@@ -209,6 +297,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Client(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Body::Limited { inner, remaining, exceeded } => {
                 match Pin::new(inner).poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => {
@@ -235,6 +324,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
             Body::Incoming(b) => b.is_end_stream(),
+            Body::Client(b) => b.is_end_stream(),
             Body::Limited { inner, .. } => inner.is_end_stream(),
             Body::Boxed(b) => b.is_end_stream(),
             Body::Upstream(b) => b.is_end_stream(),
@@ -246,6 +336,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Incoming(b) => b.size_hint(),
+            Body::Client(b) => b.size_hint(),
             Body::Limited { inner, .. } => inner.size_hint(),
             Body::Boxed(b) => b.size_hint(),
             Body::Upstream(b) => b.size_hint(),

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -15,7 +15,8 @@ use tokio::sync::{Notify, watch};
 
 use super::Shared;
 use super::h1;
-use crate::body::{Body, ClientBody};
+use super::linger::Linger;
+use crate::body::{Body, ClientBody, ClientIncoming};
 use crate::observe;
 use crate::pipeline::ConnInfo;
 
@@ -140,14 +141,19 @@ async fn serve_tls(stream: TcpStream, peer: std::net::SocketAddr, cfg: Arc<rustl
 }
 
 /// The request handler for one connection. With `activity`, a request counts as running until
-/// its response body has been sent (HTTP/2's idle timeout needs that).
+/// its response body has been sent (HTTP/2's idle timeout needs that). With `upgraded`, an
+/// upgrade (101) turns the connection's lingering close off (`Linger`).
 fn service(
     shared: Arc<Shared>,
     info: ConnInfo,
     activity: Option<Arc<Activity>>,
+    upgraded: Option<Arc<AtomicBool>>,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
     service_fn(move |req: Request<Incoming>| {
-        let mut req = req.map(ClientBody::Hyper);
+        // A client waiting for `100 Continue` has not sent its body: nothing to drain. (A
+        // request without a body, most of them, skips the lookup.)
+        let drain = http_body::Body::is_end_stream(req.body()) || !req.headers().contains_key(header::EXPECT);
+        let mut req = req.map(|b| ClientBody::Hyper(ClientIncoming::new(b, drain)));
         if req.version() <= http::Version::HTTP_11 {
             detach_from_read_buffer(&mut req);
         }
@@ -158,8 +164,14 @@ fn service(
         });
         let gateway = shared.gateway.load_full();
         let info = info.clone();
+        let upgraded = upgraded.clone();
         async move {
             let resp = gateway.handle(req, info).await;
+            if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(u) = upgraded
+            {
+                u.store(true, Ordering::Relaxed);
+            }
             // HTTP/2: a long download or event stream keeps its connection out of the idle timeout.
             Ok::<_, Infallible>(match busy {
                 Some(busy) => resp.map(|b| crate::body::GuardedBody::wrap(b, busy)),
@@ -198,7 +210,12 @@ where
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         builder.max_headers(limits.max_headers);
     }
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None)).with_upgrades();
+    // hyper closes the connection after answering a request whose body it did not read to
+    // the end (one not drained, `body::ClientIncoming`): that close lingers, unless the
+    // connection became a tunnel, whose reads are the tunnel's.
+    let upgraded = Arc::new(AtomicBool::new(false));
+    let io = Linger::new(io, upgraded.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None, Some(upgraded))).with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
 }
 
@@ -219,7 +236,7 @@ where
         .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone())));
+    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone()), None));
     let mut conn = std::pin::pin!(conn);
     // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
     // completes TLS and then sends no request, or stops sending them, would hold its

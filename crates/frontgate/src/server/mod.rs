@@ -8,6 +8,7 @@
 
 mod conn;
 pub mod h1;
+mod linger;
 pub mod tls;
 
 use std::net::SocketAddr;
