@@ -177,7 +177,7 @@ async fn origins_networks_and_keys_in_urls() {
         }
         // On a route that takes no keys, a key in the URL is the same leak, the same answer;
         // a parameter merely named `key` is that route's own.
-        for q in [format!("/open?token={near}"), format!("/open?x=1&k={}", near.replace('_', "%5F"))] {
+        for q in [format!("/open?token={near}"), format!("/open?x=1&k={}", near.replace('_', "%5F")), format!("/open?x=1;k={near}"), format!("/open?x=%20{near}")] {
             let (status, _, v) = g.get(&q, &[]).await;
             assert_eq!((status, code(&v)), (StatusCode::BAD_REQUEST, "credentials_in_query"), "{q}: {v}");
         }

@@ -147,10 +147,60 @@ async fn header_names_with_underscores_never_reach_the_backend_unless_allowed() 
     send(&g, &format!("GET /a HTTP/1.1\r\nHost: localhost\r\n{spoof}X_Custom: 1\r\nConnection: close\r\n\r\n"), "", 200).await;
     let r = last(&backend);
     assert_eq!(r.all("x_custom"), ["1"], "{}", r.head_text());
-    assert_eq!(r.all("x_api_key"), ["k"]);
-    for identity in ["x_frontgate_subject", "x-frontgate_scopes", "x-frontgate-subject", "x-frontgate-scopes"] {
-        assert!(r.all(identity).is_empty(), "{identity} reached the backend: {}", r.head_text());
+    // Names a CGI-style backend folds into a field the gateway checks, sets or removes never
+    // pass, whatever the switch says.
+    for folded in ["x_api_key", "x_frontgate_subject", "x-frontgate_scopes", "x-frontgate-subject", "x-frontgate-scopes", "x_forwarded_for"] {
+        assert!(r.all(folded).is_empty(), "{folded} reached the backend: {}", r.head_text());
     }
+    let more = "X_HTTP_Method_Override: DELETE\r\nX-HTTP_Method-Override: PUT\r\nX_Request_Id: spoof\r\nX_Real_IP: 6.6.6.6\r\nAuthorization_: x\r\n";
+    send(&g, &format!("GET /a HTTP/1.1\r\nHost: localhost\r\n{more}Connection: close\r\n\r\n"), "", 200).await;
+    let r = last(&backend);
+    for folded in ["x_http_method_override", "x-http_method-override", "x_request_id", "x_real_ip"] {
+        assert!(r.all(folded).is_empty(), "{folded} reached the backend: {}", r.head_text());
+    }
+    assert_eq!(r.all("authorization_"), ["x"], "a name that folds to no field the gateway reads passes");
+}
+
+#[tokio::test]
+async fn client_claims_and_path_overrides_reach_the_backend_only_from_a_trusted_proxy() {
+    let claims = ["X-Client-IP", "True-Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Forwarded", "Forwarded-For", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "Front-End-Https", "X-Url-Scheme", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Original-Forwarded-For", "X-Host", "X-Original-Host"];
+    let overrides = ["X-Original-URL", "X-Rewrite-URL"];
+    let fields: String = claims.iter().chain(&overrides).map(|n| format!("{n}: /admin\r\n")).collect();
+    let head = format!("GET /a HTTP/1.1\r\nHost: localhost\r\n{fields}Connection: close\r\n\r\n");
+    let backend = RawBackend::start().await;
+    let g = gate(&backend, "", "");
+    send(&g, &head, "", 200).await;
+    let r = last(&backend);
+    for name in claims.iter().chain(&overrides) {
+        assert!(r.all(name).is_empty(), "{name} reached the backend from an untrusted client: {}", r.head_text());
+    }
+    // From a trusted proxy the claims are its to make; path overrides never pass.
+    let g = gate(&backend, "trusted_proxies = [\"127.0.0.0/8\"]", "");
+    send(&g, &head, "", 200).await;
+    let r = last(&backend);
+    for name in claims {
+        assert_eq!(r.all(name), ["/admin"], "{name}: {}", r.head_text());
+    }
+    for name in overrides {
+        assert!(r.all(name).is_empty(), "{name}: {}", r.head_text());
+    }
+}
+
+#[tokio::test]
+async fn cookies_sent_as_several_fields_reach_the_backend_as_one_line() {
+    let backend = RawBackend::start().await;
+    let g = gate(&backend, "", "");
+    // HTTP/2 clients (Chrome, Firefox) send each cookie as a field of its own.
+    let mut h2 = g.tls().h2().await;
+    let req = http::Request::builder()
+        .uri(format!("https://localhost:{}/a", g.addr.port()))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+    let r = last(&backend);
+    assert_eq!(r.all("cookie"), ["a=1; b=2"], "{}", r.head_text());
 }
 
 #[tokio::test]

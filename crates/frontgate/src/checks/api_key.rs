@@ -42,11 +42,16 @@ impl ApiKeyAuth {
     fn key_in_query(&self, head: &Parts) -> bool {
         let Some(q) = head.uri.query() else { return false };
         let prefix = self.verifier.prefix();
-        q.split('&').any(|pair| {
+        // Pairs split on `&` and `;` (older parsers), names and values trimmed, and a key
+        // prefix anywhere in the decoded query: whatever a backend's parser makes of it.
+        if percent_encoding::percent_decode_str(q).decode_utf8_lossy().contains(prefix) {
+            return true;
+        }
+        q.split(['&', ';']).any(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
             let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-            (QUERY_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n)) && !value.is_empty()) || value.starts_with(prefix)
+            QUERY_NAMES.iter().any(|n| name.trim().eq_ignore_ascii_case(n)) && !value.trim().is_empty()
         })
     }
 
@@ -144,10 +149,9 @@ impl super::Check for KeyNotInQuery {
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> super::Outcome<'a> {
         let Some(q) = ex.head.uri.query() else { return super::Outcome::Ready(super::Verdict::Continue) };
-        let leaked = q.split('&').any(|pair| {
-            let value = pair.split_once('=').map_or(pair, |(_, v)| v);
-            percent_encoding::percent_decode_str(value).decode_utf8_lossy().starts_with(&self.prefix)
-        });
+        // Anywhere in the decoded query: backends split pairs on `;` too, trim values, or read
+        // the whole query; a key is a leak wherever it stands.
+        let leaked = percent_encoding::percent_decode_str(q).decode_utf8_lossy().contains(self.prefix.as_str());
         super::Outcome::Ready(if leaked {
             metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
             super::Verdict::Deny(in_query_problem())

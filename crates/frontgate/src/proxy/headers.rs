@@ -75,13 +75,26 @@ fn always_stripped(name: &str) -> bool {
         name,
         "connection" | "keep-alive" | "proxy-connection" | "proxy-authorization" | "te" | "trailer"
             | "transfer-encoding" | "upgrade" | "x-real-ip" | "expect"
+            // Path overrides some frameworks honour (Symfony, Zend, IIS URL Rewrite): a path
+            // the route table never admitted.
+            | "x-original-url" | "x-rewrite-url"
     ) || name.starts_with("x-frontgate-")
 }
 
-/// Forwarding headers believed only from a trusted proxy.
+/// Forwarding headers believed only from a trusted proxy: the ones the gateway sets, and
+/// the other spellings of a client address, scheme or prefix that backend libraries read
+/// (npm `request-ip` takes `X-Client-IP` first, Rack honours `X-Forwarded-Ssl`).
 fn forwarding_header(name: &str) -> bool {
-    matches!(name, "forwarded" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port")
+    matches!(name, "forwarded" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port") || CLIENT_CLAIMS.contains(&name)
 }
+
+/// Claims about the client's address, scheme or path prefix that the gateway never sets: kept
+/// only from a trusted proxy.
+const CLIENT_CLAIMS: [&str; 16] = [
+    "x-client-ip", "true-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-forwarded", "forwarded-for",
+    "x-forwarded-ssl", "x-forwarded-scheme", "front-end-https", "x-url-scheme", "x-forwarded-prefix", "x-forwarded-server",
+    "x-original-forwarded-for", "x-host", "x-original-host",
+];
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
 /// Upgrade headers are kept when `keep_upgrade` (a WebSocket handshake being passed through).
@@ -195,6 +208,7 @@ pub struct Screened {
 pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: bool) -> Result<Screened, Problem> {
     let mut hosts = 0u32;
     let mut content_types = 0u32;
+    let mut cookies = 0u32;
     let mut underscores = false;
     let mut screened = Screened::default();
     for (name, _) in head.headers.iter() {
@@ -202,6 +216,8 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
             hosts += 1;
         } else if *name == header::CONTENT_TYPE {
             content_types += 1;
+        } else if *name == header::COOKIE {
+            cookies += 1;
         } else {
             let n = name.as_str();
             underscores |= n.as_bytes().contains(&b'_');
@@ -221,9 +237,22 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
     {
         return Err(Problem::new(Code::AmbiguousRequest).with_detail("The Host field and the request's authority (:authority, or an absolute target) disagree."));
     }
+    if cookies > 1 {
+        // HTTP/2 clients send each cookie as a field of its own (RFC 9113 §8.2.3); HTTP/1.1
+        // servers read one Cookie line and may keep only the first or join with ", ". The
+        // gateway reads them all, so the backend gets them as the one line they mean.
+        let joined: Vec<u8> = head.headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect::<Vec<_>>().join(&b"; "[..]);
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            head.headers.insert(header::COOKIE, v);
+        }
+    }
     if underscores {
-        let doomed: Vec<HeaderName> =
-            head.headers.keys().filter(|k| k.as_str().contains('_') && (!allow_underscores || is_identity_header(k))).cloned().collect();
+        let doomed: Vec<HeaderName> = head
+            .headers
+            .keys()
+            .filter(|k| k.as_str().contains('_') && (!allow_underscores || is_identity_header(k) || folds_to_a_field_the_gateway_reads(k.as_str())))
+            .cloned()
+            .collect();
         for name in doomed {
             let dropped = head.headers.get_all(&name).iter().count() as u64;
             head.headers.remove(&name);
@@ -231,6 +260,22 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
         }
     }
     Ok(screened)
+}
+
+/// Whether a name with `_` becomes, once a CGI-style backend folds `_` into `-`, a field the
+/// gateway checks, sets or removes: dropped even with `underscores_in_headers` on, or it would
+/// reach the backend as the field the gateway decided on (`X_API_KEY` beside a checked key).
+fn folds_to_a_field_the_gateway_reads(name: &str) -> bool {
+    let folded = name.replace('_', "-");
+    let folded = folded.as_str();
+    always_stripped(folded)
+        || forwarding_header(folded)
+        || METHOD_OVERRIDE.contains(&folded)
+        || matches!(
+            folded,
+            "x-request-id" | "authorization" | "x-api-key" | "dpop" | "cookie" | "host" | "content-length" | "content-type" | "origin"
+                | "sec-fetch-site" | "sec-fetch-mode"
+        )
 }
 
 /// Removes method-override fields (see [`METHOD_OVERRIDE`]): a route that does not opt in
@@ -300,7 +345,12 @@ pub fn prepare_request_headers(
         headers.remove(&X_FORWARDED_PROTO);
         headers.remove(&X_FORWARDED_HOST);
         headers.remove(&X_FORWARDED_PORT);
+        for name in CLIENT_CLAIMS {
+            headers.remove(name);
+        }
     }
+    headers.remove("x-original-url");
+    headers.remove("x-rewrite-url");
     headers.remove(&X_REAL_IP);
     let peer = client.peer.ip().to_string();
     let xff = match prior_xff.as_deref() {
