@@ -284,7 +284,7 @@ impl Gateway {
             Some(f) => frontend = Some(Frontend::new(f, api_prefixes()).map_err(BuildError::Frontend)?),
             None => {}
         }
-        let csp = config.frontend.as_ref().map(|f| f.csp.clone()).unwrap_or_else(crate::config::frontend::d_csp);
+        let csp = config.frontend.as_ref().map(|f| f.csp()).unwrap_or_else(crate::config::frontend::d_csp);
         let hsts = config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok());
         let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"));
         let defaults = response_fields::Defaults { hsts: hsts.as_ref(), csp: &csp };

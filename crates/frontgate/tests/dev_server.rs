@@ -152,6 +152,9 @@ async fn vite_page_hmr_socket_hot_update_and_api_calls_through_frontgate_in_chro
         api.log()
     );
     eprintln!("{stdout}");
+    // No CSP violation in the browser under the dev default, which is not the production one.
+    let (_, headers, _) = plain_get(gate.addr, "/").await;
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("style-src 'self' 'unsafe-inline'"));
     // The cross-origin POST's 403 was frontgate's refusal, not the API's.
     let logs = gate.logs();
     assert!(logs.contains("origin_denied"), "{logs}");

@@ -396,7 +396,7 @@ impl Config {
             }
         }
         if let Some(f) = &self.frontend {
-            if http::HeaderValue::from_str(&f.csp).is_err() {
+            if http::HeaderValue::from_str(&f.csp()).is_err() {
                 rep.at(None, "[frontend] csp is not a valid header value");
             }
             match (&f.dir, &f.dev_server) {
@@ -661,6 +661,11 @@ mod tests {
             let e = parse(&format!("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n{key}\n")).unwrap_err();
             assert!(e.to_string().contains("has no effect with dev_server: remove it"), "{key}: {e}");
         }
+        // The relaxed CSP is only the dev server's default; an explicit one is used as written.
+        let csp = |t: &str| parse(t).unwrap().frontend.unwrap().csp();
+        assert!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n").contains("style-src 'self' 'unsafe-inline'"));
+        assert_eq!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\ncsp = \"default-src 'self'\"\n"), "default-src 'self'");
+        assert_eq!(csp("[frontend]\ndir = \"/tmp\"\n"), frontend::d_csp());
         let e = parse("[frontend]\ndev_server = \"http://127.0.0.1:5173/app\"\n").unwrap_err();
         assert!(e.to_string().contains("dev_server must be an origin without a path"), "{e}");
         let e = parse("[frontend]\ndev_server = \"https://127.0.0.1:5173\"\n").unwrap_err();

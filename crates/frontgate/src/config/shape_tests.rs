@@ -189,7 +189,7 @@ fn every_key_of_the_implemented_sections_parses() {
     let f = c.frontend.as_ref().unwrap();
     assert_eq!(f.dir.as_deref(), Some(dir.path().join("./dist").as_path()));
     assert!(f.spa_fallback());
-    assert!(f.csp.starts_with("default-src 'self'"));
+    assert!(f.csp().starts_with("default-src 'self'"));
     assert_eq!(c.admin.listen.0, "127.0.0.1:9901".parse().unwrap());
     assert_eq!(c.admin.token.as_ref().unwrap().0, "example-admin-token");
     let cors = c.cors.as_ref().unwrap();
