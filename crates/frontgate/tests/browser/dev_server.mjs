@@ -73,6 +73,13 @@ try {
   const nav = await page.request.get(`${FG}/api/secret`, { headers: { accept: 'text/html' } });
   assert.equal(nav.status(), 404);
 
+  step('Chromium keeps a __Host- Secure cookie on plain http://localhost (as the session cookie is)');
+  const kept = await page.evaluate(() => {
+    document.cookie = '__Host-devcheck=1; Secure; Path=/; SameSite=Lax';
+    return document.cookie.includes('__Host-devcheck=1');
+  });
+  assert.equal(kept, true, 'Chromium dropped a __Host- Secure cookie on http://localhost');
+
   step('a cross-origin POST from another origin is refused by frontgate');
   await page.goto(`${OTHER}/`);
   const refused = page.waitForResponse((r) => r.url() === `${FG}/api/echo`);
