@@ -85,16 +85,25 @@ impl Drop for Node {
     }
 }
 
-/// The example's Vite app, copied into `dir` (the test edits its sources), served on `port`.
-fn start_vite(dir: &Path, port: u16) -> Node {
+/// A copy of the example's Vite app in `dir` (the test edits its sources) with its installed
+/// node_modules; returns Vite's CLI.
+fn copy_app(dir: &Path) -> PathBuf {
     ensure_vite_installed();
     let web = example().join("web");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     for f in ["index.html", "vite.config.js", "src/main.js", "src/greeting.js", "src/style.css"] {
         std::fs::copy(web.join(f), dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
-    std::os::unix::fs::symlink(web.join("node_modules"), dir.join("node_modules")).expect("link node_modules");
-    let vite = web.join("node_modules/vite/bin/vite.js");
+    // Only the package is linked: Vite's cache (node_modules/.vite) stays in this copy, not
+    // shared with tests running at the same time.
+    std::fs::create_dir(dir.join("node_modules")).unwrap();
+    std::os::unix::fs::symlink(web.join("node_modules/vite"), dir.join("node_modules/vite")).expect("link vite");
+    web.join("node_modules/vite/bin/vite.js")
+}
+
+/// The example's Vite app, served by Vite's dev server on `port`.
+fn start_vite(dir: &Path, port: u16) -> Node {
+    let vite = copy_app(dir);
     let port_s = port.to_string();
     let args = [vite.as_path(), Path::new("--port"), Path::new(&port_s), Path::new("--strictPort"), Path::new("--host"), Path::new("127.0.0.1")];
     let mut node = Node::start(&args, dir, &[], dir.join("vite.log"));
@@ -109,10 +118,14 @@ fn start_api(dir: &Path, port: u16) -> Node {
 }
 
 /// examples/local-dev/frontgate.toml with free ports, a temp data_dir and an admin listener on
-/// a free port.
+/// a free port, after `edit`.
 fn start_gate(port: u16, vite: u16, api: u16) -> Gate {
+    start_gate_edited(port, vite, api, |t| t)
+}
+
+fn start_gate_edited(port: u16, vite: u16, api: u16, edit: impl Fn(String) -> String) -> Gate {
     let text = std::fs::read_to_string(example().join("frontgate.toml")).expect("example config");
-    let text = text
+    let text = edit(text)
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("localhost:8080", &format!("localhost:{port}"))
         .replace("127.0.0.1:5173", &format!("127.0.0.1:{vite}"))
@@ -181,4 +194,41 @@ async fn a_dev_server_that_is_down_is_a_502_problem_for_pages_and_for_the_hmr_so
     let (status, _, body) = plain_send(gate.addr, upgrade).await;
     assert_eq!(status, 502);
     assert_eq!(json(&body)["code"], "upstream_unavailable");
+}
+
+/// docs/local-dev.md's move to production: the example config with only the listen address,
+/// TLS, public URL, upstream URL and dev_server → dir changed serves the `vite build` output with
+/// the strict default CSP, and the API as before.
+#[tokio::test]
+async fn the_example_config_moved_to_production_serves_the_built_app_with_the_strict_csp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let web = tmp.path().join("web");
+    let vite = copy_app(&web);
+    let dist = tmp.path().join("dist");
+    let build = Command::new("node").arg(&vite).args(["build", "--outDir"]).arg(&dist).current_dir(&web).output().expect("vite build");
+    assert!(build.status.success(), "vite build: {}{}", String::from_utf8_lossy(&build.stdout), String::from_utf8_lossy(&build.stderr));
+    let (api_port, port) = (free_port(), free_port());
+    let _api = start_api(tmp.path(), api_port);
+    // Self-signed stands in for the certificate files (the same TLS path, a cert the test reads).
+    let gate = start_gate_edited(port, 0, api_port, |t| {
+        let prod = t
+            .replace("tls = \"off\"", "tls = \"self-signed\"")
+            .replace("public_url = \"http://localhost:8080\"", "public_url = \"https://localhost:8080\"")
+            .replace("dev_server = \"http://127.0.0.1:5173\"", &format!("dir = {:?}", dist.display().to_string()));
+        assert_ne!(prod, t);
+        prod
+    });
+    let tls = gate.tls();
+    let (status, headers, body) = tls.get("/").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-security-policy"], frontgate::config::frontend::d_csp().as_str());
+    let html = String::from_utf8_lossy(&body);
+    assert!(!html.contains("/@vite/client"), "{html}");
+    let script = html.split("src=\"").nth(1).and_then(|r| r.split('"').next()).expect("a script in the built index.html");
+    let (status, headers, _) = tls.get(script).await;
+    assert_eq!(status, 200, "{script}");
+    assert!(headers["cache-control"].to_str().unwrap().contains("immutable"), "{script}");
+    let (status, _, body) = tls.get("/api/hello").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["message"], "Hello from the API");
 }
