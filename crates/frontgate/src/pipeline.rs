@@ -276,7 +276,7 @@ impl Gateway {
         match &config.frontend {
             Some(f @ crate::config::FrontendConfig { dev_server: Some(url), .. }) => {
                 // A dev server is a development tool: its errors (Vite's 500 with the compile
-                // error) are shown, not masked; the [upstream] pool settings are its defaults.
+                // error) are shown, not masked. One browser's traffic needs a small pool.
                 let client = UpstreamClient::new(url.clone(), Duration::from_secs(2), Duration::from_secs(60), 16);
                 let exclude = f.spa_fallback_exclude.clone().unwrap_or_else(api_prefixes);
                 dev_server = Some(DevServer { backend: Backend::new(url, client), exclude });
@@ -382,19 +382,18 @@ impl Gateway {
         let (path, identity) = path;
         let route = &self.table.entries()[out.route.unwrap_or_default()];
         match route.target {
-            RouteTarget::Frontend if self.dev_server.is_some() => {
-                let dev = self.dev_server.as_ref().expect("checked");
-                let p = path.as_deref().unwrap_or(head.uri.path());
-                if dev.exclude.iter().any(|x| p.starts_with(x.as_str()) || p == x.trim_end_matches('/')) {
-                    out.decision = Decision::Served;
-                    return Err(Problem::new(Code::RouteNotFound));
-                }
-                let resp = self.forward(&dev.backend, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
-                out.decision = Decision::Served;
-                Ok(resp)
-            }
             RouteTarget::Frontend => {
                 out.decision = Decision::Served;
+                if let Some(dev) = &self.dev_server {
+                    let p = path.as_deref().unwrap_or(head.uri.path());
+                    if dev.exclude.iter().any(|x| p.starts_with(x.as_str()) || p == x.trim_end_matches('/')) {
+                        return Err(Problem::new(Code::RouteNotFound));
+                    }
+                    let resp = self.forward(&dev.backend, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                    // `send` recorded it as forwarded; for the metrics it is the front-end's.
+                    out.decision = Decision::Served;
+                    return Ok(resp);
+                }
                 let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
                 let p = path.as_deref().unwrap_or(head.uri.path());
                 match frontend.serve(&head.method, p, &head.headers).await {
