@@ -232,3 +232,23 @@ async fn the_example_config_moved_to_production_serves_the_built_app_with_the_st
     assert_eq!(status, 200);
     assert_eq!(json(&body)["message"], "Hello from the API");
 }
+
+/// `check` goes through the same plan as `serve`: it accepts the example as written and refuses
+/// a [frontend] with both dir and dev_server, or neither, saying which.
+#[test]
+fn check_accepts_the_example_and_refuses_both_or_neither_of_dir_and_dev_server() {
+    let ok = Command::new(common::BIN).args(["check", "-c"]).arg(example().join("frontgate.toml")).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    for (frontend, message) in [
+        ("dir = \".\"\ndev_server = \"http://127.0.0.1:5173\"", "[frontend] has both dir and dev_server"),
+        ("spa_fallback_exclude = []", "[frontend] needs dir = \"./dist\" (the built files) or dev_server"),
+        ("dev_server = \"http://127.0.0.1:5173\"\nindex = \"app.html\"", "[frontend] index applies to files in dir and has no effect with dev_server"),
+    ] {
+        let path = dir.path().join("frontgate.toml");
+        std::fs::write(&path, format!("[server]\ntls = \"off\"\n[frontend]\n{frontend}\n")).unwrap();
+        let out = Command::new(common::BIN).args(["check", "-c"]).arg(&path).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && text.contains(message), "{frontend}: {text}");
+    }
+}
