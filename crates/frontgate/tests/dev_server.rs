@@ -168,6 +168,13 @@ async fn vite_page_hmr_socket_hot_update_and_api_calls_through_frontgate_in_chro
     // No CSP violation in the browser under the dev default, which is not the production one.
     let (_, headers, _) = plain_get(gate.addr, "/").await;
     assert!(headers["content-security-policy"].to_str().unwrap().contains("style-src 'self' 'unsafe-inline'"));
+    // Vite's error (an unresolvable import) reaches the developer as Vite wrote it, not masked
+    // as upstream_error.
+    std::fs::write(tmp.path().join("web/src/broken.js"), "import './missing.js';\n").unwrap();
+    let (status, headers, body) = plain_get(gate.addr, "/src/broken.js").await;
+    assert_eq!(status, 500);
+    assert_ne!(headers.get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
+    assert!(String::from_utf8_lossy(&body).contains("broken.js"), "{}", String::from_utf8_lossy(&body));
     // The cross-origin POST's 403 was frontgate's refusal, not the API's.
     let logs = gate.logs();
     assert!(logs.contains("origin_denied"), "{logs}");
