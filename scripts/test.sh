@@ -99,6 +99,17 @@ if [ "$(cat "$browser_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$
   printf '%s' "$browser_stamp" > "$browser_dir/node_modules/.frontgate-installed"
 fi
 
+# Local-development suite (tests/dev_server.rs): the example's pinned Vite dev server from
+# examples/local-dev/web/package-lock.json (npm ci only when the lock file changed; same stamp
+# as the test checks).
+vite_dir=examples/local-dev/web
+vite_stamp="$(sha256sum "$vite_dir/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$vite_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$vite_stamp" ]; then
+  say "npm ci (Vite, local-dev example)"
+  (cd "$vite_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s' "$vite_stamp" > "$vite_dir/node_modules/.frontgate-installed"
+fi
+
 say "build"
 cargo build --workspace --tests --locked
 

@@ -34,15 +34,16 @@ impl Frontend {
     /// `api_prefixes`: what the SPA fallback leaves alone when `spa_fallback_exclude` is not set
     /// (see [`api_prefixes`]).
     pub fn new(config: &FrontendConfig, api_prefixes: Vec<String>) -> std::io::Result<Frontend> {
-        let root = std::fs::canonicalize(&config.dir).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("[frontend] dir {}: {e}", config.dir.display()))
+        let dir = config.dir.as_deref().unwrap_or(Path::new(""));
+        let root = std::fs::canonicalize(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("[frontend] dir {}: {e}", dir.display()))
         })?;
         Ok(Frontend {
             root,
-            index: config.index.clone(),
-            spa_fallback: config.spa_fallback,
+            index: config.index().to_owned(),
+            spa_fallback: config.spa_fallback(),
             fallback_exclude: config.spa_fallback_exclude.clone().unwrap_or(api_prefixes),
-            immutable_prefixes: config.immutable_prefixes.clone(),
+            immutable_prefixes: config.immutable_prefixes(),
         })
     }
 

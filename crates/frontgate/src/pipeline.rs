@@ -116,10 +116,11 @@ pub struct Gateway {
     table: RouteTable,
     /// The checks for each route, by route index, in pipeline order.
     checks: Vec<Vec<Arc<dyn Check>>>,
-    upstream: Option<Arc<UpstreamClient>>,
-    upstream_host: HeaderValue,
+    upstream: Option<Backend>,
     upstream_timeout: Duration,
     frontend: Option<Frontend>,
+    /// `[frontend] dev_server`: front-end routes are forwarded there instead of served from disk.
+    dev_server: Option<DevServer>,
     /// The response fields of each route, then of no route; for plain HTTP and for HTTPS.
     fields: Vec<[FieldPolicy; 2]>,
     route_metrics: Vec<RouteMetrics>,
@@ -141,6 +142,34 @@ pub enum BuildError {
 }
 
 static NOT_FOUND_ROUTE: &str = "-";
+
+/// Where a forwarded request goes: the `[upstream]`, or the front-end's dev server.
+struct Backend {
+    client: Arc<UpstreamClient>,
+    host: HeaderValue,
+    timeout: Duration,
+    total_timeout: Option<Duration>,
+    mask_5xx: bool,
+}
+
+impl Backend {
+    fn new(url: &crate::config::upstream::UpstreamUrl, client: Arc<UpstreamClient>) -> Backend {
+        Backend {
+            client,
+            host: HeaderValue::from_str(&url.authority).unwrap_or(HeaderValue::from_static("localhost")),
+            timeout: Duration::from_secs(30),
+            total_timeout: None,
+            mask_5xx: false,
+        }
+    }
+}
+
+struct DevServer {
+    backend: Backend,
+    /// The API prefixes (as for the SPA fallback): a path under them is not the dev server's
+    /// to answer, so an undeclared API path is 404 here as it is with `dir`.
+    exclude: Vec<String>,
+}
 
 impl Gateway {
     /// Assembles the pipeline for a validated config, with process-wide state from `services`.
@@ -231,24 +260,31 @@ impl Gateway {
                 route_checks
             })
             .collect();
-        let upstream = config.upstream.as_ref().map(|u| {
-            UpstreamClient::new(u.url.clone(), u.connect_timeout.0, u.pool_idle_timeout.0, u.pool_max_idle)
+        let upstream = config.upstream.as_ref().map(|u| Backend {
+            timeout: u.timeout.0,
+            total_timeout: u.total_timeout.map(|d| d.0),
+            mask_5xx: u.mask_5xx,
+            ..Backend::new(&u.url, UpstreamClient::new(u.url.clone(), u.connect_timeout.0, u.pool_idle_timeout.0, u.pool_max_idle))
         });
-        let upstream_host = config
-            .upstream
-            .as_ref()
-            .and_then(|u| HeaderValue::from_str(&u.url.authority).ok())
-            .unwrap_or(HeaderValue::from_static("localhost"));
-        let frontend = match &config.frontend {
-            Some(f) => {
-                let routes = config.routes.iter().filter(|r| r.to == RouteTarget::Upstream).map(|r| r.matcher.get_ref().path.as_str());
-                let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
-                let operations = spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
-                Some(Frontend::new(f, crate::frontend::api_prefixes(routes.chain(operations))).map_err(BuildError::Frontend)?)
-            }
-            None => None,
+        let api_prefixes = || {
+            let routes = config.routes.iter().filter(|r| r.to == RouteTarget::Upstream).map(|r| r.matcher.get_ref().path.as_str());
+            let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
+            let operations = spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
+            crate::frontend::api_prefixes(routes.chain(operations))
         };
-        let csp = config.frontend.as_ref().map(|f| f.csp.clone()).unwrap_or_else(crate::config::frontend::d_csp);
+        let (mut frontend, mut dev_server) = (None, None);
+        match &config.frontend {
+            Some(f @ crate::config::FrontendConfig { dev_server: Some(url), .. }) => {
+                // A dev server is a development tool: its errors (Vite's 500 with the compile
+                // error) are shown, not masked. One browser's traffic needs a small pool.
+                let client = UpstreamClient::new(url.clone(), Duration::from_secs(2), Duration::from_secs(60), 16);
+                let exclude = f.spa_fallback_exclude.clone().unwrap_or_else(api_prefixes);
+                dev_server = Some(DevServer { backend: Backend::new(url, client), exclude });
+            }
+            Some(f) => frontend = Some(Frontend::new(f, api_prefixes()).map_err(BuildError::Frontend)?),
+            None => {}
+        }
+        let csp = config.frontend.as_ref().map(|f| f.csp()).unwrap_or_else(crate::config::frontend::d_csp);
         let hsts = config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok());
         let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"));
         let defaults = response_fields::Defaults { hsts: hsts.as_ref(), csp: &csp };
@@ -266,8 +302,8 @@ impl Gateway {
             table,
             checks,
             upstream,
-            upstream_host,
             frontend,
+            dev_server,
             fields,
             route_metrics,
             endpoints,
@@ -348,6 +384,16 @@ impl Gateway {
         match route.target {
             RouteTarget::Frontend => {
                 out.decision = Decision::Served;
+                if let Some(dev) = &self.dev_server {
+                    let p = path.as_deref().unwrap_or(head.uri.path());
+                    if dev.exclude.iter().any(|x| p.starts_with(x.as_str()) || p == x.trim_end_matches('/')) {
+                        return Err(Problem::new(Code::RouteNotFound));
+                    }
+                    let resp = self.forward(&dev.backend, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                    // `send` recorded it as forwarded; for the metrics it is the front-end's.
+                    out.decision = Decision::Served;
+                    return Ok(resp);
+                }
                 let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
                 let p = path.as_deref().unwrap_or(head.uri.path());
                 match frontend.serve(&head.method, p, &head.headers).await {
@@ -356,7 +402,8 @@ impl Gateway {
                 }
             }
             RouteTarget::Upstream => {
-                let mut resp = self.forward(head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
+                let mut resp = self.forward(upstream, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
                 match (route.operation, self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref())) {
                     // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
                     (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
@@ -478,6 +525,7 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
+        backend: &Backend,
         head: &mut http::request::Parts,
         body: RequestBody,
         normalized: Option<String>,
@@ -487,9 +535,6 @@ impl Gateway {
         request_id: &HeaderValue,
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
-        if self.upstream.is_none() {
-            return Err(Problem::new(Code::RouteNotFound));
-        }
         // Body limit: refuse a declared oversize at once; count a streamed one as it passes.
         // (A body already at its end declared no length, or 0.)
         let empty = matches!(&body, RequestBody::Stream(b) if http_body::Body::is_end_stream(b));
@@ -504,7 +549,7 @@ impl Gateway {
             RequestBody::Buffered(bytes) => {
                 head.headers.remove(header::TRANSFER_ENCODING);
                 head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                return self.send(head, if bytes.is_empty() { Body::Empty } else { Body::full(bytes) }, None, normalized, identity, route, client, request_id, out).await;
+                return self.send(backend, head, if bytes.is_empty() { Body::Empty } else { Body::full(bytes) }, None, normalized, identity, route, client, request_id, out).await;
             }
             RequestBody::Unavailable => return Err(Problem::new(Code::BadRequest)),
         };
@@ -518,13 +563,14 @@ impl Gateway {
             exceeded = Some(flag.clone());
             Body::limited(body, route.max_body_bytes, flag)
         };
-        self.send(head, body, exceeded, normalized, identity, route, client, request_id, out).await
+        self.send(backend, head, body, exceeded, normalized, identity, route, client, request_id, out).await
     }
 
     /// Sends the request upstream and prepares its response.
     #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
+        backend: &Backend,
         head: &mut http::request::Parts,
         body: Body,
         exceeded: Option<Arc<AtomicBool>>,
@@ -535,8 +581,7 @@ impl Gateway {
         request_id: &HeaderValue,
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
-        let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
-
+        let upstream = &backend.client;
         let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
         let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri)?;
         let mut req = Request::new(body);
@@ -557,17 +602,16 @@ impl Gateway {
         }
         let timing = proxy::Timing {
             sent: tokio::time::Instant::now(),
-            timeout: route.timeout.unwrap_or(self.upstream_timeout),
-            total: self.config.upstream.as_ref().and_then(|u| u.total_timeout.map(|d| d.0)),
+            timeout: route.timeout.unwrap_or(backend.timeout),
+            total: backend.total_timeout,
         };
         let sent = timing.sent;
-        let outbound = proxy::Outbound { host: &self.upstream_host, added: &added, hide: hygiene::hidden_response_header, request_id };
+        let outbound = proxy::Outbound { host: &backend.host, added: &added, hide: hygiene::hidden_response_header, request_id };
         let result = proxy::forward(upstream, req, outbound, timing, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
         out.upstream_time = Some(sent.elapsed());
         let (resp, relayed) = result?;
         out.decision = Decision::Forwarded;
-        let mask = self.config.upstream.as_ref().is_some_and(|u| u.mask_5xx);
-        if mask && resp.status().is_server_error() {
+        if backend.mask_5xx && resp.status().is_server_error() {
             let status = resp.status();
             let retry_after = relayed.get(&header::RETRY_AFTER).or(resp.headers().get(header::RETRY_AFTER).map(HeaderValue::as_bytes));
             let retry_after = retry_after.and_then(|v| HeaderValue::from_bytes(v).ok());

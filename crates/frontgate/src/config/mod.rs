@@ -223,8 +223,8 @@ impl Config {
             join(cert);
             join(key);
         }
-        if let Some(f) = &mut self.frontend {
-            join(&mut f.dir);
+        if let Some(dir) = self.frontend.as_mut().and_then(|f| f.dir.as_mut()) {
+            join(dir);
         }
         for issuer in self.jwt.iter_mut().flat_map(|j| j.issuers.iter_mut()) {
             if let Some(f) = &mut issuer.jwks_file {
@@ -276,9 +276,9 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() || !log_level_words_are_levels(&self.log.level) {
             rep.at(None, format!("[log] level `{}` is not a log filter; write e.g. \"info\" or \"frontgate=debug,info\"", self.log.level));
         }
-        if let Some(f) = &self.frontend
-            && gateway && !f.dir.is_dir() {
-                rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", f.dir.display()));
+        if let Some(dir) = self.frontend.as_ref().and_then(|f| f.dir.as_ref())
+            && gateway && !dir.is_dir() {
+                rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", dir.display()));
             }
         if s.max_header_bytes.0 < 1024 {
             rep.at(None, "[server] max_header_bytes must be at least 1024");
@@ -396,10 +396,26 @@ impl Config {
             }
         }
         if let Some(f) = &self.frontend {
-            if http::HeaderValue::from_str(&f.csp).is_err() {
+            if http::HeaderValue::from_str(&f.csp()).is_err() {
                 rep.at(None, "[frontend] csp is not a valid header value");
             }
-            if f.index.contains('/') || f.index.contains("..") {
+            match (&f.dir, &f.dev_server) {
+                (Some(_), Some(_)) => rep.at(None, "[frontend] has both dir and dev_server: use dev_server = \"http://127.0.0.1:5173\" while developing and dir = \"./dist\" for the built files, not both"),
+                (None, None) => rep.at(None, "[frontend] needs dir = \"./dist\" (the built files) or dev_server = \"http://127.0.0.1:5173\" (a running dev server such as Vite)"),
+                _ => {}
+            }
+            if f.dev_server.is_some() {
+                // The dev server answers these itself (Vite serves index.html and its own fallback).
+                for (key, set) in [("index", f.index.is_some()), ("spa_fallback", f.spa_fallback.is_some()), ("immutable_prefixes", f.immutable_prefixes.is_some())] {
+                    if set {
+                        rep.at(None, format!("[frontend] {key} applies to files in dir and has no effect with dev_server: remove it"));
+                    }
+                }
+                if f.dev_server.as_ref().is_some_and(|d| !d.base_path.is_empty()) {
+                    rep.at(None, "[frontend] dev_server must be an origin without a path, like \"http://127.0.0.1:5173\"; set Vite's base instead");
+                }
+            }
+            if f.index().contains('/') || f.index().contains("..") {
                 rep.at(None, "[frontend] index must be a file name in dir, like \"index.html\"");
             }
             for prefix in f.spa_fallback_exclude.iter().flatten() {
@@ -648,6 +664,28 @@ mod tests {
         assert!(e.to_string().contains("https upstreams"), "{e}");
         let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"null\"]\n").unwrap_err();
         assert!(e.to_string().contains("null"), "{e}");
+    }
+
+    #[test]
+    fn frontend_takes_dir_or_dev_server_and_refuses_file_keys_with_a_dev_server() {
+        parse("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\nspa_fallback_exclude = [\"/api/\"]\n").unwrap();
+        let e = parse("[frontend]\ndir = \"/tmp\"\ndev_server = \"http://127.0.0.1:5173\"\n").unwrap_err();
+        assert!(e.to_string().contains("[frontend] has both dir and dev_server"), "{e}");
+        let e = parse("[frontend]\ncsp = \"default-src 'self'\"\n").unwrap_err();
+        assert!(e.to_string().contains("[frontend] needs dir = \"./dist\" (the built files) or dev_server"), "{e}");
+        for key in ["index = \"a.html\"", "spa_fallback = false", "immutable_prefixes = []"] {
+            let e = parse(&format!("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n{key}\n")).unwrap_err();
+            assert!(e.to_string().contains("has no effect with dev_server: remove it"), "{key}: {e}");
+        }
+        // The relaxed CSP is only the dev server's default; an explicit one is used as written.
+        let csp = |t: &str| parse(t).unwrap().frontend.unwrap().csp();
+        assert!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n").contains("style-src 'self' 'unsafe-inline'"));
+        assert_eq!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\ncsp = \"default-src 'self'\"\n"), "default-src 'self'");
+        assert_eq!(csp("[frontend]\ndir = \"/tmp\"\n"), frontend::d_csp());
+        let e = parse("[frontend]\ndev_server = \"http://127.0.0.1:5173/app\"\n").unwrap_err();
+        assert!(e.to_string().contains("dev_server must be an origin without a path"), "{e}");
+        let e = parse("[frontend]\ndev_server = \"https://127.0.0.1:5173\"\n").unwrap_err();
+        assert!(e.to_string().contains("https upstreams"), "{e}");
     }
 
     #[test]

@@ -187,9 +187,9 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(u.url.authority, "127.0.0.1:3000");
     assert_eq!((u.connect_timeout.0.as_secs(), u.timeout.0.as_secs(), u.mask_5xx), (2, 30, true));
     let f = c.frontend.as_ref().unwrap();
-    assert_eq!(f.dir, dir.path().join("./dist"));
-    assert!(f.spa_fallback);
-    assert!(f.csp.starts_with("default-src 'self'"));
+    assert_eq!(f.dir.as_deref(), Some(dir.path().join("./dist").as_path()));
+    assert!(f.spa_fallback());
+    assert!(f.csp().starts_with("default-src 'self'"));
     assert_eq!(c.admin.listen.0, "127.0.0.1:9901".parse().unwrap());
     assert_eq!(c.admin.token.as_ref().unwrap().0, "example-admin-token");
     let cors = c.cors.as_ref().unwrap();
