@@ -359,6 +359,19 @@ fn a_prefix_route_cannot_silently_miss_the_operations_under_it() {
     }
 }
 
+/// A `{param}` entry also matches a static operation's path beside it; that operation does not
+/// take the entry's policy, and `check` says so.
+#[test]
+fn a_param_route_that_also_matches_a_static_operation_is_warned_about() {
+    let spec = "openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /api/items/{id}:\n    get:\n      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]\n      responses: { '200': { description: ok } }\n  /api/items/export:\n    get:\n      responses: { '200': { description: ok } }\n";
+    let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[store]\nurl = \"sqlite://f.db\"\n";
+    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n"));
+    assert!(ok, "{out}");
+    assert!(out.contains("route `GET /api/items/{id}` also matches the path of OpenAPI operation GET /api/items/export"), "{out}");
+    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n[[routes]]\nmatch = \"GET /api/items/export\"\nauth = \"api_key\"\n"));
+    assert!(ok && !out.contains("also matches"), "{out}");
+}
+
 /// (case, spec text, files beside it, expected message).
 type SpecCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
 /// (method, path, headers, body, status).

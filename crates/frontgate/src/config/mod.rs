@@ -577,6 +577,22 @@ impl Config {
         if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
             w.push("the admin listener is not on loopback: /metrics and /ready are then reachable by anyone who can reach it; keep it on loopback or behind a firewall".into());
         }
+        // A `{param}` route also matches the paths of static operations beside it
+        // (`/api/items/{id}` and `/api/items/export`); each operation is a route of its own and
+        // wins, so the entry's policy does not reach it.
+        if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
+            for route in self.routes.iter().filter(|r| !r.matcher.get_ref().prefix && r.to == RouteTarget::Upstream && r.lends_policy()) {
+                let m = route.matcher.get_ref();
+                for op in spec.operations.iter().filter(|o| m.methods.is_empty() || m.methods.contains(&o.method)) {
+                    if crate::route::table::pattern_covers(&m.path, &op.pattern) && crate::route::table::merged_route(self, op).is_none() {
+                        w.push(format!(
+                            "route `{}` also matches the path of OpenAPI operation {}, which is a route of its own and does not take this entry's policy; add an entry with that operation's path if it should",
+                            m.text, op.name
+                        ));
+                    }
+                }
+            }
+        }
         // A client's first request to a challenged route is refused with challenge_required
         // after its client-keyed limits have counted it; the retry with the clearance counts
         // again. A burst of 1 would refuse that retry.

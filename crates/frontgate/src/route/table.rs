@@ -278,6 +278,15 @@ pub fn on_operation_path(route: &crate::config::RouteConfig, op: &crate::checks:
     !m.prefix && route.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
 }
 
+/// Whether `route`'s template matches some of `pattern`'s paths without being the same
+/// template: each of its parameters stands where `pattern` has a literal segment, and its
+/// literal segments are `pattern`'s.
+pub fn pattern_covers(route: &str, pattern: &str) -> bool {
+    let is_param = |s: &str| s.starts_with('{') && s.ends_with('}');
+    let (r, p): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), pattern.split('/').collect());
+    r.len() == p.len() && !same_template(route, pattern) && r.iter().zip(&p).all(|(x, y)| is_param(x) || (!is_param(y) && x == y))
+}
+
 /// Whether two path templates are the same, whatever their parameters are called.
 fn same_template(a: &str, b: &str) -> bool {
     let a: Vec<&str> = a.split('/').collect();
