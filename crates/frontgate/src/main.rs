@@ -86,8 +86,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => match Config::load(&config) {
             Ok(c) => {
-                // What serve would make of it, short of listening: files read, stores opened.
-                if let Err(e) = frontgate::server::plan(&c) {
+                // What serve would make of it, short of listening and without side effects.
+                if let Err(e) = frontgate::server::check(&c) {
                     err!("{}: error: {e}", config.display());
                     err!("1 error(s) in {}", config.display());
                     return ExitCode::from(2);

@@ -13,6 +13,14 @@ use crate::config::{Config, SharedConfig, StoreConfig};
 use crate::store::redis::Redis;
 use crate::store::{Db, Events, StoreError};
 
+/// How the stores are opened: to serve (created and migrated as needed) or to check a config
+/// (reached, never changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Serve,
+    Check,
+}
+
 /// Shared state for every [`crate::pipeline::Gateway`] built in this process.
 pub struct Services {
     runtime: tokio::runtime::Handle,
@@ -61,7 +69,16 @@ impl Services {
     /// subscriber. An unreachable store is an error here, never a server that fails later.
     pub fn start(config: &Config) -> Result<Services, StartError> {
         let mut services = Services::runtime_only()?;
-        services.connect(config)?;
+        services.connect(config, Opening::Serve)?;
+        Ok(services)
+    }
+
+    /// What `frontgate check` opens: the same stores, reached the same way, but nothing is
+    /// created or changed: no SQLite file made (a missing one is stood in for by an empty
+    /// in-memory database), no migration applied, no event listener started.
+    pub fn probe(config: &Config) -> Result<Services, StartError> {
+        let mut services = Services::runtime_only()?;
+        services.connect(config, Opening::Check)?;
         Ok(services)
     }
 
@@ -88,14 +105,22 @@ impl Services {
         }
     }
 
-    fn connect(&mut self, config: &Config) -> Result<(), StartError> {
+    fn connect(&mut self, config: &Config, opening: Opening) -> Result<(), StartError> {
         self.store_config = config.store_config();
         self.shared_config = config.shared.clone();
         if config.needs_store() {
             let (store, dir) = (self.store_config.clone(), config.data_dir.clone());
-            let db = self.block_on(async move { Db::open(&store, &dir).await }).map_err(|_| StoreError::Stopped)??;
+            let db = self.block_on(async move { Db::open_for(&store, &dir, opening).await }).map_err(|_| StoreError::Stopped)??;
             tracing::info!(backend = db.backend(), "store open");
             self.db = Some(db);
+        }
+        if opening == Opening::Check {
+            if let Some(url) = &config.shared.redis {
+                let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
+                let redis = self.block_on(async move { Redis::connect(&url, &prefix, timeout).await }).map_err(|_| StoreError::Stopped)??;
+                self.redis = Some(redis);
+            }
+            return Ok(());
         }
         if config.shared.redis.is_none()
             && let Some(db @ Db::Postgres(_)) = &self.db

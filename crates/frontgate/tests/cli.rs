@@ -539,3 +539,31 @@ fn check_warns_about_a_burst_too_small_for_a_challenge() {
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(out.status.success() && !out.stderr.contains("burst of 1"), "{out:?}");
 }
+
+/// `check` changes nothing: no data dir, certificate or SQLite file is made, and a PostgreSQL
+/// database it reaches is not migrated (a config checked before a rollout must not change the
+/// production database under the running version).
+#[test]
+fn check_has_no_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\n";
+    let data = dir.path().join("data");
+    let text = format!("data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[store]\nurl = \"sqlite://frontgate.db\"\n{keys}", data.display().to_string());
+    let path = write(dir.path(), "fg.toml", &text);
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert!(out.status.success(), "{out:?}");
+    assert!(!data.exists(), "check made {}", data.display());
+
+    let pg = common::stores::PgDb::create();
+    let text = format!("data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nenabled = false\n[store]\nurl = \"{}\"\n{keys}", data.display().to_string(), pg.url());
+    let path = write(dir.path(), "pg.toml", &text);
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert!(out.status.success(), "{out:?}");
+    let tables = std::process::Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-c", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"]).arg(&pg.name).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "0", "check migrated the database: {}", String::from_utf8_lossy(&tables.stderr));
+    // An unreachable database is still refused, as serve refuses it.
+    let text = text.replace(&pg.url(), "postgres://postgres@127.0.0.1:1/none");
+    let path = write(dir.path(), "down.toml", &text);
+    let out = run(frontgate().arg("check").arg("-c").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

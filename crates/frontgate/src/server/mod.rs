@@ -89,6 +89,17 @@ pub fn plan(config: &Config) -> Result<Plan, ServeError> {
     Ok(Plan { tls, services, gateway })
 }
 
+/// [`plan`] as `frontgate check` runs it: the same steps and the same refusals, with no side
+/// effect. Certificate and key files are read; a self-signed certificate is made in memory, not
+/// written; the stores are reached but nothing is created or migrated
+/// ([`crate::state::Services::probe`]).
+pub fn check(config: &Config) -> Result<(), ServeError> {
+    tls::server_config_unsaved(config)?;
+    let services = Arc::new(crate::state::Services::probe(config)?);
+    Gateway::build(config.clone(), &services)?;
+    Ok(())
+}
+
 /// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
 /// `on_bound` is called once the listeners are bound (the demo prints its banner there).
 pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {

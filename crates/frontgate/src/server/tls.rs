@@ -99,6 +99,20 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
     Ok((cert_path, key_path))
 }
 
+/// [`server_config`] without writing anything: certificate files are read as for serving; the
+/// self-signed mode makes its certificate in memory (what `frontgate check` needs to know is
+/// that the TLS settings build).
+pub fn server_config_unsaved(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+    if !matches!(config.server.tls, TlsSetting::SelfSigned) {
+        return server_config(config);
+    }
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let params = rcgen::CertificateParams::new(self_signed_names(config)).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Generate(e.to_string()))?;
+    Ok(Some(Arc::new(build(vec![cert.der().clone()], key, config.server.tls_session_resumption)?)))
+}
+
 /// Why the stored self-signed certificate (PEM) must be replaced at `now`, or `None` to keep it.
 fn renewal_reason(pem: &[u8], now: time::OffsetDateTime) -> Option<&'static str> {
     let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else {

@@ -50,8 +50,39 @@ impl Db {
     /// Opens the store a config names (creating the SQLite file and its directory on first
     /// start) and brings its schema up to date.
     pub async fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Db, StoreError> {
+        Db::open_for(config, data_dir, crate::state::Opening::Serve).await
+    }
+
+    /// [`Db::open`], or for `frontgate check` ([`crate::state::Opening::Check`]): the same
+    /// connection, but no file created and no migration applied. A SQLite file that does not
+    /// exist yet is stood in for by an empty in-memory database (its directory must be
+    /// creatable); an existing one is opened read-only.
+    pub async fn open_for(config: &StoreConfig, data_dir: &std::path::Path, opening: crate::state::Opening) -> Result<Db, StoreError> {
+        let check = opening == crate::state::Opening::Check;
         let url = config.resolve(data_dir).map_err(|m| StoreError::Connect { url: redact_url(&config.url.0), message: m })?;
         let db = match &url {
+            StoreUrl::Sqlite(path) if check => {
+                let shown = format!("sqlite://{}", path.display());
+                let opts = if path.exists() {
+                    SqliteConnectOptions::new().filename(path).read_only(true)
+                } else {
+                    if let Some(dir) = path.parent() {
+                        let existing = dir.ancestors().find(|a| a.exists()).unwrap_or(dir);
+                        let meta = std::fs::metadata(existing).map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?;
+                        if !meta.is_dir() || meta.permissions().readonly() {
+                            return Err(StoreError::Connect { url: shown, message: format!("{} cannot hold the database", existing.display()) });
+                        }
+                    }
+                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?
+                };
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(config.timeout.0)
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| StoreError::Connect { url: shown, message: e.to_string() })?;
+                return Ok(Db::Sqlite(pool));
+            }
             StoreUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect { url: path.display().to_string(), message: e.to_string() })?;
@@ -83,7 +114,9 @@ impl Db {
                 Db::Postgres(pool)
             }
         };
-        db.migrate().await?;
+        if !check {
+            db.migrate().await?;
+        }
         Ok(db)
     }
 
