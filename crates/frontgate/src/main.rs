@@ -52,7 +52,8 @@ enum Command {
         #[arg(long, default_value = "./.frontgate-demo")]
         data_dir: PathBuf,
         /// Print the demo's config (with its embedded API replaced by http://127.0.0.1:3000,
-        /// where yours would listen) and exit: a starting point for your own.
+        /// where yours would listen, and its secrets by ${NAME} references) and exit: a
+        /// starting point for your own. Writes the demo page and OpenAPI document to --data-dir.
         #[arg(long)]
         print_config: bool,
     },
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
             Ok(c) => {
                 // What serve would make of it, short of listening and without side effects.
                 if let Err(e) = frontgate::server::check(&c) {
-                    err!("{}: error: {e}", config.display());
+                    err!("{}: {e}", config.display());
                     err!("1 error(s) in {}", config.display());
                     return ExitCode::from(2);
                 }

@@ -519,8 +519,14 @@ fn the_demo_config_can_be_printed_and_checked() {
     let out = run(frontgate().args(["demo", "--print-config", "--data-dir"]).arg(dir.path().join("demo")));
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.contains("url = \"http://127.0.0.1:3000\""), "{out:?}");
+    assert!(out.stdout.contains("hash_secret = \"${FRONTGATE_HASH_SECRET}\"") && out.stdout.contains("secret = \"${FRONTGATE_POW_SECRET}\""), "secrets printed: {out:?}");
     let path = write(dir.path(), "frontgate.toml", &out.stdout);
-    let check = run(frontgate().arg("check").arg("-c").arg(&path));
+    let check = run(frontgate()
+        .env("FRONTGATE_HASH_SECRET", "0123456789abcdef0123456789abcdef-hash")
+        .env("FRONTGATE_POW_SECRET", "0123456789abcdef0123456789abcdef-pow")
+        .arg("check")
+        .arg("-c")
+        .arg(&path));
     assert!(check.status.success(), "{check:?}");
 }
 

@@ -122,7 +122,10 @@ impl OriginCheck {
             if same && !preflight {
                 return Verdict::Continue;
             }
-            return Self::denied("cross-origin requests are not allowed on this route".into());
+            return Self::denied(format!(
+                "origin {:?} is not this site's origin, and this route takes no cross-origin requests (localhost and 127.0.0.1 are different origins: [server] public_url names the one browsers use)",
+                origin.to_str().unwrap_or("")
+            ));
         };
         let origin_str = origin.to_str().unwrap_or("");
         let listed = policy.origins.iter().any(|o| o == origin_str);

@@ -180,10 +180,24 @@ pub fn printable_config(opts: &DemoOptions) -> Result<String, String> {
     let opts = DemoOptions { data_dir, ..opts.clone() };
     let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
     let text = config_text(&opts, "127.0.0.1:3000".parse().expect("static"), &site);
+    // Secrets belong in the environment, not in a file that gets copied around.
+    let text: String = text
+        .lines()
+        .map(|line| match line.split_once(" = ") {
+            Some(("hash_secret", _)) => "hash_secret = \"${FRONTGATE_HASH_SECRET}\"".to_owned(),
+            Some(("secret", _)) => "secret = \"${FRONTGATE_POW_SECRET}\"".to_owned(),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok(format!(
         "# frontgate demo's config (frontgate demo --print-config). The demo runs its own API; here\n\
-         # [upstream] url points where yours would listen. Save as frontgate.toml, then:\n\
-         #   frontgate check -c frontgate.toml && frontgate serve -c frontgate.toml\n\n{text}"
+         # [upstream] url points where yours would listen. Its page and OpenAPI document were\n\
+         # written to {data}. Secrets come from the environment:\n\
+         #   export FRONTGATE_HASH_SECRET=$(openssl rand -base64 32) FRONTGATE_POW_SECRET=$(openssl rand -base64 32)\n\
+         # Save as frontgate.toml, then:\n\
+         #   frontgate check -c frontgate.toml && frontgate serve -c frontgate.toml\n\n{text}\n",
+        data = opts.data_dir.display()
     ))
 }
 
