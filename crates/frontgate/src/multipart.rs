@@ -234,12 +234,17 @@ fn part(head: &[u8], content: Range<usize>) -> Result<Part<'_>, Error> {
         if name.is_empty() || !name.bytes().all(is_token) {
             return Err(Error::PartHead);
         }
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "content-disposition" => &mut disposition,
-            "content-type" => &mut content_type,
-            "content-transfer-encoding" => &mut encoding,
-            "content-length" => &mut length,
-            _ => return Err(Error::UnknownHeader),
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        let slot = if is("content-disposition") {
+            &mut disposition
+        } else if is("content-type") {
+            &mut content_type
+        } else if is("content-transfer-encoding") {
+            &mut encoding
+        } else if is("content-length") {
+            &mut length
+        } else {
+            return Err(Error::UnknownHeader);
         };
         if slot.replace(value.trim_matches(' ')).is_some() {
             return Err(Error::DuplicateHeader);

@@ -101,8 +101,8 @@ async fn the_old_readers_bypasses_are_refused_before_the_backend() {
     let more = [
         format!("{}--B0undary--\r\n", part("form-data; filename=\"a\"", "x")),
         format!("{}--B0undary--\r\n", part("form-data; name=\"bio\"; name=\"tags\"", "x")),
-        format!("--B0undary\r\nContent-Disposition: form-data; name=\"bio\"\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nx\r\n--B0undary--\r\n"),
-        format!("--B0undary\r\nContent-Disposition: form-data; name=\"bio\"\r\nContent-Transfer-Encoding: base64\r\n\r\nPHNjcmlwdD4=\r\n--B0undary--\r\n"),
+        "--B0undary\r\nContent-Disposition: form-data; name=\"bio\"\r\nContent-Disposition: form-data; name=\"tags\"\r\n\r\nx\r\n--B0undary--\r\n".to_owned(),
+        "--B0undary\r\nContent-Disposition: form-data; name=\"bio\"\r\nContent-Transfer-Encoding: base64\r\n\r\nPHNjcmlwdD4=\r\n--B0undary--\r\n".to_owned(),
         format!("{}--B0undary", part("form-data; name=\"bio\"", "ok")),
         format!("{}--B0undary--\r\n--B0undary\r\n", part("form-data; name=\"bio\"", "ok")),
     ];
