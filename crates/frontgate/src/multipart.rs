@@ -107,6 +107,10 @@ impl std::error::Error for Error {}
 /// The longest boundary RFC 2046 allows.
 const MAX_BOUNDARY: usize = 70;
 
+/// The most parameters one header value may carry: duplicates are looked for pairwise, and a
+/// part head can be as long as the body.
+const MAX_PARAMETERS: usize = 16;
+
 /// The boundary of a `multipart/form-data` content type (RFC 9110 media type syntax: no
 /// whitespace around `=`, no empty parameter, no quoted-pair).
 pub fn boundary(content_type: &str) -> Result<&str, Error> {
@@ -141,7 +145,8 @@ fn is_token(c: u8) -> bool {
 /// spaces around `;` only. `leading` says whether the text starts after a `;` (the caller split
 /// it off), so that a lone trailing `;` and empty parameters are refused. Quoted values are
 /// returned without their quotes; a backslash (quoted-pair) or control character in one is
-/// refused rather than unescaped, since readers differ on it. `None` when malformed.
+/// refused rather than unescaped, since readers differ on it. `None` when malformed, or more
+/// than [`MAX_PARAMETERS`].
 fn parameters(s: &str, leading: bool) -> Option<Vec<(&str, &str)>> {
     let mut out = Vec::new();
     let mut rest = s;
@@ -176,6 +181,9 @@ fn parameters(s: &str, leading: bool) -> Option<Vec<(&str, &str)>> {
             }
             after.split_at(len)
         };
+        if out.len() == MAX_PARAMETERS {
+            return None;
+        }
         out.push((name, value));
         rest = after;
     }
@@ -269,16 +277,16 @@ fn part(head: &[u8], content: Range<usize>) -> Result<Part<'_>, Error> {
 }
 
 /// `form-data; name="..."[; filename="..."]`: the name and file name.
-fn disposition_of(value: &str) -> Result<(&str, Option<&str>), Error> {
+fn disposition_of<'a>(value: &'a str) -> Result<(&'a str, Option<&'a str>), Error> {
     let (kind, rest) = value.split_once(';').map_or((value, None), |(k, r)| (k, Some(r)));
     if kind.trim_end_matches(' ') != "form-data" {
         return Err(Error::NotFormDataDisposition);
     }
     let params = parameters(rest.unwrap_or(""), rest.is_some()).ok_or(Error::DispositionSyntax)?;
     // `filename*` is `filename` spelled otherwise (RFC 2231): the same parameter twice.
-    let base = |n: &str| n.strip_suffix('*').unwrap_or(n).to_ascii_lowercase();
+    let base = |n: &'a str| n.strip_suffix('*').unwrap_or(n);
     for (i, (n, _)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(m, _)| base(m) == base(n)) {
+        if params[..i].iter().any(|(m, _)| base(m).eq_ignore_ascii_case(base(n))) {
             return Err(Error::DispositionDuplicate);
         }
     }
@@ -416,6 +424,10 @@ mod tests {
             assert_eq!(boundary(ct), Err(e), "{ct}");
         }
         assert_eq!(boundary(&format!("multipart/form-data; boundary={}", "b".repeat(71))), Err(Error::InvalidBoundary));
+        // Duplicates are looked for pairwise, so the parameters are few.
+        let many: String = (0..16).map(|i| format!("; p{i}=v")).collect();
+        assert_eq!(boundary(&format!("multipart/form-data{many}; boundary=x")), Err(Error::ContentTypeSyntax));
+        assert_eq!(boundary(&format!("multipart/form-data{}; boundary=x", &many[..many.rfind(';').unwrap()])), Ok("x"));
         assert!(boundary(&format!("multipart/form-data; boundary={}", "b".repeat(70))).is_ok());
         assert_eq!(parse(b"--x--", &"b".repeat(71)), Err(Error::InvalidBoundary));
     }
