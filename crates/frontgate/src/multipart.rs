@@ -115,7 +115,7 @@ const MAX_PARAMETERS: usize = 16;
 /// whitespace around `=`, no empty parameter, no quoted-pair).
 pub fn boundary(content_type: &str) -> Result<&str, Error> {
     let (essence, rest) = content_type.split_once(';').map_or((content_type, None), |(e, r)| (e, Some(r)));
-    if !essence.trim_matches(' ').eq_ignore_ascii_case("multipart/form-data") {
+    if !essence.eq_ignore_ascii_case("multipart/form-data") {
         return Err(Error::NotFormData);
     }
     let params = parameters(rest.unwrap_or(""), rest.is_some()).ok_or(Error::ContentTypeSyntax)?;
@@ -142,7 +142,7 @@ fn is_token(c: u8) -> bool {
 }
 
 /// `;`-led `name=value` parameters (RFC 9110 §5.6.6), each value a token or a quoted string;
-/// spaces around `;` only. `leading` says whether the text starts after a `;` (the caller split
+/// spaces after a `;` only (mime, which multer uses, refuses them before one). `leading` says whether the text starts after a `;` (the caller split
 /// it off), so that a lone trailing `;` and empty parameters are refused. Quoted values are
 /// returned without their quotes; a backslash (quoted-pair) or control character in one is
 /// refused rather than unescaped, since readers differ on it. `None` when malformed, or more
@@ -153,8 +153,7 @@ fn parameters(s: &str, leading: bool) -> Option<Vec<(&str, &str)>> {
     let mut first = leading;
     loop {
         if !first {
-            rest = rest.trim_start_matches(' ');
-            if rest.is_empty() {
+            if rest.trim_start_matches(' ').is_empty() {
                 return Some(out);
             }
             rest = rest.strip_prefix(';')?;
@@ -279,7 +278,7 @@ fn part(head: &[u8], content: Range<usize>) -> Result<Part<'_>, Error> {
 /// `form-data; name="..."[; filename="..."]`: the name and file name.
 fn disposition_of<'a>(value: &'a str) -> Result<(&'a str, Option<&'a str>), Error> {
     let (kind, rest) = value.split_once(';').map_or((value, None), |(k, r)| (k, Some(r)));
-    if kind.trim_end_matches(' ') != "form-data" {
+    if kind != "form-data" {
         return Err(Error::NotFormDataDisposition);
     }
     let params = parameters(rest.unwrap_or(""), rest.is_some()).ok_or(Error::DispositionSyntax)?;
@@ -322,7 +321,6 @@ fn holds_word(s: &str, word: &str) -> bool {
 /// validates text as; a backend would decode another charset into other text).
 fn check_part_type(ct: &str) -> Result<(), Error> {
     let (essence, rest) = ct.split_once(';').map_or((ct, None), |(e, r)| (e, Some(r)));
-    let essence = essence.trim_end_matches(' ');
     let well_formed = essence.split_once('/').is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && t.bytes().all(is_token) && s.bytes().all(is_token));
     let params = parameters(rest.unwrap_or(""), rest.is_some()).filter(|_| well_formed).ok_or(Error::PartContentType)?;
     for (i, (n, v)) in params.iter().enumerate() {
@@ -412,6 +410,8 @@ mod tests {
             ("multipart/form-data; boundary=x;", Error::ContentTypeSyntax),
             ("multipart/form-data;; boundary=x", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=x y", Error::ContentTypeSyntax),
+            ("multipart/form-data; charset=utf-8 ; boundary=x", Error::ContentTypeSyntax),
+            ("multipart/form-data ; boundary=x", Error::NotFormData),
             ("multipart/form-data; boundary=\"unterminated", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"a\\\"b\"", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"tab\there\"", Error::ContentTypeSyntax),
@@ -543,8 +543,10 @@ mod tests {
         for (head, e) in cases {
             assert_eq!(one(head), Err(e), "{head:?}");
         }
-        // Spaces around `;` are fine; a file name may hold spaces and the word name.
-        assert_eq!(one("Content-Disposition: form-data ;name=\"a\" ; filename=\"my name.txt\" ").unwrap(), vec![("a".into(), true, "v".into())]);
+        // Spaces after `;` are fine, not before it; a file name may hold spaces and the word name.
+        assert_eq!(one("Content-Disposition: form-data;name=\"a\";  filename=\"my name.txt\" ").unwrap(), vec![("a".into(), true, "v".into())]);
+        assert_eq!(one("Content-Disposition: form-data ; name=\"a\""), Err(Error::NotFormDataDisposition));
+        assert_eq!(one("Content-Disposition: form-data; name=\"a\" ; filename=\"b\""), Err(Error::DispositionSyntax));
     }
 
     #[test]
@@ -552,5 +554,132 @@ mod tests {
         let (h, _) = field("a", "");
         let b = body(&[(&h, "1"), (&h, "2")]);
         assert_eq!(parse_str(&b).unwrap(), vec![("a".into(), false, "1".into()), ("a".into(), false, "2".into())]);
+    }
+
+    /// Differential with multer (the parser axum uses): bodies built from fragments that
+    /// parsers read differently, then mutated byte by byte. Whenever this reader accepts, multer
+    /// reads the same boundary and the same parts. The fuzz target `multipart` does the same on
+    /// free-form input.
+    mod differential {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        const TYPES: &[&str] = &[
+            "multipart/form-data; boundary=b",
+            "multipart/form-data; boundary=\"b\"",
+            "Multipart/Form-Data;boundary=b; charset=utf-8",
+            "multipart/form-data; boundary=b; boundary=c",
+            "multipart/form-data; boundary=\"a b:c\"",
+            "multipart/form-data; x=\"boundary=c\"; boundary=b",
+            "multipart/form-data ; boundary=b",
+        ];
+        const BOUNDARIES: &[&str] = &["b", "a b:c", "c"];
+        const DISPOSITIONS: &[&str] = &[
+            "form-data; name=\"a\"",
+            "form-data; name=a",
+            "form-data; name=\"a\"; filename=\"f.txt\"",
+            "form-data; name=\"a\"; filename=\"\"",
+            "form-data; name=\"my name\"; filename=\"my name.txt\"",
+            "form-data; name=\"x filename\"; filename=\"f\"",
+            "form-data; name=\"a\"; x=\"filename=y\"",
+            "form-data; filename=\"a; name=b\"; name=\"c\"",
+            "form-data; name=\"a\"; filename=\"x; name=b\"",
+            "form-data; name=\"a\\\"b\"",
+            "form-data; name=\"名前\"",
+            "form-data; name=\"a\"; name=\"b\"",
+            "form-data; NAME=\"a\"",
+            "form-data;name=a;filename=b",
+            "form-data ; name=\"a\" ; filename=\"b\" ",
+            "form-data;name=\"a\";  filename=\"b\" ",
+            "form-data; name=\"\"",
+            "attachment; name=\"a\"",
+        ];
+        const HEADERS: &[&str] = &["", "Content-Type: text/plain\r\n", "content-type: text/plain; charset=utf-8\r\n", "Content-Length: 1\r\n", "Content-Transfer-Encoding: binary\r\n", "X-Other: 1\r\n"];
+        const CONTENTS: &[&str] = &["", "v", "a\r\n--b", "--b", "\r\n", "x\r\n--bx", "line\r\nline"];
+        const AFTER_DELIMITER: &[&str] = &["\r\n", "\r\n", "\r\n", " \r\n", "\n", "x\r\n"];
+        const CLOSES: &[&str] = &["--\r\n", "--", "--\r\nepilogue", "-- \r\n"];
+        const PREAMBLES: &[&str] = &["", "", "", "x", "\r\n", "x--b--\r\n"];
+
+        fn block_on<F: Future>(f: F) -> F::Output {
+            let mut f = std::pin::pin!(f);
+            let mut cx = Context::from_waker(Waker::noop());
+            for _ in 0..10_000 {
+                if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            panic!("multer did not finish reading an in-memory body");
+        }
+
+        type Read = Vec<(Option<String>, Option<String>, bytes::Bytes)>;
+
+        fn multer_parts(body: &[u8], boundary: &str) -> Result<Read, multer::Error> {
+            let chunk = bytes::Bytes::copy_from_slice(body);
+            let stream = futures_util::stream::once(async move { Ok::<bytes::Bytes, std::convert::Infallible>(chunk) });
+            let mut reader = multer::Multipart::new(stream, boundary);
+            block_on(async move {
+                let mut out = Vec::new();
+                while let Some(field) = reader.next_field().await? {
+                    let (name, file) = (field.name().map(str::to_owned), field.file_name().map(str::to_owned));
+                    out.push((name, file, field.bytes().await?));
+                }
+                Ok(out)
+            })
+        }
+
+        /// What `fuzz/fuzz_targets/multipart.rs` asserts, on one content type and body.
+        pub(super) fn agree(content_type: &str, body: &[u8]) {
+            let Ok(boundary) = boundary(content_type) else { return };
+            assert_eq!(multer::parse_boundary(content_type).ok().as_deref(), Some(boundary), "{content_type:?}");
+            let Ok(parts) = parse(body, boundary) else { return };
+            let theirs = multer_parts(body, boundary).unwrap_or_else(|e| panic!("multer refuses {:?}: {e}", String::from_utf8_lossy(body)));
+            assert_eq!(parts.len(), theirs.len(), "{:?}: {parts:?} vs {theirs:?}", String::from_utf8_lossy(body));
+            for (ours, (name, file, content)) in parts.iter().zip(&theirs) {
+                assert_eq!((Some(ours.name), ours.filename, &body[ours.content.clone()]), (name.as_deref(), file.as_deref(), &content[..]), "{:?}", String::from_utf8_lossy(body));
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+            #[test]
+            fn whatever_this_reader_accepts_multer_reads_the_same(
+                ct in 0..TYPES.len(),
+                b in 0..BOUNDARIES.len(),
+                preamble in 0..PREAMBLES.len(),
+                parts in proptest::collection::vec((0..DISPOSITIONS.len(), 0..HEADERS.len(), 0..CONTENTS.len(), 0..AFTER_DELIMITER.len()), 0..4),
+                close in 0..CLOSES.len(),
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 0..3),
+            ) {
+                let boundary = BOUNDARIES[b];
+                let mut body = PREAMBLES[preamble].replace("--b", &format!("--{boundary}"));
+                for &(d, h, c, after) in &parts {
+                    let content = CONTENTS[c].replace("--b", &format!("--{boundary}"));
+                    body.push_str(&format!("--{boundary}{}Content-Disposition: {}\r\n{}\r\n{content}\r\n", AFTER_DELIMITER[after], DISPOSITIONS[d], HEADERS[h]));
+                }
+                body.push_str(&format!("--{boundary}{}", CLOSES[close]));
+                let mut raw = body.into_bytes();
+                for (at, byte, kind) in edits {
+                    let i = at.index(raw.len() + 1);
+                    match kind {
+                        0 if i < raw.len() => raw[i] = byte,
+                        1 if i < raw.len() => { raw.remove(i); }
+                        _ => raw.insert(i.min(raw.len()), byte),
+                    }
+                }
+                agree(TYPES[ct], &raw);
+            }
+        }
+
+        #[test]
+        fn the_seed_bodies_agree() {
+            let b = "----WebKitFormBoundaryX3bY9nLq2mZ8aB7c";
+            let body = format!("--{b}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{b}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a b.txt\"\r\nContent-Type: text/plain\r\n\r\nx\r\n--{b}--\r\n");
+            agree(&format!("multipart/form-data; boundary={b}"), body.as_bytes());
+            assert_eq!(parse(body.as_bytes(), b).map(|p| p.len()), Ok(2));
+        }
     }
 }
