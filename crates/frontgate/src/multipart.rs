@@ -142,7 +142,7 @@ fn is_token(c: u8) -> bool {
 }
 
 /// `;`-led `name=value` parameters (RFC 9110 §5.6.6), each value a token or a quoted string;
-/// spaces after a `;` only (mime, which multer uses, refuses them before one). `leading` says whether the text starts after a `;` (the caller split
+/// spaces after a `;` only (mime, which multer uses, refuses them before one or at the end). `leading` says whether the text starts after a `;` (the caller split
 /// it off), so that a lone trailing `;` and empty parameters are refused. Quoted values are
 /// returned without their quotes; a backslash (quoted-pair) or control character in one is
 /// refused rather than unescaped, since readers differ on it. `None` when malformed, or more
@@ -153,7 +153,8 @@ fn parameters(s: &str, leading: bool) -> Option<Vec<(&str, &str)>> {
     let mut first = leading;
     loop {
         if !first {
-            if rest.trim_start_matches(' ').is_empty() {
+            // No trailing space either: mime refuses it (header values arrive trimmed).
+            if rest.is_empty() {
                 return Some(out);
             }
             rest = rest.strip_prefix(';')?;
@@ -412,6 +413,7 @@ mod tests {
             ("multipart/form-data; boundary=x y", Error::ContentTypeSyntax),
             ("multipart/form-data; charset=utf-8 ; boundary=x", Error::ContentTypeSyntax),
             ("multipart/form-data ; boundary=x", Error::NotFormData),
+            ("multipart/form-data; boundary=x ", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"unterminated", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"a\\\"b\"", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"tab\there\"", Error::ContentTypeSyntax),
