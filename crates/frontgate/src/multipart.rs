@@ -124,6 +124,10 @@ pub fn boundary(content_type: &str) -> Result<&str, Error> {
         if params[..i].iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
             return Err(Error::ContentTypeDuplicate);
         }
+        // mime (under multer) refuses an empty quoted value.
+        if value.is_empty() {
+            return Err(Error::ContentTypeSyntax);
+        }
         if name.eq_ignore_ascii_case("boundary") {
             boundary = Some(value);
         }
@@ -417,7 +421,8 @@ mod tests {
             ("multipart/form-data; boundary=\"unterminated", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"a\\\"b\"", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"tab\there\"", Error::ContentTypeSyntax),
-            ("multipart/form-data; boundary=\"\"", Error::InvalidBoundary),
+            ("multipart/form-data; boundary=\"\"", Error::ContentTypeSyntax),
+            ("multipart/form-data; boundary=x; charset=\"\"", Error::ContentTypeSyntax),
             ("multipart/form-data; boundary=\"ends in space \"", Error::InvalidBoundary),
             ("multipart/form-data; boundary=\"semi;colon\"", Error::InvalidBoundary),
             ("multipart/form-data; boundary=a*b", Error::InvalidBoundary),
@@ -578,6 +583,8 @@ mod tests {
             "multipart/form-data; boundary=\"a b:c\"",
             "multipart/form-data; x=\"boundary=c\"; boundary=b",
             "multipart/form-data ; boundary=b",
+            "multipart/form-data; boundary=b ",
+            "multipart/form-data; boundary=b; x=\"\"",
         ];
         const BOUNDARIES: &[&str] = &["b", "a b:c", "c"];
         const DISPOSITIONS: &[&str] = &[
