@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Time-boxed fuzzing of every cargo-fuzz target in fuzz/ (normalize_path, config_parse, pow_payload).
+# Time-boxed fuzzing of every cargo-fuzz target in fuzz/ (`cargo fuzz list`: normalize_path,
+# config_parse, pow_payload, openapi_body, h1_request_head, multipart).
 #
 #   scripts/fuzz.sh                       every target, 30 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh      longer runs

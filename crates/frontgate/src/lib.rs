@@ -13,6 +13,7 @@ pub mod demo;
 pub mod frontend;
 pub mod keys;
 pub mod layer;
+pub mod multipart;
 pub mod observe;
 pub mod oidc;
 pub mod pipeline;

@@ -467,7 +467,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `application/x-www-form-urlencoded` pairs, decoded.
-fn form_urlencoded_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+pub(crate) fn form_urlencoded_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
     bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|pair| {
         let mut it = pair.splitn(2, |&b| b == b'=');
         let decode = |s: &[u8]| {

@@ -1,7 +1,8 @@
 //! Request bodies: the content type must be one the operation declares (415 otherwise); JSON is
-//! read strictly ([`super::json`]), `application/x-www-form-urlencoded` and simple
-//! `multipart/form-data` are turned into objects by the schema's property types; then the
-//! schema validates. The body was buffered by the pipeline (bounded by the route's
+//! read strictly ([`super::json`]), `application/x-www-form-urlencoded` and `multipart/form-data`
+//! are turned into objects by the schema's property types; then the schema validates. Multipart
+//! is read by the strict [`crate::multipart`] reader: a body it refuses (malformed, or readable
+//! more than one way) is a 400 `invalid_body`, never validated under one guessed reading. The body was buffered by the pipeline (bounded by the route's
 //! `max_body_bytes`) and is forwarded as these same bytes.
 
 use bytes::Bytes;
@@ -60,7 +61,8 @@ pub fn message(e: &jsonschema::ValidationError<'_>) -> String {
     m.chars().take(200).collect()
 }
 
-/// Checks the body against the operation. `Err` is a 415; schema errors go into `errors`.
+/// Checks the body against the operation. `Err` is a 415, or a 400 `invalid_body` for a body that
+/// is ambiguous; schema errors go into `errors`.
 pub fn check(op: &Operation, spec: &Spec, headers: &HeaderMap, body: Option<&Bytes>, errors: &mut Errors) -> Result<(), Problem> {
     let present = body.is_some_and(|b| !b.is_empty()) || (body.is_none() && super::has_body(headers));
     let Some(decl) = &op.body else {
@@ -75,7 +77,12 @@ pub fn check(op: &Operation, spec: &Spec, headers: &HeaderMap, body: Option<&Byt
         }
         return Ok(());
     };
-    let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut content_types = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let content_type = content_types.next().and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_types.next().is_some() {
+        // Readers behind the gateway take the first or the last: the body has no one type.
+        return Err(Problem::new(Code::InvalidBody).with_detail("The request has more than one Content-Type."));
+    }
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let Some(media) = pick(&decl.content, &essence) else {
         let declared: Vec<&str> = decl.content.iter().map(|m| m.range.as_str()).collect();
@@ -97,7 +104,7 @@ pub fn check(op: &Operation, spec: &Spec, headers: &HeaderMap, body: Option<&Byt
                 return Ok(());
             }
         },
-        MediaKind::Multipart => match multipart(bytes, content_type, media) {
+        MediaKind::Multipart => match multipart(bytes, content_type, media)? {
             Ok(v) => v,
             Err(m) => {
                 errors.push("/body", m);
@@ -138,16 +145,18 @@ fn property_type<'a>(media: &'a MediaBody, name: &str) -> (bool, Option<&'a str>
 }
 
 /// Adds a field to a form object: array-typed properties collect repeats, others refuse them.
-fn add_field(obj: &mut Map<String, Value>, media: &MediaBody, name: &str, raw: &str) -> Result<(), String> {
+/// `raw` is `None` for a file part, whose content is not validated (an empty string stands in).
+fn add_field(obj: &mut Map<String, Value>, media: &MediaBody, name: &str, raw: Option<&str>) -> Result<(), String> {
     let (_, t) = property_type(media, name);
+    let value = |t| raw.map_or(Value::String(String::new()), |raw| coerce(raw, t));
     if t == Some("array") {
         let entry = obj.entry(name.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(a) = entry {
-            a.push(Value::String(raw.to_owned()));
+            a.push(raw.map_or(Value::String(String::new()), |raw| Value::String(raw.to_owned())));
         }
         return Ok(());
     }
-    if obj.insert(name.to_owned(), coerce(raw, t)).is_some() {
+    if obj.insert(name.to_owned(), value(t)).is_some() {
         return Err(format!("field `{}` given more than once", name.chars().take(64).collect::<String>()));
     }
     Ok(())
@@ -158,66 +167,32 @@ fn form(bytes: &[u8], media: &MediaBody) -> Result<Value, String> {
     let mut obj = Map::new();
     for kv in text.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        add_field(&mut obj, media, &decode(k, true), &decode(v, true))?;
+        add_field(&mut obj, media, &decode(k, true), Some(&decode(v, true)))?;
     }
     Ok(Value::Object(obj))
 }
 
-/// A simple `multipart/form-data` reader: each part's `name` becomes a property; its content is
-/// text (coerced by type), or a string for binary parts.
-fn multipart(bytes: &[u8], content_type: &str, media: &MediaBody) -> Result<Value, String> {
-    let boundary = content_type
-        .split(';')
-        .filter_map(|p| p.trim().split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("boundary"))
-        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-        .filter(|b| !b.is_empty() && b.len() <= 70)
-        .ok_or("multipart body without a boundary")?;
-    let delim = format!("--{boundary}");
-    let delim = delim.as_bytes();
+/// A `multipart/form-data` body as an object: each part's `name` becomes a property; a field's
+/// content is text (coerced by type), a file's is not read. The outer `Err` is the strict
+/// reader's refusal (a 400 `invalid_body`); the inner one a schema-level error (a field given
+/// twice, text that is not UTF-8).
+fn multipart(bytes: &[u8], content_type: &str, media: &MediaBody) -> Result<Result<Value, String>, Problem> {
+    let invalid = |e: crate::multipart::Error| Problem::new(Code::InvalidBody).with_detail(format!("The multipart body is refused: {e}."));
+    let boundary = crate::multipart::boundary(content_type).map_err(invalid)?;
+    let parts = crate::multipart::parse(bytes, boundary).map_err(invalid)?;
     let mut obj = Map::new();
-    let mut rest = match find(bytes, delim) {
-        Some(i) => &bytes[i + delim.len()..],
-        None => return Err("multipart body without its boundary".into()),
-    };
-    loop {
-        if rest.starts_with(b"--") {
-            break;
-        }
-        let Some(after_crlf) = rest.strip_prefix(b"\r\n") else { return Err("malformed multipart boundary line".into()) };
-        let Some(end) = find(after_crlf, delim) else { return Err("multipart body is not terminated".into()) };
-        let part = &after_crlf[..end];
-        let part = part.strip_suffix(b"\r\n").ok_or("malformed multipart part")?;
-        let Some(split) = find(part, b"\r\n\r\n") else { return Err("multipart part without headers".into()) };
-        let head = std::str::from_utf8(&part[..split]).map_err(|_| "multipart part headers are not UTF-8".to_owned())?;
-        let content = &part[split + 4..];
-        let disposition = head
-            .split("\r\n")
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition")).map(|(_, v)| v))
-            .ok_or("multipart part without Content-Disposition")?;
-        let name = disposition
-            .split(';')
-            .filter_map(|p| p.trim().split_once('='))
-            .find(|(k, _)| k.trim() == "name")
-            .map(|(_, v)| v.trim().trim_matches('"').to_owned())
-            .ok_or("multipart part without a name")?;
-        let is_file = disposition.contains("filename=");
-        let text = if is_file { String::new() } else { String::from_utf8(content.to_vec()).map_err(|_| format!("multipart field `{name}` is not UTF-8 text"))? };
-        if is_file {
-            if obj.insert(name.clone(), Value::String(String::new())).is_some() {
-                return Err(format!("field `{name}` given more than once"));
-            }
+    for part in &parts {
+        let text = if part.is_file() {
+            None
         } else {
-            add_field(&mut obj, media, &name, &text)?;
+            match std::str::from_utf8(&bytes[part.content.clone()]) {
+                Ok(t) => Some(t),
+                Err(_) => return Ok(Err(format!("multipart field `{}` is not UTF-8 text", part.name.chars().take(64).collect::<String>()))),
+            }
+        };
+        if let Err(e) = add_field(&mut obj, media, part.name, text) {
+            return Ok(Err(e));
         }
-        rest = &after_crlf[end + delim.len()..];
     }
-    Ok(Value::Object(obj))
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
+    Ok(Ok(Value::Object(obj)))
 }

@@ -168,7 +168,7 @@ impl OpenApiCheck {
             media_problem = body::check(op, spec, &ex.head.headers, ex.body.as_ref(), &mut errors).err();
         }
         if let Some(p) = media_problem {
-            self.count("media_type");
+            self.count(if p.code == Code::InvalidBody { "body" } else { "media_type" });
             return Err(p);
         }
         match errors.into_problem() {

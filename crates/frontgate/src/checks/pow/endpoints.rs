@@ -41,7 +41,7 @@ fn method_not_allowed(allow: &'static str) -> Problem {
     Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static(allow))
 }
 
-use crate::oidc::query_param;
+use crate::oidc::{form_urlencoded_pairs, query_param};
 
 /// `GET /.frontgate/challenge?route=PATH[&method=M]`.
 pub struct ChallengeEndpoint(pub Arc<Pow>);
@@ -113,29 +113,69 @@ impl FieldMedia {
         } else if essence.eq_ignore_ascii_case("application/json") {
             Some(FieldMedia::Json)
         } else {
-            super::multipart::boundary(ct).map(FieldMedia::Multipart)
+            crate::multipart::boundary(ct).ok().map(|b| FieldMedia::Multipart(b.to_owned()))
         }
     }
 
     /// The string in the body's form field (urlencoded or multipart) or top-level JSON member
-    /// `name` (`altcha` or `payload`); `Ok(None)` when there is none, `Err` when the body is not
-    /// its type's syntax. A form field given twice counts as absent, and a JSON member given
-    /// twice makes the body malformed, so no reader behind the gateway can pick another copy
-    /// than the one checked.
-    pub(super) fn field(&self, body: &[u8], name: &str) -> Result<Option<String>, &'static str> {
+    /// `name` (`altcha` or `payload`); `Ok(None)` when there is none (or the multipart part of
+    /// that name is a file). A field or member given twice, and a multipart body the strict
+    /// reader refuses, are [`FieldError::Ambiguous`]: no reader behind the gateway may pick
+    /// another copy, or split the body otherwise, than the gateway did.
+    pub(super) fn field(&self, body: &[u8], name: &str) -> Result<Option<String>, FieldError> {
         #[derive(serde::Deserialize)]
         struct Members {
             altcha: Option<serde_json::Value>,
             payload: Option<serde_json::Value>,
         }
+        let twice = || FieldError::Ambiguous(format!("the field `{name}` is given more than once"));
         match self {
-            FieldMedia::Form => Ok(query_param(Some(std::str::from_utf8(body).map_err(|_| "not UTF-8")?), name)),
+            FieldMedia::Form => {
+                std::str::from_utf8(body).map_err(|_| FieldError::Malformed("not UTF-8"))?;
+                let mut found = None;
+                for (_, value) in form_urlencoded_pairs(body).filter(|(k, _)| k == name) {
+                    if found.replace(value).is_some() {
+                        return Err(twice());
+                    }
+                }
+                Ok(found)
+            }
             FieldMedia::Json => {
-                let m: Members = serde_json::from_slice(body).map_err(|_| "not a JSON object, or a member given twice")?;
+                let m: Members = serde_json::from_slice(body).map_err(|e| {
+                    // serde names a member given twice "duplicate field"; anything else is syntax.
+                    if e.to_string().starts_with("duplicate field") { twice() } else { FieldError::Malformed("not a JSON object") }
+                })?;
                 let member = if name == "payload" { m.payload } else { m.altcha };
                 Ok(member.as_ref().and_then(|v| v.as_str()).map(str::to_owned))
             }
-            FieldMedia::Multipart(boundary) => super::multipart::field(body, boundary, name),
+            FieldMedia::Multipart(boundary) => {
+                let parts = crate::multipart::parse(body, boundary).map_err(|e| FieldError::Ambiguous(format!("the multipart body is refused: {e}")))?;
+                let mut named = parts.iter().filter(|p| p.name == name);
+                match (named.next(), named.next()) {
+                    (Some(_), Some(_)) => Err(twice()),
+                    (Some(p), None) if !p.is_file() => std::str::from_utf8(&body[p.content.clone()]).map(|v| Some(v.to_owned())).map_err(|_| FieldError::Malformed("a multipart field that is not UTF-8")),
+                    _ => Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// Why a body's field could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum FieldError {
+    /// The body is not its type's syntax (not UTF-8, not a JSON object).
+    Malformed(&'static str),
+    /// The body could be read more than one way: a field given twice, or a multipart body the
+    /// strict reader refuses. The gate refuses it outright (400 `invalid_body`).
+    Ambiguous(String),
+}
+
+impl FieldError {
+    pub(super) fn detail(&self) -> String {
+        match self {
+            FieldError::Malformed(what) => (*what).to_owned(),
+            FieldError::Ambiguous(what) => what.clone(),
         }
     }
 }
@@ -147,8 +187,8 @@ fn payload_from_body(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<
     let Some(media) = FieldMedia::of(content_type) else {
         return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` (urlencoded or multipart) or as JSON {\"altcha\": \"...\"}."));
     };
-    let found = match media.field(body, "altcha").map_err(malformed)? {
-        None if media == FieldMedia::Json => media.field(body, "payload").map_err(malformed)?,
+    let found = match media.field(body, "altcha").map_err(|e| malformed(&e.detail()))? {
+        None if media == FieldMedia::Json => media.field(body, "payload").map_err(|e| malformed(&e.detail()))?,
         found => found,
     };
     found.ok_or_else(|| malformed(if media == FieldMedia::Json { "no \"altcha\" string member" } else { "no altcha field" }))
@@ -253,5 +293,29 @@ mod tests {
         assert_eq!(payload("text/plain", b"altcha=x").unwrap_err().code, Code::UnsupportedMediaType);
         assert_eq!(payload("multipart/form-data", b"").unwrap_err().code, Code::UnsupportedMediaType, "no boundary");
         assert_eq!(payload("multipart/mixed; boundary=x", b"").unwrap_err().code, Code::UnsupportedMediaType);
+    }
+
+    #[test]
+    fn a_field_given_twice_or_a_body_read_two_ways_is_ambiguous() {
+        let multipart = FieldMedia::of(Some(&HeaderValue::from_static("multipart/form-data; boundary=b"))).unwrap();
+        let part = |disposition: &str, value: &str| format!("--b\r\ncontent-disposition: {disposition}\r\n\r\n{value}\r\n");
+        let field = |media: &FieldMedia, body: &str| media.field(body.as_bytes(), "altcha");
+        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=altcha", "v"))), Ok(Some("v".into())));
+        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=other", "v"))), Ok(None));
+        // A file is not the field; names compare exactly.
+        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=altcha; filename=a", "v"))), Ok(None));
+        assert_eq!(field(&multipart, &format!("{}{}--b--", part("form-data; name=Altcha", "v"), part("form-data; name=\"altcha \"", "v"))), Ok(None));
+        let ambiguous = [
+            (multipart.clone(), format!("{}{}--b--", part("form-data; name=altcha", "v"), part("form-data; name=altcha", "v"))),
+            (multipart.clone(), format!("{}{}--b--", part("form-data; name=altcha", "v"), part("form-data; name=altcha; filename=a", "v"))),
+            (multipart.clone(), format!("{}--b", part("form-data; name=altcha", "v"))),
+            (multipart.clone(), format!("{}--b--", part("form-data; name=x; filename=\"a; name=altcha\"", "v"))),
+            (FieldMedia::Form, "altcha=a&x=1&altcha=a".into()),
+            (FieldMedia::Json, r#"{"altcha":"a","altcha":"a"}"#.into()),
+        ];
+        for (media, body) in &ambiguous {
+            assert!(matches!(field(media, body), Err(FieldError::Ambiguous(_))), "{media:?} {body:?}");
+        }
+        assert_eq!(field(&FieldMedia::Json, "[1]"), Err(FieldError::Malformed("not a JSON object")));
     }
 }

@@ -13,7 +13,6 @@
 pub mod adaptive;
 pub mod clearance;
 pub mod endpoints;
-pub mod multipart;
 pub mod page;
 pub mod protocol;
 
@@ -298,9 +297,11 @@ impl Check for PowCheck {
                 pow.record_failure(ip, "malformed");
                 return Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST)));
             }
-            None => match ex.body.as_deref().and_then(|body| body_field(ex.head, body)) {
-                Some(p) => p,
-                None => return Outcome::Ready(self.absent(ex)),
+            None => match ex.body.as_deref().map(|body| body_field(ex.head, body)) {
+                Some(Ok(Some(p))) => p,
+                // A body readable more than one way is refused, not taken as "no solution".
+                Some(Err(detail)) => return Outcome::Ready(Verdict::Deny(Problem::new(Code::InvalidBody).with_detail(format!("The body's solution field cannot be read one way only: {detail}.")))),
+                _ => return Outcome::Ready(self.absent(ex)),
             },
         };
         Outcome::Pending(Box::pin(async move {
@@ -331,9 +332,16 @@ fn may_carry_field(head: &Parts, route_limit: u64) -> bool {
 }
 
 /// The body's `altcha` field (what the ALTCHA widget adds to the form it sits in, urlencoded
-/// or multipart), or its top-level JSON member `altcha`.
-fn body_field(head: &Parts, body: &[u8]) -> Option<String> {
-    endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE))?.field(body, "altcha").ok().flatten()
+/// or multipart), or its top-level JSON member `altcha`. `Ok(None)` when there is none or the
+/// body is malformed (the request then needs a challenge like any other); `Err` with a detail
+/// when the body is ambiguous ([`endpoints::FieldError::Ambiguous`]).
+fn body_field(head: &Parts, body: &[u8]) -> Result<Option<String>, String> {
+    let Some(media) = endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)) else { return Ok(None) };
+    match media.field(body, "altcha") {
+        Ok(found) => Ok(found),
+        Err(endpoints::FieldError::Malformed(_)) => Ok(None),
+        Err(e) => Err(e.detail()),
+    }
 }
 
 fn clearance_reason(e: clearance::ClearanceError) -> &'static str {
