@@ -286,7 +286,7 @@ fn folds_to_a_field_the_gateway_reads(name: &str) -> bool {
         )
 }
 
-/// Removes method-override fields (see [`METHOD_OVERRIDE`]): a route that does not opt in
+/// Removes method-override fields (`X-HTTP-Method-Override`, `X-Method-Override`, `X-HTTP-Method`): a route that does not opt in
 /// (`method_override = true`) never lets a backend framework turn its allowed method into
 /// another one the route table never allowed.
 pub fn remove_method_override(headers: &mut HeaderMap) {
