@@ -73,7 +73,9 @@ fn docs_link_only_to_files_in_the_repository_that_exist() {
     for file in markdown_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         for (i, line) in text.lines().enumerate() {
-            if line.contains("DESIGN.md") || line.contains("../shared") {
+            // Design notes kept outside the repository (spelt in parts so this file cites none).
+            let outside = [concat!("DESIGN", ".md"), concat!("../", "shared")];
+            if outside.iter().any(|o| line.contains(o)) {
                 problems.push(format!("{}:{}: cites a file outside the repository", file.display(), i + 1));
             }
             for link in line.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
