@@ -110,6 +110,10 @@ if [ "$(cat "$vite_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$vit
   printf '%s' "$vite_stamp" > "$vite_dir/node_modules/.frontgate-installed"
 fi
 
+say "format"
+cargo fmt --all --check
+(cd fuzz && cargo fmt --check)
+
 say "build"
 cargo build --workspace --tests --locked
 

@@ -29,14 +29,19 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 /// multer's reading of `body`: (name, file name, content) per part, or its error.
-fn multer_parts(body: &[u8], boundary: &str) -> Result<Vec<(Option<String>, Option<String>, Bytes)>, multer::Error> {
+fn multer_parts(
+    body: &[u8],
+    boundary: &str,
+) -> Result<Vec<(Option<String>, Option<String>, Bytes)>, multer::Error> {
     let chunk = Bytes::copy_from_slice(body);
-    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(chunk) });
+    let stream =
+        futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(chunk) });
     let mut reader = multer::Multipart::new(stream, boundary);
     block_on(async move {
         let mut out = Vec::new();
         while let Some(field) = reader.next_field().await? {
-            let (name, file) = (field.name().map(str::to_owned), field.file_name().map(str::to_owned));
+            let (name, file) =
+                (field.name().map(str::to_owned), field.file_name().map(str::to_owned));
             out.push((name, file, field.bytes().await?));
         }
         Ok(out)
@@ -64,7 +69,15 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(parts.len(), theirs.len(), "part count: frontgate {parts:?}, multer {theirs:?}");
     for (ours, (name, file, content)) in parts.iter().zip(&theirs) {
         assert_eq!(Some(ours.name), name.as_deref(), "name: frontgate {ours:?}, multer {theirs:?}");
-        assert_eq!(ours.filename, file.as_deref(), "file name: frontgate {ours:?}, multer {theirs:?}");
-        assert_eq!(&body[ours.content.clone()], &content[..], "content: frontgate {ours:?}, multer {theirs:?}");
+        assert_eq!(
+            ours.filename,
+            file.as_deref(),
+            "file name: frontgate {ours:?}, multer {theirs:?}"
+        );
+        assert_eq!(
+            &body[ours.content.clone()],
+            &content[..],
+            "content: frontgate {ours:?}, multer {theirs:?}"
+        );
     }
 });

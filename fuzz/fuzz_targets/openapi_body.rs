@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use frontgate::checks::openapi::{Errors, Spec, body, compile, json};
-use frontgate::config::openapi::{OpenApiConfig, ResponseValidation, UnknownQuery};
 use frontgate::config::Size;
+use frontgate::config::openapi::{OpenApiConfig, ResponseValidation, UnknownQuery};
 use libfuzzer_sys::fuzz_target;
 
 const SPEC: &str = r##"{"openapi":"3.0.3","info":{"title":"f","version":"1"},"paths":{"/items":{"post":{
@@ -38,7 +38,8 @@ fn spec() -> &'static Spec {
             max_response_bytes: Size(1 << 20),
             compiled: None,
         };
-        compile(serde_json::from_str(SPEC).expect("fuzz spec is JSON"), &config).unwrap_or_else(|e| panic!("{e:?}"))
+        compile(serde_json::from_str(SPEC).expect("fuzz spec is JSON"), &config)
+            .unwrap_or_else(|e| panic!("{e:?}"))
     })
 }
 
@@ -66,6 +67,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(!message.is_empty());
     }
     if kind % 3 == 0 && json::parse(rest, 1000).is_ok() {
-        assert!(serde_json::from_slice::<serde_json::Value>(rest).is_ok(), "strict reader accepted what serde_json refuses");
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(rest).is_ok(),
+            "strict reader accepted what serde_json refuses"
+        );
     }
 });

@@ -7,16 +7,19 @@
 
 use std::time::Duration;
 
-use frontgate::multipart;
 use frontgate::checks::pow::protocol::Protocol;
 use frontgate::config::pow::{PowAlgorithm, PowMode};
+use frontgate::multipart;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(parts) = multipart::parse(data, "b") {
         let mut end = 0;
         for p in &parts {
-            assert!(!p.name.is_empty() && end <= p.content.start && p.content.end <= data.len(), "{p:?}");
+            assert!(
+                !p.name.is_empty() && end <= p.content.start && p.content.end <= data.len(),
+                "{p:?}"
+            );
             end = p.content.end;
         }
     }
@@ -24,7 +27,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(boundary) = multipart::boundary(text) {
         assert!(!boundary.is_empty() && boundary.len() <= 70);
     }
-    let p = Protocol::new("fuzzing-secret-0123456789abcdef0123", Duration::from_secs(300), PowMode::Probabilistic, PowAlgorithm::Pbkdf2Sha256, "https://fuzz.example");
+    let p = Protocol::new(
+        "fuzzing-secret-0123456789abcdef0123",
+        Duration::from_secs(300),
+        PowMode::Probabilistic,
+        PowAlgorithm::Pbkdf2Sha256,
+        "https://fuzz.example",
+    );
     let Ok(payload) = Protocol::decode(text) else { return };
     assert!(p.verify(&payload, None, 1_700_000_000).is_err(), "an unsigned payload verified");
 });

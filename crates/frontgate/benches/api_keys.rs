@@ -55,7 +55,9 @@ fn pg_admin(sql: String) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
         use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await.expect("PostgreSQL at 127.0.0.1:5432");
+        let mut c = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432");
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("admin SQL");
     });
 }
@@ -91,14 +93,18 @@ fn run(backend: &str) {
         }
         if batch.len() == 10_000 || i == KEYS - 1 {
             let (d, b) = (db.clone(), std::mem::take(&mut batch));
-            services.block_on(async move { repo::insert_many(&d, &b).await }).expect("runtime").expect("seed");
+            services
+                .block_on(async move { repo::insert_many(&d, &b).await })
+                .expect("runtime")
+                .expect("seed");
         }
     }
     println!("[{backend}] seeded {KEYS} keys in {:.1} s", t.elapsed().as_secs_f64());
     let verifier = Verifier::new(config.api_keys.as_ref().expect("api_keys"), &services);
     let ip: IpAddr = "127.0.0.1".parse().expect("ip");
     // A worker's runtime: the uncached path hops to the state runtime and back, as in the gateway.
-    let worker = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let worker =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
 
     // Uncached: each sampled key presented for the first time.
     let mut uncached = Vec::with_capacity(sample.len());
@@ -126,10 +132,16 @@ fn run(backend: &str) {
         refused.push(t.elapsed().as_nanos() as u64);
         assert!(matches!(r, Some(Err(_))));
     }
-    for (name, ns) in [("cached verification", cached), ("uncached verification (store lookup)", uncached), ("malformed key (no lookup)", refused)] {
+    for (name, ns) in [
+        ("cached verification", cached),
+        ("uncached verification (store lookup)", uncached),
+        ("malformed key (no lookup)", refused),
+    ] {
         let n = ns.len();
         let (p50, p99, max) = percentiles(ns);
-        println!("[{backend}] {name:<40} n={n:<8} p50 {p50:>9.2} µs  p99 {p99:>9.2} µs  max {max:>10.2} µs");
+        println!(
+            "[{backend}] {name:<40} n={n:<8} p50 {p50:>9.2} µs  p99 {p99:>9.2} µs  max {max:>10.2} µs"
+        );
     }
     drop(verifier);
     let d = db.clone();

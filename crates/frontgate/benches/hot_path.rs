@@ -6,9 +6,9 @@
 //! These are not tests: nothing here asserts a time.
 
 mod support;
-use support::measure;
 use std::hint::black_box;
 use std::path::Path;
+use support::measure;
 
 use frontgate::config::Config;
 use frontgate::problem::{Code, Problem};
@@ -43,7 +43,8 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let config = Config::parse(CONFIG, "<bench>", Path::new("/tmp")).expect("bench config");
     // Leaked so the boxed cases below can borrow it for 'static.
-    let table: &'static RouteTable = Box::leak(Box::new(RouteTable::build(&config).expect("bench routes")));
+    let table: &'static RouteTable =
+        Box::leak(Box::new(RouteTable::build(&config).expect("bench routes")));
 
     type Case = (&'static str, Box<dyn FnMut()>);
     let mut cases: Vec<Case> = Vec::new();
@@ -53,9 +54,12 @@ fn main() {
         ("normalize_path /api/%61bc/%7Euser (decodes)", "/api/%61bc/%7Euser"),
         ("normalize_path /api/%2e%2e/admin (refused)", "/api/%2e%2e/admin"),
     ] {
-        cases.push((name, Box::new(move || {
-            let _ = black_box(normalize_path(black_box(path)));
-        })));
+        cases.push((
+            name,
+            Box::new(move || {
+                let _ = black_box(normalize_path(black_box(path)));
+            }),
+        ));
     }
     for (name, method, path) in [
         ("lookup GET /api/items (found)", Method::GET, "/api/items"),
@@ -64,20 +68,33 @@ fn main() {
         ("lookup GET /api/admin (404)", Method::GET, "/api/admin"),
         ("lookup DELETE /api/items (405 + Allow)", Method::DELETE, "/api/items"),
     ] {
-        cases.push((name, Box::new(move || {
-            let r = table.lookup(black_box(&method), black_box(path));
-            black_box(matches!(r, Lookup::Found(..)));
-        })));
+        cases.push((
+            name,
+            Box::new(move || {
+                let r = table.lookup(black_box(&method), black_box(path));
+                black_box(matches!(r, Lookup::Found(..)));
+            }),
+        ));
     }
     let not_found = Problem::new(Code::RouteNotFound);
-    cases.push(("Problem::to_json route_not_found", Box::new(move || {
-        black_box(not_found.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
-    })));
-    let mut validation = Problem::new(Code::BadRequest).with_detail("the request body is not valid JSON: expected `\"` at 1:17");
-    validation.errors = vec![("/name".into(), "must be a string".into()), ("/tags/3".into(), "must be at most 32 characters".into())];
-    cases.push(("Problem::to_json with detail + 2 errors", Box::new(move || {
-        black_box(validation.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
-    })));
+    cases.push((
+        "Problem::to_json route_not_found",
+        Box::new(move || {
+            black_box(not_found.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
+        }),
+    ));
+    let mut validation = Problem::new(Code::BadRequest)
+        .with_detail("the request body is not valid JSON: expected `\"` at 1:17");
+    validation.errors = vec![
+        ("/name".into(), "must be a string".into()),
+        ("/tags/3".into(), "must be at most 32 characters".into()),
+    ];
+    cases.push((
+        "Problem::to_json with detail + 2 errors",
+        Box::new(move || {
+            black_box(validation.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
+        }),
+    ));
 
     println!("{:<52} {:>10} {:>12}", "case", "best ns/op", "median ns/op");
     println!("{}", "-".repeat(76));

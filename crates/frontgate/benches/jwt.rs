@@ -8,19 +8,19 @@
 //! of 15 rounds; nothing here asserts a time.
 
 mod support;
-use support::measure;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::measure;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures_util::FutureExt;
 use frontgate::checks::dpop::{DpopVerifier, access_token_hash};
 use frontgate::checks::jwt::JwtAuthenticator;
 use frontgate::config::JwtConfig;
 use frontgate::state::Services;
 use frontgate::store::replay::MemoryReplaySet;
+use futures_util::FutureExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::PublicKeyData;
 use serde_json::json;
@@ -75,7 +75,15 @@ fn main() {
     ))
     .expect("bench config");
     let services = Arc::new(Services::runtime_only().expect("state runtime"));
-    let auth: &'static JwtAuthenticator = Box::leak(Box::new(JwtAuthenticator::new(&config, "https://gateway.test", services, Arc::new(MemoryReplaySet::new(100_000))).expect("authenticator")));
+    let auth: &'static JwtAuthenticator = Box::leak(Box::new(
+        JwtAuthenticator::new(
+            &config,
+            "https://gateway.test",
+            services,
+            Arc::new(MemoryReplaySet::new(100_000)),
+        )
+        .expect("authenticator"),
+    ));
 
     let claims = json!({"iss": "https://issuer.test", "aud": "api", "sub": "alice", "scope": "read write", "iat": 1_700_000_000u64, "exp": 4_000_000_000u64});
     let sign = |alg: Algorithm, kid: &str, key: &EncodingKey| {
@@ -84,20 +92,32 @@ fn main() {
         h.kid = Some(kid.into());
         jsonwebtoken::encode(&h, &claims, key).expect("sign")
     };
-    let es256: &'static str = Box::leak(sign(Algorithm::ES256, "ec", &EncodingKey::from_ec_der(&ec.serialize_der())).into_boxed_str());
-    let rs256: &'static str = Box::leak(sign(Algorithm::RS256, "rsa", &EncodingKey::from_rsa_der(&pkcs1_of(&rsa.serialize_der()))).into_boxed_str());
+    let es256: &'static str = Box::leak(
+        sign(Algorithm::ES256, "ec", &EncodingKey::from_ec_der(&ec.serialize_der()))
+            .into_boxed_str(),
+    );
+    let rs256: &'static str = Box::leak(
+        sign(Algorithm::RS256, "rsa", &EncodingKey::from_rsa_der(&pkcs1_of(&rsa.serialize_der())))
+            .into_boxed_str(),
+    );
     // Static keys: every future completes without waiting.
-    let verify_uncached = |t: &'static str| move || {
-        let v = auth.verify_uncached(black_box(t)).now_or_never().expect("no I/O with static keys");
-        black_box(v.expect("verifies"));
+    let verify_uncached = |t: &'static str| {
+        move || {
+            let v =
+                auth.verify_uncached(black_box(t)).now_or_never().expect("no I/O with static keys");
+            black_box(v.expect("verifies"));
+        }
     };
     let mut cases: Vec<Case> = vec![
         ("uncached ES256 verification", Box::new(verify_uncached(es256))),
         ("uncached RS256 (2048-bit) verification", Box::new(verify_uncached(rs256))),
-        ("cached verification (ES256 token)", Box::new(move || {
-            let v = auth.verify(black_box(es256)).now_or_never().expect("cached");
-            black_box(v.expect("verifies"));
-        })),
+        (
+            "cached verification (ES256 token)",
+            Box::new(move || {
+                let v = auth.verify(black_box(es256)).now_or_never().expect("cached");
+                black_box(v.expect("verifies"));
+            }),
+        ),
     ];
     let selected = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     println!("{:<44} {:>12} {:>12}", "case", "best µs", "median µs");
@@ -111,12 +131,22 @@ fn main() {
 
     // DPoP: each proof verifies once, so proofs are made first and timed in one pass.
     if selected("DPoP proof verification (ES256)") {
-        let client = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("client key");
+        let client =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("client key");
         let craw = client.public_key_raw();
-        let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(&craw[1..33]), "y": b64(&craw[33..65])});
-        let jkt = b64(&sha256(format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap()).as_bytes()));
+        let jwk =
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&craw[1..33]), "y": b64(&craw[33..65])});
+        let jkt = b64(&sha256(
+            format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                jwk["x"].as_str().unwrap(),
+                jwk["y"].as_str().unwrap()
+            )
+            .as_bytes(),
+        ));
         let key = EncodingKey::from_ec_der(&client.serialize_der());
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         let count = 3000;
         let proofs: Vec<http::HeaderMap> = (0..count)
             .map(|i| {
@@ -129,16 +159,28 @@ fn main() {
                 m
             })
             .collect();
-        let verifier = DpopVerifier::new(Arc::new(MemoryReplaySet::new(count * 2)), Duration::from_secs(60), "https://gateway.test");
+        let verifier = DpopVerifier::new(
+            Arc::new(MemoryReplaySet::new(count * 2)),
+            Duration::from_secs(60),
+            "https://gateway.test",
+        );
         let t = Instant::now();
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(async {
             for m in &proofs {
-                verifier.verify(m, &http::Method::GET, "/api/items", es256, &jkt).await.expect("proof verifies");
+                verifier
+                    .verify(m, &http::Method::GET, "/api/items", es256, &jkt)
+                    .await
+                    .expect("proof verifies");
             }
         });
         let per = t.elapsed().as_nanos() as f64 / count as f64;
-        println!("{:<44} {:>12.2} {:>12}", "DPoP proof verification (ES256, one pass)", per / 1000.0, "-");
+        println!(
+            "{:<44} {:>12.2} {:>12}",
+            "DPoP proof verification (ES256, one pass)",
+            per / 1000.0,
+            "-"
+        );
     }
 }
 

@@ -6,10 +6,10 @@
 //! These are not tests: nothing here asserts a time.
 
 mod support;
-use support::measure_with;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
+use support::measure_with;
 
 use bytes::Bytes;
 use frontgate::checks::openapi::{Errors, Spec, body, params};
@@ -66,7 +66,15 @@ components:
 /// A 1 KiB order body that passes.
 fn order_body() -> String {
     let lines: Vec<String> = (0..15)
-        .map(|i| format!(r#"{{"sku":"ABC-{:04}","quantity":{},"price":{}.95,"gift":{}}}"#, 1000 + i, i + 1, i * 3 + 1, i % 2 == 0))
+        .map(|i| {
+            format!(
+                r#"{{"sku":"ABC-{:04}","quantity":{},"price":{}.95,"gift":{}}}"#,
+                1000 + i,
+                i + 1,
+                i * 3 + 1,
+                i % 2 == 0
+            )
+        })
         .collect();
     format!(
         r#"{{"customer":"buyer@example.com","note":"leave at the door, please","lines":[{}],"shipping":{{"street":"1 Long Road","city":"Amsterdam","zip":"1011","country":"NL"}}}}"#,
@@ -96,7 +104,8 @@ fn load(dir: &Path, spec: &str) -> Config {
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = load(dir.path(), ORDER_SPEC);
-    let spec: std::sync::Arc<Spec> = config.openapi.as_ref().and_then(|o| o.compiled.clone()).expect("compiled");
+    let spec: std::sync::Arc<Spec> =
+        config.openapi.as_ref().and_then(|o| o.compiled.clone()).expect("compiled");
     let op = &spec.operations[0];
     let body = Bytes::from(order_body());
     let mut headers = http::HeaderMap::new();
@@ -118,13 +127,19 @@ fn main() {
     let (best, median) = measure_with(
         || {
             let mut errors = Errors::new(10);
-            let _ = black_box(body::check(op, &spec, &headers, Some(black_box(&body)), &mut errors));
+            let _ =
+                black_box(body::check(op, &spec, &headers, Some(black_box(&body)), &mut errors));
             black_box(errors.list.len());
         },
         Duration::from_millis(30),
         15,
     );
-    println!("{:<58} {:>10.2} {:>12.2}", format!("validate a {} B JSON body (parse + schema)", body.len()), best / 1e3, median / 1e3);
+    println!(
+        "{:<58} {:>10.2} {:>12.2}",
+        format!("validate a {} B JSON body (parse + schema)", body.len()),
+        best / 1e3,
+        median / 1e3
+    );
     let (best, median) = measure_with(
         || {
             let mut errors = Errors::new(10);
@@ -134,7 +149,12 @@ fn main() {
         Duration::from_millis(30),
         15,
     );
-    println!("{:<58} {:>10.2} {:>12.2}", "validate path + query + header parameters", best / 1e3, median / 1e3);
+    println!(
+        "{:<58} {:>10.2} {:>12.2}",
+        "validate path + query + header parameters",
+        best / 1e3,
+        median / 1e3
+    );
     let bytes = body.clone();
     let (best, median) = measure_with(
         || {
@@ -143,18 +163,31 @@ fn main() {
         Duration::from_millis(30),
         15,
     );
-    println!("{:<58} {:>10.2} {:>12.2}", "  for scale: serde_json::from_slice of the same body", best / 1e3, median / 1e3);
+    println!(
+        "{:<58} {:>10.2} {:>12.2}",
+        "  for scale: serde_json::from_slice of the same body",
+        best / 1e3,
+        median / 1e3
+    );
 
     let generated = generated_spec(1000);
     let (best, median) = measure_with(
         || {
             let c = load(dir.path(), &generated);
-            black_box(c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map(|s| s.operations.len()));
+            black_box(
+                c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map(|s| s.operations.len()),
+            );
         },
         Duration::from_millis(1),
         5,
     );
     let c = load(dir.path(), &generated);
-    let ops = c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map_or(0, |s| s.operations.len());
-    println!("{:<58} {:>10.0} {:>12.0}", format!("load + compile a {ops}-operation spec ({} KiB), ms", generated.len() / 1024), best / 1e6, median / 1e6);
+    let ops =
+        c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map_or(0, |s| s.operations.len());
+    println!(
+        "{:<58} {:>10.0} {:>12.0}",
+        format!("load + compile a {ops}-operation spec ({} KiB), ms", generated.len() / 1024),
+        best / 1e6,
+        median / 1e6
+    );
 }

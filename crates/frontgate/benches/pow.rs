@@ -7,9 +7,9 @@
 //! These are not tests: nothing here asserts a time.
 
 mod support;
-use support::measure_with;
 use std::hint::black_box;
 use std::time::Duration;
+use support::measure_with;
 
 use frontgate::checks::pow::clearance::Clearances;
 use frontgate::checks::pow::protocol::{Protocol, encode_payload};
@@ -28,10 +28,12 @@ fn solved(p: &Protocol, level: &PowLevel) -> String {
 fn main() {
     let secret = "benchmark-secret-0123456789abcdef0123";
     let site = "https://app.example.com";
-    let fast = PowLevel { above_rps: 0.0, cost: 5000, counter: 10, algorithm: None, memory_cost: None };
+    let fast =
+        PowLevel { above_rps: 0.0, cost: 5000, counter: 10, algorithm: None, memory_cost: None };
     println!("{:<58} {:>14} {:>14}", "operation", "best", "median");
     for mode in [PowMode::Deterministic, PowMode::Probabilistic] {
-        let p = Protocol::new(secret, Duration::from_secs(300), mode, PowAlgorithm::Pbkdf2Sha256, site);
+        let p =
+            Protocol::new(secret, Duration::from_secs(300), mode, PowAlgorithm::Pbkdf2Sha256, site);
         let payload = solved(&p, &fast);
         let (b, m) = measure_with(
             || {
@@ -41,7 +43,12 @@ fn main() {
             Duration::from_millis(20),
             15,
         );
-        println!("{:<58} {:>11.2} µs {:>11.2} µs", format!("verify solution, {mode:?}, PBKDF2 cost 5000 (decode+verify)"), b / 1e3, m / 1e3);
+        println!(
+            "{:<58} {:>11.2} µs {:>11.2} µs",
+            format!("verify solution, {mode:?}, PBKDF2 cost 5000 (decode+verify)"),
+            b / 1e3,
+            m / 1e3
+        );
     }
     let c = Clearances::new(secret, Duration::from_secs(600));
     let ip = "192.0.2.1".parse().unwrap();
@@ -55,12 +62,34 @@ fn main() {
         Duration::from_millis(20),
         15,
     );
-    println!("{:<58} {:>11.2} µs {:>11.2} µs", "clearance check (binding + verify)", b / 1e3, m / 1e3);
+    println!(
+        "{:<58} {:>11.2} µs {:>11.2} µs",
+        "clearance check (binding + verify)",
+        b / 1e3,
+        m / 1e3
+    );
 
-    let p = Protocol::new(secret, Duration::from_secs(300), PowMode::Deterministic, PowAlgorithm::Pbkdf2Sha256, site);
+    let p = Protocol::new(
+        secret,
+        Duration::from_secs(300),
+        PowMode::Deterministic,
+        PowAlgorithm::Pbkdf2Sha256,
+        site,
+    );
     for (i, level) in d_levels().iter().enumerate() {
         let alg = level.algorithm.unwrap_or(PowAlgorithm::Pbkdf2Sha256).as_str();
-        let (b, m) = measure_with(|| { black_box(p.issue("POST /api/signup", i, level, now()).unwrap()); }, Duration::from_millis(50), 7);
-        println!("{:<58} {:>11.2} ms {:>11.2} ms", format!("issue challenge, level {i} ({alg}, cost {})", level.cost), b / 1e6, m / 1e6);
+        let (b, m) = measure_with(
+            || {
+                black_box(p.issue("POST /api/signup", i, level, now()).unwrap());
+            },
+            Duration::from_millis(50),
+            7,
+        );
+        println!(
+            "{:<58} {:>11.2} ms {:>11.2} ms",
+            format!("issue challenge, level {i} ({alg}, cost {})", level.cost),
+            b / 1e6,
+            m / 1e6
+        );
     }
 }

@@ -36,7 +36,8 @@ fn data() -> SessionData {
 
 /// (best, median) µs per lookup over 11 rounds of `n` lookups.
 fn time_lookups(sessions: &Sessions, token: &str, n: u32) -> (f64, f64) {
-    let worker = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+    let worker =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
     let mut rounds: Vec<f64> = (0..11)
         .map(|_| {
             worker.block_on(async {
@@ -54,7 +55,13 @@ fn time_lookups(sessions: &Sessions, token: &str, n: u32) -> (f64, f64) {
 }
 
 fn bench(name: &str, backend: Backend, services: Arc<Services>) {
-    let sessions = Sessions::new(backend, &[7u8; 32], services, Duration::from_secs(1800), Duration::from_secs(12 * 3600));
+    let sessions = Sessions::new(
+        backend,
+        &[7u8; 32],
+        services,
+        Duration::from_secs(1800),
+        Duration::from_secs(12 * 3600),
+    );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (token, _) = rt.block_on(sessions.create(&data())).expect("create");
     let (best, median) = time_lookups(&sessions, &token, 2000);
@@ -65,10 +72,18 @@ fn main() {
     let services = Arc::new(Services::runtime_only().expect("state runtime"));
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().to_path_buf();
-    let db = services.block_on(async move { Db::open(&StoreConfig::default(), &path).await }).expect("runtime").expect("open sqlite");
+    let db = services
+        .block_on(async move { Db::open(&StoreConfig::default(), &path).await })
+        .expect("runtime")
+        .expect("open sqlite");
     bench("sqlite", Backend::Sql(db), services.clone());
     let prefix = format!("fgbench_{}:", std::process::id());
-    match services.block_on(async move { Redis::connect("redis://127.0.0.1:6379", &prefix, Duration::from_secs(2)).await }).expect("runtime") {
+    match services
+        .block_on(async move {
+            Redis::connect("redis://127.0.0.1:6379", &prefix, Duration::from_secs(2)).await
+        })
+        .expect("runtime")
+    {
         Ok(r) => bench("redis", Backend::Redis(r), services.clone()),
         Err(e) => println!("session lookup, redis   skipped: {e}"),
     }
@@ -80,5 +95,9 @@ fn main() {
     for _ in 0..20000 {
         std::hint::black_box(sealer.open(b"k", &sealed).expect("open"));
     }
-    println!("open a sealed session ({} bytes): {:.2} µs", sealed.len(), t.elapsed().as_secs_f64() * 1e6 / 20000.0);
+    println!(
+        "open a sealed session ({} bytes): {:.2} µs",
+        sealed.len(),
+        t.elapsed().as_secs_f64() * 1e6 / 20000.0
+    );
 }

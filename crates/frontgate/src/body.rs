@@ -28,7 +28,11 @@ pub enum Body {
     /// A client's request body on its way upstream; drained if dropped unread.
     Client(ClientIncoming),
     /// An incoming request body with a byte limit; `exceeded` is set if the limit is crossed.
-    Limited { inner: ClientBody, remaining: u64, exceeded: Arc<AtomicBool> },
+    Limited {
+        inner: ClientBody,
+        remaining: u64,
+        exceeded: Arc<AtomicBool>,
+    },
     Boxed(Boxed),
     /// An upstream response body read from its connection, which goes back to the pool when
     /// the body ends.
@@ -61,7 +65,10 @@ impl http_body::Body for ClientBody {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx),
             ClientBody::Empty => Poll::Ready(None),
@@ -126,7 +133,10 @@ impl http_body::Body for ClientIncoming {
     type Data = Bytes;
     type Error = hyper::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
         let frame = Pin::new(inner).poll_frame(cx);
         if let Poll::Ready(None) = frame {
@@ -151,7 +161,10 @@ impl Drop for ClientIncoming {
         if !self.drain || self.is_end_stream() || self.size_hint().lower() > DRAIN_MAX_BYTES {
             return;
         }
-        let (Some(body), Ok(runtime)) = (self.inner.take(), tokio::runtime::Handle::try_current()) else { return };
+        let (Some(body), Ok(runtime)) = (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
         runtime.spawn(drain(body));
     }
 }
@@ -191,7 +204,10 @@ impl<G: Unpin> http_body::Body for GuardedBody<G> {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -231,7 +247,10 @@ impl http_body::Body for DeadlineBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
@@ -284,7 +303,6 @@ impl Body {
     }
 }
 
-
 impl http_body::Body for Body {
     type Data = Bytes;
     type Error = BoxError;
@@ -298,22 +316,20 @@ impl http_body::Body for Body {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Body::Client(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Body::Limited { inner, remaining, exceeded } => {
-                match Pin::new(inner).poll_frame(cx) {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let Some(data) = frame.data_ref() {
-                            let len = data.len() as u64;
-                            if len > *remaining {
-                                exceeded.store(true, Ordering::Relaxed);
-                                return Poll::Ready(Some(Err(Box::new(LengthLimitError))));
-                            }
-                            *remaining -= len;
+            Body::Limited { inner, remaining, exceeded } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        let len = data.len() as u64;
+                        if len > *remaining {
+                            exceeded.store(true, Ordering::Relaxed);
+                            return Poll::Ready(Some(Err(Box::new(LengthLimitError))));
                         }
-                        Poll::Ready(Some(Ok(frame)))
+                        *remaining -= len;
                     }
-                    other => other.map_err(Into::into),
+                    Poll::Ready(Some(Ok(frame)))
                 }
-            }
+                other => other.map_err(Into::into),
+            },
             Body::Boxed(b) => Pin::new(b).poll_frame(cx),
             Body::Upstream(b) => Pin::new(&mut **b).poll_frame(cx),
         }

@@ -60,7 +60,10 @@ impl Frontend {
             return Served::Found(resp);
         }
         let last = path.rsplit('/').next().unwrap_or("");
-        let excluded = self.fallback_exclude.iter().any(|p| path.starts_with(p.as_str()) || path == p.trim_end_matches('/'));
+        let excluded = self
+            .fallback_exclude
+            .iter()
+            .any(|p| path.starts_with(p.as_str()) || path == p.trim_end_matches('/'));
         if self.spa_fallback && !excluded && accepts_html(headers) && !last.contains('.') {
             let index = PathBuf::from(&self.index);
             if let Some(resp) = self.file_response(&index, method, headers, false).await {
@@ -70,7 +73,13 @@ impl Frontend {
         Served::NotFound
     }
 
-    async fn file_response(&self, rel: &Path, method: &Method, headers: &HeaderMap, immutable: bool) -> Option<Response<Body>> {
+    async fn file_response(
+        &self,
+        rel: &Path,
+        method: &Method,
+        headers: &HeaderMap,
+        immutable: bool,
+    ) -> Option<Response<Body>> {
         let full = self.root.join(rel);
         let meta = tokio::fs::metadata(&full).await.ok()?;
         if !meta.is_file() {
@@ -81,12 +90,16 @@ impl Frontend {
             return None;
         }
         let mime = mime_guess::from_path(&full).first_or_octet_stream();
-        let content_type = if mime.type_() == mime_guess::mime::TEXT || mime.subtype() == mime_guess::mime::JAVASCRIPT || mime.subtype() == mime_guess::mime::JSON {
+        let content_type = if mime.type_() == mime_guess::mime::TEXT
+            || mime.subtype() == mime_guess::mime::JAVASCRIPT
+            || mime.subtype() == mime_guess::mime::JSON
+        {
             format!("{}; charset=utf-8", mime.essence_str())
         } else {
             mime.essence_str().to_owned()
         };
-        let accepts = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accepts =
+            headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
         let mut chosen = (canonical.clone(), meta, None::<&'static str>);
         for (enc, ext) in [("br", "br"), ("gzip", "gz")] {
             if accepts_encoding(accepts, enc) {
@@ -95,16 +108,22 @@ impl Frontend {
                 p.push(ext);
                 let p = PathBuf::from(p);
                 if let Ok(m) = tokio::fs::metadata(&p).await
-                    && m.is_file() {
-                        chosen = (p, m, Some(enc));
-                        break;
-                    }
+                    && m.is_file()
+                {
+                    chosen = (p, m, Some(enc));
+                    break;
+                }
             }
         }
         let (file_path, meta, encoding) = chosen;
         let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         let mtime = modified.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        let etag = format!("\"{:x}-{:x}{}\"", meta.len(), mtime.as_nanos(), encoding.map(|e| format!("-{e}")).unwrap_or_default());
+        let etag = format!(
+            "\"{:x}-{:x}{}\"",
+            meta.len(),
+            mtime.as_nanos(),
+            encoding.map(|e| format!("-{e}")).unwrap_or_default()
+        );
         let last_modified = httpdate::fmt_http_date(modified);
 
         let mut resp = Response::new(Body::empty());
@@ -115,7 +134,11 @@ impl Frontend {
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(if immutable { "public, max-age=31536000, immutable" } else { "no-cache" }),
+            HeaderValue::from_static(if immutable {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            }),
         );
         if let Some(enc) = encoding {
             h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
@@ -144,10 +167,16 @@ impl Frontend {
 /// Maps a normalized URL path onto a relative file path; `None` for anything not servable.
 fn relative_path(path: &str) -> Option<PathBuf> {
     let mut rel = PathBuf::new();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> =
+        path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     for (i, seg) in segments.iter().enumerate() {
         let decoded = percent_encoding::percent_decode_str(seg).decode_utf8().ok()?;
-        if decoded.contains('/') || decoded.contains('\\') || decoded.contains('\0') || decoded == "." || decoded == ".." {
+        if decoded.contains('/')
+            || decoded.contains('\\')
+            || decoded.contains('\0')
+            || decoded == "."
+            || decoded == ".."
+        {
             return None;
         }
         // Dotfiles (.env, .git) are never served; /.well-known/ is the one exception.
@@ -160,7 +189,10 @@ fn relative_path(path: &str) -> Option<PathBuf> {
 }
 
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn accepts_encoding(accept: &str, enc: &str) -> bool {
@@ -183,13 +215,15 @@ fn not_modified(headers: &HeaderMap, etag: &str, modified: SystemTime) -> bool {
         });
     }
     if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok())
-        && let Ok(since) = httpdate::parse_http_date(ims) {
-            let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            return secs(modified) <= secs(since);
-        }
+        && let Ok(since) = httpdate::parse_http_date(ims)
+    {
+        let secs = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        };
+        return secs(modified) <= secs(since);
+    }
     false
 }
-
 
 /// The first literal segment of every path the upstream serves, as a prefix (`/api/` for
 /// `GET /api/items/{id}` or `/api/**`): where a browser navigation to an undeclared path should
@@ -218,7 +252,10 @@ mod tests {
     fn relative_paths_refuse_dotfiles_and_escapes() {
         assert_eq!(relative_path("/a/b.js"), Some(PathBuf::from("a/b.js")));
         assert_eq!(relative_path("/a%20b.txt"), Some(PathBuf::from("a b.txt")));
-        assert_eq!(relative_path("/.well-known/security.txt"), Some(PathBuf::from(".well-known/security.txt")));
+        assert_eq!(
+            relative_path("/.well-known/security.txt"),
+            Some(PathBuf::from(".well-known/security.txt"))
+        );
         assert_eq!(relative_path("/.env"), None);
         assert_eq!(relative_path("/a/.git/config"), None);
         assert_eq!(relative_path("/a/.well-known/x"), None);

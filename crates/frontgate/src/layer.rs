@@ -57,7 +57,10 @@ pub enum LayerError {
 impl FrontgateLayer {
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
         let config = Config::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
-        let services = Arc::new(crate::state::Services::current_or_start(&config).map_err(|e| BuildError::Routes(e.to_string()))?);
+        let services = Arc::new(
+            crate::state::Services::current_or_start(&config)
+                .map_err(|e| BuildError::Routes(e.to_string()))?,
+        );
         Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(config, &services)?) })
     }
 }
@@ -99,8 +102,16 @@ where
         Box::pin(async move {
             let start = Instant::now();
             let (mut head, body) = req.into_parts();
-            let peer = head.extensions.get::<ClientAddr>().map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-            let client = Client { peer, ip: peer.ip(), https: gateway.config().public_origin().is_https(), forwarding: None };
+            let peer = head
+                .extensions
+                .get::<ClientAddr>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+            let client = Client {
+                peer,
+                ip: peer.ip(),
+                https: gateway.config().public_origin().is_https(),
+                forwarding: None,
+            };
             let request_id = gateway.request_ids.next();
             let rid = request_id.to_str().unwrap_or("").to_owned();
             let method = head.method.clone();
@@ -145,9 +156,17 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use tower::{Layer, ServiceExt};
 
-    async fn call(layer: &FrontgateLayer, method: &str, path: &str, origin: Option<&str>) -> (u16, String) {
+    async fn call(
+        layer: &FrontgateLayer,
+        method: &str,
+        path: &str,
+        origin: Option<&str>,
+    ) -> (u16, String) {
         let inner = tower::service_fn(|req: Request<Full<Bytes>>| async move {
-            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!("inner saw {}", req.uri().path())))))
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "inner saw {}",
+                req.uri().path()
+            )))))
         });
         let svc = layer.layer(inner);
         let mut b = Request::builder().method(method).uri(path);
@@ -166,13 +185,19 @@ mod tests {
             "[server]\npublic_url = \"https://app.example.com\"\n[[routes]]\nmatch = \"GET /api/items/{id}\"\n",
         )
         .unwrap();
-        assert_eq!(call(&layer, "GET", "/api/items/%37", None).await, (200, "inner saw /api/items/7".into()));
+        assert_eq!(
+            call(&layer, "GET", "/api/items/%37", None).await,
+            (200, "inner saw /api/items/7".into())
+        );
         let (s, b) = call(&layer, "GET", "/api/admin", None).await;
         assert_eq!(s, 404);
         assert!(b.contains("route_not_found"));
         assert_eq!(call(&layer, "POST", "/api/items/7", None).await.0, 405);
         assert_eq!(call(&layer, "GET", "/api/items/..%2f", None).await.0, 400);
         assert_eq!(call(&layer, "GET", "/api/items/7", Some("https://evil.example")).await.0, 403);
-        assert_eq!(call(&layer, "GET", "/api/items/7", Some("https://app.example.com")).await.0, 200);
+        assert_eq!(
+            call(&layer, "GET", "/api/items/7", Some("https://app.example.com")).await.0,
+            200
+        );
     }
 }

@@ -14,7 +14,11 @@ use frontgate::config::Config;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "frontgate", version, about = "A security gateway in front of a web app's API and front-end")]
+#[command(
+    name = "frontgate",
+    version,
+    about = "A security gateway in front of a web app's API and front-end"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,7 +39,13 @@ enum Command {
     },
     /// Manage API keys in the store the config names: create, list, show, revoke, rotate.
     Keys {
-        #[arg(short, long, env = "FRONTGATE_CONFIG", default_value = "frontgate.toml", global = true)]
+        #[arg(
+            short,
+            long,
+            env = "FRONTGATE_CONFIG",
+            default_value = "frontgate.toml",
+            global = true
+        )]
         config: PathBuf,
         #[command(subcommand)]
         command: frontgate::keys::cli::KeysCommand,
@@ -110,7 +120,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(errors) => {
                     err!("{errors}");
-                    err!("frontgate: not starting: {} error(s) in {}", errors.0.len(), path.display());
+                    err!(
+                        "frontgate: not starting: {} error(s) in {}",
+                        errors.0.len(),
+                        path.display()
+                    );
                     return ExitCode::from(2);
                 }
             };
@@ -196,7 +210,11 @@ fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
     })
 }
 
-fn run(config: Config, path: Option<PathBuf>, on_bound: impl FnOnce(&frontgate::server::Bound, &Config)) -> ExitCode {
+fn run(
+    config: Config,
+    path: Option<PathBuf>,
+    on_bound: impl FnOnce(&frontgate::server::Bound, &Config),
+) -> ExitCode {
     match frontgate::server::serve(config, path, on_bound) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -114,7 +114,8 @@ const MAX_PARAMETERS: usize = 16;
 /// The boundary of a `multipart/form-data` content type (RFC 9110 media type syntax: no
 /// whitespace around `=`, no empty parameter, no quoted-pair).
 pub fn boundary(content_type: &str) -> Result<&str, Error> {
-    let (essence, rest) = content_type.split_once(';').map_or((content_type, None), |(e, r)| (e, Some(r)));
+    let (essence, rest) =
+        content_type.split_once(';').map_or((content_type, None), |(e, r)| (e, Some(r)));
     if !essence.eq_ignore_ascii_case("multipart/form-data") {
         return Err(Error::NotFormData);
     }
@@ -138,7 +139,9 @@ pub fn boundary(content_type: &str) -> Result<&str, Error> {
 
 /// RFC 2046 §5.1.1: 1 to 70 `bchars`, the last not a space.
 fn valid_boundary(b: &str) -> bool {
-    (1..=MAX_BOUNDARY).contains(&b.len()) && !b.ends_with(' ') && b.bytes().all(|c| c.is_ascii_alphanumeric() || b" '()+_,-./:=?".contains(&c))
+    (1..=MAX_BOUNDARY).contains(&b.len())
+        && !b.ends_with(' ')
+        && b.bytes().all(|c| c.is_ascii_alphanumeric() || b" '()+_,-./:=?".contains(&c))
 }
 
 fn is_token(c: u8) -> bool {
@@ -214,7 +217,11 @@ pub fn parse<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<Part<'a>>, Error>
         let rest = &body[pos..];
         if let Some(after) = rest.strip_prefix(b"--") {
             // The close delimiter: at most a CRLF after it, no epilogue.
-            return if after.is_empty() || after == b"\r\n" { Ok(parts) } else { Err(Error::AfterClose) };
+            return if after.is_empty() || after == b"\r\n" {
+                Ok(parts)
+            } else {
+                Err(Error::AfterClose)
+            };
         }
         if !rest.starts_with(b"\r\n") {
             return Err(if rest.is_empty() { Error::Unclosed } else { Error::DelimiterLine });
@@ -273,7 +280,10 @@ fn part(head: &[u8], content: Range<usize>) -> Result<Part<'_>, Error> {
     }
     // A canonical decimal equal to the content's length: a reader that trusts it reads the same.
     if let Some(l) = length
-        && (l.is_empty() || !l.bytes().all(|c| c.is_ascii_digit()) || (l.len() > 1 && l.starts_with('0')) || l.parse::<usize>().ok() != Some(content.len()))
+        && (l.is_empty()
+            || !l.bytes().all(|c| c.is_ascii_digit())
+            || (l.len() > 1 && l.starts_with('0'))
+            || l.parse::<usize>().ok() != Some(content.len()))
     {
         return Err(Error::PartLength);
     }
@@ -307,7 +317,10 @@ fn disposition_of<'a>(value: &'a str) -> Result<(&'a str, Option<&'a str>), Erro
     };
     // Naive readers (multer among them) search the header for `name` and `filename` after a
     // space or `;`, and split at `;`; a value holding either would be read as a parameter.
-    let misreadable = |v: &str| v.bytes().any(|c| matches!(c, b';' | b'=' | b'"' | b'\\')) || v.bytes().any(|c| c.is_ascii_control());
+    let misreadable = |v: &str| {
+        v.bytes().any(|c| matches!(c, b';' | b'=' | b'"' | b'\\'))
+            || v.bytes().any(|c| c.is_ascii_control())
+    };
     if misreadable(name) || filename.is_some_and(misreadable) || holds_word(name, "filename") {
         return Err(Error::DispositionValue);
     }
@@ -319,17 +332,27 @@ fn disposition_of<'a>(value: &'a str) -> Result<(&'a str, Option<&'a str>), Erro
 
 /// Whether `word` (ASCII) starts after a space in `s`, in any case.
 fn holds_word(s: &str, word: &str) -> bool {
-    s.match_indices(' ').any(|(i, _)| s.as_bytes()[i + 1..].get(..word.len()).is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes())))
+    s.match_indices(' ').any(|(i, _)| {
+        s.as_bytes()[i + 1..]
+            .get(..word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    })
 }
 
 /// A part's `type/subtype` with parameters; a charset, if given, is UTF-8 (what the gateway
 /// validates text as; a backend would decode another charset into other text).
 fn check_part_type(ct: &str) -> Result<(), Error> {
     let (essence, rest) = ct.split_once(';').map_or((ct, None), |(e, r)| (e, Some(r)));
-    let well_formed = essence.split_once('/').is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && t.bytes().all(is_token) && s.bytes().all(is_token));
-    let params = parameters(rest.unwrap_or(""), rest.is_some()).filter(|_| well_formed).ok_or(Error::PartContentType)?;
+    let well_formed = essence.split_once('/').is_some_and(|(t, s)| {
+        !t.is_empty() && !s.is_empty() && t.bytes().all(is_token) && s.bytes().all(is_token)
+    });
+    let params = parameters(rest.unwrap_or(""), rest.is_some())
+        .filter(|_| well_formed)
+        .ok_or(Error::PartContentType)?;
     for (i, (n, v)) in params.iter().enumerate() {
-        if params[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) || (n.eq_ignore_ascii_case("charset") && !v.eq_ignore_ascii_case("utf-8")) {
+        if params[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n))
+            || (n.eq_ignore_ascii_case("charset") && !v.eq_ignore_ascii_case("utf-8"))
+        {
             return Err(Error::PartContentType);
         }
     }
@@ -357,7 +380,18 @@ mod tests {
     }
 
     fn parse_str(b: &[u8]) -> Result<Vec<(String, bool, String)>, Error> {
-        parse(b, B).map(|parts| parts.iter().map(|p| (p.name.to_owned(), p.is_file(), String::from_utf8_lossy(&b[p.content.clone()]).into_owned())).collect())
+        parse(b, B).map(|parts| {
+            parts
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.to_owned(),
+                        p.is_file(),
+                        String::from_utf8_lossy(&b[p.content.clone()]).into_owned(),
+                    )
+                })
+                .collect()
+        })
     }
 
     fn one(head: &str) -> Result<Vec<(String, bool, String)>, Error> {
@@ -369,13 +403,25 @@ mod tests {
         let b = body(&[
             ("Content-Disposition: form-data; name=\"name\"", "Ada"),
             ("Content-Disposition: form-data; name=\"note\"", "two\r\nlines -- and a --dash"),
-            ("Content-Disposition: form-data; name=\"file\"; filename=\"a b.txt\"\r\nContent-Type: text/plain", "file\r\n"),
-            ("Content-Disposition: form-data; name=\"empty\"; filename=\"\"\r\nContent-Type: application/octet-stream", ""),
-            ("content-disposition: form-data; name=token_name\r\ncontent-type: text/plain; charset=UTF-8\r\ncontent-transfer-encoding: binary\r\ncontent-length: 1", "x"),
+            (
+                "Content-Disposition: form-data; name=\"file\"; filename=\"a b.txt\"\r\nContent-Type: text/plain",
+                "file\r\n",
+            ),
+            (
+                "Content-Disposition: form-data; name=\"empty\"; filename=\"\"\r\nContent-Type: application/octet-stream",
+                "",
+            ),
+            (
+                "content-disposition: form-data; name=token_name\r\ncontent-type: text/plain; charset=UTF-8\r\ncontent-transfer-encoding: binary\r\ncontent-length: 1",
+                "x",
+            ),
             ("Content-Disposition: form-data; name=\"名前\"", "ü"),
         ]);
         let parts = parse(&b, B).unwrap();
-        let got: Vec<_> = parts.iter().map(|p| (p.name, p.filename, p.content_type, &b[p.content.clone()])).collect();
+        let got: Vec<_> = parts
+            .iter()
+            .map(|p| (p.name, p.filename, p.content_type, &b[p.content.clone()]))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -399,7 +445,10 @@ mod tests {
         assert_eq!(boundary("Multipart/Form-Data;boundary=\"a b'c\""), Ok("a b'c"));
         assert_eq!(boundary("multipart/form-data; charset=utf-8; boundary=x"), Ok("x"));
         // A `;` inside another parameter's quoted value starts nothing.
-        assert_eq!(boundary("multipart/form-data; x=\"a;boundary=evil\"; boundary=real"), Ok("real"));
+        assert_eq!(
+            boundary("multipart/form-data; x=\"a;boundary=evil\"; boundary=real"),
+            Ok("real")
+        );
         let cases = [
             ("multipart/mixed; boundary=x", Error::NotFormData),
             ("text/plain", Error::NotFormData),
@@ -430,11 +479,23 @@ mod tests {
         for (ct, e) in cases {
             assert_eq!(boundary(ct), Err(e), "{ct}");
         }
-        assert_eq!(boundary(&format!("multipart/form-data; boundary={}", "b".repeat(71))), Err(Error::InvalidBoundary));
+        assert_eq!(
+            boundary(&format!("multipart/form-data; boundary={}", "b".repeat(71))),
+            Err(Error::InvalidBoundary)
+        );
         // Duplicates are looked for pairwise, so the parameters are few.
         let many: String = (0..16).map(|i| format!("; p{i}=v")).collect();
-        assert_eq!(boundary(&format!("multipart/form-data{many}; boundary=x")), Err(Error::ContentTypeSyntax));
-        assert_eq!(boundary(&format!("multipart/form-data{}; boundary=x", &many[..many.rfind(';').unwrap()])), Ok("x"));
+        assert_eq!(
+            boundary(&format!("multipart/form-data{many}; boundary=x")),
+            Err(Error::ContentTypeSyntax)
+        );
+        assert_eq!(
+            boundary(&format!(
+                "multipart/form-data{}; boundary=x",
+                &many[..many.rfind(';').unwrap()]
+            )),
+            Ok("x")
+        );
         assert!(boundary(&format!("multipart/form-data; boundary={}", "b".repeat(70))).is_ok());
         assert_eq!(parse(b"--x--", &"b".repeat(71)), Err(Error::InvalidBoundary));
     }
@@ -467,10 +528,15 @@ mod tests {
         }
         // A delimiter without a line break before it is content, not a delimiter: the part
         // runs on to the real one.
-        let b = format!("--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--{B}--\r\n");
+        let b = format!(
+            "--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--{B}--\r\n"
+        );
         let parts = parse_str(b.as_bytes()).unwrap();
         assert_eq!(parts.len(), 1);
-        assert_eq!(parts[0].2, format!("1--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2"));
+        assert_eq!(
+            parts[0].2,
+            format!("1--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2")
+        );
     }
 
     #[test]
@@ -485,31 +551,60 @@ mod tests {
             ("Content-Disposition form-data; name=\"a\"", Error::PartHead),
             (": form-data; name=\"a\"", Error::PartHead),
             ("Content-Disposition: form-data; name=\"a\"\r\nX-Other: 1", Error::UnknownHeader),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain\r\ncontent-type: text/html", Error::DuplicateHeader),
-            ("Content-Disposition: form-data; name=\"a\"\r\ncontent-disposition: form-data; name=\"b\"", Error::DuplicateHeader),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain\r\ncontent-type: text/html",
+                Error::DuplicateHeader,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\ncontent-disposition: form-data; name=\"b\"",
+                Error::DuplicateHeader,
+            ),
             ("Content-Type: text/plain", Error::NoDisposition),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: base64", Error::TransferEncoding),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: quoted-printable", Error::TransferEncoding),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: base64",
+                Error::TransferEncoding,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Transfer-Encoding: quoted-printable",
+                Error::TransferEncoding,
+            ),
             ("Content-Disposition: form-data; name=\"a\"\r\nContent-Length: 2", Error::PartLength),
             ("Content-Disposition: form-data; name=\"a\"\r\nContent-Length: 01", Error::PartLength),
             ("Content-Disposition: form-data; name=\"a\"\r\nContent-Length: +1", Error::PartLength),
             ("Content-Disposition: form-data; name=\"a\"\r\nContent-Length: ", Error::PartLength),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain; charset=utf-16", Error::PartContentType),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain; charset=utf-8; charset=utf-8", Error::PartContentType),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text", Error::PartContentType),
-            ("Content-Disposition: form-data; name=\"a\"\r\nContent-Type: ", Error::PartContentType),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain; charset=utf-16",
+                Error::PartContentType,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text/plain; charset=utf-8; charset=utf-8",
+                Error::PartContentType,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Type: text",
+                Error::PartContentType,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"\r\nContent-Type: ",
+                Error::PartContentType,
+            ),
         ];
         for (head, e) in cases {
             assert_eq!(one(head), Err(e), "{head:?}");
         }
         // No head at all, and a head that is not UTF-8.
-        assert_eq!(parse_str(format!("--{B}\r\n\r\nv\r\n--{B}--").as_bytes()), Err(Error::NoDisposition));
+        assert_eq!(
+            parse_str(format!("--{B}\r\n\r\nv\r\n--{B}--").as_bytes()),
+            Err(Error::NoDisposition)
+        );
         let mut b = format!("--{B}\r\nContent-Disposition: form-data; name=\"").into_bytes();
         b.extend_from_slice(&[0xff, b'"']);
         b.extend_from_slice(format!("\r\n\r\nv\r\n--{B}--").as_bytes());
         assert_eq!(parse_str(&b), Err(Error::PartHead));
         // A header line (a delimiter line) where the blank line should have been.
-        let b = format!("--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\n--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nv\r\n--{B}--");
+        let b = format!(
+            "--{B}\r\nContent-Disposition: form-data; name=\"a\"\r\n--{B}\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nv\r\n--{B}--"
+        );
         assert_eq!(parse_str(b.as_bytes()), Err(Error::PartHead));
     }
 
@@ -523,20 +618,41 @@ mod tests {
             ("Content-Disposition: form-data; name=\"\"", Error::NoName),
             ("Content-Disposition: form-data; name=\"a\"; name=\"b\"", Error::DispositionDuplicate),
             ("Content-Disposition: form-data; name=\"a\"; NAME=\"b\"", Error::DispositionDuplicate),
-            ("Content-Disposition: form-data; name=\"a\"; filename=\"x\"; filename=\"y\"", Error::DispositionDuplicate),
-            ("Content-Disposition: form-data; name=\"a\"; filename=\"x\"; filename*=UTF-8''y", Error::DispositionDuplicate),
-            ("Content-Disposition: form-data; name=\"a\"; name*=UTF-8''b", Error::DispositionDuplicate),
+            (
+                "Content-Disposition: form-data; name=\"a\"; filename=\"x\"; filename=\"y\"",
+                Error::DispositionDuplicate,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"; filename=\"x\"; filename*=UTF-8''y",
+                Error::DispositionDuplicate,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"a\"; name*=UTF-8''b",
+                Error::DispositionDuplicate,
+            ),
             ("Content-Disposition: form-data; name*=UTF-8''b", Error::DispositionUnknown),
-            ("Content-Disposition: form-data; name=\"a\"; filename*=UTF-8''y", Error::DispositionUnknown),
+            (
+                "Content-Disposition: form-data; name=\"a\"; filename*=UTF-8''y",
+                Error::DispositionUnknown,
+            ),
             ("Content-Disposition: form-data; Name=\"a\"", Error::DispositionUnknown),
             ("Content-Disposition: form-data; name=\"a\"; size=3", Error::DispositionUnknown),
             // The original bypass: `filename=` inside another parameter's quoted value.
-            ("Content-Disposition: form-data; name=\"a\"; x=\"filename=y\"", Error::DispositionUnknown),
+            (
+                "Content-Disposition: form-data; name=\"a\"; x=\"filename=y\"",
+                Error::DispositionUnknown,
+            ),
             ("Content-Disposition: form-data; filename=\"x\"; name=\"a\"", Error::DispositionOrder),
             ("Content-Disposition: form-data; name=\"a; filename=x\"", Error::DispositionValue),
-            ("Content-Disposition: form-data; name=\"a\"; filename=\"x; name=b\"", Error::DispositionValue),
+            (
+                "Content-Disposition: form-data; name=\"a\"; filename=\"x; name=b\"",
+                Error::DispositionValue,
+            ),
             ("Content-Disposition: form-data; name=\"a=b\"", Error::DispositionValue),
-            ("Content-Disposition: form-data; name=\"my filename\"; filename=\"x\"", Error::DispositionValue),
+            (
+                "Content-Disposition: form-data; name=\"my filename\"; filename=\"x\"",
+                Error::DispositionValue,
+            ),
             ("Content-Disposition: form-data; name=\"a\\\"b\"", Error::DispositionSyntax),
             ("Content-Disposition: form-data; name=a\"b\"", Error::DispositionSyntax),
             ("Content-Disposition: form-data; name=\"a", Error::DispositionSyntax),
@@ -551,16 +667,28 @@ mod tests {
             assert_eq!(one(head), Err(e), "{head:?}");
         }
         // Spaces after `;` are fine, not before it; a file name may hold spaces and the word name.
-        assert_eq!(one("Content-Disposition: form-data;name=\"a\";  filename=\"my name.txt\" ").unwrap(), vec![("a".into(), true, "v".into())]);
-        assert_eq!(one("Content-Disposition: form-data ; name=\"a\""), Err(Error::NotFormDataDisposition));
-        assert_eq!(one("Content-Disposition: form-data; name=\"a\" ; filename=\"b\""), Err(Error::DispositionSyntax));
+        assert_eq!(
+            one("Content-Disposition: form-data;name=\"a\";  filename=\"my name.txt\" ").unwrap(),
+            vec![("a".into(), true, "v".into())]
+        );
+        assert_eq!(
+            one("Content-Disposition: form-data ; name=\"a\""),
+            Err(Error::NotFormDataDisposition)
+        );
+        assert_eq!(
+            one("Content-Disposition: form-data; name=\"a\" ; filename=\"b\""),
+            Err(Error::DispositionSyntax)
+        );
     }
 
     #[test]
     fn duplicate_names_are_the_callers_to_judge() {
         let (h, _) = field("a", "");
         let b = body(&[(&h, "1"), (&h, "2")]);
-        assert_eq!(parse_str(&b).unwrap(), vec![("a".into(), false, "1".into()), ("a".into(), false, "2".into())]);
+        assert_eq!(
+            parse_str(&b).unwrap(),
+            vec![("a".into(), false, "1".into()), ("a".into(), false, "2".into())]
+        );
     }
 
     /// Differential with multer (the parser axum uses): bodies built from fragments that
@@ -607,8 +735,16 @@ mod tests {
             "form-data; name=\"\"",
             "attachment; name=\"a\"",
         ];
-        const HEADERS: &[&str] = &["", "Content-Type: text/plain\r\n", "content-type: text/plain; charset=utf-8\r\n", "Content-Length: 1\r\n", "Content-Transfer-Encoding: binary\r\n", "X-Other: 1\r\n"];
-        const CONTENTS: &[&str] = &["", "v", "a\r\n--b", "--b", "\r\n", "x\r\n--bx", "line\r\nline"];
+        const HEADERS: &[&str] = &[
+            "",
+            "Content-Type: text/plain\r\n",
+            "content-type: text/plain; charset=utf-8\r\n",
+            "Content-Length: 1\r\n",
+            "Content-Transfer-Encoding: binary\r\n",
+            "X-Other: 1\r\n",
+        ];
+        const CONTENTS: &[&str] =
+            &["", "v", "a\r\n--b", "--b", "\r\n", "x\r\n--bx", "line\r\nline"];
         const AFTER_DELIMITER: &[&str] = &["\r\n", "\r\n", "\r\n", " \r\n", "\n", "x\r\n"];
         const CLOSES: &[&str] = &["--\r\n", "--", "--\r\nepilogue", "-- \r\n"];
         const PREAMBLES: &[&str] = &["", "", "", "x", "\r\n", "x--b--\r\n"];
@@ -628,12 +764,15 @@ mod tests {
 
         fn multer_parts(body: &[u8], boundary: &str) -> Result<Read, multer::Error> {
             let chunk = bytes::Bytes::copy_from_slice(body);
-            let stream = futures_util::stream::once(async move { Ok::<bytes::Bytes, std::convert::Infallible>(chunk) });
+            let stream = futures_util::stream::once(async move {
+                Ok::<bytes::Bytes, std::convert::Infallible>(chunk)
+            });
             let mut reader = multer::Multipart::new(stream, boundary);
             block_on(async move {
                 let mut out = Vec::new();
                 while let Some(field) = reader.next_field().await? {
-                    let (name, file) = (field.name().map(str::to_owned), field.file_name().map(str::to_owned));
+                    let (name, file) =
+                        (field.name().map(str::to_owned), field.file_name().map(str::to_owned));
                     out.push((name, file, field.bytes().await?));
                 }
                 Ok(out)
@@ -643,12 +782,28 @@ mod tests {
         /// What `fuzz/fuzz_targets/multipart.rs` asserts, on one content type and body.
         pub(super) fn agree(content_type: &str, body: &[u8]) {
             let Ok(boundary) = boundary(content_type) else { return };
-            assert_eq!(multer::parse_boundary(content_type).ok().as_deref(), Some(boundary), "{content_type:?}");
+            assert_eq!(
+                multer::parse_boundary(content_type).ok().as_deref(),
+                Some(boundary),
+                "{content_type:?}"
+            );
             let Ok(parts) = parse(body, boundary) else { return };
-            let theirs = multer_parts(body, boundary).unwrap_or_else(|e| panic!("multer refuses {:?}: {e}", String::from_utf8_lossy(body)));
-            assert_eq!(parts.len(), theirs.len(), "{:?}: {parts:?} vs {theirs:?}", String::from_utf8_lossy(body));
+            let theirs = multer_parts(body, boundary).unwrap_or_else(|e| {
+                panic!("multer refuses {:?}: {e}", String::from_utf8_lossy(body))
+            });
+            assert_eq!(
+                parts.len(),
+                theirs.len(),
+                "{:?}: {parts:?} vs {theirs:?}",
+                String::from_utf8_lossy(body)
+            );
             for (ours, (name, file, content)) in parts.iter().zip(&theirs) {
-                assert_eq!((Some(ours.name), ours.filename, &body[ours.content.clone()]), (name.as_deref(), file.as_deref(), &content[..]), "{:?}", String::from_utf8_lossy(body));
+                assert_eq!(
+                    (Some(ours.name), ours.filename, &body[ours.content.clone()]),
+                    (name.as_deref(), file.as_deref(), &content[..]),
+                    "{:?}",
+                    String::from_utf8_lossy(body)
+                );
             }
         }
 
@@ -686,7 +841,9 @@ mod tests {
         #[test]
         fn the_seed_bodies_agree() {
             let b = "----WebKitFormBoundaryX3bY9nLq2mZ8aB7c";
-            let body = format!("--{b}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{b}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a b.txt\"\r\nContent-Type: text/plain\r\n\r\nx\r\n--{b}--\r\n");
+            let body = format!(
+                "--{b}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--{b}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a b.txt\"\r\nContent-Type: text/plain\r\n\r\nx\r\n--{b}--\r\n"
+            );
             agree(&format!("multipart/form-data; boundary={b}"), body.as_bytes());
             assert_eq!(parse(body.as_bytes(), b).map(|p| p.len()), Ok(2));
         }

@@ -11,11 +11,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 
 use crate::body::{Body, ClientBody};
-use crate::response_fields::{self, FieldPolicy};
-use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::auth::{Authenticate, Authenticator};
-use crate::checks::rate_limit;
+use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::jwt::JwtAuthenticator;
+use crate::checks::rate_limit;
 use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
 use crate::frontend::{Frontend, Served};
@@ -23,6 +22,7 @@ use crate::observe;
 use crate::problem::{Code, Problem};
 use crate::proxy::client::UpstreamClient;
 use crate::proxy::{self, RelayedFields, headers as hygiene};
+use crate::response_fields::{self, FieldPolicy};
 use crate::route::{Lookup, RouteEntry, RouteTable, normalize_path};
 use crate::state::Services;
 
@@ -107,7 +107,8 @@ impl RequestIds {
             let nibble = ((n >> (4 * (digits - 1 - i))) & 0xf) as usize;
             buf[start + i] = b"0123456789abcdef"[nibble];
         }
-        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&buf[..start + digits])).unwrap_or(HeaderValue::from_static("0"))
+        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&buf[..start + digits]))
+            .unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
@@ -156,7 +157,8 @@ impl Backend {
     fn new(url: &crate::config::upstream::UpstreamUrl, client: Arc<UpstreamClient>) -> Backend {
         Backend {
             client,
-            host: HeaderValue::from_str(&url.authority).unwrap_or(HeaderValue::from_static("localhost")),
+            host: HeaderValue::from_str(&url.authority)
+                .unwrap_or(HeaderValue::from_static("localhost")),
             timeout: Duration::from_secs(30),
             total_timeout: None,
             mask_5xx: false,
@@ -179,19 +181,33 @@ impl Gateway {
             BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
         })?;
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
-        let origin_check: Arc<dyn Check> = Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
+        let origin_check: Arc<dyn Check> =
+            Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
         // Authentication methods the config enables; each route picks from these.
         let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
         if let Some(keys) = &config.api_keys {
             if services.db().is_none() {
-                return Err(BuildError::Routes("[api_keys] needs the store, which was not opened at start: restart frontgate".into()));
+                return Err(BuildError::Routes(
+                    "[api_keys] needs the store, which was not opened at start: restart frontgate"
+                        .into(),
+                ));
             }
             let verifier = crate::keys::Verifier::new(keys, services);
             authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
         }
         if let Some(jwt) = &config.jwt {
-            let replay = crate::store::replay::for_config(&config, services, crate::store::replay::Feature::Dpop);
-            let jwt = JwtAuthenticator::new(jwt, config.public_origin().as_str(), services.clone(), replay).map_err(BuildError::Jwt)?;
+            let replay = crate::store::replay::for_config(
+                &config,
+                services,
+                crate::store::replay::Feature::Dpop,
+            );
+            let jwt = JwtAuthenticator::new(
+                jwt,
+                config.public_origin().as_str(),
+                services.clone(),
+                replay,
+            )
+            .map_err(BuildError::Jwt)?;
             jwt.prefetch();
             authenticators.push(Arc::new(jwt));
         }
@@ -204,7 +220,10 @@ impl Gateway {
         let captchas = crate::checks::captcha::from_config(&config, services);
         // [oidc]: browser sessions (login, callback, session, logout, back-channel logout).
         let oidc = match &config.oidc {
-            Some(o) => Some(crate::oidc::build(o, config.public_origin().as_str(), services).map_err(BuildError::Oidc)?),
+            Some(o) => Some(
+                crate::oidc::build(o, config.public_origin().as_str(), services)
+                    .map_err(BuildError::Oidc)?,
+            ),
             None => None,
         };
         if let Some(oidc) = &oidc {
@@ -225,34 +244,59 @@ impl Gateway {
                 if let Some(keys) = &config.api_keys
                     && !auth.accepts(crate::config::AuthMethod::ApiKey)
                 {
-                    route_checks.push(Arc::new(crate::checks::api_key::KeyNotInQuery::new(&keys.prefix)));
+                    route_checks
+                        .push(Arc::new(crate::checks::api_key::KeyNotInQuery::new(&keys.prefix)));
                 }
                 let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
-                let key_limits = config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
-                let (limit_client, limit_caller) =
-                    rate_limit::for_route(limit_names, &config.rate_limits, key_limits, config.shared.on_outage.rate_limits, services);
+                let key_limits =
+                    config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
+                let (limit_client, limit_caller) = rate_limit::for_route(
+                    limit_names,
+                    &config.rate_limits,
+                    key_limits,
+                    config.shared.on_outage.rate_limits,
+                    services,
+                );
                 if let Some(l) = limit_client {
                     route_checks.push(Arc::new(l));
                 }
                 let claims: Vec<(String, serde_json::Value)> = policy
-                    .map(|r| r.claims.iter().filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?))).collect())
+                    .map(|r| {
+                        r.claims
+                            .iter()
+                            .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if let Some(a) = Authenticate::for_route(&auth, &scopes, &claims, &authenticators) {
                     route_checks.push(Arc::new(a));
                 }
                 if let Some(oidc) = &oidc
-                    && auth.accepts(crate::config::AuthMethod::Session) && policy.is_none_or(|r| r.csrf != Some(false)) {
-                        route_checks.push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
-                    }
-                if let Some(bot) = crate::checks::bot_check(policy.and_then(|r| r.challenge.as_deref()), pow.as_ref(), &captchas) {
+                    && auth.accepts(crate::config::AuthMethod::Session)
+                    && policy.is_none_or(|r| r.csrf != Some(false))
+                {
+                    route_checks
+                        .push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
+                }
+                if let Some(bot) = crate::checks::bot_check(
+                    policy.and_then(|r| r.challenge.as_deref()),
+                    pow.as_ref(),
+                    &captchas,
+                ) {
                     route_checks.push(bot);
                 }
                 if let Some(l) = limit_caller {
                     route_checks.push(Arc::new(l));
                 }
                 // Last, in that order: validate.
-                if let (Some(op), Some(spec)) = (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone())) {
-                    route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(spec, op, entry.name.clone())));
+                if let (Some(op), Some(spec)) =
+                    (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone()))
+                {
+                    route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(
+                        spec,
+                        op,
+                        entry.name.clone(),
+                    )));
                 }
                 if oidc.is_some() || pow.is_some() {
                     route_checks.push(Arc::new(crate::checks::session::StripGatewayCookies));
@@ -264,12 +308,25 @@ impl Gateway {
             timeout: u.timeout.0,
             total_timeout: u.total_timeout.map(|d| d.0),
             mask_5xx: u.mask_5xx,
-            ..Backend::new(&u.url, UpstreamClient::new(u.url.clone(), u.connect_timeout.0, u.pool_idle_timeout.0, u.pool_max_idle))
+            ..Backend::new(
+                &u.url,
+                UpstreamClient::new(
+                    u.url.clone(),
+                    u.connect_timeout.0,
+                    u.pool_idle_timeout.0,
+                    u.pool_max_idle,
+                ),
+            )
         });
         let api_prefixes = || {
-            let routes = config.routes.iter().filter(|r| r.to == RouteTarget::Upstream).map(|r| r.matcher.get_ref().path.as_str());
+            let routes = config
+                .routes
+                .iter()
+                .filter(|r| r.to == RouteTarget::Upstream)
+                .map(|r| r.matcher.get_ref().path.as_str());
             let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
-            let operations = spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
+            let operations =
+                spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
             crate::frontend::api_prefixes(routes.chain(operations))
         };
         let (mut frontend, mut dev_server) = (None, None);
@@ -277,16 +334,28 @@ impl Gateway {
             Some(f @ crate::config::FrontendConfig { dev_server: Some(url), .. }) => {
                 // A dev server is a development tool: its errors (Vite's 500 with the compile
                 // error) are shown, not masked. One browser's traffic needs a small pool.
-                let client = UpstreamClient::new(url.clone(), Duration::from_secs(2), Duration::from_secs(60), 16);
+                let client = UpstreamClient::new(
+                    url.clone(),
+                    Duration::from_secs(2),
+                    Duration::from_secs(60),
+                    16,
+                );
                 let exclude = f.spa_fallback_exclude.clone().unwrap_or_else(api_prefixes);
                 dev_server = Some(DevServer { backend: Backend::new(url, client), exclude });
             }
-            Some(f) => frontend = Some(Frontend::new(f, api_prefixes()).map_err(BuildError::Frontend)?),
+            Some(f) => {
+                frontend = Some(Frontend::new(f, api_prefixes()).map_err(BuildError::Frontend)?)
+            }
             None => {}
         }
-        let csp = config.frontend.as_ref().map(|f| f.csp()).unwrap_or_else(crate::config::frontend::d_csp);
+        let csp = config
+            .frontend
+            .as_ref()
+            .map(|f| f.csp())
+            .unwrap_or_else(crate::config::frontend::d_csp);
         let hsts = config.server.hsts_value().and_then(|v| HeaderValue::from_str(v).ok());
-        let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"));
+        let csp =
+            HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static("default-src 'none'"));
         let defaults = response_fields::Defaults { hsts: hsts.as_ref(), csp: &csp };
         let fields = table
             .entries()
@@ -297,7 +366,10 @@ impl Gateway {
             .collect();
         let route_metrics = table.entries().iter().map(RouteMetrics::new).collect();
         Ok(Gateway {
-            upstream_timeout: config.upstream.as_ref().map_or(Duration::from_secs(30), |u| u.timeout.0),
+            upstream_timeout: config
+                .upstream
+                .as_ref()
+                .map_or(Duration::from_secs(30), |u| u.timeout.0),
             config: Arc::new(config),
             table,
             checks,
@@ -327,19 +399,33 @@ impl Gateway {
     /// header map: the backend's, when they are relayed as it sent them, and those of the
     /// route's [`FieldPolicy`] (security headers, `X-Request-Id`). The caller writes them as
     /// it encodes the head (`server::h1`), or moves them into the map.
-    pub async fn handle_deferred(&self, req: Request<ClientBody>, conn: ConnInfo) -> (Response<Body>, DeferredFields<'_>) {
+    pub async fn handle_deferred(
+        &self,
+        req: Request<ClientBody>,
+        conn: ConnInfo,
+    ) -> (Response<Body>, DeferredFields<'_>) {
         let start = Instant::now();
         let (mut head, body) = req.into_parts();
         let server = &self.config.server;
-        let trusted_peer = !server.trusted_proxies.is_empty() && server.is_trusted_proxy(conn.peer.ip());
-        let request_id = match trusted_peer.then(|| head.headers.get(&hygiene::X_REQUEST_ID)).flatten() {
-            Some(v) if valid_request_id(v) => v.clone(),
-            _ => self.request_ids.next(),
-        };
+        let trusted_peer =
+            !server.trusted_proxies.is_empty() && server.is_trusted_proxy(conn.peer.ip());
+        let request_id =
+            match trusted_peer.then(|| head.headers.get(&hygiene::X_REQUEST_ID)).flatten() {
+                Some(v) if valid_request_id(v) => v.clone(),
+                _ => self.request_ids.next(),
+            };
         let https = conn.tls
             || (trusted_peer
-                && head.headers.get(&hygiene::X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
-        let client = Client { peer: conn.peer, ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers), https, forwarding: Some(conn.forwarding) };
+                && head
+                    .headers
+                    .get(&hygiene::X_FORWARDED_PROTO)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https")));
+        let client = Client {
+            peer: conn.peer,
+            ip: hygiene::client_ip(server, conn.peer.ip(), &head.headers),
+            https,
+            forwarding: Some(conn.forwarding),
+        };
 
         let mut out = Outgoing::new();
         let mut resp = match self.run(&mut head, body, &client, &request_id, &mut out).await {
@@ -375,7 +461,9 @@ impl Gateway {
             Admission::Pass { path, identity } => (path, identity),
             Admission::Endpoint(e) => {
                 out.decision = Decision::Served;
-                let RequestBody::Stream(body) = body else { return Err(Problem::new(Code::BadRequest)) };
+                let RequestBody::Stream(body) = body else {
+                    return Err(Problem::new(Code::BadRequest));
+                };
                 return e.handle(head, body, client, request_id.to_str().unwrap_or("")).await;
             }
         };
@@ -386,15 +474,33 @@ impl Gateway {
                 out.decision = Decision::Served;
                 if let Some(dev) = &self.dev_server {
                     let p = path.as_deref().unwrap_or(head.uri.path());
-                    if dev.exclude.iter().any(|x| p.starts_with(x.as_str()) || p == x.trim_end_matches('/')) {
+                    if dev
+                        .exclude
+                        .iter()
+                        .any(|x| p.starts_with(x.as_str()) || p == x.trim_end_matches('/'))
+                    {
                         return Err(Problem::new(Code::RouteNotFound));
                     }
-                    let resp = self.forward(&dev.backend, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
+                    let resp = self
+                        .forward(
+                            &dev.backend,
+                            head,
+                            body,
+                            path,
+                            identity.as_ref(),
+                            route,
+                            client,
+                            request_id,
+                            out,
+                        )
+                        .await?;
                     // `send` recorded it as forwarded; for the metrics it is the front-end's.
                     out.decision = Decision::Served;
                     return Ok(resp);
                 }
-                let Some(frontend) = &self.frontend else { return Err(Problem::new(Code::RouteNotFound)) };
+                let Some(frontend) = &self.frontend else {
+                    return Err(Problem::new(Code::RouteNotFound));
+                };
                 let p = path.as_deref().unwrap_or(head.uri.path());
                 match frontend.serve(&head.method, p, &head.headers).await {
                     Served::Found(r) => Ok(r),
@@ -402,13 +508,38 @@ impl Gateway {
                 }
             }
             RouteTarget::Upstream => {
-                let Some(upstream) = &self.upstream else { return Err(Problem::new(Code::RouteNotFound)) };
-                let mut resp = self.forward(upstream, head, body, path, identity.as_ref(), route, client, request_id, out).await?;
-                match (route.operation, self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref())) {
+                let Some(upstream) = &self.upstream else {
+                    return Err(Problem::new(Code::RouteNotFound));
+                };
+                let mut resp = self
+                    .forward(
+                        upstream,
+                        head,
+                        body,
+                        path,
+                        identity.as_ref(),
+                        route,
+                        client,
+                        request_id,
+                        out,
+                    )
+                    .await?;
+                match (
+                    route.operation,
+                    self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref()),
+                ) {
                     // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
                     (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
                         out.relayed.move_into(resp.headers_mut());
-                        crate::checks::openapi::response::check(spec, &spec.operations[op], &head.method, &route.name, resp, request_id.to_str().unwrap_or("")).await
+                        crate::checks::openapi::response::check(
+                            spec,
+                            &spec.operations[op],
+                            &head.method,
+                            &route.name,
+                            resp,
+                            request_id.to_str().unwrap_or(""),
+                        )
+                        .await
                     }
                     _ => Ok(resp),
                 }
@@ -439,7 +570,9 @@ impl Gateway {
         body: &mut RequestBody,
     ) -> Result<Admission, Problem> {
         let server = &self.config.server;
-        if head.headers.len() > server.max_header_count || header_bytes(&head.headers) > server.max_header_bytes.0 as usize {
+        if head.headers.len() > server.max_header_count
+            || header_bytes(&head.headers) > server.max_header_bytes.0 as usize
+        {
             return Err(Problem::new(Code::HeadersTooLarge));
         }
         let screened = hygiene::screen_request_head(head, server.underscores_in_headers)?;
@@ -464,7 +597,9 @@ impl Gateway {
         };
         let (index, route) = match self.table.lookup(&lookup_method, &path) {
             Lookup::Found(i, r) => (i, r),
-            Lookup::MethodNotAllowed(allow) => return Err(Problem::new(Code::MethodNotAllowed).with_allow(allow)),
+            Lookup::MethodNotAllowed(allow) => {
+                return Err(Problem::new(Code::MethodNotAllowed).with_allow(allow));
+            }
             Lookup::NotFound => return Err(Problem::new(Code::RouteNotFound)),
         };
         out.route = Some(index);
@@ -476,12 +611,28 @@ impl Gateway {
         // The route's checks, in pipeline order.
         let rid = request_id.to_str().unwrap_or("");
         let body_readable = !matches!(body, RequestBody::Unavailable);
-        let mut ex = Exchange { head, route, client, request_id: rid, response_headers: Vec::new(), identity: None, body: None, body_readable };
+        let mut ex = Exchange {
+            head,
+            route,
+            client,
+            request_id: rid,
+            response_headers: Vec::new(),
+            identity: None,
+            body: None,
+            body_readable,
+        };
         for check in &self.checks[index] {
             let mut wants_body = check.needs_body();
             let verdict = loop {
                 if wants_body && ex.body.is_none() {
-                    match body.buffer(&ex.head.headers, route.max_body_bytes, route.timeout.unwrap_or(self.upstream_timeout)).await {
+                    match body
+                        .buffer(
+                            &ex.head.headers,
+                            route.max_body_bytes,
+                            route.timeout.unwrap_or(self.upstream_timeout),
+                        )
+                        .await
+                    {
                         Ok(bytes) => ex.body = Some(bytes),
                         Err(p) => {
                             out.extra = std::mem::take(&mut ex.response_headers);
@@ -495,7 +646,9 @@ impl Gateway {
                 };
                 match verdict {
                     // Read the body, then ask the check again (once: it has the body then).
-                    Verdict::NeedsBody if ex.body.is_none() && ex.body_readable => wants_body = true,
+                    Verdict::NeedsBody if ex.body.is_none() && ex.body_readable => {
+                        wants_body = true
+                    }
                     v => break v,
                 }
             };
@@ -512,9 +665,14 @@ impl Gateway {
                 }
                 // Asked again with the body, or where no body can be read: fail closed.
                 Verdict::NeedsBody => {
-                    tracing::error!(check = check.name(), "a check asked for a body it has or cannot have");
+                    tracing::error!(
+                        check = check.name(),
+                        "a check asked for a body it has or cannot have"
+                    );
                     out.extra = std::mem::take(&mut ex.response_headers);
-                    return Err(Problem::new(Code::BadRequest).with_detail("This route needs the request body, which could not be read here."));
+                    return Err(Problem::new(Code::BadRequest).with_detail(
+                        "This route needs the request body, which could not be read here.",
+                    ));
                 }
             }
         }
@@ -549,7 +707,20 @@ impl Gateway {
             RequestBody::Buffered(bytes) => {
                 head.headers.remove(header::TRANSFER_ENCODING);
                 head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                return self.send(backend, head, if bytes.is_empty() { Body::Empty } else { Body::full(bytes) }, None, normalized, identity, route, client, request_id, out).await;
+                return self
+                    .send(
+                        backend,
+                        head,
+                        if bytes.is_empty() { Body::Empty } else { Body::full(bytes) },
+                        None,
+                        normalized,
+                        identity,
+                        route,
+                        client,
+                        request_id,
+                        out,
+                    )
+                    .await;
             }
             RequestBody::Unavailable => return Err(Problem::new(Code::BadRequest)),
         };
@@ -563,7 +734,10 @@ impl Gateway {
             exceeded = Some(flag.clone());
             Body::limited(body, route.max_body_bytes, flag)
         };
-        self.send(backend, head, body, exceeded, normalized, identity, route, client, request_id, out).await
+        self.send(
+            backend, head, body, exceeded, normalized, identity, route, client, request_id, out,
+        )
+        .await
     }
 
     /// Sends the request upstream and prepares its response.
@@ -582,7 +756,11 @@ impl Gateway {
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
         let upstream = &backend.client;
-        let upgrade = if proxy::is_websocket_upgrade(head) { head.extensions.remove::<hyper::upgrade::OnUpgrade>() } else { None };
+        let upgrade = if proxy::is_websocket_upgrade(head) {
+            head.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
         let uri = upstream_uri(&upstream.target().base_path, normalized.as_deref(), &head.uri)?;
         let mut req = Request::new(body);
         *req.method_mut() = head.method.clone();
@@ -593,7 +771,15 @@ impl Gateway {
         *h = std::mem::take(&mut head.headers);
         let host = head.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
         let host = host.or_else(|| h.get(header::HOST).cloned());
-        hygiene::prepare_request_headers(h, &self.config.server, client, request_id, host.as_ref(), upgrade.is_some(), &mut added);
+        hygiene::prepare_request_headers(
+            h,
+            &self.config.server,
+            client,
+            request_id,
+            host.as_ref(),
+            upgrade.is_some(),
+            &mut added,
+        );
         // After hygiene removed any inbound copies: who the caller proved to be.
         if let Some(identity) = identity {
             for (k, v) in identity.headers() {
@@ -606,16 +792,28 @@ impl Gateway {
             total: backend.total_timeout,
         };
         let sent = timing.sent;
-        let outbound = proxy::Outbound { host: &backend.host, added: &added, hide: hygiene::hidden_response_header, request_id };
-        let result = proxy::forward(upstream, req, outbound, timing, upgrade, || exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))).await;
+        let outbound = proxy::Outbound {
+            host: &backend.host,
+            added: &added,
+            hide: hygiene::hidden_response_header,
+            request_id,
+        };
+        let result = proxy::forward(upstream, req, outbound, timing, upgrade, || {
+            exceeded.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+        })
+        .await;
         out.upstream_time = Some(sent.elapsed());
         let (resp, relayed) = result?;
         out.decision = Decision::Forwarded;
         if backend.mask_5xx && resp.status().is_server_error() {
             let status = resp.status();
-            let retry_after = relayed.get(&header::RETRY_AFTER).or(resp.headers().get(header::RETRY_AFTER).map(HeaderValue::as_bytes));
+            let retry_after = relayed
+                .get(&header::RETRY_AFTER)
+                .or(resp.headers().get(header::RETRY_AFTER).map(HeaderValue::as_bytes));
             let retry_after = retry_after.and_then(|v| HeaderValue::from_bytes(v).ok());
-            let mut masked = Problem::new(Code::UpstreamError).with_status(status).into_response(request_id.to_str().unwrap_or(""));
+            let mut masked = Problem::new(Code::UpstreamError)
+                .with_status(status)
+                .into_response(request_id.to_str().unwrap_or(""));
             if let Some(r) = retry_after {
                 masked.headers_mut().insert(header::RETRY_AFTER, r);
             }
@@ -632,24 +830,36 @@ impl Gateway {
         }
         if path == "/.frontgate/health" {
             let mut r = Response::new(Body::full("{\"status\":\"ok\"}"));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return Ok(r);
         }
         if let Some(code) = path.strip_prefix("/.frontgate/problems/")
-            && let Some(page) = crate::problem::problem_page(code) {
-                let mut r = Response::new(Body::full(page));
-                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-                r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-                r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(crate::problem::problem_page_csp()));
-                return Ok(r);
-            }
+            && let Some(page) = crate::problem::problem_page(code)
+        {
+            let mut r = Response::new(Body::full(page));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::problem::problem_page_csp()),
+            );
+            return Ok(r);
+        }
         Err(Problem::new(Code::RouteNotFound))
     }
 
     /// Adds what the checks set for this response (CORS, `Vary`, challenges) and returns the
     /// route's [`FieldPolicy`], still to be applied.
-    fn add_extra_headers(&self, resp: &mut Response<Body>, out: &Outgoing, https: bool) -> &FieldPolicy {
+    fn add_extra_headers(
+        &self,
+        resp: &mut Response<Body>,
+        out: &Outgoing,
+        https: bool,
+    ) -> &FieldPolicy {
         let h = resp.headers_mut();
         for (k, v) in &out.extra {
             // Lists a response may carry several of (one challenge per scheme).
@@ -663,20 +873,40 @@ impl Gateway {
     }
 
     /// Sets the response's headers: what the checks asked for, then the route's policy.
-    pub(crate) fn finish_headers(&self, resp: &mut Response<Body>, out: &Outgoing, request_id: &HeaderValue, https: bool) {
+    pub(crate) fn finish_headers(
+        &self,
+        resp: &mut Response<Body>,
+        out: &Outgoing,
+        request_id: &HeaderValue,
+        https: bool,
+    ) {
         self.add_extra_headers(resp, out, https).apply(resp.headers_mut(), request_id);
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(&self, method: &Method, path: &str, resp: &Response<Body>, out: &mut Outgoing, start: Instant, request_id: &HeaderValue, client: &Client) {
+    pub(crate) fn record(
+        &self,
+        method: &Method,
+        path: &str,
+        resp: &Response<Body>,
+        out: &mut Outgoing,
+        start: Instant,
+        request_id: &HeaderValue,
+        client: &Client,
+    ) {
         if let Some(code) = resp.extensions().get::<Code>() {
             out.code = Some(*code);
         }
         let total = start.elapsed();
-        let route_name = out.route.map(|i| &*self.table.entries()[i].name).unwrap_or(NOT_FOUND_ROUTE);
+        let route_name =
+            out.route.map(|i| &*self.table.entries()[i].name).unwrap_or(NOT_FOUND_ROUTE);
         let passed = |i: usize| {
             let target = self.table.entries()[i].target;
-            matches!((target, out.decision), (RouteTarget::Upstream, Decision::Forwarded) | (RouteTarget::Frontend, Decision::Served))
+            matches!(
+                (target, out.decision),
+                (RouteTarget::Upstream, Decision::Forwarded)
+                    | (RouteTarget::Frontend, Decision::Served)
+            )
         };
         match (out.route, out.decision, out.code) {
             (Some(i), _, None) if passed(i) => self.route_metrics[i].passed.increment(1),
@@ -687,7 +917,8 @@ impl Gateway {
         }
         if let Some(m) = out.route.map(|i| &self.route_metrics[i]) {
             m.duration.record(total.as_secs_f64());
-            m.overhead.record(total.saturating_sub(out.upstream_time.unwrap_or_default()).as_secs_f64());
+            m.overhead
+                .record(total.saturating_sub(out.upstream_time.unwrap_or_default()).as_secs_f64());
         }
         if self.config.log.access_log {
             tracing::info!(
@@ -731,10 +962,18 @@ pub(crate) enum Admission {
 pub trait Endpoint: Send + Sync + 'static {
     /// The exact normalized path, e.g. `/.frontgate/login`.
     fn path(&self) -> &'static str;
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a>;
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut http::request::Parts,
+        body: ClientBody,
+        client: &'a Client,
+        request_id: &'a str,
+    ) -> EndpointFuture<'a>;
 }
 
-pub type EndpointFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>>;
+pub type EndpointFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>,
+>;
 
 /// The request body on its way through the pipeline: streamed to the upstream untouched,
 /// unless a check needed it, in which case it is read once and forwarded as those bytes.
@@ -748,9 +987,17 @@ pub(crate) enum RequestBody {
 impl RequestBody {
     /// Reads the whole body (at most `limit` bytes; more is a 413) and keeps it. It must all
     /// arrive within `timeout` (408), so a client trickling a body cannot hold the read open.
-    async fn buffer(&mut self, headers: &http::HeaderMap, limit: u64, timeout: Duration) -> Result<Bytes, Problem> {
+    async fn buffer(
+        &mut self,
+        headers: &http::HeaderMap,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Bytes, Problem> {
         use http_body_util::BodyExt;
-        let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
@@ -761,17 +1008,26 @@ impl RequestBody {
                 return Ok(b);
             }
             RequestBody::Unavailable => {
-                return Err(Problem::new(Code::BadRequest).with_detail("This route validates request bodies, which the embedded layer cannot read."));
+                return Err(Problem::new(Code::BadRequest).with_detail(
+                    "This route validates request bodies, which the embedded layer cannot read.",
+                ));
             }
         };
-        let read = http_body_util::Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+        let read =
+            http_body_util::Limited::new(stream, usize::try_from(limit).unwrap_or(usize::MAX))
+                .collect();
         let Ok(read) = tokio::time::timeout(timeout, read).await else {
             return Err(Problem::new(Code::RequestTimeout));
         };
         let bytes = match read {
             Ok(c) => c.to_bytes(),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(Problem::new(Code::PayloadTooLarge)),
-            Err(_) => return Err(Problem::new(Code::BadRequest).with_detail("The request body could not be read.")),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Err(Problem::new(Code::PayloadTooLarge));
+            }
+            Err(_) => {
+                return Err(Problem::new(Code::BadRequest)
+                    .with_detail("The request body could not be read."));
+            }
         };
         *self = RequestBody::Buffered(bytes.clone());
         Ok(bytes)
@@ -790,7 +1046,14 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     pub(crate) fn new() -> Self {
-        Outgoing { route: None, decision: Decision::Denied, code: None, upstream_time: None, extra: Vec::new(), relayed: RelayedFields::default() }
+        Outgoing {
+            route: None,
+            decision: Decision::Denied,
+            code: None,
+            upstream_time: None,
+            extra: Vec::new(),
+            relayed: RelayedFields::default(),
+        }
     }
 }
 
@@ -800,7 +1063,9 @@ fn header_bytes(headers: &http::HeaderMap) -> usize {
 
 fn valid_request_id(v: &HeaderValue) -> bool {
     let b = v.as_bytes();
-    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
 }
 
 /// The request's declared body length, made canonical for the backend: every Content-Length
@@ -815,13 +1080,17 @@ fn canonical_content_length(headers: &mut http::HeaderMap) -> Result<Option<u64>
         for part in value.as_bytes().split(|&b| b == b',') {
             let digits = part.trim_ascii();
             if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(Problem::new(Code::BadRequest).with_detail("The Content-Length is not a number."));
+                return Err(Problem::new(Code::BadRequest)
+                    .with_detail("The Content-Length is not a number."));
             }
             let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
             if length.is_some_and(|l| l != n) {
-                return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has conflicting Content-Length values."));
+                return Err(Problem::new(Code::AmbiguousRequest)
+                    .with_detail("The request has conflicting Content-Length values."));
             }
-            canonical &= length.is_none() && digits.len() == part.len() && (digits[0] != b'0' || digits.len() == 1);
+            canonical &= length.is_none()
+                && digits.len() == part.len()
+                && (digits[0] != b'0' || digits.len() == 1);
             length = Some(n);
         }
     }
@@ -834,17 +1103,25 @@ fn canonical_content_length(headers: &mut http::HeaderMap) -> Result<Option<u64>
 /// The URI to send upstream: the base path, the normalized path, the original query. A target
 /// too long for a request line is refused (414), never cut or replaced: the backend only ever
 /// receives the normalized path that matched, under the base path.
-fn upstream_uri(base: &str, normalized: Option<&str>, original: &http::Uri) -> Result<http::Uri, Problem> {
-    if base.is_empty() && normalized.is_none()
-        && let Some(pq) = original.path_and_query() {
-            let mut parts = http::uri::Parts::default();
-            parts.path_and_query = Some(pq.clone());
-            if let Ok(uri) = http::Uri::from_parts(parts) {
-                return Ok(uri);
-            }
+fn upstream_uri(
+    base: &str,
+    normalized: Option<&str>,
+    original: &http::Uri,
+) -> Result<http::Uri, Problem> {
+    if base.is_empty()
+        && normalized.is_none()
+        && let Some(pq) = original.path_and_query()
+    {
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = Some(pq.clone());
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            return Ok(uri);
         }
+    }
     let path = normalized.unwrap_or(original.path());
-    let mut s = String::with_capacity(base.len() + path.len() + original.query().map_or(0, |q| q.len() + 1));
+    let mut s = String::with_capacity(
+        base.len() + path.len() + original.query().map_or(0, |q| q.len() + 1),
+    );
     s.push_str(base);
     s.push_str(path);
     if let Some(q) = original.query() {

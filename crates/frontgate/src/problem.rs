@@ -211,22 +211,42 @@ impl Code {
             Code::Unauthenticated => "This resource requires authentication.",
             Code::Overloaded => "The gateway is at capacity; retry shortly.",
             Code::InvalidToken => "The bearer token or DPoP proof was refused.",
-            Code::InsufficientScope => "The credential is valid but lacks a scope this route requires.",
+            Code::InsufficientScope => {
+                "The credential is valid but lacks a scope this route requires."
+            }
             Code::ApiKeyInvalid => "The API key is malformed, has a bad checksum, or is not known.",
             Code::ApiKeyRevoked => "This API key has been revoked.",
             Code::ApiKeyExpired => "This API key has expired.",
-            Code::CredentialsInQuery => "Credentials must not be sent in the query string; send them in a header.",
+            Code::CredentialsInQuery => {
+                "Credentials must not be sent in the query string; send them in a header."
+            }
             Code::ClientDenied => "This credential may not be used from this client address.",
-            Code::CsrfFailed => "A cookie-authenticated request that changes state must come from this site and carry the X-Frontgate-CSRF header.",
-            Code::ChallengeRequired => "Solve the challenge at the URL given in `challenge` and retry with the clearance.",
+            Code::CsrfFailed => {
+                "A cookie-authenticated request that changes state must come from this site and carry the X-Frontgate-CSRF header."
+            }
+            Code::ChallengeRequired => {
+                "Solve the challenge at the URL given in `challenge` and retry with the clearance."
+            }
             Code::ChallengeFailed => "The challenge solution or clearance was refused.",
             Code::RateLimited => "Slow down; the Retry-After header says when to retry.",
-            Code::ValidationFailed => "The request does not match the API's declared schema; see `errors`.",
-            Code::InvalidBody => "The request body is malformed or could be read more than one way; `detail` says where.",
-            Code::UnsupportedMediaType => "This operation does not accept a body of this content type.",
-            Code::ResponseInvalid => "The service behind the gateway answered with a response that does not match its declared schema.",
-            Code::StoreUnavailable => "A store the gateway needs to decide this request is unavailable; retry shortly.",
-            Code::AmbiguousRequest => "The request could be read in more than one way (a duplicated or conflicting header), so it was refused.",
+            Code::ValidationFailed => {
+                "The request does not match the API's declared schema; see `errors`."
+            }
+            Code::InvalidBody => {
+                "The request body is malformed or could be read more than one way; `detail` says where."
+            }
+            Code::UnsupportedMediaType => {
+                "This operation does not accept a body of this content type."
+            }
+            Code::ResponseInvalid => {
+                "The service behind the gateway answered with a response that does not match its declared schema."
+            }
+            Code::StoreUnavailable => {
+                "A store the gateway needs to decide this request is unavailable; retry shortly."
+            }
+            Code::AmbiguousRequest => {
+                "The request could be read in more than one way (a duplicated or conflicting header), so it was refused."
+            }
             Code::UriTooLong => "The request target is too long to forward.",
         }
     }
@@ -283,22 +303,54 @@ impl Code {
             Code::Overloaded => {
                 "The gateway refused the request to protect itself (connection or queue limits)."
             }
-            Code::InvalidToken => "The token is malformed, expired, not yet valid, from an issuer or for an audience this route does not accept, signed with an algorithm that is not allowed, or its signature does not verify. DPoP-bound tokens also need a valid, fresh, single-use proof for this exact method and URL. Obtain a new token and retry.",
-            Code::InsufficientScope => "Routes may require scopes (route `scopes`). The caller authenticated, but its key, token or session does not carry every scope the route requires. Ask for a credential with the right scopes.",
-            Code::ApiKeyInvalid => "API keys have a fixed shape (prefix, random part, checksum). A key that does not match it is refused before any lookup; a well-formed key that is not in the store is refused the same way. Check that the whole key was copied.",
-            Code::ApiKeyRevoked => "The key was revoked by an administrator, or its rotation grace period ended. Revocation takes effect on every node within seconds. Ask for a new key.",
-            Code::ApiKeyExpired => "Every key may carry an expiry date; after it the key is refused. Ask for a new key, or rotate the old one before it expires.",
-            Code::CredentialsInQuery => "URLs end up in logs, browser history and Referer headers, so a key or token in the query string is refused (and never logged). Send API keys in `Authorization: Bearer` or `X-API-Key`, tokens in `Authorization`.",
-            Code::ClientDenied => "The credential is restricted to a list of client networks (CIDRs), and this request came from outside them.",
-            Code::CsrfFailed => "Unsafe methods (POST, PUT, PATCH, DELETE) authenticated by the session cookie must carry an Origin (or Sec-Fetch-Site) naming this site and the custom header X-Frontgate-CSRF, which a cross-site form cannot send. Send both from the front-end.",
-            Code::ChallengeRequired => "This route is protected against automated abuse. Fetch a proof-of-work challenge (or complete the CAPTCHA), submit the solution to /.frontgate/verify, and retry with the clearance cookie or X-Frontgate-Clearance header. /.frontgate/widget.js does all of this for a browser app.",
-            Code::ChallengeFailed => "The solution is wrong, expired, already used, for another route, or its signature does not verify; or the clearance is expired or for another route or client. Fetch a new challenge and solve it.",
-            Code::RateLimited => "The request exceeded a rate limit of this route ([rate_limits]). Wait for the time given in Retry-After.",
-            Code::InvalidBody => "A body the gateway reads to decide on a request (OpenAPI validation, a proof-of-work field) must have one reading only, because the backend parses the same bytes again. A multipart/form-data body is read strictly: one boundary parameter, every delimiter alone at the start of its line, no preamble or epilogue, plain part heads with exactly one Content-Disposition of the form `form-data; name=\"...\"` (optionally `; filename=\"...\"`), no parameter given twice, no Content-Transfer-Encoding that changes the bytes. A field the gateway reads given more than once is refused too. Send the body as browsers and common HTTP clients build it.",
-            Code::ValidationFailed => "Every parameter and body is checked against the OpenAPI document ([openapi] spec). Each entry of `errors` names the offending part with a JSON pointer (/query/limit, /body/items/0/name) and says what is wrong.",
-            Code::UnsupportedMediaType => "The OpenAPI document declares which content types each operation accepts; send the body as one of them with a matching Content-Type header.",
-            Code::ResponseInvalid => "Response validation ([openapi] response_validation = \"block\") stops responses that the OpenAPI document does not declare, so that undeclared data is not exposed.",
-            Code::StoreUnavailable => "frontgate keeps keys, sessions, counters and replay sets in SQLite, PostgreSQL or Redis. When the store it needs cannot answer, the request is refused with this 503 rather than let through unchecked ([shared] on_outage).",
+            Code::InvalidToken => {
+                "The token is malformed, expired, not yet valid, from an issuer or for an audience this route does not accept, signed with an algorithm that is not allowed, or its signature does not verify. DPoP-bound tokens also need a valid, fresh, single-use proof for this exact method and URL. Obtain a new token and retry."
+            }
+            Code::InsufficientScope => {
+                "Routes may require scopes (route `scopes`). The caller authenticated, but its key, token or session does not carry every scope the route requires. Ask for a credential with the right scopes."
+            }
+            Code::ApiKeyInvalid => {
+                "API keys have a fixed shape (prefix, random part, checksum). A key that does not match it is refused before any lookup; a well-formed key that is not in the store is refused the same way. Check that the whole key was copied."
+            }
+            Code::ApiKeyRevoked => {
+                "The key was revoked by an administrator, or its rotation grace period ended. Revocation takes effect on every node within seconds. Ask for a new key."
+            }
+            Code::ApiKeyExpired => {
+                "Every key may carry an expiry date; after it the key is refused. Ask for a new key, or rotate the old one before it expires."
+            }
+            Code::CredentialsInQuery => {
+                "URLs end up in logs, browser history and Referer headers, so a key or token in the query string is refused (and never logged). Send API keys in `Authorization: Bearer` or `X-API-Key`, tokens in `Authorization`."
+            }
+            Code::ClientDenied => {
+                "The credential is restricted to a list of client networks (CIDRs), and this request came from outside them."
+            }
+            Code::CsrfFailed => {
+                "Unsafe methods (POST, PUT, PATCH, DELETE) authenticated by the session cookie must carry an Origin (or Sec-Fetch-Site) naming this site and the custom header X-Frontgate-CSRF, which a cross-site form cannot send. Send both from the front-end."
+            }
+            Code::ChallengeRequired => {
+                "This route is protected against automated abuse. Fetch a proof-of-work challenge (or complete the CAPTCHA), submit the solution to /.frontgate/verify, and retry with the clearance cookie or X-Frontgate-Clearance header. /.frontgate/widget.js does all of this for a browser app."
+            }
+            Code::ChallengeFailed => {
+                "The solution is wrong, expired, already used, for another route, or its signature does not verify; or the clearance is expired or for another route or client. Fetch a new challenge and solve it."
+            }
+            Code::RateLimited => {
+                "The request exceeded a rate limit of this route ([rate_limits]). Wait for the time given in Retry-After."
+            }
+            Code::InvalidBody => {
+                "A body the gateway reads to decide on a request (OpenAPI validation, a proof-of-work field) must have one reading only, because the backend parses the same bytes again. A multipart/form-data body is read strictly: one boundary parameter, every delimiter alone at the start of its line, no preamble or epilogue, plain part heads with exactly one Content-Disposition of the form `form-data; name=\"...\"` (optionally `; filename=\"...\"`), no parameter given twice, no Content-Transfer-Encoding that changes the bytes. A field the gateway reads given more than once is refused too. Send the body as browsers and common HTTP clients build it."
+            }
+            Code::ValidationFailed => {
+                "Every parameter and body is checked against the OpenAPI document ([openapi] spec). Each entry of `errors` names the offending part with a JSON pointer (/query/limit, /body/items/0/name) and says what is wrong."
+            }
+            Code::UnsupportedMediaType => {
+                "The OpenAPI document declares which content types each operation accepts; send the body as one of them with a matching Content-Type header."
+            }
+            Code::ResponseInvalid => {
+                "Response validation ([openapi] response_validation = \"block\") stops responses that the OpenAPI document does not declare, so that undeclared data is not exposed."
+            }
+            Code::StoreUnavailable => {
+                "frontgate keeps keys, sessions, counters and replay sets in SQLite, PostgreSQL or Redis. When the store it needs cannot answer, the request is refused with this 503 rather than let through unchecked ([shared] on_outage)."
+            }
             Code::AmbiguousRequest => {
                 "The gateway checks a request and the backend then reads it again. Where two HTTP \
                  implementations could read the same header differently, frontgate refuses rather \
@@ -332,7 +384,14 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: Code) -> Self {
-        Problem { code, detail: None, allow: None, status: None, errors: Vec::new(), extensions: Vec::new() }
+        Problem {
+            code,
+            detail: None,
+            allow: None,
+            status: None,
+            errors: Vec::new(),
+            extensions: Vec::new(),
+        }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -514,10 +573,18 @@ mod tests {
     fn page_texts_have_whole_code_spans() {
         for code in Code::ALL {
             for text in [code.detail(), code.explanation()] {
-                assert_eq!(text.matches('`').count() % 2, 0, "{}: an unclosed code span in {text}", code.as_str());
+                assert_eq!(
+                    text.matches('`').count() % 2,
+                    0,
+                    "{}: an unclosed code span in {text}",
+                    code.as_str()
+                );
             }
         }
-        assert_eq!(text_to_html("send `X-API-Key` <now>"), "send <code>X-API-Key</code> &lt;now&gt;");
+        assert_eq!(
+            text_to_html("send `X-API-Key` <now>"),
+            "send <code>X-API-Key</code> &lt;now&gt;"
+        );
     }
 
     #[test]

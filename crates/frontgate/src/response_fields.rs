@@ -78,9 +78,17 @@ impl FieldPolicy {
             set(&header::STRICT_TRANSPORT_SECURITY, Rule::Always(hsts.clone()));
         }
         set(&header::X_CONTENT_TYPE_OPTIONS, Rule::Always(HeaderValue::from_static("nosniff")));
-        set(&header::REFERRER_POLICY, Rule::Default(HeaderValue::from_static("strict-origin-when-cross-origin")));
+        set(
+            &header::REFERRER_POLICY,
+            Rule::Default(HeaderValue::from_static("strict-origin-when-cross-origin")),
+        );
         set(&header::X_FRAME_OPTIONS, Rule::Default(HeaderValue::from_static("DENY")));
-        set(&PERMISSIONS_POLICY, Rule::Default(HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()")));
+        set(
+            &PERMISSIONS_POLICY,
+            Rule::Default(HeaderValue::from_static(
+                "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+            )),
+        );
         set(&COOP, Rule::Default(HeaderValue::from_static("same-origin")));
         match route.and_then(|r| r.csp.as_ref()) {
             Some(Some(csp)) => set(&header::CONTENT_SECURITY_POLICY, Rule::Always(csp.clone())),
@@ -91,10 +99,15 @@ impl FieldPolicy {
             set(name, value.clone().map_or(Rule::Remove, Rule::Always));
         }
         set(&X_REQUEST_ID, Rule::RequestId);
-        let line = |name: &HeaderName, value: &HeaderValue| [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"].concat();
-        let (mut always, mut defaults, mut default_mask, mut request_id) = (Vec::new(), Vec::new(), 0u64, false);
+        let line = |name: &HeaderName, value: &HeaderValue| {
+            [name.as_str().as_bytes(), b": ", value.as_bytes(), b"\r\n"].concat()
+        };
+        let (mut always, mut defaults, mut default_mask, mut request_id) =
+            (Vec::new(), Vec::new(), 0u64, false);
         // `present` has a bit per entry; defaults come before a route's own headers.
-        debug_assert!(rules.iter().rposition(|(_, r)| matches!(r, Rule::Default(_))).is_none_or(|i| i < 64));
+        debug_assert!(
+            rules.iter().rposition(|(_, r)| matches!(r, Rule::Default(_))).is_none_or(|i| i < 64)
+        );
         let entries: Vec<Entry> = rules
             .into_iter()
             .enumerate()
@@ -204,7 +217,10 @@ mod tests {
 
     use super::*;
 
-    fn route(csp: Option<Option<&'static str>>, headers: &[(&'static str, Option<&'static str>)]) -> RouteEntry {
+    fn route(
+        csp: Option<Option<&'static str>>,
+        headers: &[(&'static str, Option<&'static str>)],
+    ) -> RouteEntry {
         RouteEntry {
             name: "GET /x".into(),
             target: crate::config::RouteTarget::Upstream,
@@ -212,7 +228,10 @@ mod tests {
             timeout: None,
             cors: false,
             csp: csp.map(|c| c.map(HeaderValue::from_static)),
-            headers: headers.iter().map(|(n, v)| (HeaderName::from_static(n), v.map(HeaderValue::from_static))).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (HeaderName::from_static(n), v.map(HeaderValue::from_static)))
+                .collect(),
             config_index: None,
             operation: None,
             method_override: false,
@@ -237,12 +256,18 @@ mod tests {
     }
 
     /// What the HTTP/1.1 writer sends for `h` under `policy`.
-    fn written(policy: &FieldPolicy, h: &HeaderMap, rid: &HeaderValue) -> BTreeMap<String, Vec<String>> {
+    fn written(
+        policy: &FieldPolicy,
+        h: &HeaderMap,
+        rid: &HeaderValue,
+    ) -> BTreeMap<String, Vec<String>> {
         let mut out = Vec::new();
         let mut present = 0;
         for (n, v) in h {
             if policy.keeps(n, &mut present) {
-                out.extend_from_slice(&[n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"].concat());
+                out.extend_from_slice(
+                    &[n.as_str().as_bytes(), b": ", v.as_bytes(), b"\r\n"].concat(),
+                );
             }
         }
         policy.write_lines(present, rid, &mut out);
@@ -267,8 +292,18 @@ mod tests {
         vec![
             None,
             Some(route(None, &[])),
-            Some(route(Some(Some("default-src 'self'")), &[("x-frame-options", Some("SAMEORIGIN")), ("cache-control", None)])),
-            Some(route(Some(None), &[("referrer-policy", None), ("x-app", Some("route")), ("x-request-id", Some("fixed"))])),
+            Some(route(
+                Some(Some("default-src 'self'")),
+                &[("x-frame-options", Some("SAMEORIGIN")), ("cache-control", None)],
+            )),
+            Some(route(
+                Some(None),
+                &[
+                    ("referrer-policy", None),
+                    ("x-app", Some("route")),
+                    ("x-request-id", Some("fixed")),
+                ],
+            )),
         ]
     }
 
@@ -281,10 +316,14 @@ mod tests {
         long_route.headers.push((HeaderName::from_bytes(long_a.as_bytes()).unwrap(), None));
         let mut candidates: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
         // Same lengths as entries, other names; other lengths; past the last length bit.
-        candidates.extend(["content-type", "x-frame-optionz", "referrer-polic", "date", "x-demo-upstream-hits"].map(String::from));
+        candidates.extend(
+            ["content-type", "x-frame-optionz", "referrer-polic", "date", "x-demo-upstream-hits"]
+                .map(String::from),
+        );
         candidates.extend([long_a.clone(), long_b]);
         for route in routes().into_iter().chain([Some(long_route)]) {
-            let policy = FieldPolicy::new(&Defaults { hsts: None, csp: &csp }, route.as_ref(), true);
+            let policy =
+                FieldPolicy::new(&Defaults { hsts: None, csp: &csp }, route.as_ref(), true);
             for name in &candidates {
                 let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
                 // What a search of every entry says.
@@ -350,7 +389,10 @@ mod tests {
         FieldPolicy::new(&defaults, None, false).apply(&mut h, &HeaderValue::from_static("rid"));
         assert!(!h.contains_key("strict-transport-security"));
         // A route's own headers come last: they set or remove any of them.
-        let r = route(Some(None), &[("x-frame-options", None), ("referrer-policy", Some("no-referrer"))]);
+        let r = route(
+            Some(None),
+            &[("x-frame-options", None), ("referrer-policy", Some("no-referrer"))],
+        );
         let mut h = HeaderMap::new();
         h.insert("content-security-policy", HeaderValue::from_static("from-the-app"));
         h.insert("referrer-policy", HeaderValue::from_static("from-the-app"));

@@ -85,10 +85,12 @@ impl Services {
     /// Uses the current runtime when there is one and the config needs no store (embedding
     /// as a tower layer), or starts a dedicated one and connects.
     pub fn current_or_start(config: &Config) -> Result<Services, StartError> {
-        if !config.needs_store() && config.shared.redis.is_none()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                return Ok(Services::bare(runtime, None));
-            }
+        if !config.needs_store()
+            && config.shared.redis.is_none()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            return Ok(Services::bare(runtime, None));
+        }
         Services::start(config)
     }
 
@@ -110,14 +112,19 @@ impl Services {
         self.shared_config = config.shared.clone();
         if config.needs_store() {
             let (store, dir) = (self.store_config.clone(), config.data_dir.clone());
-            let db = self.block_on(async move { Db::open_for(&store, &dir, opening).await }).map_err(|_| StoreError::Stopped)??;
+            let db = self
+                .block_on(async move { Db::open_for(&store, &dir, opening).await })
+                .map_err(|_| StoreError::Stopped)??;
             tracing::info!(backend = db.backend(), "store open");
             self.db = Some(db);
         }
         if opening == Opening::Check {
             if let Some(url) = &config.shared.redis {
-                let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
-                let redis = self.block_on(async move { Redis::connect(&url, &prefix, timeout).await }).map_err(|_| StoreError::Stopped)??;
+                let (url, prefix, timeout) =
+                    (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
+                let redis = self
+                    .block_on(async move { Redis::connect(&url, &prefix, timeout).await })
+                    .map_err(|_| StoreError::Stopped)??;
                 self.redis = Some(redis);
             }
             return Ok(());
@@ -130,7 +137,8 @@ impl Services {
             db.spawn_listener(self.event_channel(), self.events.clone());
         }
         if let Some(url) = &config.shared.redis {
-            let (url, prefix, timeout) = (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
+            let (url, prefix, timeout) =
+                (url.0.clone(), config.shared.prefix.clone(), self.store_config.timeout.0);
             let events = self.events.clone();
             let redis = self
                 .block_on(async move {
@@ -184,11 +192,16 @@ impl Services {
         self.events.deliver(topic, payload);
         let (t, p) = (topic.to_owned(), payload.to_owned());
         if let Some(redis) = self.redis.clone() {
-            return self.run(async move { redis.publish(&t, &p).await }).await.map_err(|_| StoreError::Stopped)?;
+            return self
+                .run(async move { redis.publish(&t, &p).await })
+                .await
+                .map_err(|_| StoreError::Stopped)?;
         }
         let Some(db @ Db::Postgres(_)) = self.db.clone() else { return Ok(()) };
         let channel = self.event_channel();
-        self.run(async move { db.notify(&channel, &t, &p).await }).await.map_err(|_| StoreError::Stopped)?
+        self.run(async move { db.notify(&channel, &t, &p).await })
+            .await
+            .map_err(|_| StoreError::Stopped)?
     }
 
     /// The PostgreSQL channel events travel on: `<[shared] prefix>events`, like Redis's.
@@ -199,7 +212,8 @@ impl Services {
     /// What a reload with `config` cannot change: returns a warning per section that differs.
     pub fn restart_needed(&self, config: &Config) -> Vec<&'static str> {
         let mut w = Vec::new();
-        if config.store_config() != self.store_config || (config.needs_store() && self.db.is_none()) {
+        if config.store_config() != self.store_config || (config.needs_store() && self.db.is_none())
+        {
             w.push("[store] changed (or is newly needed): it takes effect only after a restart");
         }
         if config.shared != self.shared_config {
@@ -211,15 +225,20 @@ impl Services {
     /// The dedicated state runtime alone, with no store (tests, benchmarks, the CLI before it
     /// connects).
     pub fn runtime_only() -> std::io::Result<Services> {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("frontgate-state").enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("frontgate-state")
+            .enable_all()
+            .build()?;
         let handle = rt.handle().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("frontgate-state-main".into()).spawn(move || {
-            rt.block_on(async move {
-                let _ = rx.await;
-            });
-            rt.shutdown_timeout(std::time::Duration::from_secs(1));
-        })?;
+        let thread =
+            std::thread::Builder::new().name("frontgate-state-main".into()).spawn(move || {
+                rt.block_on(async move {
+                    let _ = rx.await;
+                });
+                rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            })?;
         Ok(Services::bare(handle, Some(OwnedRuntime { shutdown: Some(tx), thread: Some(thread) })))
     }
 

@@ -9,9 +9,14 @@ use common::api_keys::{ADMIN_TOKEN, KeyGate};
 use common::stores::Backend;
 
 fn schemathesis() -> std::path::PathBuf {
-    let venv = std::env::var_os("FRONTGATE_SCHEMATHESIS_VENV").unwrap_or_else(|| "/var/tmp/frontgate-schemathesis".into());
+    let venv = std::env::var_os("FRONTGATE_SCHEMATHESIS_VENV")
+        .unwrap_or_else(|| "/var/tmp/frontgate-schemathesis".into());
     let bin = std::path::Path::new(&venv).join("bin/schemathesis");
-    assert!(bin.is_file(), "{} is missing: run scripts/test.sh, which installs schemathesis", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/test.sh, which installs schemathesis",
+        bin.display()
+    );
     bin
 }
 
@@ -32,7 +37,11 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     })
     .await
     .unwrap();
-    let report = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "schemathesis found problems:\n{report}");
     assert!(report.contains("No issues found"), "{report}");
     assert!(!g.gate.logs().contains("panicked"), "{}", g.gate.logs());

@@ -51,18 +51,36 @@ impl FakeProvider {
                     let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                         let (seen, used) = (seen.clone(), used.clone());
                         async move {
-                            let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                            let ct = req
+                                .headers()
+                                .get("content-type")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             let fields: Vec<(String, String)> = url_decode_form(&body);
                             seen.lock().unwrap().push((ct, fields.clone()));
-                            let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-                            let (status, json) = answer(provider, &get("secret"), &get("response"), &used).await;
+                            let get = |k: &str| {
+                                fields
+                                    .iter()
+                                    .find(|(n, _)| n == k)
+                                    .map(|(_, v)| v.clone())
+                                    .unwrap_or_default()
+                            };
+                            let (status, json) =
+                                answer(provider, &get("secret"), &get("response"), &used).await;
                             Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder().status(status).header("content-type", "application/json").body(Full::new(Bytes::from(json))).unwrap(),
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .body(Full::new(Bytes::from(json)))
+                                    .unwrap(),
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
                 });
             }
         });
@@ -75,7 +93,9 @@ impl FakeProvider {
 }
 
 fn url_decode_form(body: &[u8]) -> Vec<(String, String)> {
-    let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let dec = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
+    };
     String::from_utf8_lossy(body)
         .split('&')
         .filter(|p| !p.is_empty())
@@ -87,12 +107,20 @@ fn url_decode_form(body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// The provider's documented answer for a token.
-async fn answer(provider: &str, secret: &str, token: &str, used: &Mutex<HashSet<String>>) -> (u16, String) {
-    let failure = |code: &str| (200, serde_json::json!({ "success": false, "error-codes": [code] }).to_string());
+async fn answer(
+    provider: &str,
+    secret: &str,
+    token: &str,
+    used: &Mutex<HashSet<String>>,
+) -> (u16, String) {
+    let failure = |code: &str| {
+        (200, serde_json::json!({ "success": false, "error-codes": [code] }).to_string())
+    };
     if secret != SECRET {
         return failure("invalid-input-secret");
     }
-    let duplicate = if provider == "hcaptcha" { "already-seen-response" } else { "timeout-or-duplicate" };
+    let duplicate =
+        if provider == "hcaptcha" { "already-seen-response" } else { "timeout-or-duplicate" };
     let success = |hostname: &str, action: &str, score: f64| {
         let mut v = serde_json::json!({ "success": true, "challenge_ts": "2026-11-27T22:00:00Z", "hostname": hostname, "error-codes": [] });
         match provider {
@@ -146,7 +174,8 @@ async fn post(gate: &Gate, token: Option<&str>) -> (u16, serde_json::Value) {
     if let Some(t) = token {
         r = r.header("x-frontgate-captcha", t);
     }
-    let (s, _, b) = plain_send(gate.addr, r.body(Full::new(Bytes::from_static(b"{}"))).unwrap()).await;
+    let (s, _, b) =
+        plain_send(gate.addr, r.body(Full::new(Bytes::from_static(b"{}"))).unwrap()).await;
     (s.as_u16(), serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
 }
 
@@ -156,13 +185,24 @@ async fn provider_cases(provider: &'static str) {
     let gate = gate_for(provider, &fake, &up, "");
     // No token.
     let (s, p) = post(&gate, None).await;
-    assert_eq!((s, p["code"].as_str(), p["captcha"].as_str()), (403, Some("challenge_required"), Some(provider)), "{p}");
+    assert_eq!(
+        (s, p["code"].as_str(), p["captcha"].as_str()),
+        (403, Some("challenge_required"), Some(provider)),
+        "{p}"
+    );
     // A good token passes once; the provider reports the reuse.
     let (s, p) = post(&gate, Some("good-1")).await;
     assert_eq!(s, 200, "{p}");
     let (s, p) = post(&gate, Some("good-1")).await;
     assert_eq!((s, p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
-    assert!(p["detail"].as_str().unwrap().contains(if provider == "hcaptcha" { "already-seen-response" } else { "timeout-or-duplicate" }), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains(if provider == "hcaptcha" {
+            "already-seen-response"
+        } else {
+            "timeout-or-duplicate"
+        }),
+        "{p}"
+    );
     // A provider that would accept the token again: our replay set refuses it.
     assert_eq!(post(&gate, Some("lenient-1")).await.0, 200);
     let (s, p) = post(&gate, Some("lenient-1")).await;
@@ -226,7 +266,11 @@ async fn a_wrong_secret_and_fail_open_on_request() {
     drop(gate);
     let gate = start(
         "tls = \"off\"\npublic_url = \"http://app.test\"",
-        &format!("{}\n[captcha.turnstile]\nsecret = \"wrong\"\nverify_url = \"{}\"\n[[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"turnstile\"\n", up.config(), fake.url()),
+        &format!(
+            "{}\n[captcha.turnstile]\nsecret = \"wrong\"\nverify_url = \"{}\"\n[[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"turnstile\"\n",
+            up.config(),
+            fake.url()
+        ),
     );
     let (s, p) = post(&gate, Some("good-2")).await;
     assert_eq!((s, p["code"].as_str()), (403, Some("challenge_failed")));

@@ -34,7 +34,13 @@ struct Output {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.status.code(), self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.status.code(),
+            self.stdout,
+            self.stderr
+        )
     }
 }
 
@@ -88,13 +94,17 @@ struct Running {
 
 impl Running {
     fn start(cmd: &mut Command) -> Running {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start frontgate");
-        let (stdout_pipe, stderr_pipe) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start frontgate");
+        let (stdout_pipe, stderr_pipe) =
+            (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let guard = Guard(child);
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel::<String>();
-        let collect = |pipe: Box<dyn Read + Send>, into: Arc<Mutex<Vec<String>>>, tx: Option<mpsc::Sender<String>>| {
+        let collect = |pipe: Box<dyn Read + Send>,
+                       into: Arc<Mutex<Vec<String>>>,
+                       tx: Option<mpsc::Sender<String>>| {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     into.lock().unwrap().push(line.clone());
@@ -106,7 +116,13 @@ impl Running {
         };
         collect(Box::new(stdout_pipe), stdout.clone(), None);
         collect(Box::new(stderr_pipe), stderr.clone(), Some(tx));
-        let mut running = Running { _guard: guard, stdout, stderr, addr: "0.0.0.0:0".parse().unwrap(), scheme: String::new() };
+        let mut running = Running {
+            _guard: guard,
+            stdout,
+            stderr,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            scheme: String::new(),
+        };
         let (addr, scheme) = running.wait_listening(&rx);
         running.addr = addr;
         running.scheme = scheme;
@@ -129,7 +145,11 @@ impl Running {
             }
             let scheme = fields["scheme"].as_str().expect("scheme field").to_owned();
             if scheme == "https" || scheme == "http" {
-                let addr = fields["addr"].as_str().expect("addr field").parse().expect("addr is a socket address");
+                let addr = fields["addr"]
+                    .as_str()
+                    .expect("addr field")
+                    .parse()
+                    .expect("addr is a socket address");
                 return (addr, scheme);
             }
         }
@@ -152,7 +172,11 @@ impl Running {
     }
 
     fn output(&self) -> String {
-        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr.lock().unwrap().join("\n"))
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr.lock().unwrap().join("\n")
+        )
     }
 }
 
@@ -196,7 +220,11 @@ fn version_prints_the_version() {
 fn check_accepts_a_good_config_and_prints_warnings_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
     // Valid, but with no routes: nothing is forwarded, which deserves a warning.
-    let path = write(dir.path(), "good.toml", &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"));
+    let path = write(
+        dir.path(),
+        "good.toml",
+        &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"),
+    );
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), format!("{}: ok", path.display()), "{out:?}");
@@ -205,7 +233,8 @@ fn check_accepts_a_good_config_and_prints_warnings_on_stderr() {
     assert!(!out.stdout.contains("warning"), "warnings belong on stderr: {out:?}");
 
     // With a route, nothing to warn about.
-    let rest = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[[routes]]\nmatch = \"GET /api/**\"\n";
+    let rest =
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n[[routes]]\nmatch = \"GET /api/**\"\n";
     let path = write(dir.path(), "quiet.toml", &plain_config(dir.path(), rest));
     let out = run(frontgate().args(["check", "--config"]).arg(&path));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -256,7 +285,11 @@ fn assert_bad_report(out: &Output, path: &Path) {
 fn check_reports_every_error_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "bad.toml", BAD);
-    let out = run(frontgate().arg("check").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    let out = run(frontgate()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
     assert_bad_report(&out, &path);
     assert!(out.stderr.contains(&format!("5 error(s) in {}", path.display())), "{out:?}");
     assert!(out.stdout.is_empty(), "errors belong on stderr: {out:?}");
@@ -283,7 +316,10 @@ fn check_refuses_a_missing_file() {
     let path = dir.path().join("nope.toml");
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(out.stderr.contains(&format!("{}: cannot read the config file", path.display())), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("{}: cannot read the config file", path.display())),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -291,17 +327,27 @@ fn env_vars_are_substituted_when_set() {
     let dir = tempfile::tempdir().unwrap();
     let rest = "[upstream]\nurl = \"${FRONTGATE_TEST_UPSTREAM_URL}\"\n\n[[routes]]\nmatch = \"GET /api/**\"\n";
     let path = write(dir.path(), "env.toml", &plain_config(dir.path(), rest));
-    let check = |value: &str| run(frontgate().arg("check").arg("-c").arg(&path).env("FRONTGATE_TEST_UPSTREAM_URL", value));
+    let check = |value: &str| {
+        run(frontgate().arg("check").arg("-c").arg(&path).env("FRONTGATE_TEST_UPSTREAM_URL", value))
+    };
     let out = check("http://127.0.0.1:3000");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // The value really is read from the environment: a bad one is reported at the line using it.
     let out = check("https://127.0.0.1:3000");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let errors = error_lines(&out.stderr, &path);
-    let url_line = plain_config(dir.path(), rest).lines().position(|l| l.starts_with("url = ")).unwrap() + 1;
-    assert!(errors.iter().any(|&(l, _, m)| l == url_line && m.contains("https upstreams")), "{out:?}");
+    let url_line =
+        plain_config(dir.path(), rest).lines().position(|l| l.starts_with("url = ")).unwrap() + 1;
+    assert!(
+        errors.iter().any(|&(l, _, m)| l == url_line && m.contains("https upstreams")),
+        "{out:?}"
+    );
     // Unset, it is an error naming the variable.
-    let out = run(frontgate().arg("check").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UPSTREAM_URL"));
+    let out = run(frontgate()
+        .arg("check")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("FRONTGATE_TEST_UPSTREAM_URL"));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("`FRONTGATE_TEST_UPSTREAM_URL` is not set"), "{out:?}");
 }
@@ -314,7 +360,13 @@ async fn serve_forwards_to_an_upstream_named_by_an_env_var() {
     let path = write(dir.path(), "env.toml", &plain_config(dir.path(), rest));
     let upstream_addr = upstream.addr.to_string();
     let gate = tokio::task::spawn_blocking(move || {
-        Running::start(frontgate().arg("serve").arg("-c").arg(&path).env("FRONTGATE_TEST_UPSTREAM_ADDR", upstream_addr))
+        Running::start(
+            frontgate()
+                .arg("serve")
+                .arg("-c")
+                .arg(&path)
+                .env("FRONTGATE_TEST_UPSTREAM_ADDR", upstream_addr),
+        )
     });
     let gate = gate.await.unwrap();
     assert_eq!(gate.scheme, "http");
@@ -328,22 +380,36 @@ async fn serve_forwards_to_an_upstream_named_by_an_env_var() {
 fn serve_refuses_to_start_with_a_bad_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "bad.toml", BAD);
-    let out = run(frontgate().arg("serve").arg("-c").arg(&path).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    let out = run(frontgate()
+        .arg("serve")
+        .arg("-c")
+        .arg(&path)
+        .env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
     assert_bad_report(&out, &path);
-    assert!(out.stderr.contains(&format!("frontgate: not starting: 5 error(s) in {}", path.display())), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("frontgate: not starting: 5 error(s) in {}", path.display())),
+        "{out:?}"
+    );
     assert!(!out.stderr.contains("\"listening\""), "{out:?}");
 }
 
 #[test]
 fn check_reads_frontgate_config_when_no_flag_is_given() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "from-env.toml", &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"));
+    let good = write(
+        dir.path(),
+        "from-env.toml",
+        &plain_config(dir.path(), "[upstream]\nurl = \"http://127.0.0.1:3000\"\n"),
+    );
     let out = run(frontgate().arg("check").env("FRONTGATE_CONFIG", &good));
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), format!("{}: ok", good.display()), "{out:?}");
 
     let bad = write(dir.path(), "bad-from-env.toml", BAD);
-    let out = run(frontgate().arg("check").env("FRONTGATE_CONFIG", &bad).env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
+    let out = run(frontgate()
+        .arg("check")
+        .env("FRONTGATE_CONFIG", &bad)
+        .env_remove("FRONTGATE_TEST_UNSET_VAR_XYZ"));
     assert_bad_report(&out, &bad);
 
     // -c wins over the environment.
@@ -365,7 +431,16 @@ async fn demo_runs_everything_embedded() {
         tokio::task::spawn_blocking(move || {
             Running::start(
                 frontgate()
-                    .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir"])
+                    .args([
+                        "demo",
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--admin",
+                        "127.0.0.1:0",
+                        "--redirect",
+                        "off",
+                        "--data-dir",
+                    ])
                     .arg(&data),
             )
         })
@@ -392,25 +467,46 @@ async fn demo_runs_everything_embedded() {
     // HTTP/2 (curl's default here) and HTTP/1.1.
     for line in banner.lines().filter(|l| l.contains("curl --cacert") && l.contains("https://")) {
         let (command, comment) = line.split_once(" # ").map_or((line, ""), |(c, m)| (c, m));
-        let want = comment.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 3).unwrap_or("200");
+        let want =
+            comment.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() == 3).unwrap_or("200");
         for version in ["--http2", "--http1.1"] {
-            let probe = command.replacen("curl ", &format!("curl -s -o /dev/null -w '%{{http_code}}' {version} "), 1);
+            let probe = command.replacen(
+                "curl ",
+                &format!("curl -s -o /dev/null -w '%{{http_code}}' {version} "),
+                1,
+            );
             let out = std::process::Command::new("bash").arg("-c").arg(&probe).output().unwrap();
             let got = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(got.trim(), want, "{version}: {probe}\nexit {:?} {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-            assert!(out.status.success(), "curl failed ({version}): {probe}\n{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                got.trim(),
+                want,
+                "{version}: {probe}\nexit {:?} {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success(),
+                "curl failed ({version}): {probe}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
     let (status, headers, body) = client.get("/api/items").await;
     assert_eq!(status, 200, "{}", demo.output());
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/json"), "{headers:?}");
+    assert!(
+        headers["content-type"].to_str().unwrap().starts_with("application/json"),
+        "{headers:?}"
+    );
     let v = json(&body);
     assert!(v["items"].as_array().is_some_and(|items| !items.is_empty()), "{v}");
 
     let (status, headers, body) = client.get("/api/admin").await;
     assert_eq!(status, 404);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("application/problem+json"), "{headers:?}");
+    assert!(
+        headers["content-type"].to_str().unwrap().starts_with("application/problem+json"),
+        "{headers:?}"
+    );
     assert_eq!(json(&body)["code"], "route_not_found");
 
     let (status, headers, body) = client.get("/").await;
@@ -418,12 +514,18 @@ async fn demo_runs_everything_embedded() {
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"), "{headers:?}");
     let page = String::from_utf8_lossy(&body).to_ascii_lowercase();
     assert!(page.starts_with("<!doctype html>") && page.contains("<html"), "{page}");
-    assert!(page.contains("/.frontgate/widget.js"), "the page loads the proof-of-work client: {page}");
+    assert!(
+        page.contains("/.frontgate/widget.js"),
+        "the page loads the proof-of-work client: {page}"
+    );
 
     // Proof of work: feedback is refused without a clearance, and the challenge is there to solve
     // (tests/pow_js.rs solves it from the demo page in a browser).
     assert!(banner.contains("/api/feedback"), "{banner}");
-    let feedback = req("POST", "/api/feedback").header("content-type", "application/json").body(Full::new(Bytes::from_static(br#"{"message":"hi"}"#))).unwrap();
+    let feedback = req("POST", "/api/feedback")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"message":"hi"}"#)))
+        .unwrap();
     let (status, _, body) = client.send(feedback).await;
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     let p = json(&body);
@@ -451,7 +553,14 @@ fn commands_end_quietly_when_their_reader_has_gone() {
     assert!(created.status.success(), "{created:?}");
     for args in [&["keys", "list"][..], &["check"][..]] {
         // Both ends of the output closed before the command runs.
-        let mut child = frontgate().args(args).arg("-c").arg(&path).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = frontgate()
+            .args(args)
+            .arg("-c")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         drop(child.stdout.take());
         drop(child.stderr.take());
         let deadline = Instant::now() + BOUND;
@@ -472,14 +581,31 @@ fn a_port_in_use_names_its_listener() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    for (key, section) in [("[server] listen", format!("[server]\nlisten = \"127.0.0.1:{port}\"\ntls = \"off\"\n[admin]\nenabled = false\n")),
-        ("[admin] listen", format!("[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"))]
-    {
-        let text = format!("data_dir = {:?}\n{section}[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/**\"\n", dir.path().join("data").display().to_string());
+    for (key, section) in [
+        (
+            "[server] listen",
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\ntls = \"off\"\n[admin]\nenabled = false\n"
+            ),
+        ),
+        (
+            "[admin] listen",
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nlisten = \"127.0.0.1:{port}\"\n"
+            ),
+        ),
+    ] {
+        let text = format!(
+            "data_dir = {:?}\n{section}[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/**\"\n",
+            dir.path().join("data").display().to_string()
+        );
         let path = write(dir.path(), "taken.toml", &text);
         let out = run(frontgate().arg("serve").arg("-c").arg(&path));
         assert!(!out.status.success(), "{out:?}");
-        assert!(out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} ({key})")), "{out:?}");
+        assert!(
+            out.stderr.contains(&format!("cannot listen on 127.0.0.1:{port} ({key})")),
+            "{out:?}"
+        );
     }
 }
 
@@ -491,12 +617,31 @@ fn check_refuses_what_serve_refuses() {
     std::fs::write(dir.path().join("garbage.pem"), "not a certificate").unwrap();
     std::fs::write(dir.path().join("garbage.json"), "{\"keys\": 3}").unwrap();
     let upstream = "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/**\"\n";
-    let jwt = |file: &str| format!("[[jwt.issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"api\"]\njwks_file = \"{file}\"\nalgorithms = [\"ES256\"]\n{upstream}");
+    let jwt = |file: &str| {
+        format!(
+            "[[jwt.issuers]]\nissuer = \"https://idp.test\"\naudiences = [\"api\"]\njwks_file = \"{file}\"\nalgorithms = [\"ES256\"]\n{upstream}"
+        )
+    };
     let cases = [
-        ("a missing certificate file", "tls = { cert = \"missing.pem\", key = \"missing.key\" }", upstream.to_owned(), "missing.pem"),
-        ("a certificate file that is not one", "tls = { cert = \"garbage.pem\", key = \"garbage.pem\" }", upstream.to_owned(), "garbage.pem"),
+        (
+            "a missing certificate file",
+            "tls = { cert = \"missing.pem\", key = \"missing.key\" }",
+            upstream.to_owned(),
+            "missing.pem",
+        ),
+        (
+            "a certificate file that is not one",
+            "tls = { cert = \"garbage.pem\", key = \"garbage.pem\" }",
+            upstream.to_owned(),
+            "garbage.pem",
+        ),
         ("a missing jwks_file", "tls = \"off\"", jwt("missing.json"), "missing.json"),
-        ("a jwks_file that is not a key set", "tls = \"off\"", jwt("garbage.json"), "https://idp.test"),
+        (
+            "a jwks_file that is not a key set",
+            "tls = \"off\"",
+            jwt("garbage.json"),
+            "https://idp.test",
+        ),
     ];
     for (case, server, rest, cause) in cases {
         let text = format!(
@@ -507,8 +652,15 @@ fn check_refuses_what_serve_refuses() {
         let check = run(frontgate().arg("check").arg("-c").arg(&path));
         let serve = run(frontgate().arg("serve").arg("-c").arg(&path));
         assert!(!serve.status.success(), "{case}: serve started\n{serve:?}");
-        assert_eq!(check.status.code(), Some(2), "{case}: check accepted what serve refuses\n{check:?}\n{serve:?}");
-        assert!(check.stderr.contains(cause) && serve.stderr.contains(cause), "{case}: {check:?}\n{serve:?}");
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "{case}: check accepted what serve refuses\n{check:?}\n{serve:?}"
+        );
+        assert!(
+            check.stderr.contains(cause) && serve.stderr.contains(cause),
+            "{case}: {check:?}\n{serve:?}"
+        );
     }
 }
 
@@ -516,10 +668,16 @@ fn check_refuses_what_serve_refuses() {
 #[test]
 fn the_demo_config_can_be_printed_and_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(frontgate().args(["demo", "--print-config", "--data-dir"]).arg(dir.path().join("demo")));
+    let out = run(frontgate()
+        .args(["demo", "--print-config", "--data-dir"])
+        .arg(dir.path().join("demo")));
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.contains("url = \"http://127.0.0.1:3000\""), "{out:?}");
-    assert!(out.stdout.contains("hash_secret = \"${FRONTGATE_HASH_SECRET}\"") && out.stdout.contains("secret = \"${FRONTGATE_POW_SECRET}\""), "secrets printed: {out:?}");
+    assert!(
+        out.stdout.contains("hash_secret = \"${FRONTGATE_HASH_SECRET}\"")
+            && out.stdout.contains("secret = \"${FRONTGATE_POW_SECRET}\""),
+        "secrets printed: {out:?}"
+    );
     let path = write(dir.path(), "frontgate.toml", &out.stdout);
     let check = run(frontgate()
         .env("FRONTGATE_HASH_SECRET", "0123456789abcdef0123456789abcdef-hash")
@@ -541,7 +699,11 @@ fn check_warns_about_a_burst_too_small_for_a_challenge() {
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.contains("rate_limit `tight` allows a burst of 1"), "{out:?}");
-    let path = write(dir.path(), "pow.toml", &plain_config(dir.path(), &rest.replace("rate = \"1/min\"", "rate = \"1/min\"\nburst = 2")));
+    let path = write(
+        dir.path(),
+        "pow.toml",
+        &plain_config(dir.path(), &rest.replace("rate = \"1/min\"", "rate = \"1/min\"\nburst = 2")),
+    );
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(out.status.success() && !out.stderr.contains("burst of 1"), "{out:?}");
 }
@@ -554,19 +716,43 @@ fn check_has_no_side_effects() {
     let dir = tempfile::tempdir().unwrap();
     let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\n";
     let data = dir.path().join("data");
-    let text = format!("data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[store]\nurl = \"sqlite://frontgate.db\"\n{keys}", data.display().to_string());
+    let text = format!(
+        "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nenabled = false\n[store]\nurl = \"sqlite://frontgate.db\"\n{keys}",
+        data.display().to_string()
+    );
     let path = write(dir.path(), "fg.toml", &text);
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(out.status.success(), "{out:?}");
     assert!(!data.exists(), "check made {}", data.display());
 
     let pg = common::stores::PgDb::create();
-    let text = format!("data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nenabled = false\n[store]\nurl = \"{}\"\n{keys}", data.display().to_string(), pg.url());
+    let text = format!(
+        "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[admin]\nenabled = false\n[store]\nurl = \"{}\"\n{keys}",
+        data.display().to_string(),
+        pg.url()
+    );
     let path = write(dir.path(), "pg.toml", &text);
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert!(out.status.success(), "{out:?}");
-    let tables = std::process::Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-c", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"]).arg(&pg.name).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "0", "check migrated the database: {}", String::from_utf8_lossy(&tables.stderr));
+    let tables = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-At",
+            "-c",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+        ])
+        .arg(&pg.name)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tables.stdout).trim(),
+        "0",
+        "check migrated the database: {}",
+        String::from_utf8_lossy(&tables.stderr)
+    );
     // An unreachable database is still refused, as serve refuses it.
     let text = text.replace(&pg.url(), "postgres://postgres@127.0.0.1:1/none");
     let path = write(dir.path(), "down.toml", &text);

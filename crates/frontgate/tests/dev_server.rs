@@ -30,12 +30,17 @@ fn ensure_vite_installed() {
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
     }
-    let guard = File::create(std::env::temp_dir().join("frontgate-vite-npm.lock")).expect("npm lock file");
+    let guard =
+        File::create(std::env::temp_dir().join("frontgate-vite-npm.lock")).expect("npm lock file");
     guard.lock().expect("lock npm install");
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
     }
-    let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status().expect("run npm ci");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .status()
+        .expect("run npm ci");
     assert!(status.success(), "npm ci failed in {}", dir.display());
     std::fs::write(&marker, stamp).expect("write install marker");
 }
@@ -72,7 +77,11 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             let exited = self.child.try_wait().expect("try_wait");
-            assert!(exited.is_none() && Instant::now() < deadline, "node did not listen on {port}: {exited:?}\n{}", self.log());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "node did not listen on {port}: {exited:?}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -80,7 +89,8 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ =
+            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
     }
 }
@@ -97,7 +107,8 @@ fn copy_app(dir: &Path) -> PathBuf {
     // Only the package is linked: Vite's cache (node_modules/.vite) stays in this copy, not
     // shared with tests running at the same time.
     std::fs::create_dir(dir.join("node_modules")).unwrap();
-    std::os::unix::fs::symlink(web.join("node_modules/vite"), dir.join("node_modules/vite")).expect("link vite");
+    std::os::unix::fs::symlink(web.join("node_modules/vite"), dir.join("node_modules/vite"))
+        .expect("link vite");
     web.join("node_modules/vite/bin/vite.js")
 }
 
@@ -105,14 +116,26 @@ fn copy_app(dir: &Path) -> PathBuf {
 fn start_vite(dir: &Path, port: u16) -> Node {
     let vite = copy_app(dir);
     let port_s = port.to_string();
-    let args = [vite.as_path(), Path::new("--port"), Path::new(&port_s), Path::new("--strictPort"), Path::new("--host"), Path::new("127.0.0.1")];
+    let args = [
+        vite.as_path(),
+        Path::new("--port"),
+        Path::new(&port_s),
+        Path::new("--strictPort"),
+        Path::new("--host"),
+        Path::new("127.0.0.1"),
+    ];
     let mut node = Node::start(&args, dir, &[], dir.join("vite.log"));
     node.wait_listening(port);
     node
 }
 
 fn start_api(dir: &Path, port: u16) -> Node {
-    let mut node = Node::start(&[&example().join("api/server.mjs")], dir, &[("PORT", port.to_string())], dir.join("api.log"));
+    let mut node = Node::start(
+        &[&example().join("api/server.mjs")],
+        dir,
+        &[("PORT", port.to_string())],
+        dir.join("api.log"),
+    );
     node.wait_listening(port);
     node
 }
@@ -131,7 +154,10 @@ fn start_gate_edited(port: u16, vite: u16, api: u16, edit: impl Fn(String) -> St
         .replace("127.0.0.1:5173", &format!("127.0.0.1:{vite}"))
         .replace("127.0.0.1:3000", &format!("127.0.0.1:{api}"));
     let dir = tempfile::tempdir().expect("temp dir");
-    let text = format!("data_dir = {:?}\n{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n", dir.path().join("data").display().to_string());
+    let text = format!(
+        "data_dir = {:?}\n{text}\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        dir.path().join("data").display().to_string()
+    );
     let path = dir.path().join("frontgate.toml");
     std::fs::write(&path, text).unwrap();
     common::spawn(dir, path, &["serve", "-c"])
@@ -152,9 +178,16 @@ async fn vite_page_hmr_socket_hot_update_and_api_calls_through_frontgate_in_chro
         ("SRC", tmp.path().join("web/src/greeting.js").display().to_string()),
     ];
     let dir = common::sessions::browser_dir();
-    let out = tokio::task::spawn_blocking(move || Command::new("node").arg("dev_server.mjs").current_dir(dir).envs(env).output().expect("run node"))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("dev_server.mjs")
+            .current_dir(dir)
+            .envs(env)
+            .output()
+            .expect("run node")
+    })
+    .await
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -167,14 +200,26 @@ async fn vite_page_hmr_socket_hot_update_and_api_calls_through_frontgate_in_chro
     eprintln!("{stdout}");
     // No CSP violation in the browser under the dev default, which is not the production one.
     let (_, headers, _) = plain_get(gate.addr, "/").await;
-    assert!(headers["content-security-policy"].to_str().unwrap().contains("style-src 'self' 'unsafe-inline'"));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("style-src 'self' 'unsafe-inline'")
+    );
     // Vite's error (an unresolvable import) reaches the developer as Vite wrote it, not masked
     // as upstream_error.
     std::fs::write(tmp.path().join("web/src/broken.js"), "import './missing.js';\n").unwrap();
     let (status, headers, body) = plain_get(gate.addr, "/src/broken.js").await;
     assert_eq!(status, 500);
-    assert_ne!(headers.get("content-type").map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
-    assert!(String::from_utf8_lossy(&body).contains("broken.js"), "{}", String::from_utf8_lossy(&body));
+    assert_ne!(
+        headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("broken.js"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     // The cross-origin POST's 403 was frontgate's refusal, not the API's.
     let logs = gate.logs();
     assert!(logs.contains("origin_denied"), "{logs}");
@@ -183,7 +228,10 @@ async fn vite_page_hmr_socket_hot_update_and_api_calls_through_frontgate_in_chro
 #[tokio::test]
 async fn a_dev_server_that_is_down_is_a_502_problem_for_pages_and_for_the_hmr_socket() {
     let down = free_port();
-    let gate = common::start("tls = \"off\"", &format!("[frontend]\ndev_server = \"http://127.0.0.1:{down}\"\n"));
+    let gate = common::start(
+        "tls = \"off\"",
+        &format!("[frontend]\ndev_server = \"http://127.0.0.1:{down}\"\n"),
+    );
     let (status, headers, body) = plain_get(gate.addr, "/").await;
     assert_eq!(status, 502);
     assert_eq!(headers["content-type"], "application/problem+json");
@@ -212,16 +260,33 @@ async fn the_example_config_moved_to_production_serves_the_built_app_with_the_st
     let web = tmp.path().join("web");
     let vite = copy_app(&web);
     let dist = tmp.path().join("dist");
-    let build = Command::new("node").arg(&vite).args(["build", "--outDir"]).arg(&dist).current_dir(&web).output().expect("vite build");
-    assert!(build.status.success(), "vite build: {}{}", String::from_utf8_lossy(&build.stdout), String::from_utf8_lossy(&build.stderr));
+    let build = Command::new("node")
+        .arg(&vite)
+        .args(["build", "--outDir"])
+        .arg(&dist)
+        .current_dir(&web)
+        .output()
+        .expect("vite build");
+    assert!(
+        build.status.success(),
+        "vite build: {}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
     let (api_port, port) = (free_port(), free_port());
     let _api = start_api(tmp.path(), api_port);
     // Self-signed stands in for the certificate files (the same TLS path, a cert the test reads).
     let gate = start_gate_edited(port, 0, api_port, |t| {
         let prod = t
             .replace("tls = \"off\"", "tls = \"self-signed\"")
-            .replace("public_url = \"http://localhost:8080\"", "public_url = \"https://localhost:8080\"")
-            .replace("dev_server = \"http://127.0.0.1:5173\"", &format!("dir = {:?}", dist.display().to_string()));
+            .replace(
+                "public_url = \"http://localhost:8080\"",
+                "public_url = \"https://localhost:8080\"",
+            )
+            .replace(
+                "dev_server = \"http://127.0.0.1:5173\"",
+                &format!("dir = {:?}", dist.display().to_string()),
+            );
         assert_ne!(prod, t);
         prod
     });
@@ -231,7 +296,11 @@ async fn the_example_config_moved_to_production_serves_the_built_app_with_the_st
     assert_eq!(headers["content-security-policy"], frontgate::config::frontend::d_csp().as_str());
     let html = String::from_utf8_lossy(&body);
     assert!(!html.contains("/@vite/client"), "{html}");
-    let script = html.split("src=\"").nth(1).and_then(|r| r.split('"').next()).expect("a script in the built index.html");
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a script in the built index.html");
     let (status, headers, _) = tls.get(script).await;
     assert_eq!(status, 200, "{script}");
     assert!(headers["cache-control"].to_str().unwrap().contains("immutable"), "{script}");
@@ -244,18 +313,36 @@ async fn the_example_config_moved_to_production_serves_the_built_app_with_the_st
 /// a [frontend] with both dir and dev_server, or neither, saying which.
 #[test]
 fn check_accepts_the_example_and_refuses_both_or_neither_of_dir_and_dev_server() {
-    let ok = Command::new(common::BIN).args(["check", "-c"]).arg(example().join("frontgate.toml")).output().unwrap();
+    let ok = Command::new(common::BIN)
+        .args(["check", "-c"])
+        .arg(example().join("frontgate.toml"))
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let dir = tempfile::tempdir().unwrap();
     for (frontend, message) in [
-        ("dir = \".\"\ndev_server = \"http://127.0.0.1:5173\"", "[frontend] has both dir and dev_server"),
-        ("spa_fallback_exclude = []", "[frontend] needs dir = \"./dist\" (the built files) or dev_server"),
-        ("dev_server = \"http://127.0.0.1:5173\"\nindex = \"app.html\"", "[frontend] index applies to files in dir and has no effect with dev_server"),
+        (
+            "dir = \".\"\ndev_server = \"http://127.0.0.1:5173\"",
+            "[frontend] has both dir and dev_server",
+        ),
+        (
+            "spa_fallback_exclude = []",
+            "[frontend] needs dir = \"./dist\" (the built files) or dev_server",
+        ),
+        (
+            "dev_server = \"http://127.0.0.1:5173\"\nindex = \"app.html\"",
+            "[frontend] index applies to files in dir and has no effect with dev_server",
+        ),
     ] {
         let path = dir.path().join("frontgate.toml");
-        std::fs::write(&path, format!("[server]\ntls = \"off\"\n[frontend]\n{frontend}\n")).unwrap();
+        std::fs::write(&path, format!("[server]\ntls = \"off\"\n[frontend]\n{frontend}\n"))
+            .unwrap();
         let out = Command::new(common::BIN).args(["check", "-c"]).arg(&path).output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!out.status.success() && text.contains(message), "{frontend}: {text}");
     }
 }

@@ -13,7 +13,8 @@ fn doc(name: &str) -> String {
 
 /// The rows of the first Markdown table after the heading `heading`: each row's cells.
 fn table_after(text: &str, heading: &str) -> Vec<Vec<String>> {
-    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no heading {heading}"));
+    let start =
+        text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no heading {heading}"));
     text[start..]
         .lines()
         .skip_while(|l| !l.starts_with('|'))
@@ -35,8 +36,15 @@ fn problems_md_lists_every_code_with_its_status_and_no_other() {
         match documented.get(code.as_str()) {
             None => problems.push(format!("`{}` is not in docs/problems.md", code.as_str())),
             // upstream_error carries the backend's status.
-            Some(status) if *code != Code::UpstreamError && *status != code.status().as_u16().to_string() => {
-                problems.push(format!("`{}`: the docs say {status}, the code answers {}", code.as_str(), code.status().as_u16()))
+            Some(status)
+                if *code != Code::UpstreamError
+                    && *status != code.status().as_u16().to_string() =>
+            {
+                problems.push(format!(
+                    "`{}`: the docs say {status}, the code answers {}",
+                    code.as_str(),
+                    code.status().as_u16()
+                ))
             }
             Some(_) => {}
         }
@@ -48,7 +56,10 @@ fn problems_md_lists_every_code_with_its_status_and_no_other() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // And no code is called reserved while the code emits it.
-    assert!(!text.contains("Reserved for the authentication checks"), "docs/problems.md calls a code reserved");
+    assert!(
+        !text.contains("Reserved for the authentication checks"),
+        "docs/problems.md calls a code reserved"
+    );
 }
 
 fn repo() -> PathBuf {
@@ -76,15 +87,24 @@ fn docs_link_only_to_files_in_the_repository_that_exist() {
             // Design notes kept outside the repository (spelt in parts so this file cites none).
             let outside = [concat!("DESIGN", ".md"), concat!("../", "shared")];
             if outside.iter().any(|o| line.contains(o)) {
-                problems.push(format!("{}:{}: cites a file outside the repository", file.display(), i + 1));
+                problems.push(format!(
+                    "{}:{}: cites a file outside the repository",
+                    file.display(),
+                    i + 1
+                ));
             }
             for link in line.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
-                if link.starts_with("http") || link.starts_with('#') || link.starts_with("mailto:") {
+                if link.starts_with("http") || link.starts_with('#') || link.starts_with("mailto:")
+                {
                     continue;
                 }
                 let target = link.split('#').next().unwrap_or(link);
                 if !target.is_empty() && !file.parent().unwrap().join(target).exists() {
-                    problems.push(format!("{}:{}: link to {link}, which does not exist", file.display(), i + 1));
+                    problems.push(format!(
+                        "{}:{}: link to {link}, which does not exist",
+                        file.display(),
+                        i + 1
+                    ));
                 }
             }
         }
@@ -96,16 +116,24 @@ fn docs_link_only_to_files_in_the_repository_that_exist() {
 fn accepted_keys(section_header: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let text = format!("{section_header}\nzz_unknown_key = 1\n");
-    let err = frontgate::config::Config::parse(&text, "probe.toml", dir.path()).expect_err("an unknown key is an error").to_string();
-    let line = err.lines().find(|l| l.contains("zz_unknown_key")).unwrap_or_else(|| panic!("{section_header}: {err}"));
-    let list = line.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{section_header}: {line}"));
+    let err = frontgate::config::Config::parse(&text, "probe.toml", dir.path())
+        .expect_err("an unknown key is an error")
+        .to_string();
+    let line = err
+        .lines()
+        .find(|l| l.contains("zz_unknown_key"))
+        .unwrap_or_else(|| panic!("{section_header}: {err}"));
+    let list =
+        line.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{section_header}: {line}"));
     let list = list.split(". ").next().unwrap_or(list);
     list.split(", ").map(|k| k.trim().trim_matches('`').to_owned()).collect()
 }
 
 /// The first cells of every `| Key | ...` table under `heading` (up to the next `## `).
 fn documented_keys(text: &str, heading: &str) -> Vec<String> {
-    let start = text.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("docs/config.md has no heading {heading}"));
+    let start = text
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("docs/config.md has no heading {heading}"));
     let body = &text[start + heading.len() + 2..];
     let body = &body[..body.find("\n## ").unwrap_or(body.len())];
     let mut keys = Vec::new();
@@ -131,7 +159,28 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
     // (heading in docs/config.md, section headers whose keys it documents, keys that are
     // sub-sections documented under their own heading).
     let sections: [(&str, &[&str], &[&str]); 18] = [
-        ("## Top level", &[""], &["server", "upstream", "frontend", "admin", "cors", "jwt", "openapi", "log", "store", "shared", "api_keys", "rate_limits", "routes", "pow", "captcha", "oidc"]),
+        (
+            "## Top level",
+            &[""],
+            &[
+                "server",
+                "upstream",
+                "frontend",
+                "admin",
+                "cors",
+                "jwt",
+                "openapi",
+                "log",
+                "store",
+                "shared",
+                "api_keys",
+                "rate_limits",
+                "routes",
+                "pow",
+                "captcha",
+                "oidc",
+            ],
+        ),
         ("## `[server]`", &["[server]"], &[]),
         ("## `[upstream]`", &["[upstream]"], &[]),
         ("## `[frontend]`", &["[frontend]"], &[]),
@@ -141,7 +190,11 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
         ("## `[shared]`", &["[shared]"], &[]),
         ("## `[api_keys]`", &["[api_keys]"], &[]),
         ("## `[openapi]`", &["[openapi]"], &[]),
-        ("## `[jwt]` and `[[jwt.issuers]]`", &["[jwt]", "[[jwt.issuers]]", "[[jwt.issuers]]\n[jwt.issuers.introspection]"], &["issuers"]),
+        (
+            "## `[jwt]` and `[[jwt.issuers]]`",
+            &["[jwt]", "[[jwt.issuers]]", "[[jwt.issuers]]\n[jwt.issuers.introspection]"],
+            &["issuers"],
+        ),
         ("## `[oidc]`", &["[oidc]"], &[]),
         ("## `[log]`", &["[log]"], &[]),
         ("## `[rate_limits.NAME]`", &["[rate_limits.x]"], &[]),
@@ -154,7 +207,11 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
     let mut problems = Vec::new();
     for (heading, headers, sub_sections) in sections {
         let documented = documented_keys(&text, heading);
-        let mut accepted: Vec<String> = headers.iter().flat_map(|h| accepted_keys(h)).filter(|k| !sub_sections.contains(&k.as_str())).collect();
+        let mut accepted: Vec<String> = headers
+            .iter()
+            .flat_map(|h| accepted_keys(h))
+            .filter(|k| !sub_sections.contains(&k.as_str()))
+            .collect();
         accepted.sort();
         accepted.dedup();
         for key in &accepted {
@@ -165,7 +222,9 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
         if headers.len() == 1 || heading.contains("jwt") {
             for key in &documented {
                 if !accepted.contains(key) && !sub_sections.contains(&key.as_str()) {
-                    problems.push(format!("{heading}: `{key}` is documented but the parser refuses it"));
+                    problems.push(format!(
+                        "{heading}: `{key}` is documented but the parser refuses it"
+                    ));
                 }
             }
         }
@@ -183,7 +242,11 @@ fn config_md_lists_fields_that_expand_environment_variables() {
         .lines()
         .skip(2)
         .take_while(|l| l.starts_with("  - `"))
-        .flat_map(|l| l.split(", ").map(|f| f.trim().trim_start_matches("- ").trim_matches('`').to_owned()).collect::<Vec<_>>())
+        .flat_map(|l| {
+            l.split(", ")
+                .map(|f| f.trim().trim_start_matches("- ").trim_matches('`').to_owned())
+                .collect::<Vec<_>>()
+        })
         .collect();
     assert!(fields.len() >= 15, "{fields:?}");
     let var = "FRONTGATE_DOCS_TEST_SURELY_UNSET";
@@ -197,7 +260,10 @@ fn config_md_lists_fields_that_expand_environment_variables() {
         };
         let toml = format!("{section}\n{key} = \"${{{var}}}\"\n");
         let dir = tempfile::tempdir().unwrap();
-        let err = frontgate::config::Config::parse(&toml, "probe.toml", dir.path()).map(|_| ()).unwrap_err().to_string();
+        let err = frontgate::config::Config::parse(&toml, "probe.toml", dir.path())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         if !err.contains(&format!("environment variable `{var}` is not set")) {
             problems.push(format!("{field}: no expansion ({})", err.lines().next().unwrap_or("")));
         }

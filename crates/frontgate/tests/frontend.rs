@@ -9,7 +9,8 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
 
-const INDEX: &[u8] = b"<!doctype html><html><head><title>app</title></head><body><div id=app></div></body></html>\n";
+const INDEX: &[u8] =
+    b"<!doctype html><html><head><title>app</title></head><body><div id=app></div></body></html>\n";
 const JS: &[u8] = b"console.log('app');\n";
 const JS_BR: &[u8] = b"\x1b\x13\x00\xf8pretend-brotli\x00\x01";
 const JS_GZ: &[u8] = b"\x1f\x8b\x08\x00pretend-gzip\x00\x02";
@@ -54,7 +55,12 @@ fn frontend_config(d: &Dist, extra: &str) -> String {
     format!("[frontend]\ndir = {:?}\n{extra}\n", d.dist.display().to_string())
 }
 
-async fn get_with(client: &TlsClient, method: &str, path: &str, headers: &[(&str, &str)]) -> (http::StatusCode, http::HeaderMap, Bytes) {
+async fn get_with(
+    client: &TlsClient,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let mut r = req(method, path);
     for (k, v) in headers {
         r = r.header(*k, *v);
@@ -83,7 +89,10 @@ async fn files_have_content_types_caching_and_security_headers() {
     assert_eq!(&b[..], INDEX);
     assert_eq!(h["content-type"], "text/html; charset=utf-8");
     assert_eq!(h["cache-control"], "no-cache");
-    assert_eq!(h["content-security-policy"], "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+    );
     assert_security_headers(&h);
 
     let (s, h, b) = client.get("/index.html").await;
@@ -132,12 +141,20 @@ async fn validators_give_304_without_a_body() {
         assert_eq!(h["etag"], etag.as_str());
         assert_security_headers(&h);
     }
-    let (s, _, b) = get_with(&client, "GET", "/styles.css", &[("if-none-match", "\"stale\"")]).await;
+    let (s, _, b) =
+        get_with(&client, "GET", "/styles.css", &[("if-none-match", "\"stale\"")]).await;
     assert_eq!((s.as_u16(), &b[..]), (200, CSS));
-    let (s, _, b) = get_with(&client, "GET", "/styles.css", &[("if-modified-since", &last_modified)]).await;
+    let (s, _, b) =
+        get_with(&client, "GET", "/styles.css", &[("if-modified-since", &last_modified)]).await;
     assert_eq!(s, 304);
     assert!(b.is_empty());
-    let (s, _, b) = get_with(&client, "GET", "/styles.css", &[("if-modified-since", "Mon, 01 Jan 2001 00:00:00 GMT")]).await;
+    let (s, _, b) = get_with(
+        &client,
+        "GET",
+        "/styles.css",
+        &[("if-modified-since", "Mon, 01 Jan 2001 00:00:00 GMT")],
+    )
+    .await;
     assert_eq!((s.as_u16(), &b[..]), (200, CSS));
 
     // A compressed variant has its own validator: the identity ETag does not match it.
@@ -146,9 +163,13 @@ async fn validators_give_304_without_a_body() {
     let (_, h, _) = client.get(ASSET).await;
     let id_etag = h["etag"].to_str().unwrap().to_owned();
     assert_ne!(br_etag, id_etag);
-    let (s, _, b) = get_with(&client, "GET", ASSET, &[("accept-encoding", "br"), ("if-none-match", &id_etag)]).await;
+    let (s, _, b) =
+        get_with(&client, "GET", ASSET, &[("accept-encoding", "br"), ("if-none-match", &id_etag)])
+            .await;
     assert_eq!((s.as_u16(), &b[..]), (200, JS_BR));
-    let (s, h, b) = get_with(&client, "GET", ASSET, &[("accept-encoding", "br"), ("if-none-match", &br_etag)]).await;
+    let (s, h, b) =
+        get_with(&client, "GET", ASSET, &[("accept-encoding", "br"), ("if-none-match", &br_etag)])
+            .await;
     assert_eq!(s, 304);
     assert!(b.is_empty());
     assert_eq!(h["content-encoding"], "br");
@@ -175,7 +196,10 @@ async fn precompressed_variants_follow_accept_encoding() {
         assert_eq!(h["content-length"], body.len().to_string());
         assert_eq!(h["vary"], "Accept-Encoding", "{accept}");
         let ct = h["content-type"].to_str().unwrap();
-        assert!(ct.contains("javascript"), "{accept}: the variant keeps the original's type, got {ct}");
+        assert!(
+            ct.contains("javascript"),
+            "{accept}: the variant keeps the original's type, got {ct}"
+        );
         assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
     }
     // No Accept-Encoding at all: identity.
@@ -184,7 +208,8 @@ async fn precompressed_variants_follow_accept_encoding() {
     assert!(h.get("content-encoding").is_none());
     assert_eq!(h["vary"], "Accept-Encoding");
     // A file without variants is served as is whatever the client accepts.
-    let (s, h, b) = get_with(&client, "GET", "/styles.css", &[("accept-encoding", "br, gzip")]).await;
+    let (s, h, b) =
+        get_with(&client, "GET", "/styles.css", &[("accept-encoding", "br, gzip")]).await;
     assert_eq!((s.as_u16(), &b[..]), (200, CSS));
     assert!(h.get("content-encoding").is_none());
 }
@@ -203,12 +228,16 @@ async fn spa_fallback_serves_index_only_to_navigations() {
     assert_eq!(h["cache-control"], "no-cache", "the fallback index is never cached as immutable");
     let (s, h, b) = get_with(&client, "GET", "/assets/client/route", &html).await;
     assert_eq!((s.as_u16(), &b[..]), (200, INDEX));
-    assert_eq!(h["cache-control"], "no-cache", "a fallback under an immutable prefix is still the mutable index");
+    assert_eq!(
+        h["cache-control"], "no-cache",
+        "a fallback under an immutable prefix is still the mutable index"
+    );
     let (s, _, b) = get_with(&client, "GET", "/nested", &html).await;
     assert_eq!((s.as_u16(), &b[..]), (200, INDEX));
 
     // An API-style request for the same path gets the JSON 404, not HTML.
-    let (s, h, b) = get_with(&client, "GET", "/some/client/route", &[("accept", "application/json")]).await;
+    let (s, h, b) =
+        get_with(&client, "GET", "/some/client/route", &[("accept", "application/json")]).await;
     assert_eq!(s, 404);
     assert_eq!(h["content-type"], "application/problem+json");
     assert_eq!(json(&b)["code"], "route_not_found");
@@ -245,10 +274,17 @@ async fn spa_fallback_leaves_api_prefixes_alone() {
     }
     let (s, _, b) = get_with(&client, "GET", "/apiary/page", &html).await;
     assert_eq!((s.as_u16(), &b[..]), (200, INDEX), "a prefix is a whole segment");
-    assert_eq!(get_with(&client, "GET", "/api/items/7", &html).await.0, 200, "the declared route still goes upstream");
+    assert_eq!(
+        get_with(&client, "GET", "/api/items/7", &html).await.0,
+        200,
+        "the declared route still goes upstream"
+    );
     drop(gate);
     // Configured: only what is listed; [] turns it off.
-    let gate = start("", &format!("{}{routes}", frontend_config(&d, "spa_fallback_exclude = [\"/admin/\"]")));
+    let gate = start(
+        "",
+        &format!("{}{routes}", frontend_config(&d, "spa_fallback_exclude = [\"/admin/\"]")),
+    );
     let client = gate.tls();
     assert_eq!(get_with(&client, "GET", "/api/undeclared", &html).await.2, INDEX);
     assert_eq!(get_with(&client, "GET", "/admin/x", &html).await.0, 404);
@@ -260,21 +296,44 @@ async fn dotfiles_and_symlinks_out_of_the_dir_are_never_served() {
     let gate = start("", &frontend_config(&d, ""));
     let client = gate.tls();
     let html = [("accept", "text/html")];
-    for path in ["/.env", "/.git/config", "/leak.txt", "/escape/secret.txt", "/nested/../.env", "/%2eenv", "/.env."] {
+    for path in [
+        "/.env",
+        "/.git/config",
+        "/leak.txt",
+        "/escape/secret.txt",
+        "/nested/../.env",
+        "/%2eenv",
+        "/.env.",
+    ] {
         for headers in [&[][..], &html[..]] {
             let (s, _, b) = get_with(&client, "GET", path, headers).await;
             assert!(s == 404 || s == 400, "{path}: {s}");
             let text = String::from_utf8_lossy(&b);
-            assert!(!text.contains("hunter2") && !text.contains("top secret") && !text.contains("[core]"), "{path}: {text}");
+            assert!(
+                !text.contains("hunter2")
+                    && !text.contains("top secret")
+                    && !text.contains("[core]"),
+                "{path}: {text}"
+            );
             if s == 404 {
                 assert_eq!(json(&b)["code"], "route_not_found", "{path}");
             }
         }
     }
     // Raw bytes too, so no client-side normalization hides anything.
-    for path in ["/.env", "/nested/%2e%2e/.env", "/escape/secret.txt", "/leak.txt", "/nested/..%2f.env"] {
-        let out = client.raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await;
-        assert!(out.starts_with("HTTP/1.1 404 ") || out.starts_with("HTTP/1.1 400 "), "{path}: {out}");
+    for path in
+        ["/.env", "/nested/%2e%2e/.env", "/escape/secret.txt", "/leak.txt", "/nested/..%2f.env"]
+    {
+        let out = client
+            .raw(
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await;
+        assert!(
+            out.starts_with("HTTP/1.1 404 ") || out.starts_with("HTTP/1.1 400 "),
+            "{path}: {out}"
+        );
         assert!(!out.contains("hunter2") && !out.contains("top secret"), "{path}: {out}");
     }
 }
@@ -292,7 +351,10 @@ async fn large_files_are_streamed_whole() {
     assert_eq!(h["content-length"], big.len().to_string());
     assert!(b[..] == big[..], "streamed body differs ({} bytes)", b.len());
     let mut h2 = client.h2().await;
-    let r = http::Request::builder().uri("https://localhost/assets/big-0a1b2c3d.bin").body(Full::<Bytes>::default()).unwrap();
+    let r = http::Request::builder()
+        .uri("https://localhost/assets/big-0a1b2c3d.bin")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let (s, _, b) = collect(h2.send_request(r).await.unwrap()).await;
     assert_eq!(s, 200);
     assert!(b[..] == big[..], "streamed body over h2 differs ({} bytes)", b.len());
@@ -308,7 +370,14 @@ async fn head_gives_the_headers_without_a_body() {
     assert_eq!(s, 200);
     assert!(b.is_empty());
     assert_eq!(h["content-length"], JS.len().to_string());
-    for name in ["content-type", "etag", "last-modified", "cache-control", "vary", "content-security-policy"] {
+    for name in [
+        "content-type",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "vary",
+        "content-security-policy",
+    ] {
         assert_eq!(h.get(name), get_h.get(name), "{name}");
     }
     assert_security_headers(&h);
@@ -318,7 +387,9 @@ async fn head_gives_the_headers_without_a_body() {
     assert_eq!(h["content-encoding"], "gzip");
     assert_eq!(h["content-length"], JS_GZ.len().to_string());
     // Over raw bytes, to see that nothing at all follows the head.
-    let out = client.raw(b"HEAD /styles.css HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let out = client
+        .raw(b"HEAD /styles.css HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
     assert!(out.starts_with("HTTP/1.1 200 "), "{out}");
     assert!(out.ends_with("\r\n\r\n"), "a body followed the head: {out:?}");
 }
@@ -343,18 +414,25 @@ async fn csp_can_be_set_for_the_frontend_and_overridden_per_route() {
 
     let (s, h, b) = client.get("/embed/widget.html").await;
     assert_eq!((s.as_u16(), &b[..]), (200, &b"<p>widget</p>\n"[..]));
-    assert_eq!(h["content-security-policy"], "default-src 'self'; frame-ancestors https://partner.example.test");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'self'; frame-ancestors https://partner.example.test"
+    );
     assert!(h.get("x-frame-options").is_none());
     assert_eq!(h["x-embed"], "yes");
     assert_eq!(h["x-content-type-options"], "nosniff");
     // The route's overrides apply to its 304s and to its SPA fallback too.
     let etag = h["etag"].to_str().unwrap().to_owned();
-    let (s, h, _) = get_with(&client, "GET", "/embed/widget.html", &[("if-none-match", &etag)]).await;
+    let (s, h, _) =
+        get_with(&client, "GET", "/embed/widget.html", &[("if-none-match", &etag)]).await;
     assert_eq!(s, 304);
     assert_eq!(h["x-embed"], "yes");
     let (s, h, b) = get_with(&client, "GET", "/embed/some/view", &[("accept", "text/html")]).await;
     assert_eq!((s.as_u16(), &b[..]), (200, INDEX));
-    assert_eq!(h["content-security-policy"], "default-src 'self'; frame-ancestors https://partner.example.test");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'self'; frame-ancestors https://partner.example.test"
+    );
 
     let (s, h, _) = client.get("/plain/page.html").await;
     assert_eq!(s, 200);
@@ -366,7 +444,10 @@ async fn csp_can_be_set_for_the_frontend_and_overridden_per_route() {
 async fn the_frontend_and_the_api_share_one_origin() {
     let d = dist();
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/api/**\"\n\n{}", up.config(), frontend_config(&d, "")));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/api/**\"\n\n{}", up.config(), frontend_config(&d, "")),
+    );
     let client = gate.tls();
     let (s, _, b) = get_with(&client, "GET", "/api/items", &[("accept", "text/html")]).await;
     assert_eq!((s.as_u16(), &b[..]), (200, &b"ok"[..]));

@@ -19,12 +19,18 @@ const API_RS256: &str = "https://rs256.example.test/";
 const API_OPAQUE: &str = "https://api.example.test/opaque";
 
 /// A request to the gateway with these headers: (status, problem code or "", body JSON).
-async fn call(gate: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Value) {
+async fn call(
+    gate: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Value) {
     let mut b = common::req(method, path);
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let (status, _, body) = common::plain_send(gate, b.body(Full::new(Bytes::new())).unwrap()).await;
+    let (status, _, body) =
+        common::plain_send(gate, b.body(Full::new(Bytes::new())).unwrap()).await;
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     (status.as_u16(), v["code"].as_str().unwrap_or("").to_string(), v)
 }
@@ -65,7 +71,9 @@ async fn oidc_fixture_issues_tokens() {
     assert_eq!(status, 200);
     let discovery = common::json(&body);
     assert_eq!(discovery["issuer"], idp.issuer.as_str());
-    assert!(discovery["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(
+        discovery["dpop_signing_alg_values_supported"].as_array().is_some_and(|a| !a.is_empty())
+    );
 
     let jwt = idp.client_credentials(API, "read", None).await;
     assert_eq!(jwt.split('.').count(), 3, "ES256 JWT access token: {jwt}");
@@ -125,7 +133,12 @@ async fn real_idp_tokens_authenticate_and_scopes_are_enforced() {
 
     // Every 401 names the schemes that would work (RFC 6750 §3, RFC 9449 §7.1); a refused token
     // adds error="invalid_token", a missing scope names the scopes wanted.
-    let challenges = |h: &http::HeaderMap| h.get_all("www-authenticate").iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let challenges = |h: &http::HeaderMap| {
+        h.get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     let send = |headers: &[(&str, &str)]| {
         let mut b = common::req("GET", "/echo/items");
         for (k, v) in headers {
@@ -134,15 +147,24 @@ async fn real_idp_tokens_authenticate_and_scopes_are_enforced() {
         common::plain_send(gate.addr, b.body(Full::new(Bytes::new())).unwrap())
     };
     let (_, h, _) = send(&[]).await;
-    assert_eq!(challenges(&h), ["Bearer realm=\"frontgate\"", "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\""]);
+    assert_eq!(
+        challenges(&h),
+        ["Bearer realm=\"frontgate\"", "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\""]
+    );
     let (_, h, _) = send(&[("authorization", "Bearer made-up-opaque-token")]).await;
     assert_eq!(
         challenges(&h),
-        ["Bearer realm=\"frontgate\", error=\"invalid_token\"", "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\", error=\"invalid_token\""]
+        [
+            "Bearer realm=\"frontgate\", error=\"invalid_token\"",
+            "DPoP algs=\"ES256 ES384 PS256 RS256 EdDSA\", error=\"invalid_token\""
+        ]
     );
     let (status, h, _) = common::plain_send(
         gate.addr,
-        common::req("GET", "/admin/x").header("authorization", format!("Bearer {es256}")).body(Full::new(Bytes::new())).unwrap(),
+        common::req("GET", "/admin/x")
+            .header("authorization", format!("Bearer {es256}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 403);
@@ -153,10 +175,17 @@ async fn real_idp_tokens_authenticate_and_scopes_are_enforced() {
 /// another reason (a broken set-up) fails the test.
 fn because(case: &str) -> &'static str {
     match case {
-        c if c.starts_with("alg none") || c == "alg NONE" || c == "garbage" => "unsupported algorithm",
+        c if c.starts_with("alg none") || c == "alg NONE" || c == "garbage" => {
+            "unsupported algorithm"
+        }
         c if c.starts_with("HS256") => "algorithm is not accepted",
-        "tampered payload" | "signed by another key under the issuer's kid" | "embedded jwk" | "x5c chain" => "signature does not verify",
-        c if c.starts_with("kid") || c.starts_with("jku") || c.starts_with("x5u") => "does not publish",
+        "tampered payload"
+        | "signed by another key under the issuer's kid"
+        | "embedded jwk"
+        | "x5c chain" => "signature does not verify",
+        c if c.starts_with("kid") || c.starts_with("jku") || c.starts_with("x5u") => {
+            "does not publish"
+        }
         "expired beyond the leeway" => "expired",
         "nbf in the future" => "not valid yet",
         "no exp" | "no audience" => "lacks a required claim",
@@ -200,22 +229,58 @@ async fn route_claims_must_be_carried_with_their_values() {
     std::fs::write(&jwks_path, jwks(&[&issuer_key])).unwrap();
     let gate = start_gate(
         &up,
-        &format!("[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n", jwks_path.display().to_string()),
+        &format!(
+            "[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n",
+            jwks_path.display().to_string()
+        ),
     );
     let token = |extra: Value| issuer_key.token(json!({}), &claims(extra));
     let good = token(json!({"tenant": "acme", "groups": ["dev", "ops"], "email_verified": true}));
     let (status, _, v) = bearer(gate.addr, "/tenant/x", &good).await;
     assert_eq!(status, 200, "{v}\n{}", gate.logs());
-    assert_eq!(bearer(gate.addr, "/tenant/x", &token(json!({"tenant": "acme", "groups": "ops", "email_verified": true}))).await.0, 200);
+    assert_eq!(
+        bearer(
+            gate.addr,
+            "/tenant/x",
+            &token(json!({"tenant": "acme", "groups": "ops", "email_verified": true}))
+        )
+        .await
+        .0,
+        200
+    );
     let hits = up.hits();
     let cases = [
-        ("another tenant", json!({"tenant": "evil", "groups": ["ops"], "email_verified": true}), "tenant"),
+        (
+            "another tenant",
+            json!({"tenant": "evil", "groups": ["ops"], "email_verified": true}),
+            "tenant",
+        ),
         ("tenant missing", json!({"groups": ["ops"], "email_verified": true}), "tenant"),
-        ("not in the group", json!({"tenant": "acme", "groups": ["dev"], "email_verified": true}), "groups"),
-        ("a prefix of the group", json!({"tenant": "acme", "groups": "op", "email_verified": true}), "groups"),
-        ("a string where a boolean is required", json!({"tenant": "acme", "groups": ["ops"], "email_verified": "true"}), "email_verified"),
-        ("false", json!({"tenant": "acme", "groups": ["ops"], "email_verified": false}), "email_verified"),
-        ("nested where a string is required", json!({"tenant": {"id": "acme"}, "groups": ["ops"], "email_verified": true}), "tenant"),
+        (
+            "not in the group",
+            json!({"tenant": "acme", "groups": ["dev"], "email_verified": true}),
+            "groups",
+        ),
+        (
+            "a prefix of the group",
+            json!({"tenant": "acme", "groups": "op", "email_verified": true}),
+            "groups",
+        ),
+        (
+            "a string where a boolean is required",
+            json!({"tenant": "acme", "groups": ["ops"], "email_verified": "true"}),
+            "email_verified",
+        ),
+        (
+            "false",
+            json!({"tenant": "acme", "groups": ["ops"], "email_verified": false}),
+            "email_verified",
+        ),
+        (
+            "nested where a string is required",
+            json!({"tenant": {"id": "acme"}, "groups": ["ops"], "email_verified": true}),
+            "tenant",
+        ),
     ];
     for (name, extra, claim) in cases {
         let (status, code, v) = bearer(gate.addr, "/tenant/x", &token(extra)).await;
@@ -259,55 +324,143 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
     let header_json = |h: Value| b64(h.to_string());
     let hmac = |secret: &[u8], header: Value, c: &Value| {
         let message = format!("{}.{}", header_json(header), b64(c.to_string()));
-        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &jsonwebtoken::EncodingKey::from_secret(secret), jsonwebtoken::Algorithm::HS256).unwrap();
+        let sig = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
         format!("{message}.{sig}")
     };
     let public_key_text = serde_json::to_string(&issuer_key.jwk).unwrap();
     let tampered_claims = claims(json!({"sub": "admin", "scope": "read admin"}));
     let cases: Vec<(&str, String)> = vec![
-        ("alg none, no signature", format!("{}.{}.", header_json(json!({"alg": "none", "typ": "at+jwt"})), parts[1])),
-        ("alg none, original signature", format!("{}.{}.{}", header_json(json!({"alg": "none", "typ": "at+jwt", "kid": "issuer-key-1"})), parts[1], parts[2])),
-        ("alg NONE", format!("{}.{}.", header_json(json!({"alg": "NONE", "typ": "at+jwt"})), parts[1])),
+        (
+            "alg none, no signature",
+            format!("{}.{}.", header_json(json!({"alg": "none", "typ": "at+jwt"})), parts[1]),
+        ),
+        (
+            "alg none, original signature",
+            format!(
+                "{}.{}.{}",
+                header_json(json!({"alg": "none", "typ": "at+jwt", "kid": "issuer-key-1"})),
+                parts[1],
+                parts[2]
+            ),
+        ),
+        (
+            "alg NONE",
+            format!("{}.{}.", header_json(json!({"alg": "NONE", "typ": "at+jwt"})), parts[1]),
+        ),
         // RS256/ES256 -> HS256 key confusion: HMAC with the public key as the secret.
-        ("HS256 keyed with the public JWK", hmac(public_key_text.as_bytes(), json!({"alg": "HS256", "typ": "at+jwt", "kid": "issuer-key-1"}), &claims(json!({})))),
-        ("HS256 keyed with the public x coordinate", hmac(issuer_key.jwk["x"].as_str().unwrap().as_bytes(), json!({"alg": "HS256", "typ": "at+jwt", "kid": "issuer-key-1"}), &claims(json!({})))),
-        ("tampered payload", format!("{}.{}.{}", parts[0], b64(tampered_claims.to_string()), parts[2])),
-        ("signed by another key under the issuer's kid", attacker.token(json!({"kid": "issuer-key-1"}), &claims(json!({})))),
-        ("kid path traversal", attacker.token(json!({"kid": "../../../../../../etc/passwd"}), &claims(json!({})))),
-        ("kid path to the key file", attacker.token(json!({"kid": jwks_path.display().to_string()}), &claims(json!({})))),
+        (
+            "HS256 keyed with the public JWK",
+            hmac(
+                public_key_text.as_bytes(),
+                json!({"alg": "HS256", "typ": "at+jwt", "kid": "issuer-key-1"}),
+                &claims(json!({})),
+            ),
+        ),
+        (
+            "HS256 keyed with the public x coordinate",
+            hmac(
+                issuer_key.jwk["x"].as_str().unwrap().as_bytes(),
+                json!({"alg": "HS256", "typ": "at+jwt", "kid": "issuer-key-1"}),
+                &claims(json!({})),
+            ),
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(tampered_claims.to_string()), parts[2]),
+        ),
+        (
+            "signed by another key under the issuer's kid",
+            attacker.token(json!({"kid": "issuer-key-1"}), &claims(json!({}))),
+        ),
+        (
+            "kid path traversal",
+            attacker.token(json!({"kid": "../../../../../../etc/passwd"}), &claims(json!({}))),
+        ),
+        (
+            "kid path to the key file",
+            attacker.token(json!({"kid": jwks_path.display().to_string()}), &claims(json!({}))),
+        ),
         ("kid SQL injection", attacker.token(json!({"kid": "x' OR '1'='1"}), &claims(json!({})))),
-        ("kid with NUL", attacker.token(json!({"kid": "issuer-key-1\u{0000}"}), &claims(json!({})))),
-        ("jku to the attacker's keys", attacker.token(json!({"jku": attacker_jwks.url()}), &claims(json!({})))),
-        ("x5u to the attacker's keys", attacker.token(json!({"x5u": attacker_jwks.url()}), &claims(json!({})))),
-        ("embedded jwk", attacker.token(json!({"jwk": attacker.bare_jwk(), "kid": null}), &claims(json!({})))),
-        ("x5c chain", attacker.token(json!({"x5c": ["MIIBfake"], "kid": null}), &claims(json!({})))),
-        ("expired beyond the leeway", issuer_key.token(json!({}), &claims(json!({"exp": now() - 60})))),
+        (
+            "kid with NUL",
+            attacker.token(json!({"kid": "issuer-key-1\u{0000}"}), &claims(json!({}))),
+        ),
+        (
+            "jku to the attacker's keys",
+            attacker.token(json!({"jku": attacker_jwks.url()}), &claims(json!({}))),
+        ),
+        (
+            "x5u to the attacker's keys",
+            attacker.token(json!({"x5u": attacker_jwks.url()}), &claims(json!({}))),
+        ),
+        (
+            "embedded jwk",
+            attacker.token(json!({"jwk": attacker.bare_jwk(), "kid": null}), &claims(json!({}))),
+        ),
+        (
+            "x5c chain",
+            attacker.token(json!({"x5c": ["MIIBfake"], "kid": null}), &claims(json!({}))),
+        ),
+        (
+            "expired beyond the leeway",
+            issuer_key.token(json!({}), &claims(json!({"exp": now() - 60}))),
+        ),
         ("nbf in the future", issuer_key.token(json!({}), &claims(json!({"nbf": now() + 120})))),
         ("no exp", issuer_key.token(json!({}), &claims(json!({"exp": null})))),
         ("wrong audience", issuer_key.token(json!({}), &claims(json!({"aud": "other-api"})))),
         ("no audience", issuer_key.token(json!({}), &claims(json!({"aud": null})))),
-        ("unlisted issuer", issuer_key.token(json!({}), &claims(json!({"iss": "https://evil.example"})))),
-        ("issuer differing in case", issuer_key.token(json!({}), &claims(json!({"iss": "https://ISSUER.test"})))),
+        (
+            "unlisted issuer",
+            issuer_key.token(json!({}), &claims(json!({"iss": "https://evil.example"}))),
+        ),
+        (
+            "issuer differing in case",
+            issuer_key.token(json!({}), &claims(json!({"iss": "https://ISSUER.test"}))),
+        ),
         ("no issuer", issuer_key.token(json!({}), &claims(json!({"iss": null})))),
-        ("typ JWT where at+jwt is required (an ID token, say)", issuer_key.token(json!({"typ": "JWT"}), &claims(json!({})))),
+        (
+            "typ JWT where at+jwt is required (an ID token, say)",
+            issuer_key.token(json!({"typ": "JWT"}), &claims(json!({}))),
+        ),
         ("no typ", issuer_key.token(json!({"typ": null}), &claims(json!({})))),
         ("typ dpop+jwt", issuer_key.token(json!({"typ": "dpop+jwt"}), &claims(json!({})))),
-        ("unknown crit extension", issuer_key.token(json!({"crit": ["exp-ext"], "exp-ext": 1}), &claims(json!({})))),
+        (
+            "unknown crit extension",
+            issuer_key.token(json!({"crit": ["exp-ext"], "exp-ext": 1}), &claims(json!({}))),
+        ),
         ("required claim missing", issuer_key.token(json!({}), &claims(json!({"jti": null})))),
-        ("unbound bearer token where DPoP is required", issuer_key.token(json!({}), &claims(json!({"iss": "https://dpop-only.test"})))),
+        (
+            "unbound bearer token where DPoP is required",
+            issuer_key.token(json!({}), &claims(json!({"iss": "https://dpop-only.test"}))),
+        ),
         ("JWE-shaped token", format!("{}.a.b.c.d", parts[0])),
         ("garbage", "a.b.c".to_string()),
     ];
     for (name, token) in &cases {
         let (status, code, v) = bearer(gate.addr, "/echo/x", token).await;
         assert_eq!((status, code.as_str()), (401, "invalid_token"), "{name}: {v}");
-        assert!(v["detail"].as_str().unwrap_or("").contains(because(name)), "{name}: refused for the wrong reason: {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains(because(name)),
+            "{name}: refused for the wrong reason: {v}"
+        );
     }
     assert_eq!(attacker_jwks.hits(), 0, "a token header made the gateway fetch a URL");
     // Two Authorization headers, and a token with characters no token has.
-    let (status, code, _) = call(gate.addr, "GET", "/echo/x", &[("authorization", &format!("Bearer {good}")), ("authorization", "Bearer a.b.c")]).await;
+    let (status, code, _) = call(
+        gate.addr,
+        "GET",
+        "/echo/x",
+        &[("authorization", &format!("Bearer {good}")), ("authorization", "Bearer a.b.c")],
+    )
+    .await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
-    let (status, code, _) = call(gate.addr, "GET", "/echo/x", &[("authorization", "Bearer a.b\".c")]).await;
+    let (status, code, _) =
+        call(gate.addr, "GET", "/echo/x", &[("authorization", "Bearer a.b\".c")]).await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
     // The gateway is still healthy and the good token still passes.
     assert_eq!(bearer(gate.addr, "/echo/x", &good).await.0, 200);
@@ -329,24 +482,32 @@ async fn jwks_rotation_refreshes_once_and_stale_keys_survive_an_outage() {
         )
     };
     let gate = start_gate(&up, &jwt("1h"));
-    let (status, _, v) = bearer(gate.addr, "/echo/x", &old.token(json!({}), &claims(json!({})))).await;
+    let (status, _, v) =
+        bearer(gate.addr, "/echo/x", &old.token(json!({}), &claims(json!({})))).await;
     assert_eq!(status, 200, "{v}\n{}", gate.logs());
     let fetched = server.hits();
     assert!(fetched >= 1);
 
     // The issuer rotates: the new kid is unknown to the gateway, which refetches.
     server.set(jwks(&[&old, &new]));
-    let (status, _, v) = bearer(gate.addr, "/echo/x", &new.token(json!({}), &claims(json!({})))).await;
+    let (status, _, v) =
+        bearer(gate.addr, "/echo/x", &new.token(json!({}), &claims(json!({})))).await;
     assert_eq!(status, 200, "rotated key: {v}\n{}", gate.logs());
     assert_eq!(server.hits(), fetched + 1);
 
     // An attacker's random kids: refused, and within the interval no further fetch.
     let stranger = EcKey::new("random-kid-1");
     for kid in ["random-kid-1", "random-kid-2", "random-kid-3"] {
-        let (status, code, _) = bearer(gate.addr, "/echo/x", &stranger.token(json!({"kid": kid}), &claims(json!({})))).await;
+        let (status, code, _) =
+            bearer(gate.addr, "/echo/x", &stranger.token(json!({"kid": kid}), &claims(json!({}))))
+                .await;
         assert_eq!((status, code.as_str()), (401, "invalid_token"));
     }
-    assert_eq!(server.hits(), fetched + 1, "unknown kids must not refetch more than once per interval");
+    assert_eq!(
+        server.hits(),
+        fetched + 1,
+        "unknown kids must not refetch more than once per interval"
+    );
     drop(gate);
 
     // A gateway that refetches on every unknown kid, with the issuer down. Its start-up
@@ -355,21 +516,35 @@ async fn jwks_rotation_refreshes_once_and_stale_keys_survive_an_outage() {
     let gate = start_gate(&up, &jwt("0s"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !gate.metrics().await.contains("frontgate_jwt_jwks_fetches_total{result=\"ok\"} 1") {
-        assert!(std::time::Instant::now() < deadline, "the start-up prefetch did not finish: {}", gate.logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the start-up prefetch did not finish: {}",
+            gate.logs()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(bearer(gate.addr, "/echo/x", &old.token(json!({}), &claims(json!({})))).await.0, 200);
+    assert_eq!(
+        bearer(gate.addr, "/echo/x", &old.token(json!({}), &claims(json!({})))).await.0,
+        200
+    );
     server.stop().await;
     // The refetch for an unknown kid fails: that is a 503 (retry later), not a verdict.
-    let (status, code, _) = bearer(gate.addr, "/echo/x", &stranger.token(json!({}), &claims(json!({})))).await;
+    let (status, code, _) =
+        bearer(gate.addr, "/echo/x", &stranger.token(json!({}), &claims(json!({})))).await;
     assert_eq!((status, code.as_str()), (503, "invalid_token"));
     // Keys fetched before the outage still verify fresh (uncached) tokens.
     for _ in 0..2 {
-        let (status, _, v) = bearer(gate.addr, "/echo/x", &new.token(json!({}), &claims(json!({})))).await;
+        let (status, _, v) =
+            bearer(gate.addr, "/echo/x", &new.token(json!({}), &claims(json!({})))).await;
         assert_eq!(status, 200, "stale keys: {v}");
     }
     let metrics = gate.metrics().await;
-    assert!(metrics.lines().any(|l| l.starts_with("frontgate_jwt_jwks_fetches_total{result=\"error\"}")), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("frontgate_jwt_jwks_fetches_total{result=\"error\"}")),
+        "{metrics}"
+    );
 }
 
 /// DPoP with a real DPoP-bound token from the real IdP: a valid proof passes once; replays,
@@ -383,15 +558,32 @@ async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
     let client = EcKey::new("client");
     let token_proof = client.dpop_proof("POST", &idp.token_url(), None);
     let token = idp.client_credentials(API, "read", Some(&token_proof)).await;
-    let claims: Value = serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, token.split('.').nth(1).unwrap()).unwrap()).unwrap();
-    assert_eq!(claims["cnf"]["jkt"], client.thumbprint(), "the IdP bound the token to the client's key");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["cnf"]["jkt"],
+        client.thumbprint(),
+        "the IdP bound the token to the client's key"
+    );
 
     let url = format!("{PUBLIC}/echo/items");
-    let dpop = |proof: &str| vec![("authorization".to_string(), format!("DPoP {token}")), ("dpop".to_string(), proof.to_string())];
+    let dpop = |proof: &str| {
+        vec![
+            ("authorization".to_string(), format!("DPoP {token}")),
+            ("dpop".to_string(), proof.to_string()),
+        ]
+    };
     let send = |headers: Vec<(String, String)>, method: &'static str| {
         let addr = gate.addr;
         async move {
-            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let h: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             call(addr, method, "/echo/items", &h).await
         }
     };
@@ -431,12 +623,19 @@ async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
     for (name, headers, method) in cases {
         let (status, code, v) = send(headers, method).await;
         assert_eq!((status, code.as_str()), (401, "invalid_token"), "{name}: {v}");
-        assert!(v["detail"].as_str().unwrap_or("").contains(because(name)), "{name}: refused for the wrong reason: {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or("").contains(because(name)),
+            "{name}: refused for the wrong reason: {v}"
+        );
     }
     // An unbound token under the DPoP scheme.
     let unbound = idp.client_credentials(API, "read", None).await;
     let proof = client.dpop_proof("GET", &url, Some(&unbound));
-    let (status, code, _) = send(vec![("authorization".into(), format!("DPoP {unbound}")), ("dpop".into(), proof)], "GET").await;
+    let (status, code, _) = send(
+        vec![("authorization".into(), format!("DPoP {unbound}")), ("dpop".into(), proof)],
+        "GET",
+    )
+    .await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"));
     // A fresh proof still works (the token is cached; the proof is checked every time), and
     // the query string is not part of htu.
@@ -456,12 +655,19 @@ async fn dpop_replay_capacity_bounds_the_dpop_replay_set() {
     let jwks_path = dir.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks(&[&issuer_key])).unwrap();
     let jwt = |capacity: &str| {
-        format!("[jwt]\ndpop_replay_capacity = {capacity}\n[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n", jwks_path.display().to_string())
+        format!(
+            "[jwt]\ndpop_replay_capacity = {capacity}\n[[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n",
+            jwks_path.display().to_string()
+        )
     };
     let check = |capacity: &str| {
         let cfg = dir.path().join(format!("check-{capacity}.toml"));
         std::fs::write(&cfg, format!("{}\n{}\n{}", up.config(), jwt(capacity), routes())).unwrap();
-        let out = std::process::Command::new(common::BIN).args(["check", "-c"]).arg(&cfg).output().unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .args(["check", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     assert!(check("5").0, "{}", check("5").1);
@@ -475,11 +681,23 @@ async fn dpop_replay_capacity_bounds_the_dpop_replay_set() {
     let authorization = format!("DPoP {token}");
     for i in 0..5 {
         let proof = client.dpop_proof("GET", &url, Some(&token));
-        let (status, _, v) = call(gate.addr, "GET", "/echo/items", &[("authorization", &authorization), ("dpop", &proof)]).await;
+        let (status, _, v) = call(
+            gate.addr,
+            "GET",
+            "/echo/items",
+            &[("authorization", &authorization), ("dpop", &proof)],
+        )
+        .await;
         assert_eq!(status, 200, "proof {i}: {v}\n{}", gate.logs());
     }
     let proof = client.dpop_proof("GET", &url, Some(&token));
-    let (status, code, v) = call(gate.addr, "GET", "/echo/items", &[("authorization", &authorization), ("dpop", &proof)]).await;
+    let (status, code, v) = call(
+        gate.addr,
+        "GET",
+        "/echo/items",
+        &[("authorization", &authorization), ("dpop", &proof)],
+    )
+    .await;
     assert_eq!((status, code.as_str()), (401, "invalid_token"), "the 6th live proof: {v}");
     assert!(v["detail"].as_str().unwrap_or("").contains("replay set"), "{v}");
     assert_eq!(up.hits(), 5);

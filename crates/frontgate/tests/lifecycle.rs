@@ -25,7 +25,10 @@ fn routes(up: &Upstream, extra: &[&str]) -> String {
 
 /// Reads until the peer closes (EOF or reset) and returns what arrived, or `None` if the
 /// connection was still open after `within`.
-async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> Option<Vec<u8>> {
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    within: Duration,
+) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let read = async {
         let mut buf = [0u8; 4096];
@@ -50,12 +53,16 @@ async fn slow_request_head_is_cut_off_and_others_are_served() {
     let mut slow = client.connect(&[b"http/1.1"]).await;
     slow.write_all(b"GET /echo/slow HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     slow.flush().await.unwrap();
-    let slow_task = tokio::spawn(async move { read_until_closed(&mut slow, Duration::from_secs(5)).await });
+    let slow_task =
+        tokio::spawn(async move { read_until_closed(&mut slow, Duration::from_secs(5)).await });
 
     let (status, _, _) = client.get("/echo/other").await;
     assert_eq!(status, 200, "a normal client is served while the slow one waits");
 
-    let got = slow_task.await.unwrap().expect("the slow connection was still open 5s after a 1s header timeout");
+    let got = slow_task
+        .await
+        .unwrap()
+        .expect("the slow connection was still open 5s after a 1s header timeout");
     let got = String::from_utf8_lossy(&got);
     assert!(!got.contains(" 200 "), "the partial request must not be served: {got}");
     assert_eq!(up.hits(), 1, "only the complete request reached the upstream");
@@ -82,7 +89,11 @@ async fn trickled_request_head_is_cut_off() {
             break;
         }
     }
-    assert!(closed, "a trickling client kept its connection for {:?} past a 1s header timeout", started.elapsed());
+    assert!(
+        closed,
+        "a trickling client kept its connection for {:?} past a 1s header timeout",
+        started.elapsed()
+    );
     assert_eq!(up.hits(), 0);
 }
 
@@ -95,14 +106,21 @@ async fn a_stalled_later_head_on_a_kept_alive_connection_is_cut_off() {
     let gate = start("header_read_timeout = \"1s\"", &routes(&up, &[]));
     let mut tls = gate.tls().connect(&[b"http/1.1"]).await;
     for i in 0..3 {
-        tls.write_all(format!("GET /echo/k{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        tls.write_all(format!("GET /echo/k{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         let head = read_response(&mut tls).await;
         assert!(head.starts_with("http/1.1 200 "), "request {i}: {head}");
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     tls.write_all(b"GET /echo/stalled HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let got = read_until_closed(&mut tls, Duration::from_secs(5)).await.expect("a stalled head was still open 5s after a 1s header timeout");
-    assert!(!String::from_utf8_lossy(&got).contains(" 200 "), "the partial request must not be served");
+    let got = read_until_closed(&mut tls, Duration::from_secs(5))
+        .await
+        .expect("a stalled head was still open 5s after a 1s header timeout");
+    assert!(
+        !String::from_utf8_lossy(&got).contains(" 200 "),
+        "the partial request must not be served"
+    );
     assert_eq!(up.hits(), 3);
 }
 
@@ -111,13 +129,20 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("response within 5s").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("response within 5s")
+            .unwrap();
         assert!(n > 0, "closed mid-response: {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got).to_string();
         if let Some(end) = text.find("\r\n\r\n") {
             let head = text[..end].to_ascii_lowercase();
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length: ")).and_then(|v| v.trim().parse().ok()).expect("content-length");
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("content-length");
             if got.len() >= end + 4 + len {
                 return head;
             }
@@ -136,17 +161,26 @@ async fn connection_that_never_sends_a_request_is_closed() {
         let mut tls = gate.tls().connect(&[alpn]).await;
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
         let got = read_until_closed(&mut tls, Duration::from_secs(5)).await;
-        assert!(got.is_some(), "{}: an idle connection was still open after 5s", String::from_utf8_lossy(alpn));
+        assert!(
+            got.is_some(),
+            "{}: an idle connection was still open after 5s",
+            String::from_utf8_lossy(alpn)
+        );
     }
     // HTTP/2 with only the connection preface, and no request, is also closed.
     let mut tls = gate.tls().connect(&[b"h2"]).await;
-    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
     let got = read_until_closed(&mut tls, Duration::from_secs(5)).await;
     assert!(got.is_some(), "h2: a connection with no stream was still open after 5s");
     // The deadline only covers the first request: an HTTP/2 connection in use outlives it.
     let mut h2 = gate.tls().h2().await;
     for i in 0..2 {
-        let r = http::Request::builder().uri(format!("https://localhost/echo/h2-{i}")).body(Full::default()).unwrap();
+        let r = http::Request::builder()
+            .uri(format!("https://localhost/echo/h2-{i}"))
+            .body(Full::default())
+            .unwrap();
         assert_eq!(collect(h2.send_request(r).await.expect("h2 request")).await.0, 200);
         if i == 0 {
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -225,9 +259,14 @@ async fn reload_under_load_drops_no_request() {
     let mut done_at_reload = Vec::new();
     for (i, extra) in [&["/status/**"][..], &["/status/**", "/big"]].iter().enumerate() {
         wait_done(60 * (i + 1) + done_at_reload.last().copied().unwrap_or(0)).await;
-        std::fs::write(&gate.config_path, config_text(gate.dir.path(), "", &routes(&up, extra))).unwrap();
+        std::fs::write(&gate.config_path, config_text(gate.dir.path(), "", &routes(&up, extra)))
+            .unwrap();
         gate.signal("HUP");
-        assert!(gate.wait_for_log_count("configuration reloaded", i + 1, WAIT).await, "reload {i}:\n{}", gate.logs());
+        assert!(
+            gate.wait_for_log_count("configuration reloaded", i + 1, WAIT).await,
+            "reload {i}:\n{}",
+            gate.logs()
+        );
         done_at_reload.push(done.load(Ordering::SeqCst));
     }
 
@@ -243,7 +282,11 @@ async fn reload_under_load_drops_no_request() {
     );
     assert_eq!(client.get("/status/201").await.0, 201, "route added by the first reload");
     let (status, _, body) = client.get("/big?bytes=10").await;
-    assert_eq!((status.as_u16(), &body[..]), (200, &b"xxxxxxxxxx"[..]), "route added by the second reload");
+    assert_eq!(
+        (status.as_u16(), &body[..]),
+        (200, &b"xxxxxxxxxx"[..]),
+        "route added by the second reload"
+    );
 }
 
 /// A broken config never replaces a working one: an unknown key (or a file that is not TOML)
@@ -255,27 +298,45 @@ async fn invalid_config_is_refused_on_reload() {
     let client = gate.tls();
     assert_eq!(client.get("/echo/before").await.0, 200);
 
-    let text = config_text(gate.dir.path(), "listen_backlog_typo = 5", &routes(&up, &["/status/**"]));
+    let text =
+        config_text(gate.dir.path(), "listen_backlog_typo = 5", &routes(&up, &["/status/**"]));
     let line = text.lines().position(|l| l.starts_with("listen_backlog_typo")).unwrap() + 1;
     std::fs::write(&gate.config_path, &text).unwrap();
     gate.signal("HUP");
     assert!(gate.wait_for_log_count("reload refused", 1, WAIT).await, "{}", gate.logs());
-    let refused = gate.logs.lock().unwrap().iter().find(|l| l.contains("reload refused")).cloned().unwrap();
+    let refused =
+        gate.logs.lock().unwrap().iter().find(|l| l.contains("reload refused")).cloned().unwrap();
     let place = format!("{}:{line}:", gate.config_path.display());
     assert!(refused.contains(&place), "the refusal should name {place}: {refused}");
     assert!(refused.contains("listen_backlog_typo"), "{refused}");
     assert_eq!(client.get("/echo/after").await.0, 200, "old config keeps serving");
-    assert_eq!(client.get("/status/201").await.0, 404, "nothing from the refused config took effect");
+    assert_eq!(
+        client.get("/status/201").await.0,
+        404,
+        "nothing from the refused config took effect"
+    );
 
     std::fs::write(&gate.config_path, "data_dir = \"x\"\n[server\nlisten = ").unwrap();
     gate.signal("HUP");
     assert!(gate.wait_for_log_count("reload refused", 2, WAIT).await, "{}", gate.logs());
-    let refused = gate.logs.lock().unwrap().iter().filter(|l| l.contains("reload refused")).nth(1).cloned().unwrap();
+    let refused = gate
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("reload refused"))
+        .nth(1)
+        .cloned()
+        .unwrap();
     assert!(refused.contains(&format!("{}:2:", gate.config_path.display())), "{refused}");
     assert_eq!(client.get("/echo/still").await.0, 200);
 
     // And a good config after the bad ones is taken.
-    std::fs::write(&gate.config_path, config_text(gate.dir.path(), "", &routes(&up, &["/status/**"]))).unwrap();
+    std::fs::write(
+        &gate.config_path,
+        config_text(gate.dir.path(), "", &routes(&up, &["/status/**"])),
+    )
+    .unwrap();
     gate.signal("HUP");
     assert!(gate.wait_for_log_count("configuration reloaded", 1, WAIT).await, "{}", gate.logs());
     assert_eq!(client.get("/status/201").await.0, 201);
@@ -309,10 +370,15 @@ async fn sigterm_drains_in_flight_requests() {
     let late = async {
         let tls = client.connect_with(client.config(&[b"http/1.1"], rustls::ALL_VERSIONS)).await?;
         let mut s = h1_on(tls).await;
-        let resp = s.send_request(req("GET", "/echo/late").body(Full::default()).unwrap()).await.map_err(std::io::Error::other)?;
+        let resp = s
+            .send_request(req("GET", "/echo/late").body(Full::default()).unwrap())
+            .await
+            .map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>(resp.status())
     };
-    let late = tokio::time::timeout(WAIT, late).await.expect("a late connection should fail fast, not hang");
+    let late = tokio::time::timeout(WAIT, late)
+        .await
+        .expect("a late connection should fail fast, not hang");
     assert!(late.is_err(), "a request after the drain began was served: {late:?}");
     // Load balancers see the drain on the admin listener.
     let (ready, _, body) = plain_get(gate.admin.unwrap(), "/ready").await;
@@ -322,7 +388,8 @@ async fn sigterm_drains_in_flight_requests() {
         let (status, _, body) = t.await.unwrap();
         assert_eq!((status.as_u16(), &body[..]), (200, &b"slow"[..]));
     }
-    let status = gate.wait_exit(Duration::from_secs(10)).await.expect("did not exit within shutdown_grace");
+    let status =
+        gate.wait_exit(Duration::from_secs(10)).await.expect("did not exit within shutdown_grace");
     assert!(status.success(), "exit status {status:?}\n{}", gate.logs());
     assert!(gate.logs().contains("stopped"));
     assert!(!gate.logs().contains("shutdown grace ran out"), "{}", gate.logs());
@@ -340,7 +407,12 @@ async fn max_connections_is_enforced() {
     let mut held = Vec::new();
     for i in 0..2 {
         let mut s = client.h1().await;
-        let (status, _, _) = collect(s.send_request(req("GET", &format!("/echo/{i}")).body(Full::default()).unwrap()).await.unwrap()).await;
+        let (status, _, _) = collect(
+            s.send_request(req("GET", &format!("/echo/{i}")).body(Full::default()).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 200);
         held.push(s);
     }
@@ -349,13 +421,25 @@ async fn max_connections_is_enforced() {
     let mut tcp = TcpStream::connect(gate.addr).await.unwrap();
     let got = read_until_closed(&mut tcp, Duration::from_secs(3)).await;
     assert_eq!(got.as_deref(), Some(&[][..]), "third connection should be closed without a byte");
-    let third = tokio::time::timeout(WAIT, client.connect_with(client.config(&[b"http/1.1"], rustls::ALL_VERSIONS))).await.unwrap();
+    let third = tokio::time::timeout(
+        WAIT,
+        client.connect_with(client.config(&[b"http/1.1"], rustls::ALL_VERSIONS)),
+    )
+    .await
+    .unwrap();
     assert!(third.is_err(), "third connection completed a TLS handshake");
-    assert!(gate.metrics().await.contains("frontgate_connections_refused_total 2"), "{}", gate.metrics().await);
+    assert!(
+        gate.metrics().await.contains("frontgate_connections_refused_total 2"),
+        "{}",
+        gate.metrics().await
+    );
 
     // The held ones still work.
     for s in held.iter_mut() {
-        let (status, _, _) = collect(s.send_request(req("GET", "/echo/again").body(Full::default()).unwrap()).await.unwrap()).await;
+        let (status, _, _) = collect(
+            s.send_request(req("GET", "/echo/again").body(Full::default()).unwrap()).await.unwrap(),
+        )
+        .await;
         assert_eq!(status, 200);
     }
 
@@ -363,9 +447,13 @@ async fn max_connections_is_enforced() {
     let deadline = Instant::now() + WAIT;
     let status = loop {
         // The gateway frees the slot when it sees the close; retry until it has (bounded).
-        if let Ok(tls) = client.connect_with(client.config(&[b"http/1.1"], rustls::ALL_VERSIONS)).await {
+        if let Ok(tls) =
+            client.connect_with(client.config(&[b"http/1.1"], rustls::ALL_VERSIONS)).await
+        {
             let mut s = h1_on(tls).await;
-            if let Ok(resp) = s.send_request(req("GET", "/echo/new").body(Full::default()).unwrap()).await {
+            if let Ok(resp) =
+                s.send_request(req("GET", "/echo/new").body(Full::default()).unwrap()).await
+            {
                 break collect(resp).await.0;
             }
         }
@@ -394,14 +482,21 @@ async fn admin_health_ready_and_metrics() {
     let metrics = gate.metrics().await;
     let line = metrics
         .lines()
-        .find(|l| l.starts_with("frontgate_requests_total{") && l.contains("route=\"/echo/**\"") && l.contains("decision=\"forwarded\""))
+        .find(|l| {
+            l.starts_with("frontgate_requests_total{")
+                && l.contains("route=\"/echo/**\"")
+                && l.contains("decision=\"forwarded\"")
+        })
         .unwrap_or_else(|| panic!("no forwarded request counted:\n{metrics}"));
     assert!(line.ends_with(" 1"), "{line}");
     // Both latency histograms hold that one request: cumulative buckets ending in the count,
     // and the gateway's overhead no larger than the whole duration.
     let value = |name: &str| -> f64 {
         let prefix = format!("{name}{{route=\"/echo/**\"");
-        let l = metrics.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("no {name}:\n{metrics}"));
+        let l = metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"));
         l.rsplit(' ').next().unwrap().parse().unwrap()
     };
     for histogram in ["frontgate_request_duration_seconds", "frontgate_overhead_seconds"] {
@@ -415,7 +510,8 @@ async fn admin_health_ready_and_metrics() {
         assert_eq!(buckets.len(), 20, "19 bounds and +Inf:\n{metrics}");
         assert!(buckets.windows(2).all(|w| w[0] <= w[1]) && buckets[19] == 1.0, "{buckets:?}");
     }
-    let (total, overhead) = (value("frontgate_request_duration_seconds_sum"), value("frontgate_overhead_seconds_sum"));
+    let (total, overhead) =
+        (value("frontgate_request_duration_seconds_sum"), value("frontgate_overhead_seconds_sum"));
     assert!(total > 0.0 && overhead <= total, "duration {total}, overhead {overhead}");
     for path in ["/metrics", "/health", "/ready"] {
         assert_eq!(client.get(path).await.0, 404, "{path} must not be on the public listener");
@@ -445,9 +541,13 @@ async fn idle_http2_connection_is_closed_after_idle_timeout() {
 async fn streaming_http2_response_is_not_idle() {
     use http_body_util::BodyExt;
     let up = Upstream::start().await;
-    let gate = start("idle_timeout = \"1s\"\nheader_read_timeout = \"1s\"", &routes(&up, &["/big"]));
+    let gate =
+        start("idle_timeout = \"1s\"\nheader_read_timeout = \"1s\"", &routes(&up, &["/big"]));
     let mut h2 = gate.tls().h2().await;
-    let resp = h2.send_request(req("GET", "/big?bytes=20000000").body(Full::default()).unwrap()).await.unwrap();
+    let resp = h2
+        .send_request(req("GET", "/big?bytes=20000000").body(Full::default()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     // Read slowly for ~3 s (three idle windows), so flow control keeps the stream open.
@@ -461,6 +561,7 @@ async fn streaming_http2_response_is_not_idle() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!h2.is_closed(), "connection closed while a response was streaming");
-    let second = h2.send_request(req("GET", "/echo/again").body(Full::default()).unwrap()).await.unwrap();
+    let second =
+        h2.send_request(req("GET", "/echo/again").body(Full::default()).unwrap()).await.unwrap();
     assert_eq!(second.status(), 200);
 }

@@ -23,7 +23,11 @@ async fn access_log_has_request_ids_and_no_credentials() {
             .unwrap()
     };
     let mut ids = Vec::new();
-    for path in ["/echo/a?api_key=S3CR3T-QUERY", "/nowhere?token=S3CR3T-QUERY", "/echo/%2e%2e/x?k=S3CR3T-QUERY"] {
+    for path in [
+        "/echo/a?api_key=S3CR3T-QUERY",
+        "/nowhere?token=S3CR3T-QUERY",
+        "/echo/%2e%2e/x?k=S3CR3T-QUERY",
+    ] {
         let (_, headers, _) = client.send(secret(req("GET", path))).await;
         ids.push(headers["x-request-id"].to_str().unwrap().to_owned());
     }

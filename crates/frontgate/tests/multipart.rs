@@ -41,7 +41,10 @@ fn gate(backend: &RawBackend) -> Gate {
 }
 
 async fn post(client: &TlsClient, content_type: &str, body: &str) -> (u16, serde_json::Value) {
-    let r = req("POST", "/api/profile").header("content-type", content_type).body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let r = req("POST", "/api/profile")
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
     let (status, _, body) = client.send(r).await;
     (status.as_u16(), serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
@@ -97,7 +100,9 @@ async fn the_old_readers_bypasses_are_refused_before_the_backend() {
         assert!(v["detail"].as_str().unwrap_or("").contains("multipart"), "case {}: {v}", i + 1);
     }
     // More of what two readers could split differently, each refused the same way.
-    let part = |disposition: &str, value: &str| format!("--B0undary\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n");
+    let part = |disposition: &str, value: &str| {
+        format!("--B0undary\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n")
+    };
     let more = [
         format!("{}--B0undary--\r\n", part("form-data; filename=\"a\"", "x")),
         format!("{}--B0undary--\r\n", part("form-data; name=\"bio\"; name=\"tags\"", "x")),
@@ -113,8 +118,18 @@ async fn the_old_readers_bypasses_are_refused_before_the_backend() {
     assert_eq!(backend.count(), 0, "no refused body reached the backend");
     // Two Content-Type fields: which one a backend takes is its choice, so neither is. The head
     // screen refuses them for every request before the body is looked at.
-    let r = req("POST", "/api/profile").header("content-type", CT).header("content-type", "multipart/form-data; boundary=other");
-    let (s, _, b) = c.send(r.body(Full::new(Bytes::from(format!("{}--B0undary--\r\n", part("form-data; name=\"bio\"", "ok"))))).unwrap()).await;
+    let r = req("POST", "/api/profile")
+        .header("content-type", CT)
+        .header("content-type", "multipart/form-data; boundary=other");
+    let (s, _, b) = c
+        .send(
+            r.body(Full::new(Bytes::from(format!(
+                "{}--B0undary--\r\n",
+                part("form-data; name=\"bio\"", "ok")
+            ))))
+            .unwrap(),
+        )
+        .await;
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
     assert_eq!((s.as_u16(), v["code"].as_str()), (400, Some("ambiguous_request")), "{v}");
     assert_eq!(backend.count(), 0);

@@ -15,7 +15,13 @@ fn config(up: &Upstream, openapi_extra: &str, rest: &str) -> String {
 }
 
 /// Sends a request and returns (status, headers, body as JSON or Null).
-async fn send(client: &TlsClient, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> (u16, http::HeaderMap, serde_json::Value) {
+async fn send(
+    client: &TlsClient,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> (u16, http::HeaderMap, serde_json::Value) {
     let mut r = req(method, path);
     for (k, v) in headers {
         r = r.header(*k, *v);
@@ -27,10 +33,19 @@ async fn send(client: &TlsClient, method: &str, path: &str, headers: &[(&str, &s
 
 /// The `errors` pointers of a validation_failed problem.
 fn pointers(v: &serde_json::Value) -> Vec<String> {
-    v["errors"].as_array().map(|a| a.iter().map(|e| e["pointer"].as_str().unwrap_or("").to_owned()).collect()).unwrap_or_default()
+    v["errors"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["pointer"].as_str().unwrap_or("").to_owned()).collect())
+        .unwrap_or_default()
 }
 
-fn assert_refused(case: &str, got: &(u16, http::HeaderMap, serde_json::Value), status: u16, code: &str, pointer: Option<&str>) {
+fn assert_refused(
+    case: &str,
+    got: &(u16, http::HeaderMap, serde_json::Value),
+    status: u16,
+    code: &str,
+    pointer: Option<&str>,
+) {
     let (s, h, v) = got;
     assert_eq!(*s, status, "{case}: {v}");
     assert_eq!(v["code"], code, "{case}: {v}");
@@ -114,7 +129,14 @@ async fn parameters_are_validated() {
     assert_eq!(s, 200);
     let r = send(&c, "GET", "/echo/items", &[("cookie", "session_hint=not-a-uuid")], "").await;
     assert_refused("cookie format", &r, 400, "validation_failed", Some("/cookie/session_hint"));
-    let (s, _, _) = send(&c, "GET", "/echo/items", &[("cookie", "a=b; session_hint=9b2c3c1e-8d2f-4b8e-9a55-1f0e7a1d2c3b")], "").await;
+    let (s, _, _) = send(
+        &c,
+        "GET",
+        "/echo/items",
+        &[("cookie", "a=b; session_hint=9b2c3c1e-8d2f-4b8e-9a55-1f0e7a1d2c3b")],
+        "",
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(up.hits(), hits + 2, "only the two valid requests reached the upstream");
 }
@@ -146,7 +168,14 @@ async fn json_bodies_are_validated_and_forwarded_as_checked() {
     assert_eq!(v["body_len"], good.len(), "the upstream got exactly the checked bytes");
     assert_eq!(v["headers"]["content-length"][0], good.len().to_string());
     // The media type's parameters do not matter; the +json suffix is not application/json.
-    let (s, _, v) = send(&c, "POST", "/echo/items", &[("content-type", "application/json; charset=utf-8"), TAG], good).await;
+    let (s, _, v) = send(
+        &c,
+        "POST",
+        "/echo/items",
+        &[("content-type", "application/json; charset=utf-8"), TAG],
+        good,
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let hits = up.hits();
     let cases: &[(&str, &str, &str)] = &[
@@ -154,10 +183,22 @@ async fn json_bodies_are_validated_and_forwarded_as_checked() {
         ("missing required", r#"{"name":"bolt"}"#, "/body"),
         ("additional property", r#"{"name":"bolt","quantity":1,"admin":true}"#, "/body"),
         ("readOnly property", r#"{"id":5,"name":"bolt","quantity":1}"#, "/body/id"),
-        ("exclusiveMinimum (3.0 boolean form)", r#"{"name":"bolt","quantity":1,"price":0}"#, "/body/price"),
+        (
+            "exclusiveMinimum (3.0 boolean form)",
+            r#"{"name":"bolt","quantity":1,"price":0}"#,
+            "/body/price",
+        ),
         ("format email", r#"{"name":"bolt","quantity":1,"email":"nope"}"#, "/body/email"),
-        ("pattern in a referenced file", r#"{"name":"bolt","quantity":1,"tags":["UPPER"]}"#, "/body/tags/0"),
-        ("nested object from a JSON file", r#"{"name":"bolt","quantity":1,"owner":{"id":1,"role":"admin"}}"#, "/body/owner"),
+        (
+            "pattern in a referenced file",
+            r#"{"name":"bolt","quantity":1,"tags":["UPPER"]}"#,
+            "/body/tags/0",
+        ),
+        (
+            "nested object from a JSON file",
+            r#"{"name":"bolt","quantity":1,"owner":{"id":1,"role":"admin"}}"#,
+            "/body/owner",
+        ),
         ("bounds", r#"{"name":"","quantity":1001}"#, "/body/quantity"),
         ("not nullable", r#"{"name":null,"quantity":1}"#, "/body/name"),
         ("duplicate keys", r#"{"name":"bolt","quantity":1,"quantity":-5}"#, "/body"),
@@ -186,7 +227,14 @@ async fn json_bodies_are_validated_and_forwarded_as_checked() {
     assert_refused("body on DELETE", &r, 415, "unsupported_media_type", None);
     assert_eq!(up.hits(), hits, "no refused request reached the upstream");
     // Every error is listed, up to max_errors.
-    let (_, _, v) = send(&c, "POST", "/echo/items", &[JSON, TAG], r#"{"name":5,"quantity":"x","price":"y","email":7,"tags":"z"}"#).await;
+    let (_, _, v) = send(
+        &c,
+        "POST",
+        "/echo/items",
+        &[JSON, TAG],
+        r#"{"name":5,"quantity":"x","price":"y","email":7,"tags":"z"}"#,
+    )
+    .await;
     assert!(pointers(&v).len() >= 5, "{v}");
 }
 
@@ -196,7 +244,9 @@ async fn form_and_multipart_bodies_are_validated() {
     let gate = start_with_fixtures("", &config(&up, "", ""));
     let c = gate.tls();
     let form = ("content-type", "application/x-www-form-urlencoded");
-    let (s, _, v) = send(&c, "POST", "/echo/items", &[form, TAG], "name=bolt+nut&quantity=4&tags=a&tags=b").await;
+    let (s, _, v) =
+        send(&c, "POST", "/echo/items", &[form, TAG], "name=bolt+nut&quantity=4&tags=a&tags=b")
+            .await;
     assert_eq!(s, 200, "{v}");
     let hits = up.hits();
     let r = send(&c, "POST", "/echo/items", &[form, TAG], "name=bolt&quantity=lots").await;
@@ -207,18 +257,23 @@ async fn form_and_multipart_bodies_are_validated() {
     assert_refused("form extra", &r, 400, "validation_failed", Some("/body"));
 
     let ct = "multipart/form-data; boundary=XyZ";
-    let part = |name: &str, value: &str| format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
+    let part = |name: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
     let good = format!("{}{}--XyZ--\r\n", part("name", "bolt"), part("quantity", "9"));
-    let (s, _, v) = send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], good.clone()).await;
+    let (s, _, v) =
+        send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], good.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body_len"], good.len());
     let bad = format!("{}{}--XyZ--\r\n", part("name", "bolt"), part("quantity", "-1"));
     let r = send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], bad).await;
     assert_refused("multipart bound", &r, 400, "validation_failed", Some("/body/quantity"));
-    let r = send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], "--XyZ\r\nno headers").await;
+    let r =
+        send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], "--XyZ\r\nno headers").await;
     // Malformed multipart is not a schema error: the body has no one reading (tests/multipart.rs).
     assert_refused("multipart malformed", &r, 400, "invalid_body", None);
-    let r = send(&c, "POST", "/echo/items", &[("content-type", "multipart/form-data"), TAG], good).await;
+    let r = send(&c, "POST", "/echo/items", &[("content-type", "multipart/form-data"), TAG], good)
+        .await;
     assert_refused("multipart without boundary", &r, 400, "invalid_body", None);
     assert_eq!(up.hits(), hits + 1);
 }
@@ -226,7 +281,10 @@ async fn form_and_multipart_bodies_are_validated() {
 #[tokio::test]
 async fn body_bombs_are_refused_in_bounded_memory() {
     let up = Upstream::start().await;
-    let gate = start_with_fixtures("max_body_bytes = \"64KiB\"", &config(&up, "max_json_depth = 16\nmax_errors = 5", ""));
+    let gate = start_with_fixtures(
+        "max_body_bytes = \"64KiB\"",
+        &config(&up, "max_json_depth = 16\nmax_errors = 5", ""),
+    );
     let c = gate.tls();
     // Declared larger than the route's limit: refused before a byte of it is read.
     let out = c.raw(b"POST /echo/items HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\nx-request-tag: t\r\ncontent-length: 10000000\r\n\r\n").await;
@@ -235,9 +293,14 @@ async fn body_bombs_are_refused_in_bounded_memory() {
     let deep = format!("{}1{}", "[".repeat(20), "]".repeat(20));
     let r = send(&c, "POST", "/echo/items", &[JSON, TAG], deep).await;
     assert_refused("deep", &r, 400, "validation_failed", Some("/body"));
-    assert!(r.2["errors"][0]["message"].as_str().unwrap().contains("nested deeper than 16"), "{}", r.2);
+    assert!(
+        r.2["errors"][0]["message"].as_str().unwrap().contains("nested deeper than 16"),
+        "{}",
+        r.2
+    );
     // A huge array under the byte limit: the schema's maxItems; and the error count is capped.
-    let many = format!("{{\"name\":\"a\",\"quantity\":1,\"tags\":[{}\"x\"]}}", "\"UPPER\",".repeat(6000));
+    let many =
+        format!("{{\"name\":\"a\",\"quantity\":1,\"tags\":[{}\"x\"]}}", "\"UPPER\",".repeat(6000));
     let r = send(&c, "POST", "/echo/items", &[JSON, TAG], many).await;
     assert_refused("huge array", &r, 400, "validation_failed", None);
     assert_eq!(pointers(&r.2).len(), 5, "capped at max_errors: {}", r.2);
@@ -265,7 +328,10 @@ async fn response_validation_report_block_and_strip() {
     let (s, _, v) = send(&c, "GET", "/echo/strict", &[], "").await;
     assert_eq!(s, 200);
     assert!(v.get("headers").is_some());
-    assert!(gate.wait_for_log("response does not match the OpenAPI document", std::time::Duration::from_secs(5)));
+    assert!(gate.wait_for_log(
+        "response does not match the OpenAPI document",
+        std::time::Duration::from_secs(5)
+    ));
     assert!(gate.metrics().await.contains("frontgate_openapi_responses_total{route=\"GET /echo/strict\",mode=\"report\",outcome=\"invalid\"}"));
     let (s, _, _) = send(&c, "GET", "/echo/items", &[], "").await;
     assert_eq!(s, 200, "a matching response passes");
@@ -281,7 +347,10 @@ async fn response_validation_report_block_and_strip() {
     assert_refused("undeclared status", &r, 502, "response_invalid", None);
     let (s, _, v) = send(&c, "GET", "/echo/items/4", &[("accept-encoding", "gzip")], "").await;
     assert_eq!(s, 200);
-    assert!(v["headers"].get("accept-encoding").is_none(), "responses to validate are asked for uncompressed: {v}");
+    assert!(
+        v["headers"].get("accept-encoding").is_none(),
+        "responses to validate are asked for uncompressed: {v}"
+    );
     let (s, _, _) = send(&c, "HEAD", "/echo/items/4", &[], "").await;
     assert_eq!(s, 200, "a HEAD answer has no body to validate");
     drop(gate);
@@ -297,11 +366,15 @@ async fn response_validation_report_block_and_strip() {
     // An undeclared client-error status is the backend's answer to the client: it keeps its
     // status and body in every mode (a 404 stays a 404), and is counted.
     for mode in ["block", "strip"] {
-        let gate = start_with_fixtures("", &config(&up, &format!("response_validation = \"{mode}\""), ""));
+        let gate =
+            start_with_fixtures("", &config(&up, &format!("response_validation = \"{mode}\""), ""));
         let (s, _, v) = send(&gate.tls(), "GET", "/echo/answer/404", &[], "").await;
         assert_eq!(s, 404, "{mode}: {v}");
         assert_eq!(v["error"], "not here", "{mode}: {v}");
-        assert!(gate.metrics().await.contains(&format!("outcome=\"undeclared_error_status\"")), "{mode}");
+        assert!(
+            gate.metrics().await.contains(&format!("outcome=\"undeclared_error_status\"")),
+            "{mode}"
+        );
         // A declared status still validates, and an undeclared success is still refused.
         let r = send(&gate.tls(), "GET", "/echo/undeclared-status", &[], "").await;
         assert_refused(mode, &r, 502, "response_invalid", None);
@@ -332,7 +405,8 @@ async fn config_routes_lend_policy_to_operations() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(std::path::Path::new(FIXTURES), dir.path());
     let cfg = dir.path().join("f.toml");
-    std::fs::write(&cfg, config(&up, "", "[[routes]]\nmatch = \"GET,PATCH /echo/items/{id}\"\n")).unwrap();
+    std::fs::write(&cfg, config(&up, "", "[[routes]]\nmatch = \"GET,PATCH /echo/items/{id}\"\n"))
+        .unwrap();
     let out = std::process::Command::new(BIN).args(["check", "-c"]).arg(&cfg).output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -345,7 +419,14 @@ async fn config_routes_lend_policy_to_operations() {
 fn a_prefix_route_cannot_silently_miss_the_operations_under_it() {
     let spec = "openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /api/items/{id}:\n    delete:\n      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]\n      responses: { '204': { description: gone } }\n";
     let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[store]\nurl = \"sqlite://f.db\"\n";
-    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\nscopes = [\"items:delete\"]\n"));
+    let (ok, out) = check_spec(
+        "api.yaml",
+        spec,
+        &[],
+        &format!(
+            "{keys}[[routes]]\nmatch = \"/api/**\"\nauth = \"api_key\"\nscopes = [\"items:delete\"]\n"
+        ),
+    );
     assert!(!ok, "{out}");
     assert!(out.contains("route `/api/**` sets policy for paths OpenAPI operations serve (DELETE /api/items/{id})"), "{out}");
     // The operation's own entry takes the policy (and then the prefix may keep it for the rest),
@@ -366,10 +447,22 @@ fn a_prefix_route_cannot_silently_miss_the_operations_under_it() {
 fn a_param_route_that_also_matches_a_static_operation_is_warned_about() {
     let spec = "openapi: 3.0.3\ninfo: { title: t, version: '1' }\npaths:\n  /api/items/{id}:\n    get:\n      parameters: [{ name: id, in: path, required: true, schema: { type: string } }]\n      responses: { '200': { description: ok } }\n  /api/items/export:\n    get:\n      responses: { '200': { description: ok } }\n";
     let keys = "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n[store]\nurl = \"sqlite://f.db\"\n";
-    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n"));
+    let (ok, out) = check_spec(
+        "api.yaml",
+        spec,
+        &[],
+        &format!("{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n"),
+    );
     assert!(ok, "{out}");
     assert!(out.contains("route `GET /api/items/{id}` also matches the path of OpenAPI operation GET /api/items/export"), "{out}");
-    let (ok, out) = check_spec("api.yaml", spec, &[], &format!("{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n[[routes]]\nmatch = \"GET /api/items/export\"\nauth = \"api_key\"\n"));
+    let (ok, out) = check_spec(
+        "api.yaml",
+        spec,
+        &[],
+        &format!(
+            "{keys}[[routes]]\nmatch = \"GET /api/items/{{id}}\"\nauth = \"api_key\"\n[[routes]]\nmatch = \"GET /api/items/export\"\nauth = \"api_key\"\n"
+        ),
+    );
     assert!(ok && !out.contains("also matches"), "{out}");
 }
 
@@ -382,24 +475,113 @@ const HEAD: &str = "openapi: 3.1.0\ninfo: { title: t, version: '1' }\n";
 
 #[test]
 fn spec_errors_refuse_the_config_with_a_pointer() {
-    let ok = format!("{HEAD}paths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
+    let ok = format!(
+        "{HEAD}paths:\n  /a:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n"
+    );
     let (success, out) = check_spec("api.yaml", &ok, &[], "");
     assert!(success, "{out}");
     let cases: Vec<SpecCase<'_>> = vec![
         ("version", "openapi: 2.0\npaths: {}\n".into(), vec![], "(at /openapi)"),
-        ("remote ref", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: 'https://example.com/p.yaml' }}]\n      responses: {{}}\n"), vec![], "remote references are never fetched"),
-        ("outside the dir", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: '../secret.yaml#/p' }}]\n      responses: {{}}\n"), vec![("secret.yaml", "p: { name: a, in: query }\n")], "outside the spec's directory"),
-        ("dangling", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: '#/components/parameters/nope' }}]\n      responses: {{}}\n"), vec![], "(at /paths/~1a/get/parameters/0/$ref)"),
-        ("cycle", format!("{HEAD}paths: {{}}\ncomponents:\n  schemas:\n    A: {{ $ref: '#/components/schemas/B' }}\n    B: {{ $ref: '#/components/schemas/A' }}\n"), vec![], "reference cycle"),
-        ("segment", format!("{HEAD}paths:\n  /a/{{x}}.json:\n    get:\n      responses: {{}}\n"), vec![], "a parameter must be a whole segment"),
-        ("undeclared path param", format!("{HEAD}paths:\n  /a/{{x}}:\n    get:\n      responses: {{}}\n"), vec![], "`x` is not declared"),
-        ("bad schema", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: 12 }} }}]\n      responses: {{}}\n"), vec![], "invalid schema"),
-        ("bad pattern", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: string, pattern: '(a' }} }}]\n      responses: {{}}\n"), vec![], "(at /paths/~1a/get/parameters/0/schema)"),
-        ("lookaround needs a backtracking engine", format!("{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: string, pattern: '(?=a)b' }} }}]\n      responses: {{}}\n"), vec![], "invalid schema"),
-        ("basic auth", format!("{HEAD}paths:\n  /a:\n    get:\n      security: [{{ basic: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    basic: {{ type: http, scheme: basic }}\n"), vec![], "no frontgate equivalent"),
-        ("key in query", format!("{HEAD}paths:\n  /a:\n    get:\n      security: [{{ k: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    k: {{ type: apiKey, in: query, name: key }}\n"), vec![], "credentials_in_query"),
-        ("bearer needs [jwt]", format!("{HEAD}security: [{{ bearer: [items:read] }}]\npaths:\n  /a:\n    get:\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    bearer: {{ type: http, scheme: bearer }}\n"), vec![], "requires jwt authentication, which needs the [jwt] section"),
-        ("apiKey needs [api_keys]", format!("{HEAD}paths:\n  /a:\n    get:\n      security: [{{ k: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    k: {{ type: apiKey, in: header, name: X-API-Key }}\n"), vec![], "needs the [api_keys] section"),
+        (
+            "remote ref",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: 'https://example.com/p.yaml' }}]\n      responses: {{}}\n"
+            ),
+            vec![],
+            "remote references are never fetched",
+        ),
+        (
+            "outside the dir",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: '../secret.yaml#/p' }}]\n      responses: {{}}\n"
+            ),
+            vec![("secret.yaml", "p: { name: a, in: query }\n")],
+            "outside the spec's directory",
+        ),
+        (
+            "dangling",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ $ref: '#/components/parameters/nope' }}]\n      responses: {{}}\n"
+            ),
+            vec![],
+            "(at /paths/~1a/get/parameters/0/$ref)",
+        ),
+        (
+            "cycle",
+            format!(
+                "{HEAD}paths: {{}}\ncomponents:\n  schemas:\n    A: {{ $ref: '#/components/schemas/B' }}\n    B: {{ $ref: '#/components/schemas/A' }}\n"
+            ),
+            vec![],
+            "reference cycle",
+        ),
+        (
+            "segment",
+            format!("{HEAD}paths:\n  /a/{{x}}.json:\n    get:\n      responses: {{}}\n"),
+            vec![],
+            "a parameter must be a whole segment",
+        ),
+        (
+            "undeclared path param",
+            format!("{HEAD}paths:\n  /a/{{x}}:\n    get:\n      responses: {{}}\n"),
+            vec![],
+            "`x` is not declared",
+        ),
+        (
+            "bad schema",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: 12 }} }}]\n      responses: {{}}\n"
+            ),
+            vec![],
+            "invalid schema",
+        ),
+        (
+            "bad pattern",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: string, pattern: '(a' }} }}]\n      responses: {{}}\n"
+            ),
+            vec![],
+            "(at /paths/~1a/get/parameters/0/schema)",
+        ),
+        (
+            "lookaround needs a backtracking engine",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      parameters: [{{ name: q, in: query, schema: {{ type: string, pattern: '(?=a)b' }} }}]\n      responses: {{}}\n"
+            ),
+            vec![],
+            "invalid schema",
+        ),
+        (
+            "basic auth",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      security: [{{ basic: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    basic: {{ type: http, scheme: basic }}\n"
+            ),
+            vec![],
+            "no frontgate equivalent",
+        ),
+        (
+            "key in query",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      security: [{{ k: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    k: {{ type: apiKey, in: query, name: key }}\n"
+            ),
+            vec![],
+            "credentials_in_query",
+        ),
+        (
+            "bearer needs [jwt]",
+            format!(
+                "{HEAD}security: [{{ bearer: [items:read] }}]\npaths:\n  /a:\n    get:\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    bearer: {{ type: http, scheme: bearer }}\n"
+            ),
+            vec![],
+            "requires jwt authentication, which needs the [jwt] section",
+        ),
+        (
+            "apiKey needs [api_keys]",
+            format!(
+                "{HEAD}paths:\n  /a:\n    get:\n      security: [{{ k: [] }}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    k: {{ type: apiKey, in: header, name: X-API-Key }}\n"
+            ),
+            vec![],
+            "needs the [api_keys] section",
+        ),
         ("not YAML", "openapi: [unclosed\n".into(), vec![], "not valid YAML"),
     ];
     for (case, spec, files, expected) in cases {
@@ -408,11 +590,18 @@ fn spec_errors_refuse_the_config_with_a_pointer() {
         assert!(out.contains(expected), "{case}: expected `{expected}` in:\n{out}");
     }
     // Public operations (security: [] or [{}]) need no auth section.
-    let public = format!("{HEAD}security: [{{ bearer: [] }}]\npaths:\n  /a:\n    get:\n      security: [{{}}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    bearer: {{ type: http, scheme: bearer }}\n");
+    let public = format!(
+        "{HEAD}security: [{{ bearer: [] }}]\npaths:\n  /a:\n    get:\n      security: [{{}}]\n      responses: {{}}\ncomponents:\n  securitySchemes:\n    bearer: {{ type: http, scheme: bearer }}\n"
+    );
     let (success, out) = check_spec("api.yaml", &public, &[], "");
     assert!(success, "{out}");
     // JSON specs load too.
-    let (success, out) = check_spec("api.json", r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"responses":{}}}}}"#, &[], "");
+    let (success, out) = check_spec(
+        "api.json",
+        r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{"/a":{"get":{"responses":{}}}}}"#,
+        &[],
+        "",
+    );
     assert!(success, "{out}");
 }
 
@@ -430,11 +619,17 @@ fn spec_bombs_are_refused_with_bounded_work() {
     let deep = format!("{HEAD}paths: {{}}\nx-deep: {}1{}\n", "[".repeat(5000), "]".repeat(5000));
     let (success, out) = check_spec("api.yaml", &deep, &[], "");
     assert!(!success, "{out}");
-    let deep_json = format!(r#"{{"openapi":"3.1.0","paths":{{}},"x":{}1{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let deep_json = format!(
+        r#"{{"openapi":"3.1.0","paths":{{}},"x":{}1{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let (success, out) = check_spec("api.json", &deep_json, &[], "");
     assert!(!success, "{out}");
     // A YAML alias bomb (billion laughs).
-    let mut laughs = format!("{HEAD}paths: {{}}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let mut laughs = format!(
+        "{HEAD}paths: {{}}\nx-a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    );
     for i in 1..10 {
         let prev = format!("*a{}", i - 1);
         laughs.push_str(&format!("x-a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", ")));
@@ -446,7 +641,9 @@ fn spec_bombs_are_refused_with_bounded_work() {
     let (success, out) = check_spec("api.yaml", &huge, &[], "max_spec_bytes = \"256KiB\"");
     assert!(!success && out.contains("too large"), "{out}");
     // A recursive (but well-founded) schema is fine: a tree.
-    let tree = format!("{HEAD}paths: {{}}\ncomponents:\n  schemas:\n    Node: {{ type: object, properties: {{ children: {{ type: array, items: {{ $ref: '#/components/schemas/Node' }} }} }} }}\n");
+    let tree = format!(
+        "{HEAD}paths: {{}}\ncomponents:\n  schemas:\n    Node: {{ type: object, properties: {{ children: {{ type: array, items: {{ $ref: '#/components/schemas/Node' }} }} }} }}\n"
+    );
     let (success, out) = check_spec("api.yaml", &tree, &[], "");
     assert!(success, "{out}");
 }
@@ -492,9 +689,13 @@ async fn the_demo_validates_its_api_and_the_upstream_sees_only_valid_requests() 
 /// documented, and the upstream never had to refuse anything itself.
 #[tokio::test]
 async fn schemathesis_finds_nothing_and_negative_cases_never_reach_the_upstream() {
-    let st = std::env::var("FRONTGATE_SCHEMATHESIS").unwrap_or_else(|_| "/var/tmp/frontgate-schemathesis/bin/st".into());
+    let st = std::env::var("FRONTGATE_SCHEMATHESIS")
+        .unwrap_or_else(|_| "/var/tmp/frontgate-schemathesis/bin/st".into());
     if !std::path::Path::new(&st).is_file() {
-        assert!(std::env::var_os("CI").is_none(), "schemathesis is not installed at {st}; scripts/test.sh installs it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "schemathesis is not installed at {st}; scripts/test.sh installs it"
+        );
         eprintln!("skipped: schemathesis is not installed at {st} (run scripts/test.sh)");
         return;
     }
@@ -509,30 +710,48 @@ async fn schemathesis_finds_nothing_and_negative_cases_never_reach_the_upstream(
             .current_dir(cwd)
             .args(["run", &format!("{base}/openapi.yaml"), "--url", &base, "--tls-verify"])
             .arg(&cert)
-            .args(["--checks", "all", "--max-examples", "25", "--workers", "2", "--request-timeout", "10"])
+            .args([
+                "--checks",
+                "all",
+                "--max-examples",
+                "25",
+                "--workers",
+                "2",
+                "--request-timeout",
+                "10",
+            ])
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
             .expect("run schemathesis")
     })
     .await
     .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "schemathesis found problems:\n{text}");
     let c = demo.tls();
     let (s, h, _) = send(&c, "GET", "/api/hello", &[], "").await;
     assert_eq!(s, 200);
     let (hits, rejected) = upstream_counters(&h);
     assert!(hits > 10, "schemathesis's valid requests reached the upstream: {hits}\n{text}");
-    assert_eq!(rejected, 0, "a request the gateway should have refused reached the upstream\n{text}");
+    assert_eq!(
+        rejected, 0,
+        "a request the gateway should have refused reached the upstream\n{text}"
+    );
     // And it did send invalid ones, which the gateway refused.
     let metrics = demo.metrics().await;
     let refused: u64 = metrics
         .lines()
-        .filter(|l| l.starts_with("frontgate_requests_total") && l.contains("code=\"validation_failed\""))
+        .filter(|l| {
+            l.starts_with("frontgate_requests_total") && l.contains("code=\"validation_failed\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum();
-    assert!(refused > 10, "schemathesis's negative cases were refused by the gateway: {refused}\n{metrics}");
+    assert!(
+        refused > 10,
+        "schemathesis's negative cases were refused by the gateway: {refused}\n{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -542,14 +761,29 @@ async fn a_reload_recompiles_the_spec_and_a_broken_one_is_refused() {
     let c = gate.tls();
     assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 200);
     let spec = gate.dir.path().join("petstore.yaml");
-    let smaller = format!("{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
+    let smaller = format!(
+        "{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n"
+    );
     std::fs::write(&spec, smaller).unwrap();
     gate.signal("HUP");
-    assert!(gate.wait_for_log_count("configuration reloaded", 1, std::time::Duration::from_secs(10)).await, "{}", gate.logs());
+    assert!(
+        gate.wait_for_log_count("configuration reloaded", 1, std::time::Duration::from_secs(10))
+            .await,
+        "{}",
+        gate.logs()
+    );
     assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 404, "the operation is gone");
-    assert_eq!(send(&c, "GET", "/echo/items?limit=5", &[], "").await.0, 400, "and limit is no longer declared");
+    assert_eq!(
+        send(&c, "GET", "/echo/items?limit=5", &[], "").await.0,
+        400,
+        "and limit is no longer declared"
+    );
     // A broken spec: the reload is refused and the running config stays.
-    std::fs::write(&spec, format!("{HEAD}paths:\n  /items:\n    get:\n      parameters: [{{ $ref: '#/nope' }}]\n")).unwrap();
+    std::fs::write(
+        &spec,
+        format!("{HEAD}paths:\n  /items:\n    get:\n      parameters: [{{ $ref: '#/nope' }}]\n"),
+    )
+    .unwrap();
     gate.signal("HUP");
     assert!(gate.wait_for_log("#/nope", std::time::Duration::from_secs(10)), "{}", gate.logs());
     assert_eq!(send(&c, "GET", "/echo/items", &[], "").await.0, 200);
@@ -576,9 +810,15 @@ async fn a_reload_stuck_reading_its_spec_stalls_neither_the_admin_listener_nor_s
     let reader_waiting = |spec: std::path::PathBuf| async move {
         let deadline = Instant::now() + WAIT;
         loop {
-            match std::fs::OpenOptions::new().write(true).custom_flags(0o4000 /* O_NONBLOCK */).open(&spec) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(0o4000 /* O_NONBLOCK */)
+                .open(&spec)
+            {
                 Ok(f) => return Some(f),
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
                 Err(_) => return None,
             }
         }
@@ -591,11 +831,17 @@ async fn a_reload_stuck_reading_its_spec_stalls_neither_the_admin_listener_nor_s
     assert_eq!(health.expect("the admin listener did not answer during a reload").0, 200);
     assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 200, "the running config serves");
     gate.signal("HUP");
-    let smaller = format!("{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n");
+    let smaller = format!(
+        "{HEAD}servers: [{{ url: /echo }}]\npaths:\n  /items:\n    get:\n      responses: {{ '200': {{ description: ok }} }}\n"
+    );
     std::io::Write::write_all(&mut writer, smaller.as_bytes()).unwrap();
     drop(writer);
     assert!(gate.wait_for_log_count("configuration reloaded", 1, WAIT).await, "{}", gate.logs());
-    assert_eq!(send(&c, "GET", "/echo/items/7", &[], "").await.0, 404, "the reloaded spec is in force");
+    assert_eq!(
+        send(&c, "GET", "/echo/items/7", &[], "").await.0,
+        404,
+        "the reloaded spec is in force"
+    );
 
     // The queued SIGHUP: a second reload, now waiting on the spec in turn. SIGTERM still works.
     let _writer = reader_waiting(spec.clone()).await.expect("the second SIGHUP was lost");

@@ -24,28 +24,48 @@ fn gate(up: &Upstream, extra: &str) -> Gate {
     start("tls = \"off\"", &config(up, extra))
 }
 
-async fn send(gate: &Gate, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+async fn send(
+    gate: &Gate,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
     let mut r = req(method, path);
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
-    let (s, h, b) = plain_send(gate.addr, r.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await;
-    let v = serde_json::from_slice(&b).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&b).into_owned()));
+    let (s, h, b) =
+        plain_send(gate.addr, r.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await;
+    let v = serde_json::from_slice(&b)
+        .unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&b).into_owned()));
     (s, h, v)
 }
 
 /// Fetches a challenge for `path` and solves it with the official Rust solver.
 async fn solved(gate: &Gate, path: &str) -> String {
-    let (s, _, challenge) = send(gate, "GET", &format!("/.frontgate/challenge?route={path}"), &[], "").await;
+    let (s, _, challenge) =
+        send(gate, "GET", &format!("/.frontgate/challenge?route={path}"), &[], "").await;
     assert_eq!(s, 200, "{challenge}");
     let c: altcha::Challenge = serde_json::from_value(challenge).unwrap();
-    let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&c)).unwrap().expect("solvable");
+    let solution =
+        altcha::solve_challenge(altcha::SolveChallengeOptions::new(&c)).unwrap().expect("solvable");
     frontgate::checks::pow::protocol::encode_payload(&altcha::Payload { challenge: c, solution })
 }
 
-async fn verify(gate: &Gate, payload: &str) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
+async fn verify(
+    gate: &Gate,
+    payload: &str,
+) -> (http::StatusCode, http::HeaderMap, serde_json::Value) {
     let body = serde_json::json!({ "altcha": payload }).to_string();
-    send(gate, "POST", "/.frontgate/verify", &[("content-type", "application/json"), ("user-agent", "test/1")], &body).await
+    send(
+        gate,
+        "POST",
+        "/.frontgate/verify",
+        &[("content-type", "application/json"), ("user-agent", "test/1")],
+        &body,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -53,7 +73,8 @@ async fn solve_verify_and_pass_with_the_clearance_cookie_or_header() {
     let up = Upstream::start().await;
     let gate = gate(&up, "");
     // Without a clearance: an API call gets the problem with the challenge URL.
-    let (s, h, p) = send(&gate, "POST", "/api/signup", &[("content-type", "application/json")], "{}").await;
+    let (s, h, p) =
+        send(&gate, "POST", "/api/signup", &[("content-type", "application/json")], "{}").await;
     assert_eq!(s, 403);
     assert_eq!(p["code"], "challenge_required");
     assert_eq!(p["challenge"], "/.frontgate/challenge?route=%2Fapi%2Fsignup");
@@ -72,21 +93,56 @@ async fn solve_verify_and_pass_with_the_clearance_cookie_or_header() {
 
     // The header and the cookie both let the request through, as many times as needed (tabs).
     for _ in 0..2 {
-        let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "{}").await;
+        let (s, _, _) = send(
+            &gate,
+            "POST",
+            "/api/signup",
+            &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)],
+            "{}",
+        )
+        .await;
         assert_eq!(s, 200);
     }
-    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("cookie", &cookie_pair)], "{}").await;
+    let (s, _, _) = send(
+        &gate,
+        "POST",
+        "/api/signup",
+        &[("user-agent", "test/1"), ("cookie", &cookie_pair)],
+        "{}",
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(up.hits(), 3);
 
     // Scope: not for another route; bound: not from another user agent; unforgeable.
-    let (s, _, p) = send(&gate, "POST", "/api/other", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "{}").await;
+    let (s, _, p) = send(
+        &gate,
+        "POST",
+        "/api/other",
+        &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)],
+        "{}",
+    )
+    .await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")));
-    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "other/2"), ("x-frontgate-clearance", &clearance)], "{}").await;
+    let (s, _, _) = send(
+        &gate,
+        "POST",
+        "/api/signup",
+        &[("user-agent", "other/2"), ("x-frontgate-clearance", &clearance)],
+        "{}",
+    )
+    .await;
     assert_eq!(s, 403);
     let (exp, rest) = clearance.split_once('.').unwrap();
     let extended = format!("{}.{rest}", exp.parse::<u64>().unwrap() + 3600);
-    let (s, _, _) = send(&gate, "POST", "/api/signup", &[("user-agent", "test/1"), ("x-frontgate-clearance", &extended)], "{}").await;
+    let (s, _, _) = send(
+        &gate,
+        "POST",
+        "/api/signup",
+        &[("user-agent", "test/1"), ("x-frontgate-clearance", &extended)],
+        "{}",
+    )
+    .await;
     assert_eq!(s, 403);
     assert_eq!(up.hits(), 3);
 
@@ -101,10 +157,12 @@ async fn inline_solution_header_passes_once_and_sets_a_clearance() {
     let up = Upstream::start().await;
     let gate = gate(&up, "");
     let payload = solved(&gate, "/api/signup").await;
-    let (s, h, _) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
+    let (s, h, _) =
+        send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
     assert_eq!(s, 200);
     assert!(h["set-cookie"].to_str().unwrap().starts_with("fg-clear-"));
-    let (s, _, p) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
+    let (s, _, p) =
+        send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", &payload)], "{}").await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
     // A solution for another route does not open this one.
     let other = solved(&gate, "/api/other").await;
@@ -132,7 +190,9 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     assert_eq!(v["body"], form.as_str(), "the backend gets the body as it was sent");
     // The clearance cookie then lets requests through; the backend sees only the app's cookies.
     let clearance = h["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("cookie", &format!("app=1; {clearance}"))], "").await;
+    let (s, _, v) =
+        send(&gate, "POST", "/echo/signup", &[("cookie", &format!("app=1; {clearance}"))], "")
+            .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["headers"]["cookie"], serde_json::json!(["app=1"]), "{v}");
     // Spent: the same form again is refused before the backend.
@@ -141,16 +201,27 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     assert!(p["detail"].as_str().unwrap().contains("already used"), "{p}");
 
     // A JSON body's top-level `altcha` member.
-    let json = serde_json::json!({ "name": "Ada", "altcha": solved(&gate, "/echo/signup").await }).to_string();
-    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", "application/json")], &json).await;
+    let json = serde_json::json!({ "name": "Ada", "altcha": solved(&gate, "/echo/signup").await })
+        .to_string();
+    let (s, _, v) =
+        send(&gate, "POST", "/echo/signup", &[("content-type", "application/json")], &json).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body"], json.as_str());
     // A multipart form, as `fetch(url, { body: new FormData(form) })` sends it.
     let boundary = "----WebKitFormBoundaryq8Zr3fM1sT0uV2wX";
     let multipart_type = format!("multipart/form-data; boundary={boundary}");
-    let part = |name: &str, value: &str| format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
-    let multipart = format!("{}{}--{boundary}--\r\n", part("name", "Ada"), part("altcha", &solved(&gate, "/echo/signup").await));
-    let (s, _, v) = send(&gate, "POST", "/echo/signup", &[("content-type", &multipart_type)], &multipart).await;
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let multipart = format!(
+        "{}{}--{boundary}--\r\n",
+        part("name", "Ada"),
+        part("altcha", &solved(&gate, "/echo/signup").await)
+    );
+    let (s, _, v) =
+        send(&gate, "POST", "/echo/signup", &[("content-type", &multipart_type)], &multipart).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["body"], multipart.as_str());
     assert_eq!(up.hits(), 4);
@@ -159,7 +230,8 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     let other = format!("altcha={}", form_value(&solved(&gate, "/api/signup").await));
     let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, &other).await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{p}");
-    let (s, _, p) = send(&gate, "POST", "/echo/signup", &form_type, "altcha=%%%not-a-payload").await;
+    let (s, _, p) =
+        send(&gate, "POST", "/echo/signup", &form_type, "altcha=%%%not-a-payload").await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "{p}");
 
     // Where there is no field to read, the request needs a challenge like any other: none,
@@ -170,15 +242,30 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     let cases: Vec<(&str, String)> = vec![
         ("application/x-www-form-urlencoded", "name=Ada".into()),
         ("text/plain", format!("altcha={fresh}")),
-        ("multipart/form-data; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=altcha; filename=a\r\n\r\n{fresh}\r\n--b--\r\n")),
-        ("multipart/mixed; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=altcha\r\n\r\n{fresh}\r\n--b--\r\n")),
+        (
+            "multipart/form-data; boundary=b",
+            format!(
+                "--b\r\ncontent-disposition: form-data; name=altcha; filename=a\r\n\r\n{fresh}\r\n--b--\r\n"
+            ),
+        ),
+        (
+            "multipart/mixed; boundary=b",
+            format!(
+                "--b\r\ncontent-disposition: form-data; name=altcha\r\n\r\n{fresh}\r\n--b--\r\n"
+            ),
+        ),
         ("application/json", "{\"altcha\": 1}".into()),
         ("application/json", "[1, 2]".into()),
         ("application/x-www-form-urlencoded", format!("pad={padding}&altcha={fresh}")),
     ];
     for (content_type, body) in &cases {
-        let (s, _, p) = send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
-        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_required")), "{content_type}: {p}");
+        let (s, _, p) =
+            send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
+        assert_eq!(
+            (s.as_u16(), p["code"].as_str()),
+            (403, Some("challenge_required")),
+            "{content_type}: {p}"
+        );
     }
     assert_eq!(up.hits(), 4);
     // Where the body could be read more than one way, it is refused outright (400
@@ -187,17 +274,31 @@ async fn the_altcha_field_of_a_form_or_json_body_is_a_solution() {
     // part whose file name hides a `name=altcha` a naive reader would find).
     let ambiguous: Vec<(&str, String)> = vec![
         ("application/x-www-form-urlencoded", format!("altcha={fresh}&altcha={fresh}")),
-        (multipart_type.as_str(), format!("{}{}--{boundary}--\r\n", part("altcha", &fresh), part("altcha", &fresh))),
+        (
+            multipart_type.as_str(),
+            format!("{}{}--{boundary}--\r\n", part("altcha", &fresh), part("altcha", &fresh)),
+        ),
         (multipart_type.as_str(), format!("{}--{boundary}\r\n", part("altcha", &fresh))),
-        ("multipart/form-data; boundary=b", format!("--b\r\ncontent-disposition: form-data; name=x; filename=\"a; name=altcha\"\r\n\r\n{fresh}\r\n--b--\r\n")),
+        (
+            "multipart/form-data; boundary=b",
+            format!(
+                "--b\r\ncontent-disposition: form-data; name=x; filename=\"a; name=altcha\"\r\n\r\n{fresh}\r\n--b--\r\n"
+            ),
+        ),
     ];
     for (content_type, body) in &ambiguous {
-        let (s, _, p) = send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
-        assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("invalid_body")), "{content_type}: {p}");
+        let (s, _, p) =
+            send(&gate, "POST", "/echo/signup", &[("content-type", content_type)], body).await;
+        assert_eq!(
+            (s.as_u16(), p["code"].as_str()),
+            (400, Some("invalid_body")),
+            "{content_type}: {p}"
+        );
     }
     assert_eq!(up.hits(), 4);
     // None of them spent the solution: it still passes on its own.
-    let (s, _, v) = send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
+    let (s, _, v) =
+        send(&gate, "POST", "/echo/signup", &form_type, &format!("altcha={fresh}")).await;
     assert_eq!(s, 200, "{v}");
 }
 
@@ -212,7 +313,8 @@ async fn a_body_read_for_its_field_must_arrive_within_the_routes_timeout() {
     s.write_all(head.as_bytes()).await.unwrap();
     // Bounded wait for the answer (the route's timeout is 1 s); not a timing assertion.
     let mut answer = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut answer)).await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(read.is_ok(), "the gateway kept waiting for the body");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
@@ -230,7 +332,10 @@ async fn concurrent_replays_of_one_solution_let_exactly_one_through() {
             let (addr, payload) = (gate.addr, payload.clone());
             tokio::spawn(async move {
                 let body = serde_json::json!({ "altcha": payload }).to_string();
-                let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap();
+                let r = req("POST", "/.frontgate/verify")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
                 plain_send(addr, r).await.0.as_u16()
             })
         })
@@ -252,11 +357,19 @@ async fn tampered_and_malformed_payloads_are_refused_without_spending_the_real_o
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut v: serde_json::Value = serde_json::from_slice(&b64.decode(&payload).unwrap()).unwrap();
     // Tampered: cheaper cost, another route in the signed data, a far expiry.
-    for (pointer, value) in [("/challenge/parameters/cost", serde_json::json!(1)), ("/challenge/parameters/data/route", serde_json::json!("POST /api/other")), ("/challenge/parameters/expiresAt", serde_json::json!(4_000_000_000u64))] {
+    for (pointer, value) in [
+        ("/challenge/parameters/cost", serde_json::json!(1)),
+        ("/challenge/parameters/data/route", serde_json::json!("POST /api/other")),
+        ("/challenge/parameters/expiresAt", serde_json::json!(4_000_000_000u64)),
+    ] {
         let mut t = v.clone();
         *t.pointer_mut(pointer).unwrap() = value;
         let (s, _, p) = verify(&gate, &b64.encode(t.to_string())).await;
-        assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")), "{pointer}: {p}");
+        assert_eq!(
+            (s.as_u16(), p["code"].as_str()),
+            (403, Some("challenge_failed")),
+            "{pointer}: {p}"
+        );
         assert!(p["detail"].as_str().unwrap().contains("signature"), "{p}");
     }
     // Counter 0 with a made-up key.
@@ -266,17 +379,52 @@ async fn tampered_and_malformed_payloads_are_refused_without_spending_the_real_o
     assert_eq!((s.as_u16(), p["code"].as_str()), (403, Some("challenge_failed")));
     // Malformed: 400 problems, never a crash.
     let huge = "A".repeat(10_000);
-    for body in ["{\"altcha\":\"***\"}", "{\"altcha\":\"bm90IGpzb24=\"}", "{\"altcha\":\"e30=\"}", "{\"altcha\":1}", "not json", &format!("{{\"altcha\":\"{huge}\"}}")] {
-        let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/json")], body).await;
-        assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "{body:.60}: {p}");
+    for body in [
+        "{\"altcha\":\"***\"}",
+        "{\"altcha\":\"bm90IGpzb24=\"}",
+        "{\"altcha\":\"e30=\"}",
+        "{\"altcha\":1}",
+        "not json",
+        &format!("{{\"altcha\":\"{huge}\"}}"),
+    ] {
+        let (s, _, p) = send(
+            &gate,
+            "POST",
+            "/.frontgate/verify",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(
+            (s.as_u16(), p["code"].as_str()),
+            (400, Some("challenge_failed")),
+            "{body:.60}: {p}"
+        );
     }
-    let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/x-www-form-urlencoded")], &format!("altcha={}", "B".repeat(20_000))).await;
+    let (s, _, p) = send(
+        &gate,
+        "POST",
+        "/.frontgate/verify",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &format!("altcha={}", "B".repeat(20_000)),
+    )
+    .await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (413, Some("payload_too_large")));
     let (s, _, p) = send(&gate, "POST", "/api/signup", &[("x-frontgate-pow", "%%%")], "{}").await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")));
     // None of that spent the real solution: it still verifies, once (as a form field).
-    let form = format!("altcha={}", percent_encoding::utf8_percent_encode(&payload, percent_encoding::NON_ALPHANUMERIC));
-    let (s, _, p) = send(&gate, "POST", "/.frontgate/verify", &[("content-type", "application/x-www-form-urlencoded")], &form).await;
+    let form = format!(
+        "altcha={}",
+        percent_encoding::utf8_percent_encode(&payload, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let (s, _, p) = send(
+        &gate,
+        "POST",
+        "/.frontgate/verify",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form,
+    )
+    .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(up.hits(), 0);
 }
@@ -300,7 +448,8 @@ async fn challenges_are_scoped_to_protected_routes_and_rate_limited() {
     // the 404 and 400 too, since the limit is checked first).
     let mut limited = 0;
     for _ in 0..6 {
-        let (s, h, p) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
+        let (s, h, p) =
+            send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
         if s == 429 {
             limited += 1;
             assert_eq!(p["code"], "rate_limited");
@@ -320,7 +469,11 @@ async fn verify_attempts_are_rate_limited_per_client() {
     let good = solved(&gate, "/api/signup").await;
     for i in 0..4 {
         let (s, _, p) = verify(&gate, "garbage").await;
-        assert_eq!((s.as_u16(), p["code"].as_str()), (400, Some("challenge_failed")), "attempt {i}: {p}");
+        assert_eq!(
+            (s.as_u16(), p["code"].as_str()),
+            (400, Some("challenge_failed")),
+            "attempt {i}: {p}"
+        );
     }
     let (s, h, p) = verify(&gate, &good).await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (429, Some("rate_limited")), "{p}");
@@ -335,13 +488,28 @@ async fn verify_attempts_are_rate_limited_per_client() {
 #[tokio::test]
 async fn browser_navigations_get_an_accessible_interstitial() {
     let up = Upstream::start().await;
-    let gate = start("tls = \"off\"", &format!("{}\n[pow]\nsecret = \"{SECRET}\"\n[[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n", up.config()));
-    let r = req("GET", "/members").header("accept", "text/html,application/xhtml+xml").header("sec-fetch-mode", "navigate").body(Full::default()).unwrap();
+    let gate = start(
+        "tls = \"off\"",
+        &format!(
+            "{}\n[pow]\nsecret = \"{SECRET}\"\n[[routes]]\nmatch = \"GET /members\"\nchallenge = \"pow\"\n",
+            up.config()
+        ),
+    );
+    let r = req("GET", "/members")
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("sec-fetch-mode", "navigate")
+        .body(Full::default())
+        .unwrap();
     let (s, h, body) = plain_send(gate.addr, r).await;
     let html = String::from_utf8_lossy(&body);
     assert_eq!(s, 403);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(html.contains("<noscript>") && html.contains("role=\"status\"") && html.contains("aria-live=\"polite\""), "{html}");
+    assert!(
+        html.contains("<noscript>")
+            && html.contains("role=\"status\"")
+            && html.contains("aria-live=\"polite\""),
+        "{html}"
+    );
     assert!(html.contains("lang=\"en\"") && html.contains("<h1"), "{html}");
     assert!(html.contains("/.frontgate/widget.js") && html.contains("route=%2Fmembers"), "{html}");
     assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
@@ -357,13 +525,19 @@ async fn failures_raise_the_clients_level() {
     let up = Upstream::start().await;
     let gate = gate(&up, "failures_per_level = 2\n");
     let (_, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
-    assert_eq!((c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()), (Some(50), Some(0)));
+    assert_eq!(
+        (c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()),
+        (Some(50), Some(0))
+    );
     for _ in 0..2 {
         let (s, _, _) = verify(&gate, "e30=").await;
         assert_eq!(s, 400);
     }
     let (_, _, c) = send(&gate, "GET", "/.frontgate/challenge?route=/api/signup", &[], "").await;
-    assert_eq!((c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()), (Some(100), Some(1)));
+    assert_eq!(
+        (c["parameters"]["cost"].as_u64(), c["parameters"]["data"]["level"].as_u64()),
+        (Some(100), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -371,7 +545,10 @@ async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
     let up = Upstream::start().await;
     let prefix = stores::redis_prefix();
     // Same secret and public URL (the site inside each challenge); one Redis.
-    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\non_outage = {{ replay = \"closed\" }}\n", stores::REDIS_URL);
+    let shared = format!(
+        "[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\non_outage = {{ replay = \"closed\" }}\n",
+        stores::REDIS_URL
+    );
     let server = "tls = \"off\"\npublic_url = \"http://app.test\"\ntrusted_proxies = []";
     let a = start(server, &format!("{shared}{}", config(&up, "")));
     let b = start(server, &format!("{shared}{}", config(&up, "")));
@@ -391,7 +568,10 @@ async fn a_solution_is_single_use_across_two_nodes_sharing_redis() {
             let payload = payload.clone();
             tokio::spawn(async move {
                 let body = serde_json::json!({ "altcha": payload }).to_string();
-                let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").body(Full::new(Bytes::from(body))).unwrap();
+                let r = req("POST", "/.frontgate/verify")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
                 plain_send(addr, r).await.0.as_u16()
             })
         })
@@ -426,9 +606,19 @@ async fn pow_on_a_route_merged_into_an_openapi_operation_can_be_solved() {
     let payload = solved(&gate, "/echo/items/5").await;
     let (s, _, v) = verify(&gate, &payload).await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["route"], "GET /echo/items/{itemId}", "the operation's name, as in metrics and logs");
+    assert_eq!(
+        v["route"], "GET /echo/items/{itemId}",
+        "the operation's name, as in metrics and logs"
+    );
     let clearance = v["clearance"].as_str().unwrap().to_owned();
-    let (s, _, v) = send(&gate, "GET", "/echo/items/9", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    let (s, _, v) = send(
+        &gate,
+        "GET",
+        "/echo/items/9",
+        &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)],
+        "",
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(up.hits(), 1);
     // Inline, in the header of the protected request itself.
@@ -437,10 +627,18 @@ async fn pow_on_a_route_merged_into_an_openapi_operation_can_be_solved() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(up.hits(), 2);
     // Validation still runs behind the check.
-    let (s, _, _) = send(&gate, "GET", "/echo/items/0", &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)], "").await;
+    let (s, _, _) = send(
+        &gate,
+        "GET",
+        "/echo/items/0",
+        &[("user-agent", "test/1"), ("x-frontgate-clearance", &clearance)],
+        "",
+    )
+    .await;
     assert_eq!(s, 400);
     // A path no pow route covers gets no challenge.
-    let (s, _, p) = send(&gate, "GET", "/.frontgate/challenge?route=/echo/items&method=GET", &[], "").await;
+    let (s, _, p) =
+        send(&gate, "GET", "/.frontgate/challenge?route=/echo/items&method=GET", &[], "").await;
     assert_eq!((s.as_u16(), p["code"].as_str()), (404, Some("route_not_found")), "{p}");
 }
 
@@ -450,12 +648,23 @@ async fn pow_on_a_route_merged_into_an_openapi_operation_can_be_solved() {
 #[tokio::test]
 async fn per_client_pow_limits_key_ipv6_clients_by_their_64() {
     let up = Upstream::start().await;
-    let gate = start("tls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]", &config(&up, "verify_rate_limit = \"2/h\"\nchallenge_rate = 6\n"));
+    let gate = start(
+        "tls = \"off\"\ntrusted_proxies = [\"127.0.0.1/32\"]",
+        &config(&up, "verify_rate_limit = \"2/h\"\nchallenge_rate = 6\n"),
+    );
     let verify_from = |ip: &'static str| {
         let addr = gate.addr;
         async move {
-            let r = req("POST", "/.frontgate/verify").header("content-type", "application/json").header("x-forwarded-for", ip);
-            plain_send(addr, r.body(Full::new(Bytes::from_static(b"{\"altcha\":\"garbage\"}"))).unwrap()).await.0.as_u16()
+            let r = req("POST", "/.frontgate/verify")
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", ip);
+            plain_send(
+                addr,
+                r.body(Full::new(Bytes::from_static(b"{\"altcha\":\"garbage\"}"))).unwrap(),
+            )
+            .await
+            .0
+            .as_u16()
         }
     };
     assert_eq!(verify_from("2001:db8:0:1::1").await, 400);
@@ -465,7 +674,18 @@ async fn per_client_pow_limits_key_ipv6_clients_by_their_64() {
     // Challenges: a burst of 5 per client.
     let challenge_from = |ip: &'static str| {
         let addr = gate.addr;
-        async move { plain_send(addr, req("GET", "/.frontgate/challenge?route=/api/signup").header("x-forwarded-for", ip).body(Full::default()).unwrap()).await.0.as_u16() }
+        async move {
+            plain_send(
+                addr,
+                req("GET", "/.frontgate/challenge?route=/api/signup")
+                    .header("x-forwarded-for", ip)
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await
+            .0
+            .as_u16()
+        }
     };
     for i in 1..=5u16 {
         let ip: &'static str = Box::leak(format!("2001:db8:0:3::{i}").into_boxed_str());

@@ -24,8 +24,14 @@ fn js_dir() -> PathBuf {
 /// Runs a node script in tests/js/pow; panics with its output unless it succeeds.
 fn node(script: &str, args: &[&str]) -> String {
     let dir = js_dir();
-    let out = Command::new("node").arg(script).args(args).current_dir(&dir).output().expect("node is installed");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("node is installed");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{script} failed:\n{text}");
     text
 }
@@ -45,8 +51,14 @@ async fn altcha_lib_interoperates_in_both_directions_deterministic() {
     let up = Upstream::start().await;
     let gate = pow_gate(&up, "deterministic");
     let base = format!("http://{}", gate.addr);
-    let out = tokio::task::spawn_blocking(move || node("interop.mjs", &[&base, SECRET, "/api/signup"])).await.unwrap();
-    assert!(out.contains("\"mode\":\"deterministic\"") && out.contains("all cases passed"), "{out}");
+    let out =
+        tokio::task::spawn_blocking(move || node("interop.mjs", &[&base, SECRET, "/api/signup"]))
+            .await
+            .unwrap();
+    assert!(
+        out.contains("\"mode\":\"deterministic\"") && out.contains("all cases passed"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -54,13 +66,23 @@ async fn altcha_lib_interoperates_in_both_directions_probabilistic() {
     let up = Upstream::start().await;
     let gate = pow_gate(&up, "probabilistic");
     let base = format!("http://{}", gate.addr);
-    let out = tokio::task::spawn_blocking(move || node("interop.mjs", &[&base, SECRET, "/api/signup"])).await.unwrap();
-    assert!(out.contains("\"mode\":\"probabilistic\"") && out.contains("all cases passed"), "{out}");
+    let out =
+        tokio::task::spawn_blocking(move || node("interop.mjs", &[&base, SECRET, "/api/signup"]))
+            .await
+            .unwrap();
+    assert!(
+        out.contains("\"mode\":\"probabilistic\"") && out.contains("all cases passed"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
-    assert!(std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(), "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            || std::env::var_os("CHROMIUM").is_some(),
+        "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)"
+    );
     let js = js_dir();
     let up = Upstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -70,7 +92,8 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
         std::fs::copy(js.join("site").join(f), site.join(f)).unwrap();
     }
     // The official widget, as published on npm (pinned in package-lock.json).
-    std::fs::copy(js.join("node_modules/altcha/dist/main/altcha.js"), site.join("altcha.js")).unwrap();
+    std::fs::copy(js.join("node_modules/altcha/dist/main/altcha.js"), site.join("altcha.js"))
+        .unwrap();
     let rest = format!(
         "{up}\n[frontend]\ndir = {site:?}\n# The widget starts its workers from blob: URLs and styles its shadow DOM inline.\n\
          csp = \"default-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'\"\n\
@@ -84,7 +107,8 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
     );
     let gate = start_in(dir, "tls = \"off\"", &rest);
     let base = format!("http://{}", gate.addr);
-    let out = tokio::task::spawn_blocking(move || node("browser.mjs", &[&base, SECRET])).await.unwrap();
+    let out =
+        tokio::task::spawn_blocking(move || node("browser.mjs", &[&base, SECRET])).await.unwrap();
     assert!(out.contains("browser: all cases passed"), "{out}");
     // Signups reached the upstream only with a clearance or a solution: the widget's one,
     // widget.js's one, three parallel ones, the page, the plain form and its FormData twin.
@@ -95,11 +119,15 @@ async fn the_altcha_widget_and_widget_js_pass_in_headless_chromium() {
 /// of work with widget.js under the demo's own CSP, and the feedback reaches the demo upstream.
 #[tokio::test]
 async fn the_demo_page_solves_its_proof_of_work_in_headless_chromium() {
-    assert!(std::path::Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(), "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            || std::env::var_os("CHROMIUM").is_some(),
+        "headless Chromium is not installed: apt-get install chromium (scripts/test.sh does)"
+    );
     let demo = common::openapi::start_demo();
     let base = format!("https://{}", demo.addr);
     let out = tokio::task::spawn_blocking(move || node("demo.mjs", &[&base])).await.unwrap();
     assert!(out.contains("demo: all cases passed"), "{out}\n{}", demo.logs());
     let metrics = demo.metrics().await;
-    assert!(metrics.lines().any(|l| l.starts_with("frontgate_pow_") ), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("frontgate_pow_")), "{metrics}");
 }

@@ -51,7 +51,8 @@ async fn undeclared_paths_never_reach_the_upstream() {
     // Indistinguishable apart from the request id.
     assert_eq!(p1["detail"], p2["detail"]);
     assert_eq!(b1.len(), b2.len());
-    let (s, h, b) = client.send(req("DELETE", "/echo/1").body(Full::<Bytes>::default()).unwrap()).await;
+    let (s, h, b) =
+        client.send(req("DELETE", "/echo/1").body(Full::<Bytes>::default()).unwrap()).await;
     assert_eq!(s, 405);
     assert_eq!(h["allow"], "GET, HEAD");
     assert_eq!(json(&b)["code"], "method_not_allowed");
@@ -65,20 +66,31 @@ type TestBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infall
 /// A body sent in chunks with no Content-Length, so hyper uses Transfer-Encoding: chunked.
 fn chunked(chunks: Vec<Bytes>) -> TestBody {
     use http_body_util::BodyExt;
-    let frames = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(hyper::body::Frame::data(c))));
+    let frames =
+        futures_util::stream::iter(chunks.into_iter().map(|c| Ok(hyper::body::Frame::data(c))));
     http_body_util::StreamBody::new(frames).boxed()
 }
 
 /// One request with any body on a fresh HTTP/1.1-over-TLS connection.
-async fn send_h1(client: &TlsClient, r: http::Request<TestBody>) -> (http::StatusCode, http::HeaderMap, Bytes) {
+async fn send_h1(
+    client: &TlsClient,
+    r: http::Request<TestBody>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let tls = client.connect(&[b"http/1.1"]).await;
-    let (mut s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+    let (mut s, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
     tokio::spawn(conn);
     collect(s.send_request(r).await.expect("response")).await
 }
 
 /// Asserts a problem document: status, content type, code, and a request id that matches the header.
-fn assert_problem(status: http::StatusCode, headers: &http::HeaderMap, body: &Bytes, want_status: u16, want_code: &str) -> serde_json::Value {
+fn assert_problem(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+    want_status: u16,
+    want_code: &str,
+) -> serde_json::Value {
     assert_eq!(status.as_u16(), want_status, "{}", String::from_utf8_lossy(body));
     assert_eq!(headers["content-type"], "application/problem+json");
     let p = json(body);
@@ -98,12 +110,20 @@ fn seen_headers(up: &Upstream) -> std::collections::HashMap<String, Vec<String>>
 #[tokio::test]
 async fn the_upstream_base_path_prefixes_the_normalized_path() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("[upstream]\nurl = \"http://{}/echo/v1/\"\n\n[[routes]]\nmatch = \"/items/**\"\n", up.addr));
+    let gate = start(
+        "",
+        &format!(
+            "[upstream]\nurl = \"http://{}/echo/v1/\"\n\n[[routes]]\nmatch = \"/items/**\"\n",
+            up.addr
+        ),
+    );
     let client = gate.tls();
     let (s, _, b) = client.get("/items/7?x=%2F").await;
     assert_eq!(s, 200);
     assert_eq!(json(&b)["path"], "/echo/v1/items/7?x=%2F");
-    let out = client.raw(b"GET /items/%37 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let out = client
+        .raw(b"GET /items/%37 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
     assert!(out.contains("\"path\":\"/echo/v1/items/7\""), "{out}");
 }
 
@@ -113,7 +133,10 @@ async fn the_upstream_base_path_prefixes_the_normalized_path() {
 async fn upstream_down_is_502_upstream_unavailable() {
     // A loopback port that was just free: nothing listens there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let gate = start("", &format!("[upstream]\nurl = \"http://{closed}\"\n\n[[routes]]\nmatch = \"/echo/**\"\n"));
+    let gate = start(
+        "",
+        &format!("[upstream]\nurl = \"http://{closed}\"\n\n[[routes]]\nmatch = \"/echo/**\"\n"),
+    );
     let (s, h, b) = gate.tls().get("/echo/x").await;
     let p = assert_problem(s, &h, &b, 502, "upstream_unavailable");
     // Nothing about the backend (address, OS error) leaks to the client.
@@ -123,7 +146,10 @@ async fn upstream_down_is_502_upstream_unavailable() {
 #[tokio::test]
 async fn slow_upstream_is_504_upstream_timeout() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}timeout = \"500ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}timeout = \"500ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\n", up.config()),
+    );
     let (s, h, b) = gate.tls().get("/slow?ms=3000").await;
     assert_problem(s, &h, &b, 504, "upstream_timeout");
     assert_eq!(up.hits(), 1);
@@ -136,12 +162,21 @@ async fn slow_upstream_is_504_upstream_timeout() {
 async fn a_route_timeout_overrides_the_upstream_timeout_both_ways() {
     let up = Upstream::start().await;
     // Lower than the default of 30s: times out.
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"400ms\"\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"400ms\"\n", up.config()),
+    );
     let (s, h, b) = gate.tls().get("/slow?ms=3000").await;
     assert_problem(s, &h, &b, 504, "upstream_timeout");
     drop(gate);
     // Higher than a short upstream timeout: the slow answer gets through.
-    let gate = start("", &format!("{}timeout = \"300ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"20s\"\n", up.config()));
+    let gate = start(
+        "",
+        &format!(
+            "{}timeout = \"300ms\"\n\n[[routes]]\nmatch = \"GET /slow\"\ntimeout = \"20s\"\n",
+            up.config()
+        ),
+    );
     let (s, _, b) = gate.tls().get("/slow?ms=1000").await;
     assert_eq!(s, 200);
     assert_eq!(&b[..], b"slow");
@@ -192,7 +227,10 @@ async fn upstream_5xx_bodies_are_masked_but_status_and_retry_after_kept() {
 #[tokio::test]
 async fn upstream_5xx_bodies_pass_through_when_masking_is_off() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}mask_5xx = false\n\n[[routes]]\nmatch = \"/status/**\"\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}mask_5xx = false\n\n[[routes]]\nmatch = \"/status/**\"\n", up.config()),
+    );
     let (s, h, b) = gate.tls().get("/status/503").await;
     assert_eq!(s, 503);
     assert_eq!(&b[..], b"internal details: stack trace at Db.java:42");
@@ -205,7 +243,10 @@ async fn upstream_5xx_bodies_pass_through_when_masking_is_off() {
 #[tokio::test]
 async fn declared_oversize_body_is_413_before_the_upstream() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()),
+    );
     let client = gate.tls();
     let r = req("POST", "/echo/up").body(Full::new(Bytes::from(vec![b'a'; 2048]))).unwrap();
     let (s, h, b) = client.send(r).await;
@@ -227,7 +268,10 @@ async fn declared_oversize_body_is_413_before_the_upstream() {
 #[tokio::test]
 async fn request_bodies_around_the_read_whole_size_are_forwarded_exactly() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 20000\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 20000\n", up.config()),
+    );
     let client = gate.tls();
     let mut h1 = client.h1().await;
     for n in [1usize, 100, 4096, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 20000, 20001, 7] {
@@ -248,8 +292,17 @@ async fn request_bodies_around_the_read_whole_size_are_forwarded_exactly() {
             // (The test upstream echoes bodies up to 4 KiB.)
             assert_eq!(echoed["body"], body.as_str(), "{n}");
         }
-        let (s, _, b) = collect(h1.send_request(req("GET", "/echo/next").body(Full::new(Bytes::new())).unwrap()).await.unwrap()).await;
-        assert_eq!((s.as_u16(), json(&b)["path"].as_str()), (200, Some("/echo/next")), "after a body of {n}");
+        let (s, _, b) = collect(
+            h1.send_request(req("GET", "/echo/next").body(Full::new(Bytes::new())).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (s.as_u16(), json(&b)["path"].as_str()),
+            (200, Some("/echo/next")),
+            "after a body of {n}"
+        );
     }
     // Each body and each following GET, nothing else (no request read out of a body).
     assert_eq!(up.hits(), 16);
@@ -263,15 +316,20 @@ async fn a_small_body_arriving_after_its_head_is_forwarded_whole() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
     let mut tls = gate.tls().connect(&[b"http/1.1"]).await;
-    tls.write_all(b"POST /echo/pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n").await.unwrap();
+    tls.write_all(b"POST /echo/pieces HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+        .await
+        .unwrap();
     for piece in [&b"ab"[..], b"cd", b"ef"] {
         tls.flush().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         tls.write_all(piece).await.unwrap();
     }
-    tls.write_all(b"GET /echo/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    tls.write_all(b"GET /echo/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
     let out = String::from_utf8_lossy(&out);
     assert_eq!(out.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{out}");
     assert!(out.contains("\"body\":\"abcdef\""), "{out}");
@@ -282,10 +340,17 @@ async fn a_small_body_arriving_after_its_head_is_forwarded_whole() {
 #[tokio::test]
 async fn chunked_oversize_body_is_413_and_chunked_small_body_is_forwarded_whole() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()),
+    );
     let client = gate.tls();
 
-    let big = chunked(vec![Bytes::from(vec![b'a'; 600]), Bytes::from(vec![b'b'; 600]), Bytes::from(vec![b'c'; 600])]);
+    let big = chunked(vec![
+        Bytes::from(vec![b'a'; 600]),
+        Bytes::from(vec![b'b'; 600]),
+        Bytes::from(vec![b'c'; 600]),
+    ]);
     let r = req("POST", "/echo/chunked").body(big).unwrap();
     assert!(r.headers().get("content-length").is_none());
     let (s, h, b) = send_h1(&client, r).await;
@@ -300,7 +365,10 @@ async fn chunked_oversize_body_is_413_and_chunked_small_body_is_forwarded_whole(
 #[tokio::test]
 async fn chunked_oversize_body_over_raw_bytes_is_413() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 100\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 100\n", up.config()),
+    );
     let chunk = "x".repeat(90);
     let raw = format!(
         "POST /echo/raw HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5a\r\n{chunk}\r\n5a\r\n{chunk}\r\n0\r\n\r\n"
@@ -313,7 +381,10 @@ async fn chunked_oversize_body_over_raw_bytes_is_413() {
 #[tokio::test]
 async fn expect_100_continue_with_an_oversize_length_is_refused_without_reading_the_body() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()),
+    );
     // No body follows: the answer must come without the gateway asking for it (no 100 Continue).
     let out = gate
         .tls()
@@ -327,12 +398,16 @@ async fn expect_100_continue_with_an_oversize_length_is_refused_without_reading_
 #[tokio::test]
 async fn an_unread_oversize_body_is_never_parsed_as_the_next_request() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()),
+    );
     // The gateway refuses this without reading the body; the body is itself a request. Those
     // bytes are body bytes, and must never be answered (or forwarded) as a request of their own.
     let inner = "GET /echo/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let body = format!("{inner}{}", "x".repeat(2048 - inner.len()));
-    let raw = format!("POST /echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2048\r\n\r\n{body}");
+    let raw =
+        format!("POST /echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2048\r\n\r\n{body}");
     let out = gate.tls().raw(raw.as_bytes()).await;
     assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
@@ -342,18 +417,32 @@ async fn an_unread_oversize_body_is_never_parsed_as_the_next_request() {
 #[tokio::test]
 async fn http2_streamed_oversize_body_is_413() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()));
+    let gate = start(
+        "",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\nmax_body_bytes = 1024\n", up.config()),
+    );
     let tls = gate.tls().connect(&[b"h2"]).await;
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls))
-        .await
-        .unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
     let body = chunked(vec![Bytes::from(vec![b'a'; 800]), Bytes::from(vec![b'b'; 800])]);
-    let r = http::Request::builder().method("POST").uri("https://localhost/echo/h2").body(body).unwrap();
+    let r = http::Request::builder()
+        .method("POST")
+        .uri("https://localhost/echo/h2")
+        .body(body)
+        .unwrap();
     let (s, h, b) = collect(h2.send_request(r).await.unwrap()).await;
     assert_problem(s, &h, &b, 413, "payload_too_large");
     let body = chunked(vec![Bytes::from(vec![b'a'; 500]), Bytes::from(vec![b'b'; 500])]);
-    let r = http::Request::builder().method("POST").uri("https://localhost/echo/h2").body(body).unwrap();
+    let r = http::Request::builder()
+        .method("POST")
+        .uri("https://localhost/echo/h2")
+        .body(body)
+        .unwrap();
     let (s, _, b) = collect(h2.send_request(r).await.unwrap()).await;
     assert_eq!(s, 200);
     assert_eq!(json(&b)["body_len"], 1000);
@@ -414,7 +503,13 @@ async fn oversize_and_too_many_headers_are_431_before_the_upstream() {
     assert_problem(s, &h, &b, 431, "headers_too_large");
     // Far over: hyper's buffer limit answers 431 itself.
     let out = client
-        .raw(format!("GET /echo/a HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(20000)).as_bytes())
+        .raw(
+            format!(
+                "GET /echo/a HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+                "a".repeat(20000)
+            )
+            .as_bytes(),
+        )
         .await;
     assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
     // More headers than max_header_count.
@@ -472,14 +567,25 @@ async fn each_field_the_gateway_sets_reaches_the_backend_once() {
     // A request with nothing to strip (the gateway adds its fields beside the client's) and
     // one with (they are replaced in place): the backend sees one copy of each either way.
     for spoof in [None, Some(("x-request-id", "mine")), Some(("x-forwarded-host", "evil.test"))] {
-        let mut r = req("GET", "/echo/once").header("accept", "application/json").header("x-custom", "kept");
+        let mut r = req("GET", "/echo/once")
+            .header("accept", "application/json")
+            .header("x-custom", "kept");
         if let Some((name, value)) = spoof {
             r = r.header(name, value);
         }
         let (status, _, body) = gate.tls().send(r.body(Full::default()).unwrap()).await;
         assert_eq!(status, 200);
         let h = &json(&body)["headers"];
-        for name in ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-request-id", "x-custom", "accept"] {
+        for name in [
+            "host",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+            "x-request-id",
+            "x-custom",
+            "accept",
+        ] {
             assert_eq!(h[name].as_array().map(Vec::len), Some(1), "{spoof:?}: {name} in {h}");
         }
         assert_eq!(h["host"][0], up.addr.to_string());
@@ -495,17 +601,24 @@ async fn websocket_upgrades_pass_through() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"GET /ws\"\n", up.config()));
     let tls = gate.tls().connect(&[b"http/1.1"]).await;
-    let (mut ws, resp) = tokio::time::timeout(std::time::Duration::from_secs(10), tokio_tungstenite::client_async("wss://localhost/ws", tls))
-        .await
-        .expect("handshake in time")
-        .expect("websocket handshake");
+    let (mut ws, resp) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio_tungstenite::client_async("wss://localhost/ws", tls),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("websocket handshake");
     assert_eq!(resp.status(), 101);
     assert!(resp.headers().get("server").is_none());
     ws.send(Message::text("hello through the gate")).await.unwrap();
     ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("echo in time").expect("open").unwrap();
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("echo in time")
+            .expect("open")
+            .unwrap();
         if msg.is_text() || msg.is_binary() {
             got.push(msg);
         }
@@ -521,7 +634,10 @@ async fn websocket_upgrades_pass_through() {
 #[tokio::test]
 async fn cross_site_websocket_handshakes_are_refused() {
     let up = Upstream::start().await;
-    let gate = start("public_url = \"https://localhost\"\n", &format!("{}\n[[routes]]\nmatch = \"GET /ws\"\n", up.config()));
+    let gate = start(
+        "public_url = \"https://localhost\"\n",
+        &format!("{}\n[[routes]]\nmatch = \"GET /ws\"\n", up.config()),
+    );
     let handshake = |origin: &str| {
         format!(
             "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nOrigin: {origin}\r\n\
@@ -552,7 +668,10 @@ async fn cross_site_websocket_handshakes_are_refused() {
     // The app's own page may.
     let head = exchange(&gate.tls(), handshake("https://localhost").as_bytes(), "\r\n\r\n").await;
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-    assert!(head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
     assert_eq!(up.hits(), 1);
 }
 
@@ -575,7 +694,9 @@ async fn pooled_upstream_connections_never_mix_up_responses() {
             let r = req("GET", "/status/500").body(Full::default()).unwrap();
             let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
             assert_eq!((s.as_u16(), json(&b)["code"].as_str()), (500, Some("upstream_error")));
-            let r = req("POST", &format!("/echo/{round}/{n}")).body(Full::new(Bytes::from(vec![b'p'; n % 5000]))).unwrap();
+            let r = req("POST", &format!("/echo/{round}/{n}"))
+                .body(Full::new(Bytes::from(vec![b'p'; n % 5000])))
+                .unwrap();
             let (s, _, b) = collect(h1.send_request(r).await.unwrap()).await;
             assert_eq!(s, 200);
             let seen = json(&b);
@@ -624,7 +745,15 @@ async fn hop_by_hop_headers_never_reach_the_upstream() {
     let (s, _, b) = gate.tls().send(r).await;
     assert_eq!(s, 200);
     let h = &json(&b)["headers"];
-    for name in ["x-custom", "keep-alive", "te", "proxy-authorization", "proxy-connection", "upgrade", "connection"] {
+    for name in [
+        "x-custom",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "proxy-connection",
+        "upgrade",
+        "connection",
+    ] {
         assert!(h.get(name).is_none(), "{name} reached the upstream: {h}");
     }
     assert_eq!(h["x-kept"][0], "yes");
@@ -658,10 +787,16 @@ async fn plain_mode_behind_a_trusted_load_balancer_extends_the_forwarding_chain(
     assert!(h.get("strict-transport-security").is_none());
 
     // A prior Forwarded chain from the load balancer is extended too.
-    let r = req("GET", "/echo/lb").header("forwarded", "for=1.2.3.4;proto=https").body(Full::default()).unwrap();
+    let r = req("GET", "/echo/lb")
+        .header("forwarded", "for=1.2.3.4;proto=https")
+        .body(Full::default())
+        .unwrap();
     let (_, _, b) = plain_send(gate.addr, r).await;
     let seen = &json(&b)["headers"];
-    assert_eq!(seen["forwarded"][0], "for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\"");
+    assert_eq!(
+        seen["forwarded"][0],
+        "for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\""
+    );
 }
 
 #[tokio::test]
@@ -687,13 +822,19 @@ async fn a_forwarding_chain_split_over_several_header_lines_is_kept_whole() {
     assert_eq!(seen["x-forwarded-for"].as_array().unwrap().len(), 1, "{seen}");
     assert_eq!(seen["x-forwarded-for"][0], "6.6.6.6, 1.2.3.4, 127.0.0.1");
     assert_eq!(seen["forwarded"].as_array().unwrap().len(), 1, "{seen}");
-    assert_eq!(seen["forwarded"][0], "for=6.6.6.6, for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\"");
+    assert_eq!(
+        seen["forwarded"][0],
+        "for=6.6.6.6, for=1.2.3.4;proto=https, for=127.0.0.1;proto=http;host=\"localhost\""
+    );
 }
 
 #[tokio::test]
 async fn plain_mode_without_trusted_proxies_replaces_inbound_forwarding_headers() {
     let up = Upstream::start().await;
-    let gate = start("tls = \"off\"\ntrusted_proxies = []\n", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let gate = start(
+        "tls = \"off\"\ntrusted_proxies = []\n",
+        &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
+    );
     let r = req("GET", "/echo/direct")
         .header("x-forwarded-for", "1.2.3.4")
         .header("x-forwarded-proto", "https")
@@ -732,7 +873,9 @@ impl ScriptedBackend {
 
     /// [`ScriptedBackend::start`], with a script that also gets the request's place on its
     /// connection (0 for the first).
-    async fn start_with(script: impl Fn(&str, usize) -> Script + Copy + Send + Sync + 'static) -> ScriptedBackend {
+    async fn start_with(
+        script: impl Fn(&str, usize) -> Script + Copy + Send + Sync + 'static,
+    ) -> ScriptedBackend {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -759,7 +902,11 @@ impl ScriptedBackend {
                         // The body, by its Content-Length (the gateway sends small ones so).
                         let length = head
                             .lines()
-                            .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().parse::<usize>().unwrap()))
+                            .find_map(|l| {
+                                l.split_once(':')
+                                    .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                                    .map(|(_, v)| v.trim().parse::<usize>().unwrap())
+                            })
                             .unwrap_or(0);
                         while buf.len() < length {
                             match sock.read(&mut chunk).await {
@@ -769,7 +916,10 @@ impl ScriptedBackend {
                         }
                         buf.drain(..length);
                         let mut words = head.split(' ');
-                        let (method, path) = (words.next().unwrap_or("").to_owned(), words.next().unwrap_or("/").to_owned());
+                        let (method, path) = (
+                            words.next().unwrap_or("").to_owned(),
+                            words.next().unwrap_or("/").to_owned(),
+                        );
                         seen.lock().unwrap().push(format!("{method} {path}"));
                         let (bytes, close) = script(&path, nth);
                         if sock.write_all(bytes).await.is_err() {
@@ -793,7 +943,13 @@ impl ScriptedBackend {
 
     /// A gateway forwarding every path to this backend; `upstream_extra` goes into `[upstream]`.
     fn gate(&self, upstream_extra: &str) -> Gate {
-        start("", &format!("[upstream]\nurl = \"http://{}\"\n{upstream_extra}\n[[routes]]\nmatch = \"/**\"\n", self.addr))
+        start(
+            "",
+            &format!(
+                "[upstream]\nurl = \"http://{}\"\n{upstream_extra}\n[[routes]]\nmatch = \"/**\"\n",
+                self.addr
+            ),
+        )
     }
 
     fn connections(&self) -> usize {
@@ -869,7 +1025,17 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
     // headers stay between the backend and the gateway; the connection is kept.
     let (s, h, b) = get("/hop-by-hop").await.unwrap();
     assert_eq!((s, &b[..]), (200, &b"ok"[..]));
-    for name in ["connection", "keep-alive", "x-internal", "server", "x-powered-by", "x-frontgate-subject", "upgrade", "trailer", "proxy-connection"] {
+    for name in [
+        "connection",
+        "keep-alive",
+        "x-internal",
+        "server",
+        "x-powered-by",
+        "x-frontgate-subject",
+        "upgrade",
+        "trailer",
+        "proxy-connection",
+    ] {
         assert!(h.get(name).is_none(), "{name} was relayed: {h:?}");
     }
     assert_eq!(h["x-kept"], "yes");
@@ -893,15 +1059,28 @@ async fn backend_responses_are_relayed_by_their_framing_and_bad_ones_refused() {
     assert_eq!((s, &b[..]), (200, &b"until the end"[..]));
     // Responses that cannot be relayed faithfully are a 502 problem, never passed on, and
     // promptly (not after waiting for a connection the backend keeps open).
-    for path in AMBIGUOUS_FRAMING.iter().chain(&["/conflicting-length", "/not-http", "/unasked-upgrade"]) {
-        let (s, h, b) = tokio::time::timeout(WAIT, get(path)).await.unwrap_or_else(|_| panic!("{path}: no answer")).unwrap_or_else(|s| panic!("{path}: failed ({s})"));
+    for path in
+        AMBIGUOUS_FRAMING.iter().chain(&["/conflicting-length", "/not-http", "/unasked-upgrade"])
+    {
+        let (s, h, b) = tokio::time::timeout(WAIT, get(path))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .unwrap_or_else(|s| panic!("{path}: failed ({s})"));
         assert_problem(http::StatusCode::from_u16(s).unwrap(), &h, &b, 502, "upstream_unavailable");
     }
     assert!(gate.logs().contains("malformed response"), "{}", gate.logs());
 }
 
 /// Responses whose framing is not one canonical Content-Length or one `chunked`.
-const AMBIGUOUS_FRAMING: &[&str] = &["/length-list", "/length-twice", "/length-leading-zero", "/gzip-and-length", "/chunked-and-length", "/gzip-chunked", "/chunked-twice"];
+const AMBIGUOUS_FRAMING: &[&str] = &[
+    "/length-list",
+    "/length-twice",
+    "/length-leading-zero",
+    "/gzip-and-length",
+    "/chunked-and-length",
+    "/gzip-chunked",
+    "/chunked-twice",
+];
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Response framing over HTTP/2: a backend response with an ambiguous length is a 502 on the
@@ -912,20 +1091,36 @@ async fn ambiguous_response_framing_is_a_502_over_http2_and_logged_as_one() {
     let gate = backend.gate("");
     let mut h2 = gate.tls().h2().await;
     for path in AMBIGUOUS_FRAMING {
-        let r = http::Request::builder().uri(format!("https://localhost:{}{path}", gate.addr.port())).body(Full::<Bytes>::default()).unwrap();
-        let resp = tokio::time::timeout(WAIT, h2.send_request(r)).await.unwrap_or_else(|_| panic!("{path}: no answer")).expect("h2 response");
-        let (s, h, b) = tokio::time::timeout(WAIT, collect(resp)).await.unwrap_or_else(|_| panic!("{path}: body stalled"));
+        let r = http::Request::builder()
+            .uri(format!("https://localhost:{}{path}", gate.addr.port()))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        let resp = tokio::time::timeout(WAIT, h2.send_request(r))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer"))
+            .expect("h2 response");
+        let (s, h, b) = tokio::time::timeout(WAIT, collect(resp))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: body stalled"));
         assert_problem(s, &h, &b, 502, "upstream_unavailable");
     }
     for path in AMBIGUOUS_FRAMING {
         // The access line is written as the response ends: wait for each (bounded).
-        let access = || gate.logs().lines().find(|l| l.contains("frontgate::access") && l.contains(&format!("\"path\":\"{path}\""))).map(str::to_owned);
+        let access = || {
+            gate.logs()
+                .lines()
+                .find(|l| {
+                    l.contains("frontgate::access") && l.contains(&format!("\"path\":\"{path}\""))
+                })
+                .map(str::to_owned)
+        };
         let deadline = std::time::Instant::now() + WAIT;
         while access().is_none() && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let line = access();
-        let line = line.unwrap_or_else(|| panic!("no access log line for {path}:\n{}", gate.logs()));
+        let line =
+            line.unwrap_or_else(|| panic!("no access log line for {path}:\n{}", gate.logs()));
         assert!(line.contains("\"status\":502"), "{line}");
     }
 }
@@ -934,7 +1129,11 @@ async fn ambiguous_response_framing_is_a_502_over_http2_and_logged_as_one() {
 /// the connection closed without an answer: a backend whose keep-alive ended as the request
 /// came, or that took it and died.
 fn drops_reused_connections(path: &str, nth: usize) -> Script {
-    if path == "/drop" && nth > 0 { (b"", true) } else { (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false) }
+    if path == "/drop" && nth > 0 {
+        (b"", true)
+    } else {
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false)
+    }
 }
 
 /// RFC 9110 §9.2.2: a request whose pooled connection closed after it was written, before any
@@ -946,11 +1145,16 @@ async fn only_idempotent_requests_are_sent_again_after_the_backend_closed_withou
     let backend = ScriptedBackend::start_with(drops_reused_connections).await;
     let gate = backend.gate("");
     let client = gate.tls();
-    for (method, retried) in [("POST", false), ("PATCH", false), ("GET", true), ("PUT", true), ("DELETE", true)] {
+    for (method, retried) in
+        [("POST", false), ("PATCH", false), ("GET", true), ("PUT", true), ("DELETE", true)]
+    {
         // A first request pools a connection; the next one goes on it and is dropped.
         let (s, _, _) = client.get("/pool").await;
         assert_eq!(s, 200);
-        let r = req(method, "/drop").header("content-type", "text/plain").body(Full::new(Bytes::from_static(b"x=1"))).unwrap();
+        let r = req(method, "/drop")
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"x=1")))
+            .unwrap();
         let (s, h, b) = client.send(r).await;
         let request = format!("{method} /drop");
         if retried {
@@ -970,37 +1174,72 @@ async fn a_backend_breaking_off_a_body_breaks_off_the_clients_too() {
     for path in ["/truncated", "/bad-chunk"] {
         // Whatever of the response was relayed before the body failed, the client's connection
         // ends without a complete response: never a short body that looks whole.
-        let out = gate.tls().raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).await;
+        let out = gate
+            .tls()
+            .raw(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await;
         if out.is_empty() {
             continue;
         }
         assert!(out.starts_with("HTTP/1.1 200"), "{path}: {out}");
         let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
         match path {
-            "/truncated" => assert!(out.contains("content-length: 100") && body.len() < 100, "{out}"),
+            "/truncated" => {
+                assert!(out.contains("content-length: 100") && body.len() < 100, "{out}")
+            }
             _ => assert!(!body.ends_with("0\r\n\r\n"), "a chunked body was terminated: {out}"),
         }
         // The access log line went out with the 200 head; a line under the same request id
         // says the response was cut short.
-        let id = out.lines().find_map(|l| l.strip_prefix("x-request-id: ")).unwrap_or_else(|| panic!("{out}")).trim();
-        assert!(gate.wait_for_log_count(&format!("\"request_id\":\"{id}\",\"error\""), 1, WAIT).await, "{path}: not logged as broken off:\n{}", gate.logs());
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or_else(|| panic!("{out}"))
+            .trim();
+        assert!(
+            gate.wait_for_log_count(&format!("\"request_id\":\"{id}\",\"error\""), 1, WAIT).await,
+            "{path}: not logged as broken off:\n{}",
+            gate.logs()
+        );
     }
     assert_eq!(backend.connections(), 2, "a broken connection was reused");
     // Over HTTP/2 the stream is reset (before or after the 200 head reached the client), while
     // the access log line says 200: the broken-off line under its request id says otherwise.
     let mut h2 = gate.tls().h2().await;
-    let r = http::Request::builder().uri(format!("https://localhost:{}/truncated", gate.addr.port())).body(Full::<Bytes>::default()).unwrap();
+    let r = http::Request::builder()
+        .uri(format!("https://localhost:{}/truncated", gate.addr.port()))
+        .body(Full::<Bytes>::default())
+        .unwrap();
     if let Ok(resp) = tokio::time::timeout(WAIT, h2.send_request(r)).await.expect("h2 answer") {
         assert_eq!(resp.status(), 200);
-        assert!(tokio::time::timeout(WAIT, http_body_util::BodyExt::collect(resp.into_body())).await.unwrap().is_err(), "the body looked whole");
+        assert!(
+            tokio::time::timeout(WAIT, http_body_util::BodyExt::collect(resp.into_body()))
+                .await
+                .unwrap()
+                .is_err(),
+            "the body looked whole"
+        );
     }
     assert!(gate.wait_for_log_count("\"path\":\"/truncated\"", 2, WAIT).await, "{}", gate.logs());
     let logs = gate.logs();
-    let access = logs.lines().rfind(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\"")).unwrap();
+    let access = logs
+        .lines()
+        .rfind(|l| l.contains("frontgate::access") && l.contains("\"path\":\"/truncated\""))
+        .unwrap();
     let id = access.split("\"request_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
     let line = format!("\"request_id\":\"{id}\",\"error\"");
-    assert!(gate.wait_for_log_count(&line, 1, WAIT).await, "not logged as broken off:\n{}", gate.logs());
-    assert!(gate.logs().lines().any(|l| l.contains(&line) && l.contains("upstream response body broken off")), "{}", gate.logs());
+    assert!(
+        gate.wait_for_log_count(&line, 1, WAIT).await,
+        "not logged as broken off:\n{}",
+        gate.logs()
+    );
+    assert!(
+        gate.logs()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("upstream response body broken off")),
+        "{}",
+        gate.logs()
+    );
 }
 
 #[tokio::test]
@@ -1022,7 +1261,13 @@ async fn a_pooled_connection_the_backend_closed_is_replaced_without_failing_the_
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_across_the_handover_to_hyper() {
     let up = Upstream::start().await;
-    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n\n[[routes]]\nmatch = \"GET /big\"\n", up.config()));
+    let gate = start(
+        "",
+        &format!(
+            "{}\n[[routes]]\nmatch = \"/echo/**\"\n\n[[routes]]\nmatch = \"GET /big\"\n",
+            up.config()
+        ),
+    );
     // Bodiless requests and small Content-Length bodies are read by the gateway's own
     // HTTP/1.1 reader; the chunked POST hands the connection to hyper together with the bytes
     // already read after it.
@@ -1047,7 +1292,10 @@ async fn pipelined_requests_are_answered_in_order_across_the_handover_to_hyper()
         at("\"path\":\"/echo/four\""),
     ];
     assert!(order.is_sorted(), "{order:?}");
-    assert!(out.contains("\"path\":\"/echo/small\"") && out.contains("\"path\":\"/echo/three\""), "{out}");
+    assert!(
+        out.contains("\"path\":\"/echo/small\"") && out.contains("\"path\":\"/echo/three\""),
+        "{out}"
+    );
     assert!(!out.contains("\"path\":\"/echo/two\""), "a HEAD answer has no body: {out}");
     let last = &out[out.rfind("HTTP/1.1 ").unwrap()..];
     assert!(last.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{last}");
@@ -1076,7 +1324,8 @@ async fn a_request_head_sent_a_byte_at_a_time_is_answered() {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut out)).await;
     let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(out.contains("\"path\":\"/echo/slow\""), "{out}");

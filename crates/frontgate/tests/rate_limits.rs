@@ -15,7 +15,10 @@ fn limited_config(up: &Upstream, limits: &str, route_extra: &str) -> String {
     format!("{}\n{limits}\n[[routes]]\nmatch = \"/echo/**\"\n{route_extra}\n", up.config())
 }
 
-async fn get_with(gate: &Gate, header: Option<(&str, &str)>) -> (http::StatusCode, http::HeaderMap, Bytes) {
+async fn get_with(
+    gate: &Gate,
+    header: Option<(&str, &str)>,
+) -> (http::StatusCode, http::HeaderMap, Bytes) {
     let mut r = req("GET", "/echo/x");
     if let Some((k, v)) = header {
         r = r.header(k, v);
@@ -26,7 +29,14 @@ async fn get_with(gate: &Gate, header: Option<(&str, &str)>) -> (http::StatusCod
 #[tokio::test]
 async fn a_client_over_its_burst_gets_429_with_retry_after_and_the_upstream_never_sees_it() {
     let up = Upstream::start().await;
-    let gate = start("", &limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/min\"\nburst = 3\n", "rate_limit = [\"per_ip\"]"));
+    let gate = start(
+        "",
+        &limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/min\"\nburst = 3\n",
+            "rate_limit = [\"per_ip\"]",
+        ),
+    );
     for i in 0..3 {
         assert_eq!(get_with(&gate, None).await.0, 200, "request {i} is within the burst");
     }
@@ -36,7 +46,10 @@ async fn a_client_over_its_burst_gets_429_with_retry_after_and_the_upstream_neve
     assert_eq!(p["code"], "rate_limited");
     assert!(p["detail"].as_str().unwrap().contains("per_ip"), "{p}");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((55..=60).contains(&retry), "one request per minute, burst used up: the next slot is a minute away, got {retry}");
+    assert!(
+        (55..=60).contains(&retry),
+        "one request per minute, burst used up: the next slot is a minute away, got {retry}"
+    );
     assert_eq!(headers["ratelimit-policy"], "\"per_ip\";q=3;w=60");
     assert!(headers["ratelimit"].to_str().unwrap().starts_with("\"per_ip\";r=0;t="));
     assert_eq!(up.hits(), 3, "refused requests never reach the upstream");
@@ -50,11 +63,19 @@ async fn a_header_keyed_limit_counts_each_value_apart_and_leaving_the_header_out
     let up = Upstream::start().await;
     let gate = start(
         "",
-        &limited_config(&up, "[rate_limits.tenant]\nkey = \"header:x-tenant\"\nrate = \"1/h\"\nburst = 1\n", "rate_limit = [\"tenant\"]"),
+        &limited_config(
+            &up,
+            "[rate_limits.tenant]\nkey = \"header:x-tenant\"\nrate = \"1/h\"\nburst = 1\n",
+            "rate_limit = [\"tenant\"]",
+        ),
     );
     assert_eq!(get_with(&gate, Some(("x-tenant", "a"))).await.0, 200);
     assert_eq!(get_with(&gate, Some(("x-tenant", "a"))).await.0, 429);
-    assert_eq!(get_with(&gate, Some(("x-tenant", "b"))).await.0, 200, "another tenant has its own bucket");
+    assert_eq!(
+        get_with(&gate, Some(("x-tenant", "b"))).await.0,
+        200,
+        "another tenant has its own bucket"
+    );
     assert_eq!(get_with(&gate, None).await.0, 200);
     assert_eq!(get_with(&gate, None).await.0, 429, "requests without the header share one bucket");
 }
@@ -62,34 +83,80 @@ async fn a_header_keyed_limit_counts_each_value_apart_and_leaving_the_header_out
 #[tokio::test]
 async fn buckets_survive_a_reload_and_a_changed_limit_starts_afresh() {
     let up = Upstream::start().await;
-    let gate = start("", &limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 1\n", "rate_limit = [\"per_ip\"]"));
+    let gate = start(
+        "",
+        &limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 1\n",
+            "rate_limit = [\"per_ip\"]",
+        ),
+    );
     assert_eq!(get_with(&gate, None).await.0, 200);
     assert_eq!(get_with(&gate, None).await.0, 429);
     // Same limit, another route added: a reload must not hand out a fresh burst.
-    let text = config_text(gate.dir.path(), "", &limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 1\n", "rate_limit = [\"per_ip\"]\n[[routes]]\nmatch = \"/other\""));
+    let text = config_text(
+        gate.dir.path(),
+        "",
+        &limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 1\n",
+            "rate_limit = [\"per_ip\"]\n[[routes]]\nmatch = \"/other\"",
+        ),
+    );
     std::fs::write(&gate.config_path, text).unwrap();
     gate.signal("HUP");
-    assert!(gate.wait_for_log("configuration reloaded", Duration::from_secs(10)), "{}", gate.logs());
+    assert!(
+        gate.wait_for_log("configuration reloaded", Duration::from_secs(10)),
+        "{}",
+        gate.logs()
+    );
     assert_eq!(get_with(&gate, None).await.0, 429, "the bucket outlived the reload");
     // A different rate is a different limit: it starts full.
-    let text = config_text(gate.dir.path(), "", &limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"2/h\"\nburst = 1\n", "rate_limit = [\"per_ip\"]"));
+    let text = config_text(
+        gate.dir.path(),
+        "",
+        &limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"2/h\"\nburst = 1\n",
+            "rate_limit = [\"per_ip\"]",
+        ),
+    );
     std::fs::write(&gate.config_path, text).unwrap();
     gate.signal("HUP");
-    assert!(gate.wait_for_log_count("configuration reloaded", 2, Duration::from_secs(10)).await, "{}", gate.logs());
+    assert!(
+        gate.wait_for_log_count("configuration reloaded", 2, Duration::from_secs(10)).await,
+        "{}",
+        gate.logs()
+    );
     assert_eq!(get_with(&gate, None).await.0, 200);
 }
 
 #[tokio::test]
 async fn two_nodes_sharing_redis_share_one_budget() {
     let up = Upstream::start().await;
-    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{}\"\n", stores::REDIS_URL, stores::redis_prefix());
-    let cfg = format!("{shared}\n{}", limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 3\n", "rate_limit = [\"per_ip\"]"));
+    let shared = format!(
+        "[shared]\nredis = \"{}\"\nprefix = \"{}\"\n",
+        stores::REDIS_URL,
+        stores::redis_prefix()
+    );
+    let cfg = format!(
+        "{shared}\n{}",
+        limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 3\n",
+            "rate_limit = [\"per_ip\"]"
+        )
+    );
     let a = start("", &cfg);
     let b = start("", &cfg);
     assert_eq!(get_with(&a, None).await.0, 200);
     assert_eq!(get_with(&b, None).await.0, 200);
     assert_eq!(get_with(&a, None).await.0, 200);
-    assert_eq!(get_with(&b, None).await.0, 429, "the fourth request, on either node, is over the shared burst");
+    assert_eq!(
+        get_with(&b, None).await.0,
+        429,
+        "the fourth request, on either node, is over the shared burst"
+    );
     assert_eq!(get_with(&a, None).await.0, 429);
     assert_eq!(up.hits(), 3);
 }
@@ -104,7 +171,16 @@ impl OwnRedis {
     fn start() -> OwnRedis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -132,7 +208,11 @@ async fn outage_case(mode: &str) -> (Gate, OwnRedis, Upstream) {
     let cfg = format!(
         "[shared]\nredis = \"{}\"\non_outage = {{ rate_limits = \"{mode}\" }}\n[store]\ntimeout = \"300ms\"\n{}",
         redis.url,
-        limited_config(&up, "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 2\n", "rate_limit = [\"per_ip\"]")
+        limited_config(
+            &up,
+            "[rate_limits.per_ip]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 2\n",
+            "rate_limit = [\"per_ip\"]"
+        )
     );
     let gate = start("", &cfg);
     assert_eq!(get_with(&gate, None).await.0, 200, "counted in Redis while it is up");
@@ -147,7 +227,9 @@ async fn redis_outage_closed_refuses_with_503() {
     let (status, _, body) = get_with(&gate, None).await;
     assert_eq!(status, 503);
     assert_eq!(json(&body)["code"], "store_unavailable");
-    assert!(gate.metrics().await.contains("frontgate_rate_limit_store_errors_total{limit=\"per_ip\"}"));
+    assert!(
+        gate.metrics().await.contains("frontgate_rate_limit_store_errors_total{limit=\"per_ip\"}")
+    );
 }
 
 #[tokio::test]
@@ -196,5 +278,8 @@ async fn a_route_limit_on_an_openapi_operation_counts_under_the_operations_name(
     assert_eq!(c.get("/echo/items").await.0, 200);
     assert_eq!(up.hits(), 3);
     let m = gate.metrics().await;
-    assert!(m.contains("route=\"GET /echo/items/{itemId}\"") && m.contains("code=\"rate_limited\""), "{m}");
+    assert!(
+        m.contains("route=\"GET /echo/items/{itemId}\"") && m.contains("code=\"rate_limited\""),
+        "{m}"
+    );
 }

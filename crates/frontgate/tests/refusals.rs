@@ -34,7 +34,12 @@ struct Case {
 const CASES: &[Case] = &[
     Case { path: "/nowhere", fields: &[], status: 404, code: "route_not_found" },
     Case { path: "/api/items", fields: &[], status: 405, code: "method_not_allowed" },
-    Case { path: "/api/open", fields: &[("origin", "https://elsewhere.example")], status: 403, code: "origin_denied" },
+    Case {
+        path: "/api/open",
+        fields: &[("origin", "https://elsewhere.example")],
+        status: 403,
+        code: "origin_denied",
+    },
     Case { path: "/api/private", fields: &[], status: 401, code: "unauthenticated" },
     Case { path: "/api/small", fields: &[], status: 413, code: "payload_too_large" },
     Case { path: "/api%2Fopen", fields: &[], status: 400, code: "invalid_path" },
@@ -67,7 +72,8 @@ fn body_file(dir: &Path, len: usize) -> std::path::PathBuf {
 
 /// The problem document a refusal must carry.
 fn assert_problem(body: &str, case: &Case, context: &str) {
-    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{context}: not a problem document ({e}): {body:?}"));
+    let v: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{context}: not a problem document ({e}): {body:?}"));
     assert_eq!(v["code"], case.code, "{context}: {v}");
     assert_eq!(v["status"], case.status, "{context}: {v}");
 }
@@ -89,10 +95,19 @@ fn curl_gets_every_refusal(version: &str, want_version: &str) {
             for (name, value) in case.fields {
                 cmd.args(["-H", &format!("{name}: {value}")]);
             }
-            let out = cmd.arg(format!("https://127.0.0.1:{}{}", gate.addr.port(), case.path)).output().expect("curl is installed");
+            let out = cmd
+                .arg(format!("https://127.0.0.1:{}{}", gate.addr.port(), case.path))
+                .output()
+                .expect("curl is installed");
             let context = format!("curl {version} POST {} (try {i})", case.path);
             let written = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{context}: {:?} {written} {}\n{}", out.status, String::from_utf8_lossy(&out.stderr), gate.logs());
+            assert!(
+                out.status.success(),
+                "{context}: {:?} {written} {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                gate.logs()
+            );
             assert_eq!(written, format!("{} {want_version}", case.status), "{context}");
             assert_problem(&std::fs::read_to_string(&out_file).unwrap(), case, &context);
         }
@@ -132,7 +147,12 @@ fn curl_over_http1_gets_a_413_for_a_body_too_large_to_drain() {
             .expect("curl is installed");
         let context = format!("curl --http1.1 POST 8 MiB {} (try {i})", case.path);
         let written = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{context}: {:?} {written} {}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{context}: {:?} {written} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(written, "413", "{context}");
         assert_problem(&std::fs::read_to_string(&out_file).unwrap(), case, &context);
     }
@@ -154,7 +174,8 @@ fn node_http2_client_gets_every_refusal_whole() {
             .expect("node is installed");
         let context = format!("node http2 POST {}", case.path);
         assert!(out.status.success(), "{context}: {}", String::from_utf8_lossy(&out.stderr));
-        let tries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{context}: {e}"));
+        let tries: Vec<Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{context}: {e}"));
         assert_eq!(tries.len(), TRIES);
         for (i, t) in tries.iter().enumerate() {
             let context = format!("{context} (try {i}): {t}");
@@ -212,7 +233,9 @@ fn chromium_over_http1_gets_every_refusal_whole() {
 fn endless_body(
     sent: Arc<AtomicU64>,
     dropped: tokio::sync::oneshot::Sender<()>,
-) -> http_body_util::StreamBody<impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>>> {
+) -> http_body_util::StreamBody<
+    impl futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>>,
+> {
     struct OnDrop(Option<tokio::sync::oneshot::Sender<()>>);
     impl Drop for OnDrop {
         fn drop(&mut self) {
@@ -242,23 +265,38 @@ async fn an_endless_body_after_a_refusal_is_drained_only_so_far() {
         let (dropped_tx, dropped) = tokio::sync::oneshot::channel();
         // HTTP/2 takes the authority from the target; HTTP/1.1 sends it in Host.
         let target = if alpn == b"h2" { "https://localhost/nowhere" } else { "/nowhere" };
-        let req = http::Request::post(target).header("host", "localhost").body(endless_body(sent.clone(), dropped_tx)).unwrap();
+        let req = http::Request::post(target)
+            .header("host", "localhost")
+            .body(endless_body(sent.clone(), dropped_tx))
+            .unwrap();
         let tls = client.connect(&[alpn]).await;
         let resp = if alpn == b"h2" {
-            let (mut s, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+            let (mut s, conn) = hyper::client::conn::http2::handshake(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(tls),
+            )
+            .await
+            .unwrap();
             tokio::spawn(conn);
             s.send_request(req).await
         } else {
-            let (mut s, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.unwrap();
+            let (mut s, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .unwrap();
             tokio::spawn(conn);
             s.send_request(req).await
         };
         let context = String::from_utf8_lossy(alpn);
-        let (status, _, body) = common::collect(resp.unwrap_or_else(|e| panic!("{context}: {e}"))).await;
+        let (status, _, body) =
+            common::collect(resp.unwrap_or_else(|e| panic!("{context}: {e}"))).await;
         assert_eq!(status, 404, "{context}");
         assert_eq!(common::json(&body)["code"], "route_not_found", "{context}");
         // A bounded wait: the drain and the lingering close give up within seconds.
-        tokio::time::timeout(Duration::from_secs(60), dropped).await.unwrap_or_else(|_| panic!("{context}: still sending")).ok();
+        tokio::time::timeout(Duration::from_secs(60), dropped)
+            .await
+            .unwrap_or_else(|_| panic!("{context}: still sending"))
+            .ok();
         let sent = sent.load(Ordering::Relaxed);
         assert!(sent <= most, "{context}: the gateway took {sent} bytes of an endless body");
     }
@@ -294,7 +332,12 @@ async fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
         let _ = s.read_to_end(&mut rest).await;
         let _ = heard_tx.send(rest);
     });
-    let gate = common::start("tls = \"off\"", &format!("[upstream]\nurl = \"http://{backend_addr}\"\n\n[[routes]]\nmatch = \"GET /ws\"\n"));
+    let gate = common::start(
+        "tls = \"off\"",
+        &format!(
+            "[upstream]\nurl = \"http://{backend_addr}\"\n\n[[routes]]\nmatch = \"GET /ws\"\n"
+        ),
+    );
     let mut client = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
     client
         .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -302,13 +345,19 @@ async fn a_tunnel_half_closed_by_the_backend_still_carries_the_clients_bytes() {
         .unwrap();
     // The 101 and "bye", then the end of what the backend sends.
     let mut got = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut got)).await.expect("the backend's half-close arrives").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut got))
+        .await
+        .expect("the backend's half-close arrives")
+        .unwrap();
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 101") && got.ends_with("\r\n\r\nbye"), "{got:?}");
     let after = vec![b'a'; 8 << 20];
     client.write_all(&after).await.unwrap();
     client.shutdown().await.unwrap();
-    let heard = tokio::time::timeout(Duration::from_secs(30), heard).await.expect("the backend hears the end").unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(30), heard)
+        .await
+        .expect("the backend hears the end")
+        .unwrap();
     assert!(heard == after, "the backend got {} of {} bytes", heard.len(), after.len());
 }
 

@@ -54,13 +54,20 @@ async fn gate_with(entry: &str) -> Keyed {
 }
 
 /// POSTs `{}` to `path` with `headers`; (status, response headers, JSON body or a string).
-async fn post(k: &Keyed, path: &str, headers: &[(&str, String)], body: &'static str) -> (StatusCode, http::HeaderMap, Value) {
+async fn post(
+    k: &Keyed,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &'static str,
+) -> (StatusCode, http::HeaderMap, Value) {
     let mut r = req("POST", path).header("content-type", "application/json");
     for (n, v) in headers {
         r = r.header(*n, v);
     }
-    let (status, h, b) = k.gate.tls().send(r.body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()).await;
-    let v = serde_json::from_slice(&b).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b).into_owned()));
+    let (status, h, b) =
+        k.gate.tls().send(r.body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()).await;
+    let v = serde_json::from_slice(&b)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b).into_owned()));
     (status, h, v)
 }
 
@@ -69,13 +76,21 @@ fn code(v: &Value) -> &str {
 }
 
 async fn api_key(k: &Keyed, scopes: Value) -> String {
-    let (status, v) = admin_call(k.gate.admin.unwrap(), Some(ADMIN_TOKEN), "POST", "/admin/v1/keys", Some(json!({"name": "k", "scopes": scopes}))).await;
+    let (status, v) = admin_call(
+        k.gate.admin.unwrap(),
+        Some(ADMIN_TOKEN),
+        "POST",
+        "/admin/v1/keys",
+        Some(json!({"name": "k", "scopes": scopes})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     v["key"].as_str().unwrap().to_owned()
 }
 
 fn token(k: &Keyed, claims: Value) -> String {
-    let mut all = json!({"iss": ISS, "aud": "api", "sub": "alice", "exp": now() + 300, "iat": now()});
+    let mut all =
+        json!({"iss": ISS, "aud": "api", "sub": "alice", "exp": now() + 300, "iat": now()});
     for (name, value) in claims.as_object().unwrap() {
         all[name] = value.clone();
     }
@@ -88,7 +103,11 @@ async fn max_body_bytes_applies() {
     for path in PATHS {
         assert_eq!(post(&k, path, &[], "{}").await.0, 200, "{path}");
         let (status, _, v) = post(&k, path, &[], "{\"a\":\"0123456789\"}").await;
-        assert_eq!((status, code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            "{path}: {v}"
+        );
     }
 }
 
@@ -97,7 +116,11 @@ async fn timeout_applies() {
     let k = gate_with("timeout = \"200ms\"").await;
     for path in PATHS {
         let (status, _, v) = post(&k, &format!("{path}?delay_ms=3000"), &[], "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            "{path}: {v}"
+        );
     }
 }
 
@@ -134,9 +157,17 @@ async fn auth_and_scopes_apply() {
     let writer = api_key(&k, json!(["items:write"])).await;
     for path in PATHS {
         let (status, _, v) = post(&k, path, &[], "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "{path}: {v}"
+        );
         let (status, _, v) = post(&k, path, &[("x-api-key", reader.clone())], "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::FORBIDDEN, "insufficient_scope"),
+            "{path}: {v}"
+        );
         assert_eq!(post(&k, path, &[("x-api-key", writer.clone())], "{}").await.0, 200, "{path}");
     }
 }
@@ -146,9 +177,15 @@ async fn claims_apply() {
     let k = gate_with("auth = \"jwt\"\nclaims = { tenant = \"acme\" }").await;
     let bearer = |t: String| vec![("authorization", format!("Bearer {t}"))];
     for path in PATHS {
-        let (status, _, v) = post(&k, path, &bearer(token(&k, json!({"tenant": "evil"}))), "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"), "{path}: {v}");
-        let (status, _, v) = post(&k, path, &bearer(token(&k, json!({"tenant": "acme"}))), "{}").await;
+        let (status, _, v) =
+            post(&k, path, &bearer(token(&k, json!({"tenant": "evil"}))), "{}").await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::FORBIDDEN, "insufficient_scope"),
+            "{path}: {v}"
+        );
+        let (status, _, v) =
+            post(&k, path, &bearer(token(&k, json!({"tenant": "acme"}))), "{}").await;
         assert_eq!(status, 200, "{path}: {v}");
     }
 }
@@ -158,9 +195,16 @@ async fn challenge_applies_and_its_challenge_can_be_fetched() {
     let k = gate_with("challenge = \"pow\"").await;
     for path in PATHS {
         let (status, _, v) = post(&k, path, &[], "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::FORBIDDEN, "challenge_required"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::FORBIDDEN, "challenge_required"),
+            "{path}: {v}"
+        );
         // The challenge endpoint knows the route by the same key the pipeline does.
-        let challenge = v["challenge"].as_str().unwrap_or_else(|| panic!("{path}: no challenge URL in {v}")).to_owned();
+        let challenge = v["challenge"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: no challenge URL in {v}"))
+            .to_owned();
         let (status, _, body) = k.gate.tls().get(&challenge).await;
         assert_eq!(status, 200, "{path}: {challenge}: {}", String::from_utf8_lossy(&body));
     }
@@ -173,7 +217,11 @@ async fn rate_limit_applies() {
         let k = gate_with("rate_limit = [\"one\"]").await;
         assert_eq!(post(&k, path, &[], "{}").await.0, 200, "{path}");
         let (status, _, v) = post(&k, path, &[], "{}").await;
-        assert_eq!((status, code(&v)), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{path}: {v}");
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            "{path}: {v}"
+        );
     }
 }
 
@@ -185,7 +233,11 @@ async fn method_override_applies() {
         for path in PATHS {
             let (status, _, v) = post(&k, path, &over, "{}").await;
             assert_eq!(status, 200, "{path}: {v}");
-            assert_eq!(v["headers"].get("x-http-method-override").is_some(), forwarded, "{entry:?} {path}: {v}");
+            assert_eq!(
+                v["headers"].get("x-http-method-override").is_some(),
+                forwarded,
+                "{entry:?} {path}: {v}"
+            );
         }
     }
 }
@@ -201,9 +253,15 @@ fn csrf_is_checked_the_same_on_both() {
         "[upstream]\nurl = \"http://127.0.0.1:9\"\n[server]\ntls = \"off\"\n[openapi]\nspec = \"api.yaml\"\n\
          [[routes]]\nmatch = \"POST /echo/plain/{{x}}\"\ncsrf = true\n[[routes]]\nmatch = \"POST /echo/op/{{x}}\"\ncsrf = true\n"
     );
-    let err = frontgate::config::Config::parse(&text, "t.toml", dir.path()).map(|_| ()).unwrap_err().to_string();
+    let err = frontgate::config::Config::parse(&text, "t.toml", dir.path())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     for route in ["POST /echo/plain/{x}", "POST /echo/op/{x}"] {
-        assert!(err.contains(&format!("route `{route}`: csrf = true protects cookie sessions")), "{err}");
+        assert!(
+            err.contains(&format!("route `{route}`: csrf = true protects cookie sessions")),
+            "{err}"
+        );
     }
 }
 
@@ -212,11 +270,27 @@ fn csrf_is_checked_the_same_on_both() {
 #[test]
 fn every_route_key_is_walked() {
     const WALKED: [&str; 14] = [
-        "match", "to", "max_body_bytes", "timeout", "cors", "csp", "headers", "auth", "scopes", "claims", "csrf", "challenge", "rate_limit",
+        "match",
+        "to",
+        "max_body_bytes",
+        "timeout",
+        "cors",
+        "csp",
+        "headers",
+        "auth",
+        "scopes",
+        "claims",
+        "csrf",
+        "challenge",
+        "rate_limit",
         "method_override",
     ];
     let dir = tempfile::tempdir().unwrap();
-    let err = frontgate::config::Config::parse("[[routes]]\nzz_unknown = 1\n", "t.toml", dir.path()).map(|_| ()).unwrap_err().to_string();
+    let err =
+        frontgate::config::Config::parse("[[routes]]\nzz_unknown = 1\n", "t.toml", dir.path())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
     let list = err.split("expected one of ").nth(1).expect("the parser lists the keys");
     let list = list.split(". ").next().unwrap();
     for key in list.split(", ").map(|k| k.trim_matches('`')) {

@@ -9,7 +9,10 @@ use http_body_util::Full;
 
 /// The status code and body of a raw HTTP/1.1 response.
 fn parse_raw(out: &str) -> (u16, String) {
-    let status = out.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line: {out:?}"));
+    let status = out
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {out:?}"));
     let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
@@ -93,7 +96,14 @@ async fn ambiguous_paths_are_400_and_never_reach_the_upstream() {
 
     // Raw bytes no client would send unencoded: NUL, control bytes, non-ASCII, overlong UTF-8.
     // hyper refuses most of them itself (a bare 400); whoever answers, it is a 400.
-    let raw: &[&[u8]] = &[b"/api/\x00x", b"/api/\x01", b"/api/caf\xc3\xa9", b"/api/\xc0\xae\xc0\xae/admin", b"/api/\xff", b"/api/a\x7f"];
+    let raw: &[&[u8]] = &[
+        b"/api/\x00x",
+        b"/api/\x01",
+        b"/api/caf\xc3\xa9",
+        b"/api/\xc0\xae\xc0\xae/admin",
+        b"/api/\xff",
+        b"/api/a\x7f",
+    ];
     for path in raw {
         let out = client.raw(&raw_get_bytes(path)).await;
         assert_eq!(parse_raw(&out).0, 400, "{path:?}: {out}");
@@ -197,11 +207,22 @@ async fn every_404_looks_the_same() {
     let up = Upstream::start().await;
     let gate = start(
         "",
-        &format!("{}\n[[routes]]\nmatch = \"GET /api/items/{{id}}\"\n[[routes]]\nmatch = \"/api/files/**\"\n", up.config()),
+        &format!(
+            "{}\n[[routes]]\nmatch = \"GET /api/items/{{id}}\"\n[[routes]]\nmatch = \"/api/files/**\"\n",
+            up.config()
+        ),
     );
     let client = gate.tls();
     let mut seen = Vec::new();
-    for path in ["/nope", "/api/items/1/2", "/api/items", "/api/itemsx/1", "/.frontgate/unknown", "/.frontgate", "/.frontgate/problems/nope"] {
+    for path in [
+        "/nope",
+        "/api/items/1/2",
+        "/api/items",
+        "/api/itemsx/1",
+        "/.frontgate/unknown",
+        "/.frontgate",
+        "/.frontgate/problems/nope",
+    ] {
         let (s, h, b) = client.get(path).await;
         assert_eq!(s, 404, "{path}");
         assert_eq!(json(&b)["code"], "route_not_found");
@@ -225,32 +246,39 @@ async fn wrong_methods_are_405_with_exactly_the_declared_methods() {
     );
     let client = gate.tls();
     for m in ["DELETE", "PATCH", "OPTIONS", "TRACE"] {
-        let (s, h, b) = client.send(req(m, "/api/items/7").body(Full::<Bytes>::default()).unwrap()).await;
+        let (s, h, b) =
+            client.send(req(m, "/api/items/7").body(Full::<Bytes>::default()).unwrap()).await;
         assert_eq!(s, 405, "{m}");
         assert_eq!(h["allow"], "GET, HEAD, POST, PUT", "{m}");
         assert_eq!(json(&b)["code"], "method_not_allowed");
     }
     assert_eq!(up.hits(), 0);
     for m in ["GET", "HEAD", "POST", "PUT"] {
-        let (s, _, _) = client.send(req(m, "/api/items/7").body(Full::<Bytes>::default()).unwrap()).await;
+        let (s, _, _) =
+            client.send(req(m, "/api/items/7").body(Full::<Bytes>::default()).unwrap()).await;
         assert_eq!(s, 200, "{m}");
     }
     assert_eq!(up.hits(), 4);
 
     // An any-method route forwards OPTIONS (not a preflight: no Origin) but never TRACE or CONNECT.
-    let (s, _, _) = client.send(req("OPTIONS", "/any/x").body(Full::<Bytes>::default()).unwrap()).await;
+    let (s, _, _) =
+        client.send(req("OPTIONS", "/any/x").body(Full::<Bytes>::default()).unwrap()).await;
     assert_eq!(s, 200);
     assert_eq!(up.hits(), 5);
-    let (s, h, b) = client.send(req("TRACE", "/any/x").body(Full::<Bytes>::default()).unwrap()).await;
+    let (s, h, b) =
+        client.send(req("TRACE", "/any/x").body(Full::<Bytes>::default()).unwrap()).await;
     assert_eq!(s, 405);
     assert_eq!(json(&b)["code"], "method_not_allowed");
     let allow = h["allow"].to_str().unwrap();
     assert!(!allow.contains("TRACE") && !allow.contains("CONNECT"), "{allow}");
     assert_eq!(allow, "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT");
-    let out = client.raw(b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nConnection: close\r\n\r\n").await;
+    let out = client
+        .raw(b"CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\nConnection: close\r\n\r\n")
+        .await;
     let (status, _) = parse_raw(&out);
     assert!((400..500).contains(&status), "{out}");
-    let out = client.raw(b"TRACE /any/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let out =
+        client.raw(b"TRACE /any/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
     assert_eq!(parse_raw(&out).0, 405, "{out}");
     assert_eq!(up.hits(), 5);
 }
@@ -277,7 +305,9 @@ async fn problem_pages_exist_for_every_code_and_health_answers() {
     assert_eq!(s, 200);
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(json(&b)["status"], "ok");
-    let (s, _, _) = client.send(req("POST", "/.frontgate/health").body(Full::<Bytes>::default()).unwrap()).await;
+    let (s, _, _) = client
+        .send(req("POST", "/.frontgate/health").body(Full::<Bytes>::default()).unwrap())
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -288,9 +318,18 @@ async fn problem_pages_render_in_chromium_under_the_gateways_csp() {
     common::sessions::ensure_browser_installed();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<!doctype html><p>app</p>").unwrap();
-    let gate = start("", &format!("[upstream]\nurl = \"http://127.0.0.1:9\"\n[frontend]\ndir = {:?}\ncsp = \"default-src 'none'\"\n", dir.path().display().to_string()));
+    let gate = start(
+        "",
+        &format!(
+            "[upstream]\nurl = \"http://127.0.0.1:9\"\n[frontend]\ndir = {:?}\ncsp = \"default-src 'none'\"\n",
+            dir.path().display().to_string()
+        ),
+    );
     let codes = ["credentials_in_query", "csrf_failed", "route_not_found", "ambiguous_request"];
-    let urls: Vec<String> = codes.iter().map(|c| format!("https://localhost:{}/.frontgate/problems/{c}", gate.addr.port())).collect();
+    let urls: Vec<String> = codes
+        .iter()
+        .map(|c| format!("https://localhost:{}/.frontgate/problems/{c}", gate.addr.port()))
+        .collect();
     let out_dir = gate.dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
@@ -306,10 +345,15 @@ async fn problem_pages_render_in_chromium_under_the_gateways_csp() {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let pages: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON line");
+    let pages: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON line");
     for page in pages.as_array().unwrap() {
         assert_eq!(page["status"], 200, "{page}");
-        assert_eq!(page["violations"], serde_json::json!([]), "CSP blocked part of the page: {page}");
+        assert_eq!(
+            page["violations"],
+            serde_json::json!([]),
+            "CSP blocked part of the page: {page}"
+        );
         assert_eq!(page["maxWidth"], "640px", "the page's style did not apply: {page}");
         assert!(page["fontFamily"].as_str().unwrap().contains("system-ui"), "{page}");
         assert_eq!(page["backticks"], false, "raw backticks in the page text: {page}");
@@ -331,11 +375,15 @@ fn cors_config(up: &Upstream) -> String {
 }
 
 fn vary_has(h: &http::HeaderMap, token: &str) -> bool {
-    h.get_all("vary").iter().any(|v| v.to_str().unwrap().split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    h.get_all("vary")
+        .iter()
+        .any(|v| v.to_str().unwrap().split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 fn preflight(origin: &str, method: &str, headers: &str) -> http::Request<Full<Bytes>> {
-    let mut r = req("OPTIONS", "/api/items").header("origin", origin).header("access-control-request-method", method);
+    let mut r = req("OPTIONS", "/api/items")
+        .header("origin", origin)
+        .header("access-control-request-method", method);
     if !headers.is_empty() {
         r = r.header("access-control-request-headers", headers);
     }
@@ -389,7 +437,11 @@ async fn cross_origin_requests_are_forwarded_only_from_listed_origins() {
     let gate = start("public_url = \"https://localhost\"\n", &cors_config(&up));
     let client = gate.tls();
     let post = |origin: &str, path: &str| {
-        req("POST", path).header("origin", origin).header("content-type", "application/json").body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+        req("POST", path)
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
     };
 
     let (s, h, _) = client.send(post(APP, "/api/items")).await;
@@ -408,17 +460,28 @@ async fn cross_origin_requests_are_forwarded_only_from_listed_origins() {
     assert_eq!(up.hits(), 1);
 
     // Two Origin headers are never resolved by picking one.
-    let r = req("POST", "/api/items").header("origin", APP).header("origin", "https://evil.test").body(Full::<Bytes>::default()).unwrap();
+    let r = req("POST", "/api/items")
+        .header("origin", APP)
+        .header("origin", "https://evil.test")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let (s, _, b) = client.send(r).await;
     assert_eq!(s, 403);
     assert_eq!(json(&b)["code"], "origin_denied");
-    let r = req("POST", "/api/items").header("origin", APP).header("origin", APP).body(Full::<Bytes>::default()).unwrap();
+    let r = req("POST", "/api/items")
+        .header("origin", APP)
+        .header("origin", APP)
+        .body(Full::<Bytes>::default())
+        .unwrap();
     assert_eq!(client.send(r).await.0, 403);
     assert_eq!(up.hits(), 1);
 
     // Same-origin and Origin-less requests pass.
     assert_eq!(client.send(post("https://localhost", "/api/items")).await.0, 200);
-    assert_eq!(client.send(req("POST", "/api/items").body(Full::<Bytes>::default()).unwrap()).await.0, 200);
+    assert_eq!(
+        client.send(req("POST", "/api/items").body(Full::<Bytes>::default()).unwrap()).await.0,
+        200
+    );
     assert_eq!(up.hits(), 3);
 }
 
@@ -427,20 +490,28 @@ async fn a_route_without_cors_accepts_only_same_origin() {
     let up = Upstream::start().await;
     let gate = start("public_url = \"https://localhost\"\n", &cors_config(&up));
     let client = gate.tls();
-    let r = req("POST", "/internal/x").header("origin", APP).body(Full::<Bytes>::default()).unwrap();
+    let r =
+        req("POST", "/internal/x").header("origin", APP).body(Full::<Bytes>::default()).unwrap();
     let (s, h, b) = client.send(r).await;
     assert_eq!(s, 403);
     assert_eq!(json(&b)["code"], "origin_denied");
     assert!(h.get("access-control-allow-origin").is_none());
     let (s, _, _) = client.send(preflight(APP, "POST", "")).await;
     assert_eq!(s, 204, "the /api route still answers preflights");
-    let r = req("OPTIONS", "/internal/x").header("origin", APP).header("access-control-request-method", "POST").body(Full::<Bytes>::default()).unwrap();
+    let r = req("OPTIONS", "/internal/x")
+        .header("origin", APP)
+        .header("access-control-request-method", "POST")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let (s, h, _) = client.send(r).await;
     assert_eq!(s, 403);
     assert!(h.get("access-control-allow-origin").is_none());
     assert_eq!(up.hits(), 0);
 
-    let r = req("POST", "/internal/x").header("origin", "https://localhost").body(Full::<Bytes>::default()).unwrap();
+    let r = req("POST", "/internal/x")
+        .header("origin", "https://localhost")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let (s, h, _) = client.send(r).await;
     assert_eq!(s, 200);
     assert!(h.get("access-control-allow-origin").is_none());
@@ -454,7 +525,9 @@ async fn same_origin_without_public_url_follows_the_host() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"POST /echo\"\n", up.config()));
     let client = gate.tls();
-    let post = |origin: &'static str| req("POST", "/echo").header("origin", origin).body(Full::<Bytes>::default()).unwrap();
+    let post = |origin: &'static str| {
+        req("POST", "/echo").header("origin", origin).body(Full::<Bytes>::default()).unwrap()
+    };
     assert_eq!(client.send(post("https://localhost")).await.0, 200);
     assert_eq!(client.send(post("https://LOCALHOST:443")).await.0, 200);
     assert_eq!(client.send(post("http://localhost")).await.0, 403);
@@ -467,7 +540,10 @@ async fn same_origin_without_public_url_follows_the_host() {
 #[tokio::test]
 async fn preflights_are_never_forwarded() {
     let up = Upstream::start().await;
-    let gate = start("public_url = \"https://app.example.test\"", &format!("{}\n[[routes]]\nmatch = \"GET /echo\"\n", up.config()));
+    let gate = start(
+        "public_url = \"https://app.example.test\"",
+        &format!("{}\n[[routes]]\nmatch = \"GET /echo\"\n", up.config()),
+    );
     let client = gate.tls();
     for origin in ["https://app.example.test", "https://evil.example"] {
         let r = req("OPTIONS", "/echo")

@@ -15,7 +15,10 @@ use frontgate::store::audit::{self, AuditEvent};
 use frontgate::store::events::Hook;
 
 fn config(dir: &std::path::Path, extra: &str) -> Config {
-    let text = format!("data_dir = {:?}\n[upstream]\nurl = \"http://127.0.0.1:1\"\n{extra}", dir.join("data").display().to_string());
+    let text = format!(
+        "data_dir = {:?}\n[upstream]\nurl = \"http://127.0.0.1:1\"\n{extra}",
+        dir.join("data").display().to_string()
+    );
     Config::parse(&text, "test.toml", dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -29,15 +32,30 @@ fn store_opens_migrates_and_records_audit_events_on_both_backends() {
             // The second start finds the schema in place and applies nothing twice.
             let services = Services::start(&cfg).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
             let db = services.db().expect("store opened").clone();
-            assert_eq!(db.backend(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+            assert_eq!(
+                db.backend(),
+                if backend == Backend::Sqlite { "sqlite" } else { "postgres" }
+            );
             let d = db.clone();
             services
                 .block_on(async move {
-                    audit::record(&d, &AuditEvent::now("test", "thing.create", &format!("t{round}"), serde_json::json!({"n": round}))).await
+                    audit::record(
+                        &d,
+                        &AuditEvent::now(
+                            "test",
+                            "thing.create",
+                            &format!("t{round}"),
+                            serde_json::json!({"n": round}),
+                        ),
+                    )
+                    .await
                 })
                 .unwrap()
                 .unwrap();
-            let events = services.block_on(async move { audit::recent(&db, None, 10).await }).unwrap().unwrap();
+            let events = services
+                .block_on(async move { audit::recent(&db, None, 10).await })
+                .unwrap()
+                .unwrap();
             assert_eq!(events.len(), round + 1, "{backend:?}");
             assert_eq!(events[0].target, format!("t{round}"));
             assert_eq!(events[0].detail["n"], round);
@@ -53,7 +71,10 @@ fn store_opens_migrates_and_records_audit_events_on_both_backends() {
 fn unreachable_stores_are_clear_start_errors() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on port 1; the password must not appear in the message.
-    let cfg = config(dir.path(), "[store]\nurl = \"postgres://u:hunter2@127.0.0.1:1/x\"\ntimeout = \"1s\"\n");
+    let cfg = config(
+        dir.path(),
+        "[store]\nurl = \"postgres://u:hunter2@127.0.0.1:1/x\"\ntimeout = \"1s\"\n",
+    );
     let e = Services::start(&cfg).err().expect("refused").to_string();
     assert!(e.contains("cannot open the store at postgres://u:***@127.0.0.1:1/x"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
@@ -66,7 +87,10 @@ fn unreachable_stores_are_clear_start_errors() {
 fn events_reach_another_nodes_services_through_redis() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = stores::redis_prefix();
-    let cfg = config(dir.path(), &format!("[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\n", stores::REDIS_URL));
+    let cfg = config(
+        dir.path(),
+        &format!("[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\n", stores::REDIS_URL),
+    );
     let a = Services::start(&cfg).unwrap();
     let b = Arc::new(Services::start(&cfg).unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -101,16 +125,26 @@ fn a_refresh_write_back_never_resurrects_a_logged_out_session() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         let (section, pg) = stores::store_section(backend);
-        let services = Services::start(&config(dir.path(), &section)).unwrap_or_else(|e| panic!("{backend:?}: {e}"));
-        stores.push((format!("{backend:?}"), Sessions::Sql(services.db().unwrap().clone()), services));
+        let services = Services::start(&config(dir.path(), &section))
+            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        stores.push((
+            format!("{backend:?}"),
+            Sessions::Sql(services.db().unwrap().clone()),
+            services,
+        ));
         guards.push((dir, pg));
     }
     let dir = tempfile::tempdir().unwrap();
-    let shared = format!("[shared]\nredis = \"{}\"\nprefix = \"{}\"\n", stores::REDIS_URL, stores::redis_prefix());
+    let shared = format!(
+        "[shared]\nredis = \"{}\"\nprefix = \"{}\"\n",
+        stores::REDIS_URL,
+        stores::redis_prefix()
+    );
     let services = Services::start(&config(dir.path(), &shared)).unwrap();
     stores.push(("Redis".into(), Sessions::Redis(services.redis().unwrap().clone()), services));
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        as i64;
     for (name, store, services) in &stores {
         let row = move |key: &str, sealed: &[u8]| Row {
             key: key.into(),
@@ -127,7 +161,10 @@ fn a_refresh_write_back_never_resurrects_a_logged_out_session() {
                 s.put(&row("a", b"v1"), now).await.unwrap();
                 let read = s.get("a", now).await.unwrap().expect("stored");
                 assert!(s.delete("a").await.unwrap());
-                assert!(!s.update(&Row { sealed: b"v2".to_vec(), ..read }).await.unwrap(), "the write-back reports the session gone");
+                assert!(
+                    !s.update(&Row { sealed: b"v2".to_vec(), ..read }).await.unwrap(),
+                    "the write-back reports the session gone"
+                );
                 assert!(s.get("a", now).await.unwrap().is_none(), "the logout stands");
                 // Back-channel logout (by sid) between read and write.
                 s.put(&row("b", b"v1"), now).await.unwrap();
@@ -142,7 +179,11 @@ fn a_refresh_write_back_never_resurrects_a_logged_out_session() {
                 let after = s.get("c", now).await.unwrap().expect("still there");
                 assert_eq!(after.sealed, b"v2");
                 assert_eq!(after.absolute_expires_at, now + 3600);
-                assert!((now + 590..=now + 600).contains(&after.idle_expires_at), "{}", after.idle_expires_at);
+                assert!(
+                    (now + 590..=now + 600).contains(&after.idle_expires_at),
+                    "{}",
+                    after.idle_expires_at
+                );
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }

@@ -139,14 +139,21 @@ async fn tls_1_0_and_1_1_are_refused_with_an_alert() {
             FirstRecord::Alert { level, description } => {
                 assert_eq!(level, 2, "{name}: the alert must be fatal");
                 // 70 = protocol_version, 40 = handshake_failure
-                assert!(description == 70 || description == 40, "{name}: unexpected alert {description}");
+                assert!(
+                    description == 70 || description == 40,
+                    "{name}: unexpected alert {description}"
+                );
             }
             other => panic!("{name}: expected a fatal alert, got {other:?}"),
         }
     }
     // Positive control: identical bytes apart from the version.
     let answer = first_record(gate.addr, &client_hello(0x0303, SUITES)).await;
-    assert_eq!(answer, FirstRecord::Handshake { msg_type: 2 }, "TLS 1.2 hello should get a ServerHello");
+    assert_eq!(
+        answer,
+        FirstRecord::Handshake { msg_type: 2 },
+        "TLS 1.2 hello should get a ServerHello"
+    );
     assert_eq!(up.hits(), 0);
 }
 
@@ -160,13 +167,20 @@ async fn an_ip_address_as_sni_is_answered_and_not_logged() {
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
     for _ in 0..20 {
         let answer = first_record(gate.addr, &client_hello_for(0x0303, SUITES, b"127.0.0.1")).await;
-        assert_eq!(answer, FirstRecord::Handshake { msg_type: 2 }, "a hello naming an IP address should get a ServerHello");
+        assert_eq!(
+            answer,
+            FirstRecord::Handshake { msg_type: 2 },
+            "a hello naming an IP address should get a ServerHello"
+        );
     }
     // One request after them, so the gateway has written whatever it was going to log.
     let (status, _, _) = gate.tls().get("/echo/after").await;
     assert_eq!(status, 200);
     let logs = gate.logs();
-    assert!(!logs.contains("SNI") && !logs.contains("rustls"), "client-triggered log lines:\n{logs}");
+    assert!(
+        !logs.contains("SNI") && !logs.contains("rustls"),
+        "client-triggered log lines:\n{logs}"
+    );
 }
 
 /// Session resumption: by default a client that kept its session resumes it on its next
@@ -175,8 +189,12 @@ async fn an_ip_address_as_sni_is_answered_and_not_logged() {
 #[tokio::test]
 async fn sessions_resume_unless_resumption_is_off() {
     let up = Upstream::start().await;
-    for (server_extra, expected) in [("", rustls::HandshakeKind::Resumed), ("tls_session_resumption = false", rustls::HandshakeKind::Full)] {
-        let gate = start(server_extra, &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    for (server_extra, expected) in [
+        ("", rustls::HandshakeKind::Resumed),
+        ("tls_session_resumption = false", rustls::HandshakeKind::Full),
+    ] {
+        let gate =
+            start(server_extra, &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
         let client = gate.tls();
         for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
             // One config, so both connections share its session store.
@@ -187,10 +205,19 @@ async fn sessions_resume_unless_resumption_is_off() {
                 kinds.push(tls.get_ref().1.handshake_kind());
                 // A response read, so a TLS 1.3 ticket sent after the handshake is taken in.
                 let mut s = h1_on(tls).await;
-                let (status, _, _) = collect(s.send_request(req("GET", "/echo/r").body(Full::default()).unwrap()).await.unwrap()).await;
+                let (status, _, _) = collect(
+                    s.send_request(req("GET", "/echo/r").body(Full::default()).unwrap())
+                        .await
+                        .unwrap(),
+                )
+                .await;
                 assert_eq!(status, 200);
             }
-            assert_eq!(kinds, [Some(rustls::HandshakeKind::Full), Some(expected)], "{server_extra:?} {version:?}");
+            assert_eq!(
+                kinds,
+                [Some(rustls::HandshakeKind::Full), Some(expected)],
+                "{server_extra:?} {version:?}"
+            );
         }
     }
 }
@@ -206,10 +233,16 @@ async fn tls_1_2_only_and_tls_1_3_only_clients_connect() {
         (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
         (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
     ] {
-        let tls = client.connect_with(client.config(&[b"http/1.1"], &[version])).await.expect("TLS connect");
+        let tls = client
+            .connect_with(client.config(&[b"http/1.1"], &[version]))
+            .await
+            .expect("TLS connect");
         assert_eq!(tls.get_ref().1.protocol_version(), Some(expected));
         let mut s = h1_on(tls).await;
-        let (status, _, body) = collect(s.send_request(req("GET", "/echo/v").body(Full::default()).unwrap()).await.unwrap()).await;
+        let (status, _, body) = collect(
+            s.send_request(req("GET", "/echo/v").body(Full::default()).unwrap()).await.unwrap(),
+        )
+        .await;
         assert_eq!(status, 200, "{expected:?}");
         assert_eq!(json(&body)["path"], "/echo/v");
     }
@@ -225,8 +258,11 @@ async fn alpn_selects_http2_or_http1() {
     let client = gate.tls();
 
     let mut h2 = client.h2().await;
-    let r = Request::builder().method("GET").uri(format!("https://localhost:{}/echo/h2?x=1", gate.addr.port()));
-    let resp = h2.send_request(r.body(Full::<Bytes>::default()).unwrap()).await.expect("h2 response");
+    let r = Request::builder()
+        .method("GET")
+        .uri(format!("https://localhost:{}/echo/h2?x=1", gate.addr.port()));
+    let resp =
+        h2.send_request(r.body(Full::<Bytes>::default()).unwrap()).await.expect("h2 response");
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let (status, _, body) = collect(resp).await;
     assert_eq!(status, 200);
@@ -236,11 +272,15 @@ async fn alpn_selects_http2_or_http1() {
     assert_eq!((method.as_str(), path.as_str()), ("GET", "/echo/h2?x=1"));
 
     for alpn in [&[&b"http/1.1"[..]][..], &[]] {
-        let tls = client.connect_with(client.config(alpn, rustls::ALL_VERSIONS)).await.expect("TLS connect");
+        let tls = client
+            .connect_with(client.config(alpn, rustls::ALL_VERSIONS))
+            .await
+            .expect("TLS connect");
         let expected = if alpn.is_empty() { None } else { Some(&b"http/1.1"[..]) };
         assert_eq!(tls.get_ref().1.alpn_protocol(), expected);
         let mut s = h1_on(tls).await;
-        let resp = s.send_request(req("GET", "/echo/h1").body(Full::default()).unwrap()).await.unwrap();
+        let resp =
+            s.send_request(req("GET", "/echo/h1").body(Full::default()).unwrap()).await.unwrap();
         assert_eq!(resp.version(), http::Version::HTTP_11);
         assert_eq!(collect(resp).await.0, 200);
     }
@@ -259,16 +299,26 @@ async fn redirect_listener_targets_the_configured_origin() {
     let redirect = gate.redirect.expect("the harness captured the redirect listener");
     assert_ne!(redirect, gate.addr);
 
-    let r = Request::builder().method("GET").uri("/path?q=1").header("host", "evil.example").body(Full::<Bytes>::default()).unwrap();
+    let r = Request::builder()
+        .method("GET")
+        .uri("/path?q=1")
+        .header("host", "evil.example")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let (status, headers, _) = plain_send(redirect, r).await;
     assert_eq!(status, 308);
     assert_eq!(headers["location"], "https://app.example.test:8443/path?q=1");
 
     // An absolute-form target naming another host is not believed either.
     let mut tcp = TcpStream::connect(redirect).await.unwrap();
-    tcp.write_all(b"GET http://evil.example/x?y=2 HTTP/1.1\r\nHost: evil.example\r\n\r\n").await.unwrap();
+    tcp.write_all(b"GET http://evil.example/x?y=2 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out)).await.expect("redirect listener answers and closes").unwrap();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("redirect listener answers and closes")
+        .unwrap();
     let out = String::from_utf8_lossy(&out).to_ascii_lowercase();
     assert!(out.starts_with("http/1.1 308"), "{out}");
     assert!(out.contains("\r\nlocation: https://app.example.test:8443/x?y=2\r\n"), "{out}");
@@ -276,7 +326,10 @@ async fn redirect_listener_targets_the_configured_origin() {
     assert_eq!(up.hits(), 0);
 }
 
-fn make_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, CertificateDer<'static>) {
+fn make_cert(
+    dir: &Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, CertificateDer<'static>) {
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     std::fs::write(&cert, ck.cert.pem()).unwrap();
@@ -303,10 +356,18 @@ async fn sighup_reloads_the_certificate_for_new_connections() {
     std::fs::copy(&key_a, &live_key).unwrap();
     // The client trusts both, so the test observes which one is presented.
     let both = certs.path().join("both.pem");
-    std::fs::write(&both, [std::fs::read(&cert_a).unwrap(), std::fs::read(&cert_b).unwrap()].concat()).unwrap();
+    std::fs::write(
+        &both,
+        [std::fs::read(&cert_a).unwrap(), std::fs::read(&cert_b).unwrap()].concat(),
+    )
+    .unwrap();
 
     let gate = start(
-        &format!("tls = {{ cert = {:?}, key = {:?} }}", live_cert.display().to_string(), live_key.display().to_string()),
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            live_cert.display().to_string(),
+            live_key.display().to_string()
+        ),
         &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
     );
     let client = TlsClient::new(gate.addr, &both);
@@ -314,22 +375,35 @@ async fn sighup_reloads_the_certificate_for_new_connections() {
     let old = client.connect(&[b"http/1.1"]).await;
     assert_eq!(presented(&old), der_a);
     let mut old = h1_on(old).await;
-    let (s, _, _) = collect(old.send_request(req("GET", "/echo/1").body(Full::default()).unwrap()).await.unwrap()).await;
+    let (s, _, _) = collect(
+        old.send_request(req("GET", "/echo/1").body(Full::default()).unwrap()).await.unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
 
     std::fs::copy(&key_b, &live_key).unwrap();
     std::fs::copy(&cert_b, &live_cert).unwrap();
     gate.signal("HUP");
-    assert!(gate.wait_for_log_count("configuration reloaded", 1, WAIT).await, "no reload logged:\n{}", gate.logs());
+    assert!(
+        gate.wait_for_log_count("configuration reloaded", 1, WAIT).await,
+        "no reload logged:\n{}",
+        gate.logs()
+    );
 
     let new = client.connect(&[b"http/1.1"]).await;
     assert_eq!(presented(&new), der_b, "a new connection must see the new certificate");
     let mut new = h1_on(new).await;
-    let (s, _, _) = collect(new.send_request(req("GET", "/echo/2").body(Full::default()).unwrap()).await.unwrap()).await;
+    let (s, _, _) = collect(
+        new.send_request(req("GET", "/echo/2").body(Full::default()).unwrap()).await.unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
 
     // The connection opened before the reload still serves requests.
-    let (s, _, _) = collect(old.send_request(req("GET", "/echo/3").body(Full::default()).unwrap()).await.unwrap()).await;
+    let (s, _, _) = collect(
+        old.send_request(req("GET", "/echo/3").body(Full::default()).unwrap()).await.unwrap(),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(up.hits(), 3);
 }
@@ -353,15 +427,27 @@ async fn self_signed_certificate_is_made_once_and_reused() {
         async move {
             let dir = tempfile::tempdir().unwrap();
             let config = dir.path().join("frontgate.toml");
-            std::fs::write(&config, config_text(&state_dir, &format!("tls = \"self-signed\"\n{server}"), &rest)).unwrap();
+            std::fs::write(
+                &config,
+                config_text(&state_dir, &format!("tls = \"self-signed\"\n{server}"), &rest),
+            )
+            .unwrap();
             let gate = spawn(dir, config, &["serve", "-c"]);
             let client = TlsClient::new(gate.addr, &cert_path);
             let tls = client.connect(&[b"http/1.1"]).await;
             let der = presented(&tls);
             let mut s = h1_on(tls).await;
-            let (status, _, _) = collect(s.send_request(req("GET", "/echo/x").body(Full::default()).unwrap()).await.unwrap()).await;
+            let (status, _, _) = collect(
+                s.send_request(req("GET", "/echo/x").body(Full::default()).unwrap()).await.unwrap(),
+            )
+            .await;
             assert_eq!(status, 200);
-            assert_eq!(gate.log_count("made a self-signed certificate") == 1, expect_made, "{}", gate.logs());
+            assert_eq!(
+                gate.log_count("made a self-signed certificate") == 1,
+                expect_made,
+                "{}",
+                gate.logs()
+            );
             der
         }
     };
@@ -372,7 +458,11 @@ async fn self_signed_certificate_is_made_once_and_reused() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o077, 0, "private key is readable by others");
+        assert_eq!(
+            std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o077,
+            0,
+            "private key is readable by others"
+        );
     }
     let second = run("", false).await;
     assert_eq!(first, second, "the restart presented a different certificate");
@@ -387,9 +477,16 @@ async fn self_signed_certificate_is_made_once_and_reused() {
         use rustls::client::danger::ServerCertVerifier;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.clone()).unwrap();
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider()).build().unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .unwrap();
         let name = rustls_pki_types::ServerName::try_from("gate.example.test").unwrap();
-        verifier.verify_server_cert(cert, &[], &name, &[], rustls_pki_types::UnixTime::now()).is_ok()
+        verifier
+            .verify_server_cert(cert, &[], &name, &[], rustls_pki_types::UnixTime::now())
+            .is_ok()
     };
     assert!(valid_for_new_host(&third), "the new certificate is not for the new public host");
     assert!(!valid_for_new_host(&first));
@@ -405,7 +502,12 @@ async fn an_everlasting_self_signed_certificate_is_renewed_at_start() {
     let state = tempfile::tempdir().unwrap();
     let tls_dir = state.path().join("data/tls");
     std::fs::create_dir_all(&tls_dir).unwrap();
-    let old = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]).unwrap();
+    let old = rcgen::generate_simple_self_signed(vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ])
+    .unwrap();
     std::fs::write(tls_dir.join("self-signed.crt"), old.cert.pem()).unwrap();
     std::fs::write(tls_dir.join("self-signed.key"), old.signing_key.serialize_pem()).unwrap();
     std::fs::write(tls_dir.join("self-signed.names"), "localhost\n127.0.0.1\n::1\n").unwrap();
@@ -413,13 +515,18 @@ async fn an_everlasting_self_signed_certificate_is_renewed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("frontgate.toml");
     let up = Upstream::start().await;
-    std::fs::write(&config, config_text(state.path(), "tls = \"self-signed\"", &up.config())).unwrap();
+    std::fs::write(&config, config_text(state.path(), "tls = \"self-signed\"", &up.config()))
+        .unwrap();
     let gate = spawn(dir, config, &["serve", "-c"]);
-    let tls = TlsClient::new(gate.addr, &tls_dir.join("self-signed.crt")).connect(&[b"http/1.1"]).await;
+    let tls =
+        TlsClient::new(gate.addr, &tls_dir.join("self-signed.crt")).connect(&[b"http/1.1"]).await;
     let der = presented(&tls);
     assert_ne!(&der, old.cert.der(), "the old certificate is still presented");
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-    let days = (cert.validity().not_after.timestamp() - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64) / 86400;
+    let days = (cert.validity().not_after.timestamp()
+        - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            as i64)
+        / 86400;
     assert!((89..=90).contains(&days), "the new certificate is valid for {days} more days");
     assert_eq!(gate.log_count("renewing the self-signed certificate"), 1, "{}", gate.logs());
 }
@@ -427,16 +534,27 @@ async fn an_everlasting_self_signed_certificate_is_renewed_at_start() {
 /// The `testssl` command from Debian's testssl.sh package (scripts/test.sh installs it).
 fn testssl_command() -> &'static str {
     for name in ["testssl", "testssl.sh"] {
-        if std::process::Command::new(name).arg("--version").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().is_ok() {
+        if std::process::Command::new(name)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+        {
             return name;
         }
     }
-    panic!("testssl.sh is not installed: run scripts/test.sh (it installs the Debian package testssl.sh)");
+    panic!(
+        "testssl.sh is not installed: run scripts/test.sh (it installs the Debian package testssl.sh)"
+    );
 }
 
 /// An operator's certificate: a CA, and a 90-day leaf for localhost signed by it.
 fn ca_and_leaf(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
     let now = time::OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -448,7 +566,8 @@ fn ca_and_leaf(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     leaf.distinguished_name.push(DnType::CommonName, "localhost");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -456,9 +575,11 @@ fn ca_and_leaf(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path
     leaf.not_after = now + time::Duration::days(90);
     // As a public CA's certificate has it (testssl rates a certificate without CRL or OCSP
     // URI HIGH); nothing fetches it (testssl's --phone-out is off).
-    leaf.crl_distribution_points = vec![rcgen::CrlDistributionPoint { uris: vec!["http://crl.invalid/test-ca.crl".into()] }];
+    leaf.crl_distribution_points =
+        vec![rcgen::CrlDistributionPoint { uris: vec!["http://crl.invalid/test-ca.crl".into()] }];
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-    let (ca_path, cert_path, key_path) = (dir.join("ca.crt"), dir.join("leaf.crt"), dir.join("leaf.key"));
+    let (ca_path, cert_path, key_path) =
+        (dir.join("ca.crt"), dir.join("leaf.crt"), dir.join("leaf.key"));
     std::fs::write(&ca_path, ca_cert.pem()).unwrap();
     std::fs::write(&cert_path, leaf_cert.pem() + &ca_cert.pem()).unwrap();
     std::fs::write(&key_path, leaf_key.serialize_pem()).unwrap();
@@ -478,7 +599,11 @@ async fn testssl_finds_nothing_high_or_critical() {
     let (ca, cert, key) = ca_and_leaf(certs.path());
     let up = Upstream::start().await;
     let gate = start(
-        &format!("tls = {{ cert = {:?}, key = {:?} }}", cert.display().to_string(), key.display().to_string()),
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
         &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()),
     );
     let report = certs.path().join("testssl.json");
@@ -486,37 +611,68 @@ async fn testssl_finds_nothing_high_or_critical() {
     // Everything a default run does but the client simulations (handshakes replayed from some
     // forty old and new clients, which report nothing rated): the whole default run takes
     // about two minutes on two cores.
-    cmd.args(["--protocols", "--std", "--fs", "--server-preference", "--server-defaults", "--headers", "--vulnerable"])
-        .args(["--quiet", "--color", "0", "--warnings", "off", "--nodns", "none", "--ip", "127.0.0.1", "--sneaky"])
-        .args(["--connect-timeout", "10", "--openssl-timeout", "10"])
-        .arg("--add-ca")
-        .arg(&ca)
-        .arg("--jsonfile")
-        .arg(&report)
-        .arg(format!("localhost:{}", gate.addr.port()))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        // Its own process group, so the time-box can stop the openssl children too.
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args([
+        "--protocols",
+        "--std",
+        "--fs",
+        "--server-preference",
+        "--server-defaults",
+        "--headers",
+        "--vulnerable",
+    ])
+    .args([
+        "--quiet",
+        "--color",
+        "0",
+        "--warnings",
+        "off",
+        "--nodns",
+        "none",
+        "--ip",
+        "127.0.0.1",
+        "--sneaky",
+    ])
+    .args(["--connect-timeout", "10", "--openssl-timeout", "10"])
+    .arg("--add-ca")
+    .arg(&ca)
+    .arg("--jsonfile")
+    .arg(&report)
+    .arg(format!("localhost:{}", gate.addr.port()))
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    // Its own process group, so the time-box can stop the openssl children too.
+    .process_group(0)
+    .kill_on_drop(true);
     let child = cmd.spawn().expect("start testssl");
     let pid = child.id().expect("testssl pid");
     let out = match tokio::time::timeout(TIME_BOX, child.wait_with_output()).await {
         Ok(out) => out.expect("testssl output"),
         Err(_) => {
-            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
             panic!("testssl did not finish within {TIME_BOX:?}");
         }
     };
     let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!("testssl wrote no JSON report ({e}); exit {:?}\n{}\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "testssl wrote no JSON report ({e}); exit {:?}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
-    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("testssl's JSON report: {e}\n{text}"));
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("testssl's JSON report: {e}\n{text}"));
     let mut by_severity: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for f in &findings {
         let severity = f["severity"].as_str().unwrap_or("?").to_owned();
-        by_severity.entry(severity).or_default().push(format!("{}: {}", f["id"].as_str().unwrap_or("?"), f["finding"].as_str().unwrap_or("?")));
+        by_severity.entry(severity).or_default().push(format!(
+            "{}: {}",
+            f["id"].as_str().unwrap_or("?"),
+            f["finding"].as_str().unwrap_or("?")
+        ));
     }
     // The whole report in the test output, for the record.
     for (severity, list) in &by_severity {
@@ -525,9 +681,23 @@ async fn testssl_finds_nothing_high_or_critical() {
             eprintln!("   {f}");
         }
     }
-    let bad: Vec<&String> = ["CRITICAL", "HIGH", "FATAL"].iter().filter_map(|s| by_severity.get(*s)).flatten().collect();
-    assert!(bad.is_empty(), "testssl findings rated HIGH, CRITICAL or FATAL:\n{}", bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+    let bad: Vec<&String> = ["CRITICAL", "HIGH", "FATAL"]
+        .iter()
+        .filter_map(|s| by_severity.get(*s))
+        .flatten()
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "testssl findings rated HIGH, CRITICAL or FATAL:\n{}",
+        bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+    );
     // The scan reached the server: it reports the negotiated protocols and the certificate.
-    assert!(findings.iter().any(|f| f["id"] == "TLS1_3" && f["finding"].as_str().unwrap_or("").starts_with("offered")), "{text}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["id"] == "TLS1_3"
+                && f["finding"].as_str().unwrap_or("").starts_with("offered")),
+        "{text}"
+    );
     assert!(findings.iter().any(|f| f["id"] == "cipher_order"), "{text}");
 }

@@ -54,7 +54,10 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<KeyAdmin, Response>
     let gateway = shared.gateway.load();
     let config = gateway.config();
     let Some(token) = config.admin.token.as_ref().filter(|t| !t.0.is_empty()) else {
-        return Err(problem(Problem::new(Code::Unauthenticated).with_detail("The management API is disabled until [admin] token is set.")));
+        return Err(problem(
+            Problem::new(Code::Unauthenticated)
+                .with_detail("The management API is disabled until [admin] token is set."),
+        ));
     };
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -66,10 +69,16 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<KeyAdmin, Response>
     // Hash both sides so the comparison takes the same time whatever the lengths.
     let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(token.0.as_bytes()));
     if presented.is_empty() || !bool::from(a.ct_eq(&b)) {
-        return Err(problem(Problem::new(Code::Unauthenticated).with_detail("Send Authorization: Bearer <[admin] token>.")));
+        return Err(problem(
+            Problem::new(Code::Unauthenticated)
+                .with_detail("Send Authorization: Bearer <[admin] token>."),
+        ));
     }
     let Some(keys) = &config.api_keys else {
-        return Err(problem(Problem::new(Code::RouteNotFound).with_detail("API keys are not configured: add an [api_keys] section.")));
+        return Err(problem(
+            Problem::new(Code::RouteNotFound)
+                .with_detail("API keys are not configured: add an [api_keys] section."),
+        ));
     };
     KeyAdmin::new(keys, &shared.services).map_err(|_| problem(Problem::new(Code::StoreUnavailable)))
 }
@@ -77,8 +86,12 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<KeyAdmin, Response>
 fn managed(e: ManageError) -> Response {
     match e {
         ManageError::Invalid(m) => invalid(m),
-        ManageError::NotFound(_) => problem(Problem::new(Code::RouteNotFound).with_detail("No API key has this id.")),
-        ManageError::Conflict(m) => problem(Problem::new(Code::BadRequest).with_status(StatusCode::CONFLICT).with_detail(m)),
+        ManageError::NotFound(_) => {
+            problem(Problem::new(Code::RouteNotFound).with_detail("No API key has this id."))
+        }
+        ManageError::Conflict(m) => {
+            problem(Problem::new(Code::BadRequest).with_status(StatusCode::CONFLICT).with_detail(m))
+        }
         ManageError::Store(e) => {
             tracing::error!(error = %e, "API-key store operation failed");
             problem(Problem::new(Code::StoreUnavailable))
@@ -99,16 +112,25 @@ where
 }
 
 #[allow(clippy::result_large_err)]
-fn body_json<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes, empty_ok: bool) -> Result<Option<T>, Response> {
+fn body_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+    empty_ok: bool,
+) -> Result<Option<T>, Response> {
     if body.is_empty() && empty_ok {
         return Ok(None);
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();
     if !mime.eq_ignore_ascii_case("application/json") {
-        return Err(problem(Problem::new(Code::UnsupportedMediaType).with_detail("Send a JSON body with Content-Type: application/json.")));
+        return Err(problem(
+            Problem::new(Code::UnsupportedMediaType)
+                .with_detail("Send a JSON body with Content-Type: application/json."),
+        ));
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| invalid(format!("The body is not valid here: {e}")))
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| invalid(format!("The body is not valid here: {e}")))
 }
 
 async fn openapi() -> Response {
@@ -138,12 +160,18 @@ struct ListParams {
     after: Option<String>,
 }
 
-async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap, params: Result<Query<ListParams>, QueryRejection>) -> Response {
+async fn list(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Response {
     let admin = match authorize(&shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Ok(Query(params)) = params else { return invalid("Query parameters: limit (1-1000) and after (a key id).") };
+    let Ok(Query(params)) = params else {
+        return invalid("Query parameters: limit (1-1000) and after (a key id).");
+    };
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return invalid("limit must be between 1 and 1000.");
@@ -151,14 +179,19 @@ async fn list(State(shared): State<Arc<Shared>>, headers: HeaderMap, params: Res
     let after = params.after;
     match on_state(&shared, async move { admin.list(after.as_deref(), limit).await }).await {
         Ok(keys) => {
-            let next = if keys.len() as i64 == limit { keys.last().map(|k| k.id.clone()) } else { None };
+            let next =
+                if keys.len() as i64 == limit { keys.last().map(|k| k.id.clone()) } else { None };
             json(StatusCode::OK, serde_json::json!({ "keys": keys, "next_after": next }))
         }
         Err(r) => r,
     }
 }
 
-async fn show(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn show(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     let admin = match authorize(&shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
@@ -175,13 +208,20 @@ struct RevokeParams {
     reason: Option<String>,
 }
 
-async fn revoke(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, params: Result<Query<RevokeParams>, QueryRejection>) -> Response {
+async fn revoke(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Result<Query<RevokeParams>, QueryRejection>,
+) -> Response {
     let admin = match authorize(&shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Ok(Query(params)) = params else { return invalid("Query parameters: reason.") };
-    match on_state(&shared, async move { admin.revoke(&id, params.reason.as_deref(), ACTOR).await }).await {
+    match on_state(&shared, async move { admin.revoke(&id, params.reason.as_deref(), ACTOR).await })
+        .await
+    {
         Ok(k) => json(StatusCode::OK, serde_json::to_value(&k).unwrap_or_default()),
         Err(r) => r,
     }
@@ -194,7 +234,12 @@ struct RotateRequest {
     grace: Option<String>,
 }
 
-async fn rotate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+async fn rotate(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let admin = match authorize(&shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
@@ -207,7 +252,11 @@ async fn rotate(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id):
         None => Duration::from_secs(24 * 3600),
         Some(g) => match humantime::parse_duration(g.trim()) {
             Ok(d) => d,
-            Err(_) => return invalid(format!("grace `{g}` is not a duration; write e.g. \"1h\" or \"0s\"")),
+            Err(_) => {
+                return invalid(format!(
+                    "grace `{g}` is not a duration; write e.g. \"1h\" or \"0s\""
+                ));
+            }
         },
     };
     match on_state(&shared, async move { admin.rotate(&id, grace, ACTOR).await }).await {
@@ -228,19 +277,32 @@ struct AuditParams {
 }
 
 /// The most recent audit events, newest first (optionally about one target).
-async fn audit_log(State(shared): State<Arc<Shared>>, headers: HeaderMap, params: Result<Query<AuditParams>, QueryRejection>) -> Response {
+async fn audit_log(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Response {
     if let Err(r) = authorize(&shared, &headers) {
         return r;
     }
-    let Ok(Query(params)) = params else { return invalid("Query parameters: target, limit (1-1000).") };
+    let Ok(Query(params)) = params else {
+        return invalid("Query parameters: target, limit (1-1000).");
+    };
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return invalid("limit must be between 1 and 1000.");
     }
-    let Some(db) = shared.services.db().cloned() else { return problem(Problem::new(Code::StoreUnavailable)) };
+    let Some(db) = shared.services.db().cloned() else {
+        return problem(Problem::new(Code::StoreUnavailable));
+    };
     let t = shared.services.store_timeout();
     let fut = async move {
-        crate::store::sql::deadline(t, crate::store::audit::recent(&db, params.target.as_deref(), limit)).await.map_err(ManageError::Store)
+        crate::store::sql::deadline(
+            t,
+            crate::store::audit::recent(&db, params.target.as_deref(), limit),
+        )
+        .await
+        .map_err(ManageError::Store)
     };
     match on_state(&shared, fut).await {
         Ok(events) => json(StatusCode::OK, serde_json::json!({ "events": events })),

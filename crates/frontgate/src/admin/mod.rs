@@ -18,7 +18,11 @@ pub mod keys;
 use crate::observe;
 use crate::server::Shared;
 
-pub async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
     let app = router(shared);
     let _ = axum::serve(listener, app)
@@ -48,14 +52,25 @@ async fn health() -> impl IntoResponse {
 
 async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if shared.draining.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"draining\"}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"status\":\"draining\"}",
+        );
     }
     // The stores this node needs must answer: a node that cannot verify keys is not ready.
     if let Some(db) = shared.services.db().cloned() {
         let t = shared.services.store_timeout();
-        let ok = shared.services.run(async move { crate::store::sql::deadline(t, db.ping()).await }).await;
+        let ok = shared
+            .services
+            .run(async move { crate::store::sql::deadline(t, db.ping()).await })
+            .await;
         if !matches!(ok, Ok(Ok(()))) {
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"store_unavailable\"}");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"status\":\"store_unavailable\"}",
+            );
         }
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ready\"}")

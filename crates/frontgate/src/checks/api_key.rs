@@ -34,7 +34,8 @@ impl ApiKeyAuth {
         let s = v.to_str().ok()?;
         let (scheme, rest) = s.split_once(' ')?;
         let rest = rest.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(self.verifier.prefix())).then_some(rest)
+        (scheme.eq_ignore_ascii_case("bearer") && rest.starts_with(self.verifier.prefix()))
+            .then_some(rest)
     }
 
     /// Whether the query string carries something that looks like a key (by name, or by a value
@@ -51,19 +52,26 @@ impl ApiKeyAuth {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
             let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-            QUERY_NAMES.iter().any(|n| name.trim().eq_ignore_ascii_case(n)) && !value.trim().is_empty()
+            QUERY_NAMES.iter().any(|n| name.trim().eq_ignore_ascii_case(n))
+                && !value.trim().is_empty()
         })
     }
 
     /// The one key the request presents; two different ones are refused as ambiguous.
     fn presented_key<'h>(&self, head: &'h Parts) -> Result<&'h str, Problem> {
         let mut found: Option<&str> = None;
-        let header_keys = head.headers.get_all(X_API_KEY).iter().map(|v| v.to_str().map(str::trim).unwrap_or("\u{0}"));
-        let bearer_keys = head.headers.get_all(http::header::AUTHORIZATION).iter().filter_map(|v| self.bearer(v));
+        let header_keys = head
+            .headers
+            .get_all(X_API_KEY)
+            .iter()
+            .map(|v| v.to_str().map(str::trim).unwrap_or("\u{0}"));
+        let bearer_keys =
+            head.headers.get_all(http::header::AUTHORIZATION).iter().filter_map(|v| self.bearer(v));
         for k in header_keys.chain(bearer_keys) {
             match found {
                 Some(f) if f != k => {
-                    return Err(Problem::new(Code::ApiKeyInvalid).with_detail("Send exactly one API key, in one header."));
+                    return Err(Problem::new(Code::ApiKeyInvalid)
+                        .with_detail("Send exactly one API key, in one header."));
                 }
                 _ => found = Some(k),
             }
@@ -79,14 +87,23 @@ impl Authenticator for ApiKeyAuth {
 
     fn presented(&self, head: &Parts) -> bool {
         head.headers.contains_key(X_API_KEY)
-            || head.headers.get_all(http::header::AUTHORIZATION).iter().any(|v| self.bearer(v).is_some())
+            || head
+                .headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .any(|v| self.bearer(v).is_some())
             || self.key_in_query(head)
     }
 
     fn consumed(&self, head: &mut Parts) {
         head.headers.remove(X_API_KEY);
-        let keep: Vec<HeaderValue> =
-            head.headers.get_all(http::header::AUTHORIZATION).iter().filter(|v| self.bearer(v).is_none()).cloned().collect();
+        let keep: Vec<HeaderValue> = head
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .filter(|v| self.bearer(v).is_none())
+            .cloned()
+            .collect();
         head.headers.remove(http::header::AUTHORIZATION);
         for v in keep {
             head.headers.append(http::header::AUTHORIZATION, v);
@@ -102,7 +119,11 @@ impl Authenticator for ApiKeyAuth {
         Box::pin(async move {
             let key = self.presentable_key(ex)?;
             let origin = ex.head.headers.get(http::header::ORIGIN).and_then(|v| v.to_str().ok());
-            self.verifier.verify(key, ex.client.ip, origin).await.map(identity).map_err(|r| problem(&r))
+            self.verifier
+                .verify(key, ex.client.ip, origin)
+                .await
+                .map(identity)
+                .map_err(|r| problem(&r))
         })
     }
 
@@ -121,7 +142,8 @@ impl ApiKeyAuth {
     /// The one key the request presents, refusing a key in the URL.
     fn presentable_key<'e>(&self, ex: &'e Exchange<'_>) -> Result<&'e str, Problem> {
         if self.key_in_query(ex.head) {
-            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
+            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query")
+                .increment(1);
             return Err(in_query_problem());
         }
         self.presented_key(ex.head)
@@ -148,12 +170,17 @@ impl super::Check for KeyNotInQuery {
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> super::Outcome<'a> {
-        let Some(q) = ex.head.uri.query() else { return super::Outcome::Ready(super::Verdict::Continue) };
+        let Some(q) = ex.head.uri.query() else {
+            return super::Outcome::Ready(super::Verdict::Continue);
+        };
         // Anywhere in the decoded query: backends split pairs on `;` too, trim values, or read
         // the whole query; a key is a leak wherever it stands.
-        let leaked = percent_encoding::percent_decode_str(q).decode_utf8_lossy().contains(self.prefix.as_str());
+        let leaked = percent_encoding::percent_decode_str(q)
+            .decode_utf8_lossy()
+            .contains(self.prefix.as_str());
         super::Outcome::Ready(if leaked {
-            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query").increment(1);
+            metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query")
+                .increment(1);
             super::Verdict::Deny(in_query_problem())
         } else {
             super::Verdict::Continue
@@ -182,14 +209,19 @@ fn identity(r: Arc<crate::keys::KeyRecord>) -> Identity {
 
 fn problem(r: &Refusal) -> Problem {
     match r {
-        Refusal::Malformed => Problem::new(Code::ApiKeyInvalid).with_detail("The API key is malformed."),
-        Refusal::BadChecksum => Problem::new(Code::ApiKeyInvalid).with_detail("The API key's checksum does not match: it was mistyped or truncated."),
+        Refusal::Malformed => {
+            Problem::new(Code::ApiKeyInvalid).with_detail("The API key is malformed.")
+        }
+        Refusal::BadChecksum => Problem::new(Code::ApiKeyInvalid)
+            .with_detail("The API key's checksum does not match: it was mistyped or truncated."),
         Refusal::Unknown => Problem::new(Code::ApiKeyInvalid),
         Refusal::Denied(Denial::Revoked) => Problem::new(Code::ApiKeyRevoked),
         Refusal::Denied(Denial::Expired) => Problem::new(Code::ApiKeyExpired),
-        Refusal::UsesSpent => Problem::new(Code::ApiKeyExpired).with_detail("This API key has used up its budget of requests."),
+        Refusal::UsesSpent => Problem::new(Code::ApiKeyExpired)
+            .with_detail("This API key has used up its budget of requests."),
         Refusal::Denied(Denial::ClientAddress) => Problem::new(Code::ClientDenied),
-        Refusal::Denied(Denial::Origin) => Problem::new(Code::OriginDenied).with_detail("This API key may not be used from this origin."),
+        Refusal::Denied(Denial::Origin) => Problem::new(Code::OriginDenied)
+            .with_detail("This API key may not be used from this origin."),
         Refusal::Store(e) => {
             tracing::error!(error = %e, "API-key store unavailable");
             Problem::new(Code::StoreUnavailable)

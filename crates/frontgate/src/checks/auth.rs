@@ -21,7 +21,8 @@ pub const BEARER_CHALLENGE: &str = "Bearer realm=\"frontgate\"";
 
 /// What an authenticator answers: an identity, or the problem that refuses the request.
 pub type AuthResult = Result<Identity, Problem>;
-pub type AuthFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = AuthResult> + Send + 'a>>;
+pub type AuthFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = AuthResult> + Send + 'a>>;
 
 /// One authentication method.
 pub trait Authenticator: Send + Sync + 'static {
@@ -65,11 +66,17 @@ pub struct Authenticate {
 impl Authenticate {
     /// `None` when the route has no `auth`. Every method named must be in `available`
     /// (config validation guarantees it).
-    pub fn for_route(setting: &AuthSetting, scopes: &[String], claims: &[(String, serde_json::Value)], available: &[Arc<dyn Authenticator>]) -> Option<Authenticate> {
+    pub fn for_route(
+        setting: &AuthSetting,
+        scopes: &[String],
+        claims: &[(String, serde_json::Value)],
+        available: &[Arc<dyn Authenticator>],
+    ) -> Option<Authenticate> {
         if setting.is_none() {
             return None;
         }
-        const SPECIFIC_FIRST: [AuthMethod; 3] = [AuthMethod::ApiKey, AuthMethod::Session, AuthMethod::Jwt];
+        const SPECIFIC_FIRST: [AuthMethod; 3] =
+            [AuthMethod::ApiKey, AuthMethod::Session, AuthMethod::Jwt];
         let methods = SPECIFIC_FIRST
             .iter()
             .filter(|m| setting.accepts(**m))
@@ -117,7 +124,10 @@ impl Authenticate {
 
     fn authorize(&self, identity: &Identity) -> Result<(), Problem> {
         if !identity.has_scopes(&self.scopes) {
-            return Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the scopes: {}.", self.scopes.join(" "))));
+            return Err(Problem::new(Code::InsufficientScope).with_detail(format!(
+                "This route requires the scopes: {}.",
+                self.scopes.join(" ")
+            )));
         }
         for (name, want) in &self.claims {
             let found = identity.claims.as_ref().and_then(|c| c.get(name));
@@ -127,7 +137,8 @@ impl Authenticate {
                 None => false,
             };
             if !holds {
-                return Err(Problem::new(Code::InsufficientScope).with_detail(format!("This route requires the claim `{name}` to be {want}.")));
+                return Err(Problem::new(Code::InsufficientScope)
+                    .with_detail(format!("This route requires the claim `{name}` to be {want}.")));
             }
         }
         Ok(())
@@ -159,7 +170,12 @@ impl Check for Authenticate {
 
 impl Authenticate {
     /// Authorizes an authenticated caller, or answers a refused credential.
-    fn conclude(&self, auth: &dyn Authenticator, ex: &mut Exchange<'_>, result: AuthResult) -> Verdict {
+    fn conclude(
+        &self,
+        auth: &dyn Authenticator,
+        ex: &mut Exchange<'_>,
+        result: AuthResult,
+    ) -> Verdict {
         let identity = match result {
             Ok(i) => i,
             // A credential that no longer names anyone (an ended session) is treated like

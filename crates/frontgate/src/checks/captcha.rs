@@ -59,8 +59,18 @@ pub struct CaptchaCheck {
 
 impl CaptchaCheck {
     /// `default_host`: the host of `[server] public_url`, checked when `hostnames` is empty.
-    pub fn new(kind: CaptchaKind, cfg: &CaptchaProvider, default_host: Option<String>, services: Arc<Services>, replay: Arc<dyn ReplaySet>) -> CaptchaCheck {
-        let hostnames = if cfg.hostnames.is_empty() { default_host.into_iter().collect() } else { cfg.hostnames.clone() };
+    pub fn new(
+        kind: CaptchaKind,
+        cfg: &CaptchaProvider,
+        default_host: Option<String>,
+        services: Arc<Services>,
+        replay: Arc<dyn ReplaySet>,
+    ) -> CaptchaCheck {
+        let hostnames = if cfg.hostnames.is_empty() {
+            default_host.into_iter().collect()
+        } else {
+            cfg.hostnames.clone()
+        };
         let client = reqwest::Client::builder()
             .timeout(cfg.timeout.0)
             .redirect(reqwest::redirect::Policy::none())
@@ -69,11 +79,19 @@ impl CaptchaCheck {
         CaptchaCheck {
             kind,
             secret: cfg.secret.0.clone(),
-            verify_url: cfg.verify_url.as_ref().map_or_else(|| kind.default_verify_url().to_owned(), |u| u.0.clone()),
+            verify_url: cfg
+                .verify_url
+                .as_ref()
+                .map_or_else(|| kind.default_verify_url().to_owned(), |u| u.0.clone()),
             hostnames,
-            min_score: cfg.min_score.or(if kind == CaptchaKind::Recaptcha { Some(0.5) } else { None }),
+            min_score: cfg.min_score.or(if kind == CaptchaKind::Recaptcha {
+                Some(0.5)
+            } else {
+                None
+            }),
             action: cfg.action.clone(),
-            header: HeaderName::from_bytes(cfg.header.as_bytes()).unwrap_or(HeaderName::from_static("x-frontgate-captcha")),
+            header: HeaderName::from_bytes(cfg.header.as_bytes())
+                .unwrap_or(HeaderName::from_static("x-frontgate-captcha")),
             timeout: cfg.timeout.0,
             on_error: cfg.on_error,
             client,
@@ -83,21 +101,43 @@ impl CaptchaCheck {
     }
 
     /// Calls siteverify, on the state runtime.
-    async fn siteverify(&self, token: String, remote_ip: String) -> Result<SiteverifyResponse, VerifierError> {
-        let (client, url, secret, timeout) = (self.client.clone(), self.verify_url.clone(), self.secret.clone(), self.timeout);
+    async fn siteverify(
+        &self,
+        token: String,
+        remote_ip: String,
+    ) -> Result<SiteverifyResponse, VerifierError> {
+        let (client, url, secret, timeout) =
+            (self.client.clone(), self.verify_url.clone(), self.secret.clone(), self.timeout);
         let call = async move {
-            let form = [("secret", secret.as_str()), ("response", token.as_str()), ("remoteip", remote_ip.as_str())];
+            let form = [
+                ("secret", secret.as_str()),
+                ("response", token.as_str()),
+                ("remoteip", remote_ip.as_str()),
+            ];
             let resp = client.post(&url).form(&form).send().await.map_err(|e| {
-                if e.is_timeout() { VerifierError::Timeout } else { VerifierError::Transport(e.to_string()) }
+                if e.is_timeout() {
+                    VerifierError::Timeout
+                } else {
+                    VerifierError::Transport(e.to_string())
+                }
             })?;
             if !resp.status().is_success() {
                 return Err(VerifierError::Transport(format!("HTTP {}", resp.status())));
             }
-            let bytes = resp.bytes().await.map_err(|e| if e.is_timeout() { VerifierError::Timeout } else { VerifierError::Transport(e.to_string()) })?;
-            serde_json::from_slice::<SiteverifyResponse>(&bytes).map_err(|e| VerifierError::Transport(format!("not a siteverify answer: {e}")))
+            let bytes = resp.bytes().await.map_err(|e| {
+                if e.is_timeout() {
+                    VerifierError::Timeout
+                } else {
+                    VerifierError::Transport(e.to_string())
+                }
+            })?;
+            serde_json::from_slice::<SiteverifyResponse>(&bytes)
+                .map_err(|e| VerifierError::Transport(format!("not a siteverify answer: {e}")))
         };
         // reqwest's own timeout covers the call; this one also covers a stalled state runtime.
-        match tokio::time::timeout(timeout + Duration::from_millis(500), self.services.run(call)).await {
+        match tokio::time::timeout(timeout + Duration::from_millis(500), self.services.run(call))
+            .await
+        {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(VerifierError::Transport(e.to_string())),
             Err(_) => Err(VerifierError::Timeout),
@@ -107,16 +147,26 @@ impl CaptchaCheck {
     /// Judges a siteverify answer against this route's expectations.
     pub fn judge(&self, r: &SiteverifyResponse) -> Result<(), String> {
         if !r.success {
-            let codes = if r.error_codes.is_empty() { "none given".to_owned() } else { r.error_codes.join(", ") };
+            let codes = if r.error_codes.is_empty() {
+                "none given".to_owned()
+            } else {
+                r.error_codes.join(", ")
+            };
             return Err(format!("the provider refused the token ({codes})"));
         }
-        if !self.hostnames.is_empty() && !r.hostname.as_ref().is_some_and(|h| self.hostnames.iter().any(|e| e.eq_ignore_ascii_case(h))) {
+        if !self.hostnames.is_empty()
+            && !r
+                .hostname
+                .as_ref()
+                .is_some_and(|h| self.hostnames.iter().any(|e| e.eq_ignore_ascii_case(h)))
+        {
             return Err("the token was solved on another site".to_owned());
         }
         if let Some(action) = &self.action
-            && r.action.as_deref() != Some(action.as_str()) {
-                return Err("the token was made for another action".to_owned());
-            }
+            && r.action.as_deref() != Some(action.as_str())
+        {
+            return Err("the token was made for another action".to_owned());
+        }
         if let Some(min) = self.min_score {
             match r.score {
                 Some(s) if s >= min => {}
@@ -143,12 +193,22 @@ impl Check for CaptchaCheck {
         let token = match ex.head.headers.get(&self.header).map(|v| v.to_str()) {
             None => {
                 let p = Problem::new(Code::ChallengeRequired)
-                    .with_detail(format!("Complete the {} CAPTCHA and send its token in the {} header.", self.kind.as_str(), self.header))
+                    .with_detail(format!(
+                        "Complete the {} CAPTCHA and send its token in the {} header.",
+                        self.kind.as_str(),
+                        self.header
+                    ))
                     .with_extension("captcha", self.kind.as_str());
                 return Outcome::Ready(Verdict::Deny(p));
             }
             Some(Ok(t)) if !t.trim().is_empty() && t.len() <= MAX_TOKEN => t.trim().to_owned(),
-            Some(_) => return Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST).with_detail("The CAPTCHA token is empty, too long or not text."))),
+            Some(_) => {
+                return Outcome::Ready(Verdict::Deny(
+                    Problem::new(Code::ChallengeFailed)
+                        .with_status(http::StatusCode::BAD_REQUEST)
+                        .with_detail("The CAPTCHA token is empty, too long or not text."),
+                ));
+            }
         };
         let ip = ex.client.ip.to_string();
         Outcome::Pending(Box::pin(async move {
@@ -168,14 +228,19 @@ impl Check for CaptchaCheck {
                         OnError::Closed => Verdict::Deny(
                             Problem::new(Code::ChallengeFailed)
                                 .with_status(http::StatusCode::SERVICE_UNAVAILABLE)
-                                .with_detail("The CAPTCHA provider could not be asked; retry shortly."),
+                                .with_detail(
+                                    "The CAPTCHA provider could not be asked; retry shortly.",
+                                ),
                         ),
                     };
                 }
             }
             // Spent only once it verified; a hash of it, so the set holds no live tokens.
             use sha2::Digest;
-            let key = format!("captcha:{kind}:{}", super::pow::protocol::hex(&sha2::Sha256::digest(token.as_bytes())));
+            let key = format!(
+                "captcha:{kind}:{}",
+                super::pow::protocol::hex(&sha2::Sha256::digest(token.as_bytes()))
+            );
             match self.replay.insert_once(&key, Duration::from_secs(600)).await {
                 Ok(Inserted::Fresh) => {
                     metrics::counter!("frontgate_captcha_verifications_total", "provider" => kind, "result" => "accepted").increment(1);
@@ -192,19 +257,27 @@ impl Check for CaptchaCheck {
 }
 
 /// One check per configured provider.
-pub fn from_config(config: &crate::config::Config, services: &Arc<Services>) -> Vec<(CaptchaKind, Arc<dyn Check>)> {
+pub fn from_config(
+    config: &crate::config::Config,
+    services: &Arc<Services>,
+) -> Vec<(CaptchaKind, Arc<dyn Check>)> {
     let Some(c) = &config.captcha else { return Vec::new() };
     let host = config.server.public_url.as_ref().and_then(|u| {
         let s = u.get_ref().to_string();
         let rest = s.split_once("://").map(|(_, r)| r.to_owned())?;
         Some(rest.split(':').next().unwrap_or(&rest).trim_end_matches('/').to_owned())
     });
-    let replay = crate::store::replay::for_config(config, services, crate::store::replay::Feature::Captcha);
+    let replay =
+        crate::store::replay::for_config(config, services, crate::store::replay::Feature::Captcha);
     [CaptchaKind::Turnstile, CaptchaKind::Hcaptcha, CaptchaKind::Recaptcha]
         .into_iter()
         .filter_map(|k| {
             let p = c.provider(k)?;
-            Some((k, Arc::new(CaptchaCheck::new(k, p, host.clone(), services.clone(), replay.clone())) as Arc<dyn Check>))
+            Some((
+                k,
+                Arc::new(CaptchaCheck::new(k, p, host.clone(), services.clone(), replay.clone()))
+                    as Arc<dyn Check>,
+            ))
         })
         .collect()
 }

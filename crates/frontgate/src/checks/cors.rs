@@ -33,11 +33,15 @@ struct CorsPolicy {
 
 impl OriginCheck {
     pub fn new(public_origin: Option<&Origin>, cors: Option<&CorsConfig>) -> OriginCheck {
-        let public_origin = public_origin.map(|o| HeaderValue::from_str(o.as_str()).unwrap_or(HeaderValue::from_static("null")));
+        let public_origin = public_origin
+            .map(|o| HeaderValue::from_str(o.as_str()).unwrap_or(HeaderValue::from_static("null")));
         let cors = cors.map(|c| {
             let origins = c.allow_origins.get_ref();
-            let join = |v: &[String]| HeaderValue::from_str(&v.join(", ")).unwrap_or(HeaderValue::from_static(""));
-            let headers: Vec<String> = c.allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+            let join = |v: &[String]| {
+                HeaderValue::from_str(&v.join(", ")).unwrap_or(HeaderValue::from_static(""))
+            };
+            let headers: Vec<String> =
+                c.allow_headers.iter().map(|h| h.to_ascii_lowercase()).collect();
             CorsPolicy {
                 any: origins.contains(&CorsOrigin::Any),
                 origins: origins
@@ -66,12 +70,20 @@ impl OriginCheck {
         if let Some(public) = &self.public_origin {
             return origin == public;
         }
-        let host = ex.head.uri.authority().map(|a| a.as_str()).or_else(|| ex.head.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+        let host = ex
+            .head
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| ex.head.headers.get(header::HOST).and_then(|h| h.to_str().ok()));
         let (Some(host), Ok(origin)) = (host, origin.to_str()) else { return false };
         let scheme = if ex.client.https { "https://" } else { "http://" };
         let Some(rest) = origin.strip_prefix(scheme) else { return false };
         // Compare canonical forms: default ports dropped, host lower-cased.
-        match (format!("{scheme}{rest}").parse::<Origin>(), format!("{scheme}{host}").parse::<Origin>()) {
+        match (
+            format!("{scheme}{rest}").parse::<Origin>(),
+            format!("{scheme}{host}").parse::<Origin>(),
+        ) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         }
@@ -130,7 +142,9 @@ impl OriginCheck {
         let origin_str = origin.to_str().unwrap_or("");
         let listed = policy.origins.iter().any(|o| o == origin_str);
         // `null` and anything that does not parse as an origin never match `*`.
-        let allowed = same || listed || (policy.any && origin_str != "null" && origin_str.parse::<Origin>().is_ok());
+        let allowed = same
+            || listed
+            || (policy.any && origin_str != "null" && origin_str.parse::<Origin>().is_ok());
         if !allowed {
             return Self::denied(format!("origin {origin_str:?} is not in the allow-list"));
         }
@@ -141,10 +155,16 @@ impl OriginCheck {
             cors_headers.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()));
         }
         if policy.credentials {
-            cors_headers.push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true")));
+            cors_headers
+                .push((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true")));
         }
         if preflight {
-            let requested = ex.head.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let requested = ex
+                .head
+                .headers
+                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             if !policy.methods.iter().any(|m| m == requested) {
                 return Self::denied(format!("method {requested:?} is not allowed cross-origin"));
             }
@@ -165,7 +185,12 @@ impl OriginCheck {
             h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, policy.allow_methods.clone());
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, policy.allow_headers.clone());
             h.insert(header::ACCESS_CONTROL_MAX_AGE, policy.max_age.clone());
-            h.append(header::VARY, HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"));
+            h.append(
+                header::VARY,
+                HeaderValue::from_static(
+                    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+                ),
+            );
             return Verdict::Respond(resp);
         }
         if let Some(expose) = &policy.expose_headers {

@@ -60,7 +60,9 @@ impl Check for CsrfCheck {
         }
         let refuse = |why: &str| {
             metrics::counter!("frontgate_csrf_refused_total").increment(1);
-            Outcome::Ready(Verdict::Deny(Problem::new(Code::CsrfFailed).with_detail(why.to_owned())))
+            Outcome::Ready(Verdict::Deny(
+                Problem::new(Code::CsrfFailed).with_detail(why.to_owned()),
+            ))
         };
         if !same_origin_request(&ex.head.headers, &self.public_origin) {
             return refuse("The request does not come from this site (Origin / Sec-Fetch-Site).");
@@ -69,7 +71,9 @@ impl Check for CsrfCheck {
             return Outcome::Ready(Verdict::Continue);
         }
         if ex.head.headers.get(HEADER).is_none_or(|v| v.is_empty()) {
-            return refuse("The X-Frontgate-CSRF header is missing; the SPA sends it on every request that changes state.");
+            return refuse(
+                "The X-Frontgate-CSRF header is missing; the SPA sends it on every request that changes state.",
+            );
         }
         Outcome::Ready(Verdict::Continue)
     }
@@ -100,6 +104,9 @@ mod tests {
         assert!(!same_origin_request(&headers(&[("sec-fetch-site", "cross-site")]), o));
         assert!(!same_origin_request(&headers(&[]), o));
         // Origin wins over Sec-Fetch-Site.
-        assert!(!same_origin_request(&headers(&[("origin", "https://evil.example.com"), ("sec-fetch-site", "same-origin")]), o));
+        assert!(!same_origin_request(
+            &headers(&[("origin", "https://evil.example.com"), ("sec-fetch-site", "same-origin")]),
+            o
+        ));
     }
 }

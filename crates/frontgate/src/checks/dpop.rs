@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 use crate::store::replay::{Inserted, ReplayError, ReplaySet};
 
 /// Proof algorithms accepted: asymmetric only.
-const ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384, Algorithm::PS256, Algorithm::RS256, Algorithm::EdDSA];
+const ALGORITHMS: &[Algorithm] =
+    &[Algorithm::ES256, Algorithm::ES384, Algorithm::PS256, Algorithm::RS256, Algorithm::EdDSA];
 
 /// The proof algorithms, space-separated, for the `DPoP algs` challenge parameter.
 pub fn algorithm_names() -> String {
@@ -113,7 +114,14 @@ impl DpopVerifier {
 
     /// Verifies the request's proof for `access_token`, which is bound to `jkt`, and spends its
     /// `jti` in the replay set (shared through Redis across nodes when configured).
-    pub async fn verify(&self, headers: &HeaderMap, method: &Method, path: &str, access_token: &str, jkt: &str) -> Result<(), DpopError> {
+    pub async fn verify(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        access_token: &str,
+        jkt: &str,
+    ) -> Result<(), DpopError> {
         let result = self.verify_at(headers, method, path, access_token, jkt, now_secs()).await;
         let label = match &result {
             Ok(()) => "ok",
@@ -123,7 +131,15 @@ impl DpopVerifier {
         result
     }
 
-    async fn verify_at(&self, headers: &HeaderMap, method: &Method, path: &str, access_token: &str, jkt: &str, now: i64) -> Result<(), DpopError> {
+    async fn verify_at(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        access_token: &str,
+        jkt: &str,
+        now: i64,
+    ) -> Result<(), DpopError> {
         let replay_key = self.verify_inner(headers, method, path, access_token, jkt, now)?;
         // Written only after everything else verified, so a forged proof cannot burn a real jti.
         // Entries outlive the window on both sides of now, so a proof cannot be used twice.
@@ -135,7 +151,15 @@ impl DpopVerifier {
     }
 
     /// Everything but the replay check; returns the proof's replay-set key.
-    fn verify_inner(&self, headers: &HeaderMap, method: &Method, path: &str, access_token: &str, jkt: &str, now: i64) -> Result<String, DpopError> {
+    fn verify_inner(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        access_token: &str,
+        jkt: &str,
+        now: i64,
+    ) -> Result<String, DpopError> {
         let mut values = headers.get_all("dpop").iter();
         let proof = values.next().ok_or(DpopError::Missing)?;
         if values.next().is_some() {
@@ -149,7 +173,10 @@ impl DpopVerifier {
         if raw_header.get("typ").and_then(|t| t.as_str()) != Some("dpop+jwt") {
             return Err(DpopError::Type);
         }
-        let raw_jwk = raw_header.get("jwk").and_then(|j| j.as_object()).ok_or(DpopError::Malformed("no jwk"))?;
+        let raw_jwk = raw_header
+            .get("jwk")
+            .and_then(|j| j.as_object())
+            .ok_or(DpopError::Malformed("no jwk"))?;
         if PRIVATE_MEMBERS.iter().any(|m| raw_jwk.contains_key(*m)) {
             return Err(DpopError::PrivateKey);
         }
@@ -170,7 +197,9 @@ impl DpopVerifier {
         let claims = jsonwebtoken::decode::<ProofClaims>(proof, &key, &validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => DpopError::Signature,
-                jsonwebtoken::errors::ErrorKind::Json(_) => DpopError::Malformed("missing or mistyped claims"),
+                jsonwebtoken::errors::ErrorKind::Json(_) => {
+                    DpopError::Malformed("missing or mistyped claims")
+                }
                 _ => DpopError::Signature,
             })?
             .claims;
@@ -187,7 +216,9 @@ impl DpopVerifier {
         if claims.ath.as_deref() != Some(access_token_hash(access_token).as_str()) {
             return Err(DpopError::AccessTokenHash);
         }
-        let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| DpopError::Malformed("unusable jwk"))?;
+        let thumbprint = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| DpopError::Malformed("unusable jwk"))?;
         if thumbprint != jkt {
             return Err(DpopError::KeyMismatch);
         }
@@ -221,18 +252,26 @@ fn raw_header(jwt: &str) -> Result<serde_json::Map<String, serde_json::Value>, D
     if jwt.split('.').count() != 3 {
         return Err(DpopError::Malformed("not a JWT"));
     }
-    let bytes = URL_SAFE_NO_PAD.decode(first).map_err(|_| DpopError::Malformed("header encoding"))?;
+    let bytes =
+        URL_SAFE_NO_PAD.decode(first).map_err(|_| DpopError::Malformed("header encoding"))?;
     serde_json::from_slice(&bytes).map_err(|_| DpopError::Malformed("header JSON"))
 }
 
 /// Lower-cased scheme and host, default port dropped.
 fn normalize_origin(origin: &str) -> String {
     let o = origin.trim_end_matches('/').to_ascii_lowercase();
-    o.strip_suffix(":443").filter(|_| o.starts_with("https://")).or_else(|| o.strip_suffix(":80").filter(|_| o.starts_with("http://"))).map(String::from).unwrap_or(o)
+    o.strip_suffix(":443")
+        .filter(|_| o.starts_with("https://"))
+        .or_else(|| o.strip_suffix(":80").filter(|_| o.starts_with("http://")))
+        .map(String::from)
+        .unwrap_or(o)
 }
 
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -258,14 +297,22 @@ mod tests {
     }
 
     fn thumb(c: &Client) -> String {
-        serde_json::from_value::<Jwk>(c.jwk.clone()).unwrap().thumbprint(ThumbprintHash::SHA256).unwrap()
+        serde_json::from_value::<Jwk>(c.jwk.clone())
+            .unwrap()
+            .thumbprint(ThumbprintHash::SHA256)
+            .unwrap()
     }
 
     /// Signs a proof with a hand-written header, so the jwk goes out exactly as given.
     fn proof(c: &Client, jwk: serde_json::Value, typ: &str, claims: serde_json::Value) -> String {
         let header = serde_json::json!({"typ": typ, "alg": "ES256", "jwk": jwk});
-        let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &c.enc, Algorithm::ES256).unwrap();
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &c.enc, Algorithm::ES256).unwrap();
         format!("{message}.{signature}")
     }
 
@@ -276,7 +323,11 @@ mod tests {
     }
 
     fn verifier() -> DpopVerifier {
-        DpopVerifier::new(Arc::new(MemoryReplaySet::new(100)), Duration::from_secs(60), "https://App.Example:443")
+        DpopVerifier::new(
+            Arc::new(MemoryReplaySet::new(100)),
+            Duration::from_secs(60),
+            "https://App.Example:443",
+        )
     }
 
     const NOW: i64 = 1_800_000_000;
@@ -291,12 +342,25 @@ mod tests {
         let v = verifier();
         let p = proof(&c, c.jwk.clone(), "dpop+jwt", good_claims("1"));
         let get = Method::GET;
-        assert_eq!(v.verify_at(&headers(&p), &get, "/api/items", "tok", &thumb(&c), NOW).await, Ok(()));
-        assert_eq!(v.verify_at(&headers(&p), &get, "/api/items", "tok", &thumb(&c), NOW).await, Err(DpopError::Replayed));
+        assert_eq!(
+            v.verify_at(&headers(&p), &get, "/api/items", "tok", &thumb(&c), NOW).await,
+            Ok(())
+        );
+        assert_eq!(
+            v.verify_at(&headers(&p), &get, "/api/items", "tok", &thumb(&c), NOW).await,
+            Err(DpopError::Replayed)
+        );
     }
 
     /// The whole verification, replay set included.
-    async fn full(v: &DpopVerifier, p: &str, method: &Method, path: &str, token: &str, jkt: &str) -> Result<(), DpopError> {
+    async fn full(
+        v: &DpopVerifier,
+        p: &str,
+        method: &Method,
+        path: &str,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(), DpopError> {
         v.verify_at(&headers(p), method, path, token, jkt, NOW).await
     }
 
@@ -307,10 +371,19 @@ mod tests {
         let get = Method::GET;
         let jkt = thumb(&c);
         let p = proof(&c, c.jwk.clone(), "dpop+jwt", good_claims("a"));
-        assert_eq!(full(&v, &p, &Method::POST, "/api/items", "tok", &jkt).await, Err(DpopError::Method));
+        assert_eq!(
+            full(&v, &p, &Method::POST, "/api/items", "tok", &jkt).await,
+            Err(DpopError::Method)
+        );
         assert_eq!(full(&v, &p, &get, "/api/other", "tok", &jkt).await, Err(DpopError::Url));
-        assert_eq!(full(&v, &p, &get, "/api/items", "other-token", &jkt).await, Err(DpopError::AccessTokenHash));
-        assert_eq!(full(&v, &p, &get, "/api/items", "tok", "someone-else").await, Err(DpopError::KeyMismatch));
+        assert_eq!(
+            full(&v, &p, &get, "/api/items", "other-token", &jkt).await,
+            Err(DpopError::AccessTokenHash)
+        );
+        assert_eq!(
+            full(&v, &p, &get, "/api/items", "tok", "someone-else").await,
+            Err(DpopError::KeyMismatch)
+        );
         let p = proof(&c, c.jwk.clone(), "jwt", good_claims("b"));
         assert_eq!(full(&v, &p, &get, "/api/items", "tok", &jkt).await, Err(DpopError::Type));
         let mut private = c.jwk.clone();
@@ -328,22 +401,43 @@ mod tests {
         // Another key's jwk in the header: the signature does not verify with it.
         let other = client();
         let p = proof(&c, other.jwk.clone(), "dpop+jwt", good_claims("f"));
-        assert_eq!(full(&v, &p, &get, "/api/items", "tok", &thumb(&other)).await, Err(DpopError::Signature));
+        assert_eq!(
+            full(&v, &p, &get, "/api/items", "tok", &thumb(&other)).await,
+            Err(DpopError::Signature)
+        );
         // Tampered payload.
         let p = proof(&c, c.jwk.clone(), "dpop+jwt", good_claims("g"));
         let parts: Vec<&str> = p.split('.').collect();
         let mut claims = good_claims("g");
         claims["htm"] = serde_json::json!("DELETE");
-        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
-        assert_eq!(full(&v, &forged, &Method::DELETE, "/api/items", "tok", &jkt).await, Err(DpopError::Signature));
+        let forged =
+            format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+        assert_eq!(
+            full(&v, &forged, &Method::DELETE, "/api/items", "tok", &jkt).await,
+            Err(DpopError::Signature)
+        );
         // alg none.
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(serde_json::json!({"typ":"dpop+jwt","alg":"none","jwk":c.jwk}).to_string()), parts[1]);
-        assert_eq!(full(&v, &none, &get, "/api/items", "tok", &jkt).await, Err(DpopError::Algorithm));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"typ":"dpop+jwt","alg":"none","jwk":c.jwk}).to_string()),
+            parts[1]
+        );
+        assert_eq!(
+            full(&v, &none, &get, "/api/items", "tok", &jkt).await,
+            Err(DpopError::Algorithm)
+        );
         // Two headers.
         let mut two = headers(&p);
         two.append("dpop", p.parse().unwrap());
-        assert_eq!(v.verify_at(&two, &get, "/api/items", "tok", &jkt, NOW).await, Err(DpopError::Multiple));
-        assert_eq!(v.verify_at(&HeaderMap::new(), &get, "/api/items", "tok", &jkt, NOW).await, Err(DpopError::Missing));
+        assert_eq!(
+            v.verify_at(&two, &get, "/api/items", "tok", &jkt, NOW).await,
+            Err(DpopError::Multiple)
+        );
+        assert_eq!(
+            v.verify_at(&HeaderMap::new(), &get, "/api/items", "tok", &jkt, NOW).await,
+            Err(DpopError::Missing)
+        );
         // None of the refused proofs used up a jti: the good one still verifies.
         let p = proof(&c, c.jwk.clone(), "dpop+jwt", good_claims("a"));
         assert_eq!(full(&v, &p, &get, "/api/items", "tok", &jkt).await, Ok(()));

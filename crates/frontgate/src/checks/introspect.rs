@@ -42,14 +42,21 @@ impl Introspector {
     pub async fn introspect(&self, token: &str) -> Result<Introspected, IntrospectError> {
         let url = match &self.url {
             Some(u) => u.clone(),
-            None => self.keys.discovered().await?.introspection_endpoint.ok_or_else(|| KeyError::Fetch {
-                url: self.issuer.clone(),
-                reason: "the discovery document has no usable introspection_endpoint".into(),
+            None => self.keys.discovered().await?.introspection_endpoint.ok_or_else(|| {
+                KeyError::Fetch {
+                    url: self.issuer.clone(),
+                    reason: "the discovery document has no usable introspection_endpoint".into(),
+                }
             })?,
         };
         let result = self
             .fetcher
-            .post_form(&url, &[("token", token), ("token_type_hint", "access_token")], &self.client_id, &self.client_secret)
+            .post_form(
+                &url,
+                &[("token", token), ("token_type_hint", "access_token")],
+                &self.client_id,
+                &self.client_secret,
+            )
             .await;
         let label = match &result {
             Ok(v) if v.get("active") == Some(&serde_json::Value::Bool(true)) => "active",
@@ -68,12 +75,15 @@ impl Introspector {
             return Err(IntrospectError::Inactive);
         }
         if let Some(iss) = claims.get("iss")
-            && iss.as_str() != Some(self.issuer.as_str()) {
-                return Err(IntrospectError::Mismatch);
-            }
+            && iss.as_str() != Some(self.issuer.as_str())
+        {
+            return Err(IntrospectError::Mismatch);
+        }
         // An audience, when the answer names one, must be one of ours.
         if let Some(aud) = claims.get("aud") {
-            let ours = |v: &serde_json::Value| v.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a));
+            let ours = |v: &serde_json::Value| {
+                v.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a))
+            };
             let ok = match aud {
                 serde_json::Value::Array(list) => list.iter().any(ours),
                 v => ours(v),
@@ -86,9 +96,14 @@ impl Introspector {
         if exp.is_some_and(|e| e <= super::jwt::now_secs()) {
             return Err(IntrospectError::Inactive);
         }
-        let subject = claims.get("sub").or_else(|| claims.get("client_id")).and_then(|v| v.as_str()).map(String::from);
+        let subject = claims
+            .get("sub")
+            .or_else(|| claims.get("client_id"))
+            .and_then(|v| v.as_str())
+            .map(String::from);
         let scopes = super::jwt::scopes_of(&claims);
-        let jkt = claims.get("cnf").and_then(|c| c.get("jkt")).and_then(|v| v.as_str()).map(String::from);
+        let jkt =
+            claims.get("cnf").and_then(|c| c.get("jkt")).and_then(|v| v.as_str()).map(String::from);
         Ok(Introspected { subject, scopes, exp, jkt, claims })
     }
 }

@@ -47,7 +47,9 @@ impl VerifyKey {
     /// Whether this key may verify a token signed with `alg`: same family, and the key's own
     /// `alg` (if published) agrees. A public key is never usable as an HMAC secret.
     pub fn fits(&self, alg: Algorithm) -> bool {
-        self.key.family() == alg.family() && self.alg.is_none_or(|a| a == alg) && alg.family() != jsonwebtoken::AlgorithmFamily::Hmac
+        self.key.family() == alg.family()
+            && self.alg.is_none_or(|a| a == alg)
+            && alg.family() != jsonwebtoken::AlgorithmFamily::Hmac
     }
 }
 
@@ -59,8 +61,12 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn parse(bytes: &[u8]) -> Result<KeySet, KeyError> {
-        let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| KeyError::Format(e.to_string()))?;
-        let list = doc.get("keys").and_then(|k| k.as_array()).ok_or_else(|| KeyError::Format("no `keys` array".into()))?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| KeyError::Format(e.to_string()))?;
+        let list = doc
+            .get("keys")
+            .and_then(|k| k.as_array())
+            .ok_or_else(|| KeyError::Format("no `keys` array".into()))?;
         let mut keys = Vec::new();
         for raw in list.iter().take(MAX_KEYS) {
             // Keys of other kinds (encryption keys, curves we do not verify) are skipped, not fatal.
@@ -86,7 +92,11 @@ impl KeySet {
 
     /// Keys that may verify a token with this header: by exact `kid` when it has one.
     pub fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Arc<VerifyKey>> {
-        self.keys.iter().filter(|k| k.fits(alg) && (kid.is_none() || k.kid.as_deref() == kid)).cloned().collect()
+        self.keys
+            .iter()
+            .filter(|k| k.fits(alg) && (kid.is_none() || k.kid.as_deref() == kid))
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -126,8 +136,16 @@ impl Fetcher {
     }
 
     /// POSTs a form with HTTP basic client authentication (RFC 6749 §2.3.1) and reads JSON.
-    pub async fn post_form(&self, url: &str, form: &[(&str, &str)], user: &str, password: &str) -> Result<serde_json::Value, KeyError> {
-        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        user: &str,
+        password: &str,
+    ) -> Result<serde_json::Value, KeyError> {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
         let req = self
             .client
             .post(url)
@@ -137,9 +155,16 @@ impl Fetcher {
         self.send(url, req).await
     }
 
-    async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<serde_json::Value, KeyError> {
+    async fn send(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, KeyError> {
         if !fetchable_url(url) {
-            return Err(KeyError::Fetch { url: url.into(), reason: "not https:// (http:// is allowed only for loopback)".into() });
+            return Err(KeyError::Fetch {
+                url: url.into(),
+                reason: "not https:// (http:// is allowed only for loopback)".into(),
+            });
         }
         let fail = |reason: String| KeyError::Fetch { url: url.to_string(), reason };
         let work = async move {
@@ -172,7 +197,10 @@ pub enum KeySource {
 
 impl KeySource {
     pub fn load_file(path: &Path) -> Result<KeySource, KeyError> {
-        let bytes = std::fs::read(path).map_err(|e| KeyError::File { path: path.display().to_string(), reason: e.to_string() })?;
+        let bytes = std::fs::read(path).map_err(|e| KeyError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(KeySource::Static(Arc::new(KeySet::parse(&bytes)?)))
     }
 }
@@ -190,10 +218,18 @@ pub async fn discover(fetcher: &Fetcher, issuer: &str) -> Result<Discovered, Key
     let doc = fetcher.get_json(&url).await?;
     // OpenID Connect Discovery §4.3: the document must be for exactly this issuer.
     if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
-        return Err(KeyError::Fetch { url, reason: "its `issuer` is not the configured issuer".into() });
+        return Err(KeyError::Fetch {
+            url,
+            reason: "its `issuer` is not the configured issuer".into(),
+        });
     }
-    let field = |name: &str| doc.get(name).and_then(|v| v.as_str()).filter(|u| fetchable_url(u)).map(String::from);
-    Ok(Discovered { jwks_uri: field("jwks_uri"), introspection_endpoint: field("introspection_endpoint") })
+    let field = |name: &str| {
+        doc.get(name).and_then(|v| v.as_str()).filter(|u| fetchable_url(u)).map(String::from)
+    };
+    Ok(Discovered {
+        jwks_uri: field("jwks_uri"),
+        introspection_endpoint: field("introspection_endpoint"),
+    })
 }
 
 struct Loaded {
@@ -229,7 +265,12 @@ pub struct IssuerKeys {
 }
 
 impl IssuerKeys {
-    pub fn new(source: KeySource, issuer: String, fetcher: Fetcher, freshness: Freshness) -> Arc<IssuerKeys> {
+    pub fn new(
+        source: KeySource,
+        issuer: String,
+        fetcher: Fetcher,
+        freshness: Freshness,
+    ) -> Arc<IssuerKeys> {
         let loaded = match &source {
             KeySource::Static(set) => Some(Loaded { set: set.clone(), fetched: Instant::now() }),
             _ => None,
@@ -272,10 +313,12 @@ impl IssuerKeys {
     async fn jwks_url(&self) -> Result<String, KeyError> {
         match &self.source {
             KeySource::Url(u) => Ok(u.clone()),
-            KeySource::Discovery { .. } => self.discovered().await?.jwks_uri.ok_or_else(|| KeyError::Fetch {
-                url: self.issuer.clone(),
-                reason: "the discovery document has no usable jwks_uri".into(),
-            }),
+            KeySource::Discovery { .. } => {
+                self.discovered().await?.jwks_uri.ok_or_else(|| KeyError::Fetch {
+                    url: self.issuer.clone(),
+                    reason: "the discovery document has no usable jwks_uri".into(),
+                })
+            }
             KeySource::Static(_) => Err(KeyError::Unavailable),
         }
     }
@@ -288,9 +331,10 @@ impl IssuerKeys {
         }
         let _one = self.fetching.lock().await;
         if let (Some(since), Ok(g)) = (since, self.loaded.read())
-            && g.as_ref().is_some_and(|l| l.fetched > since) {
-                return Ok(());
-            }
+            && g.as_ref().is_some_and(|l| l.fetched > since)
+        {
+            return Ok(());
+        }
         let result = async {
             let url = self.jwks_url().await?;
             let doc = self.fetcher.get_json(&url).await?;
@@ -319,7 +363,11 @@ impl IssuerKeys {
 
     /// Keys that may verify a token with this `kid` and `alg`. An empty answer means "no such
     /// key": the token cannot verify.
-    pub async fn keys_for(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> Result<Vec<Arc<VerifyKey>>, KeyError> {
+    pub async fn keys_for(
+        self: &Arc<Self>,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Vec<Arc<VerifyKey>>, KeyError> {
         let now = Instant::now();
         if let Some((set, age)) = self.snapshot() {
             let found = set.candidates(kid, alg);
@@ -334,7 +382,10 @@ impl IssuerKeys {
                         return Err(KeyError::Unavailable);
                     }
                     self.refresh(Some(now)).await.map_err(|_| KeyError::Unavailable)?;
-                    return Ok(self.snapshot().map(|(s, _)| s.candidates(kid, alg)).unwrap_or_default());
+                    return Ok(self
+                        .snapshot()
+                        .map(|(s, _)| s.candidates(kid, alg))
+                        .unwrap_or_default());
                 }
                 if age > self.freshness.max_age {
                     self.background_refresh();
@@ -354,7 +405,11 @@ impl IssuerKeys {
     }
 
     fn failed_recently(&self, now: Instant) -> bool {
-        self.last_failure.lock().ok().and_then(|f| *f).is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        self.last_failure
+            .lock()
+            .ok()
+            .and_then(|f| *f)
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
     }
 
     fn may_fetch_for_unknown_kid(&self, now: Instant) -> bool {
@@ -375,7 +430,10 @@ impl IssuerKeys {
         {
             let Ok(mut last) = self.last_background.lock() else { return };
             let now = Instant::now();
-            if last.is_some_and(|t| now.duration_since(t) < self.freshness.refresh_interval.max(Duration::from_millis(100))) {
+            if last.is_some_and(|t| {
+                now.duration_since(t)
+                    < self.freshness.refresh_interval.max(Duration::from_millis(100))
+            }) {
                 return;
             }
             *last = Some(now);

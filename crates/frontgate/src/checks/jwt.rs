@@ -94,15 +94,22 @@ fn unavailable(e: &KeyError) -> Problem {
 }
 
 pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Scopes from `scope` (space-separated, RFC 8693/9068) or `scp` (a list or a string).
 pub(crate) fn scopes_of(claims: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     match claims.get("scope").or_else(|| claims.get("scp")) {
-        Some(serde_json::Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from)),
-        Some(serde_json::Value::Array(list)) => out.extend(list.iter().filter_map(|v| v.as_str()).map(String::from)),
+        Some(serde_json::Value::String(s)) => {
+            out.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
+        }
+        Some(serde_json::Value::Array(list)) => {
+            out.extend(list.iter().filter_map(|v| v.as_str()).map(String::from))
+        }
         _ => {}
     }
     out.truncate(MAX_SCOPES);
@@ -113,7 +120,12 @@ impl JwtAuthenticator {
     /// Builds the authenticator; `origin` is the public origin DPoP `htu` must name. Static key
     /// files are read now (an unreadable one is an error); URLs are fetched in the background.
     /// `replay` is where DPoP proof `jti`s are spent (Redis across nodes, or this process).
-    pub fn new(config: &JwtConfig, origin: &str, services: Arc<Services>, replay: Arc<dyn ReplaySet>) -> Result<JwtAuthenticator, String> {
+    pub fn new(
+        config: &JwtConfig,
+        origin: &str,
+        services: Arc<Services>,
+        replay: Arc<dyn ReplaySet>,
+    ) -> Result<JwtAuthenticator, String> {
         describe_metrics();
         let fetcher = Fetcher::new(services, config.fetch_timeout.0)?;
         let freshness = Freshness {
@@ -125,7 +137,8 @@ impl JwtAuthenticator {
         let mut introspection = None;
         for (index, c) in config.issuers.iter().enumerate() {
             let source = if let Some(path) = &c.jwks_file {
-                KeySource::load_file(path).map_err(|e| format!("[[jwt.issuers]] `{}`: {e}", c.issuer))?
+                KeySource::load_file(path)
+                    .map_err(|e| format!("[[jwt.issuers]] `{}`: {e}", c.issuer))?
             } else if let Some(url) = &c.jwks_url {
                 KeySource::Url(url.0.clone())
             } else {
@@ -169,7 +182,13 @@ impl JwtAuthenticator {
         }
         let cache = quick_cache::sync::Cache::new(config.cache_size as usize);
         let hits = metrics::counter!(METRIC_VERIFICATIONS, "result" => "ok", "cache" => "hit");
-        Ok(JwtAuthenticator { issuers, cache, hits, introspection, dpop: DpopVerifier::new(replay, config.dpop_window.0, origin) })
+        Ok(JwtAuthenticator {
+            issuers,
+            cache,
+            hits,
+            introspection,
+            dpop: DpopVerifier::new(replay, config.dpop_window.0, origin),
+        })
     }
 
     /// Starts fetching every issuer's keys, so the first request does not wait for them.
@@ -223,26 +242,31 @@ impl JwtAuthenticator {
 
     async fn verify_jwt(&self, token: &str) -> Result<Verified, Problem> {
         // The typed header parse fails for `alg: none` and algorithms we do not know.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("The token header is malformed or names an unsupported algorithm."))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            invalid("The token header is malformed or names an unsupported algorithm.")
+        })?;
         // Pick the issuer by the (not yet verified) `iss`; everything after uses only its rules.
-        let iss = unverified_issuer(token).ok_or_else(|| invalid("The token has no readable `iss`."))?;
+        let iss =
+            unverified_issuer(token).ok_or_else(|| invalid("The token has no readable `iss`."))?;
         let (index, issuer) = self
             .issuers
             .iter()
             .enumerate()
             .find(|(_, i)| i.name == iss)
             .ok_or_else(|| invalid("The token's issuer is not accepted."))?;
-        let validation = issuer
-            .validations
-            .iter()
-            .find(|(a, _)| *a == header.alg)
-            .map(|(_, v)| v)
-            .ok_or_else(|| invalid("The token's signature algorithm is not accepted for its issuer."))?;
+        let validation =
+            issuer.validations.iter().find(|(a, _)| *a == header.alg).map(|(_, v)| v).ok_or_else(
+                || invalid("The token's signature algorithm is not accepted for its issuer."),
+            )?;
         if header.crit.is_some() {
-            return Err(invalid("The token has critical header extensions this gateway does not understand."));
+            return Err(invalid(
+                "The token has critical header extensions this gateway does not understand.",
+            ));
         }
         if !typ_accepted(issuer.typ, header.typ.as_deref()) {
-            return Err(invalid("The token's `typ` is not an access token type accepted for its issuer."));
+            return Err(invalid(
+                "The token's `typ` is not an access token type accepted for its issuer.",
+            ));
         }
         let kid = header.kid.as_deref();
         if kid.is_some_and(|k| k.chars().count() > MAX_KID_CHARS) {
@@ -254,12 +278,16 @@ impl JwtAuthenticator {
         }
         let mut claims = None;
         for key in keys.iter().take(MAX_KEYS_TRIED) {
-            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, validation) {
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token, &key.key, validation,
+            ) {
                 Ok(data) => {
                     claims = Some(data.claims);
                     break;
                 }
-                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => continue,
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
+                    continue;
+                }
                 Err(e) => return Err(invalid(explain(&e))),
             }
         }
@@ -267,8 +295,15 @@ impl JwtAuthenticator {
         self.accept_claims(index, issuer, claims)
     }
 
-    fn accept_claims(&self, index: usize, issuer: &Issuer, claims: serde_json::Map<String, serde_json::Value>) -> Result<Verified, Problem> {
-        if let Some(missing) = issuer.required_claims.iter().find(|c| !claims.contains_key(c.as_str())) {
+    fn accept_claims(
+        &self,
+        index: usize,
+        issuer: &Issuer,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Verified, Problem> {
+        if let Some(missing) =
+            issuer.required_claims.iter().find(|c| !claims.contains_key(c.as_str()))
+        {
             return Err(invalid(&format!("The token lacks the required claim `{missing}`.")));
         }
         let subject = claims
@@ -285,7 +320,14 @@ impl JwtAuthenticator {
         };
         let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
         let cache_for = Duration::from_secs(exp.saturating_sub(now_secs())).min(MAX_CACHE);
-        Ok(Verified { issuer: index, subject, scopes: scopes_of(&claims), jkt, claims: Arc::new(claims), cache_for })
+        Ok(Verified {
+            issuer: index,
+            subject,
+            scopes: scopes_of(&claims),
+            jkt,
+            claims: Arc::new(claims),
+            cache_for,
+        })
     }
 
     async fn verify_opaque(&self, token: &str) -> Result<Verified, Problem> {
@@ -298,22 +340,40 @@ impl JwtAuthenticator {
             IntrospectError::Unreachable(e) => unavailable(&e),
         })?;
         let issuer = &self.issuers[*index];
-        if let Some(missing) = issuer.required_claims.iter().find(|c| !answer.claims.contains_key(c.as_str())) {
+        if let Some(missing) =
+            issuer.required_claims.iter().find(|c| !answer.claims.contains_key(c.as_str()))
+        {
             return Err(invalid(&format!("The token lacks the required claim `{missing}`.")));
         }
         let subject = answer.subject.ok_or_else(|| invalid("The token has no subject (`sub`)."))?;
-        let until_exp = answer.exp.map_or(*ttl, |e| Duration::from_secs(e.saturating_sub(now_secs())));
-        Ok(Verified { issuer: *index, subject, scopes: answer.scopes, jkt: answer.jkt, claims: Arc::new(answer.claims), cache_for: until_exp.min(*ttl) })
+        let until_exp =
+            answer.exp.map_or(*ttl, |e| Duration::from_secs(e.saturating_sub(now_secs())));
+        Ok(Verified {
+            issuer: *index,
+            subject,
+            scopes: answer.scopes,
+            jkt: answer.jkt,
+            claims: Arc::new(answer.claims),
+            cache_for: until_exp.min(*ttl),
+        })
     }
 
     /// Sender constraint: a DPoP-bound token needs the DPoP scheme and a valid proof; an
     /// unbound one the Bearer scheme, unless its issuer requires DPoP.
-    async fn check_binding(&self, v: &Verified, scheme: Scheme, token: &str, head: &Parts) -> Result<(), Problem> {
+    async fn check_binding(
+        &self,
+        v: &Verified,
+        scheme: Scheme,
+        token: &str,
+        head: &Parts,
+    ) -> Result<(), Problem> {
         match (self.binding_without_proof(v, scheme), &v.jkt) {
             (Some(answer), _) => answer,
-            (None, Some(jkt)) => {
-                self.dpop.verify(&head.headers, &head.method, head.uri.path(), token, jkt).await.map_err(|e| invalid(&format!("{}.", capitalize(&e.to_string()))))
-            }
+            (None, Some(jkt)) => self
+                .dpop
+                .verify(&head.headers, &head.method, head.uri.path(), token, jkt)
+                .await
+                .map_err(|e| invalid(&format!("{}.", capitalize(&e.to_string())))),
             (None, None) => Err(invalid("The DPoP scheme needs a DPoP-bound token.")),
         }
     }
@@ -322,10 +382,18 @@ impl JwtAuthenticator {
     fn binding_without_proof(&self, v: &Verified, scheme: Scheme) -> Option<Result<(), Problem>> {
         let mode = self.issuers.get(v.issuer).map_or(DpopMode::Off, |i| i.dpop);
         match (&v.jkt, scheme, mode) {
-            (Some(_), _, DpopMode::Off) => Some(Err(invalid("The token is DPoP-bound, and DPoP is off for its issuer."))),
-            (Some(_), Scheme::Bearer, _) => Some(Err(invalid("The token is DPoP-bound: send it with `Authorization: DPoP` and a DPoP proof."))),
-            (None, Scheme::Dpop, _) => Some(Err(invalid("The DPoP scheme needs a DPoP-bound token."))),
-            (None, Scheme::Bearer, DpopMode::Required) => Some(Err(invalid("The token's issuer requires DPoP-bound tokens."))),
+            (Some(_), _, DpopMode::Off) => {
+                Some(Err(invalid("The token is DPoP-bound, and DPoP is off for its issuer.")))
+            }
+            (Some(_), Scheme::Bearer, _) => Some(Err(invalid(
+                "The token is DPoP-bound: send it with `Authorization: DPoP` and a DPoP proof.",
+            ))),
+            (None, Scheme::Dpop, _) => {
+                Some(Err(invalid("The DPoP scheme needs a DPoP-bound token.")))
+            }
+            (None, Scheme::Bearer, DpopMode::Required) => {
+                Some(Err(invalid("The token's issuer requires DPoP-bound tokens.")))
+            }
             (None, Scheme::Bearer, _) => Some(Ok(())),
             (Some(_), Scheme::Dpop, _) => None,
         }
@@ -348,10 +416,22 @@ impl JwtAuthenticator {
 }
 
 fn describe_metrics() {
-    metrics::describe_counter!(METRIC_VERIFICATIONS, "Bearer token verifications by result (ok, invalid, unavailable) and cache (hit, miss)");
-    metrics::describe_counter!(super::jwks::METRIC_FETCHES, "Token issuer key-set fetches by result (ok, error)");
-    metrics::describe_counter!(super::introspect::METRIC_INTROSPECTIONS, "Token introspection calls by result (active, inactive, error)");
-    metrics::describe_counter!(super::dpop::METRIC_PROOFS, "DPoP proof checks by result (ok, or the rule that failed)");
+    metrics::describe_counter!(
+        METRIC_VERIFICATIONS,
+        "Bearer token verifications by result (ok, invalid, unavailable) and cache (hit, miss)"
+    );
+    metrics::describe_counter!(
+        super::jwks::METRIC_FETCHES,
+        "Token issuer key-set fetches by result (ok, error)"
+    );
+    metrics::describe_counter!(
+        super::introspect::METRIC_INTROSPECTIONS,
+        "Token introspection calls by result (active, inactive, error)"
+    );
+    metrics::describe_counter!(
+        super::dpop::METRIC_PROOFS,
+        "DPoP proof checks by result (ok, or the rule that failed)"
+    );
 }
 
 fn capitalize(s: &str) -> String {
@@ -374,12 +454,15 @@ fn explain(e: &jsonwebtoken::errors::Error) -> &'static str {
 
 /// RFC 9068 §4: `at+jwt` (or `application/at+jwt`); the JWT setting also takes `JWT` or none.
 fn typ_accepted(want: TokenType, typ: Option<&str>) -> bool {
-    let at = |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
+    let at =
+        |t: &str| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt");
     match (want, typ) {
         (TokenType::AtJwt, Some(t)) => at(t),
         (TokenType::AtJwt, None) => false,
         (TokenType::Jwt, None) => true,
-        (TokenType::Jwt, Some(t)) => at(t) || t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt"),
+        (TokenType::Jwt, Some(t)) => {
+            at(t) || t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("application/jwt")
+        }
     }
 }
 
@@ -410,7 +493,9 @@ fn credentials(head: &Parts) -> Result<Option<(Scheme, &str)>, Problem> {
     let token = token.trim();
     // RFC 6750 b64token: the characters a token may have.
     let b64token = !token.is_empty()
-        && token.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+        && token.trim_end_matches('=').bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
     if !b64token {
         return Err(invalid("The token has characters a token cannot have."));
     }
@@ -425,7 +510,11 @@ impl Authenticator for JwtAuthenticator {
     /// A `DPoP` credential, or a `Bearer` one shaped like a JWT/JWE (dotted; or any, when an
     /// issuer introspects opaque tokens): other bearer values (API keys) are left to their method.
     fn presented(&self, head: &Parts) -> bool {
-        let Some(value) = head.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+        let Some(value) =
+            head.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
         let Some((scheme, token)) = value.split_once(' ') else { return false };
         if scheme.eq_ignore_ascii_case("dpop") {
             return true;
@@ -446,7 +535,8 @@ impl Authenticator for JwtAuthenticator {
 
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {
         Box::pin(async move {
-            let (scheme, token) = credentials(ex.head)?.ok_or_else(|| Problem::new(Code::Unauthenticated))?;
+            let (scheme, token) =
+                credentials(ex.head)?.ok_or_else(|| Problem::new(Code::Unauthenticated))?;
             let verified = self.verify(token).await?;
             self.check_binding(&verified, scheme, token, ex.head).await?;
             Ok(identity(&verified))
@@ -488,7 +578,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         std::fs::write(&path, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
-        let config: JwtConfig = toml::from_str(&format!("[[issuers]]\nissuer = \"https://i.test\"\naudiences = [\"api\"]\njwks_file = {:?}\n", path.display().to_string())).unwrap();
+        let config: JwtConfig = toml::from_str(&format!(
+            "[[issuers]]\nissuer = \"https://i.test\"\naudiences = [\"api\"]\njwks_file = {:?}\n",
+            path.display().to_string()
+        ))
+        .unwrap();
         let services = Arc::new(Services::runtime_only().unwrap());
         let replay = Arc::new(crate::store::replay::MemoryReplaySet::new(100));
         let auth = JwtAuthenticator::new(&config, "https://g.test", services, replay).unwrap();
@@ -496,7 +590,12 @@ mod tests {
         h.typ = Some("at+jwt".into());
         h.kid = Some("k".into());
         let claims = serde_json::json!({"iss": "https://i.test", "aud": "api", "sub": "s", "exp": now_secs() + 600});
-        let token = jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&kp.serialize_der())).unwrap();
+        let token = jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&kp.serialize_der()),
+        )
+        .unwrap();
         (auth, token, dir)
     }
 

@@ -10,15 +10,15 @@ pub mod api_key;
 pub mod auth;
 pub mod captcha;
 pub mod cors;
-pub mod rate_limit;
-pub mod pow;
 pub mod csrf;
-pub mod session;
 pub mod dpop;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 pub mod openapi;
+pub mod pow;
+pub mod rate_limit;
+pub mod session;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -93,9 +93,10 @@ impl Identity {
             out.push((HeaderName::from_static("x-frontgate-subject"), v));
         }
         if let Some(id) = &self.key_id
-            && let Ok(v) = HeaderValue::from_str(id) {
-                out.push((HeaderName::from_static("x-frontgate-key-id"), v));
-            }
+            && let Ok(v) = HeaderValue::from_str(id)
+        {
+            out.push((HeaderName::from_static("x-frontgate-key-id"), v));
+        }
         if let Ok(v) = HeaderValue::from_str(&self.scopes.join(" ")) {
             out.push((HeaderName::from_static("x-frontgate-scopes"), v));
         }
@@ -135,9 +136,15 @@ pub trait Check: Send + Sync + 'static {
 }
 
 /// The bot check a route's `challenge` names: the proof of work, or a CAPTCHA provider's.
-pub fn bot_check(challenge: Option<&str>, pow: Option<&std::sync::Arc<pow::Pow>>, captchas: &[(crate::config::captcha::CaptchaKind, std::sync::Arc<dyn Check>)]) -> Option<std::sync::Arc<dyn Check>> {
+pub fn bot_check(
+    challenge: Option<&str>,
+    pow: Option<&std::sync::Arc<pow::Pow>>,
+    captchas: &[(crate::config::captcha::CaptchaKind, std::sync::Arc<dyn Check>)],
+) -> Option<std::sync::Arc<dyn Check>> {
     match challenge? {
-        "pow" => pow.map(|p| std::sync::Arc::new(pow::PowCheck::new(p.clone())) as std::sync::Arc<dyn Check>),
+        "pow" => pow.map(|p| {
+            std::sync::Arc::new(pow::PowCheck::new(p.clone())) as std::sync::Arc<dyn Check>
+        }),
         other => {
             let kind = crate::config::captcha::CaptchaKind::parse(other)?;
             captchas.iter().find(|(k, _)| *k == kind).map(|(_, c)| c.clone())

@@ -131,7 +131,13 @@ return {1, 0, math.floor((limit - (new_tat - now)) / interval)}
 #[allow(clippy::large_enum_variant)]
 enum Backend {
     Local(Arc<LocalGcra>),
-    Redis { redis: Redis, script: Arc<redis::Script>, services: Arc<Services>, fallback: Arc<LocalGcra>, on_outage: OutageMode },
+    Redis {
+        redis: Redis,
+        script: Arc<redis::Script>,
+        services: Arc<Services>,
+        fallback: Arc<LocalGcra>,
+        on_outage: OutageMode,
+    },
 }
 
 /// One limit as a route applies it.
@@ -183,10 +189,14 @@ impl Limiter {
             LimitKey::Route => out.extend_from_slice(ex.route.name.as_bytes()),
             LimitKey::Header(name) => {
                 // Requests without the header share one bucket: leaving it out is no way around the limit.
-                out.extend_from_slice(ex.head.headers.get(name).map_or(&b"\0"[..], |v| v.as_bytes()));
+                out.extend_from_slice(
+                    ex.head.headers.get(name).map_or(&b"\0"[..], |v| v.as_bytes()),
+                );
             }
             LimitKey::Subject => out.extend_from_slice(ex.identity.as_ref()?.subject.as_bytes()),
-            LimitKey::ApiKey => out.extend_from_slice(ex.identity.as_ref()?.key_id.as_ref()?.as_bytes()),
+            LimitKey::ApiKey => {
+                out.extend_from_slice(ex.identity.as_ref()?.key_id.as_ref()?.as_bytes())
+            }
             LimitKey::Session => {
                 let id = ex.identity.as_ref()?;
                 if id.method != AuthMethod::Session {
@@ -228,9 +238,13 @@ impl Limiter {
                         metrics::counter!(observe::RATE_LIMIT_OUTAGES, "limit" => self.name.to_string()).increment(1);
                         tracing::warn!(limit = %self.name, error = %e, mode = on_outage.as_str(), "rate-limit store unavailable");
                         match on_outage {
-                            OutageMode::Local => Ok(fallback.acquire(&take.bucket, take.interval, take.burst)),
+                            OutageMode::Local => {
+                                Ok(fallback.acquire(&take.bucket, take.interval, take.burst))
+                            }
                             OutageMode::Open => Ok(Decision::Allowed { remaining: take.burst }),
-                            OutageMode::Closed => Err(Verdict::Deny(Problem::new(Code::StoreUnavailable))),
+                            OutageMode::Closed => {
+                                Err(Verdict::Deny(Problem::new(Code::StoreUnavailable)))
+                            }
                         }
                     }
                 }
@@ -303,12 +317,17 @@ impl AddressLimit {
     /// `Ok` when `ip` may go on; otherwise the 429 problem and its `Retry-After` seconds.
     #[allow(clippy::result_large_err)] // refusals are the rare path; no allocation to save
     pub fn admit(&self, ip: IpAddr) -> Result<(), (Problem, u64)> {
-        match self.gcra.acquire(ClientKey::of(ip).as_bytes(), self.rate.interval(), self.rate.count) {
+        match self.gcra.acquire(ClientKey::of(ip).as_bytes(), self.rate.interval(), self.rate.count)
+        {
             Decision::Allowed { .. } => Ok(()),
             Decision::Limited { retry_after } => {
                 self.limited.increment(1);
-                let secs = (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
-                let detail = format!("Rate limit `{}` exceeded: too many from this address; retry after {secs} s.", self.name);
+                let secs =
+                    (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
+                let detail = format!(
+                    "Rate limit `{}` exceeded: too many from this address; retry after {secs} s.",
+                    self.name
+                );
                 Err((Problem::new(Code::RateLimited).with_detail(detail), secs))
             }
         }
@@ -316,7 +335,8 @@ impl AddressLimit {
 }
 
 fn policy_header(name: &str, burst: u32, window: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{name}\";q={burst};w={}", window.as_secs().max(1))).unwrap_or(HeaderValue::from_static("\"limit\""))
+    HeaderValue::from_str(&format!("\"{name}\";q={burst};w={}", window.as_secs().max(1)))
+        .unwrap_or(HeaderValue::from_static("\"limit\""))
 }
 
 /// The rate-limit check of one route at one place in the pipeline (before or after auth).
@@ -357,7 +377,11 @@ pub fn for_route(
         let limiter = Limiter {
             name: Arc::from(name.as_str()),
             key: cfg.key.clone(),
-            rate: Some(ConfiguredRate { interval, burst, policy: policy_header(name, burst, cfg.rate.period) }),
+            rate: Some(ConfiguredRate {
+                interval,
+                burst,
+                policy: policy_header(name, burst, cfg.rate.period),
+            }),
             backend: backend(&state_key),
             limited: metrics::counter!(observe::RATE_LIMITED, "limit" => name.clone()),
         };
@@ -389,7 +413,9 @@ impl Check for RateLimit {
             let Some(take) = l.take(ex) else { continue };
             match &l.backend {
                 Backend::Local(gcra) => {
-                    if let Decision::Limited { retry_after } = gcra.acquire(&take.bucket, take.interval, take.burst) {
+                    if let Decision::Limited { retry_after } =
+                        gcra.acquire(&take.bucket, take.interval, take.burst)
+                    {
                         return Outcome::Ready(l.refuse(ex, &take, retry_after));
                     }
                 }
@@ -403,7 +429,9 @@ impl Check for RateLimit {
             for (l, take) in &takes {
                 match l.acquire(take).await {
                     Ok(Decision::Allowed { .. }) => {}
-                    Ok(Decision::Limited { retry_after }) => return l.refuse(ex, take, retry_after),
+                    Ok(Decision::Limited { retry_after }) => {
+                        return l.refuse(ex, take, retry_after);
+                    }
                     Err(verdict) => return verdict,
                 }
             }
@@ -462,7 +490,11 @@ mod tests {
     fn clients_are_keyed_by_ipv4_address_or_ipv6_64() {
         let key = |s: &str| ClientKey::of(s.parse().unwrap());
         assert_eq!(key("192.0.2.1").as_bytes(), &[192, 0, 2, 1]);
-        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"), "an IPv4-mapped address is its IPv4 address");
+        assert_eq!(
+            key("::ffff:192.0.2.1"),
+            key("192.0.2.1"),
+            "an IPv4-mapped address is its IPv4 address"
+        );
         assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
         // One /64, any interface id: one client.
         assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
@@ -478,9 +510,16 @@ mod tests {
         let g = LocalGcra::new(1000);
         let interval = Duration::from_secs(1); // 1/s
         for i in 0..3 {
-            assert_eq!(g.acquire_at(b"a", interval, 3, 0), Decision::Allowed { remaining: 2 - i }, "request {i}");
+            assert_eq!(
+                g.acquire_at(b"a", interval, 3, 0),
+                Decision::Allowed { remaining: 2 - i },
+                "request {i}"
+            );
         }
-        assert_eq!(g.acquire_at(b"a", interval, 3, 0), Decision::Limited { retry_after: Duration::from_secs(1) });
+        assert_eq!(
+            g.acquire_at(b"a", interval, 3, 0),
+            Decision::Limited { retry_after: Duration::from_secs(1) }
+        );
         // Another key has its own bucket.
         assert!(matches!(g.acquire_at(b"b", interval, 3, 0), Decision::Allowed { .. }));
         // One interval later, one more request passes, and only one.

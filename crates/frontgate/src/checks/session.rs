@@ -40,11 +40,9 @@ pub fn is_navigation(head: &Parts) -> bool {
     match head.headers.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
         Some(mode) => mode.eq_ignore_ascii_case("navigate"),
         // Older browsers: navigations ask for HTML first.
-        None => head
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.split(',').next().is_some_and(|first| first.trim().starts_with("text/html"))),
+        None => head.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| {
+            a.split(',').next().is_some_and(|first| first.trim().starts_with("text/html"))
+        }),
     }
 }
 
@@ -59,20 +57,37 @@ impl Authenticator for SessionAuth {
 
     fn authenticate<'a>(&'a self, ex: &'a Exchange<'_>) -> AuthFuture<'a> {
         Box::pin(async move {
-            let ended = || Problem::new(Code::Unauthenticated).with_detail("The session has ended; log in again at /.frontgate/login.");
+            let ended = || {
+                Problem::new(Code::Unauthenticated)
+                    .with_detail("The session has ended; log in again at /.frontgate/login.")
+            };
             let unavailable = |e: crate::session::SessionError| {
                 tracing::warn!(error = %e, "session store failed");
                 Problem::new(Code::StoreUnavailable)
             };
-            let session = self.oidc.current(&ex.head.headers).await.map_err(unavailable)?.ok_or_else(ended)?;
+            let session = self
+                .oidc
+                .current(&ex.head.headers)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(ended)?;
             let session = self.oidc.fresh(session).await.map_err(unavailable)?.ok_or_else(ended)?;
             let mut upstream_headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
             if self.oidc.forward_access_token
-                && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", session.data.access_token))
+                && let Ok(v) =
+                    HeaderValue::from_str(&format!("Bearer {}", session.data.access_token))
             {
                 upstream_headers.push((header::AUTHORIZATION, v));
             }
-            Ok(Identity { method: AuthMethod::Session, subject: session.data.subject, key_id: None, scopes: session.data.scopes, claims: Some(std::sync::Arc::new(session.data.claims)), rate_limit: None, upstream_headers })
+            Ok(Identity {
+                method: AuthMethod::Session,
+                subject: session.data.subject,
+                key_id: None,
+                scopes: session.data.scopes,
+                claims: Some(std::sync::Arc::new(session.data.claims)),
+                rate_limit: None,
+                upstream_headers,
+            })
         })
     }
 
@@ -81,11 +96,16 @@ impl Authenticator for SessionAuth {
             return None;
         }
         let target = ex.head.uri.path_and_query().map_or("/", |p| p.as_str());
-        let encoded = percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC);
+        let encoded =
+            percent_encoding::utf8_percent_encode(target, percent_encoding::NON_ALPHANUMERIC);
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::FOUND;
         let location = format!("/.frontgate/login?return_to={encoded}");
-        r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/.frontgate/login")));
+        r.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_str(&location)
+                .unwrap_or(HeaderValue::from_static("/.frontgate/login")),
+        );
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Some(Verdict::Respond(r))
     }
@@ -119,11 +139,23 @@ mod tests {
 
     #[test]
     fn navigations_and_api_calls_are_told_apart() {
-        assert!(is_navigation(&head("GET", &[("sec-fetch-mode", "navigate"), ("accept", "text/html")])));
-        assert!(is_navigation(&head("GET", &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")])));
-        assert!(!is_navigation(&head("GET", &[("sec-fetch-mode", "cors"), ("accept", "text/html")])));
+        assert!(is_navigation(&head(
+            "GET",
+            &[("sec-fetch-mode", "navigate"), ("accept", "text/html")]
+        )));
+        assert!(is_navigation(&head(
+            "GET",
+            &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")]
+        )));
+        assert!(!is_navigation(&head(
+            "GET",
+            &[("sec-fetch-mode", "cors"), ("accept", "text/html")]
+        )));
         assert!(!is_navigation(&head("GET", &[("accept", "application/json")])));
         assert!(!is_navigation(&head("GET", &[])));
-        assert!(!is_navigation(&head("POST", &[("sec-fetch-mode", "navigate"), ("accept", "text/html")])));
+        assert!(!is_navigation(&head(
+            "POST",
+            &[("sec-fetch-mode", "navigate"), ("accept", "text/html")]
+        )));
     }
 }

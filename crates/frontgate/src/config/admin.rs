@@ -17,6 +17,10 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: ListenAddr("127.0.0.1:9901".parse().expect("static")), enabled: true, token: None }
+        AdminConfig {
+            listen: ListenAddr("127.0.0.1:9901".parse().expect("static")),
+            enabled: true,
+            token: None,
+        }
     }
 }

@@ -51,7 +51,10 @@ impl ApiKeysConfig {
     pub(super) fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         let p = &self.prefix;
-        if !(2..=16).contains(&p.len()) || !p.ends_with('_') || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        if !(2..=16).contains(&p.len())
+            || !p.ends_with('_')
+            || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
             errors.push(format!("[api_keys] prefix `{p}` must be 2 to 16 characters of a-z, 0-9 and _, ending in _ (like \"fgk_\")"));
         }
         if self.hash_secret.0.len() < 32 {
@@ -61,7 +64,9 @@ impl ApiKeysConfig {
             errors.push("[api_keys] cache_ttl must be between 1ms and 5m: it bounds how long a revoked key may still pass".into());
         }
         if self.cache_capacity == 0 || self.negative_cache_capacity == 0 {
-            errors.push("[api_keys] cache_capacity and negative_cache_capacity must be at least 1".into());
+            errors.push(
+                "[api_keys] cache_capacity and negative_cache_capacity must be at least 1".into(),
+            );
         }
         if self.last_used_flush.0.is_zero() {
             errors.push("[api_keys] last_used_flush must be longer than 0".into());

@@ -107,14 +107,21 @@ impl CaptchaConfig {
                 out.push(format!("[captcha.{name}] secret is empty"));
             }
             let url = p.verify_url.as_ref().map_or(kind.default_verify_url(), |u| u.0.as_str());
-            if !(url.starts_with("https://") || url.starts_with("http://127.") || url.starts_with("http://[::1]") || url.starts_with("http://localhost")) {
+            if !(url.starts_with("https://")
+                || url.starts_with("http://127.")
+                || url.starts_with("http://[::1]")
+                || url.starts_with("http://localhost"))
+            {
                 out.push(format!("[captcha.{name}] verify_url must be https:// (http:// only for loopback test servers)"));
             }
             if p.min_score.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
                 out.push(format!("[captcha.{name}] min_score must be between 0.0 and 1.0"));
             }
             if http::HeaderName::from_bytes(p.header.as_bytes()).is_err() {
-                out.push(format!("[captcha.{name}] header `{}` is not a valid header name", p.header));
+                out.push(format!(
+                    "[captcha.{name}] header `{}` is not a valid header name",
+                    p.header
+                ));
             }
             if p.timeout.0.is_zero() {
                 out.push(format!("[captcha.{name}] timeout must be longer than 0"));

@@ -21,12 +21,19 @@ pub(super) enum Outcome {
     Syntax(Error),
     /// Bad values: every one found (in file order), a config made of the parts that had none,
     /// and the top-level keys that were (wholly or partly) left out of it.
-    Values { errors: Vec<Error>, partial: Option<Config>, broken: BTreeSet<String> },
+    Values {
+        errors: Vec<Error>,
+        partial: Option<Config>,
+        broken: BTreeSet<String>,
+    },
 }
 
 type Entry<'i> = (Spanned<DeString<'i>>, Spanned<DeValue<'i>>);
 
-fn from_entries<'i>(span: Range<usize>, entries: impl IntoIterator<Item = Entry<'i>>) -> Result<Config, Error> {
+fn from_entries<'i>(
+    span: Range<usize>,
+    entries: impl IntoIterator<Item = Entry<'i>>,
+) -> Result<Config, Error> {
     let mut table = DeTable::new();
     for (k, v) in entries {
         table.insert(k, v);
@@ -181,7 +188,9 @@ x = 1
 
     #[test]
     fn syntax_errors_stop_at_the_first() {
-        let e = errors("[server]\nlisten = \"127.0.0.1:1\"\n[upstream\nurl = \"http://a:1\"\nx = = 1\n");
+        let e = errors(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[upstream\nurl = \"http://a:1\"\nx = = 1\n",
+        );
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].line, Some(3), "{e:?}");
     }

@@ -140,7 +140,9 @@ impl<'de> Deserialize<'de> for JwtAlgorithm {
                     "`{raw}` is refused: HMAC algorithms need a shared secret, and accepting them beside public keys enables key-confusion attacks; use RS256, PS256, ES256, ES384 or EdDSA"
                 )));
             }
-            "none" | "None" | "NONE" => return Err(de::Error::custom("`none` (unsigned tokens) is never accepted")),
+            "none" | "None" | "NONE" => {
+                return Err(de::Error::custom("`none` (unsigned tokens) is never accepted"));
+            }
             _ => {
                 return Err(de::Error::custom(format!(
                     "`{raw}` is not a supported algorithm; use RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384 or EdDSA"
@@ -217,7 +219,9 @@ impl JwtConfig {
             out.push("[jwt] dpop_window must be between 1s and 10m".to_string());
         }
         if self.dpop_replay_capacity == 0 || self.dpop_replay_capacity > MAX_DPOP_REPLAY_CAPACITY {
-            out.push(format!("[jwt] dpop_replay_capacity must be between 1 and {MAX_DPOP_REPLAY_CAPACITY}"));
+            out.push(format!(
+                "[jwt] dpop_replay_capacity must be between 1 and {MAX_DPOP_REPLAY_CAPACITY}"
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         let mut introspecting = 0;
@@ -242,16 +246,21 @@ impl JwtConfig {
                 out.push(format!("[[jwt.issuers]] `{name}`: set jwks_url or jwks_file, not both"));
             }
             if i.jwks_url.is_none() && i.jwks_file.is_none() && !i.discovery {
-                out.push(format!("[[jwt.issuers]] `{name}`: discovery = false needs jwks_url or jwks_file"));
+                out.push(format!(
+                    "[[jwt.issuers]] `{name}`: discovery = false needs jwks_url or jwks_file"
+                ));
             }
             if let Some(u) = &i.jwks_url
-                && !fetchable_url(&u.0) {
-                    out.push(format!("[[jwt.issuers]] `{name}`: jwks_url must be https:// (http:// only for loopback)"));
-                }
+                && !fetchable_url(&u.0)
+            {
+                out.push(format!("[[jwt.issuers]] `{name}`: jwks_url must be https:// (http:// only for loopback)"));
+            }
             if let Some(intro) = &i.introspection {
                 introspecting += 1;
                 if intro.cache_ttl.0 > MAX_INTROSPECTION_CACHE {
-                    out.push(format!("[[jwt.issuers]] `{name}`: introspection cache_ttl must be at most 5m"));
+                    out.push(format!(
+                        "[[jwt.issuers]] `{name}`: introspection cache_ttl must be at most 5m"
+                    ));
                 }
                 match &intro.url {
                     Some(u) if !fetchable_url(&u.0) => {
@@ -316,22 +325,44 @@ mod tests {
             let e = parse(&format!("{ONE}algorithms = [\"{alg}\"]\n")).unwrap_err();
             assert!(e.contains(alg), "{alg}: {e}");
         }
-        assert!(parse(&format!("{ONE}algorithms = [\"HS256\"]\n")).unwrap_err().contains("key-confusion"));
+        assert!(
+            parse(&format!("{ONE}algorithms = [\"HS256\"]\n"))
+                .unwrap_err()
+                .contains("key-confusion")
+        );
     }
 
     #[test]
     fn cross_key_rules() {
         let problems = |extra: &str| parse(&format!("{ONE}{extra}")).unwrap().problems().join("\n");
         assert!(problems("leeway = \"10m\"\n").contains("leeway must be at most 5m"));
-        assert!(problems("jwks_url = \"https://a/j\"\njwks_file = \"j.json\"\n").contains("not both"));
-        assert!(problems("jwks_url = \"http://idp.example/jwks\"\n").contains("jwks_url must be https"));
+        assert!(
+            problems("jwks_url = \"https://a/j\"\njwks_file = \"j.json\"\n").contains("not both")
+        );
+        assert!(
+            problems("jwks_url = \"http://idp.example/jwks\"\n").contains("jwks_url must be https")
+        );
         assert!(problems("jwks_url = \"http://127.0.0.1:9/jwks\"\n").is_empty());
         assert!(problems("discovery = false\n").contains("needs jwks_url"));
         assert!(problems("[issuers.introspection]\nclient_id = \"a\"\nclient_secret = \"b\"\ncache_ttl = \"1h\"\n").contains("at most 5m"));
-        let two = format!("{ONE}[issuers.introspection]\nclient_id = \"a\"\nclient_secret = \"b\"\n[[issuers]]\nissuer = \"https://other.example\"\naudiences = [\"api\"]\n[issuers.introspection]\nclient_id = \"a\"\nclient_secret = \"b\"\n");
-        assert!(parse(&two).unwrap().problems().join("\n").contains("only one issuer may have introspection"));
-        let plain = parse("[[issuers]]\nissuer = \"http://idp.example\"\naudiences = []\n").unwrap().problems().join("\n");
-        assert!(plain.contains("must be an https://") && plain.contains("audiences must list"), "{plain}");
+        let two = format!(
+            "{ONE}[issuers.introspection]\nclient_id = \"a\"\nclient_secret = \"b\"\n[[issuers]]\nissuer = \"https://other.example\"\naudiences = [\"api\"]\n[issuers.introspection]\nclient_id = \"a\"\nclient_secret = \"b\"\n"
+        );
+        assert!(
+            parse(&two)
+                .unwrap()
+                .problems()
+                .join("\n")
+                .contains("only one issuer may have introspection")
+        );
+        let plain = parse("[[issuers]]\nissuer = \"http://idp.example\"\naudiences = []\n")
+            .unwrap()
+            .problems()
+            .join("\n");
+        assert!(
+            plain.contains("must be an https://") && plain.contains("audiences must list"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ pub mod cors;
 pub mod frontend;
 pub mod jwt;
 pub mod log;
-pub mod rate_limits;
-pub mod pow;
 pub mod oidc;
 pub mod openapi;
+pub mod pow;
+pub mod rate_limits;
 pub mod routes;
 pub mod server;
 pub mod shared;
@@ -37,8 +37,8 @@ pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use jwt::JwtConfig;
 pub use log::{LogConfig, LogFormat};
-pub use rate_limits::{LimitKey, Rate, RateLimitConfig};
 pub use oidc::OidcConfig;
+pub use rate_limits::{LimitKey, Rate, RateLimitConfig};
 pub use routes::{AuthMethod, AuthSetting, RouteConfig, RouteMatch, RouteTarget};
 pub use server::{ServerConfig, TlsSetting};
 pub use shared::{OutageMode, SharedConfig};
@@ -151,7 +151,12 @@ impl Reporter<'_> {
             }
             None => (None, None),
         };
-        self.errors.push(ConfigError { file: self.file.to_owned(), line, column, message: message.into() });
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        });
     }
 }
 
@@ -244,7 +249,15 @@ impl Config {
             Ok(spec) => o.compiled = Some(std::sync::Arc::new(spec)),
             Err(errors) => {
                 for e in errors.iter().take(50) {
-                    rep.at(None, format!("[openapi] spec {}: {} (at {})", o.spec.display(), e.message, e.pointer));
+                    rep.at(
+                        None,
+                        format!(
+                            "[openapi] spec {}: {} (at {})",
+                            o.spec.display(),
+                            e.message,
+                            e.pointer
+                        ),
+                    );
                 }
             }
         }
@@ -273,13 +286,17 @@ impl Config {
                 rep.at(None, format!("{name} must be longer than 0"));
             }
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() || !log_level_words_are_levels(&self.log.level) {
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err()
+            || !log_level_words_are_levels(&self.log.level)
+        {
             rep.at(None, format!("[log] level `{}` is not a log filter; write e.g. \"info\" or \"frontgate=debug,info\"", self.log.level));
         }
         if let Some(dir) = self.frontend.as_ref().and_then(|f| f.dir.as_ref())
-            && gateway && !dir.is_dir() {
-                rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", dir.display()));
-            }
+            && gateway
+            && !dir.is_dir()
+        {
+            rep.at(None, format!("[frontend] dir {} is not a directory: build the front-end first, or fix the path", dir.display()));
+        }
         if s.max_header_bytes.0 < 1024 {
             rep.at(None, "[server] max_header_bytes must be at least 1024");
         }
@@ -293,9 +310,12 @@ impl Config {
             rep.at(None, "[server] workers must be at most 1024 (0 means one per core)");
         }
         if let Some(pu) = &s.public_url
-            && !s.tls_enabled() && pu.get_ref().is_https() && s.trusted_proxies.is_empty() {
-                rep.at(Some(pu.span()), "public_url is https:// but tls = \"off\" and no trusted_proxies are set: list the load balancer's addresses in [server] trusted_proxies");
-            }
+            && !s.tls_enabled()
+            && pu.get_ref().is_https()
+            && s.trusted_proxies.is_empty()
+        {
+            rep.at(Some(pu.span()), "public_url is https:// but tls = \"off\" and no trusted_proxies are set: list the load balancer's addresses in [server] trusted_proxies");
+        }
         if !s.tls_enabled() && s.redirect_http.is_some() {
             rep.at(None, "[server] redirect_http needs TLS: remove it, or set tls");
         }
@@ -310,7 +330,10 @@ impl Config {
             }
             for m in &cors.allow_methods {
                 if http::Method::from_bytes(m.as_bytes()).is_err() || m.to_ascii_uppercase() != *m {
-                    rep.at(None, format!("[cors] allow_methods: `{m}` is not an upper-case HTTP method"));
+                    rep.at(
+                        None,
+                        format!("[cors] allow_methods: `{m}` is not an upper-case HTTP method"),
+                    );
                 }
             }
             for h in cors.allow_headers.iter().chain(&cors.expose_headers) {
@@ -330,27 +353,49 @@ impl Config {
                     rep.at(span.clone(), format!("route `{}` forwards to the upstream, but there is no [upstream] section", m.text));
                 }
                 RouteTarget::Frontend if no_frontend => {
-                    rep.at(span.clone(), format!("route `{}` serves the frontend, but there is no [frontend] section", m.text));
+                    rep.at(
+                        span.clone(),
+                        format!(
+                            "route `{}` serves the frontend, but there is no [frontend] section",
+                            m.text
+                        ),
+                    );
                 }
                 _ => {}
             }
             if route.cors == Some(true) && no_cors {
-                rep.at(span.clone(), format!("route `{}` sets cors = true but there is no [cors] section", m.text));
+                rep.at(
+                    span.clone(),
+                    format!("route `{}` sets cors = true but there is no [cors] section", m.text),
+                );
             }
             for (name, value) in &route.headers {
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    rep.at(span.clone(), format!("route `{}`: `{name}` is not a valid header name", m.text));
+                    rep.at(
+                        span.clone(),
+                        format!("route `{}`: `{name}` is not a valid header name", m.text),
+                    );
                 } else if http::HeaderValue::from_str(value).is_err() {
-                    rep.at(span.clone(), format!("route `{}`: the value of header `{name}` is not a valid header value", m.text));
+                    rep.at(
+                        span.clone(),
+                        format!(
+                            "route `{}`: the value of header `{name}` is not a valid header value",
+                            m.text
+                        ),
+                    );
                 }
             }
             if route.timeout.is_some_and(|t| t.0.is_zero()) {
                 rep.at(span.clone(), format!("route `{}`: timeout must be longer than 0", m.text));
             }
             if let Some(csp) = &route.csp
-                && http::HeaderValue::from_str(csp).is_err() {
-                    rep.at(span.clone(), format!("route `{}`: csp is not a valid header value", m.text));
-                }
+                && http::HeaderValue::from_str(csp).is_err()
+            {
+                rep.at(
+                    span.clone(),
+                    format!("route `{}`: csp is not a valid header value", m.text),
+                );
+            }
             self.validate_route_policy(route, rep, broken);
         }
         if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
@@ -367,7 +412,11 @@ impl Config {
                     .operations
                     .iter()
                     .filter(|o| m.methods.is_empty() || m.methods.contains(&o.method))
-                    .filter(|o| m.path.is_empty() || o.pattern == m.path || o.pattern.starts_with(&format!("{}/", m.path)))
+                    .filter(|o| {
+                        m.path.is_empty()
+                            || o.pattern == m.path
+                            || o.pattern.starts_with(&format!("{}/", m.path))
+                    })
                     .filter(|o| crate::route::table::merged_route(self, o).is_none())
                     .map(|o| o.name.as_str())
                     .collect();
@@ -380,7 +429,8 @@ impl Config {
                 }
             }
             for op in &spec.operations {
-                let route = crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i));
+                let route =
+                    crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i));
                 if route.is_some_and(|r| !r.auth.is_none()) {
                     continue; // the route's own auth, checked above
                 }
@@ -406,7 +456,11 @@ impl Config {
             }
             if f.dev_server.is_some() {
                 // The dev server answers these itself (Vite serves index.html and its own fallback).
-                for (key, set) in [("index", f.index.is_some()), ("spa_fallback", f.spa_fallback.is_some()), ("immutable_prefixes", f.immutable_prefixes.is_some())] {
+                for (key, set) in [
+                    ("index", f.index.is_some()),
+                    ("spa_fallback", f.spa_fallback.is_some()),
+                    ("immutable_prefixes", f.immutable_prefixes.is_some()),
+                ] {
                     if set {
                         rep.at(None, format!("[frontend] {key} applies to files in dir and has no effect with dev_server: remove it"));
                     }
@@ -432,7 +486,11 @@ impl Config {
             // (and on loopback, for local development).
             let public = self.public_origin();
             let host = public.host_port().rsplit_once(':').map_or(public.host_port(), |(h, _)| h);
-            let loopback = host == "localhost" || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            let loopback = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
             if !public.is_https() && !loopback {
                 rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
             }
@@ -448,7 +506,12 @@ impl Config {
         for e in section_errors {
             rep.at(None, e);
         }
-        for problem in self.pow.iter().flat_map(|p| p.problems()).chain(self.captcha.iter().flat_map(|c| c.problems())) {
+        for problem in self
+            .pow
+            .iter()
+            .flat_map(|p| p.problems())
+            .chain(self.captcha.iter().flat_map(|c| c.problems()))
+        {
             rep.at(None, problem);
         }
         if http::HeaderValue::from_str(&s.hsts).is_err() {
@@ -465,25 +528,45 @@ impl Config {
 
     /// A route's policy keys must name what the config provides: a route can never ask for a check
     /// that would silently not run.
-/// The OpenAPI operations `route` is merged into (lends its policy to).
-    fn operations_merged_into<'a>(&'a self, route: &'a RouteConfig) -> impl Iterator<Item = &'a crate::checks::openapi::Operation> + 'a {
+    /// The OpenAPI operations `route` is merged into (lends its policy to).
+    fn operations_merged_into<'a>(
+        &'a self,
+        route: &'a RouteConfig,
+    ) -> impl Iterator<Item = &'a crate::checks::openapi::Operation> + 'a {
         let spec = self.openapi.as_ref().and_then(|o| o.compiled.as_ref());
         spec.into_iter().flat_map(|s| s.operations.iter()).filter(move |op| {
-            crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i)).is_some_and(|r| std::ptr::eq(r, route))
+            crate::route::table::merged_route(self, op)
+                .and_then(|i| self.routes.get(i))
+                .is_some_and(|r| std::ptr::eq(r, route))
         })
     }
 
-        fn validate_route_policy(&self, route: &RouteConfig, rep: &mut Reporter<'_>, broken: &BTreeSet<String>) {
+    fn validate_route_policy(
+        &self,
+        route: &RouteConfig,
+        rep: &mut Reporter<'_>,
+        broken: &BTreeSet<String>,
+    ) {
         let span = Some(route.matcher.span());
         let text = &route.matcher.get_ref().text;
         for method in &route.auth.0 {
             let section = self.auth_section(*method);
             if !section.1 && !broken.contains(section.0) {
-                rep.at(span.clone(), format!("route `{text}`: auth = \"{}\" needs the [{}] section", method.as_str(), section.0));
+                rep.at(
+                    span.clone(),
+                    format!(
+                        "route `{text}`: auth = \"{}\" needs the [{}] section",
+                        method.as_str(),
+                        section.0
+                    ),
+                );
             }
         }
         // On an OpenAPI operation, the document's security is the auth the route's scopes add to.
-        if !route.scopes.is_empty() && route.auth.is_none() && !self.operations_merged_into(route).any(|op| !op.auth.is_empty()) {
+        if !route.scopes.is_empty()
+            && route.auth.is_none()
+            && !self.operations_merged_into(route).any(|op| !op.auth.is_empty())
+        {
             rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth (or, on an OpenAPI operation, a security requirement in the document)"));
         }
         if !route.claims.is_empty() {
@@ -494,14 +577,18 @@ impl Config {
                 rep.at(span.clone(), format!("route `{text}`: claims cannot be checked on API keys, which carry none; remove \"api_key\" from auth or the claims"));
             }
             for (name, value) in &route.claims {
-                if !matches!(value, toml::Value::String(_) | toml::Value::Boolean(_) | toml::Value::Integer(_)) {
+                if !matches!(
+                    value,
+                    toml::Value::String(_) | toml::Value::Boolean(_) | toml::Value::Integer(_)
+                ) {
                     rep.at(span.clone(), format!("route `{text}`: claim `{name}` must be required as a string, a boolean or an integer"));
                 }
                 if route.auth.accepts(AuthMethod::Session)
                     && let Some(oidc) = &self.oidc
-                    && !oidc.session_claims.iter().any(|c| c == name) {
-                        rep.at(span.clone(), format!("route `{text}`: claim `{name}` is checked on sessions, which keep only [oidc] session_claims; add \"{name}\" there"));
-                    }
+                    && !oidc.session_claims.iter().any(|c| c == name)
+                {
+                    rep.at(span.clone(), format!("route `{text}`: claim `{name}` is checked on sessions, which keep only [oidc] session_claims; add \"{name}\" there"));
+                }
             }
         }
         if route.method_override && route.to == RouteTarget::Frontend {
@@ -524,9 +611,11 @@ impl Config {
                 rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` is not defined; add a [rate_limits.{name}] section"));
             }
             if let Some(limit) = self.rate_limits.get(name)
-                && !limit.key.before_auth() && route.auth.is_none() {
-                    rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` counts per authenticated caller, but the route has no auth; set auth, or use key = \"ip\""));
-                }
+                && !limit.key.before_auth()
+                && route.auth.is_none()
+            {
+                rep.at(span.clone(), format!("route `{text}`: rate_limit `{name}` counts per authenticated caller, but the route has no auth; set auth, or use key = \"ip\""));
+            }
         }
     }
 
@@ -543,9 +632,18 @@ impl Config {
     fn challenge_section(&self, kind: &str) -> Option<(&'static str, bool)> {
         match kind {
             "pow" => Some(("pow", self.pow.is_some())),
-            "turnstile" => Some(("captcha.turnstile", self.captcha.as_ref().is_some_and(|c| c.turnstile.is_some()))),
-            "hcaptcha" => Some(("captcha.hcaptcha", self.captcha.as_ref().is_some_and(|c| c.hcaptcha.is_some()))),
-            "recaptcha" => Some(("captcha.recaptcha", self.captcha.as_ref().is_some_and(|c| c.recaptcha.is_some()))),
+            "turnstile" => Some((
+                "captcha.turnstile",
+                self.captcha.as_ref().is_some_and(|c| c.turnstile.is_some()),
+            )),
+            "hcaptcha" => Some((
+                "captcha.hcaptcha",
+                self.captcha.as_ref().is_some_and(|c| c.hcaptcha.is_some()),
+            )),
+            "recaptcha" => Some((
+                "captcha.recaptcha",
+                self.captcha.as_ref().is_some_and(|c| c.recaptcha.is_some()),
+            )),
             _ => None,
         }
     }
@@ -560,9 +658,9 @@ impl Config {
             return pu.get_ref().clone();
         }
         let scheme = if self.server.tls_enabled() { "https" } else { "http" };
-        format!("{scheme}://{}", self.server.listen.0).parse().unwrap_or_else(|_| {
-            "https://localhost".parse().expect("static origin")
-        })
+        format!("{scheme}://{}", self.server.listen.0)
+            .parse()
+            .unwrap_or_else(|_| "https://localhost".parse().expect("static origin"))
     }
 
     /// Warnings: valid, but probably not what was meant.
@@ -574,17 +672,28 @@ impl Config {
         if self.server.public_url.is_none() && !self.server.listen.0.ip().is_loopback() {
             w.push("[server] public_url is not set: same-origin checks trust the Host header, which DNS rebinding can forge. Set public_url to the origin browsers use".into());
         }
-        if self.server.listen.0.ip().is_unspecified() && !self.admin.listen.0.ip().is_loopback() && self.admin.enabled {
+        if self.server.listen.0.ip().is_unspecified()
+            && !self.admin.listen.0.ip().is_loopback()
+            && self.admin.enabled
+        {
             w.push("the admin listener is not on loopback: /metrics and /ready are then reachable by anyone who can reach it; keep it on loopback or behind a firewall".into());
         }
         // A `{param}` route also matches the paths of static operations beside it
         // (`/api/items/{id}` and `/api/items/export`); each operation is a route of its own and
         // wins, so the entry's policy does not reach it.
         if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
-            for route in self.routes.iter().filter(|r| !r.matcher.get_ref().prefix && r.to == RouteTarget::Upstream && r.lends_policy()) {
+            for route in self.routes.iter().filter(|r| {
+                !r.matcher.get_ref().prefix && r.to == RouteTarget::Upstream && r.lends_policy()
+            }) {
                 let m = route.matcher.get_ref();
-                for op in spec.operations.iter().filter(|o| m.methods.is_empty() || m.methods.contains(&o.method)) {
-                    if crate::route::table::pattern_covers(&m.path, &op.pattern) && crate::route::table::merged_route(self, op).is_none() {
+                for op in spec
+                    .operations
+                    .iter()
+                    .filter(|o| m.methods.is_empty() || m.methods.contains(&o.method))
+                {
+                    if crate::route::table::pattern_covers(&m.path, &op.pattern)
+                        && crate::route::table::merged_route(self, op).is_none()
+                    {
                         w.push(format!(
                             "route `{}` also matches the path of OpenAPI operation {}, which is a route of its own and does not take this entry's policy; add an entry with that operation's path if it should",
                             m.text, op.name
@@ -616,15 +725,24 @@ impl Config {
 /// A bare word in a log filter is read as a target name, so a misspelled level ("verbose")
 /// would silently turn frontgate's own logs off. Bare words must be levels.
 fn log_level_words_are_levels(filter: &str) -> bool {
-    filter.split(',').map(str::trim).filter(|d| !d.is_empty() && !d.contains('=') && !d.contains("::") && !d.contains('[')).all(|d| {
-        matches!(d.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error" | "off")
-    })
+    filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.contains('=') && !d.contains("::") && !d.contains('['))
+        .all(|d| {
+            matches!(
+                d.to_ascii_lowercase().as_str(),
+                "trace" | "debug" | "info" | "warn" | "error" | "off"
+            )
+        })
 }
 
 /// Makes serde's unknown-field message say how to fix it.
 fn friendly_parse_message(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field ") {
-        return format!("unknown key {rest}. Check the spelling against the config reference (docs/config.md)");
+        return format!(
+            "unknown key {rest}. Check the spelling against the config reference (docs/config.md)"
+        );
     }
     msg.to_owned()
 }
@@ -656,7 +774,8 @@ mod tests {
 
     #[test]
     fn bad_values_point_at_the_value() {
-        let e = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\nconnect_timeout = \"soon\"\n").unwrap_err();
+        let e = parse("[upstream]\nurl = \"http://127.0.0.1:3000\"\nconnect_timeout = \"soon\"\n")
+            .unwrap_err();
         let e = &e.0[0];
         assert_eq!(e.line, Some(3), "{e}");
         assert!(e.message.contains("not a duration"), "{e}");
@@ -678,25 +797,43 @@ mod tests {
         assert!(parse("").is_err());
         let e = parse("[upstream]\nurl = \"https://a:1\"\n").unwrap_err();
         assert!(e.to_string().contains("https upstreams"), "{e}");
-        let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"null\"]\n").unwrap_err();
+        let e = parse("[upstream]\nurl = \"http://a:1\"\n[cors]\nallow_origins = [\"null\"]\n")
+            .unwrap_err();
         assert!(e.to_string().contains("null"), "{e}");
     }
 
     #[test]
     fn frontend_takes_dir_or_dev_server_and_refuses_file_keys_with_a_dev_server() {
         parse("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\nspa_fallback_exclude = [\"/api/\"]\n").unwrap();
-        let e = parse("[frontend]\ndir = \"/tmp\"\ndev_server = \"http://127.0.0.1:5173\"\n").unwrap_err();
+        let e = parse("[frontend]\ndir = \"/tmp\"\ndev_server = \"http://127.0.0.1:5173\"\n")
+            .unwrap_err();
         assert!(e.to_string().contains("[frontend] has both dir and dev_server"), "{e}");
         let e = parse("[frontend]\ncsp = \"default-src 'self'\"\n").unwrap_err();
-        assert!(e.to_string().contains("[frontend] needs dir = \"./dist\" (the built files) or dev_server"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("[frontend] needs dir = \"./dist\" (the built files) or dev_server"),
+            "{e}"
+        );
         for key in ["index = \"a.html\"", "spa_fallback = false", "immutable_prefixes = []"] {
-            let e = parse(&format!("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n{key}\n")).unwrap_err();
-            assert!(e.to_string().contains("has no effect with dev_server: remove it"), "{key}: {e}");
+            let e = parse(&format!("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n{key}\n"))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("has no effect with dev_server: remove it"),
+                "{key}: {e}"
+            );
         }
         // The relaxed CSP is only the dev server's default; an explicit one is used as written.
         let csp = |t: &str| parse(t).unwrap().frontend.unwrap().csp();
-        assert!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n").contains("style-src 'self' 'unsafe-inline'"));
-        assert_eq!(csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\ncsp = \"default-src 'self'\"\n"), "default-src 'self'");
+        assert!(
+            csp("[frontend]\ndev_server = \"http://127.0.0.1:5173\"\n")
+                .contains("style-src 'self' 'unsafe-inline'")
+        );
+        assert_eq!(
+            csp(
+                "[frontend]\ndev_server = \"http://127.0.0.1:5173\"\ncsp = \"default-src 'self'\"\n"
+            ),
+            "default-src 'self'"
+        );
         assert_eq!(csp("[frontend]\ndir = \"/tmp\"\n"), frontend::d_csp());
         let e = parse("[frontend]\ndev_server = \"http://127.0.0.1:5173/app\"\n").unwrap_err();
         assert!(e.to_string().contains("dev_server must be an origin without a path"), "{e}");
@@ -709,12 +846,18 @@ mod tests {
         let e = parse("[upstream]\nurl = \"http://a:1\"\ntimeout = \"0s\"\n[server]\nheader_read_timeout = \"0ms\"\n").unwrap_err();
         assert!(e.to_string().contains("[upstream] timeout must be longer than 0"), "{e}");
         assert!(e.to_string().contains("header_read_timeout must be longer than 0"), "{e}");
-        let e = parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"verbose\"\n").unwrap_err();
+        let e =
+            parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"verbose\"\n").unwrap_err();
         assert!(e.to_string().contains("[log] level"), "{e}");
-        parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"frontgate=debug,warn\"\n").unwrap();
-        let e = parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/x\"\ntimeout = \"0s\"\n").unwrap_err();
+        parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"frontgate=debug,warn\"\n")
+            .unwrap();
+        let e = parse(
+            "[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/x\"\ntimeout = \"0s\"\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("timeout must be longer than 0"), "{e}");
-        let e = parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"info,=,=\"\n").unwrap_err();
+        let e =
+            parse("[upstream]\nurl = \"http://a:1\"\n[log]\nlevel = \"info,=,=\"\n").unwrap_err();
         assert!(e.to_string().contains("[log] level"), "{e}");
         let e = parse("[frontend]\ndir = \"/surely/not/a/dir\"\n").unwrap_err();
         assert!(e.to_string().contains("is not a directory"), "{e}");
@@ -722,15 +865,28 @@ mod tests {
 
     #[test]
     fn route_policy_must_name_configured_checks() {
-        let route = |keys: &str| parse(&format!("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\n{keys}\n")).map(|_| ()).unwrap_err().0;
+        let route = |keys: &str| {
+            parse(&format!(
+                "[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\n{keys}\n"
+            ))
+            .map(|_| ())
+            .unwrap_err()
+            .0
+        };
         let cases = [
             ("auth = \"api_key\"", "auth = \"api_key\" needs the [api_keys] section"),
             ("auth = [\"session\"]", "auth = \"session\" needs the [oidc] section"),
             ("auth = \"jwt\"", "auth = \"jwt\" needs the [jwt] section"),
             ("scopes = [\"a\"]", "scopes need an auth method"),
             ("claims = { tenant = \"a\" }", "claims are checked on tokens and sessions"),
-            ("auth = \"api_key\"\nclaims = { tenant = \"a\" }", "claims cannot be checked on API keys"),
-            ("auth = \"jwt\"\nclaims = { level = 1.5 }", "claim `level` must be required as a string, a boolean or an integer"),
+            (
+                "auth = \"api_key\"\nclaims = { tenant = \"a\" }",
+                "claims cannot be checked on API keys",
+            ),
+            (
+                "auth = \"jwt\"\nclaims = { level = 1.5 }",
+                "claim `level` must be required as a string, a boolean or an integer",
+            ),
             ("csrf = true", "csrf = true protects cookie sessions"),
             ("challenge = \"pow\"", "challenge = \"pow\" needs the [pow] section"),
             ("challenge = \"turnstile\"", "needs the [captcha.turnstile] section"),
@@ -739,9 +895,15 @@ mod tests {
         ];
         for (keys, message) in cases {
             let e = route(keys);
-            assert!(e.iter().any(|e| e.message.contains(message) && e.line == Some(4)), "{keys}: {e:?}");
+            assert!(
+                e.iter().any(|e| e.message.contains(message) && e.line == Some(4)),
+                "{keys}: {e:?}"
+            );
         }
-        parse("[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"none\"\n").unwrap();
+        parse(
+            "[upstream]\nurl = \"http://a:1\"\n[[routes]]\nmatch = \"/api/**\"\nauth = \"none\"\n",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -749,20 +911,38 @@ mod tests {
         let up = "[upstream]\nurl = \"http://a:1\"\n";
         let c = parse(up).unwrap();
         assert!(c.store.is_none() && !c.needs_store() && c.shared.redis.is_none());
-        assert_eq!(c.store_config().resolve(&c.data_dir).unwrap(), StoreUrl::Sqlite(PathBuf::from("/base/./.frontgate/frontgate.db")));
-        let c = parse(&format!("{up}[store]\nurl = \"postgres://u:pw@127.0.0.1/fg\"\nmax_connections = 3\n")).unwrap();
-        assert_eq!(c.store_config().resolve(&c.data_dir).unwrap(), StoreUrl::Postgres("postgres://u:pw@127.0.0.1/fg".into()));
+        assert_eq!(
+            c.store_config().resolve(&c.data_dir).unwrap(),
+            StoreUrl::Sqlite(PathBuf::from("/base/./.frontgate/frontgate.db"))
+        );
+        let c = parse(&format!(
+            "{up}[store]\nurl = \"postgres://u:pw@127.0.0.1/fg\"\nmax_connections = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.store_config().resolve(&c.data_dir).unwrap(),
+            StoreUrl::Postgres("postgres://u:pw@127.0.0.1/fg".into())
+        );
         let bad = [
             ("[store]\nurl = \"mysql://x\"\n", "must start with sqlite:// or postgres://"),
             ("[store]\nurl = \"sqlite::memory:\"\n", "in-memory SQLite"),
             ("[store]\nmax_connections = 0\n", "max_connections must be at least 1"),
             ("[shared]\nredis = \"http://x\"\n", "[shared] redis must be a URL"),
             ("[shared]\non_outage = { sessions = \"open\" }\n", "on_outage.sessions = \"open\""),
-            ("[shared]\non_outage = { rate_limits = \"sometimes\" }\n", "unknown variant `sometimes`"),
+            (
+                "[shared]\non_outage = { rate_limits = \"sometimes\" }\n",
+                "unknown variant `sometimes`",
+            ),
             ("[shared]\non_outage = { coffee = \"open\" }\n", "unknown key `coffee`"),
             ("[api_keys]\nhash_secret = \"short\"\n", "at least 32 characters"),
-            ("[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\nprefix = \"Bad-\"\n", "prefix `Bad-`"),
-            ("[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\ncache_ttl = \"1h\"\n", "cache_ttl must be between"),
+            (
+                "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\nprefix = \"Bad-\"\n",
+                "prefix `Bad-`",
+            ),
+            (
+                "[api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\ncache_ttl = \"1h\"\n",
+                "cache_ttl must be between",
+            ),
         ];
         for (section, message) in bad {
             let e = parse(&format!("{up}{section}")).unwrap_err();
@@ -777,12 +957,24 @@ mod tests {
     fn rate_limits_are_validated() {
         let base = "[upstream]\nurl = \"http://a:1\"\n";
         let e = parse(&format!("{base}[rate_limits.caller]\nkey = \"subject\"\nrate = \"5/s\"\n[[routes]]\nmatch = \"/x\"\nrate_limit = [\"caller\"]\n")).unwrap_err();
-        assert!(e.0.iter().any(|e| e.message.contains("counts per authenticated caller, but the route has no auth")), "{e}");
-        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/fortnight\"\n")).unwrap_err();
-        assert!(e.0.iter().any(|e| e.message.contains("unknown period `fortnight`") && e.line == Some(5)), "{e}");
-        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/s\"\nburst = 0\n")).unwrap_err();
+        assert!(
+            e.0.iter().any(|e| e
+                .message
+                .contains("counts per authenticated caller, but the route has no auth")),
+            "{e}"
+        );
+        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/fortnight\"\n"))
+            .unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|e| e.message.contains("unknown period `fortnight`") && e.line == Some(5)),
+            "{e}"
+        );
+        let e = parse(&format!("{base}[rate_limits.a]\nkey = \"ip\"\nrate = \"5/s\"\nburst = 0\n"))
+            .unwrap_err();
         assert!(e.0.iter().any(|e| e.message.contains("burst must be at least 1")), "{e}");
-        let e = parse(&format!("{base}[rate_limits.\"a b\"]\nkey = \"ip\"\nrate = \"5/s\"\n")).unwrap_err();
+        let e = parse(&format!("{base}[rate_limits.\"a b\"]\nkey = \"ip\"\nrate = \"5/s\"\n"))
+            .unwrap_err();
         assert!(e.0.iter().any(|e| e.message.contains("a limit name is letters")), "{e}");
         parse(&format!("{base}[rate_limits.a]\nkey = \"header:x-tenant\"\nrate = \"5/s\"\n[[routes]]\nmatch = \"/x\"\nrate_limit = [\"a\"]\n")).unwrap();
     }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use super::values::{Dur, EnvString};
 
@@ -94,12 +94,18 @@ pub struct Issuer(pub String);
 
 impl Issuer {
     pub fn parse(raw: &str) -> Result<Issuer, String> {
-        let uri: http::Uri = raw.parse().map_err(|_| format!("`{raw}` is not a URL; write e.g. \"https://idp.example.com\""))?;
+        let uri: http::Uri = raw
+            .parse()
+            .map_err(|_| format!("`{raw}` is not a URL; write e.g. \"https://idp.example.com\""))?;
         let host = uri.host().ok_or_else(|| format!("`{raw}` has no host"))?;
         match uri.scheme_str() {
             Some("https") => {}
             Some("http") if is_loopback_host(host) => {}
-            Some("http") => return Err(format!("`{raw}`: an issuer must use https:// (http:// is accepted only for loopback hosts)")),
+            Some("http") => {
+                return Err(format!(
+                    "`{raw}`: an issuer must use https:// (http:// is accepted only for loopback hosts)"
+                ));
+            }
             _ => return Err(format!("`{raw}`: an issuer URL starts with https://")),
         }
         if uri.query().is_some() || raw.contains('#') {
@@ -114,7 +120,8 @@ impl Issuer {
 
 fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost") || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl<'de> Deserialize<'de> for Issuer {
@@ -141,10 +148,15 @@ impl SessionKey {
             .decode(raw)
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
             .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw))
-            .map_err(|_| "session_key is not base64; make one with `openssl rand -base64 32`".to_owned())?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| format!("session_key must be 32 bytes, got {}; make one with `openssl rand -base64 32`", b.len()))?;
+            .map_err(|_| {
+                "session_key is not base64; make one with `openssl rand -base64 32`".to_owned()
+            })?;
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "session_key must be 32 bytes, got {}; make one with `openssl rand -base64 32`",
+                b.len()
+            )
+        })?;
         if key.iter().all(|&b| b == key[0]) {
             return Err("session_key is a repeated byte, not a random key; make one with `openssl rand -base64 32`".into());
         }
@@ -169,14 +181,27 @@ impl OidcConfig {
         if self.client_id.is_empty() {
             out.push("[oidc] client_id is empty".into());
         }
-        if self.session_idle.0.is_zero() || self.session_absolute.0.is_zero() || self.login_timeout.0.is_zero() {
-            out.push("[oidc] session_idle, session_absolute and login_timeout must be longer than 0".into());
+        if self.session_idle.0.is_zero()
+            || self.session_absolute.0.is_zero()
+            || self.login_timeout.0.is_zero()
+        {
+            out.push(
+                "[oidc] session_idle, session_absolute and login_timeout must be longer than 0"
+                    .into(),
+            );
         }
         if self.session_idle.0 > self.session_absolute.0 {
-            out.push("[oidc] session_idle is longer than session_absolute; it would never apply".into());
+            out.push(
+                "[oidc] session_idle is longer than session_absolute; it would never apply".into(),
+            );
         }
-        if !self.post_logout_path.starts_with('/') || self.post_logout_path.starts_with("//") || self.post_logout_path.contains('\\') {
-            out.push("[oidc] post_logout_path must be a path on the public origin, like \"/\"".into());
+        if !self.post_logout_path.starts_with('/')
+            || self.post_logout_path.starts_with("//")
+            || self.post_logout_path.contains('\\')
+        {
+            out.push(
+                "[oidc] post_logout_path must be a path on the public origin, like \"/\"".into(),
+            );
         }
         if self.client_secret.as_ref().is_some_and(|s| s.0.is_empty()) {
             out.push("[oidc] client_secret is empty; remove it for a public client".into());
@@ -195,7 +220,14 @@ mod tests {
         assert!(Issuer::parse("http://127.0.0.1:8080").is_ok());
         assert!(Issuer::parse("http://[::1]:8080").is_ok());
         assert!(Issuer::parse("http://localhost:9").is_ok());
-        for bad in ["http://idp.example.com", "http://127.0.0.1.evil.com", "ftp://x", "idp.example.com", "https://u@idp", "https://idp?x=1"] {
+        for bad in [
+            "http://idp.example.com",
+            "http://127.0.0.1.evil.com",
+            "ftp://x",
+            "idp.example.com",
+            "https://u@idp",
+            "https://idp?x=1",
+        ] {
             assert!(Issuer::parse(bad).is_err(), "{bad}");
         }
     }

@@ -107,12 +107,24 @@ fn d_verify_rate_limit() -> super::Rate {
 
 /// The default ladder: PBKDF2 at three costs, then a memory-hard scrypt tier (16 MiB per attempt).
 pub fn d_levels() -> Vec<PowLevel> {
-    let pbkdf2 = |above_rps, cost| PowLevel { above_rps, cost, counter: 100, algorithm: None, memory_cost: None };
+    let pbkdf2 = |above_rps, cost| PowLevel {
+        above_rps,
+        cost,
+        counter: 100,
+        algorithm: None,
+        memory_cost: None,
+    };
     vec![
         pbkdf2(0.0, 5_000),
         pbkdf2(50.0, 20_000),
         pbkdf2(200.0, 100_000),
-        PowLevel { above_rps: 1000.0, cost: 16_384, counter: 20, algorithm: Some(PowAlgorithm::Scrypt), memory_cost: Some(8) },
+        PowLevel {
+            above_rps: 1000.0,
+            cost: 16_384,
+            counter: 20,
+            algorithm: Some(PowAlgorithm::Scrypt),
+            memory_cost: Some(8),
+        },
     ]
 }
 
@@ -124,7 +136,9 @@ impl PowConfig {
             out.push("[pow] secret must be at least 32 characters: generate one with `openssl rand -base64 32`".to_owned());
         }
         if self.expires.0.is_zero() || self.expires.0 > std::time::Duration::from_secs(3600) {
-            out.push("[pow] expires must be between 1s and 1h (challenges always expire)".to_owned());
+            out.push(
+                "[pow] expires must be between 1s and 1h (challenges always expire)".to_owned(),
+            );
         }
         if self.clearance.0.is_zero() || self.clearance.0 > std::time::Duration::from_secs(86_400) {
             out.push("[pow] clearance must be between 1s and 24h".to_owned());
@@ -136,12 +150,17 @@ impl PowConfig {
             out.push("[pow] failures_per_level must be at least 1".to_owned());
         }
         if self.challenge_rate == 0 {
-            out.push("[pow] challenge_rate must be at least 1 (challenges per client per minute)".to_owned());
+            out.push(
+                "[pow] challenge_rate must be at least 1 (challenges per client per minute)"
+                    .to_owned(),
+            );
         }
         let mut last = f64::NEG_INFINITY;
         for (i, l) in self.levels.iter().enumerate() {
             if l.above_rps.is_nan() || l.above_rps < 0.0 || l.above_rps <= last {
-                out.push(format!("[pow] levels[{i}]: above_rps must be non-negative and rise from level to level"));
+                out.push(format!(
+                    "[pow] levels[{i}]: above_rps must be non-negative and rise from level to level"
+                ));
             }
             last = l.above_rps;
             if l.counter < 2 || l.counter > 10_000_000 {
@@ -178,7 +197,9 @@ mod tests {
     #[test]
     fn verify_rate_limit_is_a_rate_with_a_default() {
         let base = "secret = \"0123456789abcdef0123456789abcdef\"\n";
-        let parse = |extra: &str| toml::from_str::<PowConfig>(&format!("{base}{extra}")).map_err(|e| e.to_string());
+        let parse = |extra: &str| {
+            toml::from_str::<PowConfig>(&format!("{base}{extra}")).map_err(|e| e.to_string())
+        };
         let d = parse("").unwrap().verify_rate_limit;
         assert_eq!((d.count, d.period.as_secs()), (30, 60));
         let r = parse("verify_rate_limit = \"5/h\"").unwrap().verify_rate_limit;

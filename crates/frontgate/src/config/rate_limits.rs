@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,9 +64,10 @@ impl<'de> Deserialize<'de> for LimitKey {
             "session" => LimitKey::Session,
             "route" => LimitKey::Route,
             other => match other.strip_prefix("header:") {
-                Some(name) => LimitKey::Header(http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                    de::Error::custom(format!("`{name}` is not a header name"))
-                })?),
+                Some(name) => LimitKey::Header(
+                    http::HeaderName::from_bytes(name.trim().as_bytes())
+                        .map_err(|_| de::Error::custom(format!("`{name}` is not a header name")))?,
+                ),
                 None => {
                     return Err(de::Error::custom(format!(
                         "unknown key `{other}`; use \"ip\", \"subject\", \"api_key\", \"session\", \"route\" or \"header:NAME\""
@@ -92,10 +93,16 @@ impl Rate {
 
     pub fn parse(raw: &str) -> Result<Rate, String> {
         let help = "write a rate like \"100/s\", \"5/min\", \"1000/h\" or \"10000/day\"";
-        let (n, unit) = raw.trim().split_once('/').ok_or_else(|| format!("`{raw}` is not a rate; {help}"))?;
-        let count: u32 = n.trim().parse().map_err(|_| format!("`{n}` is not a whole number of requests; {help}"))?;
+        let (n, unit) =
+            raw.trim().split_once('/').ok_or_else(|| format!("`{raw}` is not a rate; {help}"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a whole number of requests; {help}"))?;
         if count == 0 {
-            return Err(format!("a rate of 0 refuses everything; remove the route instead ({help})"));
+            return Err(format!(
+                "a rate of 0 refuses everything; remove the route instead ({help})"
+            ));
         }
         let period = match unit.trim() {
             "s" | "sec" | "second" => Duration::from_secs(1),
@@ -124,7 +131,10 @@ mod tests {
 
     #[test]
     fn rates_parse() {
-        assert_eq!(Rate::parse("100/s").unwrap(), Rate { count: 100, period: Duration::from_secs(1) });
+        assert_eq!(
+            Rate::parse("100/s").unwrap(),
+            Rate { count: 100, period: Duration::from_secs(1) }
+        );
         assert_eq!(Rate::parse(" 5 / min ").unwrap().interval(), Duration::from_secs(12));
         assert_eq!(Rate::parse("24/day").unwrap().interval(), Duration::from_secs(3600));
         for bad in ["", "5", "0/s", "-1/s", "5/fortnight", "x/s", "2000000/s", "5/"] {
@@ -140,7 +150,10 @@ mod tests {
         }
         let p = |s: &str| toml::from_str::<T>(&format!("key = \"{s}\"")).map(|t| t.key);
         assert_eq!(p("ip").unwrap(), LimitKey::Ip);
-        assert_eq!(p("header:X-Tenant").unwrap(), LimitKey::Header(http::HeaderName::from_static("x-tenant")));
+        assert_eq!(
+            p("header:X-Tenant").unwrap(),
+            LimitKey::Header(http::HeaderName::from_static("x-tenant"))
+        );
         assert!(p("header:bad header").is_err());
         assert!(p("cookie").is_err());
         assert!(!p("api_key").unwrap().before_auth() && p("route").unwrap().before_auth());

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use super::values::{Dur, Size};
 
@@ -99,7 +99,9 @@ impl<'de> Deserialize<'de> for AuthSetting {
             Raw::Many(v) => v,
         };
         if names.is_empty() {
-            return Err(de::Error::custom("auth = [] accepts nothing; write auth = \"none\" for a public route"));
+            return Err(de::Error::custom(
+                "auth = [] accepts nothing; write auth = \"none\" for a public route",
+            ));
         }
         let mut methods = Vec::new();
         for n in names {
@@ -107,8 +109,16 @@ impl<'de> Deserialize<'de> for AuthSetting {
                 "session" => AuthMethod::Session,
                 "jwt" => AuthMethod::Jwt,
                 "api_key" => AuthMethod::ApiKey,
-                "none" => return Err(de::Error::custom("\"none\" cannot be combined with other methods")),
-                other => return Err(de::Error::custom(format!("unknown auth method `{other}`; use \"session\", \"jwt\" or \"api_key\""))),
+                "none" => {
+                    return Err(de::Error::custom(
+                        "\"none\" cannot be combined with other methods",
+                    ));
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown auth method `{other}`; use \"session\", \"jwt\" or \"api_key\""
+                    )));
+                }
             };
             if !methods.contains(&m) {
                 methods.push(m);
@@ -147,10 +157,20 @@ impl RouteMatch {
         };
         // `GET, HEAD /x`: the space after the comma split the list from the rest.
         if methods_part.is_some_and(|m| m.ends_with(',')) {
-            let list: String = raw_trim.split('/').next().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+            let list: String = raw_trim
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
             return Err(format!(
                 "the method list `{list}` has a space; write methods without spaces, like \"{} /path\"",
-                list.split(',').map(str::trim).filter(|x| !x.is_empty()).collect::<Vec<_>>().join(",")
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
             ));
         }
         let mut methods = Vec::new();
@@ -158,9 +178,12 @@ impl RouteMatch {
             for name in m.split(',') {
                 let name = name.trim();
                 if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase()) {
-                    return Err(format!("`{name}` is not an HTTP method; write upper-case methods like GET,POST"));
+                    return Err(format!(
+                        "`{name}` is not an HTTP method; write upper-case methods like GET,POST"
+                    ));
                 }
-                let method = http::Method::from_bytes(name.as_bytes()).map_err(|_| format!("bad method `{name}`"))?;
+                let method = http::Method::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("bad method `{name}`"))?;
                 if !methods.contains(&method) {
                     methods.push(method);
                 }
@@ -170,7 +193,9 @@ impl RouteMatch {
             return Err(format!("route path `{path}` has an empty segment (//)"));
         }
         if !path.starts_with('/') {
-            return Err(format!("route path `{path}` must start with /; write e.g. \"GET /api/items/{{id}}\""));
+            return Err(format!(
+                "route path `{path}` must start with /; write e.g. \"GET /api/items/{{id}}\""
+            ));
         }
         let (path, prefix) = if path == "/**" {
             (String::new(), true)
@@ -186,17 +211,23 @@ impl RouteMatch {
                 return Err(format!("route path `{path}` has an empty segment (//)"));
             }
             if seg == "." || seg == ".." || seg.contains('*') {
-                return Err(format!("route path segment `{seg}` is not allowed; use /** only at the end"));
+                return Err(format!(
+                    "route path segment `{seg}` is not allowed; use /** only at the end"
+                ));
             }
             // Express and many routers write `:id`; here it would be a literal segment, and a
             // route that silently matches nothing drops its policy.
             if let Some(name) = seg.strip_prefix(':') {
-                return Err(format!("route path segment `{seg}`: parameters are written {{{name}}} here (not :{name}), e.g. \"GET /api/items/{{id}}\""));
+                return Err(format!(
+                    "route path segment `{seg}`: parameters are written {{{name}}} here (not :{name}), e.g. \"GET /api/items/{{id}}\""
+                ));
             }
             if seg.contains('{') || seg.contains('}') {
                 let name = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
                 match name {
-                    Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {}
+                    Some(n)
+                        if !n.is_empty()
+                            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {}
                     _ => {
                         return Err(format!(
                             "route path segment `{seg}`: a parameter is a whole segment like {{id}}"
@@ -205,7 +236,9 @@ impl RouteMatch {
                 }
             }
             if seg.bytes().any(|b| b == b'%' || b == b'\\' || b == b';' || b < 0x20 || b == 0x7f) {
-                return Err(format!("route path segment `{seg}` has a character frontgate refuses in paths"));
+                return Err(format!(
+                    "route path segment `{seg}` has a character frontgate refuses in paths"
+                ));
             }
         }
         Ok(RouteMatch { methods, path, prefix, text: raw_trim.to_owned() })
@@ -267,7 +300,10 @@ mod tests {
         let p = |s: &str| toml::from_str::<T>(s).map(|t| t.auth);
         assert!(p("auth = \"none\"").unwrap().is_none());
         assert_eq!(p("auth = \"api_key\"").unwrap().0, vec![AuthMethod::ApiKey]);
-        assert_eq!(p("auth = [\"session\", \"jwt\", \"jwt\"]").unwrap().0, vec![AuthMethod::Session, AuthMethod::Jwt]);
+        assert_eq!(
+            p("auth = [\"session\", \"jwt\", \"jwt\"]").unwrap().0,
+            vec![AuthMethod::Session, AuthMethod::Jwt]
+        );
         for bad in ["auth = []", "auth = [\"none\", \"jwt\"]", "auth = \"basic\"", "auth = 3"] {
             assert!(p(bad).is_err(), "{bad}");
         }
@@ -276,12 +312,31 @@ mod tests {
     #[test]
     fn refuses_bad_forms() {
         let message = |raw: &str| RouteMatch::parse(raw).unwrap_err();
-        assert_eq!(message("GET, HEAD /x"), "the method list `GET, HEAD` has a space; write methods without spaces, like \"GET,HEAD /path\"");
-        assert_eq!(message("DELETE /api/items/:id"), "route path segment `:id`: parameters are written {id} here (not :id), e.g. \"GET /api/items/{id}\"");
+        assert_eq!(
+            message("GET, HEAD /x"),
+            "the method list `GET, HEAD` has a space; write methods without spaces, like \"GET,HEAD /path\""
+        );
+        assert_eq!(
+            message("DELETE /api/items/:id"),
+            "route path segment `:id`: parameters are written {id} here (not :id), e.g. \"GET /api/items/{id}\""
+        );
         for bad in ["/a/:b/c", "GET,POST, PUT /x", "/:x/**"] {
             assert!(RouteMatch::parse(bad).is_err(), "{bad}");
         }
-        for bad in ["get /x", "GET x", "/a//b", "/a//b/", "//", "GET /a//**", "/a/../b", "/a/**/b", "/a/{x}y", "/a/{}", "/a/%2e", "GET, /x"] {
+        for bad in [
+            "get /x",
+            "GET x",
+            "/a//b",
+            "/a//b/",
+            "//",
+            "GET /a//**",
+            "/a/../b",
+            "/a/**/b",
+            "/a/{x}y",
+            "/a/{}",
+            "/a/%2e",
+            "GET, /x",
+        ] {
             assert!(RouteMatch::parse(bad).is_err(), "{bad}");
         }
     }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use super::values::{Cidr, Dur, ListenAddr, Origin, Size};
 
@@ -109,7 +109,8 @@ impl<'de> Deserialize<'de> for TlsSetting {
             Word(String),
             Files(Files),
         }
-        const HELP: &str = "`tls` must be \"self-signed\", \"off\", or { cert = \"cert.pem\", key = \"key.pem\" }";
+        const HELP: &str =
+            "`tls` must be \"self-signed\", \"off\", or { cert = \"cert.pem\", key = \"key.pem\" }";
         match Raw::deserialize(d).map_err(|_| de::Error::custom(HELP))? {
             Raw::Word(w) if w == "self-signed" => Ok(TlsSetting::SelfSigned),
             Raw::Word(w) if w == "off" => Ok(TlsSetting::Off),

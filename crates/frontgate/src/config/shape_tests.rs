@@ -132,8 +132,21 @@ rate_limit = ["per_ip"]
 /// Top-level sections, each checked key by key below; in `[[routes]]`, only `match` (route keys
 /// are checked in the whole-example test).
 const IMPLEMENTED: [&str; 15] = [
-    "[server]", "[upstream]", "[frontend]", "[admin]", "[cors]", "[store]", "[shared]", "[api_keys]", "[rate_limits.per_ip]", "[rate_limits.signup]", "[pow]",
-    "[captcha.turnstile]", "[oidc]", "[[jwt.issuers]]", "[openapi]",
+    "[server]",
+    "[upstream]",
+    "[frontend]",
+    "[admin]",
+    "[cors]",
+    "[store]",
+    "[shared]",
+    "[api_keys]",
+    "[rate_limits.per_ip]",
+    "[rate_limits.signup]",
+    "[pow]",
+    "[captcha.turnstile]",
+    "[oidc]",
+    "[[jwt.issuers]]",
+    "[openapi]",
 ];
 
 /// The example with only the implemented sections (and top-level keys), and only `match` in
@@ -147,7 +160,8 @@ fn implemented_part() -> String {
         }
         let keep = section.is_empty()
             || IMPLEMENTED.contains(&section)
-            || (section == "[[routes]]" && (line == section || line.starts_with("match") || !line.contains('=')));
+            || (section == "[[routes]]"
+                && (line == section || line.starts_with("match") || !line.contains('=')));
         if keep {
             out.push_str(line);
             out.push('\n');
@@ -165,21 +179,35 @@ fn base() -> tempfile::TempDir {
     dir
 }
 
-
 #[test]
 fn every_key_of_the_implemented_sections_parses() {
     let text = implemented_part();
-    assert!(text.contains("data_dir = ") && text.contains("hsts = ") && text.contains("match = \"/api/**\""), "{text}");
-    assert!(text.contains("[store]") && text.contains("[oidc]") && text.contains("[[jwt.issuers]]") && !text.contains("auth = "), "{text}");
+    assert!(
+        text.contains("data_dir = ")
+            && text.contains("hsts = ")
+            && text.contains("match = \"/api/**\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("[store]")
+            && text.contains("[oidc]")
+            && text.contains("[[jwt.issuers]]")
+            && !text.contains("auth = "),
+        "{text}"
+    );
     let dir = base();
-    let c = Config::parse(&text, "example.toml", dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
+    let c = Config::parse(&text, "example.toml", dir.path())
+        .unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
     assert_eq!(c.data_dir, dir.path().join("./.frontgate"));
     let s = &c.server;
     assert_eq!(s.listen.0, "127.0.0.1:8443".parse().unwrap());
     assert_eq!(s.public_url.as_ref().unwrap().get_ref().as_str(), "https://app.example.com");
     assert_eq!(s.tls, TlsSetting::SelfSigned);
     assert_eq!(s.redirect_http.unwrap().0, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!((s.workers, s.max_connections, s.max_header_bytes.0, s.max_body_bytes.0), (0, 10000, 16384, 1048576));
+    assert_eq!(
+        (s.workers, s.max_connections, s.max_header_bytes.0, s.max_body_bytes.0),
+        (0, 10000, 16384, 1048576)
+    );
     assert!(s.trusted_proxies.is_empty());
     assert_eq!((s.header_read_timeout.0.as_secs(), s.shutdown_grace.0.as_secs()), (10, 30));
     assert_eq!(s.hsts, "max-age=31536000; includeSubDomains");
@@ -194,27 +222,42 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(c.admin.token.as_ref().unwrap().0, "example-admin-token");
     let cors = c.cors.as_ref().unwrap();
     assert!(cors.allow_credentials);
-    assert_eq!(cors.allow_origins.get_ref(), &[CorsOrigin::Exact("https://app.example.com".parse().unwrap())]);
+    assert_eq!(
+        cors.allow_origins.get_ref(),
+        &[CorsOrigin::Exact("https://app.example.com".parse().unwrap())]
+    );
     assert_eq!(cors.allow_headers, ["content-type", "x-frontgate-csrf"]);
     let store = c.store.as_ref().unwrap();
     assert_eq!(store.url.0, "sqlite://frontgate.db");
-    assert_eq!(store.resolve(&c.data_dir).unwrap(), StoreUrl::Sqlite(dir.path().join("./.frontgate").join("frontgate.db")));
+    assert_eq!(
+        store.resolve(&c.data_dir).unwrap(),
+        StoreUrl::Sqlite(dir.path().join("./.frontgate").join("frontgate.db"))
+    );
     assert_eq!(c.shared.redis.as_ref().unwrap().0, "redis://127.0.0.1:6379");
     assert_eq!(c.shared.on_outage.rate_limits, OutageMode::Local);
     assert_eq!(c.shared.on_outage.sessions, OutageMode::Closed);
     let per_ip = &c.rate_limits["per_ip"];
-    assert_eq!((&per_ip.key, per_ip.rate.count, per_ip.rate.period.as_secs(), per_ip.burst()), (&LimitKey::Ip, 100, 1, 200));
+    assert_eq!(
+        (&per_ip.key, per_ip.rate.count, per_ip.rate.period.as_secs(), per_ip.burst()),
+        (&LimitKey::Ip, 100, 1, 200)
+    );
     let signup = &c.rate_limits["signup"];
     assert_eq!((signup.rate.count, signup.rate.period.as_secs(), signup.burst()), (5, 60, 5));
     let keys = c.api_keys.as_ref().unwrap();
-    assert_eq!((keys.prefix.as_str(), keys.hash_secret.0.as_str()), ("fgk_", "example-hash-secret-of-at-least-32-chars"));
+    assert_eq!(
+        (keys.prefix.as_str(), keys.hash_secret.0.as_str()),
+        ("fgk_", "example-hash-secret-of-at-least-32-chars")
+    );
     assert_eq!(keys.cache_ttl.0, std::time::Duration::from_secs(5));
     let oidc = c.oidc.as_ref().unwrap();
     assert_eq!(oidc.issuer.get_ref().0, "https://idp.example.com");
     assert_eq!(oidc.client_id, "my-spa");
     assert_eq!(oidc.client_secret.as_ref().unwrap().0, "example-client-secret");
     assert_eq!(oidc.scopes, ["openid", "profile", "email", "offline_access"]);
-    assert_eq!((oidc.session_idle.0.as_secs(), oidc.session_absolute.0.as_secs()), (30 * 60, 12 * 3600));
+    assert_eq!(
+        (oidc.session_idle.0.as_secs(), oidc.session_absolute.0.as_secs()),
+        (30 * 60, 12 * 3600)
+    );
     assert_eq!(&oidc.session_key.0, b"0123456789abcdef0123456789abcdef");
     assert!(oidc.forward_access_token);
     assert_eq!(oidc.session_claims, ["sub", "name", "email"]);
@@ -238,7 +281,10 @@ fn every_key_of_the_implemented_sections_parses() {
     assert_eq!(levels, [(0.0, 5000), (50.0, 20000), (200.0, 100000)]);
     let t = c.captcha.as_ref().unwrap().turnstile.as_ref().unwrap();
     assert_eq!(t.secret.0, "example-turnstile-secret");
-    assert_eq!(t.verify_url.as_ref().unwrap().0, "https://challenges.cloudflare.com/turnstile/v0/siteverify");
+    assert_eq!(
+        t.verify_url.as_ref().unwrap().0,
+        "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    );
     assert!(c.captcha.as_ref().unwrap().hcaptcha.is_none());
     let o = c.openapi.as_ref().unwrap();
     assert_eq!(o.spec, dir.path().join("openapi.yaml"));
@@ -250,7 +296,8 @@ fn every_key_of_the_implemented_sections_parses() {
 #[test]
 fn the_whole_example_parses_with_every_route_key() {
     let dir = base();
-    let c = Config::parse(EXAMPLE, "example.toml", dir.path()).unwrap_or_else(|e| panic!("the reference example must load:\n{e}"));
+    let c = Config::parse(EXAMPLE, "example.toml", dir.path())
+        .unwrap_or_else(|e| panic!("the reference example must load:\n{e}"));
     let signup = &c.routes[0];
     assert!(signup.auth.is_none());
     assert_eq!(signup.challenge.as_deref(), Some("pow"));

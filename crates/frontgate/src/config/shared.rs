@@ -58,7 +58,11 @@ pub struct OnOutage {
 
 impl Default for OnOutage {
     fn default() -> Self {
-        OnOutage { rate_limits: OutageMode::Local, sessions: OutageMode::Closed, replay: OutageMode::Local }
+        OnOutage {
+            rate_limits: OutageMode::Local,
+            sessions: OutageMode::Closed,
+            replay: OutageMode::Local,
+        }
     }
 }
 
@@ -66,13 +70,17 @@ impl SharedConfig {
     pub(super) fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
         if let Some(r) = &self.redis
-            && !(r.0.starts_with("redis://") || r.0.starts_with("rediss://")) {
-                errors.push("[shared] redis must be a URL like \"redis://127.0.0.1:6379\"".into());
-            }
+            && !(r.0.starts_with("redis://") || r.0.starts_with("rediss://"))
+        {
+            errors.push("[shared] redis must be a URL like \"redis://127.0.0.1:6379\"".into());
+        }
         if self.on_outage.sessions == OutageMode::Open {
             errors.push("[shared] on_outage.sessions = \"open\" would accept any session cookie while Redis is down; use \"closed\" or \"local\"".into());
         }
-        if self.prefix.is_empty() || self.prefix.len() > 64 || self.prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if self.prefix.is_empty()
+            || self.prefix.len() > 64
+            || self.prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             errors.push("[shared] prefix must be 1 to 64 characters without spaces".into());
         }
         errors

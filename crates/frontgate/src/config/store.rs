@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::values::{Dur, EnvString};
 use super::Config;
+use super::values::{Dur, EnvString};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +83,8 @@ impl Config {
     /// Whether a feature in this config keeps durable state, so the store is opened at start.
     pub fn needs_store(&self) -> bool {
         // OIDC sessions live in the SQL store unless Redis holds them.
-        self.store.is_some() || self.api_keys.is_some() || (self.oidc.is_some() && self.shared.redis.is_none())
+        self.store.is_some()
+            || self.api_keys.is_some()
+            || (self.oidc.is_some() && self.shared.redis.is_none())
     }
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 use super::values::{Dur, EnvString};
 
@@ -61,13 +61,17 @@ impl<'de> Deserialize<'de> for UpstreamUrl {
 }
 
 pub fn parse_upstream_url(raw: &str) -> Result<UpstreamUrl, String> {
-    let uri: http::Uri = raw.parse().map_err(|_| format!("`{raw}` is not a URL; write e.g. \"http://127.0.0.1:3000\""))?;
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a URL; write e.g. \"http://127.0.0.1:3000\""))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            return Err("https upstreams are not supported yet: run the backend on loopback or a private \
+            return Err(
+                "https upstreams are not supported yet: run the backend on loopback or a private \
                         network and point frontgate at its http:// address"
-                .into());
+                    .into(),
+            );
         }
         _ => return Err(format!("`{raw}` must start with http://")),
     }
@@ -80,7 +84,8 @@ pub fn parse_upstream_url(raw: &str) -> Result<UpstreamUrl, String> {
     }
     let host = auth.host().trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = auth.port_u16().unwrap_or(80);
-    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let authority =
+        if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let base_path = uri.path().trim_end_matches('/').to_owned();
     Ok(UpstreamUrl { authority, host, port, base_path })
 }

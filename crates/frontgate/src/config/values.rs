@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
 use serde::Deserialize;
+use serde::de::{self, Deserializer};
 
 /// Expands `${VAR}` references from the environment; `$${` is a literal `${`.
 pub fn expand_env(input: &str) -> Result<String, String> {
@@ -26,10 +26,14 @@ pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Resu
             out.push_str("${");
             rest = tail;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body.find('}').ok_or("unterminated `${`: close it with `}`, or write `$${` for a literal")?;
+            let end = body
+                .find('}')
+                .ok_or("unterminated `${`: close it with `}`, or write `$${` for a literal")?;
             let name = &body[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("`${{{name}}}` is not a valid environment variable name (letters, digits, _)"));
+                return Err(format!(
+                    "`${{{name}}}` is not a valid environment variable name (letters, digits, _)"
+                ));
             }
             match lookup(name) {
                 Some(v) => out.push_str(&v),
@@ -75,7 +79,9 @@ impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
         humantime::parse_duration(raw.trim()).map(Dur).map_err(|e| {
-            de::Error::custom(format!("`{raw}` is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))
+            de::Error::custom(format!(
+                "`{raw}` is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""
+            ))
         })
     }
 }
@@ -90,7 +96,9 @@ impl FromStr for Size {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size; write e.g. 1048576 or \"1MiB\""))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size; write e.g. 1048576 or \"1MiB\""))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
@@ -99,7 +107,11 @@ impl FromStr for Size {
             "mib" | "m" => 1024 * 1024,
             "gb" => 1000 * 1000 * 1000,
             "gib" | "g" => 1024 * 1024 * 1024,
-            other => return Err(format!("unknown size unit `{other}` in `{s}`; use B, KiB, MiB, GiB, KB, MB or GB")),
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{s}`; use B, KiB, MiB, GiB, KB, MB or GB"
+                ));
+            }
         };
         n.checked_mul(mult).map(Size).ok_or_else(|| format!("`{s}` is too large"))
     }
@@ -116,7 +128,9 @@ impl<'de> Deserialize<'de> for Size {
         match Raw::deserialize(d) {
             Ok(Raw::Int(n)) => Ok(Size(n)),
             Ok(Raw::Str(s)) => s.parse().map_err(de::Error::custom),
-            Err(_) => Err(de::Error::custom("expected a size: a non-negative integer of bytes, or a string like \"1MiB\"")),
+            Err(_) => Err(de::Error::custom(
+                "expected a size: a non-negative integer of bytes, or a string like \"1MiB\"",
+            )),
         }
     }
 }
@@ -147,10 +161,15 @@ impl FromStr for Origin {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "null" {
-            return Err("the `null` origin is never allowed: sandboxed frames and file:// pages share it".into());
+            return Err(
+                "the `null` origin is never allowed: sandboxed frames and file:// pages share it"
+                    .into(),
+            );
         }
-        let uri: http::Uri = s.parse().map_err(|_| format!("`{s}` is not an origin; write scheme://host[:port]"))?;
-        let scheme = uri.scheme_str().ok_or_else(|| format!("`{s}` has no scheme; write https://{s}"))?;
+        let uri: http::Uri =
+            s.parse().map_err(|_| format!("`{s}` is not an origin; write scheme://host[:port]"))?;
+        let scheme =
+            uri.scheme_str().ok_or_else(|| format!("`{s}` has no scheme; write https://{s}"))?;
         if scheme != "http" && scheme != "https" {
             return Err(format!("`{s}`: an origin's scheme must be http or https"));
         }
@@ -158,8 +177,13 @@ impl FromStr for Origin {
         if auth.as_str().contains('@') {
             return Err(format!("`{s}`: an origin has no user information"));
         }
-        if !(uri.path() == "/" || uri.path().is_empty()) || uri.query().is_some() || s.ends_with('/') {
-            return Err(format!("`{s}`: an origin has no path, query or trailing slash; write {scheme}://{auth}"));
+        if !(uri.path() == "/" || uri.path().is_empty())
+            || uri.query().is_some()
+            || s.ends_with('/')
+        {
+            return Err(format!(
+                "`{s}`: an origin has no path, query or trailing slash; write {scheme}://{auth}"
+            ));
         }
         let host = auth.host().to_ascii_lowercase();
         let port = match (scheme, auth.port_u16()) {
@@ -190,7 +214,9 @@ impl<'de> Deserialize<'de> for Cidr {
         if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
             return Ok(Cidr(ipnet::IpNet::from(ip)));
         }
-        Err(de::Error::custom(format!("`{raw}` is not a CIDR block or IP address; write e.g. \"10.0.0.0/8\"")))
+        Err(de::Error::custom(format!(
+            "`{raw}` is not a CIDR block or IP address; write e.g. \"10.0.0.0/8\""
+        )))
     }
 }
 
@@ -232,9 +258,22 @@ mod tests {
 
     #[test]
     fn origins_are_canonical_and_strict() {
-        assert_eq!("HTTPS://App.Example.com:443".parse::<Origin>().unwrap().as_str(), "https://app.example.com");
-        assert_eq!("http://127.0.0.1:8080".parse::<Origin>().unwrap().as_str(), "http://127.0.0.1:8080");
-        for bad in ["null", "app.example.com", "https://a.com/", "https://a.com/x", "ftp://a.com", "https://u@a.com"] {
+        assert_eq!(
+            "HTTPS://App.Example.com:443".parse::<Origin>().unwrap().as_str(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            "http://127.0.0.1:8080".parse::<Origin>().unwrap().as_str(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "null",
+            "app.example.com",
+            "https://a.com/",
+            "https://a.com/x",
+            "ftp://a.com",
+            "https://u@a.com",
+        ] {
             assert!(bad.parse::<Origin>().is_err(), "{bad}");
         }
     }

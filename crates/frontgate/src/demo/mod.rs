@@ -39,7 +39,11 @@ pub fn write_site(data_dir: &Path) -> std::io::Result<PathBuf> {
 /// The demo's configuration, as TOML, so it is also an example of a real config file.
 pub fn config_text(opts: &DemoOptions, upstream: SocketAddr, site: &Path) -> String {
     let redirect = opts.redirect.map(|a| format!("redirect_http = \"{a}\"\n")).unwrap_or_default();
-    let public = if opts.listen.port() == 0 { String::new() } else { format!("public_url = \"https://{}\"\n", display_host(opts.listen)) };
+    let public = if opts.listen.port() == 0 {
+        String::new()
+    } else {
+        format!("public_url = \"https://{}\"\n", display_host(opts.listen))
+    };
     format!(
         r#"data_dir = {data_dir}
 
@@ -136,9 +140,10 @@ fn display_host(addr: SocketAddr) -> String {
 fn demo_secret(data_dir: &Path, file: &str) -> String {
     let path = data_dir.join(file);
     if let Ok(s) = std::fs::read_to_string(&path)
-        && s.trim().len() >= 32 {
-            return s.trim().to_owned();
-        }
+        && s.trim().len() >= 32
+    {
+        return s.trim().to_owned();
+    }
     let secret = crate::keys::format::random_base62(43);
     let _ = std::fs::write(&path, &secret);
     secret
@@ -150,20 +155,31 @@ static DEMO_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// Mints the demo key in the demo's store (opened and closed here; the server opens it again).
 fn mint_demo_key(config: &Config) -> Result<String, String> {
     let keys = config.api_keys.as_ref().ok_or("the demo config has no [api_keys]")?;
-    let services = std::sync::Arc::new(crate::state::Services::start(config).map_err(|e| e.to_string())?);
+    let services =
+        std::sync::Arc::new(crate::state::Services::start(config).map_err(|e| e.to_string())?);
     let admin = crate::keys::KeyAdmin::new(keys, &services).map_err(|e| e.to_string())?;
-    let req = crate::keys::NewKey { name: "demo".into(), scopes: vec!["demo:read".into()], expires_in: Some("1d".into()), ..Default::default() };
-    let minted = services.block_on(async move { admin.create(req, "demo").await }).map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let req = crate::keys::NewKey {
+        name: "demo".into(),
+        scopes: vec!["demo:read".into()],
+        expires_in: Some("1d".into()),
+        ..Default::default()
+    };
+    let minted = services
+        .block_on(async move { admin.create(req, "demo").await })
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     Ok(minted.key)
 }
 
 /// Builds the demo config: starts the upstream and writes the site first.
 pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| e.to_string())?;
     let opts = DemoOptions { data_dir, ..opts.clone() };
     let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
-    let (upstream, _api) = upstream::spawn("127.0.0.1:0".parse().expect("static")).map_err(|e| format!("starting the demo upstream: {e}"))?;
+    let (upstream, _api) = upstream::spawn("127.0.0.1:0".parse().expect("static"))
+        .map_err(|e| format!("starting the demo upstream: {e}"))?;
     let text = config_text(&opts, upstream, &site);
     let config = Config::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())?;
     let key = mint_demo_key(&config).map_err(|e| format!("minting the demo API key: {e}"))?;
@@ -175,7 +191,8 @@ pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
 /// written to `data_dir` (as `demo` does), and the embedded API replaced by the address a local
 /// API usually has.
 pub fn printable_config(opts: &DemoOptions) -> Result<String, String> {
-    std::fs::create_dir_all(&opts.data_dir).map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| e.to_string())?;
     let opts = DemoOptions { data_dir, ..opts.clone() };
     let site = write_site(&opts.data_dir).map_err(|e| format!("writing the demo page: {e}"))?;
@@ -220,7 +237,9 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     let cert = crate::server::tls::self_signed_paths(&config.data_dir).0;
     let mut s = String::new();
     s.push_str("frontgate demo is running.\n\n");
-    s.push_str(&format!("  demo page        {origin}/   (self-signed certificate: accept it in the browser)\n"));
+    s.push_str(&format!(
+        "  demo page        {origin}/   (self-signed certificate: accept it in the browser)\n"
+    ));
     if let Some(r) = bound.redirect {
         s.push_str(&format!("  http redirect    http://{r}/ -> {origin}/\n"));
     }
@@ -232,24 +251,42 @@ pub fn banner(bound: &crate::server::Bound, config: &Config) -> String {
     let c = format!("curl --cacert {} ", cert.display());
     s.push_str(&format!("  {c}{origin}/api/items                      # forwarded: 200\n"));
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\"}}' {origin}/api/items   # forwarded: 201 created\n"));
-    s.push_str(&format!("  {c}{origin}/api/admin                      # refused: 404 route_not_found (undeclared)\n"));
-    s.push_str(&format!("  {c}-X DELETE {origin}/api/items            # refused: 405 method_not_allowed\n"));
+    s.push_str(&format!(
+        "  {c}{origin}/api/admin                      # refused: 404 route_not_found (undeclared)\n"
+    ));
+    s.push_str(&format!(
+        "  {c}-X DELETE {origin}/api/items            # refused: 405 method_not_allowed\n"
+    ));
     s.push_str(&format!("  {c}'{origin}/api/items?limit=1000'         # refused: 400 validation_failed (/query/limit)\n"));
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"name\":\"x\",\"admin\":true}}' {origin}/api/items   # refused: 400 (undeclared property)\n"));
-    s.push_str(&format!("  {c}{origin}/openapi.yaml                   # 200: the API's OpenAPI document\n"));
-    s.push_str(&format!("  {c}'{origin}/api/items%2F1'                # refused: 400 invalid_path (encoded slash)\n"));
+    s.push_str(&format!(
+        "  {c}{origin}/openapi.yaml                   # 200: the API's OpenAPI document\n"
+    ));
+    s.push_str(&format!(
+        "  {c}'{origin}/api/items%2F1'                # refused: 400 invalid_path (encoded slash)\n"
+    ));
     s.push_str(&format!("  {c}-H 'Origin: https://evil.example' -X POST {origin}/api/items   # refused: 403 origin_denied\n"));
     s.push_str(&format!("  {c}{origin}/api/crash                      # 500 upstream_error: masked, no stack trace leaks\n"));
     s.push_str(&format!("  head -c 100000 /dev/zero | {c}-H 'content-type: application/json' --data-binary @- {origin}/api/items   # refused: 413 payload_too_large\n"));
-    s.push_str("\nProof of work (the demo page's \"Send feedback\" button solves it in the browser):\n");
+    s.push_str(
+        "\nProof of work (the demo page's \"Send feedback\" button solves it in the browser):\n",
+    );
     s.push_str(&format!("  {c}-X POST -H 'content-type: application/json' -d '{{\"message\":\"hi\"}}' {origin}/api/feedback   # refused: 403 challenge_required\n"));
-    s.push_str(&format!("  {c}'{origin}/.frontgate/challenge?route=/api/feedback'   # 200: the challenge to solve\n"));
+    s.push_str(&format!(
+        "  {c}'{origin}/.frontgate/challenge?route=/api/feedback'   # 200: the challenge to solve\n"
+    ));
     if let Some(key) = DEMO_KEY.get() {
-        s.push_str("\nAPI keys (a demo key was minted for this run; manage keys with `frontgate keys`):\n");
+        s.push_str(
+            "\nAPI keys (a demo key was minted for this run; manage keys with `frontgate keys`):\n",
+        );
         s.push_str(&format!("  {c}-H 'X-API-Key: {key}' {origin}/api/whoami   # forwarded: 200, with X-Frontgate-Key-Id\n"));
-        s.push_str(&format!("  {c}{origin}/api/whoami                      # refused: 401 unauthenticated\n"));
+        s.push_str(&format!(
+            "  {c}{origin}/api/whoami                      # refused: 401 unauthenticated\n"
+        ));
         s.push_str(&format!("  {c}-H 'X-API-Key: {}' {origin}/api/whoami   # refused: 401 api_key_invalid (bad checksum)\n", tamper(key)));
-        s.push_str(&format!("  {c}'{origin}/api/whoami?api_key={key}'   # refused: 400 credentials_in_query\n"));
+        s.push_str(&format!(
+            "  {c}'{origin}/api/whoami?api_key={key}'   # refused: 400 credentials_in_query\n"
+        ));
     }
     s.push_str("\nPress Ctrl-C to stop.\n");
     s

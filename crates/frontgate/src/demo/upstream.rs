@@ -36,7 +36,8 @@ const MAX_ITEMS: usize = 1000;
 impl DemoApi {
     pub fn new() -> Arc<Self> {
         let api = DemoApi { next_id: AtomicU64::new(3), ..Default::default() };
-        *api.items.lock().unwrap_or_else(|e| e.into_inner()) = vec![(1, "first item".into()), (2, "second item".into())];
+        *api.items.lock().unwrap_or_else(|e| e.into_inner()) =
+            vec![(1, "first item".into()), (2, "second item".into())];
         Arc::new(api)
     }
 }
@@ -44,7 +45,8 @@ impl DemoApi {
 fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     // Fingerprints a real backend would leak; the gateway strips them.
     r.headers_mut().insert(header::SERVER, http::HeaderValue::from_static("demo-api/1.0"));
     r.headers_mut().insert("x-powered-by", http::HeaderValue::from_static("demo"));
@@ -60,7 +62,10 @@ async fn handle(api: Arc<DemoApi>, req: Request<Incoming>) -> Response<Full<Byte
     let mut resp = route(&api, req).await;
     let h = resp.headers_mut();
     h.insert("x-demo-upstream-hits", http::HeaderValue::from(api.hits.load(Ordering::Relaxed)));
-    h.insert("x-demo-upstream-rejected", http::HeaderValue::from(api.rejected.load(Ordering::Relaxed)));
+    h.insert(
+        "x-demo-upstream-rejected",
+        http::HeaderValue::from(api.rejected.load(Ordering::Relaxed)),
+    );
     resp
 }
 
@@ -72,12 +77,16 @@ fn reject(api: &DemoApi, status: StatusCode, why: &str) -> Response<Full<Bytes>>
 
 /// The one field of a JSON request (no query string) such as `{"name": "..."}`: exactly that
 /// member, a string of 1 to `max` characters; otherwise the refusal to answer with.
-async fn only_string_field(api: &DemoApi, req: Request<Incoming>, field: &str, max: usize) -> Result<String, Response<Full<Bytes>>> {
-    let json_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+async fn only_string_field(
+    api: &DemoApi,
+    req: Request<Incoming>,
+    field: &str,
+    max: usize,
+) -> Result<String, Response<Full<Bytes>>> {
+    let json_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
     if !json_type || req.uri().query().is_some() {
         return Err(reject(api, StatusCode::UNSUPPORTED_MEDIA_TYPE, "send application/json"));
     }
@@ -89,14 +98,23 @@ async fn only_string_field(api: &DemoApi, req: Request<Incoming>, field: &str, m
         let value = obj.get(field)?.as_str()?;
         (obj.len() == 1 && (1..=max).contains(&value.chars().count())).then(|| value.to_owned())
     });
-    value.ok_or_else(|| reject(api, StatusCode::BAD_REQUEST, &format!("expected {{\"{field}\": \"1 to {max} characters\"}}")))
+    value.ok_or_else(|| {
+        reject(
+            api,
+            StatusCode::BAD_REQUEST,
+            &format!("expected {{\"{field}\": \"1 to {max} characters\"}}"),
+        )
+    })
 }
 
 async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let identity = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let identity =
+        |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "/api/hello") if req.uri().query().is_some() => reject(api, StatusCode::BAD_REQUEST, "no query parameters here"),
+        (Method::GET, "/api/hello") if req.uri().query().is_some() => {
+            reject(api, StatusCode::BAD_REQUEST, "no query parameters here")
+        }
         (Method::GET, "/api/hello") => {
             let who = serde_json::json!({
                 "hello": "from the demo upstream",
@@ -109,9 +127,19 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (Method::GET, "/api/items") => {
             let limit = match req.uri().query() {
                 None => 100,
-                Some(q) => match q.strip_prefix("limit=").and_then(|n| n.parse::<usize>().ok()).filter(|n| (1..=100).contains(n)) {
+                Some(q) => match q
+                    .strip_prefix("limit=")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| (1..=100).contains(n))
+                {
                     Some(n) => n,
-                    None => return reject(api, StatusCode::BAD_REQUEST, "the only query parameter is limit, 1 to 100"),
+                    None => {
+                        return reject(
+                            api,
+                            StatusCode::BAD_REQUEST,
+                            "the only query parameter is limit, 1 to 100",
+                        );
+                    }
                 },
             };
             let items = api.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,7 +160,11 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
             json(StatusCode::CREATED, item_json(id, &name).to_string())
         }
         (Method::GET, p) if p.starts_with("/api/items/") => {
-            let Some(id) = p["/api/items/".len()..].parse::<u64>().ok().filter(|id| *id >= 1 && req.uri().query().is_none()) else {
+            let Some(id) = p["/api/items/".len()..]
+                .parse::<u64>()
+                .ok()
+                .filter(|id| *id >= 1 && req.uri().query().is_none())
+            else {
                 return reject(api, StatusCode::BAD_REQUEST, "the id is a positive integer");
             };
             let items = api.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -160,9 +192,10 @@ async fn route(api: &DemoApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
             });
             json(StatusCode::OK, who.to_string())
         }
-        (Method::GET, "/api/crash") => {
-            json(StatusCode::INTERNAL_SERVER_ERROR, r#"{"error":"NullPointerException at com.example.Db.query(Db.java:42)"}"#.into())
-        }
+        (Method::GET, "/api/crash") => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"error":"NullPointerException at com.example.Db.query(Db.java:42)"}"#.into(),
+        ),
         _ => reject(api, StatusCode::NOT_FOUND, "not found"),
     }
 }
@@ -194,7 +227,10 @@ pub fn spawn(addr: SocketAddr) -> std::io::Result<(SocketAddr, Arc<DemoApi>)> {
     let api = DemoApi::new();
     let api2 = api.clone();
     std::thread::Builder::new().name("demo-upstream".into()).spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("demo runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("demo runtime");
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("demo listener");
             serve(listener, api2).await;

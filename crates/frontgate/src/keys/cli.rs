@@ -3,7 +3,6 @@
 //! are audited (actor `cli`) and published to other nodes through Redis when `[shared] redis`
 //! is set. Output is JSON on stdout; the full key appears only in `create` and `rotate`.
 
-
 use std::sync::Arc;
 
 use clap::Subcommand;
@@ -78,7 +77,10 @@ pub enum CliError {
 }
 
 /// Runs one command; returns the JSON to print.
-pub fn run(config_path: &std::path::Path, command: KeysCommand) -> Result<serde_json::Value, CliError> {
+pub fn run(
+    config_path: &std::path::Path,
+    command: KeysCommand,
+) -> Result<serde_json::Value, CliError> {
     let config = Config::load(config_path).map_err(|e| CliError::Config(e.to_string()))?;
     let Some(keys) = config.api_keys.clone() else {
         return Err(CliError::Config(format!("{}: no [api_keys] section", config_path.display())));
@@ -87,17 +89,43 @@ pub fn run(config_path: &std::path::Path, command: KeysCommand) -> Result<serde_
     let admin = KeyAdmin::new(&keys, &services).map_err(|e| CliError::Config(e.to_string()))?;
     let stopped = |_| CliError::Config("the state runtime stopped".into());
     let out = match command {
-        KeysCommand::Create { name, subject, scopes, origins, cidrs, expires_in, rate_limit, uses, metadata } => {
+        KeysCommand::Create {
+            name,
+            subject,
+            scopes,
+            origins,
+            cidrs,
+            expires_in,
+            rate_limit,
+            uses,
+            metadata,
+        } => {
             let metadata = match metadata {
                 None => None,
-                Some(m) => Some(serde_json::from_str(&m).map_err(|e| ManageError::Invalid(format!("--metadata must be a JSON object: {e}")))?),
+                Some(m) => Some(serde_json::from_str(&m).map_err(|e| {
+                    ManageError::Invalid(format!("--metadata must be a JSON object: {e}"))
+                })?),
             };
-            let req = NewKey { name, subject, scopes, origins, cidrs, expires_in, rate_limit, uses, metadata };
-            let minted = services.block_on(async move { admin.create(req, ACTOR).await }).map_err(stopped)??;
+            let req = NewKey {
+                name,
+                subject,
+                scopes,
+                origins,
+                cidrs,
+                expires_in,
+                rate_limit,
+                uses,
+                metadata,
+            };
+            let minted = services
+                .block_on(async move { admin.create(req, ACTOR).await })
+                .map_err(stopped)??;
             serde_json::to_value(&minted).unwrap_or_default()
         }
         KeysCommand::List { limit, after } => {
-            let list = services.block_on(async move { admin.list(after.as_deref(), limit).await }).map_err(stopped)??;
+            let list = services
+                .block_on(async move { admin.list(after.as_deref(), limit).await })
+                .map_err(stopped)??;
             serde_json::json!({ "keys": list })
         }
         KeysCommand::Show { id } => {
@@ -105,12 +133,18 @@ pub fn run(config_path: &std::path::Path, command: KeysCommand) -> Result<serde_
             serde_json::to_value(&k).unwrap_or_default()
         }
         KeysCommand::Revoke { id, reason } => {
-            let k = services.block_on(async move { admin.revoke(&id, reason.as_deref(), ACTOR).await }).map_err(stopped)??;
+            let k = services
+                .block_on(async move { admin.revoke(&id, reason.as_deref(), ACTOR).await })
+                .map_err(stopped)??;
             serde_json::to_value(&k).unwrap_or_default()
         }
         KeysCommand::Rotate { id, grace } => {
-            let grace = humantime::parse_duration(grace.trim()).map_err(|_| ManageError::Invalid(format!("--grace `{grace}` is not a duration")))?;
-            let (minted, old) = services.block_on(async move { admin.rotate(&id, grace, ACTOR).await }).map_err(stopped)??;
+            let grace = humantime::parse_duration(grace.trim()).map_err(|_| {
+                ManageError::Invalid(format!("--grace `{grace}` is not a duration"))
+            })?;
+            let (minted, old) = services
+                .block_on(async move { admin.rotate(&id, grace, ACTOR).await })
+                .map_err(stopped)??;
             let mut v = serde_json::to_value(&minted).unwrap_or_default();
             v["previous"] = serde_json::to_value(&old).unwrap_or_default();
             v
@@ -118,4 +152,3 @@ pub fn run(config_path: &std::path::Path, command: KeysCommand) -> Result<serde_
     };
     Ok(out)
 }
-

@@ -75,31 +75,47 @@ impl NewKey {
     fn validate(&self, now: i64) -> Result<Validated, ManageError> {
         let bad = |m: String| Err(ManageError::Invalid(m));
         let name = self.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_TEXT || name.chars().any(char::is_control) {
-            return bad(format!("name must be 1 to {MAX_TEXT} characters without control characters"));
+        if name.is_empty() || name.chars().count() > MAX_TEXT || name.chars().any(char::is_control)
+        {
+            return bad(format!(
+                "name must be 1 to {MAX_TEXT} characters without control characters"
+            ));
         }
         // The subject is sent upstream as a header value, so it is printable ASCII. Left out,
         // it is the name when the name is such text, and otherwise the key's id (see `mint`):
         // a name in any script must not make a request that never mentions a subject fail.
-        let header_safe = |s: &str| !s.is_empty() && s.len() <= MAX_TEXT && s.bytes().all(|b| (0x20..0x7f).contains(&b)) && s.trim() == s;
+        let header_safe = |s: &str| {
+            !s.is_empty()
+                && s.len() <= MAX_TEXT
+                && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+                && s.trim() == s
+        };
         let subject = match &self.subject {
             Some(s) if !header_safe(s) => {
-                return bad(format!("subject must be 1 to {MAX_TEXT} printable ASCII characters (it is sent upstream as a header), without leading or trailing spaces"));
+                return bad(format!(
+                    "subject must be 1 to {MAX_TEXT} printable ASCII characters (it is sent upstream as a header), without leading or trailing spaces"
+                ));
             }
             Some(s) => Some(s.clone()),
             None => Some(name.to_owned()).filter(|n| header_safe(n)),
         };
-        if self.scopes.len() > MAX_LIST || self.origins.len() > MAX_LIST || self.cidrs.len() > MAX_LIST {
+        if self.scopes.len() > MAX_LIST
+            || self.origins.len() > MAX_LIST
+            || self.cidrs.len() > MAX_LIST
+        {
             return bad(format!("at most {MAX_LIST} scopes, origins and cidrs each"));
         }
         for s in &self.scopes {
             if s.is_empty() || s.len() > 128 || !visible_ascii(s) {
-                return bad(format!("scope `{s}` must be 1 to 128 visible ASCII characters without spaces"));
+                return bad(format!(
+                    "scope `{s}` must be 1 to 128 visible ASCII characters without spaces"
+                ));
             }
         }
         let mut origins = Vec::new();
         for o in &self.origins {
-            let parsed: crate::config::Origin = o.parse().map_err(|e: String| ManageError::Invalid(format!("origins: {e}")))?;
+            let parsed: crate::config::Origin =
+                o.parse().map_err(|e: String| ManageError::Invalid(format!("origins: {e}")))?;
             origins.push(parsed.as_str().to_owned());
         }
         let mut cidrs = Vec::new();
@@ -108,14 +124,19 @@ impl NewKey {
                 .parse::<ipnet::IpNet>()
                 .map(|n| n.trunc())
                 .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ManageError::Invalid(format!("cidrs: `{c}` is not a CIDR block or IP address")))?;
+                .map_err(|_| {
+                    ManageError::Invalid(format!("cidrs: `{c}` is not a CIDR block or IP address"))
+                })?;
             cidrs.push(net);
         }
         let expires_at = match &self.expires_in {
             None => None,
             Some(text) => {
-                let d = humantime::parse_duration(text.trim())
-                    .map_err(|_| ManageError::Invalid(format!("expires_in `{text}` is not a duration; write e.g. \"90d\" or \"12h\"")))?;
+                let d = humantime::parse_duration(text.trim()).map_err(|_| {
+                    ManageError::Invalid(format!(
+                        "expires_in `{text}` is not a duration; write e.g. \"90d\" or \"12h\""
+                    ))
+                })?;
                 if d.is_zero() || d > MAX_LIFETIME {
                     return bad("expires_in must be longer than 0 and at most 10 years".into());
                 }
@@ -123,13 +144,17 @@ impl NewKey {
             }
         };
         if let Some(r) = &self.rate_limit
-            && !valid_rate(r) {
-                return bad(format!("rate_limit `{r}` must look like \"10/s\", \"600/min\" or \"5000/h\" (at most 999999 per unit)"));
-            }
+            && !valid_rate(r)
+        {
+            return bad(format!(
+                "rate_limit `{r}` must look like \"10/s\", \"600/min\" or \"5000/h\" (at most 999999 per unit)"
+            ));
+        }
         if let Some(u) = self.uses
-            && !(1..=1_000_000_000_000).contains(&u) {
-                return bad("uses must be between 1 and 1000000000000".into());
-            }
+            && !(1..=1_000_000_000_000).contains(&u)
+        {
+            return bad("uses must be between 1 and 1000000000000".into());
+        }
         let metadata = serde_json::Value::Object(self.metadata.clone().unwrap_or_default());
         if metadata.to_string().len() > MAX_METADATA {
             return bad(format!("metadata must be at most {MAX_METADATA} bytes of JSON"));
@@ -151,7 +176,10 @@ struct Validated {
 fn valid_rate(r: &str) -> bool {
     // Exactly the admin API's pattern `^[1-9][0-9]{0,5}/(s|min|h)$`.
     let Some((n, unit)) = r.split_once('/') else { return false };
-    (1..=6).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0') && matches!(unit, "s" | "min" | "h")
+    (1..=6).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && !n.starts_with('0')
+        && matches!(unit, "s" | "min" | "h")
 }
 
 /// Key management over one store. Cheap to clone; its methods must run on the state runtime
@@ -167,7 +195,12 @@ pub struct KeyAdmin {
 impl KeyAdmin {
     pub fn new(config: &ApiKeysConfig, services: &Arc<Services>) -> Result<KeyAdmin, StoreError> {
         let db = services.db().cloned().ok_or(StoreError::Stopped)?;
-        Ok(KeyAdmin { services: services.clone(), db, prefix: config.prefix.clone(), hasher: Hasher::new(config.hash_secret.0.as_bytes()) })
+        Ok(KeyAdmin {
+            services: services.clone(),
+            db,
+            prefix: config.prefix.clone(),
+            hasher: Hasher::new(config.hash_secret.0.as_bytes()),
+        })
     }
 
     fn timeout(&self) -> Duration {
@@ -200,8 +233,18 @@ impl KeyAdmin {
         Minted { key, record }
     }
 
-    async fn audit(&self, actor: &str, action: &str, target: &str, detail: serde_json::Value) -> Result<(), StoreError> {
-        deadline(self.timeout(), audit::record(&self.db, &AuditEvent::now(actor, action, target, detail))).await
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        deadline(
+            self.timeout(),
+            audit::record(&self.db, &AuditEvent::now(actor, action, target, detail)),
+        )
+        .await
     }
 
     /// Tells every node the record changed; a failed publish is logged (the TTL bounds it).
@@ -218,25 +261,45 @@ impl KeyAdmin {
         let minted = self.mint(v, &req, now, None);
         deadline(self.timeout(), repo::insert(&self.db, &minted.record)).await?;
         let r = &minted.record;
-        self.audit(actor, "api_key.create", &r.id, serde_json::json!({"name": r.name, "subject": r.subject, "scopes": r.scopes})).await?;
+        self.audit(
+            actor,
+            "api_key.create",
+            &r.id,
+            serde_json::json!({"name": r.name, "subject": r.subject, "scopes": r.scopes}),
+        )
+        .await?;
         Ok(minted)
     }
 
     pub async fn get(&self, id: &str) -> Result<KeyRecord, ManageError> {
-        deadline(self.timeout(), repo::by_id(&self.db, id)).await?.ok_or_else(|| ManageError::NotFound(id.to_owned()))
+        deadline(self.timeout(), repo::by_id(&self.db, id))
+            .await?
+            .ok_or_else(|| ManageError::NotFound(id.to_owned()))
     }
 
-    pub async fn list(&self, after: Option<&str>, limit: i64) -> Result<Vec<KeyRecord>, ManageError> {
+    pub async fn list(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<KeyRecord>, ManageError> {
         Ok(deadline(self.timeout(), repo::list(&self.db, after, limit.clamp(1, 1000))).await?)
     }
 
     /// Revokes a key; revoking a revoked key changes nothing and is not an error.
-    pub async fn revoke(&self, id: &str, reason: Option<&str>, actor: &str) -> Result<KeyRecord, ManageError> {
+    pub async fn revoke(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<KeyRecord, ManageError> {
         let reason = reason.unwrap_or("revoked").trim();
         if reason.chars().count() > MAX_TEXT || reason.chars().any(char::is_control) {
-            return Err(ManageError::Invalid(format!("reason must be at most {MAX_TEXT} characters without control characters")));
+            return Err(ManageError::Invalid(format!(
+                "reason must be at most {MAX_TEXT} characters without control characters"
+            )));
         }
-        let changed = deadline(self.timeout(), repo::revoke(&self.db, id, now_ms(), reason)).await?;
+        let changed =
+            deadline(self.timeout(), repo::revoke(&self.db, id, now_ms(), reason)).await?;
         let record = self.get(id).await?;
         if changed {
             self.audit(actor, "api_key.revoke", id, serde_json::json!({"reason": reason})).await?;
@@ -247,20 +310,31 @@ impl KeyAdmin {
 
     /// Issues a new key with the old one's attributes; the old one stays valid for `grace`
     /// (zero: it ends now). Returns the new key and the old record.
-    pub async fn rotate(&self, id: &str, grace: Duration, actor: &str) -> Result<(Minted, KeyRecord), ManageError> {
+    pub async fn rotate(
+        &self,
+        id: &str,
+        grace: Duration,
+        actor: &str,
+    ) -> Result<(Minted, KeyRecord), ManageError> {
         if grace > MAX_LIFETIME {
             return Err(ManageError::Invalid("grace must be at most 10 years".into()));
         }
         let old = self.get(id).await?;
         let now = now_ms();
         if old.revoked_at.is_some() {
-            return Err(ManageError::Conflict(format!("key `{id}` is revoked; create a new key instead")));
+            return Err(ManageError::Conflict(format!(
+                "key `{id}` is revoked; create a new key instead"
+            )));
         }
         if old.replaced_by.is_some() {
-            return Err(ManageError::Conflict(format!("key `{id}` was already rotated; rotate its successor")));
+            return Err(ManageError::Conflict(format!(
+                "key `{id}` was already rotated; rotate its successor"
+            )));
         }
         if old.expires_at.is_some_and(|e| e <= now) {
-            return Err(ManageError::Conflict(format!("key `{id}` has expired; create a new key instead")));
+            return Err(ManageError::Conflict(format!(
+                "key `{id}` has expired; create a new key instead"
+            )));
         }
         let req = NewKey {
             name: old.name.clone(),
@@ -282,7 +356,13 @@ impl KeyAdmin {
         let grace_end = now + grace.as_millis() as i64;
         deadline(self.timeout(), repo::insert(&self.db, &minted.record)).await?;
         deadline(self.timeout(), repo::retire(&self.db, id, grace_end, &minted.record.id)).await?;
-        self.audit(actor, "api_key.rotate", id, serde_json::json!({"new_id": minted.record.id, "grace_ms": grace.as_millis() as u64})).await?;
+        self.audit(
+            actor,
+            "api_key.rotate",
+            id,
+            serde_json::json!({"new_id": minted.record.id, "grace_ms": grace.as_millis() as u64}),
+        )
+        .await?;
         self.announce(id).await;
         let old = self.get(id).await?;
         Ok((minted, old))
@@ -295,28 +375,70 @@ mod tests {
 
     #[test]
     fn requests_are_validated() {
-        let ok = NewKey { name: "ci".into(), scopes: vec!["items:read".into()], expires_in: Some("90d".into()), ..Default::default() };
+        let ok = NewKey {
+            name: "ci".into(),
+            scopes: vec!["items:read".into()],
+            expires_in: Some("90d".into()),
+            ..Default::default()
+        };
         let v = ok.validate(0).unwrap();
         assert_eq!(v.subject.as_deref(), Some("ci"));
         assert_eq!(v.expires_at, Some(90 * 24 * 3600 * 1000));
         // A name that is not header text still makes a key; its subject is then the key's id.
-        let v = NewKey { name: "Café ☕ dashboard".into(), ..Default::default() }.validate(0).unwrap();
+        let v =
+            NewKey { name: "Café ☕ dashboard".into(), ..Default::default() }.validate(0).unwrap();
         assert_eq!((v.name.as_str(), v.subject), ("Café ☕ dashboard", None));
-        let v = NewKey { name: "Café".into(), subject: Some("cafe".into()), ..Default::default() }.validate(0).unwrap();
+        let v = NewKey { name: "Café".into(), subject: Some("cafe".into()), ..Default::default() }
+            .validate(0)
+            .unwrap();
         assert_eq!(v.subject.as_deref(), Some("cafe"));
         let cases: Vec<(NewKey, &str)> = vec![
             (NewKey { name: " ".into(), ..Default::default() }, "name"),
-            (NewKey { name: "a".into(), scopes: vec!["a b".into()], ..Default::default() }, "scope"),
-            (NewKey { name: "a".into(), origins: vec!["null".into()], ..Default::default() }, "origins"),
-            (NewKey { name: "a".into(), cidrs: vec!["10.0.0.0/33".into()], ..Default::default() }, "cidrs"),
-            (NewKey { name: "a".into(), expires_in: Some("soon".into()), ..Default::default() }, "expires_in"),
-            (NewKey { name: "a".into(), expires_in: Some("0s".into()), ..Default::default() }, "expires_in"),
-            (NewKey { name: "a".into(), rate_limit: Some("fast".into()), ..Default::default() }, "rate_limit"),
+            (
+                NewKey { name: "a".into(), scopes: vec!["a b".into()], ..Default::default() },
+                "scope",
+            ),
+            (
+                NewKey { name: "a".into(), origins: vec!["null".into()], ..Default::default() },
+                "origins",
+            ),
+            (
+                NewKey {
+                    name: "a".into(),
+                    cidrs: vec!["10.0.0.0/33".into()],
+                    ..Default::default()
+                },
+                "cidrs",
+            ),
+            (
+                NewKey { name: "a".into(), expires_in: Some("soon".into()), ..Default::default() },
+                "expires_in",
+            ),
+            (
+                NewKey { name: "a".into(), expires_in: Some("0s".into()), ..Default::default() },
+                "expires_in",
+            ),
+            (
+                NewKey { name: "a".into(), rate_limit: Some("fast".into()), ..Default::default() },
+                "rate_limit",
+            ),
             (NewKey { name: "a".into(), uses: Some(0), ..Default::default() }, "uses"),
-            (NewKey { name: "a".into(), subject: Some("é".into()), ..Default::default() }, "subject"),
-            (NewKey { name: "a".into(), subject: Some(" a".into()), ..Default::default() }, "subject"),
-            (NewKey { name: "a".into(), subject: Some(String::new()), ..Default::default() }, "subject"),
-            (NewKey { name: "a".into(), uses: Some(1_000_000_000_001), ..Default::default() }, "uses"),
+            (
+                NewKey { name: "a".into(), subject: Some("é".into()), ..Default::default() },
+                "subject",
+            ),
+            (
+                NewKey { name: "a".into(), subject: Some(" a".into()), ..Default::default() },
+                "subject",
+            ),
+            (
+                NewKey { name: "a".into(), subject: Some(String::new()), ..Default::default() },
+                "subject",
+            ),
+            (
+                NewKey { name: "a".into(), uses: Some(1_000_000_000_001), ..Default::default() },
+                "uses",
+            ),
         ];
         for (req, field) in cases {
             match req.validate(0) {
@@ -324,6 +446,11 @@ mod tests {
                 other => panic!("{field}: {:?}", other.map(|_| ())),
             }
         }
-        assert!(valid_rate("10/s") && valid_rate("600/min") && !valid_rate("0/s") && !valid_rate("1/day"));
+        assert!(
+            valid_rate("10/s")
+                && valid_rate("600/min")
+                && !valid_rate("0/s")
+                && !valid_rate("1/day")
+        );
     }
 }

@@ -15,16 +15,23 @@ macro_rules! record_from_row {
         let digest: Vec<u8> = r.try_get("digest")?;
         let list = |col: &str| -> Result<Vec<String>, StoreError> {
             let text: String = r.try_get(col)?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("api_keys.{col}: {e}")))
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("api_keys.{col}: {e}")))
         };
         let cidrs = list("cidrs")?
             .iter()
-            .map(|c| c.parse::<ipnet::IpNet>().map_err(|e| StoreError::Corrupt(format!("api_keys.cidrs: {e}"))))
+            .map(|c| {
+                c.parse::<ipnet::IpNet>()
+                    .map_err(|e| StoreError::Corrupt(format!("api_keys.cidrs: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let metadata: String = r.try_get("metadata")?;
         KeyRecord {
             id: r.try_get("id")?,
-            digest: digest.as_slice().try_into().map_err(|_| StoreError::Corrupt("api_keys.digest is not 32 bytes".into()))?,
+            digest: digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("api_keys.digest is not 32 bytes".into()))?,
             hint: r.try_get("hint")?,
             name: r.try_get("name")?,
             subject: r.try_get("subject")?,
@@ -34,7 +41,8 @@ macro_rules! record_from_row {
             expires_at: r.try_get("expires_at")?,
             rate_limit: r.try_get("rate_limit")?,
             uses_remaining: r.try_get("uses_remaining")?,
-            metadata: serde_json::from_str(&metadata).map_err(|e| StoreError::Corrupt(format!("api_keys.metadata: {e}")))?,
+            metadata: serde_json::from_str(&metadata)
+                .map_err(|e| StoreError::Corrupt(format!("api_keys.metadata: {e}")))?,
             created_at: r.try_get("created_at")?,
             last_used_at: r.try_get("last_used_at")?,
             revoked_at: r.try_get("revoked_at")?,
@@ -101,7 +109,9 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<KeyRecord>, StoreError> {
 
 /// Up to `limit` keys in id order, after the id `after` (a cursor for the next page).
 pub async fn list(db: &Db, after: Option<&str>, limit: i64) -> Result<Vec<KeyRecord>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2"));
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2"
+    ));
     with_pool!(db, |pool| {
         let rows = sqlx::query(sql).bind(after.unwrap_or("")).bind(limit).fetch_all(pool).await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -176,7 +186,9 @@ pub async fn touch(db: &Db, batch: &[(String, i64)]) -> Result<(), StoreError> {
 pub async fn insert_many(db: &Db, records: &[KeyRecord]) -> Result<(), StoreError> {
     // 14 binds a row; SQLite allows 32766 binds, PostgreSQL 65535.
     for chunk in records.chunks(1000) {
-        let mut sql = String::from("INSERT INTO api_keys (id, digest, hint, name, subject, scopes, origins, cidrs, expires_at, rate_limit, uses_remaining, metadata, created_at, rotated_from) VALUES ");
+        let mut sql = String::from(
+            "INSERT INTO api_keys (id, digest, hint, name, subject, scopes, origins, cidrs, expires_at, rate_limit, uses_remaining, metadata, created_at, rotated_from) VALUES ",
+        );
         for i in 0..chunk.len() {
             let b = i * 14;
             if i > 0 {

@@ -68,7 +68,13 @@ enum Cached {
 
 /// The record's rules for one use. The lookup was by digest; it is compared again in constant
 /// time all the same.
-fn rules(record: &KeyRecord, digest: &[u8; 32], now_ms: i64, ip: IpAddr, origin: Option<&str>) -> Result<(), Refusal> {
+fn rules(
+    record: &KeyRecord,
+    digest: &[u8; 32],
+    now_ms: i64,
+    ip: IpAddr,
+    origin: Option<&str>,
+) -> Result<(), Refusal> {
     if !bool::from(record.digest.ct_eq(digest)) {
         return Err(Refusal::Unknown);
     }
@@ -102,9 +108,23 @@ struct Counters {
 
 impl Counters {
     fn new() -> Counters {
-        let labels = ["ok", "malformed", "bad_checksum", "unknown", "revoked", "expired", "client_denied", "origin_denied", "uses_spent", "store_unavailable"];
+        let labels = [
+            "ok",
+            "malformed",
+            "bad_checksum",
+            "unknown",
+            "revoked",
+            "expired",
+            "client_denied",
+            "origin_denied",
+            "uses_spent",
+            "store_unavailable",
+        ];
         Counters {
-            results: labels.into_iter().map(|l| (l, metrics::counter!(VERIFICATIONS, "result" => l))).collect(),
+            results: labels
+                .into_iter()
+                .map(|l| (l, metrics::counter!(VERIFICATIONS, "result" => l)))
+                .collect(),
             known_hits: metrics::counter!(CACHE_HITS, "kind" => "known"),
             unknown_hits: metrics::counter!(CACHE_HITS, "kind" => "unknown"),
         }
@@ -131,8 +151,10 @@ impl Verifier {
     /// flusher on the state runtime; it stops when the verifier is dropped.
     pub fn new(config: &ApiKeysConfig, services: &Arc<Services>) -> Arc<Verifier> {
         let ttl = config.cache_ttl.0;
-        let known: Arc<Cache<[u8; 32], Arc<KnownKey>>> = Arc::new(Cache::new(config.cache_capacity as usize));
-        let unknown: Arc<Cache<[u8; 32], Instant>> = Arc::new(Cache::new(config.negative_cache_capacity as usize));
+        let known: Arc<Cache<[u8; 32], Arc<KnownKey>>> =
+            Arc::new(Cache::new(config.cache_capacity as usize));
+        let unknown: Arc<Cache<[u8; 32], Instant>> =
+            Arc::new(Cache::new(config.negative_cache_capacity as usize));
         let (k, u) = (known.clone(), unknown.clone());
         let hook: Arc<Hook> = Arc::new(move |topic: &str, payload: &str| {
             if topic == RESYNC {
@@ -164,10 +186,17 @@ impl Verifier {
     }
 
     /// Verifies `key` presented from `ip` with the request's `Origin`.
-    pub async fn verify(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+    pub async fn verify(
+        &self,
+        key: &str,
+        ip: IpAddr,
+        origin: Option<&str>,
+    ) -> Result<Arc<KeyRecord>, Refusal> {
         let result = match self.without_io(key, ip, origin) {
             WithoutIo::Done(result) => result,
-            WithoutIo::NeedsStore(digest, known) => self.with_store(digest, known, ip, origin).await,
+            WithoutIo::NeedsStore(digest, known) => {
+                self.with_store(digest, known, ip, origin).await
+            }
         };
         self.count(&result);
         result
@@ -175,7 +204,12 @@ impl Verifier {
 
     /// [`verify`](Self::verify) when it can be answered from the caches alone (the steady
     /// state); `None` when it needs the store (a key not cached, or one with a budget).
-    pub fn verify_cached(&self, key: &str, ip: IpAddr, origin: Option<&str>) -> Option<Result<Arc<KeyRecord>, Refusal>> {
+    pub fn verify_cached(
+        &self,
+        key: &str,
+        ip: IpAddr,
+        origin: Option<&str>,
+    ) -> Option<Result<Arc<KeyRecord>, Refusal>> {
         match self.without_io(key, ip, origin) {
             WithoutIo::Done(result) => {
                 self.count(&result);
@@ -204,7 +238,9 @@ impl Verifier {
         }
         let digest = self.hasher.digest(key);
         match self.cached(&digest) {
-            Some(Cached::Known(k)) if k.record.uses_remaining.is_some() => WithoutIo::NeedsStore(digest, Some(k)),
+            Some(Cached::Known(k)) if k.record.uses_remaining.is_some() => {
+                WithoutIo::NeedsStore(digest, Some(k))
+            }
             Some(Cached::Known(k)) => WithoutIo::Done(self.admit(&k, &digest, ip, origin)),
             Some(Cached::Unknown) => WithoutIo::Done(Err(Refusal::Unknown)),
             None => WithoutIo::NeedsStore(digest, None),
@@ -212,7 +248,13 @@ impl Verifier {
     }
 
     /// The rest of a verification that needs the store: the record, or a budgeted use.
-    async fn with_store(&self, digest: [u8; 32], known: Option<Arc<KnownKey>>, ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+    async fn with_store(
+        &self,
+        digest: [u8; 32],
+        known: Option<Arc<KnownKey>>,
+        ip: IpAddr,
+        origin: Option<&str>,
+    ) -> Result<Arc<KeyRecord>, Refusal> {
         let known = match known {
             Some(k) => k,
             None => self.load(digest).await?,
@@ -224,12 +266,14 @@ impl Verifier {
             // A budget is shared state: every use is one atomic decrement in the store.
             let (db, id) = (self.db().map_err(Refusal::Store)?, record.id.clone());
             let t = self.timeout;
-            let left = self
-                .services
-                .run(async move { crate::store::sql::deadline(t, repo::consume_use(&db, &id)).await })
-                .await
-                .map_err(|_| Refusal::Store(StoreError::Stopped))?
-                .map_err(Refusal::Store)?;
+            let left =
+                self.services
+                    .run(async move {
+                        crate::store::sql::deadline(t, repo::consume_use(&db, &id)).await
+                    })
+                    .await
+                    .map_err(|_| Refusal::Store(StoreError::Stopped))?
+                    .map_err(Refusal::Store)?;
             if !left {
                 return Err(Refusal::UsesSpent);
             }
@@ -238,7 +282,13 @@ impl Verifier {
     }
 
     /// The record's rules for this use, and its last-used time queued.
-    fn admit(&self, known: &KnownKey, digest: &[u8; 32], ip: IpAddr, origin: Option<&str>) -> Result<Arc<KeyRecord>, Refusal> {
+    fn admit(
+        &self,
+        known: &KnownKey,
+        digest: &[u8; 32],
+        ip: IpAddr,
+        origin: Option<&str>,
+    ) -> Result<Arc<KeyRecord>, Refusal> {
         let record = &known.record;
         let now = now_ms();
         rules(record, digest, now, ip, origin)?;
@@ -284,7 +334,11 @@ impl Verifier {
             .map_err(Refusal::Store)?;
         match found {
             Some(r) => {
-                let k = Arc::new(KnownKey { record: Arc::new(r), expires: Instant::now() + self.ttl, noted_ms: AtomicI64::new(i64::MIN / 2) });
+                let k = Arc::new(KnownKey {
+                    record: Arc::new(r),
+                    expires: Instant::now() + self.ttl,
+                    noted_ms: AtomicI64::new(i64::MIN / 2),
+                });
                 self.known.insert(digest, k.clone());
                 Ok(k)
             }
@@ -297,7 +351,10 @@ impl Verifier {
 
     /// Writes pending last-used times now (also done every `last_used_flush`).
     pub async fn flush_last_used(&self) -> Result<usize, StoreError> {
-        let batch: Vec<(String, i64)> = std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        let batch: Vec<(String, i64)> =
+            std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
         let n = batch.len();
         if n == 0 {
             return Ok(0);
@@ -305,7 +362,10 @@ impl Verifier {
         let db = self.db()?;
         let t = self.timeout;
         let pending = batch.clone();
-        let written = self.services.run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await }).await;
+        let written = self
+            .services
+            .run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await })
+            .await;
         if !matches!(written, Ok(Ok(()))) {
             // Keep the times for the next flush, unless a newer use replaced them meanwhile.
             let mut map = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
@@ -327,7 +387,10 @@ impl Verifier {
 impl Drop for Verifier {
     /// A reload replaces the verifier: write what it still holds, in the background.
     fn drop(&mut self) {
-        let batch: Vec<(String, i64)> = std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        let batch: Vec<(String, i64)> =
+            std::mem::take(&mut *self.last_used.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .collect();
         if let (false, Ok(db)) = (batch.is_empty(), self.db()) {
             let t = self.timeout;
             self.services.runtime().spawn(async move {

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use metrics::{Counter, Gauge, HistogramFn, Key, KeyName, Metadata, SharedString, Unit};
-use metrics_exporter_prometheus::formatting::{key_to_parts, write_help_line, write_metric_line, write_type_line};
+use metrics_exporter_prometheus::formatting::{
+    key_to_parts, write_help_line, write_metric_line, write_type_line,
+};
 use metrics_exporter_prometheus::{PrometheusHandle, PrometheusRecorder};
 
 /// One histogram series: a count per bucket (not cumulative; the last is `+Inf`) and the sum.
@@ -25,7 +27,11 @@ pub(crate) struct Histogram {
 
 impl Histogram {
     pub(crate) fn new(bounds: &'static [f64]) -> Self {
-        Histogram { bounds, buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(), sum_nanos: AtomicU64::new(0) }
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_nanos: AtomicU64::new(0),
+        }
     }
 
     /// Cumulative counts per bound, then the total (the `+Inf` bucket), and the sum in seconds.
@@ -93,12 +99,44 @@ impl MetricsHandle {
             for (labels, histogram) in &family.series {
                 let (cumulative, sum) = histogram.snapshot();
                 for (bound, count) in histogram.bounds.iter().zip(&cumulative) {
-                    write_metric_line(&mut out, name, Some("bucket"), labels, Some(("le", bound)), count, None);
+                    write_metric_line(
+                        &mut out,
+                        name,
+                        Some("bucket"),
+                        labels,
+                        Some(("le", bound)),
+                        count,
+                        None,
+                    );
                 }
                 let total = cumulative.last().copied().unwrap_or(0);
-                write_metric_line(&mut out, name, Some("bucket"), labels, Some(("le", "+Inf")), total, None);
-                write_metric_line::<&str, f64>(&mut out, name, Some("sum"), labels, None, sum, None);
-                write_metric_line::<&str, u64>(&mut out, name, Some("count"), labels, None, total, None);
+                write_metric_line(
+                    &mut out,
+                    name,
+                    Some("bucket"),
+                    labels,
+                    Some(("le", "+Inf")),
+                    total,
+                    None,
+                );
+                write_metric_line::<&str, f64>(
+                    &mut out,
+                    name,
+                    Some("sum"),
+                    labels,
+                    None,
+                    sum,
+                    None,
+                );
+                write_metric_line::<&str, u64>(
+                    &mut out,
+                    name,
+                    Some("count"),
+                    labels,
+                    None,
+                    total,
+                    None,
+                );
             }
             out.push('\n');
         }
@@ -133,7 +171,9 @@ impl metrics::Recorder for Recorder {
         let (name, labels) = key_to_parts(key, None);
         let mut families = self.histograms.lock().unwrap_or_else(PoisonError::into_inner);
         let series = families.entry(name).or_default().series.entry(labels);
-        metrics::Histogram::from_arc(series.or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone())
+        metrics::Histogram::from_arc(
+            series.or_insert_with(|| Arc::new(Histogram::new(self.bounds))).clone(),
+        )
     }
 }
 

@@ -27,8 +27,8 @@ pub const RATE_LIMIT_OUTAGES: &str = "frontgate_rate_limit_store_errors_total";
 pub const FIELDS_DROPPED: &str = "frontgate_request_fields_dropped_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0, 30.0,
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 static METRICS: OnceLock<MetricsHandle> = OnceLock::new();
@@ -38,7 +38,10 @@ static METRICS: OnceLock<MetricsHandle> = OnceLock::new();
 pub fn metrics_handle() -> MetricsHandle {
     METRICS
         .get_or_init(|| {
-            let recorder = histogram::Recorder::new(PrometheusBuilder::new().build_recorder(), LATENCY_BUCKETS);
+            let recorder = histogram::Recorder::new(
+                PrometheusBuilder::new().build_recorder(),
+                LATENCY_BUCKETS,
+            );
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding app's); ours then renders nothing.
             let _ = metrics::set_global_recorder(recorder);
@@ -49,16 +52,36 @@ pub fn metrics_handle() -> MetricsHandle {
 }
 
 fn describe() {
-    metrics::describe_counter!(REQUESTS, "Requests by route, decision (forwarded, served, denied) and problem code");
-    metrics::describe_histogram!(DURATION, metrics::Unit::Seconds, "Time from request head to response head");
-    metrics::describe_histogram!(OVERHEAD, metrics::Unit::Seconds, "Gateway time excluding the upstream's time to response head");
+    metrics::describe_counter!(
+        REQUESTS,
+        "Requests by route, decision (forwarded, served, denied) and problem code"
+    );
+    metrics::describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Time from request head to response head"
+    );
+    metrics::describe_histogram!(
+        OVERHEAD,
+        metrics::Unit::Seconds,
+        "Gateway time excluding the upstream's time to response head"
+    );
     metrics::describe_gauge!(CONNECTIONS_ACTIVE, "Open client connections");
     metrics::describe_counter!(CONNECTIONS, "Accepted client connections");
-    metrics::describe_counter!(CONNECTIONS_REFUSED, "Connections closed at once because max_connections was reached");
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed at once because max_connections was reached"
+    );
     metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or timed out");
-    metrics::describe_gauge!(TUNNELS_ACTIVE, "Open WebSocket tunnels (counted against max_connections)");
+    metrics::describe_gauge!(
+        TUNNELS_ACTIVE,
+        "Open WebSocket tunnels (counted against max_connections)"
+    );
     metrics::describe_counter!(RELOADS, "Configuration reloads by result");
-    metrics::describe_counter!(FIELDS_DROPPED, "Request header fields removed before routing, by reason (underscore)");
+    metrics::describe_counter!(
+        FIELDS_DROPPED,
+        "Request header fields removed before routing, by reason (underscore)"
+    );
 }
 
 /// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).
@@ -81,6 +104,7 @@ pub fn init_logging(config: &LogConfig) {
 /// malformed message), one line per handshake that any client can trigger at will. Failed
 /// handshakes are counted in `frontgate_tls_handshake_failures_total` instead.
 fn log_filter(spec: &str) -> Option<EnvFilter> {
-    let spec = if spec.contains("rustls") { spec.to_owned() } else { format!("{spec},rustls=error") };
+    let spec =
+        if spec.contains("rustls") { spec.to_owned() } else { format!("{spec},rustls=error") };
     EnvFilter::try_new(spec).ok()
 }

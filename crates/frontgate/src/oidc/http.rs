@@ -54,7 +54,9 @@ impl IdpClient {
 
     /// Sends one request; the answer's status is left for the caller (openidconnect) to judge.
     pub async fn send(&self, req: HttpRequest) -> Result<HttpResponse, IdpHttpError> {
-        tokio::time::timeout(TIMEOUT, self.exchange(req)).await.map_err(|_| IdpHttpError::Timeout)?
+        tokio::time::timeout(TIMEOUT, self.exchange(req))
+            .await
+            .map_err(|_| IdpHttpError::Timeout)?
     }
 
     async fn exchange(&self, req: HttpRequest) -> Result<HttpResponse, IdpHttpError> {
@@ -67,18 +69,27 @@ impl IdpClient {
         };
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let tcp = TcpStream::connect((bare_host.as_str(), port)).await.map_err(IdpHttpError::Connect)?;
+        let tcp =
+            TcpStream::connect((bare_host.as_str(), port)).await.map_err(IdpHttpError::Connect)?;
         let _ = tcp.set_nodelay(true);
         let (parts, body) = req.into_parts();
         let mut out = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
-        *out.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|_| IdpHttpError::Url(uri.to_string()))?;
+        *out.uri_mut() = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|_| IdpHttpError::Url(uri.to_string()))?;
         let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or(host.clone());
         if let Ok(v) = http::HeaderValue::from_str(&authority) {
             out.headers_mut().insert(http::header::HOST, v);
         }
         if https {
-            let name = rustls_pki_types::ServerName::try_from(bare_host).map_err(|e| IdpHttpError::Url(e.to_string()))?;
-            let stream = tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp).await.map_err(IdpHttpError::Tls)?;
+            let name = rustls_pki_types::ServerName::try_from(bare_host)
+                .map_err(|e| IdpHttpError::Url(e.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(IdpHttpError::Tls)?;
             Self::over(TokioIo::new(stream), out).await
         } else {
             Self::over(TokioIo::new(tcp), out).await

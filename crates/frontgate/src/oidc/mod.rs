@@ -56,10 +56,22 @@ struct Pending {
 }
 
 impl Oidc {
-    pub fn new(config: &OidcConfig, public_origin: &str, sessions: Arc<Sessions>, services: Arc<Services>) -> Result<Oidc, String> {
+    pub fn new(
+        config: &OidcConfig,
+        public_origin: &str,
+        sessions: Arc<Sessions>,
+        services: Arc<Services>,
+    ) -> Result<Oidc, String> {
         let public_origin = public_origin.trim_end_matches('/').to_owned();
-        let provider = Provider::new(Arc::new(config.clone()), format!("{public_origin}/.frontgate/callback"))?;
-        let login_limit = crate::checks::rate_limit::AddressLimit::new("oidc_login", config.login_rate_limit, &services);
+        let provider = Provider::new(
+            Arc::new(config.clone()),
+            format!("{public_origin}/.frontgate/callback"),
+        )?;
+        let login_limit = crate::checks::rate_limit::AddressLimit::new(
+            "oidc_login",
+            config.login_rate_limit,
+            &services,
+        );
         Ok(Oidc {
             login_limit,
             provider: Arc::new(provider),
@@ -88,18 +100,24 @@ impl Oidc {
     }
 
     /// Runs IdP I/O on the state runtime.
-    async fn on_state<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> Result<T, Problem> {
+    async fn on_state<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, Problem> {
         self.services.run(f).await.map_err(|_| Problem::new(Code::StoreUnavailable))
     }
 
     /// `GET /.frontgate/login?return_to=/path`
     async fn login(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
         if head.method != Method::GET && head.method != Method::HEAD {
-            return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET, HEAD")));
+            return Err(Problem::new(Code::MethodNotAllowed)
+                .with_allow(HeaderValue::from_static("GET, HEAD")));
         }
         let raw = query_param(head.uri.query(), "return_to").unwrap_or_else(|| "/".into());
-        let return_to = return_to::validate(&raw, &self.public_origin)
-            .ok_or_else(|| Problem::new(Code::BadRequest).with_detail("return_to must be a path on this site, like /app"))?;
+        let return_to = return_to::validate(&raw, &self.public_origin).ok_or_else(|| {
+            Problem::new(Code::BadRequest)
+                .with_detail("return_to must be a path on this site, like /app")
+        })?;
         let state = crypto::random_token().map_err(internal)?;
         let nonce = crypto::random_token().map_err(internal)?;
         // One binder per browser, so two tabs logging in at once both complete.
@@ -108,10 +126,19 @@ impl Oidc {
             _ => crypto::random_token().map_err(internal)?,
         };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let pending = Pending { binder: crypto::store_key(&binder), nonce: nonce.clone(), verifier: verifier.secret().clone(), return_to };
+        let pending = Pending {
+            binder: crypto::store_key(&binder),
+            nonce: nonce.clone(),
+            verifier: verifier.secret().clone(),
+            return_to,
+        };
         let value = serde_json::to_vec(&pending).map_err(|_| Problem::new(Code::BadRequest))?;
         self.sessions
-            .put_once(format!("login:{}", crypto::store_key(&state)), &value, now() + self.login_timeout)
+            .put_once(
+                format!("login:{}", crypto::store_key(&state)),
+                &value,
+                now() + self.login_timeout,
+            )
             .await
             .map_err(store_problem)?;
         let provider = self.provider.clone();
@@ -121,34 +148,48 @@ impl Oidc {
             .map_err(|e| idp_problem(&e))?;
         metrics::counter!("frontgate_oidc_login_total", "outcome" => "started").increment(1);
         let mut r = redirect(StatusCode::FOUND, &url);
-        r.headers_mut().append(header::SET_COOKIE, cookie::set(cookie::LOGIN, &binder, Some(self.login_timeout)));
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            cookie::set(cookie::LOGIN, &binder, Some(self.login_timeout)),
+        );
         Ok(r)
     }
 
     /// `GET /.frontgate/callback?code=...&state=...`
     async fn callback(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
         if head.method != Method::GET {
-            return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET")));
+            return Err(
+                Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET"))
+            );
         }
         let query = head.uri.query();
         let refused = |why: &str| {
             metrics::counter!("frontgate_oidc_login_total", "outcome" => "refused").increment(1);
-            Problem::new(Code::Unauthenticated).with_detail(format!("The login could not be completed: {why}. Start again at /.frontgate/login."))
+            Problem::new(Code::Unauthenticated).with_detail(format!(
+                "The login could not be completed: {why}. Start again at /.frontgate/login."
+            ))
         };
         if let Some(error) = query_param(query, "error") {
-            let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+            let error: String =
+                error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
             return Err(refused(&format!("the identity provider answered {error}")));
         }
-        let (Some(state), Some(code)) = (query_param(query, "state"), query_param(query, "code")) else {
+        let (Some(state), Some(code)) = (query_param(query, "state"), query_param(query, "code"))
+        else {
             return Err(refused("state or code is missing"));
         };
         // Taken, not read: a second use of the same state (a replayed callback) finds nothing.
-        let taken = self.sessions.take(format!("login:{}", crypto::store_key(&state))).await.map_err(store_problem)?;
+        let taken = self
+            .sessions
+            .take(format!("login:{}", crypto::store_key(&state)))
+            .await
+            .map_err(store_problem)?;
         let Some(pending) = taken.and_then(|v| serde_json::from_slice::<Pending>(&v).ok()) else {
             return Err(refused("the state is unknown, expired or already used"));
         };
-        let binder_ok = cookie::get(&head.headers, cookie::LOGIN)
-            .is_some_and(|b| constant_time_eq(crypto::store_key(b).as_bytes(), pending.binder.as_bytes()));
+        let binder_ok = cookie::get(&head.headers, cookie::LOGIN).is_some_and(|b| {
+            constant_time_eq(crypto::store_key(b).as_bytes(), pending.binder.as_bytes())
+        });
         if !binder_ok {
             return Err(refused("this browser did not start this login"));
         }
@@ -159,19 +200,33 @@ impl Oidc {
             .await?
             .map_err(|e| {
                 tracing::warn!(error = %e, "OIDC code exchange refused");
-                metrics::counter!("frontgate_oidc_login_total", "outcome" => "refused").increment(1);
+                metrics::counter!("frontgate_oidc_login_total", "outcome" => "refused")
+                    .increment(1);
                 match e {
-                    provider::OidcError::IdToken(_) => Problem::new(Code::InvalidToken).with_detail("The identity provider's ID token was refused."),
+                    provider::OidcError::IdToken(_) => Problem::new(Code::InvalidToken)
+                        .with_detail("The identity provider's ID token was refused."),
                     provider::OidcError::Discovery(_) => idp_problem(&e),
-                    _ => Problem::new(Code::Unauthenticated).with_detail("The identity provider refused the authorization code."),
+                    _ => Problem::new(Code::Unauthenticated)
+                        .with_detail("The identity provider refused the authorization code."),
                 }
             })?;
         let subject = tokens.claims.get("sub").and_then(|s| s.as_str()).unwrap_or("").to_owned();
         if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
-            return Err(Problem::new(Code::InvalidToken).with_detail("The ID token's subject is not usable."));
+            return Err(Problem::new(Code::InvalidToken)
+                .with_detail("The ID token's subject is not usable."));
         }
-        let sid = tokens.claims.get("sid").and_then(|s| s.as_str()).filter(|s| !s.is_empty() && !s.chars().any(char::is_control)).map(str::to_owned);
-        let claims = tokens.claims.iter().filter(|(k, _)| self.claims.iter().any(|c| c == *k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let sid = tokens
+            .claims
+            .get("sid")
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
+            .map(str::to_owned);
+        let claims = tokens
+            .claims
+            .iter()
+            .filter(|(k, _)| self.claims.iter().any(|c| c == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let data = SessionData {
             subject,
             sid,
@@ -184,7 +239,9 @@ impl Oidc {
             created_at: now(),
         };
         // Whatever session this browser had ends: the new one gets a fresh id (no fixation).
-        if let Some(old) = cookie::get(&head.headers, cookie::SESSION).filter(|t| crypto::is_token_shaped(t)) {
+        if let Some(old) =
+            cookie::get(&head.headers, cookie::SESSION).filter(|t| crypto::is_token_shaped(t))
+        {
             let _ = self.sessions.end(&crypto::store_key(old)).await;
         }
         let (token, _) = self.sessions.create(&data).await.map_err(store_problem)?;
@@ -197,7 +254,10 @@ impl Oidc {
     }
 
     /// The live session a request's cookie names, if any.
-    pub async fn current(&self, headers: &::http::HeaderMap) -> Result<Option<Session>, SessionError> {
+    pub async fn current(
+        &self,
+        headers: &::http::HeaderMap,
+    ) -> Result<Option<Session>, SessionError> {
         match cookie::get(headers, cookie::SESSION) {
             Some(token) => self.sessions.load(token).await,
             None => Ok(None),
@@ -207,10 +267,12 @@ impl Oidc {
     /// `GET /.frontgate/session`: who is logged in, for the SPA.
     async fn session(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
         if head.method != Method::GET && head.method != Method::HEAD {
-            return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET, HEAD")));
+            return Err(Problem::new(Code::MethodNotAllowed)
+                .with_allow(HeaderValue::from_static("GET, HEAD")));
         }
         let Some(s) = self.current(&head.headers).await.map_err(store_problem)? else {
-            return Err(Problem::new(Code::Unauthenticated).with_detail("No session: log in at /.frontgate/login."));
+            return Err(Problem::new(Code::Unauthenticated)
+                .with_detail("No session: log in at /.frontgate/login."));
         };
         let body = serde_json::json!({
             "subject": s.data.subject,
@@ -225,11 +287,15 @@ impl Oidc {
     /// `POST /.frontgate/logout`: ends the session here, then RP-initiated logout at the IdP.
     async fn logout(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
         if head.method != Method::POST {
-            return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("POST")));
+            return Err(
+                Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("POST"))
+            );
         }
         // Logging someone out from another site is a nuisance attack: same-origin only.
         if !crate::checks::csrf::same_origin_request(&head.headers, &self.public_origin) {
-            return Err(Problem::new(Code::CsrfFailed).with_detail("Logout must be posted from this site."));
+            return Err(
+                Problem::new(Code::CsrfFailed).with_detail("Logout must be posted from this site.")
+            );
         }
         let session = self.current(&head.headers).await.map_err(store_problem)?;
         let mut id_token = None;
@@ -240,11 +306,17 @@ impl Oidc {
         let provider = self.provider.clone();
         let post = self.post_logout_url.clone();
         let url = if session.is_some() {
-            self.on_state(async move { provider.end_session_url(id_token.as_deref(), &post).await }).await?.unwrap_or(self.post_logout_url.clone())
+            self.on_state(async move { provider.end_session_url(id_token.as_deref(), &post).await })
+                .await?
+                .unwrap_or(self.post_logout_url.clone())
         } else {
             self.post_logout_url.clone()
         };
-        let navigation = head.headers.get(header::ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+        let navigation = head
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
         let mut r = if navigation {
             redirect(StatusCode::SEE_OTHER, &url)
         } else {
@@ -255,41 +327,65 @@ impl Oidc {
     }
 
     /// `POST /.frontgate/backchannel-logout` (OpenID Connect Back-Channel Logout 1.0).
-    async fn backchannel(&self, head: &::http::request::Parts, body: ClientBody) -> Result<Response<Body>, Problem> {
+    async fn backchannel(
+        &self,
+        head: &::http::request::Parts,
+        body: ClientBody,
+    ) -> Result<Response<Body>, Problem> {
         if head.method != Method::POST {
-            return Err(Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("POST")));
+            return Err(
+                Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("POST"))
+            );
         }
-        let form = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-        });
+        let form =
+            head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().is_some_and(|t| {
+                    t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
         if !form {
-            return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the logout_token as application/x-www-form-urlencoded."));
+            return Err(Problem::new(Code::UnsupportedMediaType)
+                .with_detail("Send the logout_token as application/x-www-form-urlencoded."));
         }
         let bytes = http_body_util::Limited::new(body, 64 * 1024)
             .collect()
             .await
             .map_err(|_| Problem::new(Code::PayloadTooLarge))?
             .to_bytes();
-        let tokens: Vec<String> = form_urlencoded_pairs(&bytes).filter(|(k, _)| k == "logout_token").map(|(_, v)| v).collect();
+        let tokens: Vec<String> = form_urlencoded_pairs(&bytes)
+            .filter(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v)
+            .collect();
         let [token] = tokens.as_slice() else {
             return Err(backchannel_refused("exactly one logout_token is required"));
         };
         let provider = self.provider.clone();
         let t = token.clone();
-        let claims = self.on_state(async move { provider.verify_logout_token(&t).await }).await?.map_err(|e| {
-            tracing::warn!(error = %e, "back-channel logout token refused");
-            backchannel_refused("the logout token is invalid")
-        })?;
+        let claims = self
+            .on_state(async move { provider.verify_logout_token(&t).await })
+            .await?
+            .map_err(|e| {
+                tracing::warn!(error = %e, "back-channel logout token refused");
+                backchannel_refused("the logout token is invalid")
+            })?;
         // Each logout token works once.
         let fresh = self
             .sessions
-            .put_once(format!("jti:{}", crypto::store_key(&claims.jti)), b"", claims.exp.max(now()) + 600)
+            .put_once(
+                format!("jti:{}", crypto::store_key(&claims.jti)),
+                b"",
+                claims.exp.max(now()) + 600,
+            )
             .await
             .map_err(store_problem)?;
         if !fresh {
             return Err(backchannel_refused("this logout token was already used"));
         }
-        let ended = self.sessions.end_matching(claims.sub.clone(), claims.sid.clone()).await.map_err(store_problem)?;
+        let ended = self
+            .sessions
+            .end_matching(claims.sub.clone(), claims.sid.clone())
+            .await
+            .map_err(store_problem)?;
         tracing::info!(ended, sid = claims.sid.as_deref().unwrap_or(""), "back-channel logout");
         let mut r = Response::new(Body::empty());
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -315,7 +411,9 @@ impl Oidc {
         // Another request may have refreshed while this one waited.
         let mut waited = 0;
         loop {
-            let Some(current) = self.sessions.load_key(&session.key, false).await? else { return Ok(None) };
+            let Some(current) = self.sessions.load_key(&session.key, false).await? else {
+                return Ok(None);
+            };
             if !self.needs_refresh(&current) {
                 return Ok(Some(current));
             }
@@ -360,7 +458,8 @@ impl Oidc {
                 self.sessions.store_unlock(&session.key).await?;
                 if !kept {
                     // Logged out while the IdP answered: the logout stands, the new tokens go.
-                    metrics::counter!("frontgate_session_refresh_total", "outcome" => "ended").increment(1);
+                    metrics::counter!("frontgate_session_refresh_total", "outcome" => "ended")
+                        .increment(1);
                     return Ok(None);
                 }
                 Ok(Some(session))
@@ -371,7 +470,8 @@ impl Oidc {
                     _ => "the state runtime stopped".into(),
                 };
                 tracing::info!(error = %why, "refresh failed; session ended");
-                metrics::counter!("frontgate_session_refresh_total", "outcome" => "failed").increment(1);
+                metrics::counter!("frontgate_session_refresh_total", "outcome" => "failed")
+                    .increment(1);
                 self.sessions.end(&session.key).await?;
                 Ok(None)
             }
@@ -404,7 +504,13 @@ impl Endpoint for OidcEndpoint {
         }
     }
 
-    fn handle<'a>(&'a self, head: &'a mut ::http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut ::http::request::Parts,
+        body: ClientBody,
+        client: &'a Client,
+        request_id: &'a str,
+    ) -> EndpointFuture<'a> {
         Box::pin(async move {
             // Each login start stores a pending login and calls the IdP: bounded per address.
             if matches!(self.kind, Kind::Login | Kind::Callback)
@@ -455,11 +561,14 @@ fn store_problem(e: SessionError) -> Problem {
 
 fn idp_problem(e: &provider::OidcError) -> Problem {
     tracing::warn!(error = %e, "identity provider unavailable");
-    Problem::new(Code::UpstreamUnavailable).with_detail("The identity provider could not be reached; retry shortly.")
+    Problem::new(Code::UpstreamUnavailable)
+        .with_detail("The identity provider could not be reached; retry shortly.")
 }
 
 fn backchannel_refused(why: &str) -> Problem {
-    Problem::new(Code::InvalidToken).with_status(StatusCode::BAD_REQUEST).with_detail(format!("Back-channel logout refused: {why}."))
+    Problem::new(Code::InvalidToken)
+        .with_status(StatusCode::BAD_REQUEST)
+        .with_detail(format!("Back-channel logout refused: {why}."))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -494,13 +603,28 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// Builds the OIDC side of a gateway: sessions in Redis when `[shared] redis` is set, else in
 /// the SQL store.
-pub fn build(config: &OidcConfig, public_origin: &str, services: &Arc<Services>) -> Result<Arc<Oidc>, String> {
+pub fn build(
+    config: &OidcConfig,
+    public_origin: &str,
+    services: &Arc<Services>,
+) -> Result<Arc<Oidc>, String> {
     use crate::session::store::Backend;
     let backend = match (services.redis(), services.db()) {
         (Some(r), _) => Backend::Redis(r.clone()),
         (None, Some(db)) => Backend::Sql(db.clone()),
-        (None, None) => return Err("sessions need a store: none was opened (this is a bug; [oidc] asks for one)".into()),
+        (None, None) => {
+            return Err(
+                "sessions need a store: none was opened (this is a bug; [oidc] asks for one)"
+                    .into(),
+            );
+        }
     };
-    let sessions = Arc::new(Sessions::new(backend, &config.session_key.0, services.clone(), config.session_idle.0, config.session_absolute.0));
+    let sessions = Arc::new(Sessions::new(
+        backend,
+        &config.session_key.0,
+        services.clone(),
+        config.session_idle.0,
+        config.session_absolute.0,
+    ));
     Ok(Arc::new(Oidc::new(config, public_origin, sessions, services.clone())?))
 }

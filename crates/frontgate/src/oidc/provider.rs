@@ -10,10 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJsonWebKey, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    HttpRequest, IssuerUrl, JsonWebKey, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpRequest, IssuerUrl, JsonWebKey, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
     RedirectUrl, RefreshToken, Scope, TokenResponse,
 };
 
@@ -21,7 +24,14 @@ use super::http::{IdpClient, IdpHttpError};
 use crate::config::OidcConfig;
 use crate::config::oidc::ClientAuth;
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// Signature algorithms accepted for ID and logout tokens: asymmetric only, so the client
 /// secret can never be used as a verification key, and never `none`.
@@ -107,14 +117,26 @@ pub fn now() -> i64 {
 impl Provider {
     pub fn new(config: Arc<OidcConfig>, redirect_uri: String) -> Result<Provider, String> {
         let redirect = RedirectUrl::new(redirect_uri).map_err(|e| e.to_string())?;
-        Ok(Provider { config, redirect, http: IdpClient::new(), current: ArcSwapOption::empty(), fetching: tokio::sync::Mutex::new(None) })
+        Ok(Provider {
+            config,
+            redirect,
+            http: IdpClient::new(),
+            current: ArcSwapOption::empty(),
+            fetching: tokio::sync::Mutex::new(None),
+        })
     }
 
     pub fn config(&self) -> &OidcConfig {
         &self.config
     }
 
-    fn http_fn(&self) -> impl Fn(HttpRequest) -> std::pin::Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, IdpHttpError>> + Send>> + use<> {
+    fn http_fn(
+        &self,
+    ) -> impl Fn(
+        HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<openidconnect::HttpResponse, IdpHttpError>> + Send>,
+    > + use<> {
         let client = self.http.clone();
         move |req| {
             let client = client.clone();
@@ -144,30 +166,56 @@ impl Provider {
             }
         }
         *last = Some(Instant::now());
-        let issuer = IssuerUrl::new(self.config.issuer.get_ref().0.clone()).map_err(|e| OidcError::Discovery(e.to_string()))?;
+        let issuer = IssuerUrl::new(self.config.issuer.get_ref().0.clone())
+            .map_err(|e| OidcError::Discovery(e.to_string()))?;
         let http = self.http_fn();
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http).await.map_err(|e| OidcError::Discovery(error_chain(&e)))?;
-        let end_session = metadata.additional_metadata().end_session_endpoint.as_ref().map(|u| u.url().to_string());
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http)
+            .await
+            .map_err(|e| OidcError::Discovery(error_chain(&e)))?;
+        let end_session = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()
+            .map(|u| u.url().to_string());
         let jwks = metadata.jwks().clone();
         let issuer_text = metadata.issuer().as_str().to_owned();
         let secret = self.config.client_secret.as_ref().map(|s| ClientSecret::new(s.0.clone()));
-        let client = CoreClient::from_provider_metadata(metadata, ClientId::new(self.config.client_id.clone()), secret)
-            .set_redirect_uri(self.redirect.clone())
-            .set_auth_type(match self.config.client_auth {
-                ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
-                ClientAuth::ClientSecretPost => AuthType::RequestBody,
-            });
-        let d = Arc::new(Discovered { client, issuer: issuer_text, jwks, end_session, fetched: Instant::now() });
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.config.client_id.clone()),
+            secret,
+        )
+        .set_redirect_uri(self.redirect.clone())
+        .set_auth_type(match self.config.client_auth {
+            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuth::ClientSecretPost => AuthType::RequestBody,
+        });
+        let d = Arc::new(Discovered {
+            client,
+            issuer: issuer_text,
+            jwks,
+            end_session,
+            fetched: Instant::now(),
+        });
         self.current.store(Some(d.clone()));
         metrics::counter!("frontgate_oidc_discovery_total").increment(1);
         Ok(d)
     }
 
     /// The URL to send the browser to: authorization code flow with PKCE S256, state and nonce.
-    pub async fn authorize_url(&self, state: &str, nonce: &str, pkce_challenge: PkceCodeChallenge) -> Result<String, OidcError> {
+    pub async fn authorize_url(
+        &self,
+        state: &str,
+        nonce: &str,
+        pkce_challenge: PkceCodeChallenge,
+    ) -> Result<String, OidcError> {
         let d = self.discovered().await?;
         let (state, nonce) = (state.to_owned(), nonce.to_owned());
-        let mut req = d.client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, move || CsrfToken::new(state), move || Nonce::new(nonce));
+        let mut req = d.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            move || CsrfToken::new(state),
+            move || Nonce::new(nonce),
+        );
         for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(scope.clone()));
         }
@@ -181,7 +229,12 @@ impl Provider {
 
     /// Redeems an authorization code (with the PKCE verifier) and verifies the ID token fully,
     /// nonce included.
-    pub async fn exchange_code(&self, code: String, verifier: String, nonce: &str) -> Result<Tokens, OidcError> {
+    pub async fn exchange_code(
+        &self,
+        code: String,
+        verifier: String,
+        nonce: &str,
+    ) -> Result<Tokens, OidcError> {
         let d = self.discovered().await?;
         let http = self.http_fn();
         let resp = d
@@ -192,14 +245,21 @@ impl Provider {
             .request_async(&http)
             .await
             .map_err(|e| OidcError::Token(error_chain(&e)))?;
-        let id_token = resp.id_token().ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
+        let id_token = resp
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
         let raw = id_token.to_string();
         let expected = Nonce::new(nonce.to_owned());
         self.verify_id_token(&d, &raw, |v| {
-            id_token.claims(v, &expected).map(|c| c.access_token_hash().cloned()).map_err(|e| (is_unknown_key(&e), error_chain(&e)))
+            id_token
+                .claims(v, &expected)
+                .map(|c| c.access_token_hash().cloned())
+                .map_err(|e| (is_unknown_key(&e), error_chain(&e)))
         })
         .await
-        .and_then(|at_hash| self.check_at_hash(&d, &raw, at_hash.as_ref(), resp.access_token().secret()))?;
+        .and_then(|at_hash| {
+            self.check_at_hash(&d, &raw, at_hash.as_ref(), resp.access_token().secret())
+        })?;
         let mut claims = self.payload_claims(&raw)?;
         self.add_userinfo_claims(&d, resp.access_token(), &mut claims).await;
         Ok(Tokens {
@@ -208,7 +268,10 @@ impl Provider {
             refresh_token: resp.refresh_token().map(|r| r.secret().clone()),
             id_token: Some(raw),
             claims,
-            scopes: resp.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_else(|| self.config.scopes.clone()),
+            scopes: resp
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_else(|| self.config.scopes.clone()),
         })
     }
 
@@ -224,11 +287,22 @@ impl Provider {
         if self.config.session_claims.iter().all(|c| claims.contains_key(c)) {
             return;
         }
-        let Some(sub) = claims.get("sub").and_then(|s| s.as_str()).map(|s| openidconnect::SubjectIdentifier::new(s.to_owned())) else { return };
+        let Some(sub) = claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(|s| openidconnect::SubjectIdentifier::new(s.to_owned()))
+        else {
+            return;
+        };
         let Ok(request) = d.client.user_info(access_token.clone(), Some(sub)) else { return };
         let http = self.http_fn();
-        let info: Result<openidconnect::UserInfoClaims<openidconnect::EmptyAdditionalClaims, openidconnect::core::CoreGenderClaim>, _> =
-            request.request_async(&http).await;
+        let info: Result<
+            openidconnect::UserInfoClaims<
+                openidconnect::EmptyAdditionalClaims,
+                openidconnect::core::CoreGenderClaim,
+            >,
+            _,
+        > = request.request_async(&http).await;
         match info.map(|i| serde_json::to_value(&i)) {
             Ok(Ok(serde_json::Value::Object(extra))) => {
                 for c in &self.config.session_claims {
@@ -267,29 +341,43 @@ impl Provider {
         // iss, aud (extra audiences refused), azp, exp and the signature are checked by
         // openidconnect; iat must not be in the future nor older than the absolute session.
         let max_age = self.config.session_absolute.0.as_secs() as i64;
-        d.client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS).set_issue_time_verifier_fn(move |iat| {
-            let iat = iat.timestamp();
-            let n = now();
-            if iat > n + LEEWAY {
-                Err(format!("iat {iat} is in the future"))
-            } else if iat < n - max_age {
-                Err(format!("iat {iat} is too old"))
-            } else {
-                Ok(())
-            }
-        })
+        d.client.id_token_verifier().set_allowed_algs(ALLOWED_ALGS).set_issue_time_verifier_fn(
+            move |iat| {
+                let iat = iat.timestamp();
+                let n = now();
+                if iat > n + LEEWAY {
+                    Err(format!("iat {iat} is in the future"))
+                } else if iat < n - max_age {
+                    Err(format!("iat {iat} is too old"))
+                } else {
+                    Ok(())
+                }
+            },
+        )
     }
 
-    fn check_at_hash(&self, d: &Discovered, raw: &str, at_hash: Option<&AccessTokenHash>, access_token: &str) -> Result<(), OidcError> {
+    fn check_at_hash(
+        &self,
+        d: &Discovered,
+        raw: &str,
+        at_hash: Option<&AccessTokenHash>,
+        access_token: &str,
+    ) -> Result<(), OidcError> {
         let Some(expected) = at_hash else { return Ok(()) };
         let header = jose_header(raw).map_err(OidcError::IdToken)?;
-        let alg: CoreJwsSigningAlgorithm = serde_json::from_value(header.get("alg").cloned().unwrap_or_default())
-            .map_err(|_| OidcError::IdToken("unknown alg".into()))?;
+        let alg: CoreJwsSigningAlgorithm =
+            serde_json::from_value(header.get("alg").cloned().unwrap_or_default())
+                .map_err(|_| OidcError::IdToken("unknown alg".into()))?;
         let kid = header.get("kid").and_then(|k| k.as_str());
-        let key = d.jwks.keys().iter().find(|k| kid.is_none() || k.key_id().map(|i| i.as_str()) == kid);
+        let key =
+            d.jwks.keys().iter().find(|k| kid.is_none() || k.key_id().map(|i| i.as_str()) == kid);
         let Some(key) = key else { return Err(OidcError::IdToken("no key for at_hash".into())) };
-        let actual = AccessTokenHash::from_token(&openidconnect::AccessToken::new(access_token.to_owned()), &alg, key)
-            .map_err(|e| OidcError::IdToken(e.to_string()))?;
+        let actual = AccessTokenHash::from_token(
+            &openidconnect::AccessToken::new(access_token.to_owned()),
+            &alg,
+            key,
+        )
+        .map_err(|e| OidcError::IdToken(e.to_string()))?;
         if &actual != expected {
             return Err(OidcError::IdToken("at_hash does not match the access token".into()));
         }
@@ -297,7 +385,10 @@ impl Provider {
     }
 
     /// The claims of an ID token whose signature and claims were already verified.
-    fn payload_claims(&self, raw: &str) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
+    fn payload_claims(
+        &self,
+        raw: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
         let claims = jwt_part(raw, 1).map_err(OidcError::IdToken)?;
         // azp: with several audiences it must be present; when present it must be us.
         let many = claims.get("aud").and_then(|a| a.as_array()).is_some_and(|a| a.len() > 1);
@@ -328,21 +419,33 @@ impl Provider {
         if let Some(id_token) = resp.id_token() {
             let raw = id_token.to_string();
             // A refreshed ID token carries no new nonce to check.
-            self.verify_id_token(&d, &raw, |v| id_token.claims(v, |_: Option<&Nonce>| Ok(())).map(|_| ()).map_err(|e| (is_unknown_key(&e), error_chain(&e))))
-                .await?;
+            self.verify_id_token(&d, &raw, |v| {
+                id_token
+                    .claims(v, |_: Option<&Nonce>| Ok(()))
+                    .map(|_| ())
+                    .map_err(|e| (is_unknown_key(&e), error_chain(&e)))
+            })
+            .await?;
             claims = self.payload_claims(&raw)?;
             if claims.get("sub").and_then(|s| s.as_str()) != Some(subject) {
-                return Err(OidcError::IdToken("the refreshed ID token is for another subject".into()));
+                return Err(OidcError::IdToken(
+                    "the refreshed ID token is for another subject".into(),
+                ));
             }
             raw_id = Some(raw);
         }
         Ok(Tokens {
             access_token: resp.access_token().secret().clone(),
             access_expires_at: resp.expires_in().map(|e| now() + e.as_secs() as i64),
-            refresh_token: Some(resp.refresh_token().map(|r| r.secret().clone()).unwrap_or(refresh_token)),
+            refresh_token: Some(
+                resp.refresh_token().map(|r| r.secret().clone()).unwrap_or(refresh_token),
+            ),
             id_token: raw_id,
             claims,
-            scopes: resp.scopes().map(|s| s.iter().map(|s| s.to_string()).collect()).unwrap_or_default(),
+            scopes: resp
+                .scopes()
+                .map(|s| s.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
         })
     }
 
@@ -361,13 +464,19 @@ impl Provider {
     }
 
     /// `Err((unknown_key, message))`.
-    fn check_logout_token(&self, d: &Discovered, token: &str) -> Result<LogoutClaims, (bool, String)> {
+    fn check_logout_token(
+        &self,
+        d: &Discovered,
+        token: &str,
+    ) -> Result<LogoutClaims, (bool, String)> {
         let fail = |m: &str| (false, m.to_owned());
         if token.len() > 16 * 1024 {
             return Err(fail("too large"));
         }
         let parts: Vec<&str> = token.split('.').collect();
-        let [h, p, s] = parts.as_slice() else { return Err(fail("not a signed JWT (three parts)")) };
+        let [h, p, s] = parts.as_slice() else {
+            return Err(fail("not a signed JWT (three parts)"));
+        };
         let header = jose_header(token).map_err(|m| (false, m))?;
         if header.get("crit").is_some() {
             return Err(fail("crit header is not supported"));
@@ -379,24 +488,31 @@ impl Provider {
             }
         }
         let alg: CoreJwsSigningAlgorithm =
-            serde_json::from_value(header.get("alg").cloned().unwrap_or_default()).map_err(|_| fail("unknown alg"))?;
+            serde_json::from_value(header.get("alg").cloned().unwrap_or_default())
+                .map_err(|_| fail("unknown alg"))?;
         if !ALLOWED_ALGS.contains(&alg) {
             return Err(fail("alg is not allowed"));
         }
-        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| fail("signature is not base64url"))?;
+        let signature =
+            URL_SAFE_NO_PAD.decode(s).map_err(|_| fail("signature is not base64url"))?;
         let kid = header.get("kid").and_then(|k| k.as_str());
         let candidates: Vec<&CoreJsonWebKey> = d
             .jwks
             .keys()
             .iter()
             .filter(|k| kid.is_none_or(|kid| k.key_id().map(|i| i.as_str()) == Some(kid)))
-            .filter(|k| k.key_use().is_none_or(|u| u == &openidconnect::core::CoreJsonWebKeyUse::Signature))
+            .filter(|k| {
+                k.key_use().is_none_or(|u| u == &openidconnect::core::CoreJsonWebKeyUse::Signature)
+            })
             .collect();
         if candidates.is_empty() {
             return Err((true, "no key of the provider has this kid".into()));
         }
         let message = format!("{h}.{p}");
-        if !candidates.iter().any(|k| k.verify_signature(&alg, message.as_bytes(), &signature).is_ok()) {
+        if !candidates
+            .iter()
+            .any(|k| k.verify_signature(&alg, message.as_bytes(), &signature).is_ok())
+        {
             return Err(fail("signature does not verify"));
         }
         let claims = jwt_part(token, 1).map_err(|m| (false, m))?;
@@ -414,7 +530,8 @@ impl Provider {
             return Err(fail("aud is not this client"));
         }
         let n = now();
-        let iat = claims.get("iat").and_then(|v| v.as_i64()).ok_or_else(|| fail("iat is missing"))?;
+        let iat =
+            claims.get("iat").and_then(|v| v.as_i64()).ok_or_else(|| fail("iat is missing"))?;
         if iat > n + LEEWAY || iat < n - LOGOUT_TOKEN_MAX_AGE {
             return Err(fail("iat is out of range"));
         }
@@ -425,15 +542,25 @@ impl Provider {
         if exp < n - LEEWAY {
             return Err(fail("expired"));
         }
-        let jti = claims.get("jti").and_then(|v| v.as_str()).filter(|j| !j.is_empty()).ok_or_else(|| fail("jti is missing"))?;
+        let jti = claims
+            .get("jti")
+            .and_then(|v| v.as_str())
+            .filter(|j| !j.is_empty())
+            .ok_or_else(|| fail("jti is missing"))?;
         if claims.contains_key("nonce") {
             return Err(fail("a logout token must not carry a nonce"));
         }
-        let event_ok = claims.get("events").and_then(|e| e.as_object()).and_then(|e| e.get(BACKCHANNEL_EVENT)).is_some_and(|v| v.is_object());
+        let event_ok = claims
+            .get("events")
+            .and_then(|e| e.as_object())
+            .and_then(|e| e.get(BACKCHANNEL_EVENT))
+            .is_some_and(|v| v.is_object());
         if !event_ok {
             return Err(fail("events lacks the back-channel logout event"));
         }
-        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_owned);
+        let text = |k: &str| {
+            claims.get(k).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_owned)
+        };
         let (sub, sid) = (text("sub"), text("sid"));
         if sub.is_none() && sid.is_none() {
             return Err(fail("neither sub nor sid"));
@@ -442,7 +569,11 @@ impl Provider {
     }
 
     /// The RP-initiated logout URL, when the provider has an end_session_endpoint.
-    pub async fn end_session_url(&self, id_token_hint: Option<&str>, post_logout_redirect: &str) -> Option<String> {
+    pub async fn end_session_url(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect: &str,
+    ) -> Option<String> {
         let d = self.discovered().await.ok()?;
         let mut url = url_parse(d.end_session.as_deref()?)?;
         {
@@ -464,7 +595,9 @@ fn url_parse(s: &str) -> Option<openidconnect::url::Url> {
 fn is_unknown_key(e: &openidconnect::ClaimsVerificationError) -> bool {
     matches!(
         e,
-        openidconnect::ClaimsVerificationError::SignatureVerification(openidconnect::SignatureVerificationError::NoMatchingKey)
+        openidconnect::ClaimsVerificationError::SignatureVerification(
+            openidconnect::SignatureVerificationError::NoMatchingKey
+        )
     )
 }
 

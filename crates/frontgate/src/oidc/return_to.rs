@@ -21,7 +21,10 @@ pub fn validate(raw: &str, public_origin: &str) -> Option<String> {
     let once = percent_encoding::percent_decode_str(path_part).decode_utf8().ok()?;
     let twice = percent_encoding::percent_decode_str(&once).decode_utf8().ok()?;
     for decoded in [&*once, &*twice] {
-        if decoded.starts_with("//") || decoded.contains('\\') || decoded.chars().any(char::is_control) {
+        if decoded.starts_with("//")
+            || decoded.contains('\\')
+            || decoded.chars().any(char::is_control)
+        {
             return None;
         }
         // Our own endpoints are never a destination (no login/logout loops).

@@ -59,8 +59,19 @@ impl Recycle for UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(target: UpstreamUrl, connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Arc<Self> {
-        Arc::new(UpstreamClient { target, connect_timeout, idle_timeout, max_idle, idle: Mutex::new(VecDeque::new()) })
+    pub fn new(
+        target: UpstreamUrl,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> Arc<Self> {
+        Arc::new(UpstreamClient {
+            target,
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            idle: Mutex::new(VecDeque::new()),
+        })
     }
 
     pub fn target(&self) -> &UpstreamUrl {
@@ -79,7 +90,10 @@ impl UpstreamClient {
 
     /// Connects within connect_timeout, and before `deadline` (the response-head deadline of
     /// the request that needs the connection, which may come first).
-    async fn open(&self, deadline: Option<tokio::time::Instant>) -> Result<TcpStream, UpstreamError> {
+    async fn open(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<TcpStream, UpstreamError> {
         // `authority` is `host:port` (IPv6 bracketed): an IP connects directly, a name is
         // resolved on each new connection so DNS changes are picked up.
         let connect = TcpStream::connect(self.target.authority.as_str());
@@ -88,7 +102,12 @@ impl UpstreamClient {
         let stream = match tokio::time::timeout_at(limit, connect).await {
             Err(_) if limit < connect_deadline => return Err(UpstreamError::Timeout),
             Err(_) => return Err(UpstreamError::ConnectTimeout),
-            Ok(Err(e)) => return Err(UpstreamError::Unavailable(format!("connect to {}: {e}", self.target.authority))),
+            Ok(Err(e)) => {
+                return Err(UpstreamError::Unavailable(format!(
+                    "connect to {}: {e}",
+                    self.target.authority
+                )));
+            }
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
@@ -112,8 +131,12 @@ impl UpstreamClient {
     ) -> Result<(Response<Body>, RelayedFields), UpstreamError> {
         let pool: Arc<dyn Recycle> = self.clone();
         let failed = |e: H1Error| match e {
-            H1Error::ClosedBeforeResponse => UpstreamError::Unavailable("the backend closed the connection without answering".into()),
-            H1Error::NotSent(e) => UpstreamError::Unavailable(format!("the request could not be sent: {e}")),
+            H1Error::ClosedBeforeResponse => UpstreamError::Unavailable(
+                "the backend closed the connection without answering".into(),
+            ),
+            H1Error::NotSent(e) => {
+                UpstreamError::Unavailable(format!("the request could not be sent: {e}"))
+            }
             H1Error::Timeout => UpstreamError::Timeout,
             other => UpstreamError::SendFailed(other.to_string()),
         };
@@ -131,7 +154,10 @@ impl UpstreamClient {
             match (conn.exchange(parts, outbound, body, pool.clone(), deadline).await, again) {
                 (Err(e), Some(body)) if resend(&e) => {
                     let conn = Conn::new(self.open(Some(deadline)).await?);
-                    return conn.exchange(parts, outbound, body, pool, deadline).await.map_err(failed);
+                    return conn
+                        .exchange(parts, outbound, body, pool, deadline)
+                        .await
+                        .map_err(failed);
                 }
                 (result, _) => return result.map_err(failed),
             }
@@ -141,12 +167,15 @@ impl UpstreamClient {
     }
 
     /// Sends a request that asks to upgrade the connection (WebSocket), on its own connection.
-    pub async fn send_upgrade(&self, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
+    pub async fn send_upgrade(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, UpstreamError> {
         let stream = self.open(None).await?;
-        let (mut sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Unavailable(format!("handshake with {}: {e}", self.target.authority)))?;
+        let (mut sender, conn) =
+            http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| {
+                UpstreamError::Unavailable(format!("handshake with {}: {e}", self.target.authority))
+            })?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -158,5 +187,8 @@ impl UpstreamClient {
 /// sending it once, so a client may repeat it when the connection failed before a response.
 fn idempotent(method: &http::Method) -> bool {
     use http::Method;
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }

@@ -112,7 +112,13 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
-        Conn { io, buf: BytesMut::with_capacity(FIRST_READ), out: Vec::new(), names: FieldNames::default(), timer: None }
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(FIRST_READ),
+            out: Vec::new(),
+            names: FieldNames::default(),
+            timer: None,
+        }
     }
 
     /// Whether an idle connection can still carry a request: not closed by the backend and
@@ -165,7 +171,12 @@ impl Conn {
 
     /// Writes the request and reads up to the final response head (interim 1xx responses,
     /// such as 100 Continue and 103 Early Hints, are read and dropped).
-    async fn send_and_read_head(&mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<Parsed, H1Error> {
+    async fn send_and_read_head(
+        &mut self,
+        parts: &http::request::Parts,
+        outbound: &Outbound<'_>,
+        body: Body,
+    ) -> Result<Parsed, H1Error> {
         self.send(parts, outbound, body).await?;
         let mut received_any = false;
         loop {
@@ -178,13 +189,19 @@ impl Conn {
                 }
                 let n = read_some(&mut self.io, &mut self.buf).await.map_err(H1Error::Io)?;
                 if n == 0 {
-                    return Err(if received_any { H1Error::Malformed("connection closed inside the response head") } else { H1Error::ClosedBeforeResponse });
+                    return Err(if received_any {
+                        H1Error::Malformed("connection closed inside the response head")
+                    } else {
+                        H1Error::ClosedBeforeResponse
+                    });
                 }
                 received_any = true;
             };
             if parsed.status.is_informational() {
                 if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
-                    return Err(H1Error::Malformed("101 Switching Protocols to a request that did not ask to upgrade"));
+                    return Err(H1Error::Malformed(
+                        "101 Switching Protocols to a request that did not ask to upgrade",
+                    ));
                 }
                 continue;
             }
@@ -192,7 +209,12 @@ impl Conn {
         }
     }
 
-    async fn send(&mut self, parts: &http::request::Parts, outbound: &Outbound<'_>, body: Body) -> Result<(), H1Error> {
+    async fn send(
+        &mut self,
+        parts: &http::request::Parts,
+        outbound: &Outbound<'_>,
+        body: Body,
+    ) -> Result<(), H1Error> {
         let mut out = std::mem::take(&mut self.out);
         out.clear();
         out.extend_from_slice(parts.method.as_str().as_bytes());
@@ -205,7 +227,10 @@ impl Conn {
         let fields = parts.headers.iter().chain(outbound.added.iter().map(|(n, v)| (n, v)));
         for (name, value) in fields {
             // Framing is ours to decide (below), and the Host is the backend's.
-            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::HOST {
+            if name == header::CONTENT_LENGTH
+                || name == header::TRANSFER_ENCODING
+                || name == header::HOST
+            {
                 continue;
             }
             out.extend_from_slice(name.as_str().as_bytes());
@@ -224,7 +249,9 @@ impl Conn {
             }
             Body::Full(b) => {
                 out.extend_from_slice(b"content-length: ");
-                out.extend_from_slice(itoa::Buffer::new().format(b.as_ref().map_or(0, Bytes::len)).as_bytes());
+                out.extend_from_slice(
+                    itoa::Buffer::new().format(b.as_ref().map_or(0, Bytes::len)).as_bytes(),
+                );
                 out.extend_from_slice(b"\r\n");
             }
             _ => match parts.headers.get(header::CONTENT_LENGTH) {
@@ -249,7 +276,12 @@ impl Conn {
     }
 
     /// Writes the request head in `out`, then the body (in the same write when small).
-    async fn write_request(&mut self, out: &mut Vec<u8>, body: Body, chunked: bool) -> Result<(), H1Error> {
+    async fn write_request(
+        &mut self,
+        out: &mut Vec<u8>,
+        body: Body,
+        chunked: bool,
+    ) -> Result<(), H1Error> {
         match body {
             Body::Empty | Body::Full(None) => self.write_first(out).await,
             Body::Full(Some(b)) if b.len() <= COALESCE => {
@@ -262,7 +294,9 @@ impl Conn {
             }
             mut stream => {
                 self.write_first(out).await?;
-                while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await {
+                while let Some(frame) =
+                    std::future::poll_fn(|cx| Pin::new(&mut stream).poll_frame(cx)).await
+                {
                     let frame = frame.map_err(H1Error::RequestBody)?;
                     let Ok(data) = frame.into_data() else { continue };
                     if data.is_empty() {
@@ -295,7 +329,13 @@ impl Conn {
         self.io.write_all(&bytes[n..]).await.map_err(H1Error::Io)
     }
 
-    fn into_body(mut self, framing: Framing, keep_alive: bool, pool: Arc<dyn Recycle>, request_id: &HeaderValue) -> Body {
+    fn into_body(
+        mut self,
+        framing: Framing,
+        keep_alive: bool,
+        pool: Arc<dyn Recycle>,
+        request_id: &HeaderValue,
+    ) -> Body {
         match framing {
             Framing::Empty => {
                 if keep_alive {
@@ -344,7 +384,12 @@ async fn read_some(io: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> 
 }
 
 /// Reads into `buf`, making room for at least `chunk` bytes when little is left.
-fn poll_read_some(io: &mut TcpStream, buf: &mut BytesMut, chunk: usize, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+fn poll_read_some(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    chunk: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(chunk);
     }
@@ -386,7 +431,9 @@ impl RelayedFields {
 
     /// Each field in the order the backend sent it, a name given several times once for each.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &[u8])> {
-        self.fields.iter().map(|(name, start, end)| (name, &self.head[*start as usize..*end as usize]))
+        self.fields
+            .iter()
+            .map(|(name, start, end)| (name, &self.head[*start as usize..*end as usize]))
     }
 
     /// The first value of `name`.
@@ -405,7 +452,11 @@ impl RelayedFields {
             head.extend_from_slice(format!("{name}: ").as_bytes());
             let start = head.len() as u32;
             head.extend_from_slice(value.as_bytes());
-            fields.push((HeaderName::from_bytes(name.as_bytes()).unwrap(), start, head.len() as u32));
+            fields.push((
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                start,
+                head.len() as u32,
+            ));
             head.extend_from_slice(b"\r\n");
         }
         RelayedFields { head: head.into(), fields }
@@ -417,11 +468,14 @@ impl RelayedFields {
             return;
         }
         let head = std::mem::take(&mut self.head);
-        let mut map = HeaderMap::with_capacity(self.fields.len() + headers.len() + ADDED_RESPONSE_FIELDS);
+        let mut map =
+            HeaderMap::with_capacity(self.fields.len() + headers.len() + ADDED_RESPONSE_FIELDS);
         for (name, start, end) in self.fields.drain(..) {
             // SAFETY: the spans are of field values that parse_head took from httparse, which
             // accepts in a field value exactly the bytes HeaderValue does (see parse_head).
-            map.append(name, unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(start as usize..end as usize)) });
+            map.append(name, unsafe {
+                HeaderValue::from_maybe_shared_unchecked(head.slice(start as usize..end as usize))
+            });
         }
         for (name, value) in headers.iter() {
             map.append(name.clone(), value.clone());
@@ -492,7 +546,11 @@ impl FieldKind {
             FieldKind::TransferEncoding
         } else if *name == header::CONNECTION {
             FieldKind::Connection
-        } else if *name == header::TE || *name == header::TRAILER || *name == header::UPGRADE || matches!(name.as_str(), "keep-alive" | "proxy-connection") {
+        } else if *name == header::TE
+            || *name == header::TRAILER
+            || *name == header::UPGRADE
+            || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+        {
             FieldKind::HopByHop
         } else if hide(name) {
             FieldKind::Hidden
@@ -513,7 +571,12 @@ struct FieldNames {
 impl FieldNames {
     /// The name and kind of the `i`th field, sent as `raw`: remembered if the last response
     /// had the same bytes there, else parsed, classified and remembered in place of the rest.
-    fn get(&mut self, i: usize, raw: &[u8], hide: HeaderFilter) -> Result<(HeaderName, FieldKind), H1Error> {
+    fn get(
+        &mut self,
+        i: usize,
+        raw: &[u8],
+        hide: HeaderFilter,
+    ) -> Result<(HeaderName, FieldKind), H1Error> {
         if self.filter.is_none_or(|f| !std::ptr::fn_addr_eq(f, hide)) {
             self.filter = Some(hide);
             self.entries.clear();
@@ -523,7 +586,8 @@ impl FieldNames {
         {
             return Ok((name.clone(), *kind));
         }
-        let name = HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
+        let name =
+            HeaderName::from_bytes(raw).map_err(|_| H1Error::Malformed("bad header name"))?;
         let kind = FieldKind::of(&name, hide);
         self.entries.truncate(i);
         self.entries.push((raw.into(), name.clone(), kind));
@@ -535,29 +599,46 @@ impl FieldNames {
 /// (and `buf` untouched) while the head is incomplete. Header values are slices of the head's
 /// bytes, not copies. Fields named by `hide` are left out, as are hop-by-hop ones (what
 /// framing needs from them is kept in [`Parsed`]).
-fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) -> Result<Option<Parsed>, H1Error> {
+fn parse_head(
+    buf: &mut BytesMut,
+    names: &mut FieldNames,
+    hide: HeaderFilter,
+) -> Result<Option<Parsed>, H1Error> {
     // Offsets of each field's name and value in the head, found by the parse that borrows `buf`.
     // Left uninitialised (2 KiB of zeroing per response otherwise); only the first `count`
     // entries, each written below, are read.
-    let mut spans = [const { std::mem::MaybeUninit::<(u32, u32, u32, u32)>::uninit() }; MAX_HEADERS];
+    let mut spans =
+        [const { std::mem::MaybeUninit::<(u32, u32, u32, u32)>::uninit() }; MAX_HEADERS];
     let (head_len, code, http10, count) = {
-        let mut slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut slots =
+            [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
-        let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+        let head_len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+        {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(H1Error::Malformed("more than 128 header fields")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(H1Error::Malformed("more than 128 header fields"));
+            }
             Err(_) => return Err(H1Error::Malformed("not an HTTP/1.x response head")),
         };
         let base = buf.as_ptr() as usize;
         for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
             let name = h.name.as_ptr() as usize - base;
             let value = h.value.as_ptr() as usize - base;
-            span.write((name as u32, (name + h.name.len()) as u32, value as u32, (value + h.value.len()) as u32));
+            span.write((
+                name as u32,
+                (name + h.name.len()) as u32,
+                value as u32,
+                (value + h.value.len()) as u32,
+            ));
         }
         (head_len, resp.code, resp.version == Some(0), resp.headers.len())
     };
-    let status = code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(H1Error::Malformed("bad status code"))?;
+    let status = code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(H1Error::Malformed("bad status code"))?;
     let head = take_front(buf, head_len);
     let mut fields = Vec::with_capacity(count);
     let mut connection_close = http10;
@@ -576,7 +657,11 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
             FieldKind::HopByHop | FieldKind::Hidden => continue,
             FieldKind::ContentLength => {
                 lengths += 1;
-                content_length = if lengths > 1 { Err("more than one Content-Length") } else { canonical_length(value).map(Some) };
+                content_length = if lengths > 1 {
+                    Err("more than one Content-Length")
+                } else {
+                    canonical_length(value).map(Some)
+                };
             }
             FieldKind::TransferEncoding => {
                 // One field, exactly `chunked` (httparse has trimmed the value): a second field
@@ -607,7 +692,14 @@ fn parse_head(buf: &mut BytesMut, names: &mut FieldNames, hide: HeaderFilter) ->
     if !named.is_empty() {
         fields.retain(|(name, ..)| !named.contains(name));
     }
-    Ok(Some(Parsed { status, fields: RelayedFields { head, fields }, keep_alive: !connection_close, http10, chunked, content_length }))
+    Ok(Some(Parsed {
+        status,
+        fields: RelayedFields { head, fields },
+        keep_alive: !connection_close,
+        http10,
+        chunked,
+        content_length,
+    }))
 }
 
 /// A field value as text, when it is all visible ASCII, spaces and tabs (as
@@ -620,7 +712,10 @@ fn text(value: &[u8]) -> Option<&str> {
 /// `0`), no sign, list or space, at most 19 digits. Equal copies (`5, 5`) are refused too: the
 /// value is relayed as sent, and a client must not be left to reconcile them.
 fn canonical_length(value: &[u8]) -> Result<u64, &'static str> {
-    let canonical = !value.is_empty() && value.len() <= 19 && value.iter().all(u8::is_ascii_digit) && (value[0] != b'0' || value.len() == 1);
+    let canonical = !value.is_empty()
+        && value.len() <= 19
+        && value.iter().all(u8::is_ascii_digit)
+        && (value[0] != b'0' || value.len() == 1);
     if !canonical {
         return Err("Content-Length is not one canonical decimal");
     }
@@ -640,10 +735,16 @@ enum Framing {
 /// they are relayed.
 fn framing(p: &Parsed, head_only: bool) -> Result<Framing, H1Error> {
     let framing = match (p.chunked, p.content_length) {
-        (Some(_), Ok(Some(_)) | Err(_)) => return Err(H1Error::Malformed("both Transfer-Encoding and Content-Length")),
-        (Some(false), Ok(None)) => return Err(H1Error::Malformed("a Transfer-Encoding other than one `chunked`")),
+        (Some(_), Ok(Some(_)) | Err(_)) => {
+            return Err(H1Error::Malformed("both Transfer-Encoding and Content-Length"));
+        }
+        (Some(false), Ok(None)) => {
+            return Err(H1Error::Malformed("a Transfer-Encoding other than one `chunked`"));
+        }
         // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-        (Some(true), Ok(None)) if p.http10 => return Err(H1Error::Malformed("Transfer-Encoding in an HTTP/1.0 response")),
+        (Some(true), Ok(None)) if p.http10 => {
+            return Err(H1Error::Malformed("Transfer-Encoding in an HTTP/1.0 response"));
+        }
         (Some(true), Ok(None)) => Framing::Chunked,
         (None, Err(why)) => return Err(H1Error::Malformed(why)),
         (None, Ok(Some(0))) => Framing::Empty,
@@ -691,7 +792,10 @@ pub struct UpstreamBody {
 }
 
 fn truncated() -> BoxError {
-    Box::new(io::Error::new(io::ErrorKind::UnexpectedEof, "the backend closed the connection inside the response body"))
+    Box::new(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the backend closed the connection inside the response body",
+    ))
 }
 
 fn malformed(why: &'static str) -> BoxError {
@@ -711,9 +815,10 @@ impl UpstreamBody {
     fn finish(&mut self) {
         self.state = State::Done;
         if let Some(conn) = self.conn.take()
-            && self.keep_alive {
-                self.pool.recycle(conn);
-            }
+            && self.keep_alive
+        {
+            self.pool.recycle(conn);
+        }
     }
 
     /// Makes progress on chunk framing with what is buffered; `Ok(Some(data))` is a frame,
@@ -733,13 +838,16 @@ impl UpstreamBody {
                         return Err(malformed("chunk-size line too long"));
                     }
                     let line = &conn.buf[..eol];
-                    let line = line.strip_suffix(b"\r").ok_or_else(|| malformed("chunk-size line without CRLF"))?;
+                    let line = line
+                        .strip_suffix(b"\r")
+                        .ok_or_else(|| malformed("chunk-size line without CRLF"))?;
                     let hex = line.split(|&b| b == b';').next().unwrap_or(b"");
                     let hex = hex.trim_ascii_end();
                     if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
                         return Err(malformed("bad chunk size"));
                     }
-                    let size = u64::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16).map_err(|_| malformed("bad chunk size"))?;
+                    let size = u64::from_str_radix(std::str::from_utf8(hex).unwrap_or("x"), 16)
+                        .map_err(|_| malformed("bad chunk size"))?;
                     conn.buf.advance(eol + 1);
                     self.state = if size == 0 { State::Trailers } else { State::ChunkData(size) };
                 }
@@ -749,7 +857,11 @@ impl UpstreamBody {
                     }
                     let take = (conn.buf.len() as u64).min(left) as usize;
                     let data = conn.buf.split_to(take).freeze();
-                    self.state = if left == take as u64 { State::ChunkEnd } else { State::ChunkData(left - take as u64) };
+                    self.state = if left == take as u64 {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(left - take as u64)
+                    };
                     return Ok(Some(data));
                 }
                 State::ChunkEnd => {
@@ -792,7 +904,10 @@ impl http_body::Body for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = self.poll_body(cx);
         if let Poll::Ready(Some(Err(e))) = &polled {
             // The client's response is cut short (HTTP/1.1: the connection closes; HTTP/2: the
@@ -826,7 +941,8 @@ impl UpstreamBody {
                 State::Length(left) => {
                     let conn = this.conn.as_mut().expect("connection while reading");
                     if conn.buf.is_empty() {
-                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
+                        let n =
+                            ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
                         if n == 0 {
                             this.conn = None;
                             this.state = State::Done;
@@ -848,7 +964,8 @@ impl UpstreamBody {
                 State::UntilClose => {
                     let conn = this.conn.as_mut().expect("connection while reading");
                     if conn.buf.is_empty() {
-                        let n = ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
+                        let n =
+                            ready!(poll_read_some(&mut conn.io, &mut conn.buf, READ_CHUNK, cx))?;
                         if n == 0 {
                             this.keep_alive = false;
                             this.finish();
@@ -895,20 +1012,55 @@ mod tests {
         let f = |h: &str| framing(&parsed(h), false);
         assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Length(5));
         assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap(), Framing::Empty);
-        assert_eq!(f("HTTP/1.1 200 OK\r\ncontent-length: 9999999999999999999\r\n\r\n").unwrap(), Framing::Length(9_999_999_999_999_999_999));
-        assert_eq!(f("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").unwrap(), Framing::Chunked);
-        assert_eq!(f("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap(), Framing::Chunked);
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 9999999999999999999\r\n\r\n").unwrap(),
+            Framing::Length(9_999_999_999_999_999_999)
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").unwrap(),
+            Framing::Chunked
+        );
+        assert_eq!(
+            f("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap(),
+            Framing::Chunked
+        );
         assert_eq!(f("HTTP/1.1 200 OK\r\n\r\n").unwrap(), Framing::UntilClose);
-        assert_eq!(f("HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n").unwrap(), Framing::Empty);
-        assert_eq!(framing(&parsed("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"), true).unwrap(), Framing::Empty);
-        assert_eq!(framing(&parsed("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"), true).unwrap(), Framing::Empty);
+        assert_eq!(
+            f("HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n").unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(&parsed("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n"), true).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(&parsed("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"), true)
+                .unwrap(),
+            Framing::Empty
+        );
         // One canonical length or nothing: lists (even of equal copies), signs, leading zeros,
         // spaces, overflow. These used to be read as 5 (review finding): now refused.
-        for bad in ["5, 5", "5,5", "5, 6", "-1", "+5", "05", "00", "0x5", "", "99999999999999999999", "5 5", "5;"] {
+        for bad in [
+            "5, 5",
+            "5,5",
+            "5, 6",
+            "-1",
+            "+5",
+            "05",
+            "00",
+            "0x5",
+            "",
+            "99999999999999999999",
+            "5 5",
+            "5;",
+        ] {
             let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n");
             assert!(f(&head).is_err(), "{bad}");
         }
-        assert!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n").is_err(), "equal copies in two fields");
+        assert!(
+            f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\n").is_err(),
+            "equal copies in two fields"
+        );
         assert!(f("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n").is_err());
         // One framing: Transfer-Encoding is one field of exactly `chunked`, never beside a
         // length (these were read as chunked or to the end of the connection before).
@@ -960,7 +1112,10 @@ mod tests {
         // A map grown for a large request is freed, not kept; an unallocated one is not kept.
         let mut big = HeaderMap::new();
         for i in 0..=SPARE_MAP_CAPACITY {
-            big.insert(HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(), HeaderValue::from_static("v"));
+            big.insert(
+                HeaderName::from_bytes(format!("x-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
         }
         recycle_headers(big);
         recycle_headers(HeaderMap::new());
@@ -969,9 +1124,20 @@ mod tests {
 
     #[test]
     fn relayed_fields_keep_their_order_and_repeats_and_go_ahead_of_a_map_s_own() {
-        let p = parsed("HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nx-b:  two words \r\nset-cookie: c=3\r\nContent-Length: 0\r\n\r\n");
-        let lines: Vec<_> = p.fields.iter().map(|(n, v)| (n.as_str().to_owned(), v.to_vec())).collect();
-        assert_eq!(lines, [("set-cookie".into(), b"a=1".to_vec()), ("x-b".into(), b"two words".to_vec()), ("set-cookie".into(), b"c=3".to_vec()), ("content-length".into(), b"0".to_vec())]);
+        let p = parsed(
+            "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nx-b:  two words \r\nset-cookie: c=3\r\nContent-Length: 0\r\n\r\n",
+        );
+        let lines: Vec<_> =
+            p.fields.iter().map(|(n, v)| (n.as_str().to_owned(), v.to_vec())).collect();
+        assert_eq!(
+            lines,
+            [
+                ("set-cookie".into(), b"a=1".to_vec()),
+                ("x-b".into(), b"two words".to_vec()),
+                ("set-cookie".into(), b"c=3".to_vec()),
+                ("content-length".into(), b"0".to_vec())
+            ]
+        );
         assert_eq!(p.fields.get(&header::SET_COOKIE), Some(&b"a=1"[..]));
         assert_eq!(p.fields.get(&header::RETRY_AFTER), None);
         let mut fields = p.fields;
@@ -980,7 +1146,16 @@ mod tests {
         fields.move_into(&mut h);
         assert!(fields.is_empty());
         let all: Vec<_> = h.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-        assert_eq!(all, [("set-cookie", &b"a=1"[..]), ("set-cookie", b"c=3"), ("x-b", b"two words"), ("content-length", b"0"), ("x-own", b"1")]);
+        assert_eq!(
+            all,
+            [
+                ("set-cookie", &b"a=1"[..]),
+                ("set-cookie", b"c=3"),
+                ("x-b", b"two words"),
+                ("content-length", b"0"),
+                ("x-own", b"1")
+            ]
+        );
         // Moving an empty set leaves the map as it was.
         fields.move_into(&mut h);
         assert_eq!(h.len(), 5);
@@ -989,7 +1164,12 @@ mod tests {
     #[test]
     fn names_remembered_from_the_last_response_are_checked_not_trusted() {
         let mut names = FieldNames::default();
-        let mut next = |head: &str| map(parse_head(&mut BytesMut::from(head.as_bytes()), &mut names, |_| false).unwrap().unwrap().fields);
+        let mut next = |head: &str| {
+            map(parse_head(&mut BytesMut::from(head.as_bytes()), &mut names, |_| false)
+                .unwrap()
+                .unwrap()
+                .fields)
+        };
         let h = next("HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-Hits: 1\r\n\r\n");
         assert_eq!((h["content-type"].as_bytes(), h["x-hits"].as_bytes()), (&b"a"[..], &b"1"[..]));
         // Same names in another case, then a different name in the same place.
@@ -998,9 +1178,19 @@ mod tests {
         let h = next("HTTP/1.1 200 OK\r\nx-other: 3\r\nX-Hits: 4\r\nx-third: 5\r\n\r\n");
         assert_eq!(h.len(), 3);
         assert!(h.get("content-type").is_none());
-        assert_eq!((h["x-other"].as_bytes(), h["x-hits"].as_bytes(), h["x-third"].as_bytes()), (&b"3"[..], &b"4"[..], &b"5"[..]));
+        assert_eq!(
+            (h["x-other"].as_bytes(), h["x-hits"].as_bytes(), h["x-third"].as_bytes()),
+            (&b"3"[..], &b"4"[..], &b"5"[..])
+        );
         // A name that only looks like a remembered one is parsed, and refused when invalid.
-        assert!(parse_head(&mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-oth r: 3\r\n\r\n"[..]), &mut names, |_| false).is_err());
+        assert!(
+            parse_head(
+                &mut BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-oth r: 3\r\n\r\n"[..]),
+                &mut names,
+                |_| false
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -1014,15 +1204,23 @@ mod tests {
         // and a remembered Transfer-Encoding still counts for the framing (beside a length,
         // the response is refused).
         for _ in 0..2 {
-            let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, hide_secret).unwrap().unwrap();
+            let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, hide_secret)
+                .unwrap()
+                .unwrap();
             assert_eq!(p.chunked, Some(true));
             assert_eq!(p.content_length, Ok(Some(3)));
             assert!(framing(&p, false).is_err(), "both framings");
-            assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["content-length", "x-ok"]);
+            assert_eq!(
+                p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                ["content-length", "x-ok"]
+            );
         }
         // Another filter: the names are classified again.
         let p = parse_head(&mut BytesMut::from(&head[..]), &mut names, |_| false).unwrap().unwrap();
-        assert_eq!(p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["x-secret", "content-length", "x-ok"]);
+        assert_eq!(
+            p.fields.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["x-secret", "content-length", "x-ok"]
+        );
     }
 
     struct NoPool;
@@ -1048,11 +1246,13 @@ mod tests {
         })
         .await
         .expect("the reset arrives");
-        let (parts, _) = http::Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts();
+        let (parts, _) =
+            http::Request::builder().method("POST").uri("/x").body(()).unwrap().into_parts();
         let host = HeaderValue::from_static("backend");
         let outbound = Outbound { host: &host, added: &[], hide: |_| false, request_id: &host };
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        let result = conn.exchange(&parts, &outbound, Body::full("a=1"), Arc::new(NoPool), deadline).await;
+        let result =
+            conn.exchange(&parts, &outbound, Body::full("a=1"), Arc::new(NoPool), deadline).await;
         assert!(matches!(result, Err(H1Error::NotSent(_))), "{:?}", result.err());
     }
 
@@ -1065,7 +1265,8 @@ mod tests {
         let many: String = (0..200).map(|i| format!("x-{i}: y\r\n")).collect();
         assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
         // The head is taken out of the buffer; what follows it stays.
-        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nx-a: 1\r\nX-B: two words\r\n\r\nbody"[..]);
         let p = parse_head(&mut buf, &mut FieldNames::default(), |_| false).unwrap().unwrap();
         assert_eq!(&buf[..], b"body");
         let h = map(p.fields);

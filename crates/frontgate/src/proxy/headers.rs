@@ -37,16 +37,18 @@ impl ForwardingCache {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("\"[{ip}]\""),
         };
-        let xff = HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        let xff =
+            HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
         ForwardingCache { https, xff, for_node, forwarded: std::sync::Mutex::new(None) }
     }
 
     fn forwarded(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
         let mut last = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
         if let (Some((h, v)), Some(host)) = (last.as_ref(), host)
-            && h == host {
-                return Some(v.clone());
-            }
+            && h == host
+        {
+            return Some(v.clone());
+        }
         let proto = if self.https { "https" } else { "http" };
         let v = HeaderValue::from_str(&forwarded_element(&self.for_node, proto, host)).ok()?;
         if let Some(host) = host {
@@ -59,11 +61,12 @@ impl ForwardingCache {
 fn forwarded_element(for_node: &str, proto: &str, host: Option<&HeaderValue>) -> String {
     let mut forwarded = format!("for={for_node};proto={proto}");
     if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) {
-            forwarded.push_str(";host=\"");
-            forwarded.push_str(h);
-            forwarded.push('"');
-        }
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(h);
+        forwarded.push('"');
+    }
     forwarded
 }
 
@@ -89,19 +92,49 @@ fn always_stripped(name: &str) -> bool {
 fn forwarding_header(name: &str) -> bool {
     matches!(
         name,
-        "forwarded" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port" | "x-client-ip" | "true-client-ip"
-            | "x-cluster-client-ip" | "cf-connecting-ip" | "fastly-client-ip" | "x-forwarded" | "forwarded-for" | "x-forwarded-ssl"
-            | "x-forwarded-scheme" | "front-end-https" | "x-url-scheme" | "x-forwarded-prefix" | "x-forwarded-server"
-            | "x-original-forwarded-for" | "x-host" | "x-original-host"
+        "forwarded"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "x-forwarded-port"
+            | "x-client-ip"
+            | "true-client-ip"
+            | "x-cluster-client-ip"
+            | "cf-connecting-ip"
+            | "fastly-client-ip"
+            | "x-forwarded"
+            | "forwarded-for"
+            | "x-forwarded-ssl"
+            | "x-forwarded-scheme"
+            | "front-end-https"
+            | "x-url-scheme"
+            | "x-forwarded-prefix"
+            | "x-forwarded-server"
+            | "x-original-forwarded-for"
+            | "x-host"
+            | "x-original-host"
     )
 }
 
 /// Claims about the client's address, scheme or path prefix that the gateway never sets: kept
 /// only from a trusted proxy.
 const CLIENT_CLAIMS: [&str; 16] = [
-    "x-client-ip", "true-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-forwarded", "forwarded-for",
-    "x-forwarded-ssl", "x-forwarded-scheme", "front-end-https", "x-url-scheme", "x-forwarded-prefix", "x-forwarded-server",
-    "x-original-forwarded-for", "x-host", "x-original-host",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "front-end-https",
+    "x-url-scheme",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-original-forwarded-for",
+    "x-host",
+    "x-original-host",
 ];
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including any the Connection header names.
@@ -109,7 +142,8 @@ const CLIENT_CLAIMS: [&str; 16] = [
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // Every Connection field counts (RFC 9110 §7.6.1: a list split over several lines is one
     // list); reading only the first would forward what a later line nominates.
-    let named: Vec<HeaderName> = connection_nominees(headers).filter(|n| !(keep_upgrade && n == header::UPGRADE)).collect();
+    let named: Vec<HeaderName> =
+        connection_nominees(headers).filter(|n| !(keep_upgrade && n == header::UPGRADE)).collect();
     for n in named {
         headers.remove(n);
     }
@@ -177,7 +211,11 @@ fn is_identity_header(name: &HeaderName) -> bool {
 
 fn is_identity_name(name: &str) -> bool {
     const PREFIX: &[u8] = b"x-frontgate-";
-    name.len() >= PREFIX.len() && name.as_bytes()[..PREFIX.len()].iter().zip(PREFIX).all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
+    name.len() >= PREFIX.len()
+        && name.as_bytes()[..PREFIX.len()]
+            .iter()
+            .zip(PREFIX)
+            .all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
 }
 
 /// The names every `Connection` field of `headers` nominates, in order.
@@ -213,7 +251,10 @@ pub struct Screened {
 ///   as one type and the backend parse it as the other).
 /// - Field names with `_`: removed unless `[server] underscores_in_headers`; identity fields
 ///   (`x_frontgate_*`, any mix of `-` and `_`) always. Each removal is counted.
-pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: bool) -> Result<Screened, Problem> {
+pub fn screen_request_head(
+    head: &mut http::request::Parts,
+    allow_underscores: bool,
+) -> Result<Screened, Problem> {
     let mut hosts = 0u32;
     let mut content_types = 0u32;
     let mut cookies = 0u32;
@@ -233,10 +274,12 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
         }
     }
     if hosts > 1 {
-        return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has more than one Host field."));
+        return Err(Problem::new(Code::AmbiguousRequest)
+            .with_detail("The request has more than one Host field."));
     }
     if content_types > 1 {
-        return Err(Problem::new(Code::AmbiguousRequest).with_detail("The request has more than one Content-Type field."));
+        return Err(Problem::new(Code::AmbiguousRequest)
+            .with_detail("The request has more than one Content-Type field."));
     }
     if hosts == 1
         && let Some(authority) = head.uri.authority()
@@ -249,7 +292,13 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
         // HTTP/2 clients send each cookie as a field of its own (RFC 9113 §8.2.3); HTTP/1.1
         // servers read one Cookie line and may keep only the first or join with ", ". The
         // gateway reads them all, so the backend gets them as the one line they mean.
-        let joined: Vec<u8> = head.headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect::<Vec<_>>().join(&b"; "[..]);
+        let joined: Vec<u8> = head
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect::<Vec<_>>()
+            .join(&b"; "[..]);
         if let Ok(v) = HeaderValue::from_bytes(&joined) {
             head.headers.insert(header::COOKIE, v);
         }
@@ -258,13 +307,19 @@ pub fn screen_request_head(head: &mut http::request::Parts, allow_underscores: b
         let doomed: Vec<HeaderName> = head
             .headers
             .keys()
-            .filter(|k| k.as_str().contains('_') && (!allow_underscores || is_identity_header(k) || folds_to_a_field_the_gateway_reads(k.as_str())))
+            .filter(|k| {
+                k.as_str().contains('_')
+                    && (!allow_underscores
+                        || is_identity_header(k)
+                        || folds_to_a_field_the_gateway_reads(k.as_str()))
+            })
             .cloned()
             .collect();
         for name in doomed {
             let dropped = head.headers.get_all(&name).iter().count() as u64;
             head.headers.remove(&name);
-            metrics::counter!(crate::observe::FIELDS_DROPPED, "reason" => "underscore").increment(dropped);
+            metrics::counter!(crate::observe::FIELDS_DROPPED, "reason" => "underscore")
+                .increment(dropped);
         }
     }
     Ok(screened)
@@ -281,8 +336,17 @@ fn folds_to_a_field_the_gateway_reads(name: &str) -> bool {
         || METHOD_OVERRIDE.contains(&folded)
         || matches!(
             folded,
-            "x-request-id" | "authorization" | "x-api-key" | "dpop" | "cookie" | "host" | "content-length" | "content-type" | "origin"
-                | "sec-fetch-site" | "sec-fetch-mode"
+            "x-request-id"
+                | "authorization"
+                | "x-api-key"
+                | "dpop"
+                | "cookie"
+                | "host"
+                | "content-length"
+                | "content-type"
+                | "origin"
+                | "sec-fetch-site"
+                | "sec-fetch-mode"
         )
 }
 
@@ -298,7 +362,8 @@ pub fn remove_method_override(headers: &mut HeaderMap) {
 /// Removes every `X-Frontgate-*` header a client sent (the embedded layer's case; the server
 /// does this in [`prepare_request_headers`]).
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
-    let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
+    let names: Vec<HeaderName> =
+        headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
     for n in names {
         headers.remove(&n);
     }
@@ -325,23 +390,30 @@ pub fn prepare_request_headers(
     // Fast path: one pass over the names, and per-connection forwarding values already made.
     if let (false, false, Some(cache)) = (trusted, keep_upgrade, client.forwarding.as_ref())
         && cache.https == client.https
-        && !headers.keys().any(|k| always_stripped(k.as_str()) || forwarding_header(k.as_str()) || k == X_REQUEST_ID) {
-            added.push((X_FORWARDED_FOR.clone(), cache.xff.clone()));
-            added.push((X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if client.https { "https" } else { "http" })));
-            if let Some(h) = host {
-                added.push((X_FORWARDED_HOST.clone(), h.clone()));
-            }
-            if let Some(f) = cache.forwarded(host) {
-                added.push((FORWARDED.clone(), f));
-            }
-            added.push((X_REQUEST_ID.clone(), request_id.clone()));
-            return;
+        && !headers.keys().any(|k| {
+            always_stripped(k.as_str()) || forwarding_header(k.as_str()) || k == X_REQUEST_ID
+        })
+    {
+        added.push((X_FORWARDED_FOR.clone(), cache.xff.clone()));
+        added.push((
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if client.https { "https" } else { "http" }),
+        ));
+        if let Some(h) = host {
+            added.push((X_FORWARDED_HOST.clone(), h.clone()));
         }
+        if let Some(f) = cache.forwarded(host) {
+            added.push((FORWARDED.clone(), f));
+        }
+        added.push((X_REQUEST_ID.clone(), request_id.clone()));
+        return;
+    }
     remove_hop_by_hop(headers, keep_upgrade);
     // The gateway's own server answered any `100-continue` when the body was first read.
     headers.remove(header::EXPECT);
     if headers.keys().any(is_identity_header) {
-        let names: Vec<HeaderName> = headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
+        let names: Vec<HeaderName> =
+            headers.keys().filter(|n| is_identity_header(n)).cloned().collect();
         for n in names {
             headers.remove(n);
         }
@@ -369,12 +441,16 @@ pub fn prepare_request_headers(
         headers.insert(&X_FORWARDED_FOR, v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(if client.https { "https" } else { "http" }));
+        headers.insert(
+            &X_FORWARDED_PROTO,
+            HeaderValue::from_static(if client.https { "https" } else { "http" }),
+        );
     }
     if let Some(h) = host
-        && !headers.contains_key(&X_FORWARDED_HOST) {
-            headers.insert(&X_FORWARDED_HOST, h.clone());
-        }
+        && !headers.contains_key(&X_FORWARDED_HOST)
+    {
+        headers.insert(&X_FORWARDED_HOST, h.clone());
+    }
     let for_node = match client.peer.ip() {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("\"[{ip}]\""),
@@ -408,14 +484,22 @@ pub fn hidden_response_header(name: &HeaderName) -> bool {
 pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
     if keep_upgrade {
         remove_hop_by_hop(headers, true);
-        for name in [header::SERVER, X_POWERED_BY.clone(), X_ASPNET_VERSION.clone(), X_ASPNETMVC_VERSION.clone()] {
+        for name in [
+            header::SERVER,
+            X_POWERED_BY.clone(),
+            X_ASPNET_VERSION.clone(),
+            X_ASPNETMVC_VERSION.clone(),
+        ] {
             headers.remove(name);
         }
         return;
     }
     // One pass finds what is there; only those names are removed (most responses have 0–2).
-    let mut doomed: Vec<HeaderName> =
-        headers.keys().filter(|k| always_stripped(k.as_str()) || fingerprint(k.as_str())).cloned().collect();
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| always_stripped(k.as_str()) || fingerprint(k.as_str()))
+        .cloned()
+        .collect();
     if doomed.is_empty() {
         return;
     }
@@ -431,7 +515,9 @@ mod tests {
     use std::path::Path;
 
     fn server(trusted: &str) -> ServerConfig {
-        let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\ntls = \"off\"\ntrusted_proxies = [{trusted}]\n");
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:1\"\n[server]\ntls = \"off\"\ntrusted_proxies = [{trusted}]\n"
+        );
         crate::config::Config::parse(&text, "t", Path::new("/")).unwrap().server
     }
 
@@ -445,7 +531,12 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof_forwarding_or_identity() {
         let s = server("");
-        let client = Client { forwarding: None, peer: "198.51.100.7:5000".parse().unwrap(), ip: "198.51.100.7".parse().unwrap(), https: true };
+        let client = Client {
+            forwarding: None,
+            peer: "198.51.100.7:5000".parse().unwrap(),
+            ip: "198.51.100.7".parse().unwrap(),
+            https: true,
+        };
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
@@ -454,7 +545,15 @@ mod tests {
         h.insert("X-Frontgate-Key-Id", HeaderValue::from_static("k"));
         h.insert("connection", HeaderValue::from_static("close, x-secret"));
         h.insert("x-secret", HeaderValue::from_static("1"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&HeaderValue::from_static("app.test")), false, &mut Vec::new());
+        prepare_request_headers(
+            &mut h,
+            &s,
+            &client,
+            &HeaderValue::from_static("rid"),
+            Some(&HeaderValue::from_static("app.test")),
+            false,
+            &mut Vec::new(),
+        );
         assert_eq!(h["x-forwarded-for"], "198.51.100.7");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["forwarded"], "for=198.51.100.7;proto=https;host=\"app.test\"");
@@ -475,22 +574,44 @@ mod tests {
         h.insert("host", host.clone());
         h.insert("accept", HeaderValue::from_static("*/*"));
         let mut added = Vec::new();
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&host), false, &mut added);
+        prepare_request_headers(
+            &mut h,
+            &s,
+            &client,
+            &HeaderValue::from_static("rid"),
+            Some(&host),
+            false,
+            &mut added,
+        );
         assert_eq!(h.len(), 2, "the client's map is left as it was: {h:?}");
-        let added: Vec<(&str, &str)> = added.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
-        assert_eq!(added, [
-            ("x-forwarded-for", "198.51.100.7"),
-            ("x-forwarded-proto", "http"),
-            ("x-forwarded-host", "app.test"),
-            ("forwarded", "for=198.51.100.7;proto=http;host=\"app.test\""),
-            ("x-request-id", "rid"),
-        ]);
+        let added: Vec<(&str, &str)> =
+            added.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(
+            added,
+            [
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "app.test"),
+                ("forwarded", "for=198.51.100.7;proto=http;host=\"app.test\""),
+                ("x-request-id", "rid"),
+            ]
+        );
         // A field the gateway sets, sent by the client: replaced in the map, never sent twice.
-        for spoofed in ["x-request-id", "x-forwarded-for", "forwarded", "x-frontgate-subject", "connection"] {
+        for spoofed in
+            ["x-request-id", "x-forwarded-for", "forwarded", "x-frontgate-subject", "connection"]
+        {
             let mut h = HeaderMap::new();
             h.insert(HeaderName::from_static(spoofed), HeaderValue::from_static("spoof"));
             let mut added = Vec::new();
-            prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("rid"), Some(&host), false, &mut added);
+            prepare_request_headers(
+                &mut h,
+                &s,
+                &client,
+                &HeaderValue::from_static("rid"),
+                Some(&host),
+                false,
+                &mut added,
+            );
             assert!(added.is_empty(), "{spoofed}");
             assert!(h.get_all(spoofed).iter().all(|v| v != "spoof"), "{spoofed}: {h:?}");
             assert_eq!(h["x-request-id"], "rid");
@@ -527,10 +648,22 @@ mod tests {
         let ip = client_ip(&s, "10.0.0.2".parse().unwrap(), &h);
         assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
         // An untrusted peer's claim is ignored.
-        assert_eq!(client_ip(&s, "192.0.2.1".parse().unwrap(), &h), "192.0.2.1".parse::<IpAddr>().unwrap());
-        let client = Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
+        assert_eq!(
+            client_ip(&s, "192.0.2.1".parse().unwrap(), &h),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        let client =
+            Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip, https: false };
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, false, &mut Vec::new());
+        prepare_request_headers(
+            &mut h,
+            &s,
+            &client,
+            &HeaderValue::from_static("r"),
+            None,
+            false,
+            &mut Vec::new(),
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.1.1.1, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");
     }
@@ -538,14 +671,33 @@ mod tests {
     #[test]
     fn a_chain_over_several_lines_is_extended_whole() {
         let s = server("\"10.0.0.0/8\"");
-        let client = Client { forwarding: None, peer: "10.0.0.2:1".parse().unwrap(), ip: "203.0.113.9".parse().unwrap(), https: true };
+        let client = Client {
+            forwarding: None,
+            peer: "10.0.0.2:1".parse().unwrap(),
+            ip: "203.0.113.9".parse().unwrap(),
+            https: true,
+        };
         let mut h = HeaderMap::new();
         h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
         h.append("forwarded", HeaderValue::from_static("for=6.6.6.6"));
         h.append("forwarded", HeaderValue::from_static("for=203.0.113.9"));
-        prepare_request_headers(&mut h, &s, &client, &HeaderValue::from_static("r"), None, false, &mut Vec::new());
-        assert_eq!(h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(), ["6.6.6.6, 203.0.113.9, 10.0.0.2"]);
-        assert_eq!(h.get_all("forwarded").iter().collect::<Vec<_>>(), ["for=6.6.6.6, for=203.0.113.9, for=10.0.0.2;proto=https"]);
+        prepare_request_headers(
+            &mut h,
+            &s,
+            &client,
+            &HeaderValue::from_static("r"),
+            None,
+            false,
+            &mut Vec::new(),
+        );
+        assert_eq!(
+            h.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+            ["6.6.6.6, 203.0.113.9, 10.0.0.2"]
+        );
+        assert_eq!(
+            h.get_all("forwarded").iter().collect::<Vec<_>>(),
+            ["for=6.6.6.6, for=203.0.113.9, for=10.0.0.2;proto=https"]
+        );
     }
 }

@@ -40,7 +40,11 @@ impl Drop for TunnelGuard {
 /// Whether a request asks for a protocol upgrade we pass through (WebSocket only).
 pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
     req.version == http::Version::HTTP_11
-        && req.headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && req
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
         && req
             .headers
             .get(header::CONNECTION)
@@ -77,7 +81,13 @@ pub async fn forward(
             parts.headers.insert(name, value.clone());
         }
         parts.headers.insert(header::HOST, outbound.host.clone());
-        let resp = forward_upgrade(client, Request::from_parts(parts, body), timing.timeout, client_upgrade).await?;
+        let resp = forward_upgrade(
+            client,
+            Request::from_parts(parts, body),
+            timing.timeout,
+            client_upgrade,
+        )
+        .await?;
         return Ok((resp, RelayedFields::default()));
     }
     let Timing { sent, timeout, total } = timing;
@@ -91,7 +101,9 @@ pub async fn forward(
         Err(e) => Err(upstream_problem(e, limit_hit())),
         Ok((resp, fields)) => Ok((
             match total {
-                Some(t) if !http_body::Body::is_end_stream(resp.body()) => resp.map(|body| Body::boxed(DeadlineBody::new(body, sent + t))),
+                Some(t) if !http_body::Body::is_end_stream(resp.body()) => {
+                    resp.map(|body| Body::boxed(DeadlineBody::new(body, sent + t)))
+                }
                 _ => resp,
             },
             fields,

@@ -103,7 +103,10 @@ fn normalize_in_full(path: &str) -> Result<Cow<'_, str>, PathError> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let (h, l) = match (bytes.get(i + 1).copied().and_then(hex_val), bytes.get(i + 2).copied().and_then(hex_val)) {
+                let (h, l) = match (
+                    bytes.get(i + 1).copied().and_then(hex_val),
+                    bytes.get(i + 2).copied().and_then(hex_val),
+                ) {
                     (Some(h), Some(l)) => (h, l),
                     _ => return Err(PathError::BadEscape),
                 };
@@ -127,7 +130,8 @@ fn normalize_in_full(path: &str) -> Result<Cow<'_, str>, PathError> {
                 } else {
                     check_utf8_run(&mut utf8_run)?;
                 }
-                let canonical_escape = bytes[i + 1] == HEX[(h) as usize] && bytes[i + 2] == HEX[(l) as usize];
+                let canonical_escape =
+                    bytes[i + 1] == HEX[(h) as usize] && bytes[i + 2] == HEX[(l) as usize];
                 if is_unreserved(v) {
                     out.get_or_insert_with(|| bytes[..i].to_vec()).push(v);
                 } else if !canonical_escape || out.is_some() {
@@ -159,7 +163,8 @@ fn normalize_in_full(path: &str) -> Result<Cow<'_, str>, PathError> {
     if normalized.contains("%25") {
         let b = normalized.as_bytes();
         for i in 0..b.len().saturating_sub(4) {
-            if &b[i..i + 3] == b"%25" && hex_val(b[i + 3]).is_some() && hex_val(b[i + 4]).is_some() {
+            if &b[i..i + 3] == b"%25" && hex_val(b[i + 3]).is_some() && hex_val(b[i + 4]).is_some()
+            {
                 return Err(PathError::DoubleEncoding);
             }
         }
@@ -204,7 +209,15 @@ mod tests {
 
     #[test]
     fn canonical_paths_are_borrowed() {
-        for p in ["/", "/api/items", "/api/items/", "/a-b_c~d/e.json", "/%C3%A9t%C3%A9", "/a%20b", "/.well-known/x"] {
+        for p in [
+            "/",
+            "/api/items",
+            "/api/items/",
+            "/a-b_c~d/e.json",
+            "/%C3%A9t%C3%A9",
+            "/a%20b",
+            "/.well-known/x",
+        ] {
             assert!(matches!(normalize_path(p), Ok(Cow::Borrowed(_))), "{p}");
         }
     }

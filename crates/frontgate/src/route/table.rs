@@ -46,8 +46,15 @@ pub struct RouteTable {
 }
 
 /// Methods an any-method route accepts. TRACE and CONNECT are never routed implicitly.
-const ANY_METHODS: [Method; 7] =
-    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS];
+const ANY_METHODS: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
 
 struct Pending {
     index: usize,
@@ -70,7 +77,13 @@ impl RouteTable {
         for (index, route) in config.routes.iter().enumerate() {
             let m = route.matcher.get_ref();
             if m.path == "/.frontgate" || m.path.starts_with("/.frontgate/") {
-                errors.push((Some(index), format!("route `{}`: paths under /.frontgate/ are reserved for the gateway", m.text)));
+                errors.push((
+                    Some(index),
+                    format!(
+                        "route `{}`: paths under /.frontgate/ are reserved for the gateway",
+                        m.text
+                    ),
+                ));
             }
             let mut methods = m.methods.clone();
             if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
@@ -86,19 +99,30 @@ impl RouteTable {
                 timeout: route.timeout(),
                 cors: route.cors.unwrap_or(config.cors.is_some()),
                 csp: route.csp.as_ref().map(|v| {
-                    (!v.is_empty()).then(|| HeaderValue::from_str(v).unwrap_or(HeaderValue::from_static("default-src 'none'")))
+                    (!v.is_empty()).then(|| {
+                        HeaderValue::from_str(v)
+                            .unwrap_or(HeaderValue::from_static("default-src 'none'"))
+                    })
                 }),
                 headers: route
                     .headers
                     .iter()
                     .filter_map(|(k, v)| {
                         let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
-                        let value = if v.is_empty() { None } else { Some(HeaderValue::from_str(v).ok()?) };
+                        let value =
+                            if v.is_empty() { None } else { Some(HeaderValue::from_str(v).ok()?) };
                         Some((name, value))
                     })
                     .collect(),
             });
-            pending.push(Pending { index, any: methods.is_empty(), methods, path: m.path.clone(), prefix: m.prefix, implicit: false });
+            pending.push(Pending {
+                index,
+                any: methods.is_empty(),
+                methods,
+                path: m.path.clone(),
+                prefix: m.prefix,
+                implicit: false,
+            });
         }
         // OpenAPI operations are routes too; a `[[routes]]` entry on the same path lends them its
         // policy and routes nothing itself (see docs/openapi.md).
@@ -132,10 +156,22 @@ impl RouteTable {
                 entry.target = RouteTarget::Upstream;
                 entries.push(entry);
                 let mut methods = vec![op.method.clone()];
-                if op.method == Method::GET && !spec.operations.iter().any(|o| o.method == Method::HEAD && o.pattern == op.pattern) {
+                if op.method == Method::GET
+                    && !spec
+                        .operations
+                        .iter()
+                        .any(|o| o.method == Method::HEAD && o.pattern == op.pattern)
+                {
                     methods.push(Method::HEAD);
                 }
-                pending.push(Pending { index, any: false, methods, path: op.pattern.clone(), prefix: false, implicit: false });
+                pending.push(Pending {
+                    index,
+                    any: false,
+                    methods,
+                    path: op.pattern.clone(),
+                    prefix: false,
+                    implicit: false,
+                });
             }
             for (i, was_merged) in merged.into_iter().enumerate() {
                 if !was_merged {
@@ -144,7 +180,10 @@ impl RouteTable {
                 let route = &config.routes[i];
                 let m = route.matcher.get_ref();
                 for method in &m.methods {
-                    let declared = spec.operations.iter().any(|o| o.method == *method && same_template(&o.pattern, &m.path));
+                    let declared = spec
+                        .operations
+                        .iter()
+                        .any(|o| o.method == *method && same_template(&o.pattern, &m.path));
                     if !declared {
                         errors.push((Some(i), format!(
                             "route `{}`: the OpenAPI spec does not declare {method} {}; declare it in the spec or remove it from the route",
@@ -160,7 +199,8 @@ impl RouteTable {
             }
         }
         // The front-end is the implicit catch-all for GET/HEAD when no route serves it explicitly.
-        if config.frontend.is_some() && !config.routes.iter().any(|r| r.to == RouteTarget::Frontend) {
+        if config.frontend.is_some() && !config.routes.iter().any(|r| r.to == RouteTarget::Frontend)
+        {
             let index = entries.len();
             entries.push(RouteEntry {
                 operation: None,
@@ -174,7 +214,14 @@ impl RouteTable {
                 csp: None,
                 headers: Vec::new(),
             });
-            pending.push(Pending { index, methods: vec![Method::GET, Method::HEAD], any: false, path: String::new(), prefix: true, implicit: true });
+            pending.push(Pending {
+                index,
+                methods: vec![Method::GET, Method::HEAD],
+                any: false,
+                path: String::new(),
+                prefix: true,
+                implicit: true,
+            });
         }
 
         let mut all_methods: Vec<Method> = ANY_METHODS.to_vec();
@@ -193,11 +240,14 @@ impl RouteTable {
         let rank = |p: &Pending| (p.implicit, p.prefix, p.any);
         let mut order: Vec<&Pending> = pending.iter().collect();
         order.sort_by_key(|p| rank(p));
-        let mut owner: std::collections::HashMap<(Method, String), usize> = std::collections::HashMap::new();
+        let mut owner: std::collections::HashMap<(Method, String), usize> =
+            std::collections::HashMap::new();
         for p in order {
             let methods: Vec<Method> = if p.any { ANY_METHODS.to_vec() } else { p.methods.clone() };
             for method in methods {
-                let Some((_, router)) = routers.iter_mut().find(|(m, _)| *m == method) else { continue };
+                let Some((_, router)) = routers.iter_mut().find(|(m, _)| *m == method) else {
+                    continue;
+                };
                 for pattern in patterns(&p.path, p.prefix) {
                     let key = (method.clone(), pattern.clone());
                     if let Some(&other) = owner.get(&key) {
@@ -224,10 +274,13 @@ impl RouteTable {
                             if p.implicit || errors.iter().any(|(i, _)| *i == Some(p.index)) {
                                 continue;
                             }
-                            errors.push((Some(p.index), format!(
-                                "route `{}` conflicts with another route: {e}",
-                                entries[p.index].name
-                            )));
+                            errors.push((
+                                Some(p.index),
+                                format!(
+                                    "route `{}` conflicts with another route: {e}",
+                                    entries[p.index].name
+                                ),
+                            ));
                         }
                     }
                 }
@@ -257,7 +310,9 @@ impl RouteTable {
             return Lookup::NotFound;
         }
         let joined = allow.into_iter().collect::<Vec<_>>().join(", ");
-        Lookup::MethodNotAllowed(HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("GET")))
+        Lookup::MethodNotAllowed(
+            HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("GET")),
+        )
     }
 }
 
@@ -273,7 +328,10 @@ pub fn merged_route(config: &Config, op: &crate::checks::openapi::Operation) -> 
 
 /// Whether `route` is an upstream entry on `op`'s exact path (whatever its methods): such an
 /// entry routes nothing itself, and every method it names must be one the document declares.
-pub fn on_operation_path(route: &crate::config::RouteConfig, op: &crate::checks::openapi::Operation) -> bool {
+pub fn on_operation_path(
+    route: &crate::config::RouteConfig,
+    op: &crate::checks::openapi::Operation,
+) -> bool {
     let m = route.matcher.get_ref();
     !m.prefix && route.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
 }
@@ -284,7 +342,9 @@ pub fn on_operation_path(route: &crate::config::RouteConfig, op: &crate::checks:
 pub fn pattern_covers(route: &str, pattern: &str) -> bool {
     let is_param = |s: &str| s.starts_with('{') && s.ends_with('}');
     let (r, p): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), pattern.split('/').collect());
-    r.len() == p.len() && !same_template(route, pattern) && r.iter().zip(&p).all(|(x, y)| is_param(x) || (!is_param(y) && x == y))
+    r.len() == p.len()
+        && !same_template(route, pattern)
+        && r.iter().zip(&p).all(|(x, y)| is_param(x) || (!is_param(y) && x == y))
 }
 
 /// Whether two path templates are the same, whatever their parameters are called.
@@ -311,7 +371,9 @@ struct MethodRouter {
 impl MethodRouter {
     fn insert(&mut self, pattern: String, index: usize) -> Result<(), matchit::InsertError> {
         match self.primary.insert(pattern.clone(), index) {
-            Err(e) if pattern.ends_with("{*rest}") => self.fallback.insert(pattern, index).map_err(|_| e),
+            Err(e) if pattern.ends_with("{*rest}") => {
+                self.fallback.insert(pattern, index).map_err(|_| e)
+            }
             other => other,
         }
     }
@@ -339,7 +401,8 @@ mod tests {
 
     fn table(routes: &str) -> RouteTable {
         let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{routes}");
-        let config = Config::parse(&text, "t.toml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            Config::parse(&text, "t.toml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
         RouteTable::build(&config).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
@@ -365,7 +428,9 @@ mod tests {
 
     #[test]
     fn exact_routes_win_over_a_prefix_route_on_its_own_path() {
-        let t = table("[[routes]]\nmatch = \"/api/**\"\n[[routes]]\nmatch = \"POST /api\"\nmax_body_bytes = 10\n");
+        let t = table(
+            "[[routes]]\nmatch = \"/api/**\"\n[[routes]]\nmatch = \"POST /api\"\nmax_body_bytes = 10\n",
+        );
         assert_eq!(found(&t, Method::POST, "/api").as_deref(), Some("POST /api"));
         assert_eq!(found(&t, Method::GET, "/api").as_deref(), Some("/api/**"));
         assert_eq!(found(&t, Method::POST, "/api/x").as_deref(), Some("/api/**"));
@@ -373,8 +438,13 @@ mod tests {
 
     #[test]
     fn a_prefix_route_beside_a_parameter_at_the_same_depth() {
-        let t = table("[[routes]]\nmatch = \"GET /files/{name}/meta\"\n[[routes]]\nmatch = \"/files/**\"\n[[routes]]\nmatch = \"GET /api/{id}\"\n[[routes]]\nmatch = \"/api/**\"\n");
-        assert_eq!(found(&t, Method::GET, "/files/a/meta").as_deref(), Some("GET /files/{name}/meta"));
+        let t = table(
+            "[[routes]]\nmatch = \"GET /files/{name}/meta\"\n[[routes]]\nmatch = \"/files/**\"\n[[routes]]\nmatch = \"GET /api/{id}\"\n[[routes]]\nmatch = \"/api/**\"\n",
+        );
+        assert_eq!(
+            found(&t, Method::GET, "/files/a/meta").as_deref(),
+            Some("GET /files/{name}/meta")
+        );
         assert_eq!(found(&t, Method::GET, "/files/a").as_deref(), Some("/files/**"));
         assert_eq!(found(&t, Method::GET, "/files/a/b/c").as_deref(), Some("/files/**"));
         assert_eq!(found(&t, Method::GET, "/api/7").as_deref(), Some("GET /api/{id}"));

@@ -41,7 +41,12 @@ impl Drop for ConnGuard {
     }
 }
 
-pub async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+pub async fn accept_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => {
@@ -95,11 +100,19 @@ pub async fn accept_loop(listener: std::net::TcpListener, shared: Arc<Shared>, m
         }
     };
     if tokio::time::timeout(grace, wait).await.is_err() {
-        tracing::warn!(open = tracker.open.load(Ordering::Relaxed), "shutdown grace ran out; closing remaining connections");
+        tracing::warn!(
+            open = tracker.open.load(Ordering::Relaxed),
+            "shutdown grace ran out; closing remaining connections"
+        );
     }
 }
 
-async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+async fn handle_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let tls = shared.tls.load_full();
     match tls.as_ref() {
@@ -113,7 +126,13 @@ async fn handle_connection(stream: TcpStream, peer: std::net::SocketAddr, shared
     }
 }
 
-async fn serve_tls(stream: TcpStream, peer: std::net::SocketAddr, cfg: Arc<rustls::ServerConfig>, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+async fn serve_tls(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    cfg: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
     // A guard must not be held for a connection's lifetime (arc-swap has few fast slots).
     let handshake_timeout = shared.gateway.load().config().server.header_read_timeout.0;
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
@@ -148,11 +167,17 @@ fn service(
     info: ConnInfo,
     activity: Option<Arc<Activity>>,
     upgraded: Option<Arc<AtomicBool>>,
-) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone {
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
     service_fn(move |req: Request<Incoming>| {
         // A client waiting for `100 Continue` has not sent its body: nothing to drain. (A
         // request without a body, most of them, skips the lookup.)
-        let drain = http_body::Body::is_end_stream(req.body()) || !req.headers().contains_key(header::EXPECT);
+        let drain = http_body::Body::is_end_stream(req.body())
+            || !req.headers().contains_key(header::EXPECT);
         let mut req = req.map(|b| ClientBody::Hyper(ClientIncoming::new(b, drain)));
         if req.version() <= http::Version::HTTP_11 {
             detach_from_read_buffer(&mut req);
@@ -199,12 +224,21 @@ fn h1_limits(shared: &Shared) -> h1::Limits {
 
 /// Serves an HTTP/1 connection with hyper, from the request the gateway's own reader
 /// (`h1::serve`) handed over on.
-pub(super) async fn serve_h1_hyper<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>, limits: h1::Limits)
-where
+pub(super) async fn serve_h1_hyper<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    limits: h1::Limits,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(limits.max_buf).keep_alive(true);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_buf)
+        .keep_alive(true);
     // hyper's own limit is 100 fields; set explicitly, it fills its field arrays one
     // element at a time on every request head, so it is only set when it differs.
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
@@ -215,12 +249,18 @@ where
     // connection became a tunnel, whose reads are the tunnel's.
     let upgraded = Arc::new(AtomicBool::new(false));
     let io = Linger::new(io, upgraded.clone());
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared, info, None, Some(upgraded))).with_upgrades();
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service(shared, info, None, Some(upgraded)))
+        .with_upgrades();
     drive(conn, &mut shutdown, |c| c.graceful_shutdown()).await;
 }
 
-async fn serve_h2<I>(io: I, info: ConnInfo, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
+async fn serve_h2<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let gateway = shared.gateway.load_full();
@@ -236,7 +276,10 @@ where
         .max_local_error_reset_streams(Some(1024))
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection(TokioIo::new(io), service(shared.clone(), info, Some(activity.clone()), None));
+    let conn = builder.serve_connection(
+        TokioIo::new(io),
+        service(shared.clone(), info, Some(activity.clone()), None),
+    );
     let mut conn = std::pin::pin!(conn);
     // hyper has no header-read or idle timeout for HTTP/2: without this, a client that
     // completes TLS and then sends no request, or stops sending them, would hold its
@@ -298,8 +341,11 @@ impl Drop for Busy {
 }
 
 /// Runs a connection; on shutdown, lets in-flight requests finish and then closes it.
-async fn drive<C, E>(conn: C, shutdown: &mut watch::Receiver<bool>, graceful: impl FnOnce(std::pin::Pin<&mut C>))
-where
+async fn drive<C, E>(
+    conn: C,
+    shutdown: &mut watch::Receiver<bool>,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+) where
     C: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
@@ -323,7 +369,11 @@ where
 }
 
 /// The plain-HTTP listener: every request is redirected to the same path on the public origin.
-pub async fn redirect_loop(listener: std::net::TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn redirect_loop(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let Ok(listener) = TcpListener::from_std(listener) else { return };
     loop {
         let (stream, _) = tokio::select! {
@@ -334,10 +384,18 @@ pub async fn redirect_loop(listener: std::net::TcpListener, shared: Arc<Shared>,
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let gateway = shared.gateway.load_full();
-                async move { Ok::<_, Infallible>(redirect(&gateway.config().public_origin().to_string(), &req)) }
+                async move {
+                    Ok::<_, Infallible>(redirect(
+                        &gateway.config().public_origin().to_string(),
+                        &req,
+                    ))
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10)).max_buf_size(16384);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(16384);
             let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });
     }
@@ -393,7 +451,8 @@ fn detach(uri: &mut http::Uri, headers: &mut http::HeaderMap) {
     for v in headers.values_mut() {
         let sensitive = v.is_sensitive();
         // SAFETY: the bytes are a copy of `v`'s, which already passed HeaderValue's checks.
-        let mut detached = unsafe { HeaderValue::from_maybe_shared_unchecked(copy.split_to(v.len())) };
+        let mut detached =
+            unsafe { HeaderValue::from_maybe_shared_unchecked(copy.split_to(v.len())) };
         detached.set_sensitive(sensitive);
         *v = detached;
     }

@@ -113,7 +113,8 @@ impl FieldNames {
 /// of `buf` and copied into allocations of the request's own (so the connection's buffer is
 /// reused for the next read instead of staying shared with a request in flight).
 pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames) -> Head {
-    let mut stack = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
+    let mut stack =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap;
     let slots: &mut [std::mem::MaybeUninit<httparse::Header<'_>>] = if max_headers <= STACK_FIELDS {
         &mut stack[..max_headers]
@@ -122,12 +123,18 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         &mut heap
     };
     let mut parsed = httparse::Request::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut parsed, buf, slots) {
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        buf,
+        slots,
+    ) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Hyper,
     };
-    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else { return Head::Hyper };
+    let (Some(method), Some(target), Some(1)) = (parsed.method, parsed.path, parsed.version) else {
+        return Head::Hyper;
+    };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else { return Head::Hyper };
     if method == Method::CONNECT || target.len() > MAX_URI_LEN {
         return Head::Hyper;
@@ -157,7 +164,11 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
             }
         }
         // Other framing, expectations and upgrades are hyper's to handle.
-        if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE || name == header::TE {
+        if name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::UPGRADE
+            || name == header::TE
+        {
             return Head::Hyper;
         }
         if name == header::CONNECTION && has_token(field.value, b"close") {
@@ -165,7 +176,8 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         }
         // SAFETY: httparse accepted the value, and its value bytes are exactly those
         // HeaderValue accepts (hyper builds its values the same way).
-        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(span(field.value))) };
+        let value =
+            unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(span(field.value))) };
         headers.append(name, value);
     }
     let body_len = body.unwrap_or(0);
@@ -202,13 +214,18 @@ fn small_length(value: &[u8]) -> Option<usize> {
 /// `Connection`: a value with bytes other than visible ASCII and tab lists nothing
 /// (`HeaderValue::to_str` fails on it).
 fn has_token(value: &[u8], token: &[u8]) -> bool {
-    is_text(value) && value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    is_text(value)
+        && value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Whether the last token of a comma-separated field value is `token` (case-insensitive), as
 /// hyper reads `Transfer-Encoding`.
 fn has_last_token(value: &[u8], token: &[u8]) -> bool {
-    is_text(value) && value.rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    is_text(value)
+        && value
+            .rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
@@ -217,8 +234,13 @@ pub(crate) fn is_text(value: &[u8]) -> bool {
 }
 
 /// Serves one HTTP/1.1 connection (plain, or TLS after ALPN chose http/1.1).
-pub(super) async fn serve<I>(mut io: I, info: ConnInfo, shared: Arc<Shared>, shutdown: watch::Receiver<bool>, limits: Limits)
-where
+pub(super) async fn serve<I>(
+    mut io: I,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    limits: Limits,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = BytesMut::with_capacity(FIRST_READ);
@@ -249,14 +271,21 @@ where
         let mut scanned = None;
         let (req, close) = loop {
             if buf.len() > scanned.unwrap_or(0) {
-                let head = if scanned.is_none_or(|from| may_end_head(&buf, from)) { read_head(&mut buf, limits.max_headers, &mut names) } else { Head::Partial };
+                let head = if scanned.is_none_or(|from| may_end_head(&buf, from)) {
+                    read_head(&mut buf, limits.max_headers, &mut names)
+                } else {
+                    Head::Partial
+                };
                 match head {
                     Head::Request { req, close } => break (req, close),
                     Head::Partial if buf.len() < limits.max_buf => scanned = Some(buf.len()),
                     Head::Partial | Head::Hyper => {
                         let io = Rewind { pre: buf.freeze(), io };
                         // Boxed: a rare path, kept out of every connection's task size.
-                        return Box::pin(super::conn::serve_h1_hyper(io, info, shared, shutdown, limits)).await;
+                        return Box::pin(super::conn::serve_h1_hyper(
+                            io, info, shared, shutdown, limits,
+                        ))
+                        .await;
                     }
                 }
             }
@@ -287,7 +316,9 @@ where
             // A client that closes its side while its request runs cancels the request.
             let done = poll_fn(|cx| match handler.as_mut().poll(cx) {
                 Poll::Ready(r) => Poll::Ready(Some(r)),
-                Poll::Pending => watch_for_close(&mut io, &mut buf, limits.max_buf, cx).map(|()| None),
+                Poll::Pending => {
+                    watch_for_close(&mut io, &mut buf, limits.max_buf, cx).map(|()| None)
+                }
             });
             match done.await {
                 Some(r) => r,
@@ -304,7 +335,8 @@ where
                 None => Some(Length::Unknown),
             }
         };
-        let encoded = encode_head(&parts, Some(&fields), length, head_request, keep_alive, &mut out);
+        let encoded =
+            encode_head(&parts, Some(&fields), length, head_request, keep_alive, &mut out);
         crate::proxy::h1::recycle_headers(std::mem::take(&mut parts.headers));
         drop(fields);
         drop(gateway);
@@ -329,7 +361,8 @@ where
 /// have begun) hold the end of a head: a line feed followed by another, or by CR LF.
 fn may_end_head(buf: &[u8], from: usize) -> bool {
     let tail = &buf[from.saturating_sub(3)..];
-    memchr::memchr_iter(b'\n', tail).any(|i| tail[i + 1..].starts_with(b"\n") || tail[i + 1..].starts_with(b"\r\n"))
+    memchr::memchr_iter(b'\n', tail)
+        .any(|i| tail[i + 1..].starts_with(b"\n") || tail[i + 1..].starts_with(b"\r\n"))
 }
 
 /// Whether the server has started draining since the connection began (the watch only ever
@@ -339,7 +372,12 @@ fn draining(shutdown: &watch::Receiver<bool>) -> bool {
 }
 
 /// Reads what the socket has into `buf`, up to `max` buffered bytes.
-fn poll_read<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut, max: usize, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+fn poll_read<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    max: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
     if buf.len() >= max {
         return Poll::Ready(Err(io::ErrorKind::OutOfMemory.into()));
     }
@@ -353,7 +391,12 @@ fn poll_read<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut, max: usize, c
 /// While a request runs or its response streams: `Ready` once the client has closed its side
 /// (or the connection failed). Bytes that arrive meanwhile (a pipelined request) are kept for
 /// later, and then nothing more is read until they are used, as hyper does.
-fn watch_for_close<I: AsyncRead + Unpin>(io: &mut I, buf: &mut BytesMut, max: usize, cx: &mut Context<'_>) -> Poll<()> {
+fn watch_for_close<I: AsyncRead + Unpin>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    max: usize,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     if !buf.is_empty() {
         return Poll::Pending;
     }
@@ -380,11 +423,14 @@ enum Framing {
 }
 
 fn can_have_body(head_request: bool, status: StatusCode) -> bool {
-    !head_request && !status.is_informational() && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+    !head_request
+        && !status.is_informational()
+        && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
 }
 
 fn can_have_content_length(status: StatusCode) -> bool {
-    !status.is_informational() && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+    !status.is_informational()
+        && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
 }
 
 /// Writes the response head into `out`, following hyper's `Server::encode`; returns how the
@@ -537,7 +583,14 @@ fn parse_content_length(s: &[u8]) -> Option<u64> {
 
 /// Sends the response body after the head in `out`. `Err` means the connection must close:
 /// the client went away, a write failed, or the body failed or did not match its framing.
-async fn write_body<I>(io: &mut I, buf: &mut BytesMut, out: &mut Vec<u8>, mut body: Body, framing: Framing, max_buf: usize) -> Result<(), ()>
+async fn write_body<I>(
+    io: &mut I,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    mut body: Body,
+    framing: Framing,
+    max_buf: usize,
+) -> Result<(), ()>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -602,7 +655,9 @@ where
     match framing {
         Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
         Framing::Length(_) if remaining > 0 => {
-            tracing::debug!("response body shorter than its Content-Length; closing the connection");
+            tracing::debug!(
+                "response body shorter than its Content-Length; closing the connection"
+            );
             let _ = flush(io, out).await;
             return Err(());
         }
@@ -635,7 +690,11 @@ pub(super) struct Rewind<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.pre.is_empty() {
             let n = self.pre.len().min(buf.remaining());
             buf.put_slice(&self.pre[..n]);
@@ -647,11 +706,19 @@ impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -743,13 +810,20 @@ pub mod differential {
                 if let Ok(body) = body.collect().await {
                     let mut slot = record.lock().unwrap();
                     if slot.is_none() {
-                        *slot = Some((head.method, head.uri, head.version, fields(&head.headers), body.to_bytes().to_vec()));
+                        *slot = Some((
+                            head.method,
+                            head.uri,
+                            head.version,
+                            fields(&head.headers),
+                            body.to_bytes().to_vec(),
+                        ));
                     }
                 }
                 Ok::<_, Infallible>(http::Response::new(http_body_util::Empty::<Bytes>::new()))
             }
         });
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(server), svc);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(server), svc);
         let task = tokio::spawn(conn);
         client.write_all(raw).await.unwrap();
         // The write side stays open: hyper takes a client's half-close as the client leaving,
@@ -767,8 +841,14 @@ pub mod differential {
         let _ = tokio::time::timeout(Duration::from_secs(2), read_head).await;
         task.abort();
         let (method, uri, version, headers, body) = seen.lock().unwrap().take()?;
-        let first = answer.split(|&b| b == b'\n').take_while(|l| *l != b"\r").map(|l| l.to_ascii_lowercase()).collect::<Vec<_>>();
-        let close = first.iter().any(|l| l.starts_with(b"connection:") && has_token(l[11..].trim_ascii(), b"close"));
+        let first = answer
+            .split(|&b| b == b'\n')
+            .take_while(|l| *l != b"\r")
+            .map(|l| l.to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        let close = first
+            .iter()
+            .any(|l| l.starts_with(b"connection:") && has_token(l[11..].trim_ascii(), b"close"));
         Some(Seen { method, uri, version, headers, close, body })
     }
 
@@ -779,9 +859,17 @@ pub mod differential {
         let fresh = ours_with(raw, &mut FieldNames::default());
         let mut names = FieldNames::default();
         let _ = ours_with(b"GET / HTTP/1.1\r\nHost: a\r\nuser-agent: b\r\nACCEPT: */*\r\nSec-Fetch-Site: x\r\nX-Custom: 1\r\n\r\n", &mut names);
-        assert_eq!(ours_with(raw, &mut names), fresh, "names remembered from another head changed the reading of {raw:?}");
+        assert_eq!(
+            ours_with(raw, &mut names),
+            fresh,
+            "names remembered from another head changed the reading of {raw:?}"
+        );
         let _ = ours_with(raw, &mut names);
-        assert_eq!(ours_with(raw, &mut names), fresh, "its own remembered names changed the reading of {raw:?}");
+        assert_eq!(
+            ours_with(raw, &mut names),
+            fresh,
+            "its own remembered names changed the reading of {raw:?}"
+        );
         fresh
     }
 
@@ -811,10 +899,12 @@ pub mod differential {
         if Some(&mine) == theirs.as_ref() {
             Ok(())
         } else {
-            Err(format!("{:?}\nthis reader: {mine:?}\nhyper: {theirs:?}", String::from_utf8_lossy(raw)))
+            Err(format!(
+                "{:?}\nthis reader: {mine:?}\nhyper: {theirs:?}",
+                String::from_utf8_lossy(raw)
+            ))
         }
     }
-
 }
 
 #[cfg(test)]
@@ -916,22 +1006,48 @@ mod tests {
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
         ] {
             let mut buf = BytesMut::from(raw);
-            assert!(matches!(read_head(&mut buf, 100, &mut FieldNames::default()), Head::Hyper), "{:?}", String::from_utf8_lossy(raw));
+            assert!(
+                matches!(read_head(&mut buf, 100, &mut FieldNames::default()), Head::Hyper),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
             assert_eq!(&buf[..], raw, "a head left to hyper is left in the buffer whole");
         }
         let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_LEN));
-        assert!(matches!(read_head(&mut BytesMut::from(long.as_bytes()), 100, &mut FieldNames::default()), Head::Hyper));
+        assert!(matches!(
+            read_head(&mut BytesMut::from(long.as_bytes()), 100, &mut FieldNames::default()),
+            Head::Hyper
+        ));
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: 1\r\n".repeat(101));
-        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 100, &mut FieldNames::default()), Head::Hyper));
-        assert!(matches!(read_head(&mut BytesMut::from(many.as_bytes()), 200, &mut FieldNames::default()), Head::Request { .. }));
-        assert!(matches!(read_head(&mut BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]), 100, &mut FieldNames::default()), Head::Partial));
+        assert!(matches!(
+            read_head(&mut BytesMut::from(many.as_bytes()), 100, &mut FieldNames::default()),
+            Head::Hyper
+        ));
+        assert!(matches!(
+            read_head(&mut BytesMut::from(many.as_bytes()), 200, &mut FieldNames::default()),
+            Head::Request { .. }
+        ));
+        assert!(matches!(
+            read_head(
+                &mut BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n"[..]),
+                100,
+                &mut FieldNames::default()
+            ),
+            Head::Partial
+        ));
     }
 
     #[test]
     fn remembered_field_names_are_used_only_where_the_same_name_is_sent_again() {
         let mut names = FieldNames::default();
-        let read = |names: &mut FieldNames, raw: &str| match read_head(&mut BytesMut::from(raw), 100, names) {
-            Head::Request { req, .. } => Some(req.headers().keys().map(|n| n.as_str().to_owned()).collect::<Vec<_>>()),
+        let read = |names: &mut FieldNames, raw: &str| match read_head(
+            &mut BytesMut::from(raw),
+            100,
+            names,
+        ) {
+            Head::Request { req, .. } => {
+                Some(req.headers().keys().map(|n| n.as_str().to_owned()).collect::<Vec<_>>())
+            }
             _ => None,
         };
         let first = "GET / HTTP/1.1\r\nHost: a\r\nSec-Fetch-Site: x\r\nX-Long-Name: 1\r\n\r\n";
@@ -940,18 +1056,30 @@ mod tests {
         let cased = "GET / HTTP/1.1\r\nHOST: a\r\nsec-fetch-site: x\r\nx-long-NAME: 1\r\n\r\n";
         assert_eq!(read(&mut names, cased).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
         // A framing field where a remembered name was still sends the request to hyper.
-        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n"), None);
-        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), None);
+        assert_eq!(
+            read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            read(&mut names, "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            None
+        );
         // A prefix or an extension of a remembered name is another name.
         let near = "GET / HTTP/1.1\r\nHost: a\r\nSec-Fetch-Sit: x\r\nX-Long-Names: 1\r\n\r\n";
         assert_eq!(read(&mut names, near).unwrap(), ["host", "sec-fetch-sit", "x-long-names"]);
         assert_eq!(read(&mut names, first).unwrap(), ["host", "sec-fetch-site", "x-long-name"]);
         // The cache never outgrows the fields of the last head that reached each position.
         assert_eq!(names.0.len(), 3);
-        assert_eq!(read(&mut names, "GET / HTTP/1.1\r\nUser-Agent: u\r\n\r\n").unwrap(), ["user-agent"]);
+        assert_eq!(
+            read(&mut names, "GET / HTTP/1.1\r\nUser-Agent: u\r\n\r\n").unwrap(),
+            ["user-agent"]
+        );
         assert_eq!(names.0.len(), 1);
         // A name too long to remember ends what is remembered: later positions would not line up.
-        let long = format!("GET / HTTP/1.1\r\nHost: a\r\nX-{}: 1\r\nAccept: b\r\n\r\n", "n".repeat(REMEMBERED_NAME_LEN));
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-{}: 1\r\nAccept: b\r\n\r\n",
+            "n".repeat(REMEMBERED_NAME_LEN)
+        );
         assert_eq!(read(&mut names, &long).unwrap().len(), 3);
         assert_eq!(names.0.len(), 1);
         assert_eq!(read(&mut names, &long).unwrap().len(), 3);
@@ -962,7 +1090,10 @@ mod tests {
         let mut buf = BytesMut::with_capacity(FIRST_READ);
         buf.extend_from_slice(b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\n");
         let region = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
-        let Head::Request { req, close } = read_head(&mut buf, 100, &mut FieldNames::default()) else { panic!("kept") };
+        let Head::Request { req, close } = read_head(&mut buf, 100, &mut FieldNames::default())
+        else {
+            panic!("kept")
+        };
         assert!(!close);
         assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
         assert_eq!(req.uri(), "/a?b");
@@ -974,8 +1105,12 @@ mod tests {
         assert!(buf.try_reclaim(FIRST_READ));
 
         // A body is taken out with its head, and copied too.
-        buf.extend_from_slice(b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\n");
-        let Head::Request { req, .. } = read_head(&mut buf, 100, &mut FieldNames::default()) else { panic!("kept") };
+        buf.extend_from_slice(
+            b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /next HTTP/1.1\r\n",
+        );
+        let Head::Request { req, .. } = read_head(&mut buf, 100, &mut FieldNames::default()) else {
+            panic!("kept")
+        };
         assert_eq!(&buf[..], b"GET /next HTTP/1.1\r\n");
         let ClientBody::Read(Some(body)) = req.body() else { panic!("{:?}", req.body()) };
         assert_eq!(&body[..], b"hello");
@@ -1004,7 +1139,13 @@ mod tests {
         }
     }
 
-    fn head(status: u16, fields: &[(&str, &str)], length: Option<Length>, head_request: bool, keep_alive: bool) -> Result<(String, Framing, bool), ()> {
+    fn head(
+        status: u16,
+        fields: &[(&str, &str)],
+        length: Option<Length>,
+        head_request: bool,
+        keep_alive: bool,
+    ) -> Result<(String, Framing, bool), ()> {
         let mut resp = http::Response::builder().status(status);
         for (n, v) in fields {
             resp = resp.header(*n, *v);
@@ -1014,16 +1155,34 @@ mod tests {
         let result = encode_head(&parts, None, length, head_request, keep_alive, &mut out);
         // The same fields relayed as a backend sent them, rather than in the map, are written
         // the same way (here under a route's policy, with both).
-        let policy = FieldPolicy::new(&Defaults { hsts: None, csp: &HeaderValue::from_static("default-src 'self'") }, None, false);
+        let policy = FieldPolicy::new(
+            &Defaults { hsts: None, csp: &HeaderValue::from_static("default-src 'self'") },
+            None,
+            false,
+        );
         let rid = HeaderValue::from_static("rid-1");
         let (mut in_map, mut relayed) = (Vec::new(), Vec::new());
-        let deferred = DeferredFields { policy: &policy, request_id: rid.clone(), relayed: Default::default() };
-        let by_map = encode_head(&parts, Some(&deferred), length, head_request, keep_alive, &mut in_map);
-        let deferred = DeferredFields { policy: &policy, request_id: rid, relayed: RelayedFields::from_lines(fields) };
+        let deferred = DeferredFields {
+            policy: &policy,
+            request_id: rid.clone(),
+            relayed: Default::default(),
+        };
+        let by_map =
+            encode_head(&parts, Some(&deferred), length, head_request, keep_alive, &mut in_map);
+        let deferred = DeferredFields {
+            policy: &policy,
+            request_id: rid,
+            relayed: RelayedFields::from_lines(fields),
+        };
         let (bare, ()) = http::Response::builder().status(status).body(()).unwrap().into_parts();
-        let by_relay = encode_head(&bare, Some(&deferred), length, head_request, keep_alive, &mut relayed);
+        let by_relay =
+            encode_head(&bare, Some(&deferred), length, head_request, keep_alive, &mut relayed);
         assert_eq!(by_map, by_relay, "{fields:?}");
-        assert_eq!(String::from_utf8_lossy(&in_map), String::from_utf8_lossy(&relayed), "{fields:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&in_map),
+            String::from_utf8_lossy(&relayed),
+            "{fields:?}"
+        );
         assert_eq!(by_map.is_ok(), result.is_ok(), "{fields:?}");
         let (framing, last) = result?;
         Ok((String::from_utf8(out).unwrap(), framing, last))
@@ -1032,7 +1191,8 @@ mod tests {
     #[test]
     fn response_heads_are_framed_as_hyper_frames_them() {
         // A known length is sent as Content-Length; a Date is added.
-        let (h, f, last) = head(200, &[("x-a", "1")], Some(Length::Known(12)), false, true).unwrap();
+        let (h, f, last) =
+            head(200, &[("x-a", "1")], Some(Length::Known(12)), false, true).unwrap();
         assert!(h.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 12\r\ndate: "), "{h}");
         assert!(h.ends_with(" GMT\r\n\r\n"), "{h}");
         assert_eq!((f, last), (Framing::Length(12), false));
@@ -1055,14 +1215,35 @@ mod tests {
         assert!(h.contains("content-length: 99\r\n"), "{h}");
         assert_eq!(f, Framing::Length(0));
         // A declared length for an unknown-length body frames it; disagreeing copies are refused.
-        let (h, f, _) = head(200, &[("content-length", "5")], Some(Length::Unknown), false, true).unwrap();
+        let (h, f, _) =
+            head(200, &[("content-length", "5")], Some(Length::Unknown), false, true).unwrap();
         assert_eq!(h.matches("content-length").count(), 1, "{h}");
         assert_eq!(f, Framing::Length(5));
-        assert!(head(200, &[("content-length", "5"), ("content-length", "6")], Some(Length::Unknown), false, true).is_err());
+        assert!(
+            head(
+                200,
+                &[("content-length", "5"), ("content-length", "6")],
+                Some(Length::Unknown),
+                false,
+                true
+            )
+            .is_err()
+        );
         assert!(head(200, &[("content-length", "x")], Some(Length::Unknown), false, true).is_err());
-        assert!(head(200, &[("content-length", "5"), ("transfer-encoding", "chunked")], Some(Length::Unknown), false, true).is_err());
+        assert!(
+            head(
+                200,
+                &[("content-length", "5"), ("transfer-encoding", "chunked")],
+                Some(Length::Unknown),
+                false,
+                true
+            )
+            .is_err()
+        );
         // A transfer coding that does not end in chunked gets chunked added.
-        let (h, f, _) = head(200, &[("transfer-encoding", "gzip")], Some(Length::Unknown), false, true).unwrap();
+        let (h, f, _) =
+            head(200, &[("transfer-encoding", "gzip")], Some(Length::Unknown), false, true)
+                .unwrap();
         assert!(h.contains("transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n"), "{h}");
         assert_eq!(f, Framing::Chunked);
         // Closing: asked by the request (or a shutdown), or by the response.
@@ -1072,7 +1253,8 @@ mod tests {
         assert_eq!(h.matches("connection").count(), 1, "{h}");
         assert!(last);
         // A Date of the response's own is kept, and not doubled.
-        let (h, _, _) = head(200, &[("date", "Thu, 01 Jan 1970 00:00:00 GMT")], None, false, true).unwrap();
+        let (h, _, _) =
+            head(200, &[("date", "Thu, 01 Jan 1970 00:00:00 GMT")], None, false, true).unwrap();
         assert_eq!(h.matches("date: ").count(), 1, "{h}");
         // 1xx is never answered here.
         assert!(head(101, &[], None, false, true).is_err());
@@ -1092,7 +1274,14 @@ mod tests {
 
     #[test]
     fn chunk_sizes_are_lowercase_hex() {
-        for (n, want) in [(0u64, "0\r\n"), (1, "1\r\n"), (15, "f\r\n"), (16, "10\r\n"), (0x1234abcd, "1234abcd\r\n"), (u64::MAX, "ffffffffffffffff\r\n")] {
+        for (n, want) in [
+            (0u64, "0\r\n"),
+            (1, "1\r\n"),
+            (15, "f\r\n"),
+            (16, "10\r\n"),
+            (0x1234abcd, "1234abcd\r\n"),
+            (u64::MAX, "ffffffffffffffff\r\n"),
+        ] {
             let mut out = Vec::new();
             push_chunk_size(&mut out, n);
             assert_eq!(String::from_utf8(out).unwrap(), want);

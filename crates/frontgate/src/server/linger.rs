@@ -45,7 +45,10 @@ enum State {
     Open,
     /// Write side shut; discarding what arrives. The timer is made only once there was
     /// something to discard and the peer has not closed yet.
-    Lingering { discarded: u64, deadline: Option<Pin<Box<tokio::time::Sleep>>> },
+    Lingering {
+        discarded: u64,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    },
     Closed,
 }
 
@@ -56,17 +59,29 @@ impl<I> Linger<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Linger<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
 impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
@@ -103,7 +118,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Linger<I> {
                         Poll::Ready(_) => this.state = State::Closed,
                         // Nothing was left unread: nothing for a reset to destroy.
                         Poll::Pending => {
-                            let timer = deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER_TIME)));
+                            let timer = deadline
+                                .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER_TIME)));
                             ready!(timer.as_mut().poll(cx));
                             this.state = State::Closed;
                         }

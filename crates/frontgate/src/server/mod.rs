@@ -102,12 +102,21 @@ pub fn check(config: &Config) -> Result<(), ServeError> {
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
 /// `on_bound` is called once the listeners are bound (the demo prints its banner there).
-pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce(&Bound, &Config)) -> Result<(), ServeError> {
+pub fn serve(
+    config: Config,
+    config_path: Option<PathBuf>,
+    on_bound: impl FnOnce(&Bound, &Config),
+) -> Result<(), ServeError> {
     let Plan { tls: tls_config, services, gateway } = plan(&config)?;
     let workers = config.server.worker_count();
     let main_listener = bind(config.server.listen.0, "[server] listen")?;
-    let redirect_listener = config.server.redirect_http.map(|a| bind(a.0, "[server] redirect_http")).transpose()?;
-    let admin_listener = if config.admin.enabled { Some(bind(config.admin.listen.0, "[admin] listen")?) } else { None };
+    let redirect_listener =
+        config.server.redirect_http.map(|a| bind(a.0, "[server] redirect_http")).transpose()?;
+    let admin_listener = if config.admin.enabled {
+        Some(bind(config.admin.listen.0, "[admin] listen")?)
+    } else {
+        None
+    };
     let bound = Bound {
         main: main_listener.local_addr()?,
         redirect: redirect_listener.as_ref().map(|l| l.local_addr()).transpose()?,
@@ -141,12 +150,15 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
         let shared = shared.clone();
         let rx = shutdown_rx.clone();
         let grace = config.server.shutdown_grace.0;
-        threads.push(
-            std::thread::Builder::new().name(format!("frontgate-worker-{i}")).spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+        threads.push(std::thread::Builder::new().name(format!("frontgate-worker-{i}")).spawn(
+            move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("worker runtime");
                 rt.block_on(conn::accept_loop(listener, shared, rx, grace));
-            })?,
-        );
+            },
+        )?);
     }
     drop(main_listener);
 
@@ -182,9 +194,11 @@ pub fn serve(config: Config, config_path: Option<PathBuf>, on_bound: impl FnOnce
 #[cfg(unix)]
 async fn wait_for_signals(shared: &Arc<Shared>, config_path: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -214,7 +228,10 @@ async fn wait_for_signals(_shared: &Arc<Shared>, _config_path: Option<PathBuf>) 
 /// nothing, since it reads the newest files. The thread is not joined: a reload that never
 /// ends does not hold up a shutdown.
 #[cfg(unix)]
-fn spawn_reloader(shared: Arc<Shared>, config_path: Option<PathBuf>) -> std::sync::mpsc::SyncSender<()> {
+fn spawn_reloader(
+    shared: Arc<Shared>,
+    config_path: Option<PathBuf>,
+) -> std::sync::mpsc::SyncSender<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
     // Entered, so that whatever building a pipeline spawns on the current runtime lands on the
     // main one, as when reloads ran there.
@@ -235,7 +252,9 @@ fn spawn_reloader(shared: Arc<Shared>, config_path: Option<PathBuf>) -> std::syn
 /// and the running one keeps serving.
 pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
     let Some(path) = config_path else {
-        tracing::warn!("reload requested, but this instance has no config file (demo); nothing to reload");
+        tracing::warn!(
+            "reload requested, but this instance has no config file (demo); nothing to reload"
+        );
         return;
     };
     let outcome = (|| -> Result<(), String> {
@@ -249,8 +268,13 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         {
             tracing::warn!("listen addresses and worker count take effect only after a restart");
         }
-        if config.log.level != old_cfg.log.level || config.log.format != old_cfg.log.format || config.admin.enabled != old_cfg.admin.enabled {
-            tracing::warn!("[log] level/format and [admin] enabled take effect only after a restart");
+        if config.log.level != old_cfg.log.level
+            || config.log.format != old_cfg.log.format
+            || config.admin.enabled != old_cfg.admin.enabled
+        {
+            tracing::warn!(
+                "[log] level/format and [admin] enabled take effect only after a restart"
+            );
         }
         for w in shared.services.restart_needed(&config) {
             tracing::warn!("{w}");

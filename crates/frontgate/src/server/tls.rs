@@ -65,7 +65,9 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
                 tracing::info!(was = %recorded.trim_end().replace('\n', ", "), now = %names.join(", "), "the self-signed certificate is for other names; making a new one");
                 false
             }
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(TlsError::Read { path: names_path, source: e }),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(TlsError::Read { path: names_path, source: e });
+            }
             Err(_) => {
                 // Recording is a convenience for the next start: a data dir that cannot take
                 // the file (read-only, say) still serves the certificate it has, as before.
@@ -76,15 +78,20 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
             }
         };
         if same_names {
-            let pem = std::fs::read(&cert_path).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
+            let pem = std::fs::read(&cert_path)
+                .map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
             match renewal_reason(&pem, now) {
                 None => return Ok((cert_path, key_path)),
-                Some(reason) => tracing::info!(cert = %cert_path.display(), reason, "renewing the self-signed certificate"),
+                Some(reason) => {
+                    tracing::info!(cert = %cert_path.display(), reason, "renewing the self-signed certificate")
+                }
             }
         }
     }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let mut params =
+        rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     params.distinguished_name.push(rcgen::DnType::CommonName, "frontgate self-signed");
     params.not_before = now - SELF_SIGNED_BACKDATE;
     params.not_after = now + SELF_SIGNED_VALIDITY;
@@ -92,9 +99,12 @@ pub fn ensure_self_signed(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
     let dir = cert_path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TlsError::Read { path: dir.to_owned(), source: e })?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, cert.pem()).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
-    std::fs::write(&names_path, &listed).map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
-    let not_after = params.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    std::fs::write(&cert_path, cert.pem())
+        .map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
+    std::fs::write(&names_path, &listed)
+        .map_err(|e| TlsError::Read { path: names_path.clone(), source: e })?;
+    let not_after =
+        params.not_after.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     tracing::info!(cert = %cert_path.display(), not_after, "made a self-signed certificate");
     Ok((cert_path, key_path))
 }
@@ -106,10 +116,13 @@ pub fn server_config_unsaved(config: &Config) -> Result<Option<Arc<ServerConfig>
     if !matches!(config.server.tls, TlsSetting::SelfSigned) {
         return server_config(config);
     }
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let params = rcgen::CertificateParams::new(self_signed_names(config)).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let params = rcgen::CertificateParams::new(self_signed_names(config))
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     Ok(Some(Arc::new(build(vec![cert.der().clone()], key, config.server.tls_session_resumption)?)))
 }
 
@@ -121,7 +134,8 @@ fn renewal_reason(pem: &[u8], now: time::OffsetDateTime) -> Option<&'static str>
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
         return Some("the certificate cannot be parsed");
     };
-    let (not_before, not_after) = (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
+    let (not_before, not_after) =
+        (cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp());
     let secs = |d: Duration| d.as_secs() as i64;
     if not_after - not_before > secs(SELF_SIGNED_VALIDITY + SELF_SIGNED_BACKDATE) {
         Some("it is valid for longer than 90 days (made by an older frontgate)")
@@ -138,7 +152,13 @@ fn self_signed_names(config: &Config) -> Vec<String> {
     let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
     let host = config.public_origin().host_port().rsplit_once(':').map_or_else(
         || config.public_origin().host_port().to_owned(),
-        |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h.to_owned() } else { config.public_origin().host_port().to_owned() },
+        |(h, p)| {
+            if p.chars().all(|c| c.is_ascii_digit()) {
+                h.to_owned()
+            } else {
+                config.public_origin().host_port().to_owned()
+            }
+        },
     );
     let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     for n in [host, config.server.listen.0.ip().to_string()] {
@@ -168,19 +188,29 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsEr
         TlsSetting::SelfSigned => ensure_self_signed(config)?,
         TlsSetting::Files { cert, key } => (cert.clone(), key.clone()),
     };
-    let cert_pem = std::fs::read(&cert_path).map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
-    let key_pem = std::fs::read(&key_path).map_err(|e| TlsError::Read { path: key_path.clone(), source: e })?;
+    let cert_pem = std::fs::read(&cert_path)
+        .map_err(|e| TlsError::Read { path: cert_path.clone(), source: e })?;
+    let key_pem = std::fs::read(&key_path)
+        .map_err(|e| TlsError::Read { path: key_path.clone(), source: e })?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::NoCert { path: cert_path.clone(), detail: e.to_string() })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCert { path: cert_path, detail: "the file has no CERTIFICATE block".into() });
+        return Err(TlsError::NoCert {
+            path: cert_path,
+            detail: "the file has no CERTIFICATE block".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey { path: key_path.clone(), detail: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| TlsError::NoKey { path: key_path.clone(), detail: e.to_string() })?;
     Ok(Some(Arc::new(build(certs, key, config.server.tls_session_resumption)?)))
 }
 
-fn build(certs: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>, resumption: bool) -> Result<ServerConfig, rustls::Error> {
+fn build(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    resumption: bool,
+) -> Result<ServerConfig, rustls::Error> {
     let provider = Arc::new(aws_lc_rs::default_provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -229,7 +259,11 @@ mod tests {
         std::fs::create_dir_all(cert_path.parent().unwrap()).unwrap();
         std::fs::write(&cert_path, &pem).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        std::fs::write(cert_path.with_extension("names"), self_signed_names(config).join("\n") + "\n").unwrap();
+        std::fs::write(
+            cert_path.with_extension("names"),
+            self_signed_names(config).join("\n") + "\n",
+        )
+        .unwrap();
         pem.into_bytes()
     }
 
@@ -240,8 +274,14 @@ mod tests {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let (cert, _) = ensure_self_signed(&config).unwrap();
         let (not_before, not_after) = validity(&std::fs::read(cert).unwrap());
-        assert!((now - 3600 - 60..=now - 3600 + 60).contains(&not_before), "not_before {not_before}, now {now}");
-        assert!((now + 90 * DAY - 60..=now + 90 * DAY + 60).contains(&not_after), "not_after {not_after}, now {now}");
+        assert!(
+            (now - 3600 - 60..=now - 3600 + 60).contains(&not_before),
+            "not_before {not_before}, now {now}"
+        );
+        assert!(
+            (now + 90 * DAY - 60..=now + 90 * DAY + 60).contains(&not_after),
+            "not_after {not_after}, now {now}"
+        );
     }
 
     /// The ~2,000-year certificates older versions made, and one about to expire, are replaced

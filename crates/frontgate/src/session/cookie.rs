@@ -37,7 +37,9 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn set(name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
     let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
     HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax{age}"))
-        .unwrap_or(HeaderValue::from_static("__Host-frontgate=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"))
+        .unwrap_or(HeaderValue::from_static(
+            "__Host-frontgate=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0",
+        ))
 }
 
 /// `Set-Cookie` that removes a cookie.
@@ -48,12 +50,16 @@ pub fn clear(name: &str) -> HeaderValue {
 /// Whether the request carries any of frontgate's cookies (a quick scan; [`strip_ours`] parses).
 pub fn carries_ours(headers: &HeaderMap) -> bool {
     let has = |v: &[u8], name: &str| v.windows(name.len()).any(|w| w == name.as_bytes());
-    headers.get_all(COOKIE).iter().any(|v| has(v.as_bytes(), SESSION) || has(v.as_bytes(), CLEARANCE_PREFIX))
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .any(|v| has(v.as_bytes(), SESSION) || has(v.as_bytes(), CLEARANCE_PREFIX))
 }
 
 /// Whether a cookie name is one of frontgate's: the session and login cookies, or a clearance.
 fn is_ours(name: &str) -> bool {
-    name.starts_with(SESSION) || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
+    name.starts_with(SESSION)
+        || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
 }
 
 /// Removes frontgate's cookies from the Cookie header(s), keeping the app's own.

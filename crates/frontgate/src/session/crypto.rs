@@ -23,7 +23,8 @@ pub struct Sealer {
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Sealer {
         // 32 bytes is always a valid AES-256 key.
-        let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!("AES-256 takes 32-byte keys"));
+        let unbound = UnboundKey::new(&AES_256_GCM, key)
+            .unwrap_or_else(|_| unreachable!("AES-256 takes 32-byte keys"));
         Sealer { key: LessSafeKey::new(unbound) }
     }
 
@@ -36,7 +37,11 @@ impl Sealer {
         out.extend_from_slice(&nonce);
         let mut body = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut body,
+            )
             .map_err(|_| CryptoError::Open)?;
         out.extend_from_slice(&body);
         Ok(out)
@@ -49,7 +54,10 @@ impl Sealer {
         let (nonce, body) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Open)?;
         let mut body = body.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::from(context), &mut body).map_err(|_| CryptoError::Open)?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(context), &mut body)
+            .map_err(|_| CryptoError::Open)?;
         let n = plain.len();
         body.truncate(n);
         Ok(body)

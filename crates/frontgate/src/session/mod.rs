@@ -71,7 +71,13 @@ fn now() -> i64 {
 }
 
 impl Sessions {
-    pub fn new(backend: Backend, key: &[u8; 32], services: Arc<Services>, idle: Duration, absolute: Duration) -> Sessions {
+    pub fn new(
+        backend: Backend,
+        key: &[u8; 32],
+        services: Arc<Services>,
+        idle: Duration,
+        absolute: Duration,
+    ) -> Sessions {
         Sessions {
             backend,
             sealer: Sealer::new(key),
@@ -91,7 +97,10 @@ impl Sessions {
     }
 
     /// Runs a store operation on the state runtime.
-    async fn run<T: Send + 'static>(&self, f: impl Future<Output = Result<T, StoreError>> + Send + 'static) -> Result<T, StoreError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
         self.services.run(f).await.map_err(|_| StoreError::Stopped)?
     }
 
@@ -110,10 +119,23 @@ impl Sessions {
         Ok((token, Session { key, data: data.clone(), absolute_expires_at, idle_expires_at }))
     }
 
-    fn seal_row(&self, key: &str, data: &SessionData, absolute_expires_at: i64, idle_expires_at: i64) -> Result<Row, SessionError> {
+    fn seal_row(
+        &self,
+        key: &str,
+        data: &SessionData,
+        absolute_expires_at: i64,
+        idle_expires_at: i64,
+    ) -> Result<Row, SessionError> {
         let plain = serde_json::to_vec(data).map_err(|_| SessionError::Decode)?;
         let sealed = self.sealer.seal(key.as_bytes(), &plain)?;
-        Ok(Row { key: key.to_owned(), subject: data.subject.clone(), sid: data.sid.clone(), absolute_expires_at, idle_expires_at, sealed })
+        Ok(Row {
+            key: key.to_owned(),
+            subject: data.subject.clone(),
+            sid: data.sid.clone(),
+            absolute_expires_at,
+            idle_expires_at,
+            sealed,
+        })
     }
 
     /// The live session a cookie value names; an expired one is deleted and reported absent.
@@ -129,7 +151,9 @@ impl Sessions {
         let n = now();
         let backend = self.backend.clone();
         let k = key.to_owned();
-        let Some(row) = self.run(async move { backend.get(&k, n).await }).await? else { return Ok(None) };
+        let Some(row) = self.run(async move { backend.get(&k, n).await }).await? else {
+            return Ok(None);
+        };
         if row.absolute_expires_at < n || row.idle_expires_at < n {
             let backend = self.backend.clone();
             let k = key.to_owned();
@@ -151,13 +175,23 @@ impl Sessions {
             let r = row.clone();
             self.run(async move { backend.touch(&r, idle_expires_at, n).await }).await?;
         }
-        Ok(Some(Session { key: key.to_owned(), data, absolute_expires_at: row.absolute_expires_at, idle_expires_at }))
+        Ok(Some(Session {
+            key: key.to_owned(),
+            data,
+            absolute_expires_at: row.absolute_expires_at,
+            idle_expires_at,
+        }))
     }
 
     /// Replaces a session's data (after a refresh), keeping its deadlines, if the session still
     /// exists; false when it ended meanwhile (a logout that raced the refresh wins).
     pub async fn save(&self, session: &Session) -> Result<bool, SessionError> {
-        let row = self.seal_row(&session.key, &session.data, session.absolute_expires_at, session.idle_expires_at)?;
+        let row = self.seal_row(
+            &session.key,
+            &session.data,
+            session.absolute_expires_at,
+            session.idle_expires_at,
+        )?;
         let backend = self.backend.clone();
         Ok(self.run(async move { backend.update(&row).await }).await?)
     }
@@ -173,9 +207,15 @@ impl Sessions {
     }
 
     /// Ends every session of a provider session (`sid`), or of a subject.
-    pub async fn end_matching(&self, subject: Option<String>, sid: Option<String>) -> Result<u64, SessionError> {
+    pub async fn end_matching(
+        &self,
+        subject: Option<String>,
+        sid: Option<String>,
+    ) -> Result<u64, SessionError> {
         let backend = self.backend.clone();
-        let n = self.run(async move { backend.delete_matching(subject.as_deref(), sid.as_deref()).await }).await?;
+        let n = self
+            .run(async move { backend.delete_matching(subject.as_deref(), sid.as_deref()).await })
+            .await?;
         metrics::counter!("frontgate_session_ended_total", "reason" => "backchannel").increment(n);
         Ok(n)
     }
@@ -187,7 +227,12 @@ impl Sessions {
     }
 
     /// Seals and stores a value under `key` until `expires_at`, once (false if it exists).
-    pub async fn put_once(&self, key: String, value: &[u8], expires_at: i64) -> Result<bool, SessionError> {
+    pub async fn put_once(
+        &self,
+        key: String,
+        value: &[u8],
+        expires_at: i64,
+    ) -> Result<bool, SessionError> {
         let sealed = self.sealer.seal(key.as_bytes(), value)?;
         let backend = self.backend.clone();
         let n = now();
@@ -199,7 +244,9 @@ impl Sessions {
         let backend = self.backend.clone();
         let n = now();
         let k = key.clone();
-        let Some(sealed) = self.run(async move { backend.take(&k, n).await }).await? else { return Ok(None) };
+        let Some(sealed) = self.run(async move { backend.take(&k, n).await }).await? else {
+            return Ok(None);
+        };
         Ok(self.sealer.open(key.as_bytes(), &sealed).ok())
     }
 

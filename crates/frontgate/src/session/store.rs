@@ -8,9 +8,9 @@
 
 use redis::AsyncCommands;
 
-use crate::store::sql::{Db, with_pool};
-use crate::store::redis::Redis;
 use crate::store::StoreError;
+use crate::store::redis::Redis;
+use crate::store::sql::{Db, with_pool};
 
 /// A stored session, still sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +62,8 @@ impl Backend {
             Backend::Redis(r) => {
                 let mut c = r.conn();
                 let k = format!("{}session:{key}", r.prefix());
-                let (value, pttl): (Option<Vec<u8>>, i64) = redis::pipe().get(&k).pttl(&k).query_async(&mut c).await.map_err(redis_err)?;
+                let (value, pttl): (Option<Vec<u8>>, i64) =
+                    redis::pipe().get(&k).pttl(&k).query_async(&mut c).await.map_err(redis_err)?;
                 let Some(value) = value else { return Ok(None) };
                 let mut row = decode_redis_row(key, &value)?;
                 // The key's TTL is the idle deadline.
@@ -179,7 +180,10 @@ impl Backend {
             Backend::Redis(r) => {
                 let mut c = r.conn();
                 let ttl = (idle_expires_at.min(row.absolute_expires_at) - now).max(1);
-                let _: bool = c.expire(format!("{}session:{}", r.prefix(), row.key), ttl).await.map_err(redis_err)?;
+                let _: bool = c
+                    .expire(format!("{}session:{}", r.prefix(), row.key), ttl)
+                    .await
+                    .map_err(redis_err)?;
                 Ok(())
             }
         }
@@ -189,28 +193,45 @@ impl Backend {
         match self {
             Backend::Sql(db) => {
                 let n = with_pool!(db, |pool| {
-                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(key).execute(pool).await?.rows_affected()
+                    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                        .bind(key)
+                        .execute(pool)
+                        .await?
+                        .rows_affected()
                 });
                 Ok(n > 0)
             }
             Backend::Redis(r) => {
                 let mut c = r.conn();
-                let n: i64 = c.del(format!("{}session:{key}", r.prefix())).await.map_err(redis_err)?;
+                let n: i64 =
+                    c.del(format!("{}session:{key}", r.prefix())).await.map_err(redis_err)?;
                 Ok(n > 0)
             }
         }
     }
 
     /// Ends every session of a provider session (`sid`) or, without one, of a subject.
-    pub async fn delete_matching(&self, subject: Option<&str>, sid: Option<&str>) -> Result<u64, StoreError> {
+    pub async fn delete_matching(
+        &self,
+        subject: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<u64, StoreError> {
         match self {
             Backend::Sql(db) => {
                 let n = match (sid, subject) {
                     (Some(sid), _) => with_pool!(db, |pool| {
-                        sqlx::query("DELETE FROM sessions WHERE sid = $1").bind(sid).execute(pool).await?.rows_affected()
+                        sqlx::query("DELETE FROM sessions WHERE sid = $1")
+                            .bind(sid)
+                            .execute(pool)
+                            .await?
+                            .rows_affected()
                     }),
                     (None, Some(sub)) => with_pool!(db, |pool| {
-                        sqlx::query("DELETE FROM sessions WHERE subject = $1").bind(sub).execute(pool).await?.rows_affected()
+                        sqlx::query("DELETE FROM sessions WHERE subject = $1")
+                            .bind(sub)
+                            .execute(pool)
+                            .await?
+                            .rows_affected()
                     }),
                     (None, None) => 0,
                 };
@@ -252,12 +273,22 @@ impl Backend {
                 });
                 Ok(rows
                     .into_iter()
-                    .map(|(key, sid, a, i)| Row { key, subject: subject.to_owned(), sid, absolute_expires_at: a, idle_expires_at: i, sealed: Vec::new() })
+                    .map(|(key, sid, a, i)| Row {
+                        key,
+                        subject: subject.to_owned(),
+                        sid,
+                        absolute_expires_at: a,
+                        idle_expires_at: i,
+                        sealed: Vec::new(),
+                    })
                     .collect())
             }
             Backend::Redis(r) => {
                 let mut c = r.conn();
-                let members: Vec<String> = c.smembers(format!("{}session-sub:{subject}", r.prefix())).await.map_err(redis_err)?;
+                let members: Vec<String> = c
+                    .smembers(format!("{}session-sub:{subject}", r.prefix()))
+                    .await
+                    .map_err(redis_err)?;
                 let mut out = Vec::new();
                 for m in members {
                     if let Some(mut row) = Box::pin(self.get(&m, now)).await? {
@@ -305,24 +336,37 @@ impl Backend {
         match self {
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
-                    sqlx::query("UPDATE sessions SET refresh_lock_until = 0 WHERE id_hash = $1").bind(key).execute(pool).await?;
+                    sqlx::query("UPDATE sessions SET refresh_lock_until = 0 WHERE id_hash = $1")
+                        .bind(key)
+                        .execute(pool)
+                        .await?;
                 });
                 Ok(())
             }
             Backend::Redis(r) => {
                 let mut c = r.conn();
-                let _: i64 = c.del(format!("{}session-lock:{key}", r.prefix())).await.map_err(redis_err)?;
+                let _: i64 =
+                    c.del(format!("{}session-lock:{key}", r.prefix())).await.map_err(redis_err)?;
                 Ok(())
             }
         }
     }
 
     /// Stores a pending login (or a replay marker) until `expires_at`; false if the key exists.
-    pub async fn put_once(&self, key: &str, sealed: &[u8], expires_at: i64, now: i64) -> Result<bool, StoreError> {
+    pub async fn put_once(
+        &self,
+        key: &str,
+        sealed: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         match self {
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
-                    sqlx::query("DELETE FROM oidc_pending WHERE expires_at < $1").bind(now).execute(pool).await?;
+                    sqlx::query("DELETE FROM oidc_pending WHERE expires_at < $1")
+                        .bind(now)
+                        .execute(pool)
+                        .await?;
                 });
                 let n = with_pool!(db, |pool| {
                     sqlx::query("INSERT INTO oidc_pending (key, expires_at, sealed) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
@@ -356,13 +400,22 @@ impl Backend {
         match self {
             Backend::Sql(db) => {
                 let row: Option<(i64, Vec<u8>)> = with_pool!(db, |pool| {
-                    sqlx::query_as("DELETE FROM oidc_pending WHERE key = $1 RETURNING expires_at, sealed").bind(key).fetch_optional(pool).await?
+                    sqlx::query_as(
+                        "DELETE FROM oidc_pending WHERE key = $1 RETURNING expires_at, sealed",
+                    )
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
                 });
                 Ok(row.filter(|(exp, _)| *exp >= now).map(|(_, s)| s))
             }
             Backend::Redis(r) => {
                 let mut c = r.conn();
-                let v: Option<Vec<u8>> = redis::cmd("GETDEL").arg(format!("{}oidc:{key}", r.prefix())).query_async(&mut c).await.map_err(redis_err)?;
+                let v: Option<Vec<u8>> = redis::cmd("GETDEL")
+                    .arg(format!("{}oidc:{key}", r.prefix()))
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
                 Ok(v)
             }
         }
@@ -394,9 +447,19 @@ fn decode_redis_row(key: &str, v: &[u8]) -> Result<Row, StoreError> {
     let mut parts = v.splitn(4, |&b| b == b'\n');
     let subject = String::from_utf8(parts.next().ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
     let sid = String::from_utf8(parts.next().ok_or_else(bad)?.to_vec()).map_err(|_| bad())?;
-    let abs = std::str::from_utf8(parts.next().ok_or_else(bad)?).map_err(|_| bad())?.parse().map_err(|_| bad())?;
+    let abs = std::str::from_utf8(parts.next().ok_or_else(bad)?)
+        .map_err(|_| bad())?
+        .parse()
+        .map_err(|_| bad())?;
     let sealed = parts.next().ok_or_else(bad)?.to_vec();
-    Ok(Row { key: key.to_owned(), subject, sid: (!sid.is_empty()).then_some(sid), absolute_expires_at: abs, idle_expires_at: 0, sealed })
+    Ok(Row {
+        key: key.to_owned(),
+        subject,
+        sid: (!sid.is_empty()).then_some(sid),
+        absolute_expires_at: abs,
+        idle_expires_at: 0,
+        sealed,
+    })
 }
 
 #[cfg(test)]
@@ -405,7 +468,14 @@ mod tests {
 
     #[test]
     fn redis_rows_round_trip() {
-        let row = Row { key: "k".into(), subject: "alice".into(), sid: Some("s1".into()), absolute_expires_at: 42, idle_expires_at: 0, sealed: b"a\nb\x00c".to_vec() };
+        let row = Row {
+            key: "k".into(),
+            subject: "alice".into(),
+            sid: Some("s1".into()),
+            absolute_expires_at: 42,
+            idle_expires_at: 0,
+            sealed: b"a\nb\x00c".to_vec(),
+        };
         assert_eq!(decode_redis_row("k", &encode_redis_row(&row)).unwrap(), row);
         assert!(decode_redis_row("k", b"only").is_err());
     }

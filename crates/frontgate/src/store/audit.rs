@@ -22,7 +22,13 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn now(actor: &str, action: &str, target: &str, detail: serde_json::Value) -> AuditEvent {
-        AuditEvent { at_ms: now_ms(), actor: actor.into(), action: action.into(), target: target.into(), detail }
+        AuditEvent {
+            at_ms: now_ms(),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            detail,
+        }
     }
 }
 
@@ -43,7 +49,11 @@ pub async fn record(db: &Db, event: &AuditEvent) -> Result<(), StoreError> {
 }
 
 /// The most recent events, newest first; only those about `target` when given.
-pub async fn recent(db: &Db, target: Option<&str>, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn recent(
+    db: &Db,
+    target: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
     use sqlx::Row;
     let mut out = Vec::new();
     with_pool!(db, |pool| {

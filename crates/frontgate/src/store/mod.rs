@@ -38,10 +38,19 @@ impl StoreError {
     /// Whether this is the store being unreachable (503), rather than a bug or bad data.
     pub fn is_outage(&self) -> bool {
         match self {
-            StoreError::Timeout(_) | StoreError::Connect { .. } | StoreError::Stopped | StoreError::Redis(_) => true,
+            StoreError::Timeout(_)
+            | StoreError::Connect { .. }
+            | StoreError::Stopped
+            | StoreError::Redis(_) => true,
             StoreError::Query(e) => matches!(
                 e,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Database(_) | sqlx::Error::Protocol(_)
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Database(_)
+                    | sqlx::Error::Protocol(_)
             ),
             StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
         }
@@ -58,7 +67,8 @@ pub fn redact_url(url: &str) -> String {
     match auth.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            let masked =
+                if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
             format!("{scheme}://{masked}@{host}{tail}")
         }
         None => url.to_owned(),
@@ -67,14 +77,20 @@ pub fn redact_url(url: &str) -> String {
 
 /// Milliseconds since the Unix epoch: how times are stored.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact_url("redis://:pw@h/0"), "redis://:***@h/0");
         assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
     }

@@ -33,10 +33,11 @@ impl Redis {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let conn = tokio::time::timeout(timeout * 2, client.get_connection_manager_with_config(config))
-            .await
-            .map_err(|_| err(format!("no answer within {timeout:?}")))?
-            .map_err(|e| err(e.to_string()))?;
+        let conn =
+            tokio::time::timeout(timeout * 2, client.get_connection_manager_with_config(config))
+                .await
+                .map_err(|_| err(format!("no answer within {timeout:?}")))?
+                .map_err(|e| err(e.to_string()))?;
         Ok(Redis { client, conn, channel: format!("{prefix}events"), prefix: prefix.to_owned() })
     }
 
@@ -91,7 +92,9 @@ impl Redis {
                         }
                         Err(e) => tracing::warn!(error = %e, "redis subscribe failed; retrying"),
                     },
-                    Err(e) => tracing::warn!(error = %e, "redis unreachable for the event subscription; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "redis unreachable for the event subscription; retrying")
+                    }
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));

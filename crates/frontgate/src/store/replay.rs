@@ -32,7 +32,8 @@ pub enum ReplayError {
     Unavailable(String),
 }
 
-pub type ReplayFuture<'a> = Pin<Box<dyn Future<Output = Result<Inserted, ReplayError>> + Send + 'a>>;
+pub type ReplayFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Inserted, ReplayError>> + Send + 'a>>;
 
 /// Insert-once with a time to live.
 pub trait ReplaySet: Send + Sync + 'static {
@@ -72,7 +73,11 @@ impl Feature {
         match self {
             Feature::Pow => POW_CAPACITY,
             Feature::Captcha => CAPTCHA_CAPACITY,
-            Feature::Dpop => config.jwt.as_ref().map_or(crate::config::jwt::DEFAULT_DPOP_REPLAY_CAPACITY, |j| j.dpop_replay_capacity),
+            Feature::Dpop => {
+                config.jwt.as_ref().map_or(crate::config::jwt::DEFAULT_DPOP_REPLAY_CAPACITY, |j| {
+                    j.dpop_replay_capacity
+                })
+            }
         }
     }
 }
@@ -151,13 +156,19 @@ impl MemoryReplaySet {
     }
 
     /// Synchronous insert-once, at `now` (injectable for tests).
-    pub fn insert_at(&self, key: &str, ttl: Duration, now: Instant) -> Result<Inserted, ReplayError> {
+    pub fn insert_at(
+        &self,
+        key: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<Inserted, ReplayError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.sweep(now);
         if entries.live.get(key).is_some_and(|expiry| *expiry > now) {
             return Ok(Inserted::Replayed);
         }
-        if entries.live.len() >= self.cap.load(Ordering::Relaxed) && !entries.live.contains_key(key) {
+        if entries.live.len() >= self.cap.load(Ordering::Relaxed) && !entries.live.contains_key(key)
+        {
             return Err(ReplayError::Full);
         }
         let key: Arc<str> = Arc::from(key);
@@ -206,7 +217,12 @@ pub struct RedisReplaySet {
 
 impl RedisReplaySet {
     /// `local`: the feature's in-process set, for `on_outage.replay = "local"`.
-    pub fn new(redis: crate::store::redis::Redis, services: Arc<crate::state::Services>, outage: crate::config::shared::OutageMode, local: Arc<MemoryReplaySet>) -> Self {
+    pub fn new(
+        redis: crate::store::redis::Redis,
+        services: Arc<crate::state::Services>,
+        outage: crate::config::shared::OutageMode,
+        local: Arc<MemoryReplaySet>,
+    ) -> Self {
         RedisReplaySet { redis, services, outage, local }
     }
     async fn set_nx(&self, key: &str, ttl: Duration) -> Result<Inserted, ReplayError> {
@@ -216,7 +232,14 @@ impl RedisReplaySet {
         let answer = self
             .services
             .run(async move {
-                redis::cmd("SET").arg(full).arg(1).arg("NX").arg("PX").arg(ms).query_async::<Option<String>>(&mut conn).await
+                redis::cmd("SET")
+                    .arg(full)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
             })
             .await
             .map_err(|e| ReplayError::Unavailable(e.to_string()))?
@@ -233,8 +256,12 @@ impl ReplaySet for RedisReplaySet {
                     metrics::counter!("frontgate_replay_outage_total", "mode" => self.outage.as_str()).increment(1);
                     tracing::warn!(error = %why, mode = self.outage.as_str(), "redis replay set unavailable");
                     match self.outage {
-                        crate::config::shared::OutageMode::Closed => Err(ReplayError::Unavailable(why)),
-                        crate::config::shared::OutageMode::Local => self.local.insert_at(key, ttl, Instant::now()),
+                        crate::config::shared::OutageMode::Closed => {
+                            Err(ReplayError::Unavailable(why))
+                        }
+                        crate::config::shared::OutageMode::Local => {
+                            self.local.insert_at(key, ttl, Instant::now())
+                        }
                         crate::config::shared::OutageMode::Open => Ok(Inserted::Fresh),
                     }
                 }
@@ -246,10 +273,19 @@ impl ReplaySet for RedisReplaySet {
 
 /// `feature`'s replay set under `config`: Redis when `[shared] redis` is set, else this
 /// process's set for the feature.
-pub fn for_config(config: &crate::config::Config, services: &Arc<crate::state::Services>, feature: Feature) -> Arc<dyn ReplaySet> {
+pub fn for_config(
+    config: &crate::config::Config,
+    services: &Arc<crate::state::Services>,
+    feature: Feature,
+) -> Arc<dyn ReplaySet> {
     let local = MemoryReplaySet::process(feature, feature.capacity(config));
     match services.redis() {
-        Some(redis) => Arc::new(RedisReplaySet::new(redis.clone(), services.clone(), config.shared.on_outage.replay, local)),
+        Some(redis) => Arc::new(RedisReplaySet::new(
+            redis.clone(),
+            services.clone(),
+            config.shared.on_outage.replay,
+            local,
+        )),
         None => local,
     }
 }
@@ -263,10 +299,16 @@ mod tests {
         let set = MemoryReplaySet::new(10);
         let t0 = Instant::now();
         assert_eq!(set.insert_at("pow:a", Duration::from_secs(5), t0).unwrap(), Inserted::Fresh);
-        assert_eq!(set.insert_at("pow:a", Duration::from_secs(5), t0 + Duration::from_secs(4)).unwrap(), Inserted::Replayed);
+        assert_eq!(
+            set.insert_at("pow:a", Duration::from_secs(5), t0 + Duration::from_secs(4)).unwrap(),
+            Inserted::Replayed
+        );
         assert_eq!(set.insert_at("pow:b", Duration::from_secs(5), t0).unwrap(), Inserted::Fresh);
         // After its expiry the value may be recorded again (its challenge has expired too).
-        assert_eq!(set.insert_at("pow:a", Duration::from_secs(5), t0 + Duration::from_secs(6)).unwrap(), Inserted::Fresh);
+        assert_eq!(
+            set.insert_at("pow:a", Duration::from_secs(5), t0 + Duration::from_secs(6)).unwrap(),
+            Inserted::Fresh
+        );
     }
 
     #[test]
@@ -277,10 +319,16 @@ mod tests {
         set.insert_at("b", Duration::from_secs(10), t0).unwrap();
         assert!(matches!(set.insert_at("c", Duration::from_secs(10), t0), Err(ReplayError::Full)));
         // "a" expired: swept, room for "c".
-        assert_eq!(set.insert_at("c", Duration::from_secs(10), t0 + Duration::from_secs(2)).unwrap(), Inserted::Fresh);
+        assert_eq!(
+            set.insert_at("c", Duration::from_secs(10), t0 + Duration::from_secs(2)).unwrap(),
+            Inserted::Fresh
+        );
         assert_eq!(set.len(), 2);
         // A spent value is still reported as spent when the set is full.
-        assert_eq!(set.insert_at("b", Duration::from_secs(10), t0 + Duration::from_secs(2)).unwrap(), Inserted::Replayed);
+        assert_eq!(
+            set.insert_at("b", Duration::from_secs(10), t0 + Duration::from_secs(2)).unwrap(),
+            Inserted::Replayed
+        );
     }
 
     #[test]
@@ -292,14 +340,23 @@ mod tests {
         for i in 0..3 {
             pow.insert_at(&format!("pow:{i}"), Duration::from_secs(60), t0).unwrap();
         }
-        assert!(matches!(pow.insert_at("pow:x", Duration::from_secs(60), t0), Err(ReplayError::Full)));
+        assert!(matches!(
+            pow.insert_at("pow:x", Duration::from_secs(60), t0),
+            Err(ReplayError::Full)
+        ));
         assert_eq!(dpop.insert_at("dpop:a", Duration::from_secs(60), t0).unwrap(), Inserted::Fresh);
-        assert_eq!(captcha.insert_at("captcha:a", Duration::from_secs(60), t0).unwrap(), Inserted::Fresh);
+        assert_eq!(
+            captcha.insert_at("captcha:a", Duration::from_secs(60), t0).unwrap(),
+            Inserted::Fresh
+        );
         // The same feature's set again (a reload): what was spent is remembered, and a new
         // capacity takes effect in place.
         let again = MemoryReplaySet::process(Feature::Pow, 4);
         assert!(Arc::ptr_eq(&again, &pow));
-        assert_eq!(again.insert_at("pow:0", Duration::from_secs(60), t0).unwrap(), Inserted::Replayed);
+        assert_eq!(
+            again.insert_at("pow:0", Duration::from_secs(60), t0).unwrap(),
+            Inserted::Replayed
+        );
         assert_eq!(again.insert_at("pow:x", Duration::from_secs(60), t0).unwrap(), Inserted::Fresh);
         assert_eq!(pow.capacity(), 4);
     }
@@ -315,9 +372,16 @@ mod tests {
         assert!(matches!(set.insert_at("c", s(100), t0), Err(ReplayError::Full)));
         // "short" has expired though "long", inserted first, has not.
         assert_eq!(set.insert_at("c", s(100), t0 + s(2)).unwrap(), Inserted::Fresh);
-        assert_eq!(set.insert_at("short", s(100), t0 + s(2)).unwrap_err().to_string(), ReplayError::Full.to_string());
+        assert_eq!(
+            set.insert_at("short", s(100), t0 + s(2)).unwrap_err().to_string(),
+            ReplayError::Full.to_string()
+        );
         assert_eq!(set.insert_at("long", s(1), t0 + s(50)).unwrap(), Inserted::Replayed);
-        assert_eq!(set.insert_at("long", s(1), t0 + s(100)).unwrap(), Inserted::Fresh, "expired at t0 + 100");
+        assert_eq!(
+            set.insert_at("long", s(1), t0 + s(100)).unwrap(),
+            Inserted::Fresh,
+            "expired at t0 + 100"
+        );
         assert_eq!(set.len(), 2);
     }
 
@@ -333,12 +397,23 @@ mod tests {
         // Full of expired entries: each new insert finds room, and every old entry is looked
         // at once in all (the old set scanned all entries on every insert once full).
         for i in 0..cap {
-            assert_eq!(set.insert_at(&format!("new:{i}"), Duration::from_secs(60), t0 + Duration::from_secs(2)).unwrap(), Inserted::Fresh);
+            assert_eq!(
+                set.insert_at(
+                    &format!("new:{i}"),
+                    Duration::from_secs(60),
+                    t0 + Duration::from_secs(2)
+                )
+                .unwrap(),
+                Inserted::Fresh
+            );
         }
         assert_eq!(set.examined(), cap as u64);
         assert_eq!(set.len(), cap);
         // Full of live entries: refused, and still no scan.
-        assert!(matches!(set.insert_at("one-more", Duration::from_secs(60), t0 + Duration::from_secs(3)), Err(ReplayError::Full)));
+        assert!(matches!(
+            set.insert_at("one-more", Duration::from_secs(60), t0 + Duration::from_secs(3)),
+            Err(ReplayError::Full)
+        ));
         assert_eq!(set.examined(), cap as u64);
     }
 
@@ -348,10 +423,16 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|_| {
                 let set = set.clone();
-                std::thread::spawn(move || set.insert_at("k", Duration::from_secs(60), Instant::now()).unwrap())
+                std::thread::spawn(move || {
+                    set.insert_at("k", Duration::from_secs(60), Instant::now()).unwrap()
+                })
             })
             .collect();
-        let fresh = handles.into_iter().map(|h| h.join().unwrap()).filter(|r| *r == Inserted::Fresh).count();
+        let fresh = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|r| *r == Inserted::Fresh)
+            .count();
         assert_eq!(fresh, 1);
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use std::sync::Arc;
 
@@ -57,9 +59,15 @@ impl Db {
     /// connection, but no file created and no migration applied. A SQLite file that does not
     /// exist yet is stood in for by an empty in-memory database (its directory must be
     /// creatable); an existing one is opened read-only.
-    pub async fn open_for(config: &StoreConfig, data_dir: &std::path::Path, opening: crate::state::Opening) -> Result<Db, StoreError> {
+    pub async fn open_for(
+        config: &StoreConfig,
+        data_dir: &std::path::Path,
+        opening: crate::state::Opening,
+    ) -> Result<Db, StoreError> {
         let check = opening == crate::state::Opening::Check;
-        let url = config.resolve(data_dir).map_err(|m| StoreError::Connect { url: redact_url(&config.url.0), message: m })?;
+        let url = config
+            .resolve(data_dir)
+            .map_err(|m| StoreError::Connect { url: redact_url(&config.url.0), message: m })?;
         let db = match &url {
             StoreUrl::Sqlite(path) if check => {
                 let shown = format!("sqlite://{}", path.display());
@@ -68,12 +76,19 @@ impl Db {
                 } else {
                     if let Some(dir) = path.parent() {
                         let existing = dir.ancestors().find(|a| a.exists()).unwrap_or(dir);
-                        let meta = std::fs::metadata(existing).map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?;
+                        let meta = std::fs::metadata(existing).map_err(|e| {
+                            StoreError::Connect { url: shown.clone(), message: e.to_string() }
+                        })?;
                         if !meta.is_dir() || meta.permissions().readonly() {
-                            return Err(StoreError::Connect { url: shown, message: format!("{} cannot hold the database", existing.display()) });
+                            return Err(StoreError::Connect {
+                                url: shown,
+                                message: format!("{} cannot hold the database", existing.display()),
+                            });
                         }
                     }
-                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?
+                    SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| {
+                        StoreError::Connect { url: shown.clone(), message: e.to_string() }
+                    })?
                 };
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
@@ -85,7 +100,10 @@ impl Db {
             }
             StoreUrl::Sqlite(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect { url: path.display().to_string(), message: e.to_string() })?;
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Connect {
+                        url: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                 }
                 let opts = SqliteConnectOptions::new()
                     .filename(path)
@@ -99,12 +117,18 @@ impl Db {
                     .acquire_timeout(config.timeout.0)
                     .connect_with(opts)
                     .await
-                    .map_err(|e| StoreError::Connect { url: format!("sqlite://{}", path.display()), message: e.to_string() })?;
+                    .map_err(|e| StoreError::Connect {
+                        url: format!("sqlite://{}", path.display()),
+                        message: e.to_string(),
+                    })?;
                 Db::Sqlite(pool)
             }
             StoreUrl::Postgres(u) => {
                 let shown = redact_url(u);
-                let opts = PgConnectOptions::from_str(u).map_err(|e| StoreError::Connect { url: shown.clone(), message: e.to_string() })?;
+                let opts = PgConnectOptions::from_str(u).map_err(|e| StoreError::Connect {
+                    url: shown.clone(),
+                    message: e.to_string(),
+                })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(config.timeout.0)
@@ -123,9 +147,18 @@ impl Db {
     /// Sends an invalidation event to every node listening on this PostgreSQL database
     /// (`NOTIFY` reaches the sessions connected to the same database); nothing on SQLite, which
     /// one node has to itself.
-    pub async fn notify(&self, channel: &str, topic: &str, payload: &str) -> Result<(), StoreError> {
+    pub async fn notify(
+        &self,
+        channel: &str,
+        topic: &str,
+        payload: &str,
+    ) -> Result<(), StoreError> {
         let Db::Postgres(pool) = self else { return Ok(()) };
-        sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(events::encode(topic, payload)).execute(pool).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(events::encode(topic, payload))
+            .execute(pool)
+            .await?;
         Ok(())
     }
 
@@ -137,7 +170,9 @@ impl Db {
         let Db::Postgres(pool) = self else { return };
         // A pool of its own: a listener holds its connection for good, which must not starve
         // the store's pool (nor keep it from closing).
-        let pool = PgPoolOptions::new().max_connections(1).connect_lazy_with((*pool.connect_options()).clone());
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -184,7 +219,15 @@ impl Db {
         };
         let migrations = list
             .iter()
-            .map(|(version, description, sql)| Migration::new(*version, (*description).into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
             .collect();
         let migrator = Migrator::with_migrations(migrations);
         let result = match self {
@@ -208,7 +251,10 @@ impl Db {
 }
 
 /// Runs `fut` with the store's deadline: a store that hangs is an outage, not a stuck request.
-pub async fn deadline<T>(limit: Duration, fut: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+pub async fn deadline<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
         Err(_) => Err(StoreError::Timeout(limit)),

@@ -57,7 +57,13 @@ impl KeyGate {
         Self::start_on(backend, &store, pg.map(std::sync::Arc::new), api_keys_extra, rest).await
     }
 
-    pub async fn start_on(backend: Backend, store: &str, pg: Option<std::sync::Arc<PgDb>>, api_keys_extra: &str, rest: &str) -> KeyGate {
+    pub async fn start_on(
+        backend: Backend,
+        store: &str,
+        pg: Option<std::sync::Arc<PgDb>>,
+        api_keys_extra: &str,
+        rest: &str,
+    ) -> KeyGate {
         let upstream = Upstream::start().await;
         let config = format!("{}\n{rest}\n", keyed_config(&upstream, store, api_keys_extra));
         let gate = start_with_token(&config);
@@ -73,7 +79,12 @@ impl KeyGate {
     }
 
     /// An admin API call with the right token.
-    pub async fn admin_call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+    pub async fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
         admin_call(self.admin(), Some(ADMIN_TOKEN), method, path, body).await
     }
 
@@ -85,7 +96,11 @@ impl KeyGate {
     }
 
     /// GET `path` with `headers`.
-    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, serde_json::Value) {
+    pub async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
         keyed_get(&self.tls(), path, headers).await
     }
 
@@ -93,7 +108,9 @@ impl KeyGate {
     pub async fn counter(&self, name: &str, labels: &str) -> f64 {
         let text = self.gate.metrics().await;
         text.lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels))
+            .filter(|l| {
+                l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
@@ -111,7 +128,13 @@ pub fn start_with_token(rest: &str) -> Gate {
     super::spawn(dir, path, &["serve", "-c"])
 }
 
-pub async fn admin_call(admin: SocketAddr, token: Option<&str>, method: &str, path: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+pub async fn admin_call(
+    admin: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
     let mut r = req(method, path);
     if let Some(t) = token {
         r = r.header("authorization", format!("Bearer {t}"));
@@ -124,16 +147,23 @@ pub async fn admin_call(admin: SocketAddr, token: Option<&str>, method: &str, pa
         None => Full::default(),
     };
     let (status, _, bytes) = plain_send(admin, r.body(body).unwrap()).await;
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
     (status, v)
 }
 
-pub async fn keyed_get(client: &TlsClient, path: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, serde_json::Value) {
+pub async fn keyed_get(
+    client: &TlsClient,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, serde_json::Value) {
     let mut r = req("GET", path);
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
     let (status, h, body) = client.send(r.body(Full::default()).unwrap()).await;
-    let v = serde_json::from_slice(&body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
     (status, h, v)
 }

@@ -42,7 +42,11 @@ impl EcKey {
         let raw = kp.public_key_raw(); // 0x04 || x || y
         let der = kp.serialize_der();
         // PKCS#8 wraps ECPrivateKey { version 1, privateKey OCTET STRING (32) ... }.
-        let at = der.windows(5).position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20]).expect("ECPrivateKey in PKCS#8") + 5;
+        let at = der
+            .windows(5)
+            .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+            .expect("ECPrivateKey in PKCS#8")
+            + 5;
         EcKey {
             kid: kid.to_string(),
             enc: EncodingKey::from_ec_der(&der),
@@ -58,14 +62,19 @@ impl EcKey {
 
     /// RFC 7638 thumbprint of the public key.
     pub fn thumbprint(&self) -> String {
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#, self.jwk["x"].as_str().unwrap(), self.jwk["y"].as_str().unwrap());
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            self.jwk["x"].as_str().unwrap(),
+            self.jwk["y"].as_str().unwrap()
+        );
         b64(sha2::Sha256::digest(canonical.as_bytes()))
     }
 
     /// A compact JWS with exactly this header and payload, signed ES256.
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
         let message = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
-        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &self.enc, Algorithm::ES256).unwrap();
+        let sig =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.enc, Algorithm::ES256).unwrap();
         format!("{message}.{sig}")
     }
 
@@ -81,7 +90,13 @@ impl EcKey {
         self.dpop_proof_with(self.bare_jwk(), method, url, access_token.map(ath))
     }
 
-    pub fn dpop_proof_with(&self, jwk: Value, method: &str, url: &str, ath: Option<String>) -> String {
+    pub fn dpop_proof_with(
+        &self,
+        jwk: Value,
+        method: &str,
+        url: &str,
+        ath: Option<String>,
+    ) -> String {
         let mut claims = json!({"jti": unique(), "htm": method, "htu": url, "iat": now()});
         if let Some(a) = ath {
             claims["ath"] = json!(a);
@@ -144,11 +159,15 @@ impl JwksServer {
                         let text = b.lock().unwrap().clone();
                         async move {
                             let mut r = Response::new(Full::new(Bytes::from(text)));
-                            r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+                            r.headers_mut()
+                                .insert("content-type", "application/json".parse().unwrap());
                             Ok::<_, std::convert::Infallible>(r)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(false).serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });

@@ -66,7 +66,8 @@ pub fn config_text(dir: &Path, server_extra: &str, rest: &str) -> String {
 
 pub fn start_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Gate {
     let config_path = dir.path().join("frontgate.toml");
-    std::fs::write(&config_path, config_text(dir.path(), server_extra, rest)).expect("write config");
+    std::fs::write(&config_path, config_text(dir.path(), server_extra, rest))
+        .expect("write config");
     spawn(dir, config_path, &["serve", "-c"])
 }
 
@@ -101,7 +102,8 @@ pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gat
     let (want_admin, want_redirect) = expected_listeners(&config_path);
     let (mut addr, mut admin, mut redirect) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while addr.is_none() || (want_admin && admin.is_none()) || (want_redirect && redirect.is_none()) {
+    while addr.is_none() || (want_admin && admin.is_none()) || (want_redirect && redirect.is_none())
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = match rx.recv_timeout(left) {
             Ok(l) => l,
@@ -128,10 +130,13 @@ pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gat
 /// Which optional listeners a config file turns on: (admin, redirect). Unreadable configs
 /// expect neither, so the process's own error output is what the caller sees.
 fn expected_listeners(config_path: &Path) -> (bool, bool) {
-    let Some(v) = std::fs::read_to_string(config_path).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+    let Some(v) =
+        std::fs::read_to_string(config_path).ok().and_then(|t| t.parse::<toml::Table>().ok())
+    else {
         return (false, false);
     };
-    let admin = v.get("admin").and_then(|a| a.get("enabled")).and_then(|e| e.as_bool()).unwrap_or(true);
+    let admin =
+        v.get("admin").and_then(|a| a.get("enabled")).and_then(|e| e.as_bool()).unwrap_or(true);
     let redirect = v.get("server").and_then(|s| s.get("redirect_http")).is_some();
     (admin, redirect)
 }
@@ -146,7 +151,10 @@ impl Gate {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -222,7 +230,11 @@ impl TlsClient {
         TlsClient { addr, roots: Arc::new(roots) }
     }
 
-    pub fn config(&self, alpn: &[&[u8]], versions: &[&'static rustls::SupportedProtocolVersion]) -> rustls::ClientConfig {
+    pub fn config(
+        &self,
+        alpn: &[&[u8]],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> rustls::ClientConfig {
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(versions)
             .unwrap()
@@ -236,7 +248,10 @@ impl TlsClient {
         self.connect_with(self.config(alpn, rustls::ALL_VERSIONS)).await.expect("TLS connect")
     }
 
-    pub async fn connect_with(&self, cfg: rustls::ClientConfig) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    pub async fn connect_with(
+        &self,
+        cfg: rustls::ClientConfig,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         let tcp = TcpStream::connect(self.addr).await?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
         connector.connect("localhost".try_into().unwrap(), tcp).await
@@ -245,7 +260,8 @@ impl TlsClient {
     /// An HTTP/1.1 connection that can send several requests.
     pub async fn h1(&self) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
         let tls = self.connect(&[b"http/1.1"]).await;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -255,7 +271,10 @@ impl TlsClient {
     pub async fn h2(&self) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
         let tls = self.connect(&[b"h2"]).await;
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "server did not pick h2");
-        let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -306,7 +325,8 @@ pub async fn collect(resp: Response<Incoming>) -> (StatusCode, HeaderMap, Bytes)
 }
 
 pub fn json(body: &Bytes) -> serde_json::Value {
-    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
 /// A plain HTTP/1.1 GET (admin listener, redirect listener, plain-mode gateway).
@@ -316,7 +336,10 @@ pub async fn plain_get(addr: SocketAddr, path: &str) -> (StatusCode, HeaderMap, 
 
 /// Bounded: a peer that never answers fails the test with where, instead of hanging it until
 /// nextest's 5-minute limit (which says nothing of which peer or request).
-pub async fn plain_send(addr: SocketAddr, r: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
+pub async fn plain_send(
+    addr: SocketAddr,
+    r: Request<Full<Bytes>>,
+) -> (StatusCode, HeaderMap, Bytes) {
     let what = format!("{} {} to {addr}", r.method(), r.uri());
     let exchange = async {
         let tcp = TcpStream::connect(addr).await.unwrap();
@@ -324,7 +347,9 @@ pub async fn plain_send(addr: SocketAddr, r: Request<Full<Bytes>>) -> (StatusCod
         tokio::spawn(conn);
         collect(s.send_request(r).await.unwrap()).await
     };
-    tokio::time::timeout(Duration::from_secs(60), exchange).await.unwrap_or_else(|_| panic!("no answer within 60 s to {what}"))
+    tokio::time::timeout(Duration::from_secs(60), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within 60 s to {what}"))
 }
 
 /// What the upstream saw of a request: method, raw path-and-query, headers.
@@ -361,7 +386,9 @@ impl Upstream {
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (h, l) = (h.clone(), l.clone());
-                        async move { Ok::<_, std::convert::Infallible>(upstream_handle(req, h, l).await) }
+                        async move {
+                            Ok::<_, std::convert::Infallible>(upstream_handle(req, h, l).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -383,7 +410,10 @@ impl Upstream {
 }
 
 fn query_num(req: &Request<Incoming>, key: &str) -> Option<u64> {
-    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
@@ -396,7 +426,10 @@ async fn upstream_handle(
     hits.fetch_add(1, Ordering::SeqCst);
     let mut headers: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in req.headers() {
-        headers.entry(k.as_str().to_owned()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+        headers
+            .entry(k.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
     let method = req.method().to_string();
     let pq = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
@@ -421,14 +454,14 @@ async fn upstream_handle(
                 .await;
                 let (mut tx, mut rx) = ws.split();
                 while let Some(Ok(msg)) = rx.next().await {
-                    if (msg.is_text() || msg.is_binary())
-                        && tx.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && tx.send(msg).await.is_err() {
+                        break;
+                    }
                 }
             }
         });
-        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.unwrap().as_bytes());
+        let accept =
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.unwrap().as_bytes());
         let mut r = full(101, String::new());
         r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
         r.headers_mut().insert("connection", "upgrade".parse().unwrap());
@@ -436,7 +469,8 @@ async fn upstream_handle(
         return r;
     }
     if let Some(code) = path.strip_prefix("/status/") {
-        let mut r = full(code.parse().unwrap_or(500), "internal details: stack trace at Db.java:42".into());
+        let mut r =
+            full(code.parse().unwrap_or(500), "internal details: stack trace at Db.java:42".into());
         r.headers_mut().insert("retry-after", "7".parse().unwrap());
         return r;
     }
@@ -450,7 +484,8 @@ async fn upstream_handle(
     }
     if let Some(code) = path.strip_prefix("/echo/answer/") {
         // An operation's error answer, as an API would send it.
-        let mut r = full(code.parse().unwrap_or(500), "{\"error\":\"not here\",\"internal_id\":42}".into());
+        let mut r =
+            full(code.parse().unwrap_or(500), "{\"error\":\"not here\",\"internal_id\":42}".into());
         r.headers_mut().insert("content-type", "application/json".parse().unwrap());
         return r;
     }

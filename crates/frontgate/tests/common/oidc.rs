@@ -31,13 +31,15 @@ pub fn fixture_dir() -> PathBuf {
 /// lock file's SHA-256, the same stamp scripts/test.sh writes.
 pub fn ensure_installed() {
     let dir = fixture_dir();
-    let lock_text = std::fs::read(dir.join("package-lock.json")).expect("fixture package-lock.json");
+    let lock_text =
+        std::fs::read(dir.join("package-lock.json")).expect("fixture package-lock.json");
     let stamp = hex(&sha2::Sha256::digest(&lock_text));
     let marker = dir.join("node_modules/.frontgate-installed");
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
     }
-    let guard = File::create(std::env::temp_dir().join("frontgate-oidc-fixture-npm.lock")).expect("npm lock file");
+    let guard = File::create(std::env::temp_dir().join("frontgate-oidc-fixture-npm.lock"))
+        .expect("npm lock file");
     guard.lock().expect("lock npm install");
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
@@ -133,7 +135,9 @@ impl Provider {
             let mut sink = Vec::new();
             let _ = stdout.read_to_end(&mut sink);
         });
-        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| "(nothing within 30 s)".into());
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| "(nothing within 30 s)".into());
         let issuer = first.trim().to_string();
         if !issuer.starts_with("http://127.0.0.1:") {
             let _ = child.kill();
@@ -141,7 +145,8 @@ impl Provider {
             std::thread::sleep(Duration::from_millis(100));
             panic!("oidc-provider did not start: {first:?}\n{}", logs.lock().unwrap().join("\n"));
         }
-        let addr: SocketAddr = issuer.trim_start_matches("http://").parse().expect("issuer address");
+        let addr: SocketAddr =
+            issuer.trim_start_matches("http://").parse().expect("issuer address");
         Provider { child, issuer, addr, logs }
     }
 
@@ -163,7 +168,12 @@ impl Provider {
 
     /// POSTs a form to a path on the provider with the test client's basic credentials and
     /// optional extra headers; returns status and JSON body.
-    pub async fn post_form(&self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
         let body = form
             .iter()
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -179,7 +189,8 @@ impl Provider {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let (status, _, body) = super::plain_send(self.addr, b.body(Full::new(Bytes::from(body))).unwrap()).await;
+        let (status, _, body) =
+            super::plain_send(self.addr, b.body(Full::new(Bytes::from(body))).unwrap()).await;
         let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         (status.as_u16(), v)
     }
@@ -187,10 +198,19 @@ impl Provider {
     /// A client_credentials access token for `resource` (see provider.mjs: `/opaque` resources get
     /// opaque tokens, ones containing `rs256` RS256 JWTs, others ES256 JWTs) with `scope`.
     /// `dpop` is a DPoP proof for `POST {issuer}/token`, which binds the token to its key.
-    pub async fn client_credentials(&self, resource: &str, scope: &str, dpop: Option<&str>) -> String {
+    pub async fn client_credentials(
+        &self,
+        resource: &str,
+        scope: &str,
+        dpop: Option<&str>,
+    ) -> String {
         let headers: Vec<(&str, &str)> = dpop.map(|p| vec![("dpop", p)]).unwrap_or_default();
         let (status, v) = self
-            .post_form("/token", &[("grant_type", "client_credentials"), ("resource", resource), ("scope", scope)], &headers)
+            .post_form(
+                "/token",
+                &[("grant_type", "client_credentials"), ("resource", resource), ("scope", scope)],
+                &headers,
+            )
             .await;
         assert_eq!(status, 200, "token request failed: {v}\n{}", self.logs());
         v["access_token"].as_str().expect("access_token").to_string()
@@ -205,7 +225,8 @@ fn base64_std(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n =
+            chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);

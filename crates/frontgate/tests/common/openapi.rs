@@ -31,7 +31,12 @@ pub fn start_with_fixtures(server_extra: &str, rest: &str) -> Gate {
 
 /// Runs `frontgate check` on a config naming `spec` (written as `spec_name` in a temp dir, with
 /// `extra_files` beside it). Returns (success, stderr + stdout).
-pub fn check_spec(spec_name: &str, spec: &str, extra_files: &[(&str, &str)], config_extra: &str) -> (bool, String) {
+pub fn check_spec(
+    spec_name: &str,
+    spec: &str,
+    extra_files: &[(&str, &str)],
+    config_extra: &str,
+) -> (bool, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec_dir = dir.path().join("spec");
     std::fs::create_dir_all(&spec_dir).unwrap();
@@ -43,8 +48,13 @@ pub fn check_spec(spec_name: &str, spec: &str, extra_files: &[(&str, &str)], con
     }
     let config = dir.path().join("frontgate.toml");
     std::fs::write(&config, format!("[upstream]\nurl = \"http://127.0.0.1:9\"\n[openapi]\nspec = \"spec/{spec_name}\"\n{config_extra}\n")).unwrap();
-    let out = std::process::Command::new(super::BIN).args(["check", "-c"]).arg(&config).output().expect("run frontgate check");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    let out = std::process::Command::new(super::BIN)
+        .args(["check", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run frontgate check");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     (out.status.success(), text)
 }
 
@@ -54,10 +64,35 @@ pub fn start_demo() -> Gate {
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 temp dir").to_owned();
     let config_path = dir.path().join("none.toml");
-    let mut gate = super::spawn(dir, config_path, &["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--redirect", "off", "--data-dir", &data]);
+    let mut gate = super::spawn(
+        dir,
+        config_path,
+        &[
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--redirect",
+            "off",
+            "--data-dir",
+            &data,
+        ],
+    );
     // The harness waited for the main listener; the admin one is logged too.
-    assert!(gate.wait_for_log("\"scheme\":\"admin\"", std::time::Duration::from_secs(20)), "{}", gate.logs());
-    let line = gate.logs.lock().unwrap().iter().find(|l| l.contains("\"scheme\":\"admin\"")).cloned().unwrap_or_default();
+    assert!(
+        gate.wait_for_log("\"scheme\":\"admin\"", std::time::Duration::from_secs(20)),
+        "{}",
+        gate.logs()
+    );
+    let line = gate
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("\"scheme\":\"admin\""))
+        .cloned()
+        .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
     gate.admin = v["addr"].as_str().and_then(|a| a.parse().ok());
     gate
@@ -65,6 +100,12 @@ pub fn start_demo() -> Gate {
 
 /// The demo upstream's counters, as reported on a response that reached it: (hits, rejected).
 pub fn upstream_counters(headers: &http::HeaderMap) -> (u64, u64) {
-    let n = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {h} header: {headers:?}"));
+    let n = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {h} header: {headers:?}"))
+    };
     (n("x-demo-upstream-hits"), n("x-demo-upstream-rejected"))
 }

@@ -38,7 +38,11 @@ impl RawRequest {
 
     /// Every value of the fields named `name` (case-insensitive), in order.
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.fields().into_iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v).collect()
+        self.fields()
+            .into_iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
     }
 }
 
@@ -90,25 +94,44 @@ impl RawBackend {
 async fn serve(mut sock: tokio::net::TcpStream, log: Arc<Mutex<Vec<RawRequest>>>) {
     let mut buf = Vec::new();
     loop {
-        let Some(end) = read_until(&mut sock, &mut buf, |b| b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)).await else {
+        let Some(end) = read_until(&mut sock, &mut buf, |b| {
+            b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+        })
+        .await
+        else {
             return;
         };
         let head: Vec<u8> = buf.drain(..end).collect();
         let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let field = |name: &str| text.split("\r\n").find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()));
+        let field = |name: &str| {
+            text.split("\r\n").find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+        };
         let body = if field("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
-            let Some(end) = read_until(&mut sock, &mut buf, |b| b.windows(5).position(|w| w == b"0\r\n\r\n").map(|p| p + 5)).await else {
+            let Some(end) = read_until(&mut sock, &mut buf, |b| {
+                b.windows(5).position(|w| w == b"0\r\n\r\n").map(|p| p + 5)
+            })
+            .await
+            else {
                 return;
             };
             buf.drain(..end).collect()
         } else if let Some(n) = field("content-length:").and_then(|v| v.parse::<usize>().ok()) {
-            let Some(n) = read_until(&mut sock, &mut buf, |b| (b.len() >= n).then_some(n)).await else { return };
+            let Some(n) = read_until(&mut sock, &mut buf, |b| (b.len() >= n).then_some(n)).await
+            else {
+                return;
+            };
             buf.drain(..n).collect()
         } else {
             Vec::new()
         };
         log.lock().unwrap().push(RawRequest { head, body });
-        if sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+        if sock
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+            )
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -116,7 +139,11 @@ async fn serve(mut sock: tokio::net::TcpStream, log: Arc<Mutex<Vec<RawRequest>>>
 
 /// Reads into `buf` until `done` finds an end in it; `None` when the peer closes first or
 /// stays silent for 30 s.
-async fn read_until(sock: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, done: impl Fn(&[u8]) -> Option<usize>) -> Option<usize> {
+async fn read_until(
+    sock: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    done: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<usize> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         if let Some(end) = done(buf) {

@@ -25,23 +25,38 @@ pub fn ensure_browser_installed() {
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
     }
-    let guard = File::create(std::env::temp_dir().join("frontgate-browser-npm.lock")).expect("npm lock file");
+    let guard = File::create(std::env::temp_dir().join("frontgate-browser-npm.lock"))
+        .expect("npm lock file");
     guard.lock().expect("lock npm install");
     if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
         return;
     }
-    let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status().expect("run npm ci");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .status()
+        .expect("run npm ci");
     assert!(status.success(), "npm ci failed in {}", dir.display());
     std::fs::write(&marker, stamp).expect("write install marker");
 }
 
 /// Runs one scenario of tests/browser/sessions.mjs; panics with everyone's output on failure.
 /// Returns the JSON line the script printed.
-pub async fn browser(scenario: &str, env: Vec<(String, String)>, context: impl Fn() -> String) -> serde_json::Value {
+pub async fn browser(
+    scenario: &str,
+    env: Vec<(String, String)>,
+    context: impl Fn() -> String,
+) -> serde_json::Value {
     ensure_browser_installed();
     let scenario = scenario.to_owned();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg("sessions.mjs").arg(&scenario).current_dir(browser_dir()).envs(env).output().expect("run node sessions.mjs")
+        Command::new("node")
+            .arg("sessions.mjs")
+            .arg(&scenario)
+            .current_dir(browser_dir())
+            .envs(env)
+            .output()
+            .expect("run node sessions.mjs")
     })
     .await
     .expect("browser task");
@@ -104,11 +119,18 @@ impl OtherOrigin {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(|_req| async {
-                        let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"<!doctype html><title>elsewhere</title><p>another site")));
-                        r.headers_mut().insert("content-type", http::HeaderValue::from_static("text/html"));
+                        let mut r = http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(
+                                b"<!doctype html><title>elsewhere</title><p>another site",
+                            ),
+                        ));
+                        r.headers_mut()
+                            .insert("content-type", http::HeaderValue::from_static("text/html"));
                         Ok::<_, std::convert::Infallible>(r)
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
@@ -135,15 +157,35 @@ pub struct GateOptions<'a> {
 
 impl<'a> GateOptions<'a> {
     /// Sessions in the default SQL store (SQLite), no CORS, refresh 60 s before expiry.
-    pub fn new(port: u16, public_origin: &'a str, issuer: &'a str, session_key: &'a str, upstream: &'a Upstream) -> Self {
-        GateOptions { port, public_origin, issuer, session_key, upstream, redis_prefix: None, cors_origin: None, refresh_before: "60s", extra: "", oidc_extra: "" }
+    pub fn new(
+        port: u16,
+        public_origin: &'a str,
+        issuer: &'a str,
+        session_key: &'a str,
+        upstream: &'a Upstream,
+    ) -> Self {
+        GateOptions {
+            port,
+            public_origin,
+            issuer,
+            session_key,
+            upstream,
+            redis_prefix: None,
+            cors_origin: None,
+            refresh_before: "60s",
+            extra: "",
+            oidc_extra: "",
+        }
     }
 }
 
 /// Starts frontgate with `[oidc]` (plain http on a loopback public origin).
 pub fn start_gate(o: &GateOptions<'_>) -> Gate {
     let dir = tempfile::tempdir().expect("temp dir");
-    let shared = o.redis_prefix.map(|p| format!("[shared]\nredis = \"{}\"\nprefix = \"{p}\"\n", super::stores::REDIS_URL)).unwrap_or_default();
+    let shared = o
+        .redis_prefix
+        .map(|p| format!("[shared]\nredis = \"{}\"\nprefix = \"{p}\"\n", super::stores::REDIS_URL))
+        .unwrap_or_default();
     let cors = o
         .cors_origin
         .map(|c| format!("[cors]\nallow_origins = [\"{c}\"]\nallow_credentials = true\nallow_headers = [\"content-type\", \"x-frontgate-csrf\"]\n"))

@@ -12,7 +12,12 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub fn unique_name(kind: &str) -> String {
     let mut r = [0u8; 4];
     getrandom::fill(&mut r).expect("random");
-    format!("fgtest_{kind}_{}_{}_{:08x}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), u32::from_le_bytes(r))
+    format!(
+        "fgtest_{kind}_{}_{}_{:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        u32::from_le_bytes(r)
+    )
 }
 
 /// A Redis prefix for one test: keys and channels never collide with other tests.
@@ -23,10 +28,13 @@ pub fn redis_prefix() -> String {
 /// Runs SQL on the admin database, on a throwaway runtime (usable from sync and async code).
 fn admin_sql(sql: String) {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
             use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(PG_ADMIN_URL).await.expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
+            let mut c = sqlx::PgConnection::connect(PG_ADMIN_URL)
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("admin SQL");
         })
     })
@@ -52,7 +60,10 @@ impl PgDb {
 
     /// Cuts the connections that are waiting on `LISTEN` (the gateways' event listeners).
     pub fn terminate_listeners(&self) {
-        admin_sql(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'LISTEN%'", self.name));
+        admin_sql(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'LISTEN%'",
+            self.name
+        ));
     }
 
     /// Drops the database now, cutting off every connection to it (a store outage).

@@ -39,7 +39,9 @@ pub enum MediaKind {
 
 impl MediaKind {
     pub fn of(essence: &str) -> MediaKind {
-        if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        if essence == "application/json"
+            || (essence.starts_with("application/") && essence.ends_with("+json"))
+        {
             MediaKind::Json
         } else if essence == "application/x-www-form-urlencoded" {
             MediaKind::Form
@@ -63,11 +65,19 @@ pub fn message(e: &jsonschema::ValidationError<'_>) -> String {
 
 /// Checks the body against the operation. `Err` is a 415, or a 400 `invalid_body` for a body that
 /// is ambiguous; schema errors go into `errors`.
-pub fn check(op: &Operation, spec: &Spec, headers: &HeaderMap, body: Option<&Bytes>, errors: &mut Errors) -> Result<(), Problem> {
-    let present = body.is_some_and(|b| !b.is_empty()) || (body.is_none() && super::has_body(headers));
+pub fn check(
+    op: &Operation,
+    spec: &Spec,
+    headers: &HeaderMap,
+    body: Option<&Bytes>,
+    errors: &mut Errors,
+) -> Result<(), Problem> {
+    let present =
+        body.is_some_and(|b| !b.is_empty()) || (body.is_none() && super::has_body(headers));
     let Some(decl) = &op.body else {
         if present {
-            return Err(Problem::new(Code::UnsupportedMediaType).with_detail("This operation does not take a request body."));
+            return Err(Problem::new(Code::UnsupportedMediaType)
+                .with_detail("This operation does not take a request body."));
         }
         return Ok(());
     };
@@ -81,12 +91,14 @@ pub fn check(op: &Operation, spec: &Spec, headers: &HeaderMap, body: Option<&Byt
     let content_type = content_types.next().and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_types.next().is_some() {
         // Readers behind the gateway take the first or the last: the body has no one type.
-        return Err(Problem::new(Code::InvalidBody).with_detail("The request has more than one Content-Type."));
+        return Err(Problem::new(Code::InvalidBody)
+            .with_detail("The request has more than one Content-Type."));
     }
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let Some(media) = pick(&decl.content, &essence) else {
         let declared: Vec<&str> = decl.content.iter().map(|m| m.range.as_str()).collect();
-        return Err(Problem::new(Code::UnsupportedMediaType).with_detail(format!("Send the body as one of: {}.", declared.join(", "))));
+        return Err(Problem::new(Code::UnsupportedMediaType)
+            .with_detail(format!("Send the body as one of: {}.", declared.join(", "))));
     };
     let value = match media.kind {
         MediaKind::Opaque => return Ok(()),
@@ -146,7 +158,12 @@ fn property_type<'a>(media: &'a MediaBody, name: &str) -> (bool, Option<&'a str>
 
 /// Adds a field to a form object: array-typed properties collect repeats, others refuse them.
 /// `raw` is `None` for a file part, whose content is not validated (an empty string stands in).
-fn add_field(obj: &mut Map<String, Value>, media: &MediaBody, name: &str, raw: Option<&str>) -> Result<(), String> {
+fn add_field(
+    obj: &mut Map<String, Value>,
+    media: &MediaBody,
+    name: &str,
+    raw: Option<&str>,
+) -> Result<(), String> {
     let (_, t) = property_type(media, name);
     let value = |t| raw.map_or(Value::String(String::new()), |raw| coerce(raw, t));
     if t == Some("array") {
@@ -157,7 +174,10 @@ fn add_field(obj: &mut Map<String, Value>, media: &MediaBody, name: &str, raw: O
         return Ok(());
     }
     if obj.insert(name.to_owned(), value(t)).is_some() {
-        return Err(format!("field `{}` given more than once", name.chars().take(64).collect::<String>()));
+        return Err(format!(
+            "field `{}` given more than once",
+            name.chars().take(64).collect::<String>()
+        ));
     }
     Ok(())
 }
@@ -176,8 +196,14 @@ fn form(bytes: &[u8], media: &MediaBody) -> Result<Value, String> {
 /// content is text (coerced by type), a file's is not read. The outer `Err` is the strict
 /// reader's refusal (a 400 `invalid_body`); the inner one a schema-level error (a field given
 /// twice, text that is not UTF-8).
-fn multipart(bytes: &[u8], content_type: &str, media: &MediaBody) -> Result<Result<Value, String>, Problem> {
-    let invalid = |e: crate::multipart::Error| Problem::new(Code::InvalidBody).with_detail(format!("The multipart body is refused: {e}."));
+fn multipart(
+    bytes: &[u8],
+    content_type: &str,
+    media: &MediaBody,
+) -> Result<Result<Value, String>, Problem> {
+    let invalid = |e: crate::multipart::Error| {
+        Problem::new(Code::InvalidBody).with_detail(format!("The multipart body is refused: {e}."))
+    };
     let boundary = crate::multipart::boundary(content_type).map_err(invalid)?;
     let parts = crate::multipart::parse(bytes, boundary).map_err(invalid)?;
     let mut obj = Map::new();
@@ -187,7 +213,12 @@ fn multipart(bytes: &[u8], content_type: &str, media: &MediaBody) -> Result<Resu
         } else {
             match std::str::from_utf8(&bytes[part.content.clone()]) {
                 Ok(t) => Some(t),
-                Err(_) => return Ok(Err(format!("multipart field `{}` is not UTF-8 text", part.name.chars().take(64).collect::<String>()))),
+                Err(_) => {
+                    return Ok(Err(format!(
+                        "multipart field `{}` is not UTF-8 text",
+                        part.name.chars().take(64).collect::<String>()
+                    )));
+                }
             }
         };
         if let Err(e) = add_field(&mut obj, media, part.name, text) {

@@ -46,7 +46,12 @@ pub fn compile(mut root: Value, config: &OpenApiConfig) -> Result<Spec, Vec<Spec
     } else if version.starts_with("3.1.") || version == "3.1" {
         false
     } else {
-        return Err(vec![SpecError::new("/openapi", format!("`{version}` is not a supported OpenAPI version; frontgate reads 3.0.x and 3.1.x"))]);
+        return Err(vec![SpecError::new(
+            "/openapi",
+            format!(
+                "`{version}` is not a supported OpenAPI version; frontgate reads 3.0.x and 3.1.x"
+            ),
+        )]);
     };
     if v30 {
         rewrite_30(&mut root, 0);
@@ -62,7 +67,9 @@ pub fn compile(mut root: Value, config: &OpenApiConfig) -> Result<Spec, Vec<Spec
         .and_then(|b| b.add(RESP_BASE, response_doc))
         .and_then(|b| b.add(BASE, root.clone()))
         .and_then(|b| b.prepare())
-        .map_err(|e| vec![SpecError::new("", format!("cannot index the document's schemas: {e}"))])?;
+        .map_err(|e| {
+            vec![SpecError::new("", format!("cannot index the document's schemas: {e}"))]
+        })?;
     let c = Compiler { root: &root, registry: &registry, errors: Vec::new() };
     let operations = c.operations();
     if !operations.1.is_empty() {
@@ -99,9 +106,10 @@ fn rewrite_30(v: &mut Value, depth: usize) {
                     _ => {}
                 }
                 if let Some(Value::Array(e)) = m.get_mut("enum")
-                    && !e.contains(&Value::Null) {
-                        e.push(Value::Null);
-                    }
+                    && !e.contains(&Value::Null)
+                {
+                    e.push(Value::Null);
+                }
             }
             for (key, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
                 match m.get(key) {
@@ -156,23 +164,39 @@ fn check_refs(root: &Value, v: &Value, pointer: &str, depth: usize) -> Result<()
 
 /// Follows `$ref`s from `v` (found at `pointer`) to the object they name; returns it and its
 /// pointer.
-pub fn resolve<'a>(root: &'a Value, mut v: &'a Value, pointer: &str) -> Result<(&'a Value, String), SpecError> {
+pub fn resolve<'a>(
+    root: &'a Value,
+    mut v: &'a Value,
+    pointer: &str,
+) -> Result<(&'a Value, String), SpecError> {
     let mut at = pointer.to_owned();
     for _ in 0..=MAX_REF_HOPS {
         let Some(r) = v.get("$ref").and_then(Value::as_str) else { return Ok((v, at)) };
         let Some(fragment) = r.strip_prefix('#') else {
-            return Err(SpecError::new(&format!("{at}/$ref"), format!("`{r}` is not a reference into this document")));
+            return Err(SpecError::new(
+                &format!("{at}/$ref"),
+                format!("`{r}` is not a reference into this document"),
+            ));
         };
-        let decoded = percent_encoding::percent_decode_str(fragment).decode_utf8_lossy().into_owned();
+        let decoded =
+            percent_encoding::percent_decode_str(fragment).decode_utf8_lossy().into_owned();
         match root.pointer(&decoded) {
             Some(t) => {
                 v = t;
                 at = decoded;
             }
-            None => return Err(SpecError::new(&format!("{at}/$ref"), format!("`{r}` names nothing in the document"))),
+            None => {
+                return Err(SpecError::new(
+                    &format!("{at}/$ref"),
+                    format!("`{r}` names nothing in the document"),
+                ));
+            }
         }
     }
-    Err(SpecError::new(pointer, format!("a chain of more than {MAX_REF_HOPS} references (or a reference cycle)")))
+    Err(SpecError::new(
+        pointer,
+        format!("a chain of more than {MAX_REF_HOPS} references (or a reference cycle)"),
+    ))
 }
 
 /// Replaces each property whose schema carries `flag: true` with `false` (the property must not
@@ -186,7 +210,8 @@ fn forbid_flagged(v: &mut Value, flag: &str, root: &Value, depth: usize) {
             if let Some(Value::Object(props)) = m.get_mut("properties") {
                 let mut forbidden = Vec::new();
                 for (name, schema) in props.iter_mut() {
-                    let flagged = resolve(root, schema, "").ok().and_then(|(s, _)| s.get(flag)) == Some(&Value::Bool(true))
+                    let flagged = resolve(root, schema, "").ok().and_then(|(s, _)| s.get(flag))
+                        == Some(&Value::Bool(true))
                         || schema.get(flag) == Some(&Value::Bool(true));
                     if flagged {
                         *schema = Value::Bool(false);
@@ -247,7 +272,8 @@ impl Compiler<'_> {
         match built {
             Ok(v) => Some(v),
             Err(e) => {
-                self.errors.push(SpecError::new(pointer, format!("invalid schema: {}", e.masked())));
+                self.errors
+                    .push(SpecError::new(pointer, format!("invalid schema: {}", e.masked())));
                 None
             }
         }
@@ -283,7 +309,16 @@ impl Compiler<'_> {
                 let Some(op) = item.get(*key) else { continue };
                 let op_ptr = format!("{item_ptr}/{key}");
                 for base in &bases {
-                    if let Some(o) = self.operation(op, &op_ptr, method, base, &segments, shared_params, &format!("{item_ptr}/parameters"), global_security) {
+                    if let Some(o) = self.operation(
+                        op,
+                        &op_ptr,
+                        method,
+                        base,
+                        &segments,
+                        shared_params,
+                        &format!("{item_ptr}/parameters"),
+                        global_security,
+                    ) {
                         ops.push(o);
                     }
                 }
@@ -301,17 +336,23 @@ impl Compiler<'_> {
                 let mut url = url.to_owned();
                 if let Some(vars) = s.get("variables").and_then(Value::as_object) {
                     for (name, var) in vars {
-                        let default = var.get("default").and_then(Value::as_str).unwrap_or_default();
+                        let default =
+                            var.get("default").and_then(Value::as_str).unwrap_or_default();
                         url = url.replace(&format!("{{{name}}}"), default);
                     }
                 }
                 let path = match url.find("://") {
-                    Some(i) => url[i + 3..].find('/').map_or(String::new(), |j| url[i + 3 + j..].to_owned()),
+                    Some(i) => url[i + 3..]
+                        .find('/')
+                        .map_or(String::new(), |j| url[i + 3 + j..].to_owned()),
                     None => url.clone(),
                 };
                 let path = path.trim_end_matches('/').to_owned();
                 if path.contains('{') || (!path.is_empty() && !path.starts_with('/')) {
-                    self.errors.push(SpecError::new(&format!("/servers/{i}/url"), format!("`{url}`: the base path must be a plain path")));
+                    self.errors.push(SpecError::new(
+                        &format!("/servers/{i}/url"),
+                        format!("`{url}`: the base path must be a plain path"),
+                    ));
                     continue;
                 }
                 out.insert(path);
@@ -360,13 +401,17 @@ impl Compiler<'_> {
             display.push('/');
         }
         let mut declared: Vec<(Value, String)> = Vec::new();
-        for (list, list_ptr) in [(shared, shared_ptr.to_owned()), (op.get("parameters"), format!("{op_ptr}/parameters"))] {
+        for (list, list_ptr) in [
+            (shared, shared_ptr.to_owned()),
+            (op.get("parameters"), format!("{op_ptr}/parameters")),
+        ] {
             let Some(list) = list.and_then(Value::as_array) else { continue };
             for (i, p) in list.iter().enumerate() {
                 match resolve(root, p, &format!("{list_ptr}/{i}")) {
                     Ok((p, ptr)) => {
                         let key = (p.get("name").cloned(), p.get("in").cloned());
-                        declared.retain(|(q, _)| (q.get("name").cloned(), q.get("in").cloned()) != key);
+                        declared
+                            .retain(|(q, _)| (q.get("name").cloned(), q.get("in").cloned()) != key);
                         declared.push((p.clone(), ptr));
                     }
                     Err(e) => self.errors.push(e),
@@ -380,7 +425,10 @@ impl Compiler<'_> {
             match param.location {
                 Location::Path => match param_positions.iter().find(|(_, n)| *n == param.name) {
                     Some((pos, _)) => path_params.push((*pos, param)),
-                    None => self.errors.push(SpecError::new(ptr, format!("path parameter `{}` is not in the path template", param.name))),
+                    None => self.errors.push(SpecError::new(
+                        ptr,
+                        format!("path parameter `{}` is not in the path template", param.name),
+                    )),
                 },
                 Location::Query => query.push(param),
                 Location::Header => headers.push(param),
@@ -389,7 +437,10 @@ impl Compiler<'_> {
         }
         for (_, name) in &param_positions {
             if !path_params.iter().any(|(_, p)| p.name == *name) {
-                self.errors.push(SpecError::new(op_ptr, format!("the path parameter `{name}` is not declared in `parameters`")));
+                self.errors.push(SpecError::new(
+                    op_ptr,
+                    format!("the path parameter `{name}` is not declared in `parameters`"),
+                ));
             }
         }
         let body = match op.get("requestBody") {
@@ -398,7 +449,11 @@ impl Compiler<'_> {
         };
         let responses = self.responses(op.get("responses"), &format!("{op_ptr}/responses"));
         let security = op.get("security").or(global_security);
-        let security_ptr = if op.get("security").is_some() { format!("{op_ptr}/security") } else { "/security".to_owned() };
+        let security_ptr = if op.get("security").is_some() {
+            format!("{op_ptr}/security")
+        } else {
+            "/security".to_owned()
+        };
         let (auth, scopes) = self.security(security, &security_ptr);
         Some(Operation {
             method: method.clone(),
@@ -427,11 +482,18 @@ impl Compiler<'_> {
             Some("header") => Location::Header,
             Some("cookie") => Location::Cookie,
             other => {
-                self.errors.push(SpecError::new(&format!("{ptr}/in"), format!("`{}` is not a parameter location (path, query, header, cookie)", other.unwrap_or(""))));
+                self.errors.push(SpecError::new(
+                    &format!("{ptr}/in"),
+                    format!(
+                        "`{}` is not a parameter location (path, query, header, cookie)",
+                        other.unwrap_or("")
+                    ),
+                ));
                 return None;
             }
         };
-        let required = location == Location::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false);
+        let required = location == Location::Path
+            || p.get("required").and_then(Value::as_bool).unwrap_or(false);
         let default_style = match location {
             Location::Query | Location::Cookie => Style::Form,
             Location::Path | Location::Header => Style::Simple,
@@ -451,7 +513,9 @@ impl Compiler<'_> {
         let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
         let (schema_ptr, schema) = if let Some(s) = p.get("schema") {
             (format!("{ptr}/schema"), s)
-        } else if let Some((media, c)) = p.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
+        } else if let Some((media, c)) =
+            p.get("content").and_then(Value::as_object).and_then(|c| c.iter().next())
+        {
             match c.get("schema") {
                 Some(s) => (format!("{ptr}/content/{}/schema", escape(media)), s),
                 None => (String::new(), &Value::Null),
@@ -488,14 +552,19 @@ impl Compiler<'_> {
         let Ok((s, _)) = resolve(root, schema, ptr) else { return ParamShape::Scalar(None) };
         match primary_type(s) {
             Some("array") => {
-                let item = s.get("items").and_then(|i| resolve(root, i, ptr).ok()).and_then(|(i, _)| primary_type(i).map(str::to_owned));
+                let item = s
+                    .get("items")
+                    .and_then(|i| resolve(root, i, ptr).ok())
+                    .and_then(|(i, _)| primary_type(i).map(str::to_owned));
                 ParamShape::Array(item)
             }
             Some("object") => {
                 let mut props = Vec::new();
                 if let Some(p) = s.get("properties").and_then(Value::as_object) {
                     for (k, v) in p {
-                        let t = resolve(root, v, ptr).ok().and_then(|(v, _)| primary_type(v).map(str::to_owned));
+                        let t = resolve(root, v, ptr)
+                            .ok()
+                            .and_then(|(v, _)| primary_type(v).map(str::to_owned));
                         props.push((k.clone(), t));
                     }
                 }
@@ -554,9 +623,19 @@ impl Compiler<'_> {
             let mut content = Vec::new();
             if let Some(media) = resp.get("content").and_then(Value::as_object) {
                 for (range, m) in media {
-                    let essence = range.to_ascii_lowercase().split(';').next().unwrap_or("").trim().to_owned();
+                    let essence = range
+                        .to_ascii_lowercase()
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_owned();
                     let schema_ptr = format!("{rptr}/content/{}/schema", escape(range));
-                    let validator = if m.get("schema").is_some() { self.validator(&schema_ptr, Direction::Response) } else { None };
+                    let validator = if m.get("schema").is_some() {
+                        self.validator(&schema_ptr, Direction::Response)
+                    } else {
+                        None
+                    };
                     let schema = m.get("schema").is_some().then(|| schema_ptr.clone());
                     content.push((essence, validator.map(Arc::new), schema));
                 }
@@ -568,7 +647,9 @@ impl Compiler<'_> {
 
     /// Maps `security` requirements onto frontgate's authentication methods and scopes.
     fn security(&mut self, security: Option<&Value>, ptr: &str) -> (Vec<AuthMethod>, Vec<String>) {
-        let Some(reqs) = security.and_then(Value::as_array) else { return (Vec::new(), Vec::new()) };
+        let Some(reqs) = security.and_then(Value::as_array) else {
+            return (Vec::new(), Vec::new());
+        };
         let schemes = self.root.pointer("/components/securitySchemes");
         let mut methods = Vec::new();
         let mut scopes: Vec<String> = Vec::new();
@@ -581,13 +662,25 @@ impl Compiler<'_> {
             for (name, wanted) in req {
                 let at = format!("{ptr}/{i}/{}", escape(name));
                 let Some(scheme) = schemes.and_then(|s| s.get(name)) else {
-                    self.errors.push(SpecError::new(&at, format!("security scheme `{name}` is not defined in components/securitySchemes")));
+                    self.errors.push(SpecError::new(
+                        &at,
+                        format!(
+                            "security scheme `{name}` is not defined in components/securitySchemes"
+                        ),
+                    ));
                     continue;
                 };
                 let scheme = resolve(self.root, scheme, &at).map(|(s, _)| s).unwrap_or(scheme);
                 let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");
                 let method = match kind {
-                    "http" if scheme.get("scheme").and_then(Value::as_str).is_some_and(|s| s.eq_ignore_ascii_case("bearer")) => AuthMethod::Jwt,
+                    "http"
+                        if scheme
+                            .get("scheme")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.eq_ignore_ascii_case("bearer")) =>
+                    {
+                        AuthMethod::Jwt
+                    }
                     "oauth2" | "openIdConnect" => AuthMethod::Jwt,
                     "apiKey" if scheme.get("in").and_then(Value::as_str) == Some("query") => {
                         self.errors.push(SpecError::new(&at, format!("security scheme `{name}` sends an API key in the query string, which frontgate refuses (credentials_in_query); send it in a header")));
@@ -618,7 +711,8 @@ fn primary_type(s: &Value) -> Option<&str> {
     match s.get("type")? {
         Value::String(t) => Some(t),
         Value::Array(ts) => {
-            let named: Vec<&str> = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
+            let named: Vec<&str> =
+                ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect();
             (named.len() == 1).then(|| named[0])
         }
         _ => None,
@@ -646,10 +740,19 @@ fn template_segments(template: &str) -> Result<Vec<Segment>, String> {
         }
         if seg.contains('{') || seg.contains('}') {
             match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(n) if !n.is_empty() && !n.contains(['{', '}']) => out.push(Segment::Param(n.to_owned())),
-                _ => return Err(format!("path `{template}`: a parameter must be a whole segment like {{id}}")),
+                Some(n) if !n.is_empty() && !n.contains(['{', '}']) => {
+                    out.push(Segment::Param(n.to_owned()))
+                }
+                _ => {
+                    return Err(format!(
+                        "path `{template}`: a parameter must be a whole segment like {{id}}"
+                    ));
+                }
             }
-        } else if seg.bytes().any(|b| b == b'%' || b == b'\\' || b == b';' || b == b'*' || b < 0x20 || b == 0x7f) {
+        } else if seg
+            .bytes()
+            .any(|b| b == b'%' || b == b'\\' || b == b';' || b == b'*' || b < 0x20 || b == 0x7f)
+        {
             return Err(format!("path `{template}` has a character frontgate refuses in paths"));
         } else {
             out.push(Segment::Static(seg.to_owned()));

@@ -59,7 +59,9 @@ impl<'de> Visitor<'de> for Strict {
         Ok(Value::from(v))
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("number out of range"))
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number out of range"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -86,7 +88,10 @@ impl<'de> Visitor<'de> for Strict {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
-                return Err(A::Error::custom(format!("duplicate key `{}`", key.chars().take(64).collect::<String>())));
+                return Err(A::Error::custom(format!(
+                    "duplicate key `{}`",
+                    key.chars().take(64).collect::<String>()
+                )));
             }
             let v = map.next_value_seed(inner)?;
             out.insert(key, v);
@@ -102,7 +107,11 @@ mod tests {
     #[test]
     fn refuses_duplicates_and_depth() {
         assert!(parse(br#"{"a":1,"b":[1,2,{"c":null}]}"#, 8).is_ok());
-        assert!(parse(br#"{"role":"user","role":"admin"}"#, 8).unwrap_err().contains("duplicate key `role`"));
+        assert!(
+            parse(br#"{"role":"user","role":"admin"}"#, 8)
+                .unwrap_err()
+                .contains("duplicate key `role`")
+        );
         assert!(parse(b"[[[[1]]]]", 3).unwrap_err().contains("nested deeper than 3"));
         assert!(parse(b"[[[1]]]", 3).is_ok());
         assert!(parse(b"{} x", 8).is_err());

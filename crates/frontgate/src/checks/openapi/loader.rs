@@ -25,9 +25,11 @@ pub fn load(path: &Path, max_bytes: u64) -> Result<Value, SpecError> {
         .parent()
         .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
         .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir)
-        .map_err(|e| SpecError::new("", format!("cannot open the spec's directory {}: {e}", dir.display())))?;
-    let root_path = std::fs::canonicalize(path).map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| {
+        SpecError::new("", format!("cannot open the spec's directory {}: {e}", dir.display()))
+    })?;
+    let root_path = std::fs::canonicalize(path)
+        .map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
     let mut budget = max_bytes;
     let mut root = read_document(&root_path, &mut budget)?;
     let mut bundler = Bundler { dir, files: HashMap::new(), queue: Vec::new(), budget };
@@ -52,20 +54,31 @@ pub fn load(path: &Path, max_bytes: u64) -> Result<Value, SpecError> {
 
 /// Parses one file, by extension: `.json` as JSON, anything else as YAML (a superset).
 fn read_document(path: &Path, budget: &mut u64) -> Result<Value, SpecError> {
-    let meta = std::fs::metadata(path).map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
     if meta.len() > *budget {
-        return Err(SpecError::new("", format!(
-            "{} is too large: the spec and the files it references may total at most max_spec_bytes",
-            path.display()
-        )));
+        return Err(SpecError::new(
+            "",
+            format!(
+                "{} is too large: the spec and the files it references may total at most max_spec_bytes",
+                path.display()
+            ),
+        ));
     }
     *budget -= meta.len();
-    let text = std::fs::read_to_string(path).map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SpecError::new("", format!("cannot read {}: {e}", path.display())))?;
     let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let value: Value = if is_json {
-        serde_json::from_str(&text).map_err(|e| SpecError::new("", format!("{}: not valid JSON: {e}", path.display())))?
+        serde_json::from_str(&text)
+            .map_err(|e| SpecError::new("", format!("{}: not valid JSON: {e}", path.display())))?
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| SpecError::new("", format!("{}: not valid YAML: {}", path.display(), first_line(&e.to_string()))))?
+        serde_saphyr::from_str(&text).map_err(|e| {
+            SpecError::new(
+                "",
+                format!("{}: not valid YAML: {}", path.display(), first_line(&e.to_string())),
+            )
+        })?
     };
     Ok(value)
 }
@@ -85,7 +98,14 @@ struct Bundler {
 impl Bundler {
     /// Rewrites every `$ref` in `value` (found in `file`, which is bundled as `index`, or is the
     /// root when `None`) into a reference local to the bundled document.
-    fn rewrite(&mut self, value: &mut Value, file: &Path, index: Option<usize>, pointer: &str, depth: usize) -> Result<(), SpecError> {
+    fn rewrite(
+        &mut self,
+        value: &mut Value,
+        file: &Path,
+        index: Option<usize>,
+        pointer: &str,
+        depth: usize,
+    ) -> Result<(), SpecError> {
         if depth > MAX_DEPTH {
             return Err(SpecError::new(pointer, format!("nested deeper than {MAX_DEPTH} levels")));
         }
@@ -112,11 +132,20 @@ impl Bundler {
         Ok(())
     }
 
-    fn target(&mut self, reference: &str, file: &Path, index: Option<usize>, pointer: &str) -> Result<String, SpecError> {
+    fn target(
+        &mut self,
+        reference: &str,
+        file: &Path,
+        index: Option<usize>,
+        pointer: &str,
+    ) -> Result<String, SpecError> {
         let at = format!("{pointer}/$ref");
         let (file_part, fragment) = reference.split_once('#').unwrap_or((reference, ""));
         if !fragment.is_empty() && !fragment.starts_with('/') {
-            return Err(SpecError::new(&at, format!("`{reference}`: only JSON-pointer fragments (#/...) are supported")));
+            return Err(SpecError::new(
+                &at,
+                format!("`{reference}`: only JSON-pointer fragments (#/...) are supported"),
+            ));
         }
         if file_part.is_empty() {
             return Ok(match index {
@@ -125,20 +154,32 @@ impl Bundler {
             });
         }
         if file_part.contains("://") || file_part.starts_with("//") || file_part.contains(':') {
-            return Err(SpecError::new(&at, format!("`{reference}`: remote references are never fetched; copy the document beside the spec")));
+            return Err(SpecError::new(
+                &at,
+                format!(
+                    "`{reference}`: remote references are never fetched; copy the document beside the spec"
+                ),
+            ));
         }
         let base = file.parent().unwrap_or(&self.dir);
         let candidate = base.join(percent_decode(file_part));
-        let canonical = std::fs::canonicalize(&candidate)
-            .map_err(|e| SpecError::new(&at, format!("`{reference}`: cannot read {}: {e}", candidate.display())))?;
+        let canonical = std::fs::canonicalize(&candidate).map_err(|e| {
+            SpecError::new(&at, format!("`{reference}`: cannot read {}: {e}", candidate.display()))
+        })?;
         if !canonical.starts_with(&self.dir) {
-            return Err(SpecError::new(&at, format!("`{reference}`: files outside the spec's directory may not be referenced")));
+            return Err(SpecError::new(
+                &at,
+                format!("`{reference}`: files outside the spec's directory may not be referenced"),
+            ));
         }
         let n = match self.files.get(&canonical) {
             Some(&n) => n,
             None => {
                 if self.files.len() >= MAX_FILES {
-                    return Err(SpecError::new(&at, format!("more than {MAX_FILES} referenced files")));
+                    return Err(SpecError::new(
+                        &at,
+                        format!("more than {MAX_FILES} referenced files"),
+                    ));
                 }
                 let n = self.files.len();
                 self.files.insert(canonical.clone(), n);
@@ -156,5 +197,9 @@ fn percent_decode(s: &str) -> String {
 
 /// Escapes a key for a JSON pointer (RFC 6901).
 pub fn escape(key: &str) -> String {
-    if key.contains(['~', '/']) { key.replace('~', "~0").replace('/', "~1") } else { key.to_owned() }
+    if key.contains(['~', '/']) {
+        key.replace('~', "~0").replace('/', "~1")
+    } else {
+        key.to_owned()
+    }
 }

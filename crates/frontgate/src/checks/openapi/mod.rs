@@ -38,7 +38,10 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(pointer: &str, message: impl Into<String>) -> Self {
-        SpecError { pointer: if pointer.is_empty() { "/".into() } else { pointer.to_owned() }, message: message.into() }
+        SpecError {
+            pointer: if pointer.is_empty() { "/".into() } else { pointer.to_owned() },
+            message: message.into(),
+        }
     }
 }
 
@@ -91,8 +94,13 @@ pub fn load(config: &OpenApiConfig) -> Result<Spec, Vec<SpecError>> {
 /// The authentication a route asks for: its `[[routes]]` entry's `auth` and `scopes` when set,
 /// else (for an OpenAPI operation) what the document's `security` says. A config route can
 /// thus replace or tighten the document's requirement, but `auth = "none"` cannot remove it.
-pub fn route_policy(config: &crate::config::Config, entry: &crate::route::RouteEntry, route: Option<&crate::config::RouteConfig>) -> (crate::config::AuthSetting, Vec<String>) {
-    let op = entry.operation.and_then(|i| config.openapi.as_ref()?.compiled.as_ref()?.operations.get(i));
+pub fn route_policy(
+    config: &crate::config::Config,
+    entry: &crate::route::RouteEntry,
+    route: Option<&crate::config::RouteConfig>,
+) -> (crate::config::AuthSetting, Vec<String>) {
+    let op =
+        entry.operation.and_then(|i| config.openapi.as_ref()?.compiled.as_ref()?.operations.get(i));
     let (mut auth, mut scopes) = match route {
         Some(r) => (r.auth.clone(), r.scopes.clone()),
         None => (crate::config::AuthSetting::default(), Vec::new()),
@@ -165,7 +173,8 @@ impl OpenApiCheck {
         params::check(op, spec, ex.head, &mut errors);
         let mut media_problem = None;
         if errors.list.is_empty() {
-            media_problem = body::check(op, spec, &ex.head.headers, ex.body.as_ref(), &mut errors).err();
+            media_problem =
+                body::check(op, spec, &ex.head.headers, ex.body.as_ref(), &mut errors).err();
         }
         if let Some(p) = media_problem {
             self.count(if p.code == Code::InvalidBody { "body" } else { "media_type" });

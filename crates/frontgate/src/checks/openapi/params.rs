@@ -81,10 +81,15 @@ pub fn check(op: &Operation, spec: &Spec, head: &http::request::Parts, errors: &
     let pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> = head
         .uri
         .query()
-        .map(|q| q.split('&').filter(|s| !s.is_empty()).map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k, true), decode(v, true))
-        }).collect())
+        .map(|q| {
+            q.split('&')
+                .filter(|s| !s.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (decode(k, true), decode(v, true))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let mut claimed = vec![false; pairs.len()];
     for p in &op.query {
@@ -98,12 +103,16 @@ pub fn check(op: &Operation, spec: &Spec, head: &http::request::Parts, errors: &
     if spec.unknown_query == UnknownQuery::Reject {
         for (i, (k, _)) in pairs.iter().enumerate() {
             if !claimed[i] {
-                errors.push(format!("/query/{}", super::loader::escape(k)), "unknown query parameter");
+                errors.push(
+                    format!("/query/{}", super::loader::escape(k)),
+                    "unknown query parameter",
+                );
             }
         }
     }
     for p in &op.headers {
-        let all: Vec<&str> = head.headers.get_all(p.name.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+        let all: Vec<&str> =
+            head.headers.get_all(p.name.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
         if all.is_empty() {
             if p.required {
                 errors.push(pointer(p), "required header is missing");
@@ -124,7 +133,8 @@ pub fn check(op: &Operation, spec: &Spec, head: &http::request::Parts, errors: &
             .filter_map(|c| c.trim().split_once('='))
             .collect();
         for p in &op.cookies {
-            let found: Vec<&str> = jar.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| *v).collect();
+            let found: Vec<&str> =
+                jar.iter().filter(|(k, _)| *k == p.name).map(|(_, v)| *v).collect();
             match found.as_slice() {
                 [] if p.required => errors.push(pointer(p), "required cookie is missing"),
                 [] => {}
@@ -148,9 +158,13 @@ fn validate(p: &Param, value: Result<Value, String>, errors: &mut Errors) {
         Err(m) => return errors.push(pointer(p), m),
     };
     if let Value::String(s) = &value
-        && s.is_empty() && p.location == Location::Query && !p.allow_empty && p.required {
-            return errors.push(pointer(p), "must not be empty");
-        }
+        && s.is_empty()
+        && p.location == Location::Query
+        && !p.allow_empty
+        && p.required
+    {
+        return errors.push(pointer(p), "must not be empty");
+    }
     let Some(validator) = &p.validator else { return };
     let base = pointer(p);
     for e in validator.iter_errors(&value) {
@@ -163,7 +177,12 @@ fn validate(p: &Param, value: Result<Value, String>, errors: &mut Errors) {
 }
 
 /// The value of a query parameter, claiming the pairs it consumes.
-fn query_value(p: &Param, pairs: &[(Cow<'_, str>, Cow<'_, str>)], claimed: &mut [bool], errors: &mut Errors) -> Option<Result<Value, String>> {
+fn query_value(
+    p: &Param,
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+    claimed: &mut [bool],
+    errors: &mut Errors,
+) -> Option<Result<Value, String>> {
     match (&p.shape, p.style) {
         (ParamShape::Object(props), Style::DeepObject) => {
             let prefix = format!("{}[", p.name);
@@ -172,7 +191,10 @@ fn query_value(p: &Param, pairs: &[(Cow<'_, str>, Cow<'_, str>)], claimed: &mut 
                 let Some(rest) = k.strip_prefix(prefix.as_str()) else { continue };
                 claimed[i] = true;
                 let Some(prop) = rest.strip_suffix(']').filter(|r| !r.contains(['[', ']'])) else {
-                    errors.push(pointer(p), format!("`{k}`: nested deepObject keys are not supported"));
+                    errors.push(
+                        pointer(p),
+                        format!("`{k}`: nested deepObject keys are not supported"),
+                    );
                     continue;
                 };
                 let t = props.iter().find(|(n, _)| n == prop).and_then(|(_, t)| t.as_deref());
@@ -206,9 +228,13 @@ fn query_value(p: &Param, pairs: &[(Cow<'_, str>, Cow<'_, str>)], claimed: &mut 
                 return None;
             }
             if let ParamShape::Array(item) = &p.shape
-                && p.explode && p.style == Style::Form {
-                    return Some(Ok(Value::Array(values.iter().map(|v| coerce(v, item.as_deref())).collect())));
-                }
+                && p.explode
+                && p.style == Style::Form
+            {
+                return Some(Ok(Value::Array(
+                    values.iter().map(|v| coerce(v, item.as_deref())).collect(),
+                )));
+            }
             if values.len() > 1 {
                 return Some(Err("given more than once".into()));
             }
@@ -263,7 +289,9 @@ fn from_delimited(p: &Param, raw: &str, delim: char) -> Result<Value, String> {
 /// so the schema reports the type error.
 pub fn coerce(raw: &str, t: Option<&str>) -> Value {
     match t {
-        Some("integer") => raw.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned())),
+        Some("integer") => {
+            raw.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(raw.to_owned()))
+        }
         Some("number") => raw
             .parse::<f64>()
             .ok()
@@ -286,6 +314,7 @@ pub fn decode(s: &str, plus: bool) -> Cow<'_, str> {
     if !(s.contains('%') || plus && s.contains('+')) {
         return Cow::Borrowed(s);
     }
-    let replaced: Cow<'_, str> = if plus { Cow::Owned(s.replace('+', " ")) } else { Cow::Borrowed(s) };
+    let replaced: Cow<'_, str> =
+        if plus { Cow::Owned(s.replace('+', " ")) } else { Cow::Borrowed(s) };
     Cow::Owned(percent_encoding::percent_decode_str(&replaced).decode_utf8_lossy().into_owned())
 }

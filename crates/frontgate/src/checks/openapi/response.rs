@@ -43,7 +43,14 @@ impl Responses {
 }
 
 /// Validates (and in `strip` mode, trims) an upstream response for `op`.
-pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &str, resp: Response<Body>, request_id: &str) -> Result<Response<Body>, Problem> {
+pub async fn check(
+    spec: &Spec,
+    op: &Operation,
+    method: &http::Method,
+    route: &str,
+    resp: Response<Body>,
+    request_id: &str,
+) -> Result<Response<Body>, Problem> {
     let mode = spec.response_validation;
     if mode == ResponseValidation::Off || resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
         return Ok(resp);
@@ -60,7 +67,12 @@ pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &s
         }
         return verdict(mode, route, request_id, resp, format!("status {status} is not declared"));
     };
-    let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     // No body to check: a HEAD answer, 204, 304.
     if method == http::Method::HEAD || status == 204 || status == 304 {
@@ -72,7 +84,13 @@ pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &s
         if http_body::Body::is_end_stream(resp.body()) || essence.is_empty() {
             return Ok(resp);
         }
-        return verdict(mode, route, request_id, resp, format!("status {status} declares no body, but one of type `{essence}` came"));
+        return verdict(
+            mode,
+            route,
+            request_id,
+            resp,
+            format!("status {status} declares no body, but one of type `{essence}` came"),
+        );
     }
     let major = essence.split('/').next().unwrap_or("");
     let media = declared
@@ -82,16 +100,36 @@ pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &s
         .or_else(|| declared.content.iter().find(|(r, _, _)| r.strip_suffix("/*") == Some(major)))
         .or_else(|| declared.content.iter().find(|(r, _, _)| r == "*/*"));
     let Some((_, validator, schema_ptr)) = media else {
-        return verdict(mode, route, request_id, Response::from_parts(parts, body), format!("content type `{essence}` is not declared for status {status}"));
+        return verdict(
+            mode,
+            route,
+            request_id,
+            Response::from_parts(parts, body),
+            format!("content type `{essence}` is not declared for status {status}"),
+        );
     };
     if super::body::MediaKind::of(&essence) != super::body::MediaKind::Json || validator.is_none() {
         return Ok(Response::from_parts(parts, body));
     }
     // Compressed despite the request asking for identity (see OpenApiCheck): cannot be read.
-    if parts.headers.get(header::CONTENT_ENCODING).is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity")) {
-        return verdict(mode, route, request_id, Response::from_parts(parts, body), "the body is compressed and cannot be validated".into());
+    if parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return verdict(
+            mode,
+            route,
+            request_id,
+            Response::from_parts(parts, body),
+            "the body is compressed and cannot be validated".into(),
+        );
     }
-    let declared_len = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared_len = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > spec.max_response_bytes) {
         count(route, mode, "too_large");
         if mode == ResponseValidation::Report {
@@ -117,7 +155,13 @@ pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &s
         Response::from_parts(parts, Body::full(bytes))
     };
     let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
-        return verdict(mode, route, request_id, rebuild(parts, bytes), "the body is not JSON".into());
+        return verdict(
+            mode,
+            route,
+            request_id,
+            rebuild(parts, bytes),
+            "the body is not JSON".into(),
+        );
     };
     let mut bytes = bytes;
     if mode == ResponseValidation::Strip
@@ -129,7 +173,11 @@ pub async fn check(spec: &Spec, op: &Operation, method: &http::Method, route: &s
         count(route, mode, "stripped");
     }
     let validator = validator.as_ref().map(Arc::as_ref);
-    let first = validator.and_then(|v| v.iter_errors(&value).next().map(|e| format!("{}: {}", e.instance_path().as_str(), super::body::message(&e))));
+    let first = validator.and_then(|v| {
+        v.iter_errors(&value)
+            .next()
+            .map(|e| format!("{}: {}", e.instance_path().as_str(), super::body::message(&e)))
+    });
     match first {
         None => Ok(rebuild(parts, bytes)),
         Some(m) => verdict(mode, route, request_id, rebuild(parts, bytes), m),
@@ -140,12 +188,20 @@ fn count(route: &str, mode: ResponseValidation, outcome: &'static str) {
     metrics::counter!("frontgate_openapi_responses_total", "route" => route.to_owned(), "mode" => mode.as_str(), "outcome" => outcome).increment(1);
 }
 
-fn verdict(mode: ResponseValidation, route: &str, request_id: &str, resp: Response<Body>, why: String) -> Result<Response<Body>, Problem> {
+fn verdict(
+    mode: ResponseValidation,
+    route: &str,
+    request_id: &str,
+    resp: Response<Body>,
+    why: String,
+) -> Result<Response<Body>, Problem> {
     count(route, mode, "invalid");
     tracing::warn!(target: "frontgate::openapi", request_id, route, mode = mode.as_str(), reason = why.as_str(), "response does not match the OpenAPI document");
     match mode {
         ResponseValidation::Off | ResponseValidation::Report => Ok(resp),
-        ResponseValidation::Block | ResponseValidation::Strip => Err(Problem::new(Code::ResponseInvalid)),
+        ResponseValidation::Block | ResponseValidation::Strip => {
+            Err(Problem::new(Code::ResponseInvalid))
+        }
     }
 }
 
@@ -165,13 +221,21 @@ fn strip(root: &Value, schema: &Value, ptr: &str, value: &mut Value, depth: usiz
             }
             let mut declared: Vec<(&String, &Value)> = Vec::new();
             collect_properties(root, schema, &mut declared, 0);
-            let open = declared.is_empty() && schema.get("additionalProperties").is_none_or(|a| a != &Value::Bool(false)) && schema.get("patternProperties").is_none();
+            let open = declared.is_empty()
+                && schema.get("additionalProperties").is_none_or(|a| a != &Value::Bool(false))
+                && schema.get("patternProperties").is_none();
             if open {
                 return false;
             }
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object() || **a == Value::Bool(true));
+            let additional = schema
+                .get("additionalProperties")
+                .filter(|a| a.is_object() || **a == Value::Bool(true));
             let before = obj.len();
-            obj.retain(|k, _| declared.iter().any(|(n, _)| *n == k) || additional.is_some() || schema.get("patternProperties").is_some());
+            obj.retain(|k, _| {
+                declared.iter().any(|(n, _)| *n == k)
+                    || additional.is_some()
+                    || schema.get("patternProperties").is_some()
+            });
             changed |= obj.len() != before;
             for (k, v) in obj.iter_mut() {
                 if let Some((_, s)) = declared.iter().find(|(n, _)| *n == k) {
@@ -191,7 +255,12 @@ fn strip(root: &Value, schema: &Value, ptr: &str, value: &mut Value, depth: usiz
     changed
 }
 
-fn collect_properties<'a>(root: &'a Value, schema: &'a Value, out: &mut Vec<(&'a String, &'a Value)>, depth: usize) {
+fn collect_properties<'a>(
+    root: &'a Value,
+    schema: &'a Value,
+    out: &mut Vec<(&'a String, &'a Value)>,
+    depth: usize,
+) {
     if depth > 16 {
         return;
     }

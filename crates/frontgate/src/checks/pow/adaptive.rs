@@ -106,7 +106,12 @@ impl Failures {
 }
 
 /// The level for a route at `rps` and a client with `failures`.
-pub fn choose_level(levels: &[PowLevel], rps: f64, failures: u32, failures_per_level: u32) -> usize {
+pub fn choose_level(
+    levels: &[PowLevel],
+    rps: f64,
+    failures: u32,
+    failures_per_level: u32,
+) -> usize {
     let base = levels.iter().rposition(|l| rps >= l.above_rps).unwrap_or(0);
     let bump = (failures / failures_per_level.max(1)) as usize;
     (base + bump).min(levels.len().saturating_sub(1))
@@ -141,7 +146,12 @@ mod tests {
         }
         assert_eq!(level_at(1011), 3);
         // Quiet: the window slides past the burst, level by level.
-        assert_eq!(level_at(1020), 3, "1011's 12000 are still in the window at 1020: {}", w.rate(1020));
+        assert_eq!(
+            level_at(1020),
+            3,
+            "1011's 12000 are still in the window at 1020: {}",
+            w.rate(1020)
+        );
         assert_eq!(level_at(1021), 0);
         assert_eq!(w.rate(1100), 0.0);
     }

@@ -40,7 +40,11 @@ pub fn route_id(route: &str) -> String {
 /// The cookie that carries the clearance for `route`: one per route, so that clearances for
 /// different routes (in different tabs) do not overwrite each other.
 pub fn cookie_name(route: &str, secure: bool) -> String {
-    if secure { format!("__Host-{COOKIE_PREFIX}{}", route_id(route)) } else { format!("{COOKIE_PREFIX}{}", route_id(route)) }
+    if secure {
+        format!("__Host-{COOKIE_PREFIX}{}", route_id(route))
+    } else {
+        format!("{COOKIE_PREFIX}{}", route_id(route))
+    }
 }
 
 /// What every clearance cookie's name starts with (after `__Host-`); the gateway removes them
@@ -62,7 +66,8 @@ impl Clearances {
 
     /// What ties a clearance to a client: its IP and User-Agent (keyed, so it reveals neither).
     pub fn binding(&self, ip: &std::net::IpAddr, user_agent: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.binding_key).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.binding_key).expect("any key length");
         mac.update(ip.to_string().as_bytes());
         mac.update(b"\n");
         mac.update(user_agent);
@@ -83,7 +88,13 @@ impl Clearances {
         (format!("{body}.{mac}"), expires)
     }
 
-    pub fn verify(&self, token: &str, route: &str, binding: &str, now: u64) -> Result<(), ClearanceError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        route: &str,
+        binding: &str,
+        now: u64,
+    ) -> Result<(), ClearanceError> {
         if token.len() > 128 {
             return Err(ClearanceError::Invalid);
         }
@@ -93,7 +104,9 @@ impl Clearances {
             return Err(ClearanceError::Invalid);
         }
         let mut parts = body.split('.');
-        let (Some(expires), Some(rid), Some(bound), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(expires), Some(rid), Some(bound), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(ClearanceError::Invalid);
         };
         let expires: u64 = expires.parse().map_err(|_| ClearanceError::Invalid)?;
@@ -125,17 +138,25 @@ mod tests {
         assert_eq!(c.verify(&token, "POST /api/signup", &b, 1600), Err(ClearanceError::Expired));
         assert_eq!(c.verify(&token, "POST /api/other", &b, 1000), Err(ClearanceError::WrongRoute));
         let other = c.binding(&"192.0.2.2".parse().unwrap(), b"UA/1");
-        assert_eq!(c.verify(&token, "POST /api/signup", &other, 1000), Err(ClearanceError::WrongClient));
+        assert_eq!(
+            c.verify(&token, "POST /api/signup", &other, 1000),
+            Err(ClearanceError::WrongClient)
+        );
         assert_ne!(c.binding(&ip, b"UA/2"), b);
         // Extending the expiry breaks the mac.
         let forged = token.replacen("1600", "9999", 1);
         assert_eq!(c.verify(&forged, "POST /api/signup", &b, 1000), Err(ClearanceError::Invalid));
         // Another secret's clearance.
-        let other_key = Clearances::new("t".repeat(32).as_str(), std::time::Duration::from_secs(600));
+        let other_key =
+            Clearances::new("t".repeat(32).as_str(), std::time::Duration::from_secs(600));
         let (t2, _) = other_key.issue("POST /api/signup", &b, 1000);
         assert_eq!(c.verify(&t2, "POST /api/signup", &b, 1000), Err(ClearanceError::Invalid));
         for junk in ["", ".", "a.b.c.d", "1.2.3.4.5", &"x".repeat(500)] {
-            assert_eq!(c.verify(junk, "POST /api/signup", &b, 1000), Err(ClearanceError::Invalid), "{junk}");
+            assert_eq!(
+                c.verify(junk, "POST /api/signup", &b, 1000),
+                Err(ClearanceError::Invalid),
+                "{junk}"
+            );
         }
     }
 }

@@ -16,7 +16,11 @@ use crate::problem::{Code, Problem};
 
 /// The three endpoints, for [`crate::pipeline::Gateway::build`].
 pub fn all(pow: &Arc<Pow>) -> Vec<Arc<dyn Endpoint>> {
-    vec![Arc::new(ChallengeEndpoint(pow.clone())), Arc::new(VerifyEndpoint(pow.clone())), Arc::new(WidgetEndpoint)]
+    vec![
+        Arc::new(ChallengeEndpoint(pow.clone())),
+        Arc::new(VerifyEndpoint(pow.clone())),
+        Arc::new(WidgetEndpoint),
+    ]
 }
 
 /// The largest body `/.frontgate/verify` reads.
@@ -51,7 +55,13 @@ impl Endpoint for ChallengeEndpoint {
         "/.frontgate/challenge"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut http::request::Parts,
+        _body: ClientBody,
+        client: &'a Client,
+        request_id: &'a str,
+    ) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::GET {
                 return Err(method_not_allowed("GET"));
@@ -59,29 +69,38 @@ impl Endpoint for ChallengeEndpoint {
             let pow = &self.0;
             if let Err(secs) = pow.allow_challenge(client.ip) {
                 metrics::counter!("frontgate_pow_challenges_limited_total").increment(1);
-                let problem = Problem::new(Code::RateLimited).with_detail("Too many challenges from this address; wait a minute.");
+                let problem = Problem::new(Code::RateLimited)
+                    .with_detail("Too many challenges from this address; wait a minute.");
                 return Ok(retry_after(problem, secs, request_id));
             }
             let query = head.uri.query();
             let Some(path) = query_param(query, "route") else {
-                return Err(Problem::new(Code::BadRequest).with_detail("Name the protected path: /.frontgate/challenge?route=/api/signup"));
+                return Err(Problem::new(Code::BadRequest).with_detail(
+                    "Name the protected path: /.frontgate/challenge?route=/api/signup",
+                ));
             };
-            let method = query_param(query, "method").and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok());
+            let method = query_param(query, "method")
+                .and_then(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok());
             let Some(route) = pow.protected_route(&path, method.as_ref()) else {
-                return Err(Problem::new(Code::RouteNotFound).with_detail("No route at this path asks for a proof of work."));
+                return Err(Problem::new(Code::RouteNotFound)
+                    .with_detail("No route at this path asks for a proof of work."));
             };
             let level_index = pow.level_for(&route, client.ip);
             let level = pow.levels()[level_index].clone();
             let now = pow.now();
             // Issuing derives one key (deterministic mode): off the worker thread.
             let (me, r) = (pow.clone(), route.clone());
-            let issued = tokio::task::spawn_blocking(move || me.protocol.issue(&r, level_index, &level, now)).await;
+            let issued = tokio::task::spawn_blocking(move || {
+                me.protocol.issue(&r, level_index, &level, now)
+            })
+            .await;
             let challenge = match issued {
                 Ok(Ok(c)) => c,
                 _ => return Err(Problem::new(Code::Overloaded)),
             };
             metrics::counter!("frontgate_pow_challenges_issued_total", "level" => level_index.to_string()).increment(1);
-            let body = serde_json::to_string(&challenge).map_err(|_| Problem::new(Code::Overloaded))?;
+            let body =
+                serde_json::to_string(&challenge).map_err(|_| Problem::new(Code::Overloaded))?;
             Ok(json_response(StatusCode::OK, body))
         })
     }
@@ -143,17 +162,29 @@ impl FieldMedia {
             FieldMedia::Json => {
                 let m: Members = serde_json::from_slice(body).map_err(|e| {
                     // serde names a member given twice "duplicate field"; anything else is syntax.
-                    if e.to_string().starts_with("duplicate field") { twice() } else { FieldError::Malformed("not a JSON object") }
+                    if e.to_string().starts_with("duplicate field") {
+                        twice()
+                    } else {
+                        FieldError::Malformed("not a JSON object")
+                    }
                 })?;
                 let member = if name == "payload" { m.payload } else { m.altcha };
                 Ok(member.as_ref().and_then(|v| v.as_str()).map(str::to_owned))
             }
             FieldMedia::Multipart(boundary) => {
-                let parts = crate::multipart::parse(body, boundary).map_err(|e| FieldError::Ambiguous(format!("the multipart body is refused: {e}")))?;
+                let parts = crate::multipart::parse(body, boundary).map_err(|e| {
+                    FieldError::Ambiguous(format!("the multipart body is refused: {e}"))
+                })?;
                 let mut named = parts.iter().filter(|p| p.name == name);
                 match (named.next(), named.next()) {
                     (Some(_), Some(_)) => Err(twice()),
-                    (Some(p), None) if !p.is_file() => std::str::from_utf8(&body[p.content.clone()]).map(|v| Some(v.to_owned())).map_err(|_| FieldError::Malformed("a multipart field that is not UTF-8")),
+                    (Some(p), None) if !p.is_file() => {
+                        std::str::from_utf8(&body[p.content.clone()])
+                            .map(|v| Some(v.to_owned()))
+                            .map_err(|_| {
+                                FieldError::Malformed("a multipart field that is not UTF-8")
+                            })
+                    }
                     _ => Ok(None),
                 }
             }
@@ -183,15 +214,27 @@ impl FieldError {
 /// The `altcha` payload posted to `/.frontgate/verify`: a form field or a JSON member (also
 /// `payload`, which the widget's `verifyurl` sends).
 fn payload_from_body(content_type: Option<&HeaderValue>, body: &[u8]) -> Result<String, Problem> {
-    let malformed = |what: &str| Problem::new(Code::ChallengeFailed).with_status(StatusCode::BAD_REQUEST).with_detail(format!("The body is malformed: {what}."));
+    let malformed = |what: &str| {
+        Problem::new(Code::ChallengeFailed)
+            .with_status(StatusCode::BAD_REQUEST)
+            .with_detail(format!("The body is malformed: {what}."))
+    };
     let Some(media) = FieldMedia::of(content_type) else {
         return Err(Problem::new(Code::UnsupportedMediaType).with_detail("Send the solution as a form field `altcha` (urlencoded or multipart) or as JSON {\"altcha\": \"...\"}."));
     };
     let found = match media.field(body, "altcha").map_err(|e| malformed(&e.detail()))? {
-        None if media == FieldMedia::Json => media.field(body, "payload").map_err(|e| malformed(&e.detail()))?,
+        None if media == FieldMedia::Json => {
+            media.field(body, "payload").map_err(|e| malformed(&e.detail()))?
+        }
         found => found,
     };
-    found.ok_or_else(|| malformed(if media == FieldMedia::Json { "no \"altcha\" string member" } else { "no altcha field" }))
+    found.ok_or_else(|| {
+        malformed(if media == FieldMedia::Json {
+            "no \"altcha\" string member"
+        } else {
+            "no altcha field"
+        })
+    })
 }
 
 impl Endpoint for VerifyEndpoint {
@@ -199,7 +242,13 @@ impl Endpoint for VerifyEndpoint {
         "/.frontgate/verify"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, body: ClientBody, client: &'a Client, request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut http::request::Parts,
+        body: ClientBody,
+        client: &'a Client,
+        request_id: &'a str,
+    ) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::POST {
                 return Err(method_not_allowed("POST"));
@@ -209,7 +258,11 @@ impl Endpoint for VerifyEndpoint {
             if let Err((problem, secs)) = self.0.verify_limit.admit(client.ip) {
                 return Ok(retry_after(problem, secs, request_id));
             }
-            let declared = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+            let declared = head
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
             if declared.is_some_and(|n| n > MAX_VERIFY_BODY) {
                 return Err(Problem::new(Code::PayloadTooLarge));
             }
@@ -227,7 +280,9 @@ impl Endpoint for VerifyEndpoint {
             crate::problem::push_json_str(&mut body, &token);
             body.push_str(",\"route\":");
             crate::problem::push_json_str(&mut body, &verified.route);
-            body.push_str(&format!(",\"expires\":{expires},\"header\":\"X-Frontgate-Clearance\"}}"));
+            body.push_str(&format!(
+                ",\"expires\":{expires},\"header\":\"X-Frontgate-Clearance\"}}"
+            ));
             let mut resp = json_response(StatusCode::OK, body);
             if let Some(cookie) = pow.clearance_cookie(&verified.route, &token) {
                 resp.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -247,14 +302,24 @@ impl Endpoint for WidgetEndpoint {
         "/.frontgate/widget.js"
     }
 
-    fn handle<'a>(&'a self, head: &'a mut http::request::Parts, _body: ClientBody, _client: &'a Client, _request_id: &'a str) -> EndpointFuture<'a> {
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut http::request::Parts,
+        _body: ClientBody,
+        _client: &'a Client,
+        _request_id: &'a str,
+    ) -> EndpointFuture<'a> {
         Box::pin(async move {
             if head.method != Method::GET && head.method != Method::HEAD {
                 return Err(method_not_allowed("GET, HEAD"));
             }
             let mut r = Response::new(Body::full(Bytes::from_static(WIDGET_JS.as_bytes())));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
             Ok(r)
         })
     }
@@ -270,11 +335,24 @@ mod tests {
 
     #[test]
     fn payload_is_read_from_forms_and_json() {
-        assert_eq!(payload("application/x-www-form-urlencoded", b"a=1&altcha=ab%2Bc%3D").unwrap(), "ab+c=");
+        assert_eq!(
+            payload("application/x-www-form-urlencoded", b"a=1&altcha=ab%2Bc%3D").unwrap(),
+            "ab+c="
+        );
         assert_eq!(payload("", b"altcha=z").unwrap(), "z");
         assert_eq!(payload("application/json; charset=utf-8", br#"{"altcha":"x"}"#).unwrap(), "x");
-        assert_eq!(payload("Application/JSON", br#"{"payload":"y","other":{"a":[1]}}"#).unwrap(), "y");
-        assert_eq!(payload("multipart/form-data; boundary=b", b"--b\r\ncontent-disposition: form-data; name=\"altcha\"\r\n\r\nm\r\n--b--\r\n").unwrap(), "m");
+        assert_eq!(
+            payload("Application/JSON", br#"{"payload":"y","other":{"a":[1]}}"#).unwrap(),
+            "y"
+        );
+        assert_eq!(
+            payload(
+                "multipart/form-data; boundary=b",
+                b"--b\r\ncontent-disposition: form-data; name=\"altcha\"\r\n\r\nm\r\n--b--\r\n"
+            )
+            .unwrap(),
+            "m"
+        );
         let refused: [(&'static str, &[u8]); 9] = [
             ("application/json", b"{"),
             ("application/json", br#"{"altcha":1}"#),
@@ -284,38 +362,101 @@ mod tests {
             ("application/x-www-form-urlencoded", b"altcha=a&altcha=b"),
             ("application/x-www-form-urlencoded", b"altcha=\xff\xfe"),
             ("multipart/form-data; boundary=x", b""),
-            ("multipart/form-data; boundary=x", b"--x\r\ncontent-disposition: form-data; name=other\r\n\r\n1\r\n--x--"),
+            (
+                "multipart/form-data; boundary=x",
+                b"--x\r\ncontent-disposition: form-data; name=other\r\n\r\n1\r\n--x--",
+            ),
         ];
         for (ct, body) in refused {
             let p = payload(ct, body).unwrap_err();
-            assert_eq!((p.code, p.status()), (Code::ChallengeFailed, StatusCode::BAD_REQUEST), "{ct} {body:?}");
+            assert_eq!(
+                (p.code, p.status()),
+                (Code::ChallengeFailed, StatusCode::BAD_REQUEST),
+                "{ct} {body:?}"
+            );
         }
-        assert_eq!(payload("text/plain", b"altcha=x").unwrap_err().code, Code::UnsupportedMediaType);
-        assert_eq!(payload("multipart/form-data", b"").unwrap_err().code, Code::UnsupportedMediaType, "no boundary");
-        assert_eq!(payload("multipart/mixed; boundary=x", b"").unwrap_err().code, Code::UnsupportedMediaType);
+        assert_eq!(
+            payload("text/plain", b"altcha=x").unwrap_err().code,
+            Code::UnsupportedMediaType
+        );
+        assert_eq!(
+            payload("multipart/form-data", b"").unwrap_err().code,
+            Code::UnsupportedMediaType,
+            "no boundary"
+        );
+        assert_eq!(
+            payload("multipart/mixed; boundary=x", b"").unwrap_err().code,
+            Code::UnsupportedMediaType
+        );
     }
 
     #[test]
     fn a_field_given_twice_or_a_body_read_two_ways_is_ambiguous() {
-        let multipart = FieldMedia::of(Some(&HeaderValue::from_static("multipart/form-data; boundary=b"))).unwrap();
-        let part = |disposition: &str, value: &str| format!("--b\r\ncontent-disposition: {disposition}\r\n\r\n{value}\r\n");
+        let multipart =
+            FieldMedia::of(Some(&HeaderValue::from_static("multipart/form-data; boundary=b")))
+                .unwrap();
+        let part = |disposition: &str, value: &str| {
+            format!("--b\r\ncontent-disposition: {disposition}\r\n\r\n{value}\r\n")
+        };
         let field = |media: &FieldMedia, body: &str| media.field(body.as_bytes(), "altcha");
-        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=altcha", "v"))), Ok(Some("v".into())));
-        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=other", "v"))), Ok(None));
+        assert_eq!(
+            field(&multipart, &format!("{}--b--", part("form-data; name=altcha", "v"))),
+            Ok(Some("v".into()))
+        );
+        assert_eq!(
+            field(&multipart, &format!("{}--b--", part("form-data; name=other", "v"))),
+            Ok(None)
+        );
         // A file is not the field; names compare exactly.
-        assert_eq!(field(&multipart, &format!("{}--b--", part("form-data; name=altcha; filename=a", "v"))), Ok(None));
-        assert_eq!(field(&multipart, &format!("{}{}--b--", part("form-data; name=Altcha", "v"), part("form-data; name=\"altcha \"", "v"))), Ok(None));
+        assert_eq!(
+            field(&multipart, &format!("{}--b--", part("form-data; name=altcha; filename=a", "v"))),
+            Ok(None)
+        );
+        assert_eq!(
+            field(
+                &multipart,
+                &format!(
+                    "{}{}--b--",
+                    part("form-data; name=Altcha", "v"),
+                    part("form-data; name=\"altcha \"", "v")
+                )
+            ),
+            Ok(None)
+        );
         let ambiguous = [
-            (multipart.clone(), format!("{}{}--b--", part("form-data; name=altcha", "v"), part("form-data; name=altcha", "v"))),
-            (multipart.clone(), format!("{}{}--b--", part("form-data; name=altcha", "v"), part("form-data; name=altcha; filename=a", "v"))),
+            (
+                multipart.clone(),
+                format!(
+                    "{}{}--b--",
+                    part("form-data; name=altcha", "v"),
+                    part("form-data; name=altcha", "v")
+                ),
+            ),
+            (
+                multipart.clone(),
+                format!(
+                    "{}{}--b--",
+                    part("form-data; name=altcha", "v"),
+                    part("form-data; name=altcha; filename=a", "v")
+                ),
+            ),
             (multipart.clone(), format!("{}--b", part("form-data; name=altcha", "v"))),
-            (multipart.clone(), format!("{}--b--", part("form-data; name=x; filename=\"a; name=altcha\"", "v"))),
+            (
+                multipart.clone(),
+                format!("{}--b--", part("form-data; name=x; filename=\"a; name=altcha\"", "v")),
+            ),
             (FieldMedia::Form, "altcha=a&x=1&altcha=a".into()),
             (FieldMedia::Json, r#"{"altcha":"a","altcha":"a"}"#.into()),
         ];
         for (media, body) in &ambiguous {
-            assert!(matches!(field(media, body), Err(FieldError::Ambiguous(_))), "{media:?} {body:?}");
+            assert!(
+                matches!(field(media, body), Err(FieldError::Ambiguous(_))),
+                "{media:?} {body:?}"
+            );
         }
-        assert_eq!(field(&FieldMedia::Json, "[1]"), Err(FieldError::Malformed("not a JSON object")));
+        assert_eq!(
+            field(&FieldMedia::Json, "[1]"),
+            Err(FieldError::Malformed("not a JSON object"))
+        );
     }
 }

@@ -45,7 +45,11 @@ pub static SOLUTION_HEADER: HeaderName = HeaderName::from_static("x-frontgate-po
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
 }
 
 /// Client IPs the challenge limiter remembers at most (then it forgets those closest to a full
@@ -83,11 +87,18 @@ impl Pow {
     /// `None` when the config has no `[pow]` section.
     pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
         let pc = config.pow.as_ref()?;
-        let replay = crate::store::replay::for_config(config, services, crate::store::replay::Feature::Pow);
+        let replay =
+            crate::store::replay::for_config(config, services, crate::store::replay::Feature::Pow);
         Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
     }
 
-    pub fn new(config: &Config, pc: &PowConfig, services: Arc<Services>, replay: Arc<dyn ReplaySet>, clock: Clock) -> Pow {
+    pub fn new(
+        config: &Config,
+        pc: &PowConfig,
+        services: Arc<Services>,
+        replay: Arc<dyn ReplaySet>,
+        clock: Clock,
+    ) -> Pow {
         let site = config.public_origin().to_string();
         let table = RouteTable::build(config).ok();
         // Keyed by the route's name as the pipeline sees it (`RouteEntry::name`): an OpenAPI
@@ -96,7 +107,11 @@ impl Pow {
         let rates = table
             .iter()
             .flat_map(|t| t.entries())
-            .filter(|e| e.config_index.and_then(|i| config.routes.get(i)).is_some_and(|r| r.challenge.as_deref() == Some("pow")))
+            .filter(|e| {
+                e.config_index
+                    .and_then(|i| config.routes.get(i))
+                    .is_some_and(|r| r.challenge.as_deref() == Some("pow"))
+            })
             .map(|e| (e.name.clone(), RateWindow::default()))
             .collect();
         let per_minute = pc.challenge_rate.max(1);
@@ -132,7 +147,12 @@ impl Pow {
     pub fn level_for(&self, route: &str, ip: IpAddr) -> usize {
         let now = self.now();
         let rps = self.rates.get(route).map_or(0.0, |w| w.rate(now));
-        adaptive::choose_level(&self.levels, rps, self.failures.count(ip, now), self.failures_per_level)
+        adaptive::choose_level(
+            &self.levels,
+            rps,
+            self.failures.count(ip, now),
+            self.failures_per_level,
+        )
     }
 
     /// The level the route's load alone asks for (0 when quiet).
@@ -155,9 +175,15 @@ impl Pow {
 
     /// Whether `ip` (its IPv6 /64) may fetch another challenge now; else the seconds to wait.
     pub fn allow_challenge(&self, ip: IpAddr) -> Result<(), u64> {
-        match self.limiter.acquire(ClientKey::of(ip).as_bytes(), self.challenge_interval, self.challenge_burst) {
+        match self.limiter.acquire(
+            ClientKey::of(ip).as_bytes(),
+            self.challenge_interval,
+            self.challenge_burst,
+        ) {
             Decision::Allowed { .. } => Ok(()),
-            Decision::Limited { retry_after } => Err((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)),
+            Decision::Limited { retry_after } => {
+                Err((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
+            }
         }
     }
 
@@ -167,27 +193,47 @@ impl Pow {
         let normalized = crate::route::normalize_path(path).ok()?;
         let methods: Vec<http::Method> = match method {
             Some(m) => vec![m.clone()],
-            None => vec![http::Method::POST, http::Method::GET, http::Method::PUT, http::Method::PATCH, http::Method::DELETE],
+            None => vec![
+                http::Method::POST,
+                http::Method::GET,
+                http::Method::PUT,
+                http::Method::PATCH,
+                http::Method::DELETE,
+            ],
         };
         let table = self.table.as_ref()?;
         methods.iter().find_map(|m| match table.lookup(m, &normalized) {
-            crate::route::Lookup::Found(_, entry) if self.rates.contains_key(&*entry.name) => Some(entry.name.clone()),
+            crate::route::Lookup::Found(_, entry) if self.rates.contains_key(&*entry.name) => {
+                Some(entry.name.clone())
+            }
             _ => None,
         })
     }
 
     /// The URL a client fetches a challenge for `path` from.
     pub fn challenge_url(path: &str) -> String {
-        let encoded: String = percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).collect();
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
         format!("/.frontgate/challenge?route={encoded}")
     }
 
     /// Verifies an `altcha` payload and spends it. `route`: the route it must be for, if known.
-    pub async fn redeem(self: &Arc<Self>, payload: &str, route: Option<&str>, ip: IpAddr) -> Result<Verified, Problem> {
+    pub async fn redeem(
+        self: &Arc<Self>,
+        payload: &str,
+        route: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Verified, Problem> {
         let refuse = |e: PowError| {
             self.record_failure(ip, e.reason());
-            let p = Problem::new(Code::ChallengeFailed).with_detail(format!("The proof of work was refused: {e}."));
-            if matches!(e, PowError::Malformed(_)) { p.with_status(http::StatusCode::BAD_REQUEST) } else { p }
+            let p = Problem::new(Code::ChallengeFailed)
+                .with_detail(format!("The proof of work was refused: {e}."));
+            if matches!(e, PowError::Malformed(_)) {
+                p.with_status(http::StatusCode::BAD_REQUEST)
+            } else {
+                p
+            }
         };
         let decoded = Protocol::decode(payload).map_err(refuse)?;
         let now = self.now();
@@ -197,25 +243,30 @@ impl Pow {
             self.protocol.verify(&decoded, route, now)
         } else {
             let (me, owned_route) = (self.clone(), route.map(str::to_owned));
-            tokio::task::spawn_blocking(move || me.protocol.verify(&decoded, owned_route.as_deref(), now))
-                .await
-                .unwrap_or(Err(PowError::WrongSolution))
+            tokio::task::spawn_blocking(move || {
+                me.protocol.verify(&decoded, owned_route.as_deref(), now)
+            })
+            .await
+            .unwrap_or(Err(PowError::WrongSolution))
         };
         let verified = verified.map_err(refuse)?;
         // Only now, with signature and solution verified, is the nonce spent: until its
         // challenge expires, and at least for a challenge's lifetime, so that the entries'
         // expiries (nearly) only grow and the replay set expires them in order.
-        let remaining = Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
+        let remaining =
+            Duration::from_secs((verified.expires_at as u64).saturating_sub(self.now()).max(1));
         let ttl = remaining.max(self.replay_ttl);
         let key = format!("pow:{}", verified.nonce);
         match self.replay.insert_once(&key, ttl).await {
             Ok(Inserted::Fresh) => {
-                metrics::counter!("frontgate_pow_solutions_total", "result" => "accepted").increment(1);
+                metrics::counter!("frontgate_pow_solutions_total", "result" => "accepted")
+                    .increment(1);
                 Ok(verified)
             }
             Ok(Inserted::Replayed) => {
                 self.record_failure(ip, "replayed");
-                Err(Problem::new(Code::ChallengeFailed).with_detail("This solution was already used; fetch a new challenge."))
+                Err(Problem::new(Code::ChallengeFailed)
+                    .with_detail("This solution was already used; fetch a new challenge."))
             }
             Err(e @ (ReplayError::Full | ReplayError::Unavailable(_))) => {
                 tracing::warn!(error = %e, "pow replay set refused a write");
@@ -228,7 +279,11 @@ impl Pow {
     pub fn clearance_cookie(&self, route: &str, token: &str) -> Option<HeaderValue> {
         let name = clearance::cookie_name(route, self.secure_cookies);
         let secure = if self.secure_cookies { "; Secure" } else { "" };
-        HeaderValue::from_str(&format!("{name}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}", self.clearances.lifetime())).ok()
+        HeaderValue::from_str(&format!(
+            "{name}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+            self.clearances.lifetime()
+        ))
+        .ok()
     }
 
     fn binding(&self, head: &Parts, ip: IpAddr) -> String {
@@ -242,10 +297,15 @@ impl Pow {
             return Some(v.trim());
         }
         let name = clearance::cookie_name(route, self.secure_cookies);
-        head.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
+        head.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                (k == name).then_some(v)
+            })
     }
 }
 
@@ -264,7 +324,11 @@ impl PowCheck {
 pub fn is_navigation(head: &Parts) -> bool {
     match head.headers.get("sec-fetch-mode") {
         Some(mode) => mode.as_bytes() == b"navigate",
-        None => head.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.starts_with("text/html")),
+        None => head
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.starts_with("text/html")),
     }
 }
 
@@ -278,11 +342,18 @@ impl Check for PowCheck {
         let route: &str = &ex.route.name;
         let ip = ex.client.ip;
         let binding = pow.binding(ex.head, ip);
-        let clearance = pow.presented_clearance(ex.head, route).map(|token| pow.clearances.verify(token, route, &binding, pow.now()));
+        let clearance = pow
+            .presented_clearance(ex.head, route)
+            .map(|token| pow.clearances.verify(token, route, &binding, pow.now()));
         let header = ex.head.headers.get(&SOLUTION_HEADER);
         // With no valid clearance and no solution in the header, the solution may be the body's
         // `altcha` field. Asked before any counting, as the check then runs again with the body.
-        if !matches!(clearance, Some(Ok(()))) && header.is_none() && ex.body.is_none() && ex.body_readable && may_carry_field(ex.head, ex.route.max_body_bytes) {
+        if !matches!(clearance, Some(Ok(())))
+            && header.is_none()
+            && ex.body.is_none()
+            && ex.body_readable
+            && may_carry_field(ex.head, ex.route.max_body_bytes)
+        {
             return Outcome::Ready(Verdict::NeedsBody);
         }
         pow.record_request(route);
@@ -295,12 +366,20 @@ impl Check for PowCheck {
             Some(Ok(p)) => p.to_owned(),
             Some(Err(_)) => {
                 pow.record_failure(ip, "malformed");
-                return Outcome::Ready(Verdict::Deny(Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST)));
+                return Outcome::Ready(Verdict::Deny(
+                    Problem::new(Code::ChallengeFailed).with_status(http::StatusCode::BAD_REQUEST),
+                ));
             }
             None => match ex.body.as_deref().map(|body| body_field(ex.head, body)) {
                 Some(Ok(Some(p))) => p,
                 // A body readable more than one way is refused, not taken as "no solution".
-                Some(Err(detail)) => return Outcome::Ready(Verdict::Deny(Problem::new(Code::InvalidBody).with_detail(format!("The body's solution field cannot be read one way only: {detail}.")))),
+                Some(Err(detail)) => {
+                    return Outcome::Ready(Verdict::Deny(
+                        Problem::new(Code::InvalidBody).with_detail(format!(
+                            "The body's solution field cannot be read one way only: {detail}."
+                        )),
+                    ));
+                }
                 _ => return Outcome::Ready(self.absent(ex)),
             },
         };
@@ -313,7 +392,9 @@ impl Check for PowCheck {
                     }
                     Verdict::Continue
                 }
-                Err(p) => Verdict::Deny(p.with_extension("challenge", Pow::challenge_url(ex.head.uri.path()))),
+                Err(p) => Verdict::Deny(
+                    p.with_extension("challenge", Pow::challenge_url(ex.head.uri.path())),
+                ),
             }
         }))
     }
@@ -327,8 +408,13 @@ pub const MAX_FIELD_BODY: u64 = 64 * 1024;
 /// Whether the request may carry an `altcha` field in a body worth reading: a form (urlencoded
 /// or multipart) or JSON body of a declared length, at most [`MAX_FIELD_BODY`] and the route's limit.
 fn may_carry_field(head: &Parts, route_limit: u64) -> bool {
-    let length = head.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    length.is_some_and(|n| n > 0 && n <= MAX_FIELD_BODY.min(route_limit)) && endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)).is_some()
+    let length = head
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    length.is_some_and(|n| n > 0 && n <= MAX_FIELD_BODY.min(route_limit))
+        && endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)).is_some()
 }
 
 /// The body's `altcha` field (what the ALTCHA widget adds to the form it sits in, urlencoded
@@ -336,7 +422,9 @@ fn may_carry_field(head: &Parts, route_limit: u64) -> bool {
 /// body is malformed (the request then needs a challenge like any other); `Err` with a detail
 /// when the body is ambiguous ([`endpoints::FieldError::Ambiguous`]).
 fn body_field(head: &Parts, body: &[u8]) -> Result<Option<String>, String> {
-    let Some(media) = endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)) else { return Ok(None) };
+    let Some(media) = endpoints::FieldMedia::of(head.headers.get(header::CONTENT_TYPE)) else {
+        return Ok(None);
+    };
     match media.field(body, "altcha") {
         Ok(found) => Ok(found),
         Err(endpoints::FieldError::Malformed(_)) => Ok(None),
@@ -360,7 +448,10 @@ impl PowCheck {
         let url = Pow::challenge_url(path);
         metrics::counter!("frontgate_pow_challenges_required_total").increment(1);
         if is_navigation(ex.head) {
-            return Verdict::Respond(page::interstitial(&url, ex.head.method == http::Method::GET || ex.head.method == http::Method::HEAD));
+            return Verdict::Respond(page::interstitial(
+                &url,
+                ex.head.method == http::Method::GET || ex.head.method == http::Method::HEAD,
+            ));
         }
         let loaded = self.pow.load_level(&ex.route.name) > 0;
         let mut p = Problem::new(Code::ChallengeRequired).with_extension("challenge", url.clone());

@@ -80,7 +80,8 @@ pub struct Protocol {
 
 /// HMAC-SHA-256 of `label` under `secret`, hex: independent keys from one configured secret.
 pub fn derive_secret(secret: &str, label: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes any key length");
     mac.update(label.as_bytes());
     hex(&mac.finalize().into_bytes())
 }
@@ -104,7 +105,13 @@ fn random_u32() -> u32 {
 }
 
 impl Protocol {
-    pub fn new(secret: &str, expires: Duration, mode: PowMode, default_algorithm: PowAlgorithm, site: &str) -> Protocol {
+    pub fn new(
+        secret: &str,
+        expires: Duration,
+        mode: PowMode,
+        default_algorithm: PowAlgorithm,
+        site: &str,
+    ) -> Protocol {
         Protocol {
             signature_secret: derive_secret(secret, "frontgate pow challenge v1"),
             key_secret: derive_secret(secret, "frontgate pow key v1"),
@@ -120,7 +127,13 @@ impl Protocol {
     }
 
     /// A new challenge for `route` at `level`, expiring `expires` after `now` (seconds since the epoch).
-    pub fn issue(&self, route: &str, level_index: usize, level: &PowLevel, now: u64) -> Result<Challenge, altcha::Error> {
+    pub fn issue(
+        &self,
+        route: &str,
+        level_index: usize,
+        level: &PowLevel,
+        now: u64,
+    ) -> Result<Challenge, altcha::Error> {
         let algorithm = level.algorithm.unwrap_or(self.default_algorithm);
         let mut data = BTreeMap::new();
         data.insert("route".to_owned(), serde_json::Value::String(route.to_owned()));
@@ -175,15 +188,22 @@ impl Protocol {
         }
         let engine = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
         );
         let json = engine.decode(payload).map_err(|_| PowError::Malformed("not base64"))?;
-        serde_json::from_slice::<Payload>(&json).map_err(|_| PowError::Malformed("not an ALTCHA v2 payload"))
+        serde_json::from_slice::<Payload>(&json)
+            .map_err(|_| PowError::Malformed("not an ALTCHA v2 payload"))
     }
 
     /// Verifies a decoded payload for `route` at `now` (seconds since the epoch). Does not
     /// record it: the caller does that with the returned nonce, only on success.
-    pub fn verify(&self, payload: &Payload, route: Option<&str>, now: u64) -> Result<Verified, PowError> {
+    pub fn verify(
+        &self,
+        payload: &Payload,
+        route: Option<&str>,
+        now: u64,
+    ) -> Result<Verified, PowError> {
         let p = &payload.challenge.parameters;
         // Every challenge expires: one without an expiry is not one of ours.
         let expires_at = p.expires_at.ok_or(PowError::BadSignature)?;
@@ -196,7 +216,9 @@ impl Protocol {
         }
         // As altcha-lib insists: the key is lowercase hex of the signed length.
         let key = &payload.solution.derived_key;
-        if key.len() != p.key_length.min(64) * 2 || !key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if key.len() != p.key_length.min(64) * 2
+            || !key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(PowError::WrongSolution);
         }
         // Signature and solution, by the reference implementation. Re-derivation (probabilistic
@@ -231,7 +253,8 @@ impl Protocol {
             return Err(PowError::WrongSolution);
         }
         let data = p.data.as_ref().ok_or(PowError::WrongScope)?;
-        let signed_route = data.get("route").and_then(|v| v.as_str()).ok_or(PowError::WrongScope)?;
+        let signed_route =
+            data.get("route").and_then(|v| v.as_str()).ok_or(PowError::WrongScope)?;
         let signed_site = data.get("site").and_then(|v| v.as_str()).ok_or(PowError::WrongScope)?;
         if signed_site != self.site || route.is_some_and(|r| r != signed_route) {
             return Err(PowError::WrongScope);
@@ -249,7 +272,7 @@ pub fn encode_payload(payload: &Payload) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use altcha::{SolveChallengeOptions, Solution};
+    use altcha::{Solution, SolveChallengeOptions};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 
@@ -262,12 +285,20 @@ mod tests {
     }
 
     fn solve(challenge: &Challenge) -> Payload {
-        let solution = altcha::solve_challenge(SolveChallengeOptions::new(challenge)).unwrap().expect("solved");
+        let solution = altcha::solve_challenge(SolveChallengeOptions::new(challenge))
+            .unwrap()
+            .expect("solved");
         Payload { challenge: challenge.clone(), solution }
     }
 
     fn protocol(mode: PowMode) -> Protocol {
-        Protocol::new(SECRET, Duration::from_secs(300), mode, PowAlgorithm::Pbkdf2Sha256, "https://app.example")
+        Protocol::new(
+            SECRET,
+            Duration::from_secs(300),
+            mode,
+            PowAlgorithm::Pbkdf2Sha256,
+            "https://app.example",
+        )
     }
 
     #[test]
@@ -299,7 +330,10 @@ mod tests {
             }
         };
         // Counter 0 with its true derived key: the key matches, the prefix does not.
-        let bypass = Payload { challenge: c.clone(), solution: Solution { counter: 0, derived_key: key0, time: None } };
+        let bypass = Payload {
+            challenge: c.clone(),
+            solution: Solution { counter: 0, derived_key: key0, time: None },
+        };
         assert_eq!(p.verify(&bypass, None, now()).unwrap_err(), PowError::WrongSolution);
         let good = solve(&c);
         p.verify(&good, None, now()).unwrap();
@@ -339,11 +373,26 @@ mod tests {
         let exp = c.parameters.expires_at.unwrap() as u64;
         assert_eq!(p.verify(&good, None, exp).unwrap_err(), PowError::Expired);
         // Wrong scope.
-        assert_eq!(p.verify(&good, Some("POST /api/other"), now()).unwrap_err(), PowError::WrongScope);
+        assert_eq!(
+            p.verify(&good, Some("POST /api/other"), now()).unwrap_err(),
+            PowError::WrongScope
+        );
         // Another site's secret and site.
-        let other = Protocol::new("another-secret-of-32-characters-or-more", Duration::from_secs(300), PowMode::Deterministic, PowAlgorithm::Pbkdf2Sha256, "https://app.example");
+        let other = Protocol::new(
+            "another-secret-of-32-characters-or-more",
+            Duration::from_secs(300),
+            PowMode::Deterministic,
+            PowAlgorithm::Pbkdf2Sha256,
+            "https://app.example",
+        );
         assert_eq!(other.verify(&good, None, now()).unwrap_err(), PowError::BadSignature);
-        let other_site = Protocol::new(SECRET, Duration::from_secs(300), PowMode::Deterministic, PowAlgorithm::Pbkdf2Sha256, "https://evil.example");
+        let other_site = Protocol::new(
+            SECRET,
+            Duration::from_secs(300),
+            PowMode::Deterministic,
+            PowAlgorithm::Pbkdf2Sha256,
+            "https://evil.example",
+        );
         assert_eq!(other_site.verify(&good, None, now()).unwrap_err(), PowError::WrongScope);
         // Tampered parameters: cheaper cost, other route, longer expiry, easier prefix.
         let tamper = |f: &dyn Fn(&mut Payload)| {
@@ -352,21 +401,50 @@ mod tests {
             p.verify(&t, None, now()).unwrap_err()
         };
         assert_eq!(tamper(&|t| t.challenge.parameters.cost = 1), PowError::BadSignature);
-        assert_eq!(tamper(&|t| { t.challenge.parameters.data.as_mut().unwrap().insert("route".into(), "GET /x".into()); }), PowError::BadSignature);
-        assert_eq!(tamper(&|t| t.challenge.parameters.expires_at = Some(i64::MAX)), PowError::BadSignature);
-        assert_eq!(tamper(&|t| t.challenge.parameters.key_prefix = String::new()), PowError::BadSignature);
-        assert_eq!(tamper(&|t| t.challenge.parameters.key_signature = None), PowError::BadSignature);
+        assert_eq!(
+            tamper(&|t| {
+                t.challenge
+                    .parameters
+                    .data
+                    .as_mut()
+                    .unwrap()
+                    .insert("route".into(), "GET /x".into());
+            }),
+            PowError::BadSignature
+        );
+        assert_eq!(
+            tamper(&|t| t.challenge.parameters.expires_at = Some(i64::MAX)),
+            PowError::BadSignature
+        );
+        assert_eq!(
+            tamper(&|t| t.challenge.parameters.key_prefix = String::new()),
+            PowError::BadSignature
+        );
+        assert_eq!(
+            tamper(&|t| t.challenge.parameters.key_signature = None),
+            PowError::BadSignature
+        );
         assert_eq!(tamper(&|t| t.challenge.parameters.expires_at = None), PowError::BadSignature);
         assert_eq!(tamper(&|t| t.challenge.signature = None), PowError::BadSignature);
         // Wrong keys.
         assert_eq!(tamper(&|t| t.solution.derived_key = "00".repeat(32)), PowError::WrongSolution);
         assert_eq!(tamper(&|t| t.solution.derived_key = "zz".into()), PowError::WrongSolution);
-        assert_eq!(tamper(&|t| t.solution.derived_key = t.solution.derived_key.to_uppercase()), PowError::WrongSolution);
+        assert_eq!(
+            tamper(&|t| t.solution.derived_key = t.solution.derived_key.to_uppercase()),
+            PowError::WrongSolution
+        );
     }
 
     #[test]
     fn malformed_payloads_are_malformed_not_panics() {
-        for bad in ["", "!!!", "bm90IGpzb24=", "e30=", &"A".repeat(MAX_PAYLOAD_BYTES + 4), "eyJjaGFsbGVuZ2UiOjF9"] {
+        for bad in [
+            "",
+            "!!!",
+            "bm90IGpzb24=",
+            "e30=",
+            &"A".repeat(MAX_PAYLOAD_BYTES + 4),
+            "eyJjaGFsbGVuZ2UiOjF9",
+        ] {
             assert!(matches!(Protocol::decode(bad), Err(PowError::Malformed(_))), "{bad:.40}");
         }
     }
@@ -374,7 +452,13 @@ mod tests {
     #[test]
     fn scrypt_tier_round_trips() {
         let p = protocol(PowMode::Deterministic);
-        let l = PowLevel { above_rps: 0.0, cost: 1024, counter: 4, algorithm: Some(PowAlgorithm::Scrypt), memory_cost: Some(1) };
+        let l = PowLevel {
+            above_rps: 0.0,
+            cost: 1024,
+            counter: 4,
+            algorithm: Some(PowAlgorithm::Scrypt),
+            memory_cost: Some(1),
+        };
         let c = p.issue("POST /api/signup", 3, &l, now()).unwrap();
         assert_eq!(c.parameters.algorithm, "SCRYPT");
         p.verify(&solve(&c), None, now()).unwrap();
