@@ -15,7 +15,7 @@ need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
-# tests/tls.rs audits the default TLS settings with testssl.sh (Debian installs it as `testssl`).
+# tests/it/tls.rs audits the default TLS settings with testssl.sh (Debian installs it as `testssl`).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
 # Shared state (API keys, issue 3): a real PostgreSQL and Redis on loopback, and python3-venv
 # for schemathesis against the admin API.
@@ -44,10 +44,10 @@ for _ in $(seq 1 60); do port_open 5432 && port_open 6379 && break; sleep 0.5; d
 port_open 5432 || { echo "PostgreSQL did not start on 127.0.0.1:5432"; exit 1; }
 port_open 6379 || { echo "Redis did not start on 127.0.0.1:6379"; exit 1; }
 
-# Identity-provider fixture (tests/jwt.rs, OIDC suites): Node.js 20.19+ and the pinned
+# Identity-provider fixture (tests/it/jwt.rs, OIDC suites): Node.js 20.19+ and the pinned
 # oidc-provider from crates/frontgate/tests/fixtures/oidc/package-lock.json. `npm ci` only runs
 # when the lock file changed since the last install (the stamp is its SHA-256, which the test
-# harness in tests/common/oidc.rs checks too).
+# harness in tests/it/common/oidc.rs checks too).
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' 2>/dev/null; then
   say "installing Node.js"
   apt-get update -qq && apt-get install -y -qq nodejs npm
@@ -61,7 +61,7 @@ if [ "$(cat "$oidc_fixture/node_modules/.frontgate-installed" 2>/dev/null)" != "
 fi
 
 # schemathesis (PyPI, every package pinned in scripts/schemathesis-requirements.txt) fuzzes the
-# demo API through frontgate (tests/openapi.rs) and the admin API (tests/admin_api.rs). A venv under /var/tmp, reused while the pins
+# demo API through frontgate (tests/it/openapi.rs) and the admin API (tests/it/admin_api.rs). A venv under /var/tmp, reused while the pins
 # are unchanged.
 ST_VENV=/var/tmp/frontgate-schemathesis
 if ! cmp -s scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt" 2>/dev/null; then
@@ -84,9 +84,9 @@ if [ ! -d tests/js/pow/node_modules/altcha-lib ] || [ tests/js/pow/package-lock.
   (cd tests/js/pow && npm ci --no-audit --no-fund --cache /var/tmp/frontgate-npm-cache)
 fi
 
-# Browser-session suite (tests/sessions.rs): headless Chromium from Debian and the pinned
+# Browser-session suite (tests/it/sessions.rs): headless Chromium from Debian and the pinned
 # playwright-core from crates/frontgate/tests/browser/package-lock.json (npm ci only when the
-# lock file changed; same stamp as tests/common/sessions.rs checks).
+# lock file changed; same stamp as tests/it/common/sessions.rs checks).
 if ! command -v chromium >/dev/null; then
   say "installing chromium"
   apt-get update -qq && apt-get install -y -qq chromium
@@ -99,7 +99,7 @@ if [ "$(cat "$browser_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$
   printf '%s' "$browser_stamp" > "$browser_dir/node_modules/.frontgate-installed"
 fi
 
-# Local-development suite (tests/dev_server.rs): the example's pinned Vite dev server from
+# Local-development suite (tests/it/dev_server.rs): the example's pinned Vite dev server from
 # examples/local-dev/web/package-lock.json (npm ci only when the lock file changed; same stamp
 # as the test checks).
 vite_dir=examples/local-dev/web

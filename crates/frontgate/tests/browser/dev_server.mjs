@@ -1,5 +1,5 @@
 // Drives headless Chromium (the Debian package) through frontgate in front of a Vite dev
-// server, for tests/dev_server.rs:
+// server, for tests/it/dev_server.rs:
 //
 //   node dev_server.mjs
 //

@@ -1,6 +1,6 @@
 // Loads the gateway's own HTML pages in headless Chromium (the Debian package) and checks that
 // they render as designed under the gateway's CSP: no CSP violation, the page's style applied,
-// no raw Markdown backticks; saves a screenshot of each. For tests/frontend.rs.
+// no raw Markdown backticks; saves a screenshot of each. For tests/it/frontend.rs.
 //
 //   node pages.mjs URL...
 //

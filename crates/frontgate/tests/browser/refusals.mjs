@@ -1,5 +1,5 @@
 // Headless Chromium (the Debian package) POSTs bodies to routes frontgate refuses, for
-// tests/refusals.rs: the page reads each refusal's status and problem document.
+// tests/it/refusals.rs: the page reads each refusal's status and problem document.
 //
 //   node refusals.mjs
 //

@@ -1,5 +1,5 @@
 // Drives headless Chromium (the Debian package) through frontgate's OIDC login against the real
-// oidc-provider fixture, for tests/sessions.rs. One scenario per run:
+// oidc-provider fixture, for tests/it/sessions.rs. One scenario per run:
 //
 //   node sessions.mjs SCENARIO
 //

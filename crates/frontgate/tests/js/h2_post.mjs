@@ -1,4 +1,4 @@
-// POSTs a body over HTTP/2 with Node's own client (node:http2), for tests/refusals.rs.
+// POSTs a body over HTTP/2 with Node's own client (node:http2), for tests/it/refusals.rs.
 //
 //   node h2_post.mjs ORIGIN PATH BODY_BYTES TIMES [NAME:VALUE ...]
 //

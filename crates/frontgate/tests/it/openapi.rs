@@ -3,7 +3,7 @@
 //! it (the upstream's hit counter proves refusals happened at the gateway), responses are
 //! reported, blocked or stripped, and hostile specs and bodies are refused with bounded work.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::openapi::*;
@@ -270,7 +270,7 @@ async fn form_and_multipart_bodies_are_validated() {
     assert_refused("multipart bound", &r, 400, "validation_failed", Some("/body/quantity"));
     let r =
         send(&c, "POST", "/echo/items", &[("content-type", ct), TAG], "--XyZ\r\nno headers").await;
-    // Malformed multipart is not a schema error: the body has no one reading (tests/multipart.rs).
+    // Malformed multipart is not a schema error: the body has no one reading (tests/it/multipart.rs).
     assert_refused("multipart malformed", &r, 400, "invalid_body", None);
     let r = send(&c, "POST", "/echo/items", &[("content-type", "multipart/form-data"), TAG], good)
         .await;

@@ -508,7 +508,7 @@ async fn upstream_handle(
     }
     // Read the body before answering, as a well-behaved API does: hyper closes a connection
     // whose request body was left unread, and a POST that then meets the closing pooled
-    // connection is a 502 by design (never sent twice; tests/proxy.rs holds that race).
+    // connection is a 502 by design (never sent twice; tests/it/proxy.rs holds that race).
     let _ = req.into_body().collect().await;
     full(200, "ok".into())
 }

@@ -1,7 +1,7 @@
 //! Rate limits: GCRA per client, per header, shared across nodes through Redis, kept across
 //! reloads, and each outage mode when Redis goes away.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! its renewal, and an audit of the default settings by testssl.sh. Everything runs against the
 //! real binary on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

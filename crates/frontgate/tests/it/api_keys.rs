@@ -3,7 +3,7 @@
 //! wrong origin, wrong network, key in the URL), rotation grace, budgets, the admin API and
 //! CLI, a store outage, and revocation across two nodes sharing PostgreSQL and Redis.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! a valid one is now refused at the gateway (400 `invalid_body`), and the backend received
 //! nothing; a well-formed body that validates arrives byte for byte.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::raw_backend::RawBackend;

@@ -1,7 +1,7 @@
 //! The `frontgate` command line, driven as users drive it: the real binary, real files in temp
 //! dirs, real sockets on loopback. Every process started here is killed when its guard drops.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -520,7 +520,7 @@ async fn demo_runs_everything_embedded() {
     );
 
     // Proof of work: feedback is refused without a clearance, and the challenge is there to solve
-    // (tests/pow_js.rs solves it from the demo page in a browser).
+    // (tests/it/pow_js.rs solves it from the demo page in a browser).
     assert!(banner.contains("/api/feedback"), "{banner}");
     let feedback = req("POST", "/api/feedback")
         .header("content-type", "application/json")

@@ -1,7 +1,7 @@
 //! The static front-end: content types, validators, precompressed variants, caching, the SPA
 //! fallback, what is never served, and the security headers on every file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Proof of work against the real binary: challenge → solve → verify → clearance → the
 //! protected request; and what an attacker tries (replays, tampering, other routes, garbage).
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -2,7 +2,7 @@
 //! the `altcha` web component in headless Chromium. Needs `npm ci` in tests/js/pow and the
 //! Debian `chromium` package, which scripts/test.sh installs.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

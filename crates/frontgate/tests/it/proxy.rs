@@ -1,6 +1,6 @@
 //! Forwarding: what the backend sees, what the client sees, and the failure modes in between.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

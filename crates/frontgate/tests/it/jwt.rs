@@ -1,6 +1,6 @@
 //! Bearer JWT, token introspection and DPoP, from an attacker's view: real tokens from the real
 //! `oidc-provider` fixture, and hand-signed tokens for the attacks.
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -5,7 +5,7 @@
 //! layer` (the stream reset after the response) and some HTTP/1.1 ones in `(55)` (a connection
 //! reset), with no status at all. Each case is tried many times: the failure was a race.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! invalid) gets no 5xx, a documented status, the documented content type and a body matching
 //! the schema. Time-boxed: a handful of examples per operation.
 
-mod common;
+use crate::common;
 
 use common::api_keys::{ADMIN_TOKEN, KeyGate};
 use common::stores::Backend;

@@ -3,7 +3,7 @@
 //! a code without PKCE, open redirects, session fixation, cross-site POSTs from another
 //! origin); refresh under concurrent requests (exactly one refresh grant at the IdP, across two
 //! nodes sharing Redis), back-channel logout reaching every node, and forged logout tokens.
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

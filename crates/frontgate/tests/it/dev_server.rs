@@ -3,7 +3,7 @@
 //! Chromium: the page loads through frontgate, Vite's HMR WebSocket connects through it, an
 //! edit hot-updates the page, API calls pass the checks and undeclared or cross-origin ones are
 //! refused. The config is examples/local-dev/frontgate.toml itself, with free ports.
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -20,7 +20,7 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/local-dev")
 }
 
-/// `npm ci` for the example's Vite app, once per lock file (the scheme of tests/common/sessions.rs;
+/// `npm ci` for the example's Vite app, once per lock file (the scheme of tests/it/common/sessions.rs;
 /// scripts/test.sh writes the same stamp).
 fn ensure_vite_installed() {
     let dir = example().join("web");

@@ -2,7 +2,7 @@
 //! restart does), takes audit events on SQLite and PostgreSQL; an unreachable store is a clear
 //! start error; Redis events published by one process's services reach another's.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! receives: every ambiguity is refused before the backend is contacted, and what is
 //! forwarded is in one canonical spelling.
 
-mod common;
+use crate::common;
 
 use common::raw_backend::{RawBackend, RawRequest};
 use common::{Gate, start};

@@ -2,7 +2,7 @@
 //! request and refuse bad configs, SIGTERM drains in-flight requests, the connection cap holds,
 //! and the admin listener reports health, readiness and metrics. All against the real binary.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! same entry is written for `POST /echo/plain` (a plain route) and `POST /echo/op` (an
 //! operation of the document), and the same probe must show the key's effect on both.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::api_keys::{ADMIN_TOKEN, HASH_SECRET, admin_call, start_with_token};
@@ -242,7 +242,7 @@ async fn method_override_applies() {
     }
 }
 
-/// `csrf` needs a browser session to show its effect: tests/sessions.rs drives it in Chromium
+/// `csrf` needs a browser session to show its effect: tests/it/sessions.rs drives it in Chromium
 /// against a real IdP. Here: the key is accepted on both kinds of route, and refused without a
 /// session method, on both, with the same message.
 #[test]
@@ -294,6 +294,6 @@ fn every_route_key_is_walked() {
     let list = err.split("expected one of ").nth(1).expect("the parser lists the keys");
     let list = list.split(". ").next().unwrap();
     for key in list.split(", ").map(|k| k.trim_matches('`')) {
-        assert!(WALKED.contains(&key), "[[routes]] key `{key}` has no test in tests/route_keys.rs");
+        assert!(WALKED.contains(&key), "[[routes]] key `{key}` has no test in tests/it/route_keys.rs");
     }
 }

@@ -2,7 +2,7 @@
 //! provider's documented request (form-encoded POST: secret, response, remoteip) and response
 //! (success, error-codes, hostname, action, score): success, failure codes, timeout, reuse.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Logs: one JSON access line per request with its request id, and never a credential —
 //! Authorization, Cookie, API-key headers and query strings are not written at all.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

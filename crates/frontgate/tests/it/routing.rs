@@ -1,7 +1,7 @@
 //! Routing: path normalization against real parsers, the route table's 404/405 answers, the
 //! gateway's reserved paths, and origin/CORS checks.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::*;

@@ -1,0 +1,28 @@
+//! The integration suites, linked as one test binary: each module is one suite (the real
+//! `frontgate` binary on free ports, real peers), sharing the harness in [`common`].
+
+mod common;
+
+mod admin_api;
+mod api_keys;
+mod captcha;
+mod cli;
+mod dev_server;
+mod docs;
+mod frontend;
+mod jwt;
+mod lifecycle;
+mod logging;
+mod multipart;
+mod openapi;
+mod pow;
+mod pow_js;
+mod proxy;
+mod rate_limits;
+mod refusals;
+mod request_heads;
+mod route_keys;
+mod routing;
+mod sessions;
+mod store;
+mod tls;
