@@ -15,10 +15,13 @@ use crate::checks::auth::{Authenticate, Authenticator};
 use crate::checks::cors::{OriginCheck, is_preflight};
 use crate::checks::jwt::JwtAuthenticator;
 use crate::checks::rate_limit;
-use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
 use crate::config::{Config, RouteTarget};
+use crate::exchange::{
+    Check, Client, Endpoint, Exchange, ForwardingCache, Identity, Outcome, Verdict,
+};
 use crate::frontend::{Frontend, Served};
 use crate::observe;
+use crate::plan::Plan;
 use crate::problem::{Code, Problem};
 use crate::proxy::client::UpstreamClient;
 use crate::proxy::{self, RelayedFields, headers as hygiene};
@@ -31,12 +34,12 @@ use crate::state::Services;
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls: bool,
-    pub forwarding: Arc<hygiene::ForwardingCache>,
+    pub forwarding: Arc<ForwardingCache>,
 }
 
 impl ConnInfo {
     pub fn new(peer: std::net::SocketAddr, tls: bool) -> Self {
-        ConnInfo { peer, tls, forwarding: Arc::new(hygiene::ForwardingCache::new(peer.ip(), tls)) }
+        ConnInfo { peer, tls, forwarding: Arc::new(ForwardingCache::new(peer.ip(), tls)) }
     }
 }
 
@@ -114,7 +117,9 @@ impl RequestIds {
 
 pub struct Gateway {
     config: Arc<Config>,
-    table: RouteTable,
+    /// The compiled `[openapi]` document.
+    spec: Option<Arc<crate::openapi::Spec>>,
+    table: Arc<RouteTable>,
     /// The checks for each route, by route index, in pipeline order.
     checks: Vec<Vec<Arc<dyn Check>>>,
     upstream: Option<Backend>,
@@ -174,12 +179,19 @@ struct DevServer {
 }
 
 impl Gateway {
-    /// Assembles the pipeline for a validated config, with process-wide state from `services`.
-    pub fn build(config: Config, services: &Arc<Services>) -> Result<Gateway, BuildError> {
+    /// Assembles the pipeline for a planned config, with process-wide state from `services`.
+    pub fn build(plan: Plan, services: &Arc<Services>) -> Result<Gateway, BuildError> {
         let _ = observe::metrics_handle();
-        let table = RouteTable::build(&config).map_err(|errs| {
-            BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
-        })?;
+        let route_policies: Vec<_> = plan
+            .table
+            .entries()
+            .iter()
+            .map(|entry| {
+                let policy = entry.config_index.and_then(|i| plan.config.routes.get(i));
+                plan.route_policy(entry, policy)
+            })
+            .collect();
+        let Plan { config, spec, table } = plan;
         let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
         let origin_check: Arc<dyn Check> =
             Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
@@ -196,10 +208,10 @@ impl Gateway {
             authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
         }
         if let Some(jwt) = &config.jwt {
-            let replay = crate::store::replay::for_config(
+            let replay = crate::state::replay::for_config(
                 &config,
                 services,
-                crate::store::replay::Feature::Dpop,
+                crate::state::replay::Feature::Dpop,
             );
             let jwt = JwtAuthenticator::new(
                 jwt,
@@ -213,7 +225,7 @@ impl Gateway {
         }
         let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
         // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.
-        let pow = crate::checks::pow::Pow::from_config(&config, services);
+        let pow = crate::checks::pow::Pow::from_config(&config, &table, services);
         if let Some(pow) = &pow {
             endpoints.extend(crate::checks::pow::endpoints::all(pow));
         }
@@ -227,7 +239,8 @@ impl Gateway {
             None => None,
         };
         if let Some(oidc) = &oidc {
-            authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
+            authenticators
+                .push(Arc::new(crate::oidc::session_auth::SessionAuth::new(oidc.clone())));
             endpoints.extend(oidc.endpoints());
         }
         // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
@@ -235,11 +248,10 @@ impl Gateway {
         let checks = table
             .entries()
             .iter()
-            .map(|entry| {
+            .zip(route_policies)
+            .map(|(entry, (auth, scopes))| {
                 let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
                 let policy = entry.config_index.and_then(|i| config.routes.get(i));
-                // An OpenAPI operation's security, unless its `[[routes]]` entry overrides it.
-                let (auth, scopes) = crate::checks::openapi::route_policy(&config, entry, policy);
                 // Routes that take keys refuse one in the URL as they read it; the others too.
                 if let Some(keys) = &config.api_keys
                     && !auth.accepts(crate::config::AuthMethod::ApiKey)
@@ -276,7 +288,7 @@ impl Gateway {
                     && policy.is_none_or(|r| r.csrf != Some(false))
                 {
                     route_checks
-                        .push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
+                        .push(Arc::new(crate::oidc::csrf::CsrfCheck::new(oidc.public_origin())));
                 }
                 if let Some(bot) = crate::checks::bot_check(
                     policy.and_then(|r| r.challenge.as_deref()),
@@ -289,9 +301,7 @@ impl Gateway {
                     route_checks.push(Arc::new(l));
                 }
                 // Last, in that order: validate.
-                if let (Some(op), Some(spec)) =
-                    (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone()))
-                {
+                if let (Some(op), Some(spec)) = (entry.operation, spec.clone()) {
                     route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(
                         spec,
                         op,
@@ -299,7 +309,8 @@ impl Gateway {
                     )));
                 }
                 if oidc.is_some() || pow.is_some() {
-                    route_checks.push(Arc::new(crate::checks::session::StripGatewayCookies));
+                    route_checks
+                        .push(Arc::new(crate::checks::gateway_cookies::StripGatewayCookies));
                 }
                 route_checks
             })
@@ -324,9 +335,8 @@ impl Gateway {
                 .iter()
                 .filter(|r| r.to == RouteTarget::Upstream)
                 .map(|r| r.matcher.get_ref().path.as_str());
-            let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
             let operations =
-                spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
+                spec.iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
             crate::frontend::api_prefixes(routes.chain(operations))
         };
         let (mut frontend, mut dev_server) = (None, None);
@@ -371,6 +381,7 @@ impl Gateway {
                 .as_ref()
                 .map_or(Duration::from_secs(30), |u| u.timeout.0),
             config: Arc::new(config),
+            spec,
             table,
             checks,
             upstream,
@@ -524,14 +535,11 @@ impl Gateway {
                         out,
                     )
                     .await?;
-                match (
-                    route.operation,
-                    self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref()),
-                ) {
+                match (route.operation, self.spec.as_deref()) {
                     // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
                     (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
                         out.relayed.move_into(resp.headers_mut());
-                        crate::checks::openapi::response::check(
+                        crate::openapi::response::check(
                             spec,
                             &spec.operations[op],
                             &head.method,
@@ -756,7 +764,7 @@ impl Gateway {
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
         let upstream = &backend.client;
-        let upgrade = if proxy::is_websocket_upgrade(head) {
+        let upgrade = if crate::wire::is_websocket_upgrade(head) {
             head.extensions.remove::<hyper::upgrade::OnUpgrade>()
         } else {
             None
@@ -956,24 +964,6 @@ pub(crate) enum Admission {
     /// the body (login, verify, logout).
     Endpoint(Arc<dyn Endpoint>),
 }
-
-/// One of the gateway's own endpoints under `/.frontgate/` (login, callback, challenge, ...),
-/// registered by the module that owns it.
-pub trait Endpoint: Send + Sync + 'static {
-    /// The exact normalized path, e.g. `/.frontgate/login`.
-    fn path(&self) -> &'static str;
-    fn handle<'a>(
-        &'a self,
-        head: &'a mut http::request::Parts,
-        body: ClientBody,
-        client: &'a Client,
-        request_id: &'a str,
-    ) -> EndpointFuture<'a>;
-}
-
-pub type EndpointFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>,
->;
 
 /// The request body on its way through the pipeline: streamed to the upstream untouched,
 /// unless a check needed it, in which case it is read once and forwarded as those bytes.

@@ -10,8 +10,8 @@ use http::HeaderValue;
 use http::request::Parts;
 
 use super::auth::{AuthFuture, AuthResult, Authenticator, BEARER_CHALLENGE};
-use super::{Exchange, Identity};
 use crate::config::AuthMethod;
+use crate::exchange::{Exchange, Identity};
 use crate::keys::record::Denial;
 use crate::keys::{Refusal, Verifier};
 use crate::problem::{Code, Problem};
@@ -164,26 +164,26 @@ impl KeyNotInQuery {
     }
 }
 
-impl super::Check for KeyNotInQuery {
+impl crate::exchange::Check for KeyNotInQuery {
     fn name(&self) -> &'static str {
         "key_not_in_query"
     }
 
-    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> super::Outcome<'a> {
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> crate::exchange::Outcome<'a> {
         let Some(q) = ex.head.uri.query() else {
-            return super::Outcome::Ready(super::Verdict::Continue);
+            return crate::exchange::Outcome::Ready(crate::exchange::Verdict::Continue);
         };
         // Anywhere in the decoded query: backends split pairs on `;` too, trim values, or read
         // the whole query; a key is a leak wherever it stands.
         let leaked = percent_encoding::percent_decode_str(q)
             .decode_utf8_lossy()
             .contains(self.prefix.as_str());
-        super::Outcome::Ready(if leaked {
+        crate::exchange::Outcome::Ready(if leaked {
             metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query")
                 .increment(1);
-            super::Verdict::Deny(in_query_problem())
+            crate::exchange::Verdict::Deny(in_query_problem())
         } else {
-            super::Verdict::Continue
+            crate::exchange::Verdict::Continue
         })
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use super::{Check, Exchange, Identity, Outcome, Verdict, VerdictFuture};
 use crate::config::{AuthMethod, AuthSetting};
+use crate::exchange::{Check, Exchange, Identity, Outcome, Verdict, VerdictFuture};
 use crate::problem::{Code, Problem};
 
 /// The challenge for bearer credentials (API keys and access tokens), RFC 6750 §3.

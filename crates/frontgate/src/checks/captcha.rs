@@ -14,11 +14,11 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::Deserialize;
 
-use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::captcha::{CaptchaKind, CaptchaProvider, OnError};
+use crate::exchange::{Check, Exchange, Outcome, Verdict};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
-use crate::store::replay::{Inserted, ReplaySet};
+use crate::state::replay::{Inserted, ReplaySet};
 
 /// The longest token accepted (real ones are under 2 KiB; reCAPTCHA's are the longest).
 const MAX_TOKEN: usize = 4096;
@@ -268,7 +268,7 @@ pub fn from_config(
         Some(rest.split(':').next().unwrap_or(&rest).trim_end_matches('/').to_owned())
     });
     let replay =
-        crate::store::replay::for_config(config, services, crate::store::replay::Feature::Captcha);
+        crate::state::replay::for_config(config, services, crate::state::replay::Feature::Captcha);
     [CaptchaKind::Turnstile, CaptchaKind::Hcaptcha, CaptchaKind::Recaptcha]
         .into_iter()
         .filter_map(|k| {

@@ -6,9 +6,9 @@
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::{Check, Exchange, Outcome, Verdict};
 use crate::body::Body;
 use crate::config::{CorsConfig, CorsOrigin, Origin};
+use crate::exchange::{Check, Exchange, Outcome, Verdict};
 use crate::problem::{Code, Problem};
 
 pub struct OriginCheck {

@@ -21,12 +21,12 @@ use super::auth::{AuthFuture, AuthResult, Authenticator};
 use super::dpop::DpopVerifier;
 use super::introspect::{IntrospectError, Introspector};
 use super::jwks::{Fetcher, Freshness, IssuerKeys, KeyError, KeySource};
-use super::{Exchange, Identity};
 use crate::config::AuthMethod;
 use crate::config::jwt::{DpopMode, JwtConfig, TokenType};
+use crate::exchange::{Exchange, Identity};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
-use crate::store::replay::ReplaySet;
+use crate::state::replay::ReplaySet;
 
 /// Tokens longer than this are refused unread.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -584,7 +584,7 @@ mod tests {
         ))
         .unwrap();
         let services = Arc::new(Services::runtime_only().unwrap());
-        let replay = Arc::new(crate::store::replay::MemoryReplaySet::new(100));
+        let replay = Arc::new(crate::state::replay::MemoryReplaySet::new(100));
         let auth = JwtAuthenticator::new(&config, "https://g.test", services, replay).unwrap();
         let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
         h.typ = Some("at+jwt".into());

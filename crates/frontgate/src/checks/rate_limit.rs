@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
 
-use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::{AuthMethod, LimitKey, OutageMode, Rate, RateLimitConfig};
+use crate::exchange::{Check, Exchange, Outcome, Verdict};
 use crate::observe;
 use crate::problem::{Code, Problem};
 use crate::state::Services;

@@ -1,15 +1,17 @@
 //! OpenID Connect login for the browser app (backend-for-frontend): the endpoints under
 //! `/.frontgate/` (`login`, `callback`, `session`, `logout`, `backchannel-logout`) and the
-//! access-token refresh used by the session authenticator ([`crate::checks::session`]).
+//! access-token refresh used by the session authenticator ([`session_auth`]).
 //!
 //! The browser never holds a token. A login stores its state, nonce, PKCE verifier and
 //! `return_to` server-side under the state's hash (single-use), bound to the browser by the
 //! `__Host-frontgate-login` cookie; the callback takes that entry, redeems the code with the
 //! verifier, verifies the ID token and creates a session with a fresh random id.
 
+pub mod csrf;
 pub mod http;
 pub mod provider;
 pub mod return_to;
+pub mod session_auth;
 
 use std::sync::Arc;
 
@@ -20,13 +22,14 @@ use openidconnect::PkceCodeChallenge;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{Body, ClientBody};
-use crate::checks::Client;
 use crate::config::OidcConfig;
-use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::exchange::Client;
+use crate::exchange::{Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
+use crate::session::now;
 use crate::session::{Session, SessionData, SessionError, Sessions, cookie, crypto};
 use crate::state::Services;
-use provider::{Provider, now};
+use provider::Provider;
 
 /// Everything the OIDC endpoints and the session check share.
 pub struct Oidc {
@@ -292,7 +295,7 @@ impl Oidc {
             );
         }
         // Logging someone out from another site is a nuisance attack: same-origin only.
-        if !crate::checks::csrf::same_origin_request(&head.headers, &self.public_origin) {
+        if !csrf::same_origin_request(&head.headers, &self.public_origin) {
             return Err(
                 Problem::new(Code::CsrfFailed).with_detail("Logout must be posted from this site.")
             );
@@ -575,31 +578,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `application/x-www-form-urlencoded` pairs, decoded.
-pub(crate) fn form_urlencoded_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
-    bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|pair| {
-        let mut it = pair.splitn(2, |&b| b == b'=');
-        let decode = |s: &[u8]| {
-            let plus: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-            percent_encoding::percent_decode(&plus).decode_utf8_lossy().into_owned()
-        };
-        (decode(it.next().unwrap_or_default()), decode(it.next().unwrap_or_default()))
-    })
-}
-
-/// One query parameter, decoded; a parameter given twice counts as absent.
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    let mut found = None;
-    for (k, v) in form_urlencoded_pairs(query?.as_bytes()) {
-        if k == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(v);
-        }
-    }
-    found
-}
+use crate::wire::{form_urlencoded_pairs, query_param};
 
 /// Builds the OIDC side of a gateway: sessions in Redis when `[shared] redis` is set, else in
 /// the SQL store.

@@ -353,7 +353,7 @@ impl Conn {
             }
             // The id's bytes are shared by now (a clone of it went upstream with the request):
             // cloning it again counts a reference, it does not allocate.
-            framing => Body::Upstream(Box::new(UpstreamBody {
+            framing => Body::Upstream(Box::pin(UpstreamBody {
                 conn: Some(self),
                 state: State::from(framing),
                 keep_alive,
@@ -705,7 +705,7 @@ fn parse_head(
 /// A field value as text, when it is all visible ASCII, spaces and tabs (as
 /// [`HeaderValue::to_str`] has it).
 fn text(value: &[u8]) -> Option<&str> {
-    if crate::server::h1::is_text(value) { std::str::from_utf8(value).ok() } else { None }
+    if crate::wire::is_text(value) { std::str::from_utf8(value).ok() } else { None }
 }
 
 /// A Content-Length value in its one canonical spelling: decimal digits, no leading zero (but

@@ -14,8 +14,8 @@
 
 use http::{HeaderMap, Method};
 
-use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::AuthMethod;
+use crate::exchange::{Check, Exchange, Outcome, Verdict};
 use crate::problem::{Code, Problem};
 
 pub const HEADER: &str = "x-frontgate-csrf";
@@ -54,7 +54,7 @@ impl Check for CsrfCheck {
         if !cookie_auth {
             return Outcome::Ready(Verdict::Continue);
         }
-        let websocket = is_safe(&ex.head.method) && crate::proxy::is_websocket_upgrade(ex.head);
+        let websocket = is_safe(&ex.head.method) && crate::wire::is_websocket_upgrade(ex.head);
         if is_safe(&ex.head.method) && !websocket {
             return Outcome::Ready(Verdict::Continue);
         }
