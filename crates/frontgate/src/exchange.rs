@@ -107,9 +107,50 @@ pub enum Outcome<'a> {
     Pending(VerdictFuture<'a>),
 }
 
+/// Where a check runs on the request path. The pipeline runs a route's checks sorted by stage
+/// (checks of one stage in the order their features were registered), so where a new check
+/// goes is a choice of variant, not a place in a list. Cheap, key-less refusals come first;
+/// what costs a store lookup or a body read comes after what can refuse without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// CORS preflights and the origin allow-list; credentials in the wrong place.
+    Origin,
+    /// Limits keyed by the client's address, before any credential is looked at.
+    ClientLimit,
+    /// Who the caller is (API key, JWT/DPoP, session) and whether their scopes and claims
+    /// admit them.
+    Authenticate,
+    /// Cross-site request forgery defence, for cookie sessions.
+    Csrf,
+    /// Proof of work or a CAPTCHA.
+    Bot,
+    /// Limits keyed by the authenticated caller.
+    CallerLimit,
+    /// Parameters and body against the OpenAPI document.
+    Validate,
+    /// Last changes to the request before it is forwarded (the gateway's cookies removed).
+    Forward,
+}
+
+impl Stage {
+    /// Every stage, in the order the pipeline runs them.
+    pub const ALL: [Stage; 8] = [
+        Stage::Origin,
+        Stage::ClientLimit,
+        Stage::Authenticate,
+        Stage::Csrf,
+        Stage::Bot,
+        Stage::CallerLimit,
+        Stage::Validate,
+        Stage::Forward,
+    ];
+}
+
 pub trait Check: Send + Sync + 'static {
     /// A short stable name, used in logs and metrics.
     fn name(&self) -> &'static str;
+    /// Where on the request path this check runs.
+    fn stage(&self) -> Stage;
     /// Whether this check reads the request body. The pipeline then buffers the body once
     /// (bounded by the route's `max_body_bytes`) before running it, and forwards the buffered
     /// bytes; routes with no such check stream bodies untouched.

@@ -60,7 +60,7 @@ impl FrontgateLayer {
             crate::plan::Plan::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
         let services = Arc::new(
             crate::state::Services::current_or_start(&plan.config)
-                .map_err(|e| BuildError::Routes(e.to_string()))?,
+                .map_err(|e| BuildError::State(e.to_string()))?,
         );
         Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(plan, &services)?) })
     }

@@ -11,10 +11,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 
 use crate::body::{Body, ClientBody};
-use crate::checks::auth::{Authenticate, Authenticator};
-use crate::checks::cors::{OriginCheck, is_preflight};
-use crate::checks::jwt::JwtAuthenticator;
-use crate::checks::rate_limit;
+use crate::checks::cors::is_preflight;
+use crate::checks::{BuildFeature, Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{Config, RouteTarget};
 use crate::exchange::{
     Check, Client, Endpoint, Exchange, ForwardingCache, Identity, Outcome, Verdict,
@@ -135,17 +133,37 @@ pub struct Gateway {
     pub(crate) request_ids: RequestIds,
 }
 
+/// Why a planned config could not be assembled into a pipeline.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
-    #[error("{0}")]
-    Routes(String),
-    #[error("{0}")]
+    /// A feature could not be built from its section.
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+    /// `[frontend] dir` cannot be read.
+    #[error("[frontend] dir: {0}")]
     Frontend(std::io::Error),
-    #[error("[oidc]: {0}")]
-    Oidc(String),
+    /// The process state the embedded layer needs could not be started.
     #[error("{0}")]
-    Jwt(String),
+    State(String),
 }
+
+/// The features of the request path, in the order they are built: those that provide
+/// authenticators (API keys, JWT, sessions) before the authenticate stage. The order of their
+/// checks on a route is not this order but their [`Stage`]s. A new feature is its module and
+/// one line here.
+const FEATURES: &[BuildFeature] = &[
+    crate::checks::cors::feature,
+    crate::checks::api_key::feature,
+    crate::checks::jwt::feature,
+    crate::oidc::feature,
+    crate::checks::rate_limit::feature,
+    crate::checks::auth::feature,
+    crate::checks::pow::feature,
+    crate::checks::captcha::feature,
+    crate::checks::openapi::feature,
+    crate::checks::gateway_cookies::feature,
+];
 
 static NOT_FOUND_ROUTE: &str = "-";
 
@@ -192,126 +210,44 @@ impl Gateway {
             })
             .collect();
         let Plan { config, spec, table } = plan;
-        let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
-        let origin_check: Arc<dyn Check> =
-            Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
-        // Authentication methods the config enables; each route picks from these.
-        let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
-        if let Some(keys) = &config.api_keys {
-            if services.db().is_none() {
-                return Err(BuildError::Routes(
-                    "[api_keys] needs the store, which was not opened at start: restart frontgate"
-                        .into(),
-                ));
-            }
-            let verifier = crate::keys::Verifier::new(keys, services);
-            authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
-        }
-        if let Some(jwt) = &config.jwt {
-            let replay = crate::state::replay::for_config(
-                &config,
+        // Each feature builds from its config section; those that provide authenticators come
+        // before the authenticate stage that uses them (FEATURES).
+        let mut features: Vec<Arc<dyn Feature>> = Vec::new();
+        let mut authenticators = Vec::new();
+        for build in FEATURES {
+            let inputs = FeatureInputs {
+                config: &config,
+                table: &table,
+                spec: spec.as_ref(),
                 services,
-                crate::state::replay::Feature::Dpop,
-            );
-            let jwt = JwtAuthenticator::new(
-                jwt,
-                config.public_origin().as_str(),
-                services.clone(),
-                replay,
-            )
-            .map_err(BuildError::Jwt)?;
-            jwt.prefetch();
-            authenticators.push(Arc::new(jwt));
+                authenticators: &authenticators,
+            };
+            if let Some(feature) = build(&inputs)? {
+                authenticators.extend(feature.authenticators());
+                features.push(feature);
+            }
         }
-        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.
-        let pow = crate::checks::pow::Pow::from_config(&config, &table, services);
-        if let Some(pow) = &pow {
-            endpoints.extend(crate::checks::pow::endpoints::all(pow));
-        }
-        let captchas = crate::checks::captcha::from_config(&config, services);
-        // [oidc]: browser sessions (login, callback, session, logout, back-channel logout).
-        let oidc = match &config.oidc {
-            Some(o) => Some(
-                crate::oidc::build(o, config.public_origin().as_str(), services)
-                    .map_err(BuildError::Oidc)?,
-            ),
-            None => None,
-        };
-        if let Some(oidc) = &oidc {
-            authenticators
-                .push(Arc::new(crate::oidc::session_auth::SessionAuth::new(oidc.clone())));
-            endpoints.extend(oidc.endpoints());
-        }
-        // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
-        // authorize → CSRF → bot check → rate limit (identity) → validate.
+        let endpoints: Vec<Arc<dyn Endpoint>> =
+            features.iter().flat_map(|f| f.endpoints()).collect();
+        // Every route's checks, from every feature, in stage order (a stable sort: within a
+        // stage, the features' order).
         let checks = table
             .entries()
             .iter()
             .zip(route_policies)
             .map(|(entry, (auth, scopes))| {
-                let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
-                let policy = entry.config_index.and_then(|i| config.routes.get(i));
-                // Routes that take keys refuse one in the URL as they read it; the others too.
-                if let Some(keys) = &config.api_keys
-                    && !auth.accepts(crate::config::AuthMethod::ApiKey)
-                {
-                    route_checks
-                        .push(Arc::new(crate::checks::api_key::KeyNotInQuery::new(&keys.prefix)));
+                let route = RouteContext {
+                    config: &config,
+                    entry,
+                    policy: entry.config_index.and_then(|i| config.routes.get(i)),
+                    auth: &auth,
+                    scopes: &scopes,
+                };
+                let mut route_checks: Vec<Arc<dyn Check>> = Vec::new();
+                for feature in &features {
+                    feature.route_checks(&route, &mut route_checks);
                 }
-                let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
-                let key_limits =
-                    config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
-                let (limit_client, limit_caller) = rate_limit::for_route(
-                    limit_names,
-                    &config.rate_limits,
-                    key_limits,
-                    config.shared.on_outage.rate_limits,
-                    services,
-                );
-                if let Some(l) = limit_client {
-                    route_checks.push(Arc::new(l));
-                }
-                let claims: Vec<(String, serde_json::Value)> = policy
-                    .map(|r| {
-                        r.claims
-                            .iter()
-                            .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(a) = Authenticate::for_route(&auth, &scopes, &claims, &authenticators) {
-                    route_checks.push(Arc::new(a));
-                }
-                if let Some(oidc) = &oidc
-                    && auth.accepts(crate::config::AuthMethod::Session)
-                    && policy.is_none_or(|r| r.csrf != Some(false))
-                {
-                    route_checks
-                        .push(Arc::new(crate::oidc::csrf::CsrfCheck::new(oidc.public_origin())));
-                }
-                if let Some(bot) = crate::checks::bot_check(
-                    policy.and_then(|r| r.challenge.as_deref()),
-                    pow.as_ref(),
-                    &captchas,
-                ) {
-                    route_checks.push(bot);
-                }
-                if let Some(l) = limit_caller {
-                    route_checks.push(Arc::new(l));
-                }
-                // Last, in that order: validate.
-                if let (Some(op), Some(spec)) = (entry.operation, spec.clone()) {
-                    route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(
-                        spec,
-                        op,
-                        entry.name.clone(),
-                    )));
-                }
-                if oidc.is_some() || pow.is_some() {
-                    route_checks
-                        .push(Arc::new(crate::checks::gateway_cookies::StripGatewayCookies));
-                }
+                route_checks.sort_by_key(|c| c.stage());
                 route_checks
             })
             .collect();

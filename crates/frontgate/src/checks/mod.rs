@@ -3,8 +3,8 @@
 //! A check sees the request head and the matched route, and says whether the request goes on,
 //! is refused with a problem, or is answered by the gateway itself (a CORS preflight, a
 //! challenge page). Checks that need no I/O answer synchronously, so they cost no allocation;
-//! checks that consult a store return a boxed future. The order is fixed in
-//! [`crate::pipeline`], the one place the pipeline is assembled.
+//! checks that consult a store return a boxed future. Each feature says where its checks run
+//! ([`crate::exchange::Stage`]); the pipeline assembles them in that order.
 
 pub mod api_key;
 pub mod auth;
@@ -19,21 +19,69 @@ pub mod openapi;
 pub mod pow;
 pub mod rate_limit;
 
-use crate::exchange::Check;
+use std::sync::Arc;
 
-/// The bot check a route's `challenge` names: the proof of work, or a CAPTCHA provider's.
-pub fn bot_check(
-    challenge: Option<&str>,
-    pow: Option<&std::sync::Arc<pow::Pow>>,
-    captchas: &[(crate::config::captcha::CaptchaKind, std::sync::Arc<dyn Check>)],
-) -> Option<std::sync::Arc<dyn Check>> {
-    match challenge? {
-        "pow" => pow.map(|p| {
-            std::sync::Arc::new(pow::PowCheck::new(p.clone())) as std::sync::Arc<dyn Check>
-        }),
-        other => {
-            let kind = crate::config::captcha::CaptchaKind::parse(other)?;
-            captchas.iter().find(|(k, _)| *k == kind).map(|(_, c)| c.clone())
-        }
+use crate::config::{AuthSetting, Config, RouteConfig};
+use crate::exchange::{Check, Endpoint};
+use crate::openapi::Spec;
+use crate::route::{RouteEntry, RouteTable};
+use crate::state::Services;
+use auth::Authenticator;
+
+/// A feature of the request path (CORS, API keys, JWT, sessions, proof of work, ...), built
+/// once per plan from its config section. Each contributes what it has: ways to authenticate,
+/// endpoints under `/.frontgate/`, and checks on routes, each check tagged with its
+/// [`crate::exchange::Stage`]. The pipeline builds the features in one list
+/// (`pipeline::FEATURES`) and sorts every route's checks by stage: adding a feature is its
+/// module and one line there.
+pub trait Feature: Send + Sync {
+    /// Ways a caller can authenticate that this feature provides.
+    fn authenticators(&self) -> Vec<Arc<dyn Authenticator>> {
+        Vec::new()
     }
+    /// Its endpoints under `/.frontgate/`.
+    fn endpoints(&self) -> Vec<Arc<dyn Endpoint>> {
+        Vec::new()
+    }
+    /// Its checks on one route.
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>);
+}
+
+/// What a feature is built from: the plan's parts and the process's state.
+pub struct FeatureInputs<'a> {
+    pub config: &'a Config,
+    pub table: &'a Arc<RouteTable>,
+    pub spec: Option<&'a Arc<Spec>>,
+    pub services: &'a Arc<Services>,
+    /// Every authenticator the features built so far provide (for the one that checks them).
+    pub authenticators: &'a [Arc<dyn Authenticator>],
+}
+
+/// A feature's constructor: `None` when its config section is absent.
+pub type BuildFeature = fn(&FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError>;
+
+/// Why a feature could not be built from a plan that parsed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FeatureError {
+    /// A feature needs the SQL store, and the process started without one.
+    #[error("{0} needs the store, which was not opened at start: restart frontgate")]
+    StoreNotOpen(&'static str),
+    /// `[jwt]`: an issuer's settings (key files, URLs) cannot be used.
+    #[error("{0}")]
+    Jwt(String),
+    /// `[oidc]`: the provider settings cannot be used.
+    #[error("[oidc]: {0}")]
+    Oidc(String),
+}
+
+/// What a feature sees of one route when it adds checks to it.
+pub struct RouteContext<'a> {
+    pub config: &'a Config,
+    pub entry: &'a RouteEntry,
+    /// The route's `[[routes]]` entry; an OpenAPI operation may have none.
+    pub policy: Option<&'a RouteConfig>,
+    /// The route's authentication: its entry's `auth`, else its operation's `security`.
+    pub auth: &'a AuthSetting,
+    pub scopes: &'a [String],
 }

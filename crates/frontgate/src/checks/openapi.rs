@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::exchange::{Check, Exchange, Outcome, Verdict};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::openapi::{Errors, Operation, Spec, body, params};
 use crate::problem::{Code, Problem};
 
@@ -56,6 +57,10 @@ impl Check for OpenApiCheck {
         "openapi"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Validate
+    }
+
     fn needs_body(&self) -> bool {
         self.operation().body.is_some()
     }
@@ -69,5 +74,21 @@ impl Check for OpenApiCheck {
             Ok(()) => Verdict::Continue,
             Err(p) => Verdict::Deny(p),
         })
+    }
+}
+
+/// The OpenAPI feature: the validate check on every operation.
+pub struct OpenApi(Arc<Spec>);
+
+/// `[openapi]`: the plan compiled the document.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(inputs.spec.map(|s| Arc::new(OpenApi(s.clone())) as Arc<dyn Feature>))
+}
+
+impl Feature for OpenApi {
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        if let Some(op) = route.entry.operation {
+            checks.push(Arc::new(OpenApiCheck::new(self.0.clone(), op, route.entry.name.clone())));
+        }
     }
 }

@@ -15,7 +15,7 @@
 use http::{HeaderMap, Method};
 
 use crate::config::AuthMethod;
-use crate::exchange::{Check, Exchange, Outcome, Verdict};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 
 pub const HEADER: &str = "x-frontgate-csrf";
@@ -47,6 +47,10 @@ pub fn same_origin_request(headers: &HeaderMap, public_origin: &str) -> bool {
 impl Check for CsrfCheck {
     fn name(&self) -> &'static str {
         "csrf"
+    }
+
+    fn stage(&self) -> Stage {
+        Stage::Csrf
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {

@@ -607,3 +607,44 @@ pub fn build(
     ));
     Ok(Arc::new(Oidc::new(config, public_origin, sessions, services.clone())?))
 }
+
+/// The sessions feature (`[oidc]`): session authentication, the login/logout endpoints, and
+/// CSRF defence on routes that accept sessions (unless a route sets `csrf = false`).
+pub struct SessionsFeature {
+    oidc: Arc<Oidc>,
+    csrf: Arc<dyn crate::exchange::Check>,
+}
+
+/// `[oidc]`: the provider is discovered in the background from here on.
+pub fn feature(
+    inputs: &crate::checks::FeatureInputs<'_>,
+) -> Result<Option<Arc<dyn crate::checks::Feature>>, crate::checks::FeatureError> {
+    let Some(o) = &inputs.config.oidc else { return Ok(None) };
+    let origin = inputs.config.public_origin();
+    let oidc =
+        build(o, origin.as_str(), inputs.services).map_err(crate::checks::FeatureError::Oidc)?;
+    let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
+    Ok(Some(Arc::new(SessionsFeature { oidc, csrf })))
+}
+
+impl crate::checks::Feature for SessionsFeature {
+    fn authenticators(&self) -> Vec<Arc<dyn crate::checks::auth::Authenticator>> {
+        vec![Arc::new(session_auth::SessionAuth::new(self.oidc.clone()))]
+    }
+
+    fn endpoints(&self) -> Vec<Arc<dyn Endpoint>> {
+        self.oidc.endpoints()
+    }
+
+    fn route_checks(
+        &self,
+        route: &crate::checks::RouteContext<'_>,
+        checks: &mut Vec<Arc<dyn crate::exchange::Check>>,
+    ) {
+        if route.auth.accepts(crate::config::AuthMethod::Session)
+            && route.policy.is_none_or(|r| r.csrf != Some(false))
+        {
+            checks.push(self.csrf.clone());
+        }
+    }
+}

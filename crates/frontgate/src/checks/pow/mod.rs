@@ -25,9 +25,10 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use super::rate_limit::{AddressLimit, ClientKey, Decision, LocalGcra};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::Config;
 use crate::config::pow::{PowConfig, PowLevel};
-use crate::exchange::{Check, Exchange, Outcome, Verdict};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 use crate::route::RouteTable;
 use crate::state::Services;
@@ -340,6 +341,10 @@ impl Check for PowCheck {
         "pow"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Bot
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let pow = &self.pow;
         let route: &str = &ex.route.name;
@@ -467,5 +472,27 @@ impl PowCheck {
             ex.response_headers.push((header::LINK, link));
         }
         Verdict::Deny(p)
+    }
+}
+
+/// The proof-of-work feature: its endpoints, and the check on routes with
+/// `challenge = "pow"`.
+pub struct PowFeature(Arc<Pow>);
+
+/// `[pow]`.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(Pow::from_config(inputs.config, inputs.table, inputs.services)
+        .map(|p| Arc::new(PowFeature(p)) as Arc<dyn Feature>))
+}
+
+impl Feature for PowFeature {
+    fn endpoints(&self) -> Vec<Arc<dyn crate::exchange::Endpoint>> {
+        endpoints::all(&self.0)
+    }
+
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        if route.policy.and_then(|r| r.challenge.as_deref()) == Some("pow") {
+            checks.push(Arc::new(PowCheck::new(self.0.clone())));
+        }
     }
 }
