@@ -160,6 +160,24 @@ pub trait Check: Send + Sync + 'static {
     fn check<'a>(&'a self, exchange: &'a mut Exchange<'_>) -> Outcome<'a>;
 }
 
+/// Work on a backend's response before it goes to the client, for the routes whose feature
+/// asked for it (OpenAPI response validation). Runs only on the backend's answers, never on
+/// the gateway's own.
+pub trait ResponseHook: Send + Sync + 'static {
+    /// A short stable name, used in logs.
+    fn name(&self) -> &'static str;
+    /// The response to send instead (the same one, changed, or a problem).
+    fn on_response<'a>(
+        &'a self,
+        method: &'a http::Method,
+        request_id: &'a str,
+        response: Response<Body>,
+    ) -> ResponseFuture<'a>;
+}
+
+pub type ResponseFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, Problem>> + Send + 'a>>;
+
 /// One of the gateway's own endpoints under `/.frontgate/` (login, callback, challenge, ...),
 /// registered by the module that owns it.
 pub trait Endpoint: Send + Sync + 'static {

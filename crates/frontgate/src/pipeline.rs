@@ -15,7 +15,7 @@ use crate::checks::cors::is_preflight;
 use crate::checks::{BuildFeature, Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{Config, RouteTarget};
 use crate::exchange::{
-    Check, Client, Endpoint, Exchange, ForwardingCache, Identity, Outcome, Verdict,
+    Check, Client, Endpoint, Exchange, ForwardingCache, Identity, Outcome, ResponseHook, Verdict,
 };
 use crate::frontend::{Frontend, Served};
 use crate::observe;
@@ -115,11 +115,11 @@ impl RequestIds {
 
 pub struct Gateway {
     config: Arc<Config>,
-    /// The compiled `[openapi]` document.
-    spec: Option<Arc<crate::openapi::Spec>>,
     table: Arc<RouteTable>,
-    /// The checks for each route, by route index, in pipeline order.
+    /// The checks for each route, by route index, in stage order.
     checks: Vec<Vec<Arc<dyn Check>>>,
+    /// The work on the backend's responses for each route, by route index (most have none).
+    response_hooks: Vec<Vec<Arc<dyn ResponseHook>>>,
     upstream: Option<Backend>,
     upstream_timeout: Duration,
     frontend: Option<Frontend>,
@@ -231,7 +231,7 @@ impl Gateway {
             features.iter().flat_map(|f| f.endpoints()).collect();
         // Every route's checks, from every feature, in stage order (a stable sort: within a
         // stage, the features' order).
-        let checks = table
+        let (checks, response_hooks): (Vec<_>, Vec<_>) = table
             .entries()
             .iter()
             .zip(route_policies)
@@ -248,9 +248,10 @@ impl Gateway {
                     feature.route_checks(&route, &mut route_checks);
                 }
                 route_checks.sort_by_key(|c| c.stage());
-                route_checks
+                let hooks = features.iter().filter_map(|f| f.response_hook(&route)).collect();
+                (route_checks, hooks)
             })
-            .collect();
+            .unzip();
         let upstream = config.upstream.as_ref().map(|u| Backend {
             timeout: u.timeout.0,
             total_timeout: u.total_timeout.map(|d| d.0),
@@ -317,9 +318,9 @@ impl Gateway {
                 .as_ref()
                 .map_or(Duration::from_secs(30), |u| u.timeout.0),
             config: Arc::new(config),
-            spec,
             table,
             checks,
+            response_hooks,
             upstream,
             frontend,
             dev_server,
@@ -471,22 +472,17 @@ impl Gateway {
                         out,
                     )
                     .await?;
-                match (route.operation, self.spec.as_deref()) {
-                    // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
-                    (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
-                        out.relayed.move_into(resp.headers_mut());
-                        crate::openapi::response::check(
-                            spec,
-                            &spec.operations[op],
-                            &head.method,
-                            &route.name,
-                            resp,
-                            request_id.to_str().unwrap_or(""),
-                        )
-                        .await
-                    }
-                    _ => Ok(resp),
+                let hooks = &self.response_hooks[out.route.unwrap_or_default()];
+                // The gateway's own answers (a masked 5xx) are not the upstream's to check.
+                if hooks.is_empty() || resp.extensions().get::<Code>().is_some() {
+                    return Ok(resp);
                 }
+                out.relayed.move_into(resp.headers_mut());
+                let request_id = request_id.to_str().unwrap_or("");
+                for hook in hooks {
+                    resp = hook.on_response(&head.method, request_id, resp).await?;
+                }
+                Ok(resp)
             }
         }
     }

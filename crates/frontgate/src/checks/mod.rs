@@ -22,7 +22,7 @@ pub mod rate_limit;
 use std::sync::Arc;
 
 use crate::config::{AuthSetting, Config, RouteConfig};
-use crate::exchange::{Check, Endpoint};
+use crate::exchange::{Check, Endpoint, ResponseHook};
 use crate::openapi::Spec;
 use crate::route::{RouteEntry, RouteTable};
 use crate::state::Services;
@@ -45,6 +45,10 @@ pub trait Feature: Send + Sync {
     }
     /// Its checks on one route.
     fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>);
+    /// Its work on the backend's responses on one route, if any.
+    fn response_hook(&self, _route: &RouteContext<'_>) -> Option<Arc<dyn ResponseHook>> {
+        None
+    }
 }
 
 /// What a feature is built from: the plan's parts and the process's state.

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
+use crate::config::openapi::ResponseValidation;
 use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
+use crate::exchange::{ResponseFuture, ResponseHook};
 use crate::openapi::{Errors, Operation, Spec, body, params};
 use crate::problem::{Code, Problem};
 
@@ -90,5 +92,44 @@ impl Feature for OpenApi {
         if let Some(op) = route.entry.operation {
             checks.push(Arc::new(OpenApiCheck::new(self.0.clone(), op, route.entry.name.clone())));
         }
+    }
+
+    fn response_hook(&self, route: &RouteContext<'_>) -> Option<Arc<dyn ResponseHook>> {
+        let op = route.entry.operation?;
+        (self.0.response_validation != ResponseValidation::Off).then(|| {
+            Arc::new(ResponseCheck { spec: self.0.clone(), op, route: route.entry.name.clone() })
+                as Arc<dyn ResponseHook>
+        })
+    }
+}
+
+/// `[openapi] response_validation`: the backend's answers to an operation against the
+/// document (reported, blocked or stripped).
+struct ResponseCheck {
+    spec: Arc<Spec>,
+    op: usize,
+    route: Arc<str>,
+}
+
+impl ResponseHook for ResponseCheck {
+    fn name(&self) -> &'static str {
+        "openapi_response"
+    }
+
+    fn on_response<'a>(
+        &'a self,
+        method: &'a http::Method,
+        request_id: &'a str,
+        response: http::Response<crate::body::Body>,
+    ) -> ResponseFuture<'a> {
+        let op = &self.spec.operations[self.op];
+        Box::pin(crate::openapi::response::check(
+            &self.spec,
+            op,
+            method,
+            &self.route,
+            response,
+            request_id,
+        ))
     }
 }
