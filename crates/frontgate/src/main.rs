@@ -1,5 +1,7 @@
 //! The `frontgate` binary: parses arguments and calls the library.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -470,6 +470,7 @@ impl RelayedFields {
         let head = std::mem::take(&mut self.head);
         let mut map =
             HeaderMap::with_capacity(self.fields.len() + headers.len() + ADDED_RESPONSE_FIELDS);
+        #[allow(unsafe_code)]
         for (name, start, end) in self.fields.drain(..) {
             // SAFETY: the spans are of field values that parse_head took from httparse, which
             // accepts in a field value exactly the bytes HeaderValue does (see parse_head).
@@ -649,6 +650,7 @@ fn parse_head(
     let mut named: Vec<HeaderName> = Vec::new();
     for (i, span) in spans[..count].iter().enumerate() {
         // SAFETY: the loop above wrote one span for each of the `count` fields httparse found.
+        #[allow(unsafe_code)]
         let (ns, ne, vs, ve) = unsafe { span.assume_init() };
         let (name, kind) = names.get(i, &head[ns as usize..ne as usize], hide)?;
         let value = &head[vs as usize..ve as usize];

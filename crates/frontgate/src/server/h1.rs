@@ -177,6 +177,7 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         }
         // SAFETY: httparse accepted the value, and its value bytes are exactly those
         // HeaderValue accepts (hyper builds its values the same way).
+        #[allow(unsafe_code)]
         let value =
             unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(span(field.value))) };
         headers.append(name, value);

@@ -249,10 +249,8 @@ async fn method_override_applies() {
 fn csrf_is_checked_the_same_on_both() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api.yaml"), SPEC).unwrap();
-    let text = format!(
-        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[server]\ntls = \"off\"\n[openapi]\nspec = \"api.yaml\"\n\
-         [[routes]]\nmatch = \"POST /echo/plain/{{x}}\"\ncsrf = true\n[[routes]]\nmatch = \"POST /echo/op/{{x}}\"\ncsrf = true\n"
-    );
+    let text = "[upstream]\nurl = \"http://127.0.0.1:9\"\n[server]\ntls = \"off\"\n[openapi]\nspec = \"api.yaml\"\n\
+         [[routes]]\nmatch = \"POST /echo/plain/{x}\"\ncsrf = true\n[[routes]]\nmatch = \"POST /echo/op/{x}\"\ncsrf = true\n".to_string();
     let err = frontgate::plan::Plan::parse(&text, "t.toml", dir.path())
         .map(|_| ())
         .unwrap_err()
