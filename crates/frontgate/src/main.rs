@@ -219,6 +219,8 @@ fn run(
     path: Option<PathBuf>,
     on_bound: impl FnOnce(&frontgate::server::Bound, &Config),
 ) -> ExitCode {
+    // The metrics recorder before anything counts: the stores' event listeners count at once.
+    frontgate::observe::install_metrics_recorder();
     match frontgate::server::serve(plan, path, on_bound) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -199,7 +199,6 @@ struct DevServer {
 impl Gateway {
     /// Assembles the pipeline for a planned config, with process-wide state from `services`.
     pub fn build(plan: Plan, services: &Arc<Services>) -> Result<Gateway, BuildError> {
-        let _ = observe::metrics_handle();
         let route_policies: Vec<_> = plan
             .table
             .entries()

@@ -56,7 +56,7 @@ pub fn router(shared: Host) -> Router {
 }
 
 async fn metrics() -> impl IntoResponse {
-    let body = observe::metrics_handle().render();
+    let body = observe::metrics_handle().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 

@@ -33,9 +33,12 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static METRICS: OnceLock<MetricsHandle> = OnceLock::new();
 
-/// Installs the global metrics recorder once; later calls return the same handle. Every
-/// histogram gets the latency buckets (all of them are latencies, in seconds).
-pub fn metrics_handle() -> MetricsHandle {
+/// Installs frontgate's Prometheus recorder as the process's global metrics recorder, once;
+/// later calls return the same handle. Every histogram gets the latency buckets (all of them
+/// are latencies, in seconds). The `frontgate` binary calls this first thing; the library never
+/// does, so an application embedding the layer keeps its own recorder (frontgate's metrics
+/// then go to it).
+pub fn install_metrics_recorder() -> MetricsHandle {
     METRICS
         .get_or_init(|| {
             let recorder = histogram::Recorder::new(
@@ -43,12 +46,17 @@ pub fn metrics_handle() -> MetricsHandle {
                 LATENCY_BUCKETS,
             );
             let handle = recorder.handle();
-            // Another recorder may already be installed (an embedding app's); ours then renders nothing.
+            // Another recorder may already be installed; ours then renders nothing.
             let _ = metrics::set_global_recorder(recorder);
             describe();
             handle
         })
         .clone()
+}
+
+/// The handle of the recorder [`install_metrics_recorder`] installed, if it did.
+pub fn metrics_handle() -> Option<MetricsHandle> {
+    METRICS.get().cloned()
 }
 
 fn describe() {

@@ -95,8 +95,6 @@ pub struct Prepared {
 pub fn prepare(plan: Plan) -> Result<Prepared, ServeError> {
     let config = &plan.config;
     let tls = tls::server_config(config)?;
-    // The metrics recorder before anything counts: the stores' event listeners count at once.
-    crate::observe::metrics_handle();
     // Stores first: an unreachable database stops the start with its reason, before listening.
     let services = Arc::new(crate::state::Services::start(config)?);
     let gateway = Gateway::build(plan, &services)?;
