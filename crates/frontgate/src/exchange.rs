@@ -244,3 +244,28 @@ pub(crate) fn forwarded_element(for_node: &str, proto: &str, host: Option<&Heade
     }
     forwarded
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    /// Stage::ALL lists every stage once, in order: a new variant fails to compile here until
+    /// it has a place.
+    #[test]
+    fn all_stages_are_listed_in_order() {
+        let position = |s: Stage| match s {
+            Stage::Origin => 0,
+            Stage::ClientLimit => 1,
+            Stage::Authenticate => 2,
+            Stage::Csrf => 3,
+            Stage::Bot => 4,
+            Stage::CallerLimit => 5,
+            Stage::Validate => 6,
+            Stage::Forward => 7,
+        };
+        for (i, s) in Stage::ALL.iter().enumerate() {
+            assert_eq!(position(*s), i, "{s:?}");
+        }
+        assert!(Stage::ALL.windows(2).all(|w| w[0] < w[1]));
+    }
+}

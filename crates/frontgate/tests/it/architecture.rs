@@ -142,3 +142,41 @@ fn the_check_sees_the_imports_it_judges() {
         assert!(edges.contains(&(from.into(), to.into())), "no {from} -> {to} edge found");
     }
 }
+
+/// The rows of the first table under `## {section}` in docs/architecture.md, as cells.
+fn doc_table(section: &str) -> Vec<Vec<String>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/architecture.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let start = doc.find(&format!("\n## {section}\n")).unwrap_or_else(|| panic!("no {section}"));
+    doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // header and separator
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect())
+        .collect()
+}
+
+fn backticked(cell: &str) -> Vec<String> {
+    cell.split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_documented_layers_are_the_enforced_ones() {
+    let documented: Vec<(String, Vec<String>)> =
+        doc_table("Layers").iter().map(|row| (row[0].clone(), backticked(&row[1]))).collect();
+    let enforced: Vec<(String, Vec<String>)> = LAYERS
+        .iter()
+        .map(|(name, ms)| (name.to_string(), ms.iter().map(|m| m.to_string()).collect()))
+        .collect();
+    assert_eq!(documented, enforced, "docs/architecture.md's layers differ from LAYERS");
+}
+
+#[test]
+fn the_documented_stages_are_the_pipelines_order() {
+    let documented: Vec<String> =
+        doc_table("Features and stages").iter().flat_map(|row| backticked(&row[0])).collect();
+    let code: Vec<String> =
+        frontgate::exchange::Stage::ALL.iter().map(|s| format!("Stage::{s:?}")).collect();
+    assert_eq!(documented, code, "docs/architecture.md's stage table differs from Stage::ALL");
+}
