@@ -7,6 +7,13 @@
 //! security headers. The config is the gateway's TOML, minus `[upstream]`: routes declare what
 //! exists and `to = "upstream"` (the default) means the inner service.
 //!
+//! The layer takes requests with any body type and hands the inner service a [`Body`]: checks
+//! that read the body (OpenAPI validation, the proof of work's `altcha` form field) buffer it,
+//! bounded by the route's `max_body_bytes`, and the inner service then gets exactly the bytes
+//! that were checked. The gateway's own endpoints under `/.frontgate/` (the proof of work's
+//! challenge and verify, OIDC login) are served by the layer too. `examples/axum-embedded` is a
+//! complete axum service built this way.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use frontgate::layer::FrontgateLayer;
@@ -30,11 +37,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 
-use crate::body::{Body, BoxError};
+pub use crate::body::Body;
+use crate::body::{BoxError, ClientBody};
 use crate::config::ConfigErrors;
 use crate::exchange::Client;
-use crate::pipeline::{Admission, BuildError, Gateway, Outgoing};
-use crate::problem::{Code, Problem};
+use crate::pipeline::{Admission, BuildError, Gateway, Outgoing, RequestBody};
 
 /// The client address, for embedders that know it (hyper's accept loop, axum's ConnectInfo).
 /// Without it, the client is taken to be 0.0.0.0:0.
@@ -81,9 +88,10 @@ pub struct Frontgate<S> {
 
 impl<S, ReqB, ResB> tower::Service<Request<ReqB>> for Frontgate<S>
 where
-    S: tower::Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S: tower::Service<Request<Body>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
-    ReqB: Send + 'static,
+    ReqB: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqB::Error: Into<BoxError>,
     ResB: http_body::Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
@@ -103,6 +111,9 @@ where
         Box::pin(async move {
             let start = Instant::now();
             let (mut head, body) = req.into_parts();
+            // Any body type: checks that read the body (OpenAPI validation, the proof of
+            // work's form field) buffer it, and the inner service then gets those bytes.
+            let mut body = RequestBody::Embedded(Body::boxed(body));
             let peer = head
                 .extensions
                 .get::<ClientAddr>()
@@ -118,10 +129,30 @@ where
             let method = head.method.clone();
             let raw_path = head.uri.path().to_owned();
             let mut out = Outgoing::new();
-            let mut resp = match gateway.admit(&mut head, &client, &request_id, &mut out).await {
+            let admitted =
+                gateway.admit_with_body(&mut head, &client, &request_id, &mut out, &mut body).await;
+            let mut resp = match admitted {
                 Err(problem) => problem.into_response(&rid),
                 Ok(Admission::Answer(r)) => r,
-                Ok(Admission::Endpoint(_)) => Problem::new(Code::RouteNotFound).into_response(&rid),
+                // The gateway's own endpoints (the proof of work's challenge and verify, OIDC
+                // login): the same as in front of a backend, with the body read first.
+                Ok(Admission::Endpoint(endpoint)) => {
+                    let limit = gateway.config().server.max_body_bytes.0;
+                    match body.buffer(&head.headers, limit, ENDPOINT_BODY_TIME).await {
+                        Err(problem) => problem.into_response(&rid),
+                        Ok(bytes) => {
+                            let body = if bytes.is_empty() {
+                                ClientBody::Empty
+                            } else {
+                                ClientBody::Read(Some(bytes))
+                            };
+                            endpoint
+                                .handle(&mut head, body, &client, &rid)
+                                .await
+                                .unwrap_or_else(|problem| problem.into_response(&rid))
+                        }
+                    }
+                }
                 Ok(Admission::Pass { path, identity }) => {
                     if let Some(p) = path {
                         let pq = match head.uri.query() {
@@ -139,6 +170,16 @@ where
                             head.headers.insert(k, v);
                         }
                     }
+                    let body = match body {
+                        RequestBody::Embedded(b) => b,
+                        // Checked: the inner service gets exactly the bytes that were checked.
+                        RequestBody::Buffered(bytes) => {
+                            head.headers.remove(http::header::TRANSFER_ENCODING);
+                            head.headers.insert(http::header::CONTENT_LENGTH, bytes.len().into());
+                            Body::full(bytes)
+                        }
+                        RequestBody::Stream(_) | RequestBody::Unavailable => Body::Empty,
+                    };
                     out.decision = crate::pipeline::Decision::Forwarded;
                     let resp = inner.call(Request::from_parts(head, body)).await?;
                     resp.map(Body::boxed)
@@ -151,11 +192,28 @@ where
     }
 }
 
+/// How long the body of a request to one of the gateway's own endpoints may take to arrive.
+const ENDPOINT_BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http_body_util::{BodyExt, Full};
     use tower::{Layer, ServiceExt};
+
+    /// Calls the layer around an inner service that says what it received.
+    async fn send(layer: &FrontgateLayer, req: Request<Full<Bytes>>) -> (u16, String) {
+        let inner = tower::service_fn(|req: Request<Body>| async move {
+            let path = req.uri().path().to_owned();
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let said = format!("inner saw {path} with {} bytes", body.len());
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(said))))
+        });
+        let resp = layer.layer(inner).oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 
     async fn call(
         layer: &FrontgateLayer,
@@ -163,21 +221,11 @@ mod tests {
         path: &str,
         origin: Option<&str>,
     ) -> (u16, String) {
-        let inner = tower::service_fn(|req: Request<Full<Bytes>>| async move {
-            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!(
-                "inner saw {}",
-                req.uri().path()
-            )))))
-        });
-        let svc = layer.layer(inner);
         let mut b = Request::builder().method(method).uri(path);
         if let Some(o) = origin {
             b = b.header("origin", o);
         }
-        let resp = svc.oneshot(b.body(Full::default()).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        send(layer, b.body(Full::default()).unwrap()).await
     }
 
     #[tokio::test]
@@ -188,7 +236,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             call(&layer, "GET", "/api/items/%37", None).await,
-            (200, "inner saw /api/items/7".into())
+            (200, "inner saw /api/items/7 with 0 bytes".into())
         );
         let (s, b) = call(&layer, "GET", "/api/admin", None).await;
         assert_eq!(s, 404);
@@ -200,5 +248,50 @@ mod tests {
             call(&layer, "GET", "/api/items/7", Some("https://app.example.com")).await.0,
             200
         );
+    }
+
+    /// The proof of work through the layer: the challenge endpoint answers, the checked route
+    /// reads the `altcha` form field from the body, a solution admits the request once (the
+    /// inner service gets the whole body), and a replay or a bad solution reaches nothing.
+    #[tokio::test]
+    async fn embedded_layer_serves_and_checks_the_proof_of_work() {
+        let layer = FrontgateLayer::from_toml(
+            "[server]\npublic_url = \"https://app.example.com\"\n\
+             [pow]\nsecret = \"a-test-secret-that-is-long-enough-for-pow\"\n\
+             levels = [ { above_rps = 0, cost = 10 } ]\n\
+             [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n",
+        )
+        .unwrap();
+        let post = |altcha: &str| {
+            let body = format!("email=a%40example.com&altcha={altcha}");
+            // As hyper hands a request to the service: with its framing header.
+            Request::builder()
+                .method("POST")
+                .uri("/api/signup")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("content-length", body.len())
+                .body(Full::new(Bytes::from(body)))
+                .unwrap()
+        };
+        let (s, b) = send(&layer, post("bm90LWEtc29sdXRpb24")).await;
+        assert!(s == 400 || s == 403, "a bad solution is refused: {s} {b}");
+        assert!(!b.contains("inner saw"), "{b}");
+
+        let (s, b) = call(&layer, "GET", "/.frontgate/challenge?route=/api/signup", None).await;
+        assert_eq!(s, 200, "{b}");
+        let challenge: altcha::Challenge = serde_json::from_str(&b).unwrap();
+        let solution = altcha::solve_challenge(altcha::SolveChallengeOptions::new(&challenge))
+            .unwrap()
+            .expect("solved");
+        let payload =
+            crate::checks::pow::protocol::encode_payload(&altcha::Payload { challenge, solution });
+        let field: String =
+            percent_encoding::utf8_percent_encode(&payload, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
+        let sent = format!("email=a%40example.com&altcha={field}").len();
+        let (s, b) = send(&layer, post(&field)).await;
+        assert_eq!((s, b), (200, format!("inner saw /api/signup with {sent} bytes")));
+        let (s, b) = send(&layer, post(&field)).await;
+        assert!(s == 400 || s == 403, "a replayed solution is refused: {s} {b}");
     }
 }

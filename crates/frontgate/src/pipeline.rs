@@ -489,16 +489,6 @@ impl Gateway {
     /// Everything before the target: limits, normalization, routing and the route's checks.
     /// Either the request may pass (with its normalized path, if it changed), or the gateway
     /// answers it itself (a preflight, a reserved path), or it is refused.
-    pub(crate) async fn admit(
-        &self,
-        head: &mut http::request::Parts,
-        client: &Client,
-        request_id: &HeaderValue,
-        out: &mut Outgoing,
-    ) -> Result<Admission, Problem> {
-        self.admit_with_body(head, client, request_id, out, &mut RequestBody::Unavailable).await
-    }
-
     /// [`Gateway::admit`], with the body a check may need buffered from `body`.
     pub(crate) async fn admit_with_body(
         &self,
@@ -661,7 +651,10 @@ impl Gateway {
                     )
                     .await;
             }
-            RequestBody::Unavailable => return Err(Problem::new(Code::BadRequest)),
+            // The embedded layer hands bodies to its inner service, never to a backend.
+            RequestBody::Embedded(_) | RequestBody::Unavailable => {
+                return Err(Problem::new(Code::BadRequest));
+            }
         };
         let body = if empty {
             Body::Empty
@@ -900,15 +893,17 @@ pub(crate) enum Admission {
 /// unless a check needed it, in which case it is read once and forwarded as those bytes.
 pub(crate) enum RequestBody {
     Stream(ClientBody),
+    /// The body of a request an embedding service handed to the layer, whatever its type.
+    Embedded(Body),
     Buffered(Bytes),
-    /// Not available to checks (the embedded layer).
+    /// Not available to checks.
     Unavailable,
 }
 
 impl RequestBody {
     /// Reads the whole body (at most `limit` bytes; more is a 413) and keeps it. It must all
     /// arrive within `timeout` (408), so a client trickling a body cannot hold the read open.
-    async fn buffer(
+    pub(crate) async fn buffer(
         &mut self,
         headers: &http::HeaderMap,
         limit: u64,
@@ -923,14 +918,15 @@ impl RequestBody {
             return Err(Problem::new(Code::PayloadTooLarge));
         }
         let stream = match std::mem::replace(self, RequestBody::Unavailable) {
-            RequestBody::Stream(b) => b,
+            RequestBody::Stream(b) => Body::from(b),
+            RequestBody::Embedded(b) => b,
             RequestBody::Buffered(b) => {
                 *self = RequestBody::Buffered(b.clone());
                 return Ok(b);
             }
             RequestBody::Unavailable => {
                 return Err(Problem::new(Code::BadRequest).with_detail(
-                    "This route validates request bodies, which the embedded layer cannot read.",
+                    "This route checks request bodies, and this one cannot be read.",
                 ));
             }
         };
