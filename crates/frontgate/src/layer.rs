@@ -43,8 +43,9 @@ use crate::config::ConfigErrors;
 use crate::exchange::Client;
 use crate::pipeline::{Admission, BuildError, Gateway, Outgoing, RequestBody};
 
-/// The client address, for embedders that know it (hyper's accept loop, axum's ConnectInfo).
-/// Without it, the client is taken to be 0.0.0.0:0.
+/// The client address, for embedders that know it (a hyper accept loop). axum's
+/// `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`) is read as well. Without
+/// either, the client is taken to be 0.0.0.0:0 (and limits keyed by address share one bucket).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -62,9 +63,23 @@ pub enum LayerError {
 }
 
 impl FrontgateLayer {
+    /// The layer for config text; relative paths in it (`[openapi] spec`) are relative to the
+    /// current directory.
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
         let plan =
             crate::plan::Plan::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
+        FrontgateLayer::from_plan(plan)
+    }
+
+    /// The layer for a config file; relative paths in it are relative to its directory.
+    pub fn from_file(path: &std::path::Path) -> Result<FrontgateLayer, LayerError> {
+        let text = crate::config::read_file(path)?;
+        let base = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let plan = crate::plan::Plan::parse_embedded(&text, &path.display().to_string(), &base)?;
+        FrontgateLayer::from_plan(plan)
+    }
+
+    fn from_plan(plan: crate::plan::Plan) -> Result<FrontgateLayer, LayerError> {
         let services = Arc::new(
             crate::state::Services::current_or_start(&plan.config)
                 .map_err(|e| BuildError::State(e.to_string()))?,
@@ -117,7 +132,12 @@ where
             let peer = head
                 .extensions
                 .get::<ClientAddr>()
-                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+                .map(|c| c.0)
+                .or_else(|| {
+                    let axum = head.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>();
+                    axum.map(|c| c.0)
+                })
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
             let client = Client {
                 peer,
                 ip: peer.ip(),
