@@ -117,15 +117,14 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(services: Arc<Services>, timeout: Duration) -> Result<Fetcher, String> {
+    pub fn new(services: Arc<Services>, timeout: Duration) -> Result<Fetcher, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("frontgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .build()?;
         Ok(Fetcher { client, services })
     }
 

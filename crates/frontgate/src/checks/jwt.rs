@@ -117,6 +117,24 @@ pub(crate) fn scopes_of(claims: &serde_json::Map<String, serde_json::Value>) -> 
     out
 }
 
+/// Why `[jwt]` could not be built from a config that parsed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtBuildError {
+    /// The HTTP client for key sets and introspection could not be made.
+    #[error("[jwt]: cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// An issuer's `jwks_file` cannot be read or is not a key set.
+    #[error("[[jwt.issuers]] `{issuer}`: {source}")]
+    KeyFile {
+        /// The issuer whose file it is.
+        issuer: String,
+        /// What is wrong with it.
+        #[source]
+        source: KeyError,
+    },
+}
+
 impl JwtAuthenticator {
     /// Builds the authenticator; `origin` is the public origin DPoP `htu` must name. Static key
     /// files are read now (an unreadable one is an error); URLs are fetched in the background.
@@ -126,9 +144,10 @@ impl JwtAuthenticator {
         origin: &str,
         services: Arc<Services>,
         replay: Arc<dyn ReplaySet>,
-    ) -> Result<JwtAuthenticator, String> {
+    ) -> Result<JwtAuthenticator, JwtBuildError> {
         describe_metrics();
-        let fetcher = Fetcher::new(services, config.fetch_timeout.0)?;
+        let fetcher =
+            Fetcher::new(services, config.fetch_timeout.0).map_err(JwtBuildError::HttpClient)?;
         let freshness = Freshness {
             refresh_interval: config.jwks_refresh_interval.0,
             max_age: config.jwks_max_age.0,
@@ -139,7 +158,7 @@ impl JwtAuthenticator {
         for (index, c) in config.issuers.iter().enumerate() {
             let source = if let Some(path) = &c.jwks_file {
                 KeySource::load_file(path)
-                    .map_err(|e| format!("[[jwt.issuers]] `{}`: {e}", c.issuer))?
+                    .map_err(|source| JwtBuildError::KeyFile { issuer: c.issuer.clone(), source })?
             } else if let Some(url) = &c.jwks_url {
                 KeySource::Url(url.0.clone())
             } else {
@@ -579,8 +598,7 @@ pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, F
         crate::state::replay::Feature::Dpop,
     );
     let origin = inputs.config.public_origin();
-    let jwt = JwtAuthenticator::new(jwt, origin.as_str(), inputs.services.clone(), replay)
-        .map_err(FeatureError::Jwt)?;
+    let jwt = JwtAuthenticator::new(jwt, origin.as_str(), inputs.services.clone(), replay)?;
     jwt.prefetch();
     Ok(Some(Arc::new(Jwt(Arc::new(jwt)))))
 }

@@ -71,12 +71,12 @@ pub enum FeatureError {
     /// A feature needs the SQL store, and the process started without one.
     #[error("{0} needs the store, which was not opened at start: restart frontgate")]
     StoreNotOpen(&'static str),
-    /// `[jwt]`: an issuer's settings (key files, URLs) cannot be used.
-    #[error("{0}")]
-    Jwt(String),
-    /// `[oidc]`: the provider settings cannot be used.
-    #[error("[oidc]: {0}")]
-    Oidc(String),
+    /// `[jwt]`: an issuer's settings (key files) cannot be used.
+    #[error(transparent)]
+    Jwt(#[from] jwt::JwtBuildError),
+    /// A feature above this layer (`[oidc]`) could not be built; its own typed error inside.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What a feature sees of one route when it adds checks to it.

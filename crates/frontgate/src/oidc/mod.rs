@@ -64,7 +64,7 @@ impl Oidc {
         public_origin: &str,
         sessions: Arc<Sessions>,
         services: Arc<Services>,
-    ) -> Result<Oidc, String> {
+    ) -> Result<Oidc, BuildError> {
         let public_origin = public_origin.trim_end_matches('/').to_owned();
         let provider = Provider::new(
             Arc::new(config.clone()),
@@ -582,21 +582,35 @@ use crate::wire::{form_urlencoded_pairs, query_param};
 
 /// Builds the OIDC side of a gateway: sessions in Redis when `[shared] redis` is set, else in
 /// the SQL store.
+/// Why `[oidc]` could not be built from a config that parsed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The callback URL made from the public origin is not a URL.
+    #[error("[oidc]: the redirect URI {uri} is not a URL: {source}")]
+    RedirectUri {
+        /// `<public origin>/.frontgate/callback`.
+        uri: String,
+        /// Why it is not one.
+        #[source]
+        source: openidconnect::url::ParseError,
+    },
+    /// Sessions need a store and none was opened (config validation asks for one, so this is
+    /// a bug).
+    #[error("[oidc]: sessions need a store, and none was opened")]
+    NoStore,
+}
+
 pub fn build(
     config: &OidcConfig,
     public_origin: &str,
     services: &Arc<Services>,
-) -> Result<Arc<Oidc>, String> {
+) -> Result<Arc<Oidc>, BuildError> {
     use crate::session::store::Backend;
     let backend = match (services.redis(), services.db()) {
         (Some(r), _) => Backend::Redis(r.clone()),
         (None, Some(db)) => Backend::Sql(db.clone()),
-        (None, None) => {
-            return Err(
-                "sessions need a store: none was opened (this is a bug; [oidc] asks for one)"
-                    .into(),
-            );
-        }
+        (None, None) => return Err(BuildError::NoStore),
     };
     let sessions = Arc::new(Sessions::new(
         backend,
@@ -621,8 +635,8 @@ pub fn feature(
 ) -> Result<Option<Arc<dyn crate::checks::Feature>>, crate::checks::FeatureError> {
     let Some(o) = &inputs.config.oidc else { return Ok(None) };
     let origin = inputs.config.public_origin();
-    let oidc =
-        build(o, origin.as_str(), inputs.services).map_err(crate::checks::FeatureError::Oidc)?;
+    let oidc = build(o, origin.as_str(), inputs.services)
+        .map_err(|e| crate::checks::FeatureError::Other(Box::new(e)))?;
     let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
     Ok(Some(Arc::new(SessionsFeature { oidc, csrf })))
 }

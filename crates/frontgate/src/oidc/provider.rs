@@ -113,8 +113,12 @@ pub struct Provider {
 pub use crate::session::now;
 
 impl Provider {
-    pub fn new(config: Arc<OidcConfig>, redirect_uri: String) -> Result<Provider, String> {
-        let redirect = RedirectUrl::new(redirect_uri).map_err(|e| e.to_string())?;
+    pub fn new(
+        config: Arc<OidcConfig>,
+        redirect_uri: String,
+    ) -> Result<Provider, super::BuildError> {
+        let redirect = RedirectUrl::new(redirect_uri.clone())
+            .map_err(|source| super::BuildError::RedirectUri { uri: redirect_uri, source })?;
         Ok(Provider {
             config,
             redirect,
