@@ -20,6 +20,7 @@
 // and a MaybeUninit span array httparse filled. `deny` rather than `forbid` so those four can
 // be allowed one by one.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 // The public API.
 pub mod config;
