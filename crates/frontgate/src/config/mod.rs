@@ -242,7 +242,7 @@ impl Config {
     }
 
     /// Parses config for [`crate::layer`]: routes guard an embedding service, so no
-    /// [upstream] or [frontend] is needed and `to = "upstream"` means "the inner service".
+    /// `[upstream]` or `[frontend]` is needed and `to = "upstream"` means "the inner service".
     pub fn parse_embedded(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
         Config::parse_as(text, file, base, Use::Embedded)
     }

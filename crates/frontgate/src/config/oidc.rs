@@ -1,6 +1,6 @@
 //! `[oidc]`: OpenID Connect login for the browser app (backend-for-frontend). frontgate does the
 //! authorization-code flow itself, keeps the tokens server-side and gives the browser only an
-//! opaque session cookie. Read by [`crate::oidc`] and [`crate::session`].
+//! opaque session cookie. Read by `crate::oidc` and `crate::session`.
 
 use std::time::Duration;
 

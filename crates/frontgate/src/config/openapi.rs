@@ -2,7 +2,7 @@
 //! become routes; every parameter and body is checked against it before the upstream sees it.
 //! The document itself is loaded and compiled while the config is validated (so `frontgate
 //! check` reports its errors, and a reload that breaks it is refused); see
-//! [`crate::checks::openapi`].
+//! `crate::checks::openapi`.
 
 use std::path::PathBuf;
 
