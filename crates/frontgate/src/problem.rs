@@ -39,8 +39,8 @@ pub enum Code {
     /// 504: no response head within the route's `timeout` or `[upstream] timeout`, or within
     /// `[upstream] total_timeout` if that is shorter.
     UpstreamTimeout,
-    /// The backend answered with a 5xx and `[upstream] mask_5xx = true`: its body is dropped, its
-    /// status (502 here; [`Problem::with_status`] keeps the backend's) and `Retry-After` are kept.
+    /// The backend's 5xx status (502 is only the fallback): the backend answered with a 5xx and
+    /// `[upstream] mask_5xx = true`; its body is dropped, its status and `Retry-After` are kept.
     UpstreamError,
     /// 401: the route has `auth` and the request carries no credential of an accepted kind, or a
     /// session cookie whose session has ended.

@@ -45,9 +45,9 @@ pub enum LimitKey {
     Ip,
     /// `subject`: the authenticated subject.
     Subject,
-    /// `api_key`: the API key's id.
+    /// `api_key`: the API key's id (skipped for callers authenticated otherwise).
     ApiKey,
-    /// `session`: the login session.
+    /// `session`: the session's subject (skipped for callers authenticated otherwise).
     Session,
     /// `route`: all callers of the route together.
     Route,
