@@ -7,8 +7,8 @@
 //!
 //! - [`layer::FrontgateLayer`]: frontgate's checks as a tower layer, for a Rust (axum/hyper)
 //!   backend that runs them in-process instead of behind the gateway.
-//! - [`plan::Plan`] and [`config::Config`]: load a config and check it, with everything it points
-//!   at (the OpenAPI document, the route table), as `frontgate check` does.
+//! - [`plan::Plan`] and [`config::Config`]: parse a config file and check it, with what it points
+//!   at (the OpenAPI document, the route table); `Plan` is what the gateway and the layer run.
 //! - [`problem`]: the refusal codes ([`problem::Code`]) and the problem documents they become.
 //!
 //! The other modules are public only so the `frontgate` binary, the benches, the fuzz targets and

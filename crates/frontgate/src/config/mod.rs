@@ -85,7 +85,8 @@ pub struct Config {
     /// `[rate_limits.NAME]`: named limits that routes apply.
     #[serde(default)]
     pub rate_limits: std::collections::BTreeMap<String, RateLimitConfig>,
-    /// `[[routes]]`: what exists; anything else is 404.
+    /// `[[routes]]`: what exists (with the OpenAPI operations and the implicit front-end route);
+    /// any other request is refused.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
     /// `[pow]`: the built-in proof of work for `challenge = "pow"` routes.
