@@ -49,22 +49,28 @@ use crate::pipeline::{Admission, BuildError, Gateway, Outgoing, RequestBody};
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The tower layer: wraps an inner service in [`Frontgate`]. Build it once with
+/// [`FrontgateLayer::from_toml`]; clones share the same gateway.
 #[derive(Clone)]
 pub struct FrontgateLayer {
     gateway: Arc<Gateway>,
 }
 
+/// Why [`FrontgateLayer::from_toml`] refused a config.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
+    /// The config text, or what it points at, is invalid; each error names its place.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// The gateway could not be built from a valid config: a feature could not be built,
+    /// `[frontend] dir` cannot be read, or the process state could not be started.
     #[error("{0}")]
     Build(#[from] BuildError),
 }
 
 impl FrontgateLayer {
-    /// The layer for config text; relative paths in it (`[openapi] spec`) are relative to the
-    /// current directory.
+    /// Parses, checks and builds the layer from the gateway's TOML config (without
+    /// `[upstream]`). Relative paths in it resolve against the current directory.
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
         let plan =
             crate::plan::Plan::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
@@ -95,6 +101,8 @@ impl<S> tower::Layer<S> for FrontgateLayer {
     }
 }
 
+/// The service [`FrontgateLayer`] wraps around `S`: it admits or refuses each request and calls
+/// `S` only for those that pass.
 #[derive(Clone)]
 pub struct Frontgate<S> {
     gateway: Arc<Gateway>,

@@ -18,6 +18,7 @@ use crate::route::{RouteEntry, RouteTable};
 
 /// A config with everything it points at loaded and checked.
 pub struct Plan {
+    /// The parsed config.
     pub config: Config,
     /// The compiled `[openapi]` document.
     pub spec: Option<Arc<Spec>>,

@@ -12,40 +12,94 @@ use crate::body::Body;
 /// Every problem frontgate answers with. The string form (`as_str`) is the public, stable code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// 404: the path matches no declared route; also a missing front-end file, or a path under
+    /// `/.frontgate/` that is not a gateway endpoint.
     RouteNotFound,
+    /// 405: the path matches a route, but not for this method; `Allow` lists the methods that do.
     MethodNotAllowed,
+    /// 400: the path failed normalization (an encoded slash or dot, a dot-segment, `//`, a
+    /// backslash, `;`, a control byte, bad UTF-8); `detail` names the rule.
     InvalidPath,
+    /// 400: the gateway could not build the request to the backend (defensive; normal traffic
+    /// does not reach it).
     BadRequest,
+    /// 403: a browser `Origin` not allowed on this route, an API key used from an origin it is not
+    /// restricted to, or a refused preflight; `detail` says why.
     OriginDenied,
+    /// 413: the request body is larger than the route's `max_body_bytes`.
     PayloadTooLarge,
+    /// 408: a body the gateway reads itself (OpenAPI validation, a proof-of-work `altcha` field)
+    /// did not arrive within the route's `timeout`.
     RequestTimeout,
+    /// 431: the parsed request headers exceed `[server] max_header_count` or `max_header_bytes`.
     HeadersTooLarge,
+    /// 502: the backend could not be reached within `connect_timeout`, or the connection failed
+    /// before a response head arrived.
     UpstreamUnavailable,
+    /// 504: no response head within the route's `timeout` or `[upstream] timeout`, or within
+    /// `[upstream] total_timeout` if that is shorter.
     UpstreamTimeout,
+    /// The backend's 5xx status (502 is only the fallback): the backend answered with a 5xx and
+    /// `[upstream] mask_5xx = true`; its body is dropped, its status and `Retry-After` are kept.
     UpstreamError,
+    /// 401: the route has `auth` and the request carries no credential of an accepted kind, or a
+    /// session cookie whose session has ended.
     Unauthenticated,
+    /// 503: the gateway could not complete work of its own in time (issuing a proof-of-work
+    /// challenge failed because its worker pool is saturated).
     Overloaded,
+    /// 401: a bearer JWT or opaque token, or its DPoP proof, was refused.
     InvalidToken,
+    /// 403: the credential is valid but lacks a scope or claim the route requires.
     InsufficientScope,
+    /// 401: the API key is malformed, has a bad checksum, is unknown, or two different keys were
+    /// sent.
     ApiKeyInvalid,
+    /// 401: the API key was revoked (on any node).
     ApiKeyRevoked,
+    /// 401: the API key is past its expiry, its rotation grace ended, or it used up its budget of
+    /// requests.
     ApiKeyExpired,
+    /// 400: an API key was sent in the query string.
     CredentialsInQuery,
+    /// 403: the API key is restricted to client networks and the request came from outside them.
     ClientDenied,
+    /// 403: a cookie-authenticated unsafe request without a same-site `Origin` (or
+    /// `Sec-Fetch-Site`) and the `X-Frontgate-CSRF` header.
     CsrfFailed,
+    /// 403: the route asks for a proof of work or CAPTCHA and the request has no clearance or
+    /// token; the `challenge` (or `captcha`) member says where to get one.
     ChallengeRequired,
+    /// 403: the solution or clearance was refused: wrong, expired, already used, for another route
+    /// or client, or a bad signature.
     ChallengeFailed,
+    /// 429: a rate limit of this route (or of the login or verify endpoint) was exceeded.
     RateLimited,
+    /// 400: the request does not match the OpenAPI document; `errors` lists each offending part.
     ValidationFailed,
+    /// 400: a body the gateway reads to decide could be read more than one way (strict multipart,
+    /// two `Content-Type` fields on a validated body, a repeated `altcha` field); `detail` names
+    /// the rule.
     InvalidBody,
+    /// 415: the body's `Content-Type` is not one the operation declares, or the operation takes
+    /// no body.
     UnsupportedMediaType,
+    /// 502: the backend's response did not match the OpenAPI document and
+    /// `[openapi] response_validation = "block"`.
     ResponseInvalid,
+    /// 503: a store the gateway needs to decide cannot answer, and `[shared] on_outage` says to
+    /// refuse.
     StoreUnavailable,
+    /// 400: the request could be read two ways: two `Host` fields, a `Host` that disagrees with
+    /// `:authority` or an absolute target, or a body with two `Content-Type` fields.
     AmbiguousRequest,
+    /// 414: the path and query under the upstream's base path would make a request target longer
+    /// than 65534 bytes.
     UriTooLong,
 }
 
 impl Code {
+    /// Every code, in the order of docs/problems.md.
     pub const ALL: &'static [Code] = &[
         Code::RouteNotFound,
         Code::MethodNotAllowed,
@@ -80,6 +134,7 @@ impl Code {
         Code::UriTooLong,
     ];
 
+    /// The stable code: the `code` member, the end of `type`, the log field and metrics label.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::RouteNotFound => "route_not_found",
@@ -116,10 +171,12 @@ impl Code {
         }
     }
 
+    /// The code whose [`Code::as_str`] is `s`, if any.
     pub fn parse(s: &str) -> Option<Code> {
         Code::ALL.iter().copied().find(|c| c.as_str() == s)
     }
 
+    /// The HTTP status this code is answered with.
     pub fn status(self) -> StatusCode {
         match self {
             Code::RouteNotFound => StatusCode::NOT_FOUND,
@@ -153,6 +210,7 @@ impl Code {
         }
     }
 
+    /// The short fixed summary, the document's `title`.
     pub fn title(self) -> &'static str {
         match self {
             Code::RouteNotFound => "Not found",
@@ -371,8 +429,11 @@ impl Code {
 /// response with [`Problem::into_response`].
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// The code of the refusal.
     pub code: Code,
+    /// Replaces the code's fixed `detail` text.
     pub detail: Option<String>,
+    /// The `Allow` header, on 405.
     pub allow: Option<HeaderValue>,
     /// Overrides the code's status (a masked upstream 503 stays a 503).
     pub status: Option<StatusCode>,
@@ -383,6 +444,7 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A document for `code`, with its default status and detail.
     pub fn new(code: Code) -> Self {
         Problem {
             code,
@@ -394,16 +456,19 @@ impl Problem {
         }
     }
 
+    /// Replaces the code's fixed `detail` text.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
     }
 
+    /// Overrides the code's status.
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = Some(status);
         self
     }
 
+    /// The status the response will have: the override, else the code's.
     pub fn status(&self) -> StatusCode {
         self.status.unwrap_or(self.code.status())
     }
@@ -414,6 +479,7 @@ impl Problem {
         self
     }
 
+    /// Sets the `Allow` header (for 405).
     pub fn with_allow(mut self, allow: HeaderValue) -> Self {
         self.allow = Some(allow);
         self
@@ -460,6 +526,8 @@ impl Problem {
         out
     }
 
+    /// The response: the JSON body, `Content-Type: application/problem+json`, `Cache-Control:
+    /// no-store`, and `Allow` if set.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let body = self.to_json(request_id);
         let mut resp = Response::new(Body::full(Bytes::from(body)));

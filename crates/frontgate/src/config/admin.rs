@@ -4,14 +4,17 @@ use serde::Deserialize;
 
 use super::values::{EnvString, ListenAddr};
 
+/// `[admin]`: the admin listener (`/metrics`, `/health`, `/ready`, the management API).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Where the admin listener binds; set `enabled = false` to run without one.
     pub listen: ListenAddr,
+    /// `false` runs without an admin listener. Default `true`.
     pub enabled: bool,
-    /// Bearer token reserved for the management API (`/admin/v1/*`, with API keys); nothing
-    /// on the admin listener requires it yet.
+    /// The bearer token for the management API under `/admin/v1/`, compared in constant time;
+    /// without it that API answers 401 to everything. `/metrics`, `/health` and `/ready` never
+    /// require it.
     pub token: Option<EnvString>,
 }
 

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::values::{Dur, EnvString};
 
+/// `[api_keys]`: revocable API keys; needs the store.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeysConfig {

@@ -5,17 +5,23 @@ use serde::Deserialize;
 
 use super::values::{Dur, EnvString};
 
+/// `[captcha.<provider>]`: one table per CAPTCHA provider routes may name in `challenge`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptchaConfig {
+    /// `[captcha.turnstile]`: Cloudflare Turnstile.
     pub turnstile: Option<CaptchaProvider>,
+    /// `[captcha.hcaptcha]`: hCaptcha.
     pub hcaptcha: Option<CaptchaProvider>,
+    /// `[captcha.recaptcha]`: Google reCAPTCHA (v2 and v3).
     pub recaptcha: Option<CaptchaProvider>,
 }
 
+/// One provider's keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptchaProvider {
+    /// The provider's secret key; `${VAR}` accepted. Required.
     pub secret: EnvString,
     /// Default: the provider's documented siteverify URL.
     pub verify_url: Option<EnvString>,
@@ -38,11 +44,14 @@ pub struct CaptchaProvider {
     pub on_error: OnError,
 }
 
+/// `on_error`: what a verifier error or timeout does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
+    /// Refuse the request (the default).
     #[default]
     Closed,
+    /// Let the request through.
     Open,
 }
 
@@ -56,12 +65,16 @@ fn d_timeout() -> Dur {
 /// The providers frontgate speaks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptchaKind {
+    /// Cloudflare Turnstile.
     Turnstile,
+    /// hCaptcha.
     Hcaptcha,
+    /// Google reCAPTCHA.
     Recaptcha,
 }
 
 impl CaptchaKind {
+    /// The provider a `challenge` value names: `turnstile`, `hcaptcha` or `recaptcha`.
     pub fn parse(s: &str) -> Option<CaptchaKind> {
         match s {
             "turnstile" => Some(CaptchaKind::Turnstile),
@@ -71,6 +84,7 @@ impl CaptchaKind {
         }
     }
 
+    /// The provider's name in the config, as [`CaptchaKind::parse`] reads it.
     pub fn as_str(self) -> &'static str {
         match self {
             CaptchaKind::Turnstile => "turnstile",
@@ -90,6 +104,7 @@ impl CaptchaKind {
 }
 
 impl CaptchaConfig {
+    /// The section for `kind`, if configured.
     pub fn provider(&self, kind: CaptchaKind) -> Option<&CaptchaProvider> {
         match kind {
             CaptchaKind::Turnstile => self.turnstile.as_ref(),
@@ -98,6 +113,8 @@ impl CaptchaConfig {
         }
     }
 
+    /// The config errors of the configured providers (empty secret, non-https `verify_url`,
+    /// `min_score` outside 0 to 1, bad header name, zero timeout).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for kind in [CaptchaKind::Turnstile, CaptchaKind::Hcaptcha, CaptchaKind::Recaptcha] {

@@ -6,18 +6,29 @@ use serde::Deserialize;
 
 use super::values::{Dur, Origin};
 
+/// `[cors]`: which other origins may call routes from a browser. Without it only same-origin
+/// requests and requests without `Origin` are accepted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
+    /// Exact origins (canonical form), or `"*"` for any well-formed origin except `null`.
+    /// Required; environment variables are not expanded.
     pub allow_origins: toml::Spanned<Vec<CorsOrigin>>,
+    /// Sends `Access-Control-Allow-Credentials: true`. Default `false`; not allowed with `"*"`.
     #[serde(default)]
     pub allow_credentials: bool,
+    /// Methods a preflight may ask for, also sent as `Access-Control-Allow-Methods`. Default
+    /// `GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`.
     #[serde(default = "d_methods")]
     pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (case-insensitive), also sent as
+    /// `Access-Control-Allow-Headers`. Default `content-type`.
     #[serde(default = "d_headers")]
     pub allow_headers: Vec<String>,
+    /// Sent as `Access-Control-Expose-Headers` on cross-origin responses. Default empty.
     #[serde(default)]
     pub expose_headers: Vec<String>,
+    /// Sent as `Access-Control-Max-Age` (seconds) on preflight responses. Default 10 minutes.
     #[serde(default = "d_max_age")]
     pub max_age: Dur,
 }
@@ -25,7 +36,9 @@ pub struct CorsConfig {
 /// An allowed origin: an exact origin, or `*` (only without credentials).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigin {
+    /// `"*"`: any well-formed origin except `null`.
     Any,
+    /// One origin, in canonical form.
     Exact(Origin),
 }
 

@@ -13,9 +13,16 @@ use super::upstream::UpstreamUrl;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
+    /// The directory of built files, relative to the config file's directory; it must exist.
     pub dir: Option<PathBuf>,
+    /// A running dev server (Vite: `http://127.0.0.1:5173`) that front-end routes are forwarded
+    /// to instead of being served from `dir`. For development only.
     pub dev_server: Option<UpstreamUrl>,
+    /// When no file matches a navigation (`Accept` has `text/html`, the last segment has no
+    /// `.`), serve `index` instead. `None`: `true`. Only with `dir`.
     pub spa_fallback: Option<bool>,
+    /// The file served for paths ending in `/` and for the SPA fallback. `None`: `index.html`.
+    /// Only with `dir`.
     pub index: Option<String>,
     /// `None`: [`d_csp`], or [`d_dev_csp`] with a dev server.
     pub csp: Option<String>,
@@ -27,12 +34,16 @@ pub struct FrontendConfig {
 }
 
 impl FrontendConfig {
+    /// `spa_fallback`, default `true`.
     pub fn spa_fallback(&self) -> bool {
         self.spa_fallback.unwrap_or(true)
     }
+    /// `index`, default `index.html`.
     pub fn index(&self) -> &str {
         self.index.as_deref().unwrap_or("index.html")
     }
+    /// The default `Content-Security-Policy` of every gateway response that has none: `csp`, else
+    /// [`d_dev_csp`] with a dev server, else [`d_csp`].
     pub fn csp(&self) -> String {
         match &self.csp {
             Some(c) => c.clone(),
@@ -40,11 +51,13 @@ impl FrontendConfig {
             None => d_csp(),
         }
     }
+    /// `immutable_prefixes`, default `/assets/` and `/static/`.
     pub fn immutable_prefixes(&self) -> Vec<String> {
         self.immutable_prefixes.clone().unwrap_or_else(d_immutable)
     }
 }
 
+/// The default `Content-Security-Policy`, also used without `[frontend]`.
 pub fn d_csp() -> String {
     "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'".into()
 }

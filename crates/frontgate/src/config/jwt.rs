@@ -14,9 +14,11 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// The longest an introspection answer may be cached: revocation must show within it.
 pub const MAX_INTROSPECTION_CACHE: Duration = Duration::from_secs(300);
 
+/// `[jwt]`: the trusted token issuers and the settings they share.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
+    /// The `[[jwt.issuers]]` tables; at least one.
     pub issuers: Vec<IssuerConfig>,
     /// Verified tokens remembered until they expire (entries).
     #[serde(default = "d_cache_size")]
@@ -46,6 +48,7 @@ pub const DEFAULT_DPOP_REPLAY_CAPACITY: usize = 100_000;
 /// The most `dpop_replay_capacity` may be: bounds the memory a flood of valid proofs can take.
 pub const MAX_DPOP_REPLAY_CAPACITY: usize = 10_000_000;
 
+/// `[[jwt.issuers]]`: one trusted token issuer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
@@ -64,8 +67,10 @@ pub struct IssuerConfig {
     /// Accepted signature algorithms (asymmetric only).
     #[serde(default = "d_algorithms")]
     pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock skew allowed on `exp` and `nbf`; at most [`MAX_LEEWAY`]. Default 30 s.
     #[serde(default = "d_leeway")]
     pub leeway: Dur,
+    /// Whether tokens are DPoP-bound. Default `optional`.
     #[serde(default)]
     pub dpop: DpopMode,
     /// Claims every token must carry (besides iss, aud, exp).
@@ -78,12 +83,16 @@ pub struct IssuerConfig {
     pub introspection: Option<IntrospectionConfig>,
 }
 
+/// `[jwt.issuers.introspection]`: RFC 7662 introspection of opaque tokens (one issuer at
+/// most).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionConfig {
     /// The introspection endpoint; default: `introspection_endpoint` from discovery.
     pub url: Option<EnvString>,
+    /// The gateway's client at the issuer (HTTP basic authentication). Required.
     pub client_id: String,
+    /// Its secret; `${VAR}` accepted. Required.
     pub client_secret: EnvString,
     /// How long an answer is reused (at most 5m, never past the token's `exp`).
     #[serde(default = "d_introspection_cache")]

@@ -50,31 +50,50 @@ pub use values::{Dur, EnvString, Origin, Size};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Local state: the self-signed certificate in `data_dir/tls/` and the SQLite store. Relative
+    /// to the config file's directory; created when needed. Default `./.frontgate`.
     #[serde(default = "d_data_dir")]
     pub data_dir: PathBuf,
+    /// `[server]`: the public listener.
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[upstream]`: the backend routes forward to. The gateway needs it or `[frontend]`; for the
+    /// embedded layer the inner service is the upstream.
     pub upstream: Option<UpstreamConfig>,
+    /// `[frontend]`: the single-page app served from the same origin.
     pub frontend: Option<FrontendConfig>,
+    /// `[admin]`: the admin listener for metrics and health checks.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[cors]`: which other origins may call routes from a browser; absent, only same-origin
+    /// requests and requests without `Origin`.
     pub cors: Option<CorsConfig>,
+    /// `[jwt]`: the trusted token issuers for `auth = "jwt"` routes.
     pub jwt: Option<JwtConfig>,
+    /// `[openapi]`: the OpenAPI document as allow-list and validator.
     pub openapi: Option<openapi::OpenApiConfig>,
+    /// `[log]`: log filter, format and access log.
     #[serde(default)]
     pub log: LogConfig,
     /// `[store]`: absent means the default SQLite file, opened only if a feature needs it.
     pub store: Option<StoreConfig>,
+    /// `[shared]`: state shared between nodes in Redis.
     #[serde(default)]
     pub shared: SharedConfig,
+    /// `[api_keys]`: revocable API keys for `auth = "api_key"` routes.
     pub api_keys: Option<ApiKeysConfig>,
     /// `[rate_limits.NAME]`: named limits that routes apply.
     #[serde(default)]
     pub rate_limits: std::collections::BTreeMap<String, RateLimitConfig>,
+    /// `[[routes]]`: what exists (with the OpenAPI operations and the implicit front-end route);
+    /// any other request is refused.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[pow]`: the built-in proof of work for `challenge = "pow"` routes.
     pub pow: Option<pow::PowConfig>,
+    /// `[captcha.<provider>]`: third-party CAPTCHAs for routes that name one in `challenge`.
     pub captcha: Option<captcha::CaptchaConfig>,
+    /// `[oidc]`: OpenID Connect login for `auth = "session"` routes.
     pub oidc: Option<OidcConfig>,
 }
 
@@ -92,10 +111,13 @@ pub(crate) enum Use {
 /// One problem found in a config file, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The config file's name, as given.
     pub file: String,
     /// 1-based line and column, when the error has a place in the file.
     pub line: Option<usize>,
+    /// 1-based column, with `line`.
     pub column: Option<usize>,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
@@ -221,7 +243,7 @@ impl Config {
     }
 
     /// Parses config for [`crate::layer`]: routes guard an embedding service, so no
-    /// [upstream] or [frontend] is needed and `to = "upstream"` means "the inner service".
+    /// `[upstream]` or `[frontend]` is needed and `to = "upstream"` means "the inner service".
     pub fn parse_embedded(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
         Config::parse_as(text, file, base, Use::Embedded)
     }

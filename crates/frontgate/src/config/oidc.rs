@@ -1,6 +1,6 @@
 //! `[oidc]`: OpenID Connect login for the browser app (backend-for-frontend). frontgate does the
 //! authorization-code flow itself, keeps the tokens server-side and gives the browser only an
-//! opaque session cookie. Read by [`crate::oidc`] and [`crate::session`].
+//! opaque session cookie. Read by `crate::oidc` and `crate::session`.
 
 use std::time::Duration;
 
@@ -10,17 +10,22 @@ use serde::de::{self, Deserializer};
 
 use super::values::{Dur, EnvString};
 
+/// `[oidc]`: the OpenID Connect client that `auth = "session"` routes log in with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The identity provider's issuer URL; discovery is at `<issuer>/.well-known/openid-configuration`.
     pub issuer: toml::Spanned<Issuer>,
+    /// The client registered at the IdP (with the redirect URI
+    /// `<public origin>/.frontgate/callback`). Required.
     pub client_id: String,
     /// Absent for a public client (then PKCE alone protects the code).
     pub client_secret: Option<EnvString>,
     /// How the client secret is sent to the token endpoint.
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// Scopes to ask for; must include `openid`. With `offline_access` the login asks for consent
+    /// and the session gets a refresh token. Default `["openid"]`.
     #[serde(default = "d_scopes")]
     pub scopes: Vec<String>,
     /// A session unused this long ends.
@@ -80,11 +85,14 @@ fn d_login_timeout() -> Dur {
     Dur(Duration::from_secs(600))
 }
 
+/// `client_auth`: how the client secret reaches the token endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP basic authentication (the default).
     #[default]
     ClientSecretBasic,
+    /// `client_secret_post`: in the form body.
     ClientSecretPost,
 }
 
@@ -93,6 +101,7 @@ pub enum ClientAuth {
 pub struct Issuer(pub String);
 
 impl Issuer {
+    /// Checks an issuer URL: `https://`, or `http://` for a loopback host only.
     pub fn parse(raw: &str) -> Result<Issuer, String> {
         let uri: http::Uri = raw
             .parse()
@@ -142,6 +151,8 @@ impl std::fmt::Debug for SessionKey {
 }
 
 impl SessionKey {
+    /// Decodes a base64 key of exactly 32 bytes that are not all the same; the error says how
+    /// to make one.
     pub fn parse(raw: &str) -> Result<SessionKey, String> {
         let raw = raw.trim();
         let bytes = base64::engine::general_purpose::STANDARD

@@ -2,7 +2,7 @@
 //! become routes; every parameter and body is checked against it before the upstream sees it.
 //! The document itself is loaded and compiled while the config is validated (so `frontgate
 //! check` reports its errors, and a reload that breaks it is refused); see
-//! [`crate::checks::openapi`].
+//! `crate::checks::openapi`.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::values::Size;
 
+/// `[openapi]`: the OpenAPI document as the allow-list and the validator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenApiConfig {
@@ -36,17 +37,22 @@ pub struct OpenApiConfig {
     pub max_response_bytes: Size,
 }
 
+/// `unknown_query`: what happens to query parameters the operation does not declare.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownQuery {
+    /// Refused with 400 `validation_failed` (the default).
     #[default]
     Reject,
+    /// Passed on unchecked.
     Allow,
 }
 
+/// `response_validation`: what happens to upstream responses that do not match the document.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponseValidation {
+    /// Responses are not validated (the default).
     #[default]
     Off,
     /// Log and count mismatches; the response passes unchanged.
@@ -59,6 +65,7 @@ pub enum ResponseValidation {
 }
 
 impl ResponseValidation {
+    /// The config spelling: `off`, `report`, `block` or `strip`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResponseValidation::Off => "off",

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::values::{Dur, EnvString};
 
+/// `[pow]`: the built-in proof of work for `challenge = "pow"` routes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowConfig {
@@ -41,8 +42,11 @@ pub struct PowConfig {
     pub verify_rate_limit: super::Rate,
 }
 
+/// A level's key derivation. Iterated SHA and PBKDF2 with SHA-384/512 are refused (ALTCHA
+/// implementations disagree on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum PowAlgorithm {
+    /// `PBKDF2/SHA-256`: `cost` is the iteration count (the default).
     #[default]
     #[serde(rename = "PBKDF2/SHA-256")]
     Pbkdf2Sha256,
@@ -61,14 +65,19 @@ impl PowAlgorithm {
     }
 }
 
+/// `mode`: how answers are chosen and verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PowMode {
+    /// The server picks the answer and signs the derived key; verifying is one HMAC (the
+    /// default).
     #[default]
     Deterministic,
+    /// Any key with the signed hex prefix is an answer; verifying re-derives one key.
     Probabilistic,
 }
 
+/// One difficulty level of `[pow] levels`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowLevel {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+/// `[rate_limits.NAME]`: one named limit, a GCRA counted per `key`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
@@ -20,6 +21,7 @@ pub struct RateLimitConfig {
 }
 
 impl RateLimitConfig {
+    /// `burst`, default the rate's count, at least 1.
     pub fn burst(&self) -> u32 {
         self.burst.unwrap_or(self.rate.count).max(1)
     }
@@ -39,11 +41,17 @@ impl RateLimitConfig {
 /// What a limit counts requests by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitKey {
+    /// `ip`: the client address (IPv6 by /64).
     Ip,
+    /// `subject`: the authenticated subject.
     Subject,
+    /// `api_key`: the API key's id (skipped for callers authenticated otherwise).
     ApiKey,
+    /// `session`: the session's subject (skipped for callers authenticated otherwise).
     Session,
+    /// `route`: all callers of the route together.
     Route,
+    /// `header:NAME`: each value of this request header; requests without it share one bucket.
     Header(http::HeaderName),
 }
 
@@ -81,7 +89,9 @@ impl<'de> Deserialize<'de> for LimitKey {
 /// `count` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Requests per period, at least 1.
     pub count: u32,
+    /// One second, minute, hour or day.
     pub period: Duration,
 }
 
@@ -91,6 +101,8 @@ impl Rate {
         self.period / self.count.max(1)
     }
 
+    /// Parses `N/s`, `N/min`, `N/h` or `N/day`; refuses 0 and more than one request per
+    /// microsecond.
     pub fn parse(raw: &str) -> Result<Rate, String> {
         let help = "write a rate like \"100/s\", \"5/min\", \"1000/h\" or \"10000/day\"";
         let (n, unit) =

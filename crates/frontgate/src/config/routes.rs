@@ -8,14 +8,17 @@ use serde::de::{self, Deserializer};
 
 use super::values::{Dur, Size};
 
+/// One `[[routes]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// `match`: `"[METHOD[,METHOD...]] PATH"`, the methods and path pattern it matches. Required.
     #[serde(rename = "match")]
     pub matcher: toml::Spanned<RouteMatch>,
     /// Where matching requests go.
     #[serde(default)]
     pub to: RouteTarget,
+    /// Request body limit (413 `payload_too_large`); default `[server] max_body_bytes`.
     pub max_body_bytes: Option<Size>,
     /// Overrides `[upstream] timeout` for this route.
     pub timeout: Option<Dur>,
@@ -56,12 +59,16 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
+    /// `session`: the session cookie of an `[oidc]` login.
     Session,
+    /// `jwt`: a bearer (or DPoP) token from a `[[jwt.issuers]]` issuer.
     Jwt,
+    /// `api_key`: an `[api_keys]` key.
     ApiKey,
 }
 
 impl AuthMethod {
+    /// The method's name in the config.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Session => "session",
@@ -77,9 +84,11 @@ impl AuthMethod {
 pub struct AuthSetting(pub Vec<AuthMethod>);
 
 impl AuthSetting {
+    /// `auth = "none"`: the route is public.
     pub fn is_none(&self) -> bool {
         self.0.is_empty()
     }
+    /// Whether `m` is one of the accepted methods.
     pub fn accepts(&self, m: AuthMethod) -> bool {
         self.0.contains(&m)
     }
@@ -128,11 +137,15 @@ impl<'de> Deserialize<'de> for AuthSetting {
     }
 }
 
+/// `to`: where matching requests go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteTarget {
+    /// `upstream`: forwarded to `[upstream]` (in the embedded layer, the inner service); the
+    /// default.
     #[default]
     Upstream,
+    /// `frontend`: served by `[frontend]` (its files, or its dev server).
     Frontend,
 }
 
@@ -145,10 +158,12 @@ pub struct RouteMatch {
     pub path: String,
     /// Ends in `/**`: matches the path itself and everything below it.
     pub prefix: bool,
+    /// The `match` text as written (trimmed): the route's name in logs and metrics.
     pub text: String,
 }
 
 impl RouteMatch {
+    /// Parses a `match` value; the error says which rule it breaks and how to write it.
     pub fn parse(raw: &str) -> Result<RouteMatch, String> {
         let raw_trim = raw.trim();
         let (methods_part, path) = match raw_trim.split_once(char::is_whitespace) {
@@ -253,6 +268,7 @@ impl<'de> Deserialize<'de> for RouteMatch {
 }
 
 impl RouteConfig {
+    /// `timeout`, the route's override of `[upstream] timeout`.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout.map(|d| d.0)
     }

@@ -5,6 +5,8 @@ use serde::Deserialize;
 
 use super::values::EnvString;
 
+/// `[shared]`: state shared between nodes in Redis, and what each concern does while Redis is
+/// unreachable.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SharedConfig {
@@ -13,6 +15,7 @@ pub struct SharedConfig {
     /// Prefix for every Redis key and channel frontgate uses, so several deployments (or test
     /// runs) can share one Redis.
     pub prefix: String,
+    /// What each concern (rate limits, sessions, replay sets) does while Redis is unreachable.
     pub on_outage: OnOutage,
 }
 
@@ -35,6 +38,7 @@ pub enum OutageMode {
 }
 
 impl OutageMode {
+    /// The config spelling: `open`, `closed` or `local`.
     pub fn as_str(self) -> &'static str {
         match self {
             OutageMode::Open => "open",

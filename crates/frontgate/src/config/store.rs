@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::Config;
 use super::values::{Dur, EnvString};
 
+/// `[store]`: durable state (API keys, the audit log, and sessions without Redis).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -37,7 +38,9 @@ impl Default for StoreConfig {
 /// The store a URL names, resolved against the data dir.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
+    /// A SQLite file, its path resolved against `data_dir`.
     Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
     Postgres(String),
 }
 

@@ -7,21 +7,32 @@ use serde::de::{self, Deserializer};
 
 use super::values::{Dur, EnvString};
 
+/// `[upstream]`: the backend that routes forward to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
+    /// The backend: `http://host:port[/base]`; `${VAR}` accepted. Required.
     pub url: UpstreamUrl,
+    /// Time to open a TCP connection to the backend (502 `upstream_unavailable` past it).
+    /// Default 2 s.
     #[serde(default = "d_connect")]
     pub connect_timeout: Dur,
+    /// Time from sending the request to the response head (504 `upstream_timeout`); a route's
+    /// `timeout` overrides it. Also bounds a body the gateway reads itself. Default 30 s.
     #[serde(default = "d_timeout")]
     pub timeout: Dur,
     /// Bounds the whole exchange, response body included (not WebSocket tunnels). Off by default,
     /// since it would cut long downloads and server-sent event streams.
     pub total_timeout: Option<Dur>,
+    /// Idle keep-alive connections older than this are not reused; zero never reuses one.
+    /// Default 60 s.
     #[serde(default = "d_pool_idle")]
     pub pool_idle_timeout: Dur,
+    /// Most idle connections kept (the oldest is dropped when full); `0` keeps none. Default 256.
     #[serde(default = "d_pool_max")]
     pub pool_max_idle: usize,
+    /// Replaces every upstream 5xx with an `upstream_error` problem, keeping the status and
+    /// `Retry-After` and dropping the body and other headers. Default `true`.
     #[serde(default = "d_true")]
     pub mask_5xx: bool,
 }
@@ -47,7 +58,9 @@ fn d_true() -> bool {
 pub struct UpstreamUrl {
     /// `host:port`, for connecting and for the Host header.
     pub authority: String,
+    /// The host, without the brackets of an IPv6 literal.
     pub host: String,
+    /// The port; 80 when the URL names none.
     pub port: u16,
     /// Without a trailing slash; empty for none.
     pub base_path: String,
@@ -60,6 +73,7 @@ impl<'de> Deserialize<'de> for UpstreamUrl {
     }
 }
 
+/// Parses an `http://host:port[/base]` URL; the error says what is wrong with it.
 pub fn parse_upstream_url(raw: &str) -> Result<UpstreamUrl, String> {
     let uri: http::Uri = raw
         .parse()

@@ -13,6 +13,7 @@ pub fn expand_env(input: &str) -> Result<String, String> {
     expand_with(input, |name| std::env::var(name).ok())
 }
 
+/// [`expand_env`] with the variables taken from `lookup`.
 pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     if !input.contains('$') {
         return Ok(input.to_owned());
@@ -140,12 +141,15 @@ impl<'de> Deserialize<'de> for Size {
 pub struct Origin(String);
 
 impl Origin {
+    /// The canonical form, e.g. `https://app.example.com`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// Whether the scheme is `https`.
     pub fn is_https(&self) -> bool {
         self.0.starts_with("https://")
     }
+    /// The part after `scheme://`: the host, and the port when it is not the default.
     pub fn host_port(&self) -> &str {
         self.0.split_once("://").map(|(_, h)| h).unwrap_or("")
     }
