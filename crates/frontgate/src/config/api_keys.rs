@@ -160,3 +160,62 @@ pub(super) fn self_service_problems(config: &super::Config, oidc_broken: bool) -
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    const SPEC: &str = r#"openapi: 3.1.0
+info: { title: t, version: "1" }
+components:
+  securitySchemes:
+    key: { type: apiKey, in: header, name: X-API-Key }
+paths:
+  /items:
+    get:
+      security: [ { key: [items:read] } ]
+      responses: { "200": { description: ok } }
+  /overridden:
+    get:
+      security: [ { key: [spec:scope] } ]
+      responses: { "200": { description: ok } }
+"#;
+
+    /// Scopes users may grant themselves are checked against what routes ask of API keys,
+    /// from `[[routes]]` and from OpenAPI operations' security alike.
+    fn errors(scopes: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("spec.yaml"), SPEC).unwrap();
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:3000\"\n[openapi]\nspec = \"spec.yaml\"\n\
+             [api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n\
+             [api_keys.self_service]\nscopes = {scopes}\n\
+             [oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             session_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n\
+             [server]\ntls = \"self-signed\"\n\
+             [[routes]]\nmatch = \"/admin/**\"\nauth = \"api_key\"\nscopes = [\"admin\"]\n\
+             [[routes]]\nmatch = \"GET /overridden\"\nscopes = [\"route:scope\"]\n\
+             [[routes]]\nmatch = \"/app/**\"\nauth = \"session\"\nscopes = [\"reports:read\"]\n"
+        );
+        match Config::parse(&text, "t.toml", dir.path()) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    #[test]
+    fn self_service_scopes_must_be_required_of_api_keys_somewhere() {
+        assert_eq!(errors(r#"["items:read", "admin", "route:scope"]"#), Vec::<String>::new());
+        for (scope, why) in [
+            ("reports:read", "required only of sessions"),
+            ("spec:scope", "the route's scopes replace the operation's"),
+            ("nowhere", "required by nothing"),
+        ] {
+            let errors = errors(&format!("[\"{scope}\"]"));
+            assert!(
+                errors.len() == 1 && errors[0].contains(&format!("`{scope}` is not required")),
+                "{scope} ({why}): {errors:?}"
+            );
+        }
+    }
+}

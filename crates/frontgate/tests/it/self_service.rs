@@ -588,7 +588,10 @@ async fn users_mint_list_use_and_revoke_their_own_keys_on_two_nodes() {
 #[tokio::test]
 async fn config_errors_are_refused_by_check_and_serve_alike() {
     let upstream = Upstream::start().await;
-    let oidc = "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\nsession_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n";
+    let oidc = format!(
+        "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\nsession_key = \"{}\"\n",
+        common::sessions::session_key()
+    );
     let keys = format!("[api_keys]\nhash_secret = \"{HASH_SECRET}\"\n");
     let route =
         "[[routes]]\nmatch = \"/items/**\"\nauth = \"api_key\"\nscopes = [\"items:read\"]\n";
@@ -639,6 +642,23 @@ async fn config_errors_are_refused_by_check_and_serve_alike() {
             "missing field `scopes`",
         ),
     ];
+    // The control: the same sections, right, pass `check`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frontgate.toml");
+    let good = format!("{keys}[api_keys.self_service]\nscopes = [\"items:read\"]\n{oidc}{route}");
+    let text = common::config_text(
+        dir.path(),
+        "tls = \"off\"\npublic_url = \"https://app.example.com\"\ntrusted_proxies = [\"10.0.0.1\"]",
+        &format!("{}\n{good}", upstream.config()),
+    );
+    std::fs::write(&path, &text).unwrap();
+    let out = Command::new(common::BIN).args(["check", "-c"]).arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "check refused a good config:\n{text}\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (rest, needle) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("frontgate.toml");
@@ -664,6 +684,7 @@ async fn config_errors_are_refused_by_check_and_serve_alike() {
                 String::from_utf8_lossy(&out.stderr)
             );
             assert!(!out.status.success(), "{cmd} accepted:\n{text}\n{all}");
+            assert!(all.contains("1 error(s) in"), "{cmd}: one error expected:\n{all}");
             let line = all
                 .lines()
                 .find(|l| l.contains(needle))
