@@ -46,8 +46,8 @@ struct Node<'a> {
     issuer: &'a str,
     session_key: &'a str,
     upstream: &'a Upstream,
-    pg_url: &'a str,
-    redis_prefix: &'a str,
+    /// PostgreSQL and a Redis prefix; `None`: the default SQLite store, sessions in it too.
+    shared: Option<(&'a str, &'a str)>,
 }
 
 fn start_node(n: &Node<'_>) -> Gate {
@@ -68,13 +68,7 @@ token = "{ADMIN_TOKEN}"
 level = "info"
 
 {upstream}
-[store]
-url = "{pg}"
-
-[shared]
-redis = "{redis}"
-prefix = "{prefix}"
-
+{shared}
 [api_keys]
 hash_secret = "{HASH_SECRET}"
 
@@ -95,9 +89,13 @@ session_key = "{key}"
         tls = if n.tls { "" } else { "tls = \"off\"" },
         origin = n.origin,
         upstream = n.upstream.config(),
-        pg = n.pg_url,
-        redis = common::stores::REDIS_URL,
-        prefix = n.redis_prefix,
+        shared = n
+            .shared
+            .map(|(pg, prefix)| format!(
+                "[store]\nurl = \"{pg}\"\n\n[shared]\nredis = \"{}\"\nprefix = \"{prefix}\"\n",
+                common::stores::REDIS_URL
+            ))
+            .unwrap_or_default(),
         issuer = n.issuer,
         client_id = common::oidc::CLIENT_ID,
         secret = common::oidc::CLIENT_SECRET,
@@ -228,8 +226,7 @@ async fn users_mint_list_use_and_revoke_their_own_keys_on_two_nodes() {
         issuer: &world.idp.issuer,
         session_key: &world.key,
         upstream: &world.upstream,
-        pg_url: &pg_url,
-        redis_prefix: &prefix,
+        shared: Some((&pg_url, &prefix)),
     };
     let node_a = start_node(&node(world.port, false));
     let node_b = start_node(&node(free_port(), true));
@@ -582,6 +579,71 @@ async fn users_mint_list_use_and_revoke_their_own_keys_on_two_nodes() {
         + counter(&mb, "frontgate_api_key_self_service_total{action=\"revoke\"}");
     assert_eq!((creates, revokes), (6.0, 2.0), "--- a\n{ma}\n--- b\n{mb}");
     eprintln!("revocation reached the other node in {took:?}");
+}
+
+/// One node on the default SQLite store (keys, owners and sessions in one file): the limit is
+/// counted there too, a revoked key is refused at once, and another user's id is a 404.
+#[tokio::test]
+async fn one_node_on_sqlite_counts_revokes_and_hides_other_users_keys() {
+    let world = World::start(None).await;
+    let gate = start_node(&Node {
+        port: world.port,
+        tls: false,
+        origin: &world.origin,
+        issuer: &world.idp.issuer,
+        session_key: &world.key,
+        upstream: &world.upstream,
+        shared: None,
+    });
+    let context = || format!("--- gate\n{}\n--- idp\n{}", gate.logs(), world.idp.logs());
+    let dir = tempfile::tempdir().unwrap();
+    let carol = login(&world, "carol", dir.path(), context).await;
+    let dan = login(&world, "dan", dir.path(), context).await;
+    let via = Via::H1(&gate);
+    let origin = world.origin.as_str();
+    let user =
+        |cookie| Call { cookie: Some(cookie), origin: Some(origin), csrf: true, ..Call::default() };
+    let mint = |cookie, name: &'static str| Call {
+        method: "POST",
+        path: "/.frontgate/keys",
+        json: Some(format!(r#"{{"name":"{name}","scopes":["items:write"]}}"#).leak()),
+        ..user(cookie)
+    };
+    let mut keys = Vec::new();
+    for name in ["one", "two", "three"] {
+        let (status, _, body) = via.send(mint(&carol, name)).await;
+        assert_eq!(status, 201, "{body}\n{}", context());
+        keys.push((
+            body["id"].as_str().unwrap().to_owned(),
+            body["key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (status, _, body) = via.send(mint(&carol, "four")).await;
+    assert_eq!((status, problem_code(&body)), (StatusCode::CONFLICT, "bad_request"), "{body}");
+    let (status, _, dans) = via.send(mint(&dan, "dan's")).await;
+    assert_eq!(status, 201, "{dans}");
+    let (_, _, listed) =
+        via.send(Call { method: "GET", path: "/.frontgate/keys", ..user(&carol) }).await;
+    let listed = listed["keys"].as_array().unwrap();
+    let mut names: Vec<&str> = listed.iter().map(|k| k["name"].as_str().unwrap()).collect();
+    let created: Vec<&str> = listed.iter().map(|k| k["created_at"].as_str().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first: {created:?}");
+    names.sort();
+    assert_eq!(names, ["one", "three", "two"], "carol's keys only");
+    let (id, key) = &keys[0];
+    let write =
+        Call { method: "POST", path: "/items/write/1", api_key: Some(key), ..Call::default() };
+    assert_eq!(via.send(write).await.0, 200);
+    let theirs = format!("/.frontgate/keys/{}", dans["id"].as_str().unwrap());
+    let (status, _, _) = via.send(Call { method: "DELETE", path: &theirs, ..user(&carol) }).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mine = format!("/.frontgate/keys/{id}");
+    let (status, _, body) = via.send(Call { method: "DELETE", path: &mine, ..user(&carol) }).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _, body) = via.send(write).await;
+    assert_eq!((status, problem_code(&body)), (StatusCode::UNAUTHORIZED, "api_key_revoked"));
+    let (status, _, body) = via.send(mint(&carol, "four")).await;
+    assert_eq!(status, 201, "the revoked key's slot is free: {body}");
 }
 
 /// `frontgate check` and `frontgate serve` refuse the same configs with the same message.
