@@ -231,8 +231,12 @@ impl Gateway {
             endpoints.extend(oidc.endpoints());
         }
         endpoints.extend(
-            crate::keys::self_service::endpoints(&config, oidc.as_ref(), services)
-                .map_err(BuildError::Routes)?,
+            crate::keys::self_service::endpoints(
+                &config,
+                oidc.clone().map(|o| o as Arc<dyn crate::keys::self_service::SignedIn>),
+                services,
+            )
+            .map_err(BuildError::Routes)?,
         );
         // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.

@@ -479,6 +479,29 @@ impl Oidc {
     }
 }
 
+/// Self-service keys (`keys::self_service`) ask a request's session for its subject and
+/// CSRF verdict here, exactly as `auth = "session"` routes and their CSRF check decide them.
+impl crate::keys::self_service::SignedIn for Oidc {
+    fn subject<'a>(
+        &'a self,
+        headers: &'a ::http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>> {
+        Box::pin(async move {
+            let ended = || {
+                Problem::new(Code::Unauthenticated)
+                    .with_detail("No session: log in at /.frontgate/login.")
+            };
+            let session = self.current(headers).await.map_err(store_problem)?.ok_or_else(ended)?;
+            let session = self.fresh(session).await.map_err(store_problem)?.ok_or_else(ended)?;
+            Ok(session.data.subject)
+        })
+    }
+
+    fn csrf_refusal(&self, headers: &::http::HeaderMap) -> Option<&'static str> {
+        crate::checks::csrf::refusal(headers, &self.public_origin)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Login,
