@@ -131,6 +131,10 @@ cargo fmt --all --check
 say "build"
 cargo build --workspace --tests --locked
 
+say "lints"
+# Lints: clippy with warnings as errors (its check of the dependencies takes a minute or two once).
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 say "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -24,9 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::manage::{KeyAdmin, ManageError, NewKey};
 use super::record::{KeyRecord, rfc3339};
 use crate::body::{Body, ClientBody};
-use crate::checks::Client;
 use crate::config::Config;
-use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::exchange::{Client, Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
 

@@ -5,6 +5,7 @@ mod common;
 
 mod admin_api;
 mod api_keys;
+mod architecture;
 mod captcha;
 mod cli;
 mod dev_server;
