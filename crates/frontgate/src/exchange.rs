@@ -183,6 +183,11 @@ pub type ResponseFuture<'a> =
 pub trait Endpoint: Send + Sync + 'static {
     /// The exact normalized path, e.g. `/.frontgate/login`.
     fn path(&self) -> &'static str;
+    /// Whether this endpoint serves the normalized `path` (by default: exactly [`Self::path`];
+    /// an endpoint with ids in its paths, like `/.frontgate/keys/{id}`, says so here).
+    fn matches(&self, path: &str) -> bool {
+        path == self.path()
+    }
     fn handle<'a>(
         &'a self,
         head: &'a mut http::request::Parts,

@@ -510,7 +510,7 @@ impl Gateway {
             .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
         if path.starts_with("/.frontgate/") || &*path == "/.frontgate" {
             out.decision = Decision::Served;
-            if let Some(e) = self.endpoints.iter().find(|e| e.path() == &*path) {
+            if let Some(e) = self.endpoints.iter().find(|e| e.matches(&path)) {
                 return Ok(Admission::Endpoint(e.clone()));
             }
             return self.reserved(&head.method, &path).map(Admission::Answer);

@@ -203,6 +203,9 @@ fn plan(
             }
         }
     }
+    for message in self_service_scopes(&config, spec_ref) {
+        rep.at(None, message);
+    }
     // Route conflicts are found by building the table.
     match RouteTable::build(&config, spec_ref) {
         Ok(table) => Some(Plan { config, spec, table: Arc::new(table) }),
@@ -214,6 +217,37 @@ fn plan(
             None
         }
     }
+}
+
+/// `[api_keys.self_service] scopes`: each must be a scope some route requires of an API key,
+/// its `[[routes]] scopes` or its OpenAPI operation's (decided as [`Plan::route_policy`] does),
+/// on a route whose auth accepts `"api_key"`; another would open nothing.
+fn self_service_scopes(config: &Config, spec: Option<&Spec>) -> Vec<String> {
+    use crate::config::AuthMethod;
+    let Some(s) = config.api_keys.as_ref().and_then(|k| k.self_service.as_ref()) else {
+        return Vec::new();
+    };
+    let mut required = std::collections::BTreeSet::new();
+    for r in config.routes.iter().filter(|r| r.auth.accepts(AuthMethod::ApiKey)) {
+        required.extend(r.scopes.iter().map(String::as_str));
+    }
+    for op in spec.iter().flat_map(|s| s.operations.iter()) {
+        let route = merged_route(config, op).and_then(|i| config.routes.get(i));
+        let accepts = match route.filter(|r| !r.auth.is_none()) {
+            Some(r) => r.auth.accepts(AuthMethod::ApiKey),
+            None => op.auth.contains(&AuthMethod::ApiKey),
+        };
+        let route_scopes = route.map(|r| r.scopes.as_slice()).unwrap_or_default();
+        if accepts {
+            let own = if route_scopes.is_empty() { &op.scopes[..] } else { route_scopes };
+            required.extend(own.iter().map(String::as_str));
+        }
+    }
+    s.scopes
+        .iter()
+        .filter(|scope| !required.contains(scope.as_str()))
+        .map(|scope| format!("[api_keys.self_service] scopes: `{scope}` is not required by any route that takes API keys (a route with auth including \"api_key\" and this scope in its scopes, or an OpenAPI operation's security), so a key with it would open nothing"))
+        .collect()
 }
 
 /// Loads and compiles the `[openapi]` document; its errors refuse the config, each with its

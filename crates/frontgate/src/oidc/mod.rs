@@ -482,6 +482,29 @@ impl Oidc {
     }
 }
 
+/// Self-service keys (`keys::self_service`) ask a request's session for its subject and
+/// CSRF verdict here, exactly as `auth = "session"` routes and their CSRF check decide them.
+impl crate::keys::self_service::SignedIn for Oidc {
+    fn subject<'a>(
+        &'a self,
+        headers: &'a ::http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>> {
+        Box::pin(async move {
+            let ended = || {
+                Problem::new(Code::Unauthenticated)
+                    .with_detail("No session: log in at /.frontgate/login.")
+            };
+            let session = self.current(headers).await.map_err(store_problem)?.ok_or_else(ended)?;
+            let session = self.fresh(session).await.map_err(store_problem)?.ok_or_else(ended)?;
+            Ok(session.data.subject)
+        })
+    }
+
+    fn csrf_refusal(&self, headers: &::http::HeaderMap) -> Option<&'static str> {
+        csrf::refusal(headers, &self.public_origin)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Login,
@@ -627,6 +650,8 @@ pub fn build(
 pub struct SessionsFeature {
     oidc: Arc<Oidc>,
     csrf: Arc<dyn crate::exchange::Check>,
+    /// `[api_keys.self_service]`: the signed-in users' own keys, on these sessions.
+    self_service: Vec<Arc<dyn Endpoint>>,
 }
 
 /// `[oidc]`: the provider is discovered in the background from here on.
@@ -638,7 +663,11 @@ pub fn feature(
     let oidc = build(o, origin.as_str(), inputs.services)
         .map_err(|e| crate::checks::FeatureError::Other(Box::new(e)))?;
     let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
-    Ok(Some(Arc::new(SessionsFeature { oidc, csrf })))
+    let sessions: Arc<dyn crate::keys::self_service::SignedIn> = oidc.clone();
+    let self_service =
+        crate::keys::self_service::endpoints(inputs.config, Some(sessions), inputs.services)
+            .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?;
+    Ok(Some(Arc::new(SessionsFeature { oidc, csrf, self_service })))
 }
 
 impl crate::checks::Feature for SessionsFeature {
@@ -647,7 +676,9 @@ impl crate::checks::Feature for SessionsFeature {
     }
 
     fn endpoints(&self) -> Vec<Arc<dyn Endpoint>> {
-        self.oidc.endpoints()
+        let mut all = self.oidc.endpoints();
+        all.extend(self.self_service.iter().cloned());
+        all
     }
 
     fn route_checks(

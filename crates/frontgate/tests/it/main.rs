@@ -24,6 +24,7 @@ mod refusals;
 mod request_heads;
 mod route_keys;
 mod routing;
+mod self_service;
 mod sessions;
 mod store;
 mod tls;
