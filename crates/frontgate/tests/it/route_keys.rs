@@ -294,6 +294,9 @@ fn every_route_key_is_walked() {
     let list = err.split("expected one of ").nth(1).expect("the parser lists the keys");
     let list = list.split(". ").next().unwrap();
     for key in list.split(", ").map(|k| k.trim_matches('`')) {
-        assert!(WALKED.contains(&key), "[[routes]] key `{key}` has no test in tests/it/route_keys.rs");
+        assert!(
+            WALKED.contains(&key),
+            "[[routes]] key `{key}` has no test in tests/it/route_keys.rs"
+        );
     }
 }
