@@ -230,6 +230,10 @@ impl Gateway {
             authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
             endpoints.extend(oidc.endpoints());
         }
+        endpoints.extend(
+            crate::keys::self_service::endpoints(&config, oidc.as_ref(), services)
+                .map_err(BuildError::Routes)?,
+        );
         // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
         // authorize → CSRF → bot check → rate limit (identity) → validate.
         let checks = table
@@ -581,7 +585,7 @@ impl Gateway {
             .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
         if path.starts_with("/.frontgate/") || &*path == "/.frontgate" {
             out.decision = Decision::Served;
-            if let Some(e) = self.endpoints.iter().find(|e| e.path() == &*path) {
+            if let Some(e) = self.endpoints.iter().find(|e| e.matches(&path)) {
                 return Ok(Admission::Endpoint(e.clone()));
             }
             return self.reserved(&head.method, &path).map(Admission::Answer);
@@ -962,6 +966,11 @@ pub(crate) enum Admission {
 pub trait Endpoint: Send + Sync + 'static {
     /// The exact normalized path, e.g. `/.frontgate/login`.
     fn path(&self) -> &'static str;
+    /// Whether this endpoint serves the normalized `path` (by default: exactly [`Self::path`];
+    /// an endpoint with ids in its paths, like `/.frontgate/keys/{id}`, says so here).
+    fn matches(&self, path: &str) -> bool {
+        path == self.path()
+    }
     fn handle<'a>(
         &'a self,
         head: &'a mut http::request::Parts,

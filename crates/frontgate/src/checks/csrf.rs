@@ -44,6 +44,23 @@ pub fn same_origin_request(headers: &HeaderMap, public_origin: &str) -> bool {
     }
 }
 
+const NOT_SAME_ORIGIN: &str = "The request does not come from this site (Origin / Sec-Fetch-Site).";
+
+/// Why a cookie-authenticated request that changes state is refused, if it is: it must come
+/// from `public_origin` itself and carry the `X-Frontgate-CSRF` header. Also used by the
+/// gateway's own endpoints that change state with the session (`keys::self_service`).
+pub fn refusal(headers: &HeaderMap, public_origin: &str) -> Option<&'static str> {
+    if !same_origin_request(headers, public_origin) {
+        return Some(NOT_SAME_ORIGIN);
+    }
+    if headers.get(HEADER).is_none_or(|v| v.is_empty()) {
+        return Some(
+            "The X-Frontgate-CSRF header is missing; the SPA sends it on every request that changes state.",
+        );
+    }
+    None
+}
+
 impl Check for CsrfCheck {
     fn name(&self) -> &'static str {
         "csrf"
@@ -64,18 +81,16 @@ impl Check for CsrfCheck {
                 Problem::new(Code::CsrfFailed).with_detail(why.to_owned()),
             ))
         };
-        if !same_origin_request(&ex.head.headers, &self.public_origin) {
-            return refuse("The request does not come from this site (Origin / Sec-Fetch-Site).");
-        }
         if websocket {
+            if !same_origin_request(&ex.head.headers, &self.public_origin) {
+                return refuse(NOT_SAME_ORIGIN);
+            }
             return Outcome::Ready(Verdict::Continue);
         }
-        if ex.head.headers.get(HEADER).is_none_or(|v| v.is_empty()) {
-            return refuse(
-                "The X-Frontgate-CSRF header is missing; the SPA sends it on every request that changes state.",
-            );
+        match refusal(&ex.head.headers, &self.public_origin) {
+            Some(why) => refuse(why),
+            None => Outcome::Ready(Verdict::Continue),
         }
-        Outcome::Ready(Verdict::Continue)
     }
 }
 

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use admin::AdminConfig;
-pub use api_keys::ApiKeysConfig;
+pub use api_keys::{ApiKeysConfig, SelfServiceConfig};
 pub use cors::{CorsConfig, CorsOrigin};
 pub use frontend::FrontendConfig;
 pub use jwt::JwtConfig;
@@ -500,6 +500,7 @@ impl Config {
         if let Some(k) = &self.api_keys {
             section_errors.extend(k.validate());
         }
+        section_errors.extend(api_keys::self_service_problems(self, broken.contains("oidc")));
         for (name, limit) in &self.rate_limits {
             section_errors.extend(limit.validate(name));
         }

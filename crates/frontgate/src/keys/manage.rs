@@ -271,6 +271,60 @@ impl KeyAdmin {
         Ok(minted)
     }
 
+    /// Creates a key for a signed-in user (`[api_keys.self_service]`), owned by `owner`; refused
+    /// (`Conflict`) when the owner already has `max_live` live keys. Counted and inserted in
+    /// one step, so concurrent requests cannot pass the limit together.
+    pub async fn create_owned(
+        &self,
+        req: NewKey,
+        owner: &str,
+        max_live: u32,
+        actor: &str,
+    ) -> Result<Minted, ManageError> {
+        let now = now_ms();
+        let v = req.validate(now)?;
+        let minted = self.mint(v, &req, now, None);
+        let inserted = deadline(
+            self.timeout(),
+            repo::insert_owned(&self.db, &minted.record, owner, i64::from(max_live), now),
+        )
+        .await?;
+        if !inserted {
+            return Err(ManageError::Conflict(format!(
+                "You already have {max_live} live API keys, the most allowed: revoke one first."
+            )));
+        }
+        let r = &minted.record;
+        self.audit(
+            actor,
+            "api_key.create",
+            &r.id,
+            serde_json::json!({"name": r.name, "subject": r.subject, "scopes": r.scopes, "owner": owner}),
+        )
+        .await?;
+        Ok(minted)
+    }
+
+    /// The keys `owner` minted for themselves, newest first.
+    pub async fn list_owned(&self, owner: &str) -> Result<Vec<KeyRecord>, ManageError> {
+        Ok(deadline(self.timeout(), repo::list_owned(&self.db, owner, 1000)).await?)
+    }
+
+    /// Revokes a key `owner` minted for themselves. Any other id, known or not, is `NotFound`:
+    /// a user cannot learn whether someone else's key exists.
+    pub async fn revoke_owned(
+        &self,
+        id: &str,
+        owner: &str,
+        actor: &str,
+    ) -> Result<KeyRecord, ManageError> {
+        let owned = deadline(self.timeout(), repo::owner_of(&self.db, id)).await?;
+        if owned.as_deref() != Some(owner) {
+            return Err(ManageError::NotFound(id.to_owned()));
+        }
+        self.revoke(id, Some("revoked by its owner"), actor).await
+    }
+
     pub async fn get(&self, id: &str) -> Result<KeyRecord, ManageError> {
         deadline(self.timeout(), repo::by_id(&self.db, id))
             .await?

@@ -84,6 +84,90 @@ pub async fn insert(db: &Db, k: &KeyRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Inserts a key owned by a signed-in user, unless the owner already has `max_live` live
+/// (not revoked, not expired at `now`) keys. Counting and inserting are one statement; on
+/// PostgreSQL a transaction-scoped advisory lock on the owner also serialises concurrent
+/// mints (under READ COMMITTED two statements could otherwise both see room for one more).
+/// Returns whether the key was inserted.
+pub async fn insert_owned(
+    db: &Db,
+    k: &KeyRecord,
+    owner: &str,
+    max_live: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let cidrs: Vec<String> = k.cidrs.iter().map(ToString::to_string).collect();
+    let sql = "INSERT INTO api_keys (id, digest, hint, name, subject, scopes, origins, cidrs, expires_at, rate_limit, uses_remaining, metadata, created_at, rotated_from, owner) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
+         WHERE (SELECT COUNT(*) FROM api_keys WHERE owner = $15 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $16)) < $17";
+    macro_rules! bound {
+        () => {
+            sqlx::query(sql)
+                .bind(&k.id)
+                .bind(k.digest.as_slice())
+                .bind(&k.hint)
+                .bind(&k.name)
+                .bind(&k.subject)
+                .bind(json_list(&k.scopes))
+                .bind(json_list(&k.origins))
+                .bind(json_list(&cidrs))
+                .bind(k.expires_at)
+                .bind(&k.rate_limit)
+                .bind(k.uses_remaining)
+                .bind(k.metadata.to_string())
+                .bind(k.created_at)
+                .bind(&k.rotated_from)
+                .bind(owner)
+                .bind(now)
+                .bind(max_live)
+        };
+    }
+    let inserted = match db {
+        Db::Sqlite(pool) => bound!().execute(pool).await?.rows_affected(),
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("frontgate.api_keys.owner:{owner}"))
+                .execute(&mut *tx)
+                .await?;
+            let n = bound!().execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            n
+        }
+    };
+    Ok(inserted == 1)
+}
+
+/// The keys a signed-in user owns, newest first (revoked and expired ones too, at most
+/// `limit`).
+pub async fn list_owned(db: &Db, owner: &str, limit: i64) -> Result<Vec<KeyRecord>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE owner = $1 ORDER BY created_at DESC, id LIMIT $2"
+    ));
+    with_pool!(db, |pool| {
+        let rows = sqlx::query(sql).bind(owner).bind(limit).fetch_all(pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(record_from_row!(r));
+        }
+        Ok(out)
+    })
+}
+
+/// Who owns a key: `None` when there is no such key or no user owns it.
+pub async fn owner_of(db: &Db, id: &str) -> Result<Option<String>, StoreError> {
+    with_pool!(db, |pool| {
+        let row = sqlx::query("SELECT owner FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<String>, _>("owner")?,
+            None => None,
+        })
+    })
+}
+
 /// The key whose digest this is: the uncached verification path (one indexed lookup).
 pub async fn by_digest(db: &Db, digest: &[u8; 32]) -> Result<Option<KeyRecord>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys WHERE digest = $1"));

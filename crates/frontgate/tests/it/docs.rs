@@ -158,7 +158,7 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
     let text = doc("config.md");
     // (heading in docs/config.md, section headers whose keys it documents, keys that are
     // sub-sections documented under their own heading).
-    let sections: [(&str, &[&str], &[&str]); 18] = [
+    let sections: [(&str, &[&str], &[&str]); 19] = [
         (
             "## Top level",
             &[""],
@@ -188,7 +188,8 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
         ("## `[cors]`", &["[cors]"], &[]),
         ("## `[store]`", &["[store]"], &[]),
         ("## `[shared]`", &["[shared]"], &[]),
-        ("## `[api_keys]`", &["[api_keys]"], &[]),
+        ("## `[api_keys]`", &["[api_keys]"], &["self_service"]),
+        ("## `[api_keys.self_service]`", &["[api_keys.self_service]"], &[]),
         ("## `[openapi]`", &["[openapi]"], &[]),
         (
             "## `[jwt]` and `[[jwt.issuers]]`",

@@ -1,0 +1,384 @@
+//! Self-service keys (`[api_keys.self_service]`, docs/api-keys.md#self-service-keys): a
+//! signed-in browser user mints, lists and revokes API keys for their own scripts, with no
+//! code in the backend.
+//!
+//! - `GET /.frontgate/keys`: the caller's keys (no secrets).
+//! - `POST /.frontgate/keys` `{"name", "scopes", "expires_in"}`: a new key, shown once.
+//! - `DELETE /.frontgate/keys/{id}`: revokes one of the caller's keys.
+//!
+//! Every call needs a live session (else 401 `unauthenticated`, as on session routes); POST
+//! and DELETE also pass the session routes' CSRF defence ([`crate::checks::csrf`]). The
+//! owner is always the session's subject, never anything the request says. Creation and
+//! revocation go through [`KeyAdmin`], like the admin API's: the same validation, audit
+//! events (actor `session:<subject>`) and revocation events to every node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+
+use super::manage::{KeyAdmin, ManageError, NewKey};
+use super::record::{KeyRecord, rfc3339};
+use crate::body::{Body, ClientBody};
+use crate::checks::Client;
+use crate::config::Config;
+use crate::oidc::Oidc;
+use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::problem::{Code, Problem};
+use crate::state::Services;
+
+/// Self-service creates and revocations, by `action` (`create`, `revoke`).
+pub const SELF_SERVICE: &str = "frontgate_api_key_self_service_total";
+
+const COLLECTION: &str = "/.frontgate/keys";
+const ITEM_PREFIX: &str = "/.frontgate/keys/";
+/// The largest request body (a name, a few scopes, a duration).
+const MAX_BODY: usize = 16 * 1024;
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct SelfService {
+    admin: KeyAdmin,
+    oidc: Arc<Oidc>,
+    services: Arc<Services>,
+    scopes: Vec<String>,
+    max_keys: u32,
+    max_ttl: Duration,
+}
+
+/// The endpoints, when `[api_keys.self_service]` is configured (config validation made sure
+/// `[oidc]` is too).
+pub fn endpoints(
+    config: &Config,
+    oidc: Option<&Arc<Oidc>>,
+    services: &Arc<Services>,
+) -> Result<Vec<Arc<dyn Endpoint>>, String> {
+    let Some(keys) = &config.api_keys else { return Ok(Vec::new()) };
+    let Some(s) = &keys.self_service else { return Ok(Vec::new()) };
+    let Some(oidc) = oidc else {
+        return Err("[api_keys.self_service] needs [oidc]".into());
+    };
+    let admin = KeyAdmin::new(keys, services)
+        .map_err(|e| format!("[api_keys.self_service] needs the store: {e}"))?;
+    let shared = Arc::new(SelfService {
+        admin,
+        oidc: oidc.clone(),
+        services: services.clone(),
+        scopes: s.scopes.clone(),
+        max_keys: s.max_keys,
+        max_ttl: s.max_ttl.0,
+    });
+    Ok(vec![
+        Arc::new(KeysEndpoint { item: false, shared: shared.clone() }),
+        Arc::new(KeysEndpoint { item: true, shared }),
+    ])
+}
+
+/// `/.frontgate/keys` (`item = false`) or `/.frontgate/keys/{id}` (`item = true`).
+struct KeysEndpoint {
+    item: bool,
+    shared: Arc<SelfService>,
+}
+
+impl Endpoint for KeysEndpoint {
+    fn path(&self) -> &'static str {
+        if self.item { ITEM_PREFIX } else { COLLECTION }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        if self.item { path.starts_with(ITEM_PREFIX) } else { path == COLLECTION }
+    }
+
+    fn handle<'a>(
+        &'a self,
+        head: &'a mut http::request::Parts,
+        body: ClientBody,
+        _client: &'a Client,
+        _request_id: &'a str,
+    ) -> EndpointFuture<'a> {
+        Box::pin(async move {
+            let mut r = if self.item {
+                self.shared.item(head).await
+            } else {
+                self.shared.collection(head, body).await
+            }?;
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(r)
+        })
+    }
+}
+
+/// A key as the caller sees it: never its digest, owner or the full key (except at creation).
+#[derive(Serialize)]
+struct Listed {
+    id: String,
+    name: String,
+    scopes: Vec<String>,
+    created_at: String,
+    expires_at: Option<String>,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl From<&KeyRecord> for Listed {
+    fn from(r: &KeyRecord) -> Listed {
+        Listed {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            scopes: r.scopes.clone(),
+            created_at: rfc3339(r.created_at),
+            expires_at: r.expires_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+            revoked_at: r.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Created {
+    #[serde(flatten)]
+    listed: Listed,
+    key: String,
+}
+
+/// `POST /.frontgate/keys`. The owner is the session's subject: there is no field for it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintRequest {
+    name: String,
+    scopes: Vec<String>,
+    /// A duration from now, e.g. `"30d"`; default (and at most) `max_ttl`.
+    #[serde(default)]
+    expires_in: Option<String>,
+}
+
+fn json(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::new(Code::ValidationFailed).with_detail(detail)
+}
+
+fn method_not_allowed(allow: &'static str) -> Problem {
+    Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static(allow))
+}
+
+fn managed(e: ManageError) -> Problem {
+    match e {
+        ManageError::Invalid(m) => invalid(m),
+        ManageError::NotFound(_) => {
+            Problem::new(Code::RouteNotFound).with_detail("You have no API key with this id.")
+        }
+        ManageError::Conflict(m) => {
+            Problem::new(Code::BadRequest).with_status(StatusCode::CONFLICT).with_detail(m)
+        }
+        ManageError::Store(e) => {
+            tracing::error!(error = %e, "self-service API-key store operation failed");
+            Problem::new(Code::StoreUnavailable)
+        }
+    }
+}
+
+/// Printable ASCII without surrounding spaces: what may travel as X-Frontgate-Subject.
+fn header_safe(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && s.bytes().all(|b| (0x20..0x7f).contains(&b)) && s.trim() == s
+}
+
+impl SelfService {
+    /// The session's subject, as session routes establish it (refreshing the access token if
+    /// due): 401 without a live session.
+    async fn subject(&self, head: &http::request::Parts) -> Result<String, Problem> {
+        let ended = || {
+            Problem::new(Code::Unauthenticated)
+                .with_detail("No session: log in at /.frontgate/login.")
+        };
+        let unavailable = |e: crate::session::SessionError| {
+            tracing::warn!(error = %e, "session store failed");
+            Problem::new(Code::StoreUnavailable)
+        };
+        let session =
+            self.oidc.current(&head.headers).await.map_err(unavailable)?.ok_or_else(ended)?;
+        let session = self.oidc.fresh(session).await.map_err(unavailable)?.ok_or_else(ended)?;
+        Ok(session.data.subject)
+    }
+
+    /// The session routes' CSRF defence, for POST and DELETE.
+    fn csrf(&self, head: &http::request::Parts) -> Result<(), Problem> {
+        match crate::checks::csrf::refusal(&head.headers, self.oidc.public_origin()) {
+            None => Ok(()),
+            Some(why) => {
+                metrics::counter!("frontgate_csrf_refused_total").increment(1);
+                Err(Problem::new(Code::CsrfFailed).with_detail(why))
+            }
+        }
+    }
+
+    /// Runs a key operation on the state runtime, where the store's connections live.
+    async fn on_state<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = Result<T, ManageError>> + Send + 'static,
+    ) -> Result<T, Problem> {
+        match self.services.run(f).await {
+            Ok(r) => r.map_err(managed),
+            Err(_) => Err(Problem::new(Code::StoreUnavailable)),
+        }
+    }
+
+    async fn collection(
+        &self,
+        head: &http::request::Parts,
+        body: ClientBody,
+    ) -> Result<Response<Body>, Problem> {
+        let post = match head.method {
+            Method::GET => false,
+            Method::POST => true,
+            _ => return Err(method_not_allowed("GET, POST")),
+        };
+        let subject = self.subject(head).await?;
+        if !post {
+            let admin = self.admin.clone();
+            let keys = self.on_state(async move { admin.list_owned(&subject).await }).await?;
+            let keys: Vec<Listed> = keys.iter().map(Listed::from).collect();
+            let body = serde_json::json!({ "keys": keys });
+            return Ok(json(StatusCode::OK, body.to_string()));
+        }
+        self.csrf(head)?;
+        let req = read_json(head, body).await?;
+        let new = self.new_key(req, &subject)?;
+        let admin = self.admin.clone();
+        let (max, actor) = (self.max_keys, format!("session:{subject}"));
+        let minted = self
+            .on_state(async move { admin.create_owned(new, &subject, max, &actor).await })
+            .await?;
+        metrics::counter!(SELF_SERVICE, "action" => "create").increment(1);
+        let created = Created { listed: Listed::from(&minted.record), key: minted.key };
+        Ok(json(StatusCode::CREATED, serde_json::to_string(&created).unwrap_or_default()))
+    }
+
+    /// What a user may ask for: only the configured scopes, at most `max_ttl`.
+    fn new_key(&self, req: MintRequest, subject: &str) -> Result<NewKey, Problem> {
+        let mut scopes: Vec<String> = Vec::with_capacity(req.scopes.len());
+        for s in req.scopes {
+            if !self.scopes.contains(&s) {
+                return Err(Problem::new(Code::InsufficientScope).with_detail(format!(
+                    "`{s}` is not a scope you may put on your own keys; these are: {}.",
+                    self.scopes.join(", ")
+                )));
+            }
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+        let lifetime = match req.expires_in.as_deref() {
+            None => self.max_ttl,
+            Some(text) => {
+                let d = humantime::parse_duration(text.trim()).map_err(|_| {
+                    invalid(format!(
+                        "expires_in `{text}` is not a duration; write e.g. \"30d\" or \"12h\"."
+                    ))
+                })?;
+                if d.is_zero() {
+                    return Err(invalid("expires_in must be longer than 0."));
+                }
+                if d > self.max_ttl {
+                    return Err(invalid(format!(
+                        "expires_in `{text}` is longer than the most allowed, {}.",
+                        humantime::format_duration(self.max_ttl)
+                    )));
+                }
+                d
+            }
+        };
+        Ok(NewKey {
+            name: req.name,
+            // Upstream, a request with the key is the user's, as with their session. A subject
+            // that cannot travel in a header leaves the key's id as its subject.
+            subject: header_safe(subject).then(|| subject.to_owned()),
+            scopes,
+            expires_in: Some(format!("{}ms", lifetime.as_millis())),
+            ..NewKey::default()
+        })
+    }
+
+    /// `DELETE /.frontgate/keys/{id}`.
+    async fn item(&self, head: &http::request::Parts) -> Result<Response<Body>, Problem> {
+        let path = crate::route::normalize_path(head.uri.path())
+            .map_err(|e| Problem::new(Code::InvalidPath).with_detail(e.describe()))?;
+        let id = path.strip_prefix(ITEM_PREFIX).unwrap_or("").to_owned();
+        if id.is_empty() || id.contains('/') || id.len() > 64 {
+            return Err(Problem::new(Code::RouteNotFound));
+        }
+        if head.method != Method::DELETE {
+            return Err(method_not_allowed("DELETE"));
+        }
+        let subject = self.subject(head).await?;
+        self.csrf(head)?;
+        let admin = self.admin.clone();
+        let actor = format!("session:{subject}");
+        self.on_state(async move { admin.revoke_owned(&id, &subject, &actor).await }).await?;
+        metrics::counter!(SELF_SERVICE, "action" => "revoke").increment(1);
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        Ok(r)
+    }
+}
+
+/// The request's JSON body: `application/json` (else 415), at most [`MAX_BODY`] bytes (413),
+/// within [`BODY_TIMEOUT`] (408), and the fields [`MintRequest`] has, no other (400).
+async fn read_json(head: &http::request::Parts, body: ClientBody) -> Result<MintRequest, Problem> {
+    let json =
+        head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(Problem::new(Code::UnsupportedMediaType)
+            .with_detail("Send a JSON body with Content-Type: application/json."));
+    }
+    let read = http_body_util::Limited::new(body, MAX_BODY).collect();
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Err(_) => return Err(Problem::new(Code::RequestTimeout)),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(Problem::new(Code::PayloadTooLarge));
+        }
+        Ok(Err(_)) => {
+            return Err(
+                Problem::new(Code::BadRequest).with_detail("The request body could not be read.")
+            );
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| invalid(format!("The body is not valid here: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_that_cannot_travel_in_a_header_are_not_key_subjects() {
+        assert!(header_safe("alice") && header_safe("auth0|1234"));
+        assert!(!header_safe("") && !header_safe(" a") && !header_safe("é") && !header_safe("a\n"));
+    }
+
+    #[test]
+    fn the_body_takes_name_scopes_and_expires_in_only() {
+        let ok: MintRequest =
+            serde_json::from_str(r#"{"name":"ci","scopes":["items:read"],"expires_in":"30d"}"#)
+                .unwrap();
+        assert_eq!((ok.name.as_str(), ok.expires_in.as_deref()), ("ci", Some("30d")));
+        for bad in [
+            r#"{"name":"ci","scopes":[],"subject":"bob"}"#,
+            r#"{"name":"ci","scopes":[],"owner":"bob"}"#,
+            r#"{"name":"ci"}"#,
+            r#"{"scopes":[]}"#,
+        ] {
+            assert!(serde_json::from_str::<MintRequest>(bad).is_err(), "{bad}");
+        }
+    }
+}
