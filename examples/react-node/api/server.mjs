@@ -112,8 +112,4 @@ function live(subject, event) {
   for (const ws of sockets.get(subject) ?? []) ws.send(JSON.stringify(event));
 }
 
-if (process.env.API_EXIT_ON_STDIN_CLOSE) {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

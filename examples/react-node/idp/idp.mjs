@@ -172,9 +172,4 @@ server.on('request', async (req, res) => {
 process.stdout.write(`${issuer}\n`);
 console.error(`demo IdP at ${issuer} for ${appOrigin}; users: ${Object.keys(USERS).join(', ')}`);
 
-// Die with the parent when it closes our stdin (the test harness), or on a signal.
-if (process.env.IDP_EXIT_ON_STDIN_CLOSE) {
-  process.stdin.on('end', () => process.exit(0));
-  process.stdin.resume();
-}
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
