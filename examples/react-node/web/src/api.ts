@@ -80,7 +80,10 @@ export async function toProblem(res: Response): Promise<Problem> {
 export function describe(p: Problem): string {
   switch (p.code) {
     case 'validation_failed':
-      return 'Please check the highlighted fields.';
+      // Field errors go beside the fields; without any, the detail says what is wrong.
+      return p.errors.length ? 'Please check the highlighted fields.' : p.detail || 'Please check what you entered.';
+    case 'bad_request':
+      return p.detail || 'The request was refused.';
     case 'rate_limited':
       return `Too many attempts. Please wait ${p.retryAfter ?? 'a few'} second${p.retryAfter === 1 ? '' : 's'} and try again.`;
     case 'unauthenticated':
