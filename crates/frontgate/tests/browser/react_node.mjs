@@ -321,11 +321,16 @@ try {
     r = curl('GET', '/api/items', { headers: { 'X-API-Key': key, Accept: 'application/json' } });
     assert.equal(r.status, 401, r.text);
     const row = page.getByTestId('key-row').filter({ hasText: 'backup script' });
-    await row.getByRole('button', { name: 'Revoke' }).click();
+    // Timed from the moment the revoke's answer reaches the page to curl's refusal.
+    const [revoked] = await Promise.all([
+      page.waitForResponse((res) => res.request().method() === 'DELETE' && res.url().includes('/.frontgate/keys/')),
+      row.getByRole('button', { name: 'Revoke' }).click(),
+    ]);
+    assert.equal(revoked.status(), 204);
     const revokedAt = Date.now();
-    await row.getByText('revoked').waitFor();
     r = curl('GET', '/api/export/items', { headers: { 'X-API-Key': key } });
     const took = Date.now() - revokedAt;
+    await row.getByText('revoked').waitFor();
     assert.equal(r.status, 401, r.text);
     assert.equal(r.body.code, 'api_key_revoked');
     assert.ok(took < 1000, `refused ${took} ms after the revoke`);
