@@ -108,9 +108,9 @@ function loginForm(uid, error = '') {
   return page('Sign in: Demo IdP', `<h1>Demo IdP</h1><p class="hint">The identity provider of the frontgate example.
 Demo user: <b>demo</b> / <b>demo-password</b></p>
 ${error ? `<p class="err" role="alert">${escape(error)}</p>` : ''}
-<form method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
-<label for="login">User name</label><input id="login" name="login" required autofocus>
-<label for="password">Password</label><input id="password" name="password" type="password" required>
+<form method="post" action="/interaction/${escape(uid)}/login">
+<label for="login">User name</label><input id="login" name="login" autocomplete="username" required autofocus>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button></form>`);
 }
 

@@ -66,10 +66,12 @@ fn ensure_example_ready() {
     npm_ci(&example());
     npm_ci(&web);
     let built = || {
-        std::fs::metadata(web.join("dist/index.html"))
-            .and_then(|m| m.modified())
-            .ok()
-            .is_some_and(|b| b >= newest(&web.join("src")).max(newest(&web.join("index.html"))))
+        std::fs::metadata(web.join("dist/index.html")).and_then(|m| m.modified()).ok().is_some_and(
+            |b| {
+                let sources = [web.join("src"), web.join("public"), web.join("index.html")];
+                sources.iter().all(|p| b >= newest(p))
+            },
+        )
     };
     if built() {
         return;
