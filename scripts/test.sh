@@ -74,6 +74,20 @@ if ! cmp -s scripts/schemathesis-requirements.txt "$ST_VENV/requirements.txt" 2>
 fi
 export FRONTGATE_SCHEMATHESIS="$ST_VENV/bin/st"
 
+# Stock Python HTTP clients for the refusal matrix (tests/it/refusals.rs): requests (HTTP/1.1)
+# and httpx with http2=True (HTTP/2), pinned in scripts/http-clients-requirements.txt. A venv
+# under /var/tmp, reused while the pins are unchanged.
+HC_VENV=/var/tmp/frontgate-http-clients
+if ! cmp -s scripts/http-clients-requirements.txt "$HC_VENV/requirements.txt" 2>/dev/null; then
+  say "installing requests and httpx into $HC_VENV"
+  python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; }
+  rm -rf "$HC_VENV"
+  python3 -m venv "$HC_VENV"
+  "$HC_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/http-clients-requirements.txt
+  cp scripts/http-clients-requirements.txt "$HC_VENV/requirements.txt"
+fi
+export FRONTGATE_HTTP_CLIENTS_PYTHON="$HC_VENV/bin/python"
+
 # Bot defence (docs/bot-defence.md): the JavaScript peers the proof of work is tested against,
 # altcha-lib, the altcha widget and playwright-core (pinned in tests/js/pow/package-lock.json),
 # and Debian's headless Chromium. Skipped when already installed.
@@ -131,6 +145,10 @@ cargo fmt --all --check
 
 say "build"
 cargo build --workspace --tests --locked
+
+say "lints"
+# Lints: clippy with warnings as errors (its check of the dependencies takes a minute or two once).
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then

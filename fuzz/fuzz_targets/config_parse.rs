@@ -1,4 +1,4 @@
-//! Fuzzes `Config::parse` with arbitrary text: it must never panic, every error must say what is
+//! Fuzzes the config loader (`Plan::parse`: parse, then plan) with arbitrary text: it must never panic, every error must say what is
 //! wrong, and any line/column it reports must point inside the text.
 #![no_main]
 
@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Err(errors) = frontgate::config::Config::parse(text, "fuzz.toml", Path::new("/tmp")) else {
+    let Err(errors) = frontgate::plan::Plan::parse(text, "fuzz.toml", Path::new("/tmp")) else {
         return;
     };
     assert!(!errors.0.is_empty(), "Err without any error");

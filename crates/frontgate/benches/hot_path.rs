@@ -44,7 +44,7 @@ fn main() {
     let config = Config::parse(CONFIG, "<bench>", Path::new("/tmp")).expect("bench config");
     // Leaked so the boxed cases below can borrow it for 'static.
     let table: &'static RouteTable =
-        Box::leak(Box::new(RouteTable::build(&config).expect("bench routes")));
+        Box::leak(Box::new(RouteTable::build(&config, None).expect("bench routes")));
 
     type Case = (&'static str, Box<dyn FnMut()>);
     let mut cases: Vec<Case> = Vec::new();

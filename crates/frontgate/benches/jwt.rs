@@ -19,7 +19,7 @@ use frontgate::checks::dpop::{DpopVerifier, access_token_hash};
 use frontgate::checks::jwt::JwtAuthenticator;
 use frontgate::config::JwtConfig;
 use frontgate::state::Services;
-use frontgate::store::replay::MemoryReplaySet;
+use frontgate::state::replay::MemoryReplaySet;
 use futures_util::FutureExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rcgen::PublicKeyData;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use support::measure_with;
 
 use bytes::Bytes;
-use frontgate::checks::openapi::{Errors, Spec, body, params};
-use frontgate::config::Config;
+use frontgate::openapi::{Errors, Spec, body, params};
+use frontgate::plan::Plan;
 
 const ORDER_SPEC: &str = r##"openapi: 3.1.0
 info: { title: bench, version: "1" }
@@ -95,17 +95,16 @@ fn generated_spec(n: usize) -> String {
     s
 }
 
-fn load(dir: &Path, spec: &str) -> Config {
+fn load(dir: &Path, spec: &str) -> Plan {
     std::fs::write(dir.join("api.yaml"), spec).expect("write spec");
     let text = "[server]\ntls = \"off\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n[openapi]\nspec = \"api.yaml\"\n";
-    Config::parse(text, "<bench>", dir).unwrap_or_else(|e| panic!("{e}"))
+    Plan::parse(text, "<bench>", dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = load(dir.path(), ORDER_SPEC);
-    let spec: std::sync::Arc<Spec> =
-        config.openapi.as_ref().and_then(|o| o.compiled.clone()).expect("compiled");
+    let plan = load(dir.path(), ORDER_SPEC);
+    let spec: std::sync::Arc<Spec> = plan.spec.clone().expect("compiled");
     let op = &spec.operations[0];
     let body = Bytes::from(order_body());
     let mut headers = http::HeaderMap::new();
@@ -174,16 +173,13 @@ fn main() {
     let (best, median) = measure_with(
         || {
             let c = load(dir.path(), &generated);
-            black_box(
-                c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map(|s| s.operations.len()),
-            );
+            black_box(c.spec.as_ref().map(|s| s.operations.len()));
         },
         Duration::from_millis(1),
         5,
     );
     let c = load(dir.path(), &generated);
-    let ops =
-        c.openapi.as_ref().and_then(|o| o.compiled.as_ref()).map_or(0, |s| s.operations.len());
+    let ops = c.spec.as_ref().map_or(0, |s| s.operations.len());
     println!(
         "{:<58} {:>10.0} {:>12.0}",
         format!("load + compile a {ops}-operation spec ({} KiB), ms", generated.len() / 1024),

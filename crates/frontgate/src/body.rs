@@ -18,6 +18,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// A body streamed from a connection by a codec in a layer above this one.
+pub type StreamBody = Pin<Box<dyn http_body::Body<Data = Bytes, Error = BoxError> + Send>>;
+
 #[derive(Default)]
 pub enum Body {
     #[default]
@@ -34,9 +37,10 @@ pub enum Body {
         exceeded: Arc<AtomicBool>,
     },
     Boxed(Boxed),
-    /// An upstream response body read from its connection, which goes back to the pool when
-    /// the body ends.
-    Upstream(Box<crate::proxy::h1::UpstreamBody>),
+    /// An upstream response body read from its connection by the backend codec (`proxy::h1`),
+    /// which puts the connection back in its pool when the body ends. A trait object, so this
+    /// bottom layer names no codec type.
+    Upstream(StreamBody),
 }
 
 /// A client's request body as a server connection hands it to the pipeline.
@@ -331,7 +335,7 @@ impl http_body::Body for Body {
                 other => other.map_err(Into::into),
             },
             Body::Boxed(b) => Pin::new(b).poll_frame(cx),
-            Body::Upstream(b) => Pin::new(&mut **b).poll_frame(cx),
+            Body::Upstream(b) => b.as_mut().poll_frame(cx),
         }
     }
 

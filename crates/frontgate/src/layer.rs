@@ -31,8 +31,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 
 use crate::body::{Body, BoxError};
-use crate::checks::Client;
-use crate::config::{Config, ConfigErrors};
+use crate::config::ConfigErrors;
+use crate::exchange::Client;
 use crate::pipeline::{Admission, BuildError, Gateway, Outgoing};
 use crate::problem::{Code, Problem};
 
@@ -56,12 +56,13 @@ pub enum LayerError {
 
 impl FrontgateLayer {
     pub fn from_toml(text: &str) -> Result<FrontgateLayer, LayerError> {
-        let config = Config::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
+        let plan =
+            crate::plan::Plan::parse_embedded(text, "<embedded>", std::path::Path::new("."))?;
         let services = Arc::new(
-            crate::state::Services::current_or_start(&config)
-                .map_err(|e| BuildError::Routes(e.to_string()))?,
+            crate::state::Services::current_or_start(&plan.config)
+                .map_err(|e| BuildError::State(e.to_string()))?,
         );
-        Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(config, &services)?) })
+        Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(plan, &services)?) })
     }
 }
 

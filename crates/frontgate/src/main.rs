@@ -1,10 +1,13 @@
 //! The `frontgate` binary: parses arguments and calls the library.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use frontgate::config::Config;
+use frontgate::plan::Plan;
 
 /// mimalloc instead of glibc's malloc: the request path allocates and frees many small blocks
 /// per request (header values, futures, buffers), and glibc's consolidation of freed blocks was
@@ -95,15 +98,16 @@ macro_rules! err {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match Config::load(&config) {
-            Ok(c) => {
+        Command::Check { config } => match Plan::load(&config) {
+            Ok(plan) => {
+                let warnings = plan.warnings();
                 // What serve would make of it, short of listening and without side effects.
-                if let Err(e) = frontgate::server::check(&c) {
+                if let Err(e) = frontgate::server::check(plan) {
                     err!("{}: {e}", config.display());
                     err!("1 error(s) in {}", config.display());
                     return ExitCode::from(2);
                 }
-                for w in c.warnings() {
+                for w in warnings {
                     err!("{}: warning: {w}", config.display());
                 }
                 out!("{}: ok", config.display());
@@ -116,8 +120,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config: path } => {
-            let config = match Config::load(&path) {
-                Ok(c) => c,
+            let plan = match Plan::load(&path) {
+                Ok(p) => p,
                 Err(errors) => {
                     err!("{errors}");
                     err!(
@@ -128,8 +132,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            frontgate::observe::init_logging(&config.log);
-            run(config, Some(path), |_, _| {})
+            frontgate::observe::init_logging(&plan.config.log);
+            run(plan, Some(path), |_, _| {})
         }
         Command::Demo { listen, redirect, admin, data_dir, print_config } => {
             let redirect = match redirect.as_str() {
@@ -155,15 +159,15 @@ fn main() -> ExitCode {
                     }
                 };
             }
-            let config = match frontgate::demo::prepare(&opts) {
-                Ok(c) => c,
+            let plan = match frontgate::demo::prepare(&opts) {
+                Ok(p) => p,
                 Err(e) => {
                     err!("frontgate demo: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            frontgate::observe::init_logging(&config.log);
-            run(config, None, |bound, config| {
+            frontgate::observe::init_logging(&plan.config.log);
+            run(plan, None, |bound, config| {
                 out!("{}", frontgate::demo::banner(bound, config));
             })
         }
@@ -211,11 +215,11 @@ fn demo_upstream(listen: std::net::SocketAddr) -> ExitCode {
 }
 
 fn run(
-    config: Config,
+    plan: Plan,
     path: Option<PathBuf>,
     on_bound: impl FnOnce(&frontgate::server::Bound, &Config),
 ) -> ExitCode {
-    match frontgate::server::serve(config, path, on_bound) {
+    match frontgate::server::serve(plan, path, on_bound) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             err!("frontgate: {e}");

@@ -11,14 +11,15 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
 
 use crate::body::{Body, ClientBody};
-use crate::checks::auth::{Authenticate, Authenticator};
-use crate::checks::cors::{OriginCheck, is_preflight};
-use crate::checks::jwt::JwtAuthenticator;
-use crate::checks::rate_limit;
-use crate::checks::{Check, Client, Exchange, Identity, Outcome, Verdict};
+use crate::checks::cors::is_preflight;
+use crate::checks::{BuildFeature, Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{Config, RouteTarget};
+use crate::exchange::{
+    Check, Client, Endpoint, Exchange, ForwardingCache, Identity, Outcome, ResponseHook, Verdict,
+};
 use crate::frontend::{Frontend, Served};
 use crate::observe;
+use crate::plan::Plan;
 use crate::problem::{Code, Problem};
 use crate::proxy::client::UpstreamClient;
 use crate::proxy::{self, RelayedFields, headers as hygiene};
@@ -31,12 +32,12 @@ use crate::state::Services;
 pub struct ConnInfo {
     pub peer: std::net::SocketAddr,
     pub tls: bool,
-    pub forwarding: Arc<hygiene::ForwardingCache>,
+    pub forwarding: Arc<ForwardingCache>,
 }
 
 impl ConnInfo {
     pub fn new(peer: std::net::SocketAddr, tls: bool) -> Self {
-        ConnInfo { peer, tls, forwarding: Arc::new(hygiene::ForwardingCache::new(peer.ip(), tls)) }
+        ConnInfo { peer, tls, forwarding: Arc::new(ForwardingCache::new(peer.ip(), tls)) }
     }
 }
 
@@ -114,9 +115,11 @@ impl RequestIds {
 
 pub struct Gateway {
     config: Arc<Config>,
-    table: RouteTable,
-    /// The checks for each route, by route index, in pipeline order.
+    table: Arc<RouteTable>,
+    /// The checks for each route, by route index, in stage order.
     checks: Vec<Vec<Arc<dyn Check>>>,
+    /// The work on the backend's responses for each route, by route index (most have none).
+    response_hooks: Vec<Vec<Arc<dyn ResponseHook>>>,
     upstream: Option<Backend>,
     upstream_timeout: Duration,
     frontend: Option<Frontend>,
@@ -130,17 +133,37 @@ pub struct Gateway {
     pub(crate) request_ids: RequestIds,
 }
 
+/// Why a planned config could not be assembled into a pipeline.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
-    #[error("{0}")]
-    Routes(String),
-    #[error("{0}")]
+    /// A feature could not be built from its section.
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
+    /// `[frontend] dir` cannot be read.
+    #[error("[frontend] dir: {0}")]
     Frontend(std::io::Error),
-    #[error("[oidc]: {0}")]
-    Oidc(String),
+    /// The process state the embedded layer needs could not be started.
     #[error("{0}")]
-    Jwt(String),
+    State(String),
 }
+
+/// The features of the request path, in the order they are built: those that provide
+/// authenticators (API keys, JWT, sessions) before the authenticate stage. The order of their
+/// checks on a route is not this order but their [`Stage`]s. A new feature is its module and
+/// one line here.
+const FEATURES: &[BuildFeature] = &[
+    crate::checks::cors::feature,
+    crate::checks::api_key::feature,
+    crate::checks::jwt::feature,
+    crate::oidc::feature,
+    crate::checks::rate_limit::feature,
+    crate::checks::auth::feature,
+    crate::checks::pow::feature,
+    crate::checks::captcha::feature,
+    crate::checks::openapi::feature,
+    crate::checks::gateway_cookies::feature,
+];
 
 static NOT_FOUND_ROUTE: &str = "-";
 
@@ -174,140 +197,61 @@ struct DevServer {
 }
 
 impl Gateway {
-    /// Assembles the pipeline for a validated config, with process-wide state from `services`.
-    pub fn build(config: Config, services: &Arc<Services>) -> Result<Gateway, BuildError> {
+    /// Assembles the pipeline for a planned config, with process-wide state from `services`.
+    pub fn build(plan: Plan, services: &Arc<Services>) -> Result<Gateway, BuildError> {
         let _ = observe::metrics_handle();
-        let table = RouteTable::build(&config).map_err(|errs| {
-            BuildError::Routes(errs.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; "))
-        })?;
-        let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
-        let origin_check: Arc<dyn Check> =
-            Arc::new(OriginCheck::new(public_origin.as_ref(), config.cors.as_ref()));
-        // Authentication methods the config enables; each route picks from these.
-        let mut authenticators: Vec<Arc<dyn Authenticator>> = Vec::new();
-        if let Some(keys) = &config.api_keys {
-            if services.db().is_none() {
-                return Err(BuildError::Routes(
-                    "[api_keys] needs the store, which was not opened at start: restart frontgate"
-                        .into(),
-                ));
-            }
-            let verifier = crate::keys::Verifier::new(keys, services);
-            authenticators.push(Arc::new(crate::checks::api_key::ApiKeyAuth::new(verifier)));
-        }
-        if let Some(jwt) = &config.jwt {
-            let replay = crate::store::replay::for_config(
-                &config,
-                services,
-                crate::store::replay::Feature::Dpop,
-            );
-            let jwt = JwtAuthenticator::new(
-                jwt,
-                config.public_origin().as_str(),
-                services.clone(),
-                replay,
-            )
-            .map_err(BuildError::Jwt)?;
-            jwt.prefetch();
-            authenticators.push(Arc::new(jwt));
-        }
-        let mut endpoints: Vec<Arc<dyn Endpoint>> = Vec::new();
-        // Bot defence: the proof of work's endpoints and check, and third-party CAPTCHAs.
-        let pow = crate::checks::pow::Pow::from_config(&config, services);
-        if let Some(pow) = &pow {
-            endpoints.extend(crate::checks::pow::endpoints::all(pow));
-        }
-        let captchas = crate::checks::captcha::from_config(&config, services);
-        // [oidc]: browser sessions (login, callback, session, logout, back-channel logout).
-        let oidc = match &config.oidc {
-            Some(o) => Some(
-                crate::oidc::build(o, config.public_origin().as_str(), services)
-                    .map_err(BuildError::Oidc)?,
-            ),
-            None => None,
-        };
-        if let Some(oidc) = &oidc {
-            authenticators.push(Arc::new(crate::checks::session::SessionAuth::new(oidc.clone())));
-            endpoints.extend(oidc.endpoints());
-        }
-        endpoints.extend(
-            crate::keys::self_service::endpoints(&config, oidc.as_ref(), services)
-                .map_err(BuildError::Routes)?,
-        );
-        // The fixed order of checks (docs/architecture.md): origin/CORS → rate limit (IP) → authenticate +
-        // authorize → CSRF → bot check → rate limit (identity) → validate.
-        let checks = table
+        let route_policies: Vec<_> = plan
+            .table
             .entries()
             .iter()
             .map(|entry| {
-                let mut route_checks: Vec<Arc<dyn Check>> = vec![origin_check.clone()];
-                let policy = entry.config_index.and_then(|i| config.routes.get(i));
-                // An OpenAPI operation's security, unless its `[[routes]]` entry overrides it.
-                let (auth, scopes) = crate::checks::openapi::route_policy(&config, entry, policy);
-                // Routes that take keys refuse one in the URL as they read it; the others too.
-                if let Some(keys) = &config.api_keys
-                    && !auth.accepts(crate::config::AuthMethod::ApiKey)
-                {
-                    route_checks
-                        .push(Arc::new(crate::checks::api_key::KeyNotInQuery::new(&keys.prefix)));
-                }
-                let limit_names = policy.map_or(&[][..], |r| r.rate_limit.as_slice());
-                let key_limits =
-                    config.api_keys.is_some() && auth.accepts(crate::config::AuthMethod::ApiKey);
-                let (limit_client, limit_caller) = rate_limit::for_route(
-                    limit_names,
-                    &config.rate_limits,
-                    key_limits,
-                    config.shared.on_outage.rate_limits,
-                    services,
-                );
-                if let Some(l) = limit_client {
-                    route_checks.push(Arc::new(l));
-                }
-                let claims: Vec<(String, serde_json::Value)> = policy
-                    .map(|r| {
-                        r.claims
-                            .iter()
-                            .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(a) = Authenticate::for_route(&auth, &scopes, &claims, &authenticators) {
-                    route_checks.push(Arc::new(a));
-                }
-                if let Some(oidc) = &oidc
-                    && auth.accepts(crate::config::AuthMethod::Session)
-                    && policy.is_none_or(|r| r.csrf != Some(false))
-                {
-                    route_checks
-                        .push(Arc::new(crate::checks::csrf::CsrfCheck::new(oidc.public_origin())));
-                }
-                if let Some(bot) = crate::checks::bot_check(
-                    policy.and_then(|r| r.challenge.as_deref()),
-                    pow.as_ref(),
-                    &captchas,
-                ) {
-                    route_checks.push(bot);
-                }
-                if let Some(l) = limit_caller {
-                    route_checks.push(Arc::new(l));
-                }
-                // Last, in that order: validate.
-                if let (Some(op), Some(spec)) =
-                    (entry.operation, config.openapi.as_ref().and_then(|o| o.compiled.clone()))
-                {
-                    route_checks.push(Arc::new(crate::checks::openapi::OpenApiCheck::new(
-                        spec,
-                        op,
-                        entry.name.clone(),
-                    )));
-                }
-                if oidc.is_some() || pow.is_some() {
-                    route_checks.push(Arc::new(crate::checks::session::StripGatewayCookies));
-                }
-                route_checks
+                let policy = entry.config_index.and_then(|i| plan.config.routes.get(i));
+                plan.route_policy(entry, policy)
             })
             .collect();
+        let Plan { config, spec, table } = plan;
+        // Each feature builds from its config section; those that provide authenticators come
+        // before the authenticate stage that uses them (FEATURES).
+        let mut features: Vec<Arc<dyn Feature>> = Vec::new();
+        let mut authenticators = Vec::new();
+        for build in FEATURES {
+            let inputs = FeatureInputs {
+                config: &config,
+                table: &table,
+                spec: spec.as_ref(),
+                services,
+                authenticators: &authenticators,
+            };
+            if let Some(feature) = build(&inputs)? {
+                authenticators.extend(feature.authenticators());
+                features.push(feature);
+            }
+        }
+        let endpoints: Vec<Arc<dyn Endpoint>> =
+            features.iter().flat_map(|f| f.endpoints()).collect();
+        // Every route's checks, from every feature, in stage order (a stable sort: within a
+        // stage, the features' order).
+        let (checks, response_hooks): (Vec<_>, Vec<_>) = table
+            .entries()
+            .iter()
+            .zip(route_policies)
+            .map(|(entry, (auth, scopes))| {
+                let route = RouteContext {
+                    config: &config,
+                    entry,
+                    policy: entry.config_index.and_then(|i| config.routes.get(i)),
+                    auth: &auth,
+                    scopes: &scopes,
+                };
+                let mut route_checks: Vec<Arc<dyn Check>> = Vec::new();
+                for feature in &features {
+                    feature.route_checks(&route, &mut route_checks);
+                }
+                route_checks.sort_by_key(|c| c.stage());
+                let hooks = features.iter().filter_map(|f| f.response_hook(&route)).collect();
+                (route_checks, hooks)
+            })
+            .unzip();
         let upstream = config.upstream.as_ref().map(|u| Backend {
             timeout: u.timeout.0,
             total_timeout: u.total_timeout.map(|d| d.0),
@@ -328,9 +272,8 @@ impl Gateway {
                 .iter()
                 .filter(|r| r.to == RouteTarget::Upstream)
                 .map(|r| r.matcher.get_ref().path.as_str());
-            let spec = config.openapi.as_ref().and_then(|o| o.compiled.as_ref());
             let operations =
-                spec.into_iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
+                spec.iter().flat_map(|s| s.operations.iter().map(|o| o.pattern.as_str()));
             crate::frontend::api_prefixes(routes.chain(operations))
         };
         let (mut frontend, mut dev_server) = (None, None);
@@ -377,6 +320,7 @@ impl Gateway {
             config: Arc::new(config),
             table,
             checks,
+            response_hooks,
             upstream,
             frontend,
             dev_server,
@@ -528,25 +472,17 @@ impl Gateway {
                         out,
                     )
                     .await?;
-                match (
-                    route.operation,
-                    self.config.openapi.as_ref().and_then(|o| o.compiled.as_ref()),
-                ) {
-                    // The gateway's own answers (a masked 5xx) are not the upstream's to validate.
-                    (Some(op), Some(spec)) if resp.extensions().get::<Code>().is_none() => {
-                        out.relayed.move_into(resp.headers_mut());
-                        crate::checks::openapi::response::check(
-                            spec,
-                            &spec.operations[op],
-                            &head.method,
-                            &route.name,
-                            resp,
-                            request_id.to_str().unwrap_or(""),
-                        )
-                        .await
-                    }
-                    _ => Ok(resp),
+                let hooks = &self.response_hooks[out.route.unwrap_or_default()];
+                // The gateway's own answers (a masked 5xx) are not the upstream's to check.
+                if hooks.is_empty() || resp.extensions().get::<Code>().is_some() {
+                    return Ok(resp);
                 }
+                out.relayed.move_into(resp.headers_mut());
+                let request_id = request_id.to_str().unwrap_or("");
+                for hook in hooks {
+                    resp = hook.on_response(&head.method, request_id, resp).await?;
+                }
+                Ok(resp)
             }
         }
     }
@@ -760,7 +696,7 @@ impl Gateway {
         out: &mut Outgoing,
     ) -> Result<Response<Body>, Problem> {
         let upstream = &backend.client;
-        let upgrade = if proxy::is_websocket_upgrade(head) {
+        let upgrade = if crate::wire::is_websocket_upgrade(head) {
             head.extensions.remove::<hyper::upgrade::OnUpgrade>()
         } else {
             None
@@ -960,29 +896,6 @@ pub(crate) enum Admission {
     /// the body (login, verify, logout).
     Endpoint(Arc<dyn Endpoint>),
 }
-
-/// One of the gateway's own endpoints under `/.frontgate/` (login, callback, challenge, ...),
-/// registered by the module that owns it.
-pub trait Endpoint: Send + Sync + 'static {
-    /// The exact normalized path, e.g. `/.frontgate/login`.
-    fn path(&self) -> &'static str;
-    /// Whether this endpoint serves the normalized `path` (by default: exactly [`Self::path`];
-    /// an endpoint with ids in its paths, like `/.frontgate/keys/{id}`, says so here).
-    fn matches(&self, path: &str) -> bool {
-        path == self.path()
-    }
-    fn handle<'a>(
-        &'a self,
-        head: &'a mut http::request::Parts,
-        body: ClientBody,
-        client: &'a Client,
-        request_id: &'a str,
-    ) -> EndpointFuture<'a>;
-}
-
-pub type EndpointFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Response<Body>, Problem>> + Send + 'a>,
->;
 
 /// The request body on its way through the pipeline: streamed to the upstream untouched,
 /// unless a check needed it, in which case it is read once and forwarded as those bytes.

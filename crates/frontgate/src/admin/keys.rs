@@ -4,7 +4,6 @@
 //! `Authorization: Bearer <[admin] token>`, compared in constant time; every refusal is a
 //! problem document; every change is an audit event.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,14 +17,14 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::{AdminHost, Host};
 use crate::keys::{KeyAdmin, ManageError, NewKey};
 use crate::problem::{Code, Problem};
-use crate::server::Shared;
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 const ACTOR: &str = "admin-api";
 
-pub fn routes() -> Router<Arc<Shared>> {
+pub fn routes() -> Router<Host> {
     Router::new()
         .route("/admin/v1/openapi.json", get(openapi))
         .route("/admin/v1/keys", post(create).get(list))
@@ -50,9 +49,8 @@ fn invalid(message: impl Into<String>) -> Response {
 /// The admin token check, then a [`KeyAdmin`] over the store. (The error is the response to
 /// send; the admin API is not a hot path, so its size does not matter.)
 #[allow(clippy::result_large_err)]
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<KeyAdmin, Response> {
-    let gateway = shared.gateway.load();
-    let config = gateway.config();
+fn authorize(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<KeyAdmin, Response> {
+    let config = shared.config();
     let Some(token) = config.admin.token.as_ref().filter(|t| !t.0.is_empty()) else {
         return Err(problem(
             Problem::new(Code::Unauthenticated)
@@ -80,7 +78,8 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<KeyAdmin, Response>
                 .with_detail("API keys are not configured: add an [api_keys] section."),
         ));
     };
-    KeyAdmin::new(keys, &shared.services).map_err(|_| problem(Problem::new(Code::StoreUnavailable)))
+    KeyAdmin::new(keys, shared.services())
+        .map_err(|_| problem(Problem::new(Code::StoreUnavailable)))
 }
 
 fn managed(e: ManageError) -> Response {
@@ -100,12 +99,12 @@ fn managed(e: ManageError) -> Response {
 }
 
 /// Runs a management operation on the state runtime, where the store's connections live.
-async fn on_state<T, F>(shared: &Shared, fut: F) -> Result<T, Response>
+async fn on_state<T, F>(shared: &dyn AdminHost, fut: F) -> Result<T, Response>
 where
     F: std::future::Future<Output = Result<T, ManageError>> + Send + 'static,
     T: Send + 'static,
 {
-    match shared.services.run(fut).await {
+    match shared.services().run(fut).await {
         Ok(r) => r.map_err(managed),
         Err(_) => Err(problem(Problem::new(Code::StoreUnavailable))),
     }
@@ -137,8 +136,8 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    let admin = match authorize(&shared, &headers) {
+async fn create(State(shared): State<Host>, headers: HeaderMap, body: Bytes) -> Response {
+    let admin = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -147,7 +146,7 @@ async fn create(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Ok(None) => return invalid("A body is required."),
         Err(r) => return r,
     };
-    match on_state(&shared, async move { admin.create(req, ACTOR).await }).await {
+    match on_state(&*shared, async move { admin.create(req, ACTOR).await }).await {
         Ok(minted) => json(StatusCode::CREATED, serde_json::to_value(&minted).unwrap_or_default()),
         Err(r) => r,
     }
@@ -161,11 +160,11 @@ struct ListParams {
 }
 
 async fn list(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Host>,
     headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
-    let admin = match authorize(&shared, &headers) {
+    let admin = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -177,7 +176,7 @@ async fn list(
         return invalid("limit must be between 1 and 1000.");
     }
     let after = params.after;
-    match on_state(&shared, async move { admin.list(after.as_deref(), limit).await }).await {
+    match on_state(&*shared, async move { admin.list(after.as_deref(), limit).await }).await {
         Ok(keys) => {
             let next =
                 if keys.len() as i64 == limit { keys.last().map(|k| k.id.clone()) } else { None };
@@ -187,16 +186,12 @@ async fn list(
     }
 }
 
-async fn show(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let admin = match authorize(&shared, &headers) {
+async fn show(State(shared): State<Host>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let admin = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    match on_state(&shared, async move { admin.get(&id).await }).await {
+    match on_state(&*shared, async move { admin.get(&id).await }).await {
         Ok(k) => json(StatusCode::OK, serde_json::to_value(&k).unwrap_or_default()),
         Err(r) => r,
     }
@@ -209,18 +204,21 @@ struct RevokeParams {
 }
 
 async fn revoke(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Host>,
     headers: HeaderMap,
     Path(id): Path<String>,
     params: Result<Query<RevokeParams>, QueryRejection>,
 ) -> Response {
-    let admin = match authorize(&shared, &headers) {
+    let admin = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Ok(Query(params)) = params else { return invalid("Query parameters: reason.") };
-    match on_state(&shared, async move { admin.revoke(&id, params.reason.as_deref(), ACTOR).await })
-        .await
+    match on_state(
+        &*shared,
+        async move { admin.revoke(&id, params.reason.as_deref(), ACTOR).await },
+    )
+    .await
     {
         Ok(k) => json(StatusCode::OK, serde_json::to_value(&k).unwrap_or_default()),
         Err(r) => r,
@@ -235,12 +233,12 @@ struct RotateRequest {
 }
 
 async fn rotate(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Host>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let admin = match authorize(&shared, &headers) {
+    let admin = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -259,7 +257,7 @@ async fn rotate(
             }
         },
     };
-    match on_state(&shared, async move { admin.rotate(&id, grace, ACTOR).await }).await {
+    match on_state(&*shared, async move { admin.rotate(&id, grace, ACTOR).await }).await {
         Ok((minted, old)) => {
             let mut v = serde_json::to_value(&minted).unwrap_or_default();
             v["previous"] = serde_json::to_value(&old).unwrap_or_default();
@@ -278,11 +276,11 @@ struct AuditParams {
 
 /// The most recent audit events, newest first (optionally about one target).
 async fn audit_log(
-    State(shared): State<Arc<Shared>>,
+    State(shared): State<Host>,
     headers: HeaderMap,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorize(&shared, &headers) {
+    if let Err(r) = authorize(&*shared, &headers) {
         return r;
     }
     let Ok(Query(params)) = params else {
@@ -292,10 +290,10 @@ async fn audit_log(
     if !(1..=1000).contains(&limit) {
         return invalid("limit must be between 1 and 1000.");
     }
-    let Some(db) = shared.services.db().cloned() else {
+    let Some(db) = shared.services().db().cloned() else {
         return problem(Problem::new(Code::StoreUnavailable));
     };
-    let t = shared.services.store_timeout();
+    let t = shared.services().store_timeout();
     let fut = async move {
         crate::store::sql::deadline(
             t,
@@ -304,7 +302,7 @@ async fn audit_log(
         .await
         .map_err(ManageError::Store)
     };
-    match on_state(&shared, fut).await {
+    match on_state(&*shared, fut).await {
         Ok(events) => json(StatusCode::OK, serde_json::json!({ "events": events })),
         Err(r) => r,
     }

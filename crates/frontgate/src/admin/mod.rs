@@ -4,7 +4,6 @@
 //! unless an operator says so.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::State;
@@ -15,12 +14,27 @@ use tokio::sync::watch;
 
 pub mod keys;
 
+use crate::config::Config;
 use crate::observe;
-use crate::server::Shared;
+use crate::state::Services;
+
+/// What the admin listener needs from the server that runs it, and nothing more: the admin
+/// API imports nothing from the server, which implements this (`server::Shared`).
+pub trait AdminHost: Send + Sync + 'static {
+    /// The running config (the last one loaded).
+    fn config(&self) -> Arc<Config>;
+    /// Process-wide store connections and caches.
+    fn services(&self) -> &Arc<Services>;
+    /// Whether the server is shutting down (`/ready` then says so).
+    fn draining(&self) -> bool;
+}
+
+/// The admin router's state.
+pub type Host = Arc<dyn AdminHost>;
 
 pub async fn serve(
     listener: std::net::TcpListener,
-    shared: Arc<Shared>,
+    shared: Host,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
@@ -32,7 +46,7 @@ pub async fn serve(
         .await;
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Host) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -50,8 +64,8 @@ async fn health() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}")
 }
 
-async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.draining.load(Ordering::Relaxed) {
+async fn ready(State(shared): State<Host>) -> impl IntoResponse {
+    if shared.draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "application/json")],
@@ -59,10 +73,10 @@ async fn ready(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         );
     }
     // The stores this node needs must answer: a node that cannot verify keys is not ready.
-    if let Some(db) = shared.services.db().cloned() {
-        let t = shared.services.store_timeout();
+    if let Some(db) = shared.services().db().cloned() {
+        let t = shared.services().store_timeout();
         let ok = shared
-            .services
+            .services()
             .run(async move { crate::store::sql::deadline(t, db.ping()).await })
             .await;
         if !matches!(ok, Ok(Ok(()))) {

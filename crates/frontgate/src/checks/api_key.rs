@@ -10,8 +10,9 @@ use http::HeaderValue;
 use http::request::Parts;
 
 use super::auth::{AuthFuture, AuthResult, Authenticator, BEARER_CHALLENGE};
-use super::{Exchange, Identity};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::AuthMethod;
+use crate::exchange::{Exchange, Identity};
 use crate::keys::record::Denial;
 use crate::keys::{Refusal, Verifier};
 use crate::problem::{Code, Problem};
@@ -164,26 +165,30 @@ impl KeyNotInQuery {
     }
 }
 
-impl super::Check for KeyNotInQuery {
+impl crate::exchange::Check for KeyNotInQuery {
     fn name(&self) -> &'static str {
         "key_not_in_query"
     }
 
-    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> super::Outcome<'a> {
+    fn stage(&self) -> crate::exchange::Stage {
+        crate::exchange::Stage::Origin
+    }
+
+    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> crate::exchange::Outcome<'a> {
         let Some(q) = ex.head.uri.query() else {
-            return super::Outcome::Ready(super::Verdict::Continue);
+            return crate::exchange::Outcome::Ready(crate::exchange::Verdict::Continue);
         };
         // Anywhere in the decoded query: backends split pairs on `;` too, trim values, or read
         // the whole query; a key is a leak wherever it stands.
         let leaked = percent_encoding::percent_decode_str(q)
             .decode_utf8_lossy()
             .contains(self.prefix.as_str());
-        super::Outcome::Ready(if leaked {
+        crate::exchange::Outcome::Ready(if leaked {
             metrics::counter!(crate::keys::verify::VERIFICATIONS, "result" => "in_query")
                 .increment(1);
-            super::Verdict::Deny(in_query_problem())
+            crate::exchange::Verdict::Deny(in_query_problem())
         } else {
-            super::Verdict::Continue
+            crate::exchange::Verdict::Continue
         })
     }
 }
@@ -225,6 +230,43 @@ fn problem(r: &Refusal) -> Problem {
         Refusal::Store(e) => {
             tracing::error!(error = %e, "API-key store unavailable");
             Problem::new(Code::StoreUnavailable)
+        }
+    }
+}
+
+/// The API-key feature: key authentication, and a refusal of keys in query strings on routes
+/// that do not take keys (a key in a URL leaks into logs; refused wherever it appears).
+pub struct ApiKeys {
+    auth: Arc<ApiKeyAuth>,
+    in_query: Arc<dyn crate::exchange::Check>,
+}
+
+/// `[api_keys]`: needs the store the process opened at start.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    let Some(keys) = &inputs.config.api_keys else { return Ok(None) };
+    if inputs.services.db().is_none() {
+        return Err(FeatureError::StoreNotOpen("[api_keys]"));
+    }
+    let verifier = Verifier::new(keys, inputs.services);
+    Ok(Some(Arc::new(ApiKeys {
+        auth: Arc::new(ApiKeyAuth::new(verifier)),
+        in_query: Arc::new(KeyNotInQuery::new(&keys.prefix)),
+    })))
+}
+
+impl Feature for ApiKeys {
+    fn authenticators(&self) -> Vec<Arc<dyn Authenticator>> {
+        vec![self.auth.clone()]
+    }
+
+    fn route_checks(
+        &self,
+        route: &RouteContext<'_>,
+        checks: &mut Vec<Arc<dyn crate::exchange::Check>>,
+    ) {
+        // Routes that take keys refuse one in the URL as they read it.
+        if !route.auth.accepts(AuthMethod::ApiKey) {
+            checks.push(self.in_query.clone());
         }
     }
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use http::request::Parts;
 
-use super::{Check, Exchange, Identity, Outcome, Verdict, VerdictFuture};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{AuthMethod, AuthSetting};
+use crate::exchange::{Check, Exchange, Identity, Outcome, Stage, Verdict, VerdictFuture};
 use crate::problem::{Code, Problem};
 
 /// The challenge for bearer credentials (API keys and access tokens), RFC 6750 §3.
@@ -150,6 +151,10 @@ impl Check for Authenticate {
         "authenticate"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Authenticate
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let Some(auth) = self.methods.iter().find(|a| a.presented(ex.head)) else {
             if let Some(v) = self.methods.iter().find_map(|a| a.absent(ex)) {
@@ -212,3 +217,32 @@ fn strip_unverified_credentials(head: &mut Parts, verified: AuthMethod) {
 }
 
 static DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+
+/// The authenticate stage: on each route with `auth`, the methods it accepts (from the
+/// features that provide them), its scopes and its claims.
+pub struct Authentication {
+    available: Vec<Arc<dyn Authenticator>>,
+}
+
+/// Built after the features that provide authenticators (`pipeline::FEATURES`).
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(Some(Arc::new(Authentication { available: inputs.authenticators.to_vec() })))
+}
+
+impl Feature for Authentication {
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        let claims: Vec<(String, serde_json::Value)> = route
+            .policy
+            .map(|r| {
+                r.claims
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(a) = Authenticate::for_route(route.auth, route.scopes, &claims, &self.available)
+        {
+            checks.push(Arc::new(a));
+        }
+    }
+}

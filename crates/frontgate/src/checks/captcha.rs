@@ -14,11 +14,12 @@ use std::time::Duration;
 use http::HeaderName;
 use serde::Deserialize;
 
-use super::{Check, Exchange, Outcome, Verdict};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::captcha::{CaptchaKind, CaptchaProvider, OnError};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
-use crate::store::replay::{Inserted, ReplaySet};
+use crate::state::replay::{Inserted, ReplaySet};
 
 /// The longest token accepted (real ones are under 2 KiB; reCAPTCHA's are the longest).
 const MAX_TOKEN: usize = 4096;
@@ -189,6 +190,10 @@ impl Check for CaptchaCheck {
         "captcha"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Bot
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let token = match ex.head.headers.get(&self.header).map(|v| v.to_str()) {
             None => {
@@ -268,7 +273,7 @@ pub fn from_config(
         Some(rest.split(':').next().unwrap_or(&rest).trim_end_matches('/').to_owned())
     });
     let replay =
-        crate::store::replay::for_config(config, services, crate::store::replay::Feature::Captcha);
+        crate::state::replay::for_config(config, services, crate::state::replay::Feature::Captcha);
     [CaptchaKind::Turnstile, CaptchaKind::Hcaptcha, CaptchaKind::Recaptcha]
         .into_iter()
         .filter_map(|k| {
@@ -280,4 +285,24 @@ pub fn from_config(
             ))
         })
         .collect()
+}
+
+/// The CAPTCHA feature: the provider check on routes whose `challenge` names it.
+pub struct Captchas(Vec<(CaptchaKind, Arc<dyn Check>)>);
+
+/// `[captcha.*]`: one check per configured provider.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    let checks = from_config(inputs.config, inputs.services);
+    Ok((!checks.is_empty()).then(|| Arc::new(Captchas(checks)) as Arc<dyn Feature>))
+}
+
+impl Feature for Captchas {
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        let Some(kind) =
+            route.policy.and_then(|r| r.challenge.as_deref()).and_then(CaptchaKind::parse)
+        else {
+            return;
+        };
+        checks.extend(self.0.iter().filter(|(k, _)| *k == kind).map(|(_, c)| c.clone()));
+    }
 }

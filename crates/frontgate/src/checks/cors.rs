@@ -6,9 +6,12 @@
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::{Check, Exchange, Outcome, Verdict};
+use std::sync::Arc;
+
 use crate::body::Body;
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{CorsConfig, CorsOrigin, Origin};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 
 pub struct OriginCheck {
@@ -106,6 +109,10 @@ impl Check for OriginCheck {
         "origin"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Origin
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         Outcome::Ready(self.decide(ex))
     }
@@ -198,5 +205,22 @@ impl OriginCheck {
         }
         ex.response_headers.extend(cors_headers);
         Verdict::Continue
+    }
+}
+
+/// The origin feature: every route's origin check (CORS preflights and the allow-list).
+pub struct Cors(Arc<dyn Check>);
+
+/// Always built: without `[cors]` the check refuses cross-origin preflights.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    let config = inputs.config;
+    let public_origin = config.server.public_url.as_ref().map(|p| p.get_ref().clone());
+    let check = OriginCheck::new(public_origin.as_ref(), config.cors.as_ref());
+    Ok(Some(Arc::new(Cors(Arc::new(check)))))
+}
+
+impl Feature for Cors {
+    fn route_checks(&self, _: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        checks.push(self.0.clone());
     }
 }

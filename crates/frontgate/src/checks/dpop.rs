@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::store::replay::{Inserted, ReplayError, ReplaySet};
+use crate::state::replay::{Inserted, ReplayError, ReplaySet};
 
 /// Proof algorithms accepted: asymmetric only.
 const ALGORITHMS: &[Algorithm] =
@@ -277,7 +277,7 @@ fn now_secs() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::replay::MemoryReplaySet;
+    use crate::state::replay::MemoryReplaySet;
     use jsonwebtoken::EncodingKey;
 
     struct Client {

@@ -21,12 +21,13 @@ use super::auth::{AuthFuture, AuthResult, Authenticator};
 use super::dpop::DpopVerifier;
 use super::introspect::{IntrospectError, Introspector};
 use super::jwks::{Fetcher, Freshness, IssuerKeys, KeyError, KeySource};
-use super::{Exchange, Identity};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::AuthMethod;
 use crate::config::jwt::{DpopMode, JwtConfig, TokenType};
+use crate::exchange::{Exchange, Identity};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
-use crate::store::replay::ReplaySet;
+use crate::state::replay::ReplaySet;
 
 /// Tokens longer than this are refused unread.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -566,6 +567,32 @@ fn identity(verified: &Verified) -> Identity {
     }
 }
 
+/// The bearer-token feature: JWT (with DPoP and introspection) authentication.
+pub struct Jwt(Arc<JwtAuthenticator>);
+
+/// `[jwt]`: its key sets are fetched in the background from here on.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    let Some(jwt) = &inputs.config.jwt else { return Ok(None) };
+    let replay = crate::state::replay::for_config(
+        inputs.config,
+        inputs.services,
+        crate::state::replay::Feature::Dpop,
+    );
+    let origin = inputs.config.public_origin();
+    let jwt = JwtAuthenticator::new(jwt, origin.as_str(), inputs.services.clone(), replay)
+        .map_err(FeatureError::Jwt)?;
+    jwt.prefetch();
+    Ok(Some(Arc::new(Jwt(Arc::new(jwt)))))
+}
+
+impl Feature for Jwt {
+    fn authenticators(&self) -> Vec<Arc<dyn Authenticator>> {
+        vec![self.0.clone()]
+    }
+
+    fn route_checks(&self, _: &RouteContext<'_>, _: &mut Vec<Arc<dyn crate::exchange::Check>>) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,7 +611,7 @@ mod tests {
         ))
         .unwrap();
         let services = Arc::new(Services::runtime_only().unwrap());
-        let replay = Arc::new(crate::store::replay::MemoryReplaySet::new(100));
+        let replay = Arc::new(crate::state::replay::MemoryReplaySet::new(100));
         let auth = JwtAuthenticator::new(&config, "https://g.test", services, replay).unwrap();
         let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
         h.typ = Some("at+jwt".into());

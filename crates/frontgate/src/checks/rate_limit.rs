@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
 
-use super::{Check, Exchange, Outcome, Verdict};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::{AuthMethod, LimitKey, OutageMode, Rate, RateLimitConfig};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::observe;
 use crate::problem::{Code, Problem};
 use crate::state::Services;
@@ -342,6 +343,9 @@ fn policy_header(name: &str, burst: u32, window: Duration) -> HeaderValue {
 /// The rate-limit check of one route at one place in the pipeline (before or after auth).
 pub struct RateLimit {
     limiters: Vec<Limiter>,
+    /// [`Stage::ClientLimit`] for limits keyed by address, [`Stage::CallerLimit`] for those
+    /// keyed by the authenticated caller.
+    stage: Stage,
 }
 
 /// Builds the route's two rate-limit checks: (before authentication, after it). With
@@ -396,13 +400,19 @@ pub fn for_route(
             limited: metrics::counter!(observe::RATE_LIMITED, "limit" => CALLER_LIMIT),
         });
     }
-    let make = |limiters: Vec<Limiter>| (!limiters.is_empty()).then_some(RateLimit { limiters });
-    (make(before), make(after))
+    let make = |limiters: Vec<Limiter>, stage| {
+        (!limiters.is_empty()).then_some(RateLimit { limiters, stage })
+    };
+    (make(before, Stage::ClientLimit), make(after, Stage::CallerLimit))
 }
 
 impl Check for RateLimit {
     fn name(&self) -> &'static str {
         "rate_limit"
+    }
+
+    fn stage(&self) -> Stage {
+        self.stage
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
@@ -477,6 +487,33 @@ async fn remote_acquire(
         } else {
             Decision::Limited { retry_after: Duration::from_micros(retry_us.max(1) as u64) }
         }),
+    }
+}
+
+/// The rate-limit feature: each route's `rate_limit` names, split by stage (limits keyed by
+/// address before authentication, by caller after), and each API key's own rate.
+pub struct RateLimits {
+    services: Arc<Services>,
+}
+
+/// Always built; a route without `rate_limit` (and without keys) gets no check.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(Some(Arc::new(RateLimits { services: inputs.services.clone() })))
+}
+
+impl Feature for RateLimits {
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        let config = route.config;
+        let names = route.policy.map_or(&[][..], |r| r.rate_limit.as_slice());
+        let key_limits = config.api_keys.is_some() && route.auth.accepts(AuthMethod::ApiKey);
+        let (client, caller) = for_route(
+            names,
+            &config.rate_limits,
+            key_limits,
+            config.shared.on_outage.rate_limits,
+            &self.services,
+        );
+        checks.extend(client.into_iter().chain(caller).map(|l| Arc::new(l) as Arc<dyn Check>));
     }
 }
 

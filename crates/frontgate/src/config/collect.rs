@@ -119,10 +119,12 @@ fn each_key<'i>(
 mod tests {
     use std::path::Path;
 
-    use crate::config::{Config, ConfigError};
+    use crate::config::ConfigError;
 
     fn errors(text: &str) -> Vec<ConfigError> {
-        Config::parse(text, "t.toml", Path::new("/base")).expect_err("config should be refused").0
+        crate::plan::Plan::parse(text, "t.toml", Path::new("/base"))
+            .expect_err("config should be refused")
+            .0
     }
 
     fn at(errors: &[ConfigError], line: usize, needle: &str) -> bool {

@@ -84,7 +84,7 @@ fn d_data_dir() -> PathBuf {
 
 /// What a config is loaded for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Use {
+pub(crate) enum Use {
     Gateway,
     Embedded,
 }
@@ -136,14 +136,48 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-struct Reporter<'a> {
+/// Collects errors with their place in the config text.
+pub(crate) struct Reporter<'a> {
     file: &'a str,
     text: &'a str,
     errors: Vec<ConfigError>,
 }
 
-impl Reporter<'_> {
-    fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+/// A config that has been read and checked on its own, with the errors found so far.
+pub(crate) struct Parsed<'a> {
+    pub config: Config,
+    pub rep: Reporter<'a>,
+    /// The top-level sections that had errors and are missing from `config`.
+    pub broken: BTreeSet<String>,
+}
+
+impl Parsed<'_> {
+    /// The config, if no rule found an error.
+    pub fn finish(self) -> Result<Config, ConfigErrors> {
+        if self.rep.errors.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(ConfigErrors(self.rep.errors))
+        }
+    }
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter for `text` (read from `file`), with no errors yet.
+    pub fn new(file: &'a str, text: &'a str) -> Self {
+        Reporter { file, text, errors: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The errors so far.
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        self.errors
+    }
+
+    pub fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = line_col(self.text, s.start);
@@ -160,21 +194,25 @@ impl Reporter<'_> {
     }
 }
 
+/// A config file's text, or the error that says why it cannot be read.
+pub fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            column: None,
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })
+}
+
 impl Config {
     /// Reads, parses and validates a config file. Relative paths in it are resolved against the
     /// file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: name.clone(),
-                line: None,
-                column: None,
-                message: format!("cannot read the config file: {e}"),
-            }])
-        })?;
+        let text = read_file(path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Config::parse(&text, &name, &base)
+        Config::parse(&text, &path.display().to_string(), &base)
     }
 
     /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
@@ -189,6 +227,18 @@ impl Config {
     }
 
     fn parse_as(text: &str, file: &str, base: &Path, usage: Use) -> Result<Config, ConfigErrors> {
+        Config::parse_parts(text, file, base, usage)?.finish()
+    }
+
+    /// Parses and runs every rule that needs only the config itself, keeping the errors so far:
+    /// the plan (`crate::plan`) goes on with the rules that need the OpenAPI document and the
+    /// route table, and reports into the same list. `Err` only when nothing could be read.
+    pub(crate) fn parse_parts<'a>(
+        text: &'a str,
+        file: &'a str,
+        base: &Path,
+        usage: Use,
+    ) -> Result<Parsed<'a>, ConfigErrors> {
         let mut rep = Reporter { file, text, errors: Vec::new() };
         let report = |rep: &mut Reporter<'_>, e: &toml::de::Error| {
             rep.at(e.span(), friendly_parse_message(e.message().trim_end()));
@@ -212,9 +262,8 @@ impl Config {
             }
         };
         config.resolve_paths(base);
-        config.load_openapi(&mut rep);
         config.validate(&mut rep, usage, &broken);
-        if rep.errors.is_empty() { Ok(config) } else { Err(ConfigErrors(rep.errors)) }
+        Ok(Parsed { config, rep, broken })
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -238,28 +287,6 @@ impl Config {
         }
         if let Some(o) = &mut self.openapi {
             join(&mut o.spec);
-        }
-    }
-
-    /// Loads and compiles the `[openapi]` document; its errors refuse the config, each with its
-    /// JSON pointer into the document.
-    fn load_openapi(&mut self, rep: &mut Reporter<'_>) {
-        let Some(o) = &mut self.openapi else { return };
-        match crate::checks::openapi::load(o) {
-            Ok(spec) => o.compiled = Some(std::sync::Arc::new(spec)),
-            Err(errors) => {
-                for e in errors.iter().take(50) {
-                    rep.at(
-                        None,
-                        format!(
-                            "[openapi] spec {}: {} (at {})",
-                            o.spec.display(),
-                            e.message,
-                            e.pointer
-                        ),
-                    );
-                }
-            }
         }
     }
 
@@ -398,53 +425,6 @@ impl Config {
             }
             self.validate_route_policy(route, rep, broken);
         }
-        if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
-            // A prefix route never lends its policy to the operations under it: each operation
-            // is a route of its own and wins over the prefix. Policy written there for them
-            // would apply to nothing they serve, unless an entry on the operation's own path
-            // gives it its policy explicitly.
-            for route in &self.routes {
-                let m = route.matcher.get_ref();
-                if !m.prefix || route.to != RouteTarget::Upstream || !route.lends_policy() {
-                    continue;
-                }
-                let covered: Vec<&str> = spec
-                    .operations
-                    .iter()
-                    .filter(|o| m.methods.is_empty() || m.methods.contains(&o.method))
-                    .filter(|o| {
-                        m.path.is_empty()
-                            || o.pattern == m.path
-                            || o.pattern.starts_with(&format!("{}/", m.path))
-                    })
-                    .filter(|o| crate::route::table::merged_route(self, o).is_none())
-                    .map(|o| o.name.as_str())
-                    .collect();
-                if let Some(first) = covered.first() {
-                    rep.at(Some(route.matcher.span()), format!(
-                        "route `{}` sets policy for paths OpenAPI operations serve ({first}{}), but operations are routes of their own and take precedence, so it would not apply to them; put the policy on a route with each operation's path (it merges into the operation), or narrow this prefix to paths the document does not declare",
-                        m.text,
-                        if covered.len() > 1 { format!(" and {} more", covered.len() - 1) } else { String::new() }
-                    ));
-                }
-            }
-            for op in &spec.operations {
-                let route =
-                    crate::route::table::merged_route(self, op).and_then(|i| self.routes.get(i));
-                if route.is_some_and(|r| !r.auth.is_none()) {
-                    continue; // the route's own auth, checked above
-                }
-                for method in &op.auth {
-                    let section = self.auth_section(*method);
-                    if !section.1 && !broken.contains(section.0) {
-                        rep.at(None, format!(
-                            "[openapi] operation `{}` ({}): its security requires {} authentication, which needs the [{}] section",
-                            op.name, op.pointer, method.as_str(), section.0
-                        ));
-                    }
-                }
-            }
-        }
         if let Some(f) = &self.frontend {
             if http::HeaderValue::from_str(&f.csp()).is_err() {
                 rep.at(None, "[frontend] csp is not a valid header value");
@@ -518,30 +498,10 @@ impl Config {
         if http::HeaderValue::from_str(&s.hsts).is_err() {
             rep.at(None, "[server] hsts is not a valid header value");
         }
-        // Route conflicts are found by building the table.
-        if let Err(errors) = crate::route::RouteTable::build(self) {
-            for (route_index, message) in errors {
-                let span = route_index.and_then(|i| self.routes.get(i)).map(|r| r.matcher.span());
-                rep.at(span.clone(), message);
-            }
-        }
     }
 
     /// A route's policy keys must name what the config provides: a route can never ask for a check
     /// that would silently not run.
-    /// The OpenAPI operations `route` is merged into (lends its policy to).
-    fn operations_merged_into<'a>(
-        &'a self,
-        route: &'a RouteConfig,
-    ) -> impl Iterator<Item = &'a crate::checks::openapi::Operation> + 'a {
-        let spec = self.openapi.as_ref().and_then(|o| o.compiled.as_ref());
-        spec.into_iter().flat_map(|s| s.operations.iter()).filter(move |op| {
-            crate::route::table::merged_route(self, op)
-                .and_then(|i| self.routes.get(i))
-                .is_some_and(|r| std::ptr::eq(r, route))
-        })
-    }
-
     fn validate_route_policy(
         &self,
         route: &RouteConfig,
@@ -562,13 +522,6 @@ impl Config {
                     ),
                 );
             }
-        }
-        // On an OpenAPI operation, the document's security is the auth the route's scopes add to.
-        if !route.scopes.is_empty()
-            && route.auth.is_none()
-            && !self.operations_merged_into(route).any(|op| !op.auth.is_empty())
-        {
-            rep.at(span.clone(), format!("route `{text}`: scopes need an auth method that carries scopes; set auth (or, on an OpenAPI operation, a security requirement in the document)"));
         }
         if !route.claims.is_empty() {
             if !route.auth.accepts(AuthMethod::Jwt) && !route.auth.accepts(AuthMethod::Session) {
@@ -621,7 +574,7 @@ impl Config {
     }
 
     /// The section an auth method is configured in, and whether the config has it.
-    fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
+    pub(crate) fn auth_section(&self, method: AuthMethod) -> (&'static str, bool) {
         match method {
             AuthMethod::Session => ("oidc", self.oidc.is_some()),
             AuthMethod::Jwt => ("jwt", self.jwt.is_some()),
@@ -679,30 +632,6 @@ impl Config {
         {
             w.push("the admin listener is not on loopback: /metrics and /ready are then reachable by anyone who can reach it; keep it on loopback or behind a firewall".into());
         }
-        // A `{param}` route also matches the paths of static operations beside it
-        // (`/api/items/{id}` and `/api/items/export`); each operation is a route of its own and
-        // wins, so the entry's policy does not reach it.
-        if let Some(spec) = self.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
-            for route in self.routes.iter().filter(|r| {
-                !r.matcher.get_ref().prefix && r.to == RouteTarget::Upstream && r.lends_policy()
-            }) {
-                let m = route.matcher.get_ref();
-                for op in spec
-                    .operations
-                    .iter()
-                    .filter(|o| m.methods.is_empty() || m.methods.contains(&o.method))
-                {
-                    if crate::route::table::pattern_covers(&m.path, &op.pattern)
-                        && crate::route::table::merged_route(self, op).is_none()
-                    {
-                        w.push(format!(
-                            "route `{}` also matches the path of OpenAPI operation {}, which is a route of its own and does not take this entry's policy; add an entry with that operation's path if it should",
-                            m.text, op.name
-                        ));
-                    }
-                }
-            }
-        }
         // A client's first request to a challenged route is refused with challenge_required
         // after its client-keyed limits have counted it; the retry with the clearance counts
         // again. A burst of 1 would refuse that retry.
@@ -752,8 +681,10 @@ fn friendly_parse_message(msg: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The whole loader, as `frontgate check` runs it: these tests hold its messages, some of
+    /// which come from the plan (route conflicts, OpenAPI operations).
     fn parse(text: &str) -> Result<Config, ConfigErrors> {
-        Config::parse(text, "test.toml", Path::new("/base"))
+        crate::plan::Plan::parse(text, "test.toml", Path::new("/base")).map(|p| p.config)
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! [`crate::checks::openapi`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -35,9 +34,6 @@ pub struct OpenApiConfig {
     /// refused, in `report` they pass and are counted.
     #[serde(default = "d_max_response_bytes")]
     pub max_response_bytes: Size,
-    /// The compiled document, filled in while the config is validated.
-    #[serde(skip)]
-    pub compiled: Option<Arc<crate::checks::openapi::Spec>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

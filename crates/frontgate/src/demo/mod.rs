@@ -172,7 +172,7 @@ fn mint_demo_key(config: &Config) -> Result<String, String> {
 }
 
 /// Builds the demo config: starts the upstream and writes the site first.
-pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
+pub fn prepare(opts: &DemoOptions) -> Result<crate::plan::Plan, String> {
     std::fs::create_dir_all(&opts.data_dir)
         .map_err(|e| format!("creating {}: {e}", opts.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&opts.data_dir).map_err(|e| e.to_string())?;
@@ -181,10 +181,11 @@ pub fn prepare(opts: &DemoOptions) -> Result<Config, String> {
     let (upstream, _api) = upstream::spawn("127.0.0.1:0".parse().expect("static"))
         .map_err(|e| format!("starting the demo upstream: {e}"))?;
     let text = config_text(&opts, upstream, &site);
-    let config = Config::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())?;
-    let key = mint_demo_key(&config).map_err(|e| format!("minting the demo API key: {e}"))?;
+    let plan =
+        crate::plan::Plan::parse(&text, "<demo>", &opts.data_dir).map_err(|e| e.to_string())?;
+    let key = mint_demo_key(&plan.config).map_err(|e| format!("minting the demo API key: {e}"))?;
     let _ = DEMO_KEY.set(key);
-    Ok(config)
+    Ok(plan)
 }
 
 /// The demo's config as a file a user can start from: the demo page and its OpenAPI document

@@ -7,7 +7,8 @@
 //! - `DELETE /.frontgate/keys/{id}`: revokes one of the caller's keys.
 //!
 //! Every call needs a live session (else 401 `unauthenticated`, as on session routes); POST
-//! and DELETE also pass the session routes' CSRF defence ([`crate::checks::csrf`]). The
+//! and DELETE also pass the session routes' CSRF defence. Both are the sessions feature's,
+//! reached through [`SignedIn`], which `oidc` implements: key code does not depend on it. The
 //! owner is always the session's subject, never anything the request says. Creation and
 //! revocation go through [`KeyAdmin`], like the admin API's: the same validation, audit
 //! events (actor `session:<subject>`) and revocation events to every node.
@@ -23,12 +24,24 @@ use serde::{Deserialize, Serialize};
 use super::manage::{KeyAdmin, ManageError, NewKey};
 use super::record::{KeyRecord, rfc3339};
 use crate::body::{Body, ClientBody};
-use crate::checks::Client;
 use crate::config::Config;
-use crate::oidc::Oidc;
-use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::exchange::{Client, Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
 use crate::state::Services;
+
+/// What the endpoints need of browser sessions (implemented by `oidc::Oidc`).
+pub trait SignedIn: Send + Sync + 'static {
+    /// The subject of the live session the request's cookie names, as session routes
+    /// establish it (refreshing its access token if due). `Err` is the refusal: 401
+    /// `unauthenticated` without a live session, 503 when the session store fails.
+    fn subject<'a>(
+        &'a self,
+        headers: &'a http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>>;
+    /// Why a request that changes state with the session is refused as cross-site (the
+    /// session routes' CSRF rule), if it is.
+    fn csrf_refusal(&self, headers: &http::HeaderMap) -> Option<&'static str>;
+}
 
 /// Self-service creates and revocations, by `action` (`create`, `revoke`).
 pub const SELF_SERVICE: &str = "frontgate_api_key_self_service_total";
@@ -41,7 +54,7 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct SelfService {
     admin: KeyAdmin,
-    oidc: Arc<Oidc>,
+    sessions: Arc<dyn SignedIn>,
     services: Arc<Services>,
     scopes: Vec<String>,
     max_keys: u32,
@@ -49,22 +62,22 @@ struct SelfService {
 }
 
 /// The endpoints, when `[api_keys.self_service]` is configured (config validation made sure
-/// `[oidc]` is too).
+/// `[oidc]`, whose sessions these are, is too).
 pub fn endpoints(
     config: &Config,
-    oidc: Option<&Arc<Oidc>>,
+    sessions: Option<Arc<dyn SignedIn>>,
     services: &Arc<Services>,
 ) -> Result<Vec<Arc<dyn Endpoint>>, String> {
     let Some(keys) = &config.api_keys else { return Ok(Vec::new()) };
     let Some(s) = &keys.self_service else { return Ok(Vec::new()) };
-    let Some(oidc) = oidc else {
+    let Some(sessions) = sessions else {
         return Err("[api_keys.self_service] needs [oidc]".into());
     };
     let admin = KeyAdmin::new(keys, services)
         .map_err(|e| format!("[api_keys.self_service] needs the store: {e}"))?;
     let shared = Arc::new(SelfService {
         admin,
-        oidc: oidc.clone(),
+        sessions,
         services: services.clone(),
         scopes: s.scopes.clone(),
         max_keys: s.max_keys,
@@ -191,26 +204,14 @@ fn header_safe(s: &str) -> bool {
 }
 
 impl SelfService {
-    /// The session's subject, as session routes establish it (refreshing the access token if
-    /// due): 401 without a live session.
+    /// The session's subject: 401 without a live session.
     async fn subject(&self, head: &http::request::Parts) -> Result<String, Problem> {
-        let ended = || {
-            Problem::new(Code::Unauthenticated)
-                .with_detail("No session: log in at /.frontgate/login.")
-        };
-        let unavailable = |e: crate::session::SessionError| {
-            tracing::warn!(error = %e, "session store failed");
-            Problem::new(Code::StoreUnavailable)
-        };
-        let session =
-            self.oidc.current(&head.headers).await.map_err(unavailable)?.ok_or_else(ended)?;
-        let session = self.oidc.fresh(session).await.map_err(unavailable)?.ok_or_else(ended)?;
-        Ok(session.data.subject)
+        self.sessions.subject(&head.headers).await
     }
 
     /// The session routes' CSRF defence, for POST and DELETE.
     fn csrf(&self, head: &http::request::Parts) -> Result<(), Problem> {
-        match crate::checks::csrf::refusal(&head.headers, self.oidc.public_origin()) {
+        match self.sessions.csrf_refusal(&head.headers) {
             None => Ok(()),
             Some(why) => {
                 metrics::counter!("frontgate_csrf_refused_total").increment(1);

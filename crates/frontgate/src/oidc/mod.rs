@@ -1,15 +1,17 @@
 //! OpenID Connect login for the browser app (backend-for-frontend): the endpoints under
 //! `/.frontgate/` (`login`, `callback`, `session`, `logout`, `backchannel-logout`) and the
-//! access-token refresh used by the session authenticator ([`crate::checks::session`]).
+//! access-token refresh used by the session authenticator ([`session_auth`]).
 //!
 //! The browser never holds a token. A login stores its state, nonce, PKCE verifier and
 //! `return_to` server-side under the state's hash (single-use), bound to the browser by the
 //! `__Host-frontgate-login` cookie; the callback takes that entry, redeems the code with the
 //! verifier, verifies the ID token and creates a session with a fresh random id.
 
+pub mod csrf;
 pub mod http;
 pub mod provider;
 pub mod return_to;
+pub mod session_auth;
 
 use std::sync::Arc;
 
@@ -20,13 +22,14 @@ use openidconnect::PkceCodeChallenge;
 use serde::{Deserialize, Serialize};
 
 use crate::body::{Body, ClientBody};
-use crate::checks::Client;
 use crate::config::OidcConfig;
-use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::exchange::Client;
+use crate::exchange::{Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
+use crate::session::now;
 use crate::session::{Session, SessionData, SessionError, Sessions, cookie, crypto};
 use crate::state::Services;
-use provider::{Provider, now};
+use provider::Provider;
 
 /// Everything the OIDC endpoints and the session check share.
 pub struct Oidc {
@@ -292,7 +295,7 @@ impl Oidc {
             );
         }
         // Logging someone out from another site is a nuisance attack: same-origin only.
-        if !crate::checks::csrf::same_origin_request(&head.headers, &self.public_origin) {
+        if !csrf::same_origin_request(&head.headers, &self.public_origin) {
             return Err(
                 Problem::new(Code::CsrfFailed).with_detail("Logout must be posted from this site.")
             );
@@ -479,6 +482,29 @@ impl Oidc {
     }
 }
 
+/// Self-service keys (`keys::self_service`) ask a request's session for its subject and
+/// CSRF verdict here, exactly as `auth = "session"` routes and their CSRF check decide them.
+impl crate::keys::self_service::SignedIn for Oidc {
+    fn subject<'a>(
+        &'a self,
+        headers: &'a ::http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>> {
+        Box::pin(async move {
+            let ended = || {
+                Problem::new(Code::Unauthenticated)
+                    .with_detail("No session: log in at /.frontgate/login.")
+            };
+            let session = self.current(headers).await.map_err(store_problem)?.ok_or_else(ended)?;
+            let session = self.fresh(session).await.map_err(store_problem)?.ok_or_else(ended)?;
+            Ok(session.data.subject)
+        })
+    }
+
+    fn csrf_refusal(&self, headers: &::http::HeaderMap) -> Option<&'static str> {
+        csrf::refusal(headers, &self.public_origin)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Login,
@@ -575,31 +601,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `application/x-www-form-urlencoded` pairs, decoded.
-pub(crate) fn form_urlencoded_pairs(bytes: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
-    bytes.split(|&b| b == b'&').filter(|p| !p.is_empty()).map(|pair| {
-        let mut it = pair.splitn(2, |&b| b == b'=');
-        let decode = |s: &[u8]| {
-            let plus: Vec<u8> = s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-            percent_encoding::percent_decode(&plus).decode_utf8_lossy().into_owned()
-        };
-        (decode(it.next().unwrap_or_default()), decode(it.next().unwrap_or_default()))
-    })
-}
-
-/// One query parameter, decoded; a parameter given twice counts as absent.
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    let mut found = None;
-    for (k, v) in form_urlencoded_pairs(query?.as_bytes()) {
-        if k == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(v);
-        }
-    }
-    found
-}
+use crate::wire::{form_urlencoded_pairs, query_param};
 
 /// Builds the OIDC side of a gateway: sessions in Redis when `[shared] redis` is set, else in
 /// the SQL store.
@@ -627,4 +629,53 @@ pub fn build(
         config.session_absolute.0,
     ));
     Ok(Arc::new(Oidc::new(config, public_origin, sessions, services.clone())?))
+}
+
+/// The sessions feature (`[oidc]`): session authentication, the login/logout endpoints, and
+/// CSRF defence on routes that accept sessions (unless a route sets `csrf = false`).
+pub struct SessionsFeature {
+    oidc: Arc<Oidc>,
+    csrf: Arc<dyn crate::exchange::Check>,
+    /// `[api_keys.self_service]`: the signed-in users' own keys, on these sessions.
+    self_service: Vec<Arc<dyn Endpoint>>,
+}
+
+/// `[oidc]`: the provider is discovered in the background from here on.
+pub fn feature(
+    inputs: &crate::checks::FeatureInputs<'_>,
+) -> Result<Option<Arc<dyn crate::checks::Feature>>, crate::checks::FeatureError> {
+    let Some(o) = &inputs.config.oidc else { return Ok(None) };
+    let origin = inputs.config.public_origin();
+    let oidc =
+        build(o, origin.as_str(), inputs.services).map_err(crate::checks::FeatureError::Oidc)?;
+    let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
+    let sessions: Arc<dyn crate::keys::self_service::SignedIn> = oidc.clone();
+    let self_service =
+        crate::keys::self_service::endpoints(inputs.config, Some(sessions), inputs.services)
+            .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?;
+    Ok(Some(Arc::new(SessionsFeature { oidc, csrf, self_service })))
+}
+
+impl crate::checks::Feature for SessionsFeature {
+    fn authenticators(&self) -> Vec<Arc<dyn crate::checks::auth::Authenticator>> {
+        vec![Arc::new(session_auth::SessionAuth::new(self.oidc.clone()))]
+    }
+
+    fn endpoints(&self) -> Vec<Arc<dyn Endpoint>> {
+        let mut all = self.oidc.endpoints();
+        all.extend(self.self_service.iter().cloned());
+        all
+    }
+
+    fn route_checks(
+        &self,
+        route: &crate::checks::RouteContext<'_>,
+        checks: &mut Vec<Arc<dyn crate::exchange::Check>>,
+    ) {
+        if route.auth.accepts(crate::config::AuthMethod::Session)
+            && route.policy.is_none_or(|r| r.csrf != Some(false))
+        {
+            checks.push(self.csrf.clone());
+        }
+    }
 }

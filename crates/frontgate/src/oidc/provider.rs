@@ -5,7 +5,7 @@
 //! Everything here does network I/O: callers run it on the state runtime (`services.run`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use base64::Engine;
@@ -110,9 +110,7 @@ pub struct Provider {
     fetching: tokio::sync::Mutex<Option<Instant>>,
 }
 
-pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+pub use crate::session::now;
 
 impl Provider {
     pub fn new(config: Arc<OidcConfig>, redirect_uri: String) -> Result<Provider, String> {

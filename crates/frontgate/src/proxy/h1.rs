@@ -353,7 +353,7 @@ impl Conn {
             }
             // The id's bytes are shared by now (a clone of it went upstream with the request):
             // cloning it again counts a reference, it does not allocate.
-            framing => Body::Upstream(Box::new(UpstreamBody {
+            framing => Body::Upstream(Box::pin(UpstreamBody {
                 conn: Some(self),
                 state: State::from(framing),
                 keep_alive,
@@ -470,6 +470,7 @@ impl RelayedFields {
         let head = std::mem::take(&mut self.head);
         let mut map =
             HeaderMap::with_capacity(self.fields.len() + headers.len() + ADDED_RESPONSE_FIELDS);
+        #[allow(unsafe_code)]
         for (name, start, end) in self.fields.drain(..) {
             // SAFETY: the spans are of field values that parse_head took from httparse, which
             // accepts in a field value exactly the bytes HeaderValue does (see parse_head).
@@ -649,6 +650,7 @@ fn parse_head(
     let mut named: Vec<HeaderName> = Vec::new();
     for (i, span) in spans[..count].iter().enumerate() {
         // SAFETY: the loop above wrote one span for each of the `count` fields httparse found.
+        #[allow(unsafe_code)]
         let (ns, ne, vs, ve) = unsafe { span.assume_init() };
         let (name, kind) = names.get(i, &head[ns as usize..ne as usize], hide)?;
         let value = &head[vs as usize..ve as usize];
@@ -705,7 +707,7 @@ fn parse_head(
 /// A field value as text, when it is all visible ASCII, spaces and tabs (as
 /// [`HeaderValue::to_str`] has it).
 fn text(value: &[u8]) -> Option<&str> {
-    if crate::server::h1::is_text(value) { std::str::from_utf8(value).ok() } else { None }
+    if crate::wire::is_text(value) { std::str::from_utf8(value).ok() } else { None }
 }
 
 /// A Content-Length value in its one canonical spelling: decimal digits, no leading zero (but

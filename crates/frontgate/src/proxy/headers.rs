@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::checks::Client;
 use crate::config::ServerConfig;
+use crate::exchange::Client;
 use crate::problem::{Code, Problem};
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -20,55 +20,6 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 static X_ASPNET_VERSION: HeaderName = HeaderName::from_static("x-aspnet-version");
 static X_ASPNETMVC_VERSION: HeaderName = HeaderName::from_static("x-aspnetmvc-version");
-
-/// Per-connection forwarding values, computed once rather than per request: the peer's address
-/// as an X-Forwarded-For value, and the last Forwarded value built (keyed by Host).
-#[derive(Debug)]
-pub struct ForwardingCache {
-    https: bool,
-    xff: HeaderValue,
-    for_node: String,
-    forwarded: std::sync::Mutex<Option<(HeaderValue, HeaderValue)>>,
-}
-
-impl ForwardingCache {
-    pub fn new(peer: IpAddr, https: bool) -> Self {
-        let for_node = match peer {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("\"[{ip}]\""),
-        };
-        let xff =
-            HeaderValue::from_str(&peer.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
-        ForwardingCache { https, xff, for_node, forwarded: std::sync::Mutex::new(None) }
-    }
-
-    fn forwarded(&self, host: Option<&HeaderValue>) -> Option<HeaderValue> {
-        let mut last = self.forwarded.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Some((h, v)), Some(host)) = (last.as_ref(), host)
-            && h == host
-        {
-            return Some(v.clone());
-        }
-        let proto = if self.https { "https" } else { "http" };
-        let v = HeaderValue::from_str(&forwarded_element(&self.for_node, proto, host)).ok()?;
-        if let Some(host) = host {
-            *last = Some((host.clone(), v.clone()));
-        }
-        Some(v)
-    }
-}
-
-fn forwarded_element(for_node: &str, proto: &str, host: Option<&HeaderValue>) -> String {
-    let mut forwarded = format!("for={for_node};proto={proto}");
-    if let Some(h) = host.and_then(|h| h.to_str().ok())
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    {
-        forwarded.push_str(";host=\"");
-        forwarded.push_str(h);
-        forwarded.push('"');
-    }
-    forwarded
-}
 
 /// Whether a request header must go before forwarding, whoever sent it: hop-by-hop headers,
 /// our identity headers, X-Real-IP (which the gateway never sets), and `Expect` (the gateway
@@ -455,7 +406,7 @@ pub fn prepare_request_headers(
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("\"[{ip}]\""),
     };
-    let forwarded = forwarded_element(&for_node, proto, host);
+    let forwarded = crate::exchange::forwarded_element(&for_node, proto, host);
     let forwarded = match joined(headers, &FORWARDED) {
         Some(prior) if trusted => format!("{prior}, {forwarded}"),
         _ => forwarded,
@@ -512,6 +463,7 @@ pub fn clean_response_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::ForwardingCache;
     use std::path::Path;
 
     fn server(trusted: &str) -> ServerConfig {

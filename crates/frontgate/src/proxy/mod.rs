@@ -37,21 +37,6 @@ impl Drop for TunnelGuard {
     }
 }
 
-/// Whether a request asks for a protocol upgrade we pass through (WebSocket only).
-pub fn is_websocket_upgrade(req: &http::request::Parts) -> bool {
-    req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        && req
-            .headers
-            .get(header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-}
-
 /// When a request went upstream and how long its answer may take.
 pub struct Timing {
     /// When the gateway started sending it (the caller's clock, read once for both uses).

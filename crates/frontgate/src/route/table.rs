@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::{Config, RouteTarget};
+use crate::openapi::Spec;
 
 /// What a matched route says about requests, compiled from its config.
 #[derive(Debug, Clone)]
@@ -69,7 +70,9 @@ struct Pending {
 pub type RouteErrors = Vec<(Option<usize>, String)>;
 
 impl RouteTable {
-    pub fn build(config: &Config) -> Result<RouteTable, RouteErrors> {
+    /// The table for `config`'s routes and `spec`'s operations. Built once per load, by the
+    /// plan (`crate::plan`).
+    pub fn build(config: &Config, spec: Option<&Spec>) -> Result<RouteTable, RouteErrors> {
         let mut errors = Vec::new();
         let mut entries = Vec::new();
         let mut pending = Vec::new();
@@ -126,7 +129,7 @@ impl RouteTable {
         }
         // OpenAPI operations are routes too; a `[[routes]]` entry on the same path lends them its
         // policy and routes nothing itself (see docs/openapi.md).
-        if let Some(spec) = config.openapi.as_ref().and_then(|o| o.compiled.as_ref()) {
+        if let Some(spec) = spec {
             let mut merged = vec![false; config.routes.len()];
             for (op_index, op) in spec.operations.iter().enumerate() {
                 let route = merged_route(config, op);
@@ -319,7 +322,7 @@ impl RouteTable {
 /// The `[[routes]]` entry whose policy applies to an OpenAPI operation: an exact (not `/**`)
 /// route on the same path template (parameter names aside) whose methods include the
 /// operation's, or that names no methods.
-pub fn merged_route(config: &Config, op: &crate::checks::openapi::Operation) -> Option<usize> {
+pub fn merged_route(config: &Config, op: &crate::openapi::Operation) -> Option<usize> {
     config.routes.iter().position(|r| {
         let m = r.matcher.get_ref();
         on_operation_path(r, op) && (m.methods.is_empty() || m.methods.contains(&op.method))
@@ -330,7 +333,7 @@ pub fn merged_route(config: &Config, op: &crate::checks::openapi::Operation) -> 
 /// entry routes nothing itself, and every method it names must be one the document declares.
 pub fn on_operation_path(
     route: &crate::config::RouteConfig,
-    op: &crate::checks::openapi::Operation,
+    op: &crate::openapi::Operation,
 ) -> bool {
     let m = route.matcher.get_ref();
     !m.prefix && route.to == RouteTarget::Upstream && same_template(&op.pattern, &m.path)
@@ -403,7 +406,7 @@ mod tests {
         let text = format!("[upstream]\nurl = \"http://127.0.0.1:1\"\n{routes}");
         let config =
             Config::parse(&text, "t.toml", Path::new("/")).unwrap_or_else(|e| panic!("{e}"));
-        RouteTable::build(&config).unwrap_or_else(|e| panic!("{e:?}"))
+        RouteTable::build(&config, None).unwrap_or_else(|e| panic!("{e:?}"))
     }
 
     fn found(t: &RouteTable, m: Method, p: &str) -> Option<String> {

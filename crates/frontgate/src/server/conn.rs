@@ -451,6 +451,7 @@ fn detach(uri: &mut http::Uri, headers: &mut http::HeaderMap) {
     for v in headers.values_mut() {
         let sensitive = v.is_sensitive();
         // SAFETY: the bytes are a copy of `v`'s, which already passed HeaderValue's checks.
+        #[allow(unsafe_code)]
         let mut detached =
             unsafe { HeaderValue::from_maybe_shared_unchecked(copy.split_to(v.len())) };
         detached.set_sensitive(sensitive);

@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use super::Shared;
 use crate::body::{Body, ClientBody};
 use crate::pipeline::{ConnInfo, DeferredFields};
+use crate::wire::is_text;
 
 /// A connection's read buffer starts this large (hyper's starts at 8 KiB); it grows up to the
 /// connection's limit only for a large head.
@@ -176,6 +177,7 @@ pub fn read_head(buf: &mut BytesMut, max_headers: usize, names: &mut FieldNames)
         }
         // SAFETY: httparse accepted the value, and its value bytes are exactly those
         // HeaderValue accepts (hyper builds its values the same way).
+        #[allow(unsafe_code)]
         let value =
             unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(span(field.value))) };
         headers.append(name, value);
@@ -226,11 +228,6 @@ fn has_last_token(value: &[u8], token: &[u8]) -> bool {
             .rsplit(|&b| b == b',')
             .next()
             .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
-pub(crate) fn is_text(value: &[u8]) -> bool {
-    value.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\t')
 }
 
 /// Serves one HTTP/1.1 connection (plain, or TLS after ALPN chose http/1.1).

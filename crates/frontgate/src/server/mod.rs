@@ -11,6 +11,7 @@ pub mod h1;
 mod linger;
 pub mod tls;
 
+use crate::plan::Plan;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,18 @@ pub struct Shared {
     pub tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
     pub connections: AtomicUsize,
     pub draining: AtomicBool,
+}
+
+impl crate::admin::AdminHost for Shared {
+    fn config(&self) -> Arc<crate::config::Config> {
+        self.gateway.load().config().clone()
+    }
+    fn services(&self) -> &Arc<crate::state::Services> {
+        &self.services
+    }
+    fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,45 +82,47 @@ fn bind(addr: SocketAddr, key: &'static str) -> Result<std::net::TcpListener, Se
     Ok(socket.into())
 }
 
-/// What `serve` makes of a config before it listens: the TLS settings (certificate and key
-/// files read, or the self-signed certificate made), the stores opened, and the pipeline built
-/// (route table, OpenAPI document, key sets, OIDC and JWT settings). `frontgate check` runs
-/// exactly this, so the two cannot disagree on a config.
-pub struct Plan {
+/// What `serve` makes of a plan before it listens: the TLS settings (certificate and key files
+/// read, or the self-signed certificate made), the stores opened, and the pipeline built (key
+/// sets, OIDC and JWT settings, every route's checks). `frontgate check` runs exactly this
+/// ([`check`]), so the two cannot disagree on a config.
+pub struct Prepared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub services: Arc<crate::state::Services>,
     pub gateway: Gateway,
 }
 
-pub fn plan(config: &Config) -> Result<Plan, ServeError> {
+pub fn prepare(plan: Plan) -> Result<Prepared, ServeError> {
+    let config = &plan.config;
     let tls = tls::server_config(config)?;
     // The metrics recorder before anything counts: the stores' event listeners count at once.
     crate::observe::metrics_handle();
     // Stores first: an unreachable database stops the start with its reason, before listening.
     let services = Arc::new(crate::state::Services::start(config)?);
-    let gateway = Gateway::build(config.clone(), &services)?;
-    Ok(Plan { tls, services, gateway })
+    let gateway = Gateway::build(plan, &services)?;
+    Ok(Prepared { tls, services, gateway })
 }
 
-/// [`plan`] as `frontgate check` runs it: the same steps and the same refusals, with no side
+/// [`prepare`] as `frontgate check` runs it: the same steps and the same refusals, with no side
 /// effect. Certificate and key files are read; a self-signed certificate is made in memory, not
 /// written; the stores are reached but nothing is created or migrated
 /// ([`crate::state::Services::probe`]).
-pub fn check(config: &Config) -> Result<(), ServeError> {
-    tls::server_config_unsaved(config)?;
-    let services = Arc::new(crate::state::Services::probe(config)?);
-    Gateway::build(config.clone(), &services)?;
+pub fn check(plan: Plan) -> Result<(), ServeError> {
+    tls::server_config_unsaved(&plan.config)?;
+    let services = Arc::new(crate::state::Services::probe(&plan.config)?);
+    Gateway::build(plan, &services)?;
     Ok(())
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains. `config_path` is re-read on SIGHUP.
 /// `on_bound` is called once the listeners are bound (the demo prints its banner there).
 pub fn serve(
-    config: Config,
+    plan: Plan,
     config_path: Option<PathBuf>,
     on_bound: impl FnOnce(&Bound, &Config),
 ) -> Result<(), ServeError> {
-    let Plan { tls: tls_config, services, gateway } = plan(&config)?;
+    let Prepared { tls: tls_config, services, gateway } = prepare(plan)?;
+    let config = gateway.config().clone();
     let workers = config.server.worker_count();
     let main_listener = bind(config.server.listen.0, "[server] listen")?;
     let redirect_listener =
@@ -258,7 +273,8 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         return;
     };
     let outcome = (|| -> Result<(), String> {
-        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let plan = Plan::load(path).map_err(|e| e.to_string())?;
+        let config = &plan.config;
         let old = shared.gateway.load();
         let old_cfg = old.config();
         if config.server.listen != old_cfg.server.listen
@@ -276,14 +292,14 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
                 "[log] level/format and [admin] enabled take effect only after a restart"
             );
         }
-        for w in shared.services.restart_needed(&config) {
+        for w in shared.services.restart_needed(config) {
             tracing::warn!("{w}");
         }
-        let tls = tls::server_config(&config).map_err(|e| e.to_string())?;
+        let tls = tls::server_config(config).map_err(|e| e.to_string())?;
         if tls.is_some() != old_cfg.server.tls_enabled() {
             return Err("switching TLS on or off needs a restart".into());
         }
-        let gateway = Gateway::build(config, &shared.services).map_err(|e| e.to_string())?;
+        let gateway = Gateway::build(plan, &shared.services).map_err(|e| e.to_string())?;
         shared.tls.store(Arc::new(tls));
         shared.gateway.store(Arc::new(gateway));
         Ok(())

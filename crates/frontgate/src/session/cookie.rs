@@ -8,7 +8,9 @@
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue};
 
-pub use crate::checks::pow::clearance::COOKIE_PREFIX as CLEARANCE_PREFIX;
+/// The name prefix of proof-of-work clearance cookies (`checks::pow::clearance`), which are
+/// the gateway's too and never forwarded.
+pub const CLEARANCE_PREFIX: &str = "fg-clear-";
 
 /// The session cookie: an opaque random id.
 pub const SESSION: &str = "__Host-frontgate";

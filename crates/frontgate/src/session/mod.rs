@@ -15,6 +15,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::state::Services;
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn now() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
 use crate::store::StoreError;
 use crypto::{CryptoError, Sealer};
 use store::{Backend, Row};
@@ -64,10 +70,6 @@ pub struct Sessions {
     absolute: i64,
     /// Per-session locks for refreshes in this process; entries are removed when unused.
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-fn now() -> i64 {
-    crate::oidc::provider::now()
 }
 
 impl Sessions {

@@ -9,7 +9,6 @@
 pub mod audit;
 pub mod events;
 pub mod redis;
-pub mod replay;
 pub mod sql;
 
 pub use events::Events;
@@ -94,4 +93,12 @@ mod tests {
         assert_eq!(super::redact_url("redis://:pw@h/0"), "redis://:***@h/0");
         assert_eq!(super::redact_url("postgres://h/db"), "postgres://h/db");
     }
+}
+
+/// How the stores are opened: to serve (created and migrated as needed) or to check a config
+/// (reached, never changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Serve,
+    Check,
 }

@@ -52,19 +52,19 @@ impl Db {
     /// Opens the store a config names (creating the SQLite file and its directory on first
     /// start) and brings its schema up to date.
     pub async fn open(config: &StoreConfig, data_dir: &std::path::Path) -> Result<Db, StoreError> {
-        Db::open_for(config, data_dir, crate::state::Opening::Serve).await
+        Db::open_for(config, data_dir, crate::store::Opening::Serve).await
     }
 
-    /// [`Db::open`], or for `frontgate check` ([`crate::state::Opening::Check`]): the same
+    /// [`Db::open`], or for `frontgate check` ([`crate::store::Opening::Check`]): the same
     /// connection, but no file created and no migration applied. A SQLite file that does not
     /// exist yet is stood in for by an empty in-memory database (its directory must be
     /// creatable); an existing one is opened read-only.
     pub async fn open_for(
         config: &StoreConfig,
         data_dir: &std::path::Path,
-        opening: crate::state::Opening,
+        opening: crate::store::Opening,
     ) -> Result<Db, StoreError> {
-        let check = opening == crate::state::Opening::Check;
+        let check = opening == crate::store::Opening::Check;
         let url = config
             .resolve(data_dir)
             .map_err(|m| StoreError::Connect { url: redact_url(&config.url.0), message: m })?;

@@ -34,8 +34,13 @@ try {
     for (const c of cases) {
       for (let i = 0; i < tries; i++) {
         try {
-          const r = await fetch(c.path, { method: 'POST', body: new Uint8Array(bytes), cache: 'no-store' });
-          out.push({ path: c.path, status: r.status, body: await r.text() });
+          const r = await fetch(c.path, {
+            method: 'POST',
+            body: new Uint8Array(bytes),
+            headers: { 'content-type': 'application/octet-stream' },
+            cache: 'no-store',
+          });
+          out.push({ path: c.path, status: r.status, contentType: r.headers.get('content-type'), body: await r.text() });
         } catch (e) {
           out.push({ path: c.path, error: String(e) });
         }
@@ -49,6 +54,7 @@ try {
     const c = cases[r.path];
     assert.equal(r.error, undefined, `${r.path}: ${r.error}`);
     assert.equal(r.status, c.status, `${r.path}: ${r.status} ${r.body}`);
+    assert.equal(r.contentType, 'application/problem+json', `${r.path}: ${r.contentType}`);
     const doc = JSON.parse(r.body);
     assert.equal(doc.code, c.code, `${r.path}: ${r.body}`);
   }

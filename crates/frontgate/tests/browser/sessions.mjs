@@ -5,7 +5,8 @@
 //
 // Environment: FG (frontgate's origin, e.g. http://127.0.0.1:PORT), IDP (the issuer),
 // ATTACKER (another loopback origin serving attack.html), STATE (a storage-state file),
-// CHROMIUM (the browser binary, default /usr/bin/chromium).
+// CHROMIUM (the browser binary, default /usr/bin/chromium), FG_USER (who logs in, scenario
+// login-save; default dave).
 // Browser-side facts are asserted here (node:assert); facts the Rust side needs (cookie values)
 // are printed as one JSON line on stdout. Exit code 0 means every assertion held.
 
@@ -244,7 +245,7 @@ try {
     assert.ok(page.url().startsWith(`${IDP}/interaction/`), page.url());
   } else if (scenario === 'login-save') {
     // Log in and keep the browser's state (the IdP session) for a later run.
-    await login(process.argv[3] || 'dave', '/echo/home');
+    await login(process.argv[3] || process.env.FG_USER || 'dave', '/echo/home');
     out.cookie = (await sessionCookie()).value;
     await context.storageState({ path: STATE });
   } else if (scenario === 'idp-logout') {

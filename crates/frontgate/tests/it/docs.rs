@@ -116,7 +116,7 @@ fn docs_link_only_to_files_in_the_repository_that_exist() {
 fn accepted_keys(section_header: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let text = format!("{section_header}\nzz_unknown_key = 1\n");
-    let err = frontgate::config::Config::parse(&text, "probe.toml", dir.path())
+    let err = frontgate::plan::Plan::parse(&text, "probe.toml", dir.path())
         .expect_err("an unknown key is an error")
         .to_string();
     let line = err
@@ -261,7 +261,7 @@ fn config_md_lists_fields_that_expand_environment_variables() {
         };
         let toml = format!("{section}\n{key} = \"${{{var}}}\"\n");
         let dir = tempfile::tempdir().unwrap();
-        let err = frontgate::config::Config::parse(&toml, "probe.toml", dir.path())
+        let err = frontgate::plan::Plan::parse(&toml, "probe.toml", dir.path())
             .map(|_| ())
             .unwrap_err()
             .to_string();

@@ -5,6 +5,7 @@ mod common;
 
 mod admin_api;
 mod api_keys;
+mod architecture;
 mod captcha;
 mod cli;
 mod dev_server;
@@ -24,6 +25,7 @@ mod refusals;
 mod request_heads;
 mod route_keys;
 mod routing;
+mod self_service;
 mod sessions;
 mod store;
 mod tls;

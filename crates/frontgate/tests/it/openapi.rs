@@ -372,7 +372,7 @@ async fn response_validation_report_block_and_strip() {
         assert_eq!(s, 404, "{mode}: {v}");
         assert_eq!(v["error"], "not here", "{mode}: {v}");
         assert!(
-            gate.metrics().await.contains(&format!("outcome=\"undeclared_error_status\"")),
+            gate.metrics().await.contains(&"outcome=\"undeclared_error_status\"".to_string()),
             "{mode}"
         );
         // A declared status still validates, and an undeclared success is still refused.

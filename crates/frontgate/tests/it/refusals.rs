@@ -1,9 +1,12 @@
 //! Refusals reach real clients: every answer the gateway gives before (or without) reading a
-//! request body arrives whole at stock clients that are still uploading that body: Debian's
-//! curl (7.88, nghttp2 1.52) over HTTP/2 and HTTP/1.1, Node's http2 client, and Chromium's
-//! fetch. Before, most HTTP/2 tries ended in curl's `(92) Stream error in the HTTP/2 framing
-//! layer` (the stream reset after the response) and some HTTP/1.1 ones in `(55)` (a connection
-//! reset), with no status at all. Each case is tried many times: the failure was a race.
+//! request body (400, 401, 403, 404, 405, 413, 415, 429) arrives whole, as an
+//! `application/problem+json` document with its code, at stock clients that are still
+//! uploading that body: Debian's curl (7.88, nghttp2 1.52) over HTTP/2 and HTTP/1.1, Node's
+//! global `fetch` (HTTP/1.1: Node 20's has no HTTP/2) and its http2 client, Python's
+//! `requests` (HTTP/1.1) and `httpx` with `http2=True` (HTTP/2), and Chromium's fetch. Before,
+//! most HTTP/2 tries ended in curl's `(92) Stream error in the HTTP/2 framing layer` (the
+//! stream reset after the response) and some HTTP/1.1 ones in `(55)` (a connection reset),
+//! with no status at all. Each case is tried many times: the failure was a race.
 
 use crate::common;
 
@@ -43,7 +46,22 @@ const CASES: &[Case] = &[
     Case { path: "/api/private", fields: &[], status: 401, code: "unauthenticated" },
     Case { path: "/api/small", fields: &[], status: 413, code: "payload_too_large" },
     Case { path: "/api%2Fopen", fields: &[], status: 400, code: "invalid_path" },
+    // An OpenAPI operation that takes no body: refused from the head alone.
+    Case { path: "/api/nobody", fields: &[], status: 415, code: "unsupported_media_type" },
+    // A per-address limit of one an hour, spent when the gate starts.
+    Case { path: "/api/limited", fields: &[], status: 429, code: "rate_limited" },
 ];
+
+/// The OpenAPI document behind the 415 case.
+const SPEC: &str = r#"openapi: 3.0.3
+info: { title: refusals, version: "1" }
+paths:
+  /api/nobody:
+    post:
+      operationId: noBody
+      responses:
+        "200": { description: ok }
+"#;
 
 /// A TLS gate (self-signed certificate) with a route for each refusal. The upstream is a
 /// closed port: none of these requests may reach it.
@@ -52,16 +70,31 @@ fn gate() -> common::Gate {
     let key = common::jwt::EcKey::new("k1");
     let jwks = dir.path().join("jwks.json");
     std::fs::write(&jwks, common::jwt::jwks(&[&key])).unwrap();
+    let spec = dir.path().join("openapi.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
     let rest = format!(
         "[upstream]\nurl = \"http://127.0.0.1:9\"\n\n\
          [[jwt.issuers]]\nissuer = \"https://issuer.test\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n\n\
          [[routes]]\nmatch = \"GET /api/items\"\n\n\
          [[routes]]\nmatch = \"POST /api/open\"\n\n\
          [[routes]]\nmatch = \"POST /api/private\"\nauth = \"jwt\"\n\n\
-         [[routes]]\nmatch = \"POST /api/small\"\nmax_body_bytes = \"1KiB\"\n",
-        jwks.display().to_string()
+         [[routes]]\nmatch = \"POST /api/small\"\nmax_body_bytes = \"1KiB\"\n\n\
+         [openapi]\nspec = {:?}\n\n\
+         [rate_limits.hourly]\nkey = \"ip\"\nrate = \"1/h\"\nburst = 1\n\n\
+         [[routes]]\nmatch = \"POST /api/limited\"\nrate_limit = [\"hourly\"]\n",
+        jwks.display().to_string(),
+        spec.display().to_string()
     );
-    common::start_in(dir, "tls = \"self-signed\"", &rest)
+    let gate = common::start_in(dir, "tls = \"self-signed\"", &rest);
+    // Spend the hour's one request to /api/limited (it passes, to the closed upstream: 502),
+    // so every try there afterwards is a 429.
+    let out = Command::new("curl")
+        .args(["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("https://127.0.0.1:{}/api/limited", gate.addr.port()))
+        .output()
+        .expect("curl is installed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "502", "the limit's one request");
+    gate
 }
 
 fn body_file(dir: &Path, len: usize) -> std::path::PathBuf {
@@ -70,8 +103,9 @@ fn body_file(dir: &Path, len: usize) -> std::path::PathBuf {
     path
 }
 
-/// The problem document a refusal must carry.
-fn assert_problem(body: &str, case: &Case, context: &str) {
+/// The problem document a refusal must carry, as `application/problem+json`.
+fn assert_problem(body: &str, content_type: &str, case: &Case, context: &str) {
+    assert_eq!(content_type, "application/problem+json", "{context}: {body}");
     let v: Value = serde_json::from_str(body)
         .unwrap_or_else(|e| panic!("{context}: not a problem document ({e}): {body:?}"));
     assert_eq!(v["code"], case.code, "{context}: {v}");
@@ -91,7 +125,7 @@ fn curl_gets_every_refusal(version: &str, want_version: &str) {
                 .arg(format!("@{}", body.display()))
                 .args(["-H", "content-type: application/octet-stream", "-o"])
                 .arg(&out_file)
-                .args(["-w", "%{http_code} %{http_version}"]);
+                .args(["-w", "%{http_code} %{http_version} %{content_type}"]);
             for (name, value) in case.fields {
                 cmd.args(["-H", &format!("{name}: {value}")]);
             }
@@ -108,8 +142,10 @@ fn curl_gets_every_refusal(version: &str, want_version: &str) {
                 String::from_utf8_lossy(&out.stderr),
                 gate.logs()
             );
-            assert_eq!(written, format!("{} {want_version}", case.status), "{context}");
-            assert_problem(&std::fs::read_to_string(&out_file).unwrap(), case, &context);
+            let (status_version, content_type) = written.rsplit_once(' ').unwrap_or_default();
+            assert_eq!(status_version, format!("{} {want_version}", case.status), "{context}");
+            let body = std::fs::read_to_string(&out_file).unwrap();
+            assert_problem(&body, content_type, case, &context);
         }
     }
 }
@@ -141,7 +177,7 @@ fn curl_over_http1_gets_a_413_for_a_body_too_large_to_drain() {
             .arg(format!("@{}", body.display()))
             .arg("-o")
             .arg(&out_file)
-            .args(["-w", "%{http_code}"])
+            .args(["-w", "%{http_code} %{content_type}"])
             .arg(format!("https://127.0.0.1:{}{}", gate.addr.port(), case.path))
             .output()
             .expect("curl is installed");
@@ -153,8 +189,9 @@ fn curl_over_http1_gets_a_413_for_a_body_too_large_to_drain() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(written, "413", "{context}");
-        assert_problem(&std::fs::read_to_string(&out_file).unwrap(), case, &context);
+        assert_eq!(written, "413 application/problem+json", "{context}");
+        let body = std::fs::read_to_string(&out_file).unwrap();
+        assert_problem(&body, "application/problem+json", case, &context);
     }
 }
 
@@ -183,9 +220,90 @@ fn node_http2_client_gets_every_refusal_whole() {
             assert_eq!(t["status"], case.status, "{context}");
             // Closed without an error code.
             assert_eq!(t["rstCode"], 0, "{context}");
-            assert_problem(t["body"].as_str().unwrap(), case, &context);
+            let content_type = t["contentType"].as_str().unwrap_or("");
+            assert_problem(t["body"].as_str().unwrap(), content_type, case, &context);
         }
     }
+}
+
+/// Node's global `fetch` (undici; HTTP/1.1 only in Node 20), tests/js/fetch_post.mjs: the same
+/// matrix, the certificate checked against the gateway's own (NODE_EXTRA_CA_CERTS).
+#[test]
+fn node_fetch_gets_every_refusal_whole() {
+    let gate = gate();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/fetch_post.mjs");
+    for case in CASES {
+        let origin = format!("https://127.0.0.1:{}", gate.addr.port());
+        let fields = case.fields.iter().map(|(n, v)| format!("{n}:{v}"));
+        let out = Command::new("node")
+            .arg(&script)
+            .args([origin.as_str(), case.path, &BODY.to_string(), &TRIES.to_string()])
+            .args(fields)
+            .env("NODE_EXTRA_CA_CERTS", gate.cert_path())
+            .output()
+            .expect("node is installed");
+        let context = format!("node fetch POST {}", case.path);
+        assert!(out.status.success(), "{context}: {}", String::from_utf8_lossy(&out.stderr));
+        let tries: Vec<Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert_eq!(tries.len(), TRIES);
+        for (i, t) in tries.iter().enumerate() {
+            let context = format!("{context} (try {i}): {t}\n{}", gate.logs());
+            assert_eq!(t["error"], Value::Null, "{context}");
+            assert_eq!(t["status"], case.status, "{context}");
+            let content_type = t["contentType"].as_str().unwrap_or("");
+            assert_problem(t["body"].as_str().unwrap(), content_type, case, &context);
+        }
+    }
+}
+
+/// The Python venv with `requests` and `httpx[http2]` (scripts/test.sh installs it from
+/// scripts/http-clients-requirements.txt).
+fn python() -> String {
+    std::env::var("FRONTGATE_HTTP_CLIENTS_PYTHON")
+        .unwrap_or_else(|_| "/var/tmp/frontgate-http-clients/bin/python".into())
+}
+
+/// `client` (`requests` or `httpx`, tests/py/post.py) POSTs the body to each case `TRIES`
+/// times, verifying the gateway's certificate: each try must get the status and the problem
+/// document, over `want_version`.
+fn python_gets_every_refusal(client: &str, want_version: &str) {
+    let gate = gate();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/post.py");
+    let origin = format!("https://127.0.0.1:{}", gate.addr.port());
+    for case in CASES {
+        let fields = case.fields.iter().map(|(n, v)| format!("{n}:{v}"));
+        let out = Command::new(python())
+            .arg(&script)
+            .args([client, origin.as_str(), case.path, &BODY.to_string(), &TRIES.to_string()])
+            .arg(gate.cert_path())
+            .args(fields)
+            .output()
+            .unwrap_or_else(|e| panic!("{}: {e} (run scripts/test.sh to install it)", python()));
+        let context = format!("python {client} POST {}", case.path);
+        assert!(out.status.success(), "{context}: {}", String::from_utf8_lossy(&out.stderr));
+        let tries: Vec<Value> =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{context}: {e}"));
+        assert_eq!(tries.len(), TRIES);
+        for (i, t) in tries.iter().enumerate() {
+            let context = format!("{context} (try {i}): {t}\n{}", gate.logs());
+            assert_eq!(t["error"], Value::Null, "{context}");
+            assert_eq!(t["status"], case.status, "{context}");
+            assert_eq!(t["version"], want_version, "{context}");
+            let content_type = t["contentType"].as_str().unwrap_or("");
+            assert_problem(t["body"].as_str().unwrap(), content_type, case, &context);
+        }
+    }
+}
+
+#[test]
+fn python_requests_over_http1_gets_every_refusal_whole() {
+    python_gets_every_refusal("requests", "HTTP/1.1");
+}
+
+#[test]
+fn python_httpx_over_http2_gets_every_refusal_whole() {
+    python_gets_every_refusal("httpx", "HTTP/2");
 }
 
 /// Headless Chromium's `fetch` from a page of the gateway's origin (tests/browser/refusals.mjs),

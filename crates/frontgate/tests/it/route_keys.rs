@@ -249,11 +249,9 @@ async fn method_override_applies() {
 fn csrf_is_checked_the_same_on_both() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api.yaml"), SPEC).unwrap();
-    let text = format!(
-        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[server]\ntls = \"off\"\n[openapi]\nspec = \"api.yaml\"\n\
-         [[routes]]\nmatch = \"POST /echo/plain/{{x}}\"\ncsrf = true\n[[routes]]\nmatch = \"POST /echo/op/{{x}}\"\ncsrf = true\n"
-    );
-    let err = frontgate::config::Config::parse(&text, "t.toml", dir.path())
+    let text = "[upstream]\nurl = \"http://127.0.0.1:9\"\n[server]\ntls = \"off\"\n[openapi]\nspec = \"api.yaml\"\n\
+         [[routes]]\nmatch = \"POST /echo/plain/{x}\"\ncsrf = true\n[[routes]]\nmatch = \"POST /echo/op/{x}\"\ncsrf = true\n".to_string();
+    let err = frontgate::plan::Plan::parse(&text, "t.toml", dir.path())
         .map(|_| ())
         .unwrap_err()
         .to_string();
@@ -286,11 +284,10 @@ fn every_route_key_is_walked() {
         "method_override",
     ];
     let dir = tempfile::tempdir().unwrap();
-    let err =
-        frontgate::config::Config::parse("[[routes]]\nzz_unknown = 1\n", "t.toml", dir.path())
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+    let err = frontgate::plan::Plan::parse("[[routes]]\nzz_unknown = 1\n", "t.toml", dir.path())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     let list = err.split("expected one of ").nth(1).expect("the parser lists the keys");
     let list = list.split(". ").next().unwrap();
     for key in list.split(", ").map(|k| k.trim_matches('`')) {

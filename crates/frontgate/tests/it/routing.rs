@@ -335,7 +335,7 @@ async fn problem_pages_render_in_chromium_under_the_gateways_csp() {
         std::process::Command::new("node")
             .arg("pages.mjs")
             .args(&urls)
-            .arg(format!("--host-resolver-rules=MAP localhost 127.0.0.1"))
+            .arg("--host-resolver-rules=MAP localhost 127.0.0.1")
             .current_dir(common::sessions::browser_dir())
             .env("OUT", &out_dir)
             .output()

@@ -5,7 +5,7 @@
 // Each try opens its own session (a fresh connection, as a script client does), sends the
 // body whole with the given header fields, reads the response to its end and waits for the
 // stream to close. Prints one JSON
-// line: a list of { status, body, error, rstCode } per try. The certificate is not checked
+// line: a list of { status, contentType, body, error, rstCode } per try. The certificate is not checked
 // (the gateway's is self-signed); everything stays on loopback.
 
 import http2 from 'node:http2';
@@ -20,12 +20,12 @@ for (const f of fields) {
 
 function once() {
   return new Promise((resolve) => {
-    const out = { status: null, body: '', error: null, rstCode: null };
+    const out = { status: null, contentType: null, body: '', error: null, rstCode: null };
     const session = http2.connect(origin, { rejectUnauthorized: false });
     session.on('error', (e) => { out.error ??= `session: ${e.code || e.message}`; });
     const req = session.request(headers);
     req.setEncoding('utf8');
-    req.on('response', (h) => { out.status = h[':status']; });
+    req.on('response', (h) => { out.status = h[':status']; out.contentType = h['content-type'] ?? null; });
     req.on('data', (d) => { out.body += d; });
     req.on('error', (e) => { out.error ??= `stream: ${e.code || e.message}`; });
     // A request is over when its stream closes (both directions). A stream reset while the

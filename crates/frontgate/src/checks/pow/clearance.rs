@@ -49,7 +49,7 @@ pub fn cookie_name(route: &str, secure: bool) -> String {
 
 /// What every clearance cookie's name starts with (after `__Host-`); the gateway removes them
 /// from requests before forwarding.
-pub const COOKIE_PREFIX: &str = "fg-clear-";
+pub use crate::session::cookie::CLEARANCE_PREFIX as COOKIE_PREFIX;
 
 impl Clearances {
     pub fn new(secret: &str, lifetime: std::time::Duration) -> Clearances {

@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 
 use super::Pow;
 use crate::body::{Body, ClientBody};
-use crate::checks::Client;
-use crate::pipeline::{Endpoint, EndpointFuture};
+use crate::exchange::Client;
+use crate::exchange::{Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
 
 /// The three endpoints, for [`crate::pipeline::Gateway::build`].
@@ -45,7 +45,7 @@ fn method_not_allowed(allow: &'static str) -> Problem {
     Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static(allow))
 }
 
-use crate::oidc::{form_urlencoded_pairs, query_param};
+use crate::wire::{form_urlencoded_pairs, query_param};
 
 /// `GET /.frontgate/challenge?route=PATH[&method=M]`.
 pub struct ChallengeEndpoint(pub Arc<Pow>);

@@ -25,13 +25,14 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 
 use super::rate_limit::{AddressLimit, ClientKey, Decision, LocalGcra};
-use super::{Check, Exchange, Outcome, Verdict};
+use crate::checks::{Feature, FeatureError, FeatureInputs, RouteContext};
 use crate::config::Config;
 use crate::config::pow::{PowConfig, PowLevel};
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 use crate::route::RouteTable;
 use crate::state::Services;
-use crate::store::replay::{Inserted, ReplayError, ReplaySet};
+use crate::state::replay::{Inserted, ReplayError, ReplaySet};
 use adaptive::{Failures, RateWindow};
 use clearance::Clearances;
 use protocol::{PowError, Protocol, Verified};
@@ -76,7 +77,7 @@ pub struct Pow {
     /// `/.frontgate/verify` calls per client (`[pow] verify_rate_limit`).
     pub verify_limit: AddressLimit,
     /// To find the route a `?route=PATH` names.
-    table: Option<RouteTable>,
+    table: Arc<RouteTable>,
     secure_cookies: bool,
     clock: Clock,
     #[allow(dead_code)]
@@ -85,28 +86,32 @@ pub struct Pow {
 
 impl Pow {
     /// `None` when the config has no `[pow]` section.
-    pub fn from_config(config: &Config, services: &Arc<Services>) -> Option<Arc<Pow>> {
+    pub fn from_config(
+        config: &Config,
+        table: &Arc<RouteTable>,
+        services: &Arc<Services>,
+    ) -> Option<Arc<Pow>> {
         let pc = config.pow.as_ref()?;
         let replay =
-            crate::store::replay::for_config(config, services, crate::store::replay::Feature::Pow);
-        Some(Arc::new(Pow::new(config, pc, services.clone(), replay, system_clock())))
+            crate::state::replay::for_config(config, services, crate::state::replay::Feature::Pow);
+        Some(Arc::new(Pow::new(config, table, pc, services.clone(), replay, system_clock())))
     }
 
     pub fn new(
         config: &Config,
+        table: &Arc<RouteTable>,
         pc: &PowConfig,
         services: Arc<Services>,
         replay: Arc<dyn ReplaySet>,
         clock: Clock,
     ) -> Pow {
         let site = config.public_origin().to_string();
-        let table = RouteTable::build(config).ok();
         // Keyed by the route's name as the pipeline sees it (`RouteEntry::name`): an OpenAPI
         // operation a `[[routes]]` entry merges into goes by the operation's name, not the
         // entry's `match` text, and so must its challenges, clearances and request rate.
         let rates = table
+            .entries()
             .iter()
-            .flat_map(|t| t.entries())
             .filter(|e| {
                 e.config_index
                     .and_then(|i| config.routes.get(i))
@@ -128,7 +133,7 @@ impl Pow {
             challenge_interval: Duration::from_secs(60) / per_minute,
             challenge_burst: (per_minute / 3).max(5),
             verify_limit: AddressLimit::new("pow_verify", pc.verify_rate_limit, &services),
-            table,
+            table: table.clone(),
             secure_cookies: config.public_origin().is_https(),
             clock,
             services,
@@ -201,8 +206,7 @@ impl Pow {
                 http::Method::DELETE,
             ],
         };
-        let table = self.table.as_ref()?;
-        methods.iter().find_map(|m| match table.lookup(m, &normalized) {
+        methods.iter().find_map(|m| match self.table.lookup(m, &normalized) {
             crate::route::Lookup::Found(_, entry) if self.rates.contains_key(&*entry.name) => {
                 Some(entry.name.clone())
             }
@@ -337,6 +341,10 @@ impl Check for PowCheck {
         "pow"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Bot
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let pow = &self.pow;
         let route: &str = &ex.route.name;
@@ -464,5 +472,27 @@ impl PowCheck {
             ex.response_headers.push((header::LINK, link));
         }
         Verdict::Deny(p)
+    }
+}
+
+/// The proof-of-work feature: its endpoints, and the check on routes with
+/// `challenge = "pow"`.
+pub struct PowFeature(Arc<Pow>);
+
+/// `[pow]`.
+pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(Pow::from_config(inputs.config, inputs.table, inputs.services)
+        .map(|p| Arc::new(PowFeature(p)) as Arc<dyn Feature>))
+}
+
+impl Feature for PowFeature {
+    fn endpoints(&self) -> Vec<Arc<dyn crate::exchange::Endpoint>> {
+        endpoints::all(&self.0)
+    }
+
+    fn route_checks(&self, route: &RouteContext<'_>, checks: &mut Vec<Arc<dyn Check>>) {
+        if route.policy.and_then(|r| r.challenge.as_deref()) == Some("pow") {
+            checks.push(Arc::new(PowCheck::new(self.0.clone())));
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The OpenAPI positive security model: the team's OpenAPI document is the allow-list (its
-//! operations are the routes; see [`crate::route::table`]) and the validator (parameters and
-//! bodies before the upstream sees them, responses after).
+//! operations are the routes the route table adds) and the validator (parameters and bodies
+//! before the upstream sees them, responses after). This module is the compiled document and
+//! its validators; the request-path check that runs them is `checks::openapi`, and the plan
+//! (`crate::plan`) loads the document once per config load.
 //!
 //! - [`loader`] reads YAML/JSON and bundles local file references, never remote ones;
 //! - [`compile()`] turns the document into [`Operation`]s with their validators, once per load;
@@ -21,7 +23,6 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::Value;
 
-use crate::checks::{Check, Exchange, Outcome, Verdict};
 use crate::config::AuthMethod;
 use crate::config::openapi::{OpenApiConfig, UnknownQuery};
 use crate::problem::{Code, Problem};
@@ -91,31 +92,6 @@ pub fn load(config: &OpenApiConfig) -> Result<Spec, Vec<SpecError>> {
     compile(root, config)
 }
 
-/// The authentication a route asks for: its `[[routes]]` entry's `auth` and `scopes` when set,
-/// else (for an OpenAPI operation) what the document's `security` says. A config route can
-/// thus replace or tighten the document's requirement, but `auth = "none"` cannot remove it.
-pub fn route_policy(
-    config: &crate::config::Config,
-    entry: &crate::route::RouteEntry,
-    route: Option<&crate::config::RouteConfig>,
-) -> (crate::config::AuthSetting, Vec<String>) {
-    let op =
-        entry.operation.and_then(|i| config.openapi.as_ref()?.compiled.as_ref()?.operations.get(i));
-    let (mut auth, mut scopes) = match route {
-        Some(r) => (r.auth.clone(), r.scopes.clone()),
-        None => (crate::config::AuthSetting::default(), Vec::new()),
-    };
-    if let Some(op) = op {
-        if auth.is_none() {
-            auth = crate::config::AuthSetting(op.auth.clone());
-        }
-        if scopes.is_empty() && !auth.is_none() {
-            scopes = op.scopes.clone();
-        }
-    }
-    (auth, scopes)
-}
-
 /// Validating errors collected for one request, capped at `max`.
 pub struct Errors {
     pub list: Vec<(String, String)>,
@@ -147,71 +123,6 @@ impl Errors {
         }
         p.errors = self.list;
         Some(p)
-    }
-}
-
-/// The validate check for one operation: parameters, then the body.
-pub struct OpenApiCheck {
-    spec: Arc<Spec>,
-    op: usize,
-    route: Arc<str>,
-}
-
-impl OpenApiCheck {
-    pub fn new(spec: Arc<Spec>, op: usize, route: Arc<str>) -> Self {
-        OpenApiCheck { spec, op, route }
-    }
-
-    fn operation(&self) -> &Operation {
-        &self.spec.operations[self.op]
-    }
-
-    fn validate(&self, ex: &Exchange<'_>) -> Result<(), Problem> {
-        let op = self.operation();
-        let spec = &*self.spec;
-        let mut errors = Errors::new(spec.max_errors);
-        params::check(op, spec, ex.head, &mut errors);
-        let mut media_problem = None;
-        if errors.list.is_empty() {
-            media_problem =
-                body::check(op, spec, &ex.head.headers, ex.body.as_ref(), &mut errors).err();
-        }
-        if let Some(p) = media_problem {
-            self.count(if p.code == Code::InvalidBody { "body" } else { "media_type" });
-            return Err(p);
-        }
-        match errors.into_problem() {
-            Some(p) => {
-                self.count("request");
-                Err(p)
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn count(&self, part: &'static str) {
-        metrics::counter!("frontgate_openapi_rejected_total", "route" => self.route.to_string(), "part" => part).increment(1);
-    }
-}
-
-impl Check for OpenApiCheck {
-    fn name(&self) -> &'static str {
-        "openapi"
-    }
-
-    fn needs_body(&self) -> bool {
-        self.operation().body.is_some()
-    }
-
-    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
-        // Responses are validated as JSON text: ask the upstream not to compress them.
-        if self.spec.response_validation != crate::config::openapi::ResponseValidation::Off {
-            ex.head.headers.remove(http::header::ACCEPT_ENCODING);
-        }
-        Outcome::Ready(match self.validate(ex) {
-            Ok(()) => Verdict::Continue,
-            Err(p) => Verdict::Deny(p),
-        })
     }
 }
 

@@ -6,6 +6,8 @@
 //! workers run store operations there with [`Services::run`]: a hop across threads on the
 //! uncached path only (cached answers never leave the worker).
 
+pub mod replay;
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,13 +15,7 @@ use crate::config::{Config, SharedConfig, StoreConfig};
 use crate::store::redis::Redis;
 use crate::store::{Db, Events, StoreError};
 
-/// How the stores are opened: to serve (created and migrated as needed) or to check a config
-/// (reached, never changed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opening {
-    Serve,
-    Check,
-}
+pub use crate::store::Opening;
 
 /// Shared state for every [`crate::pipeline::Gateway`] built in this process.
 pub struct Services {

@@ -210,7 +210,7 @@ impl ReplaySet for MemoryReplaySet {
 /// value could then be spent once per node), or let the value through (`open`).
 pub struct RedisReplaySet {
     redis: crate::store::redis::Redis,
-    services: Arc<crate::state::Services>,
+    services: Arc<super::Services>,
     outage: crate::config::shared::OutageMode,
     local: Arc<MemoryReplaySet>,
 }
@@ -219,7 +219,7 @@ impl RedisReplaySet {
     /// `local`: the feature's in-process set, for `on_outage.replay = "local"`.
     pub fn new(
         redis: crate::store::redis::Redis,
-        services: Arc<crate::state::Services>,
+        services: Arc<super::Services>,
         outage: crate::config::shared::OutageMode,
         local: Arc<MemoryReplaySet>,
     ) -> Self {
@@ -275,7 +275,7 @@ impl ReplaySet for RedisReplaySet {
 /// process's set for the feature.
 pub fn for_config(
     config: &crate::config::Config,
-    services: &Arc<crate::state::Services>,
+    services: &Arc<super::Services>,
     feature: Feature,
 ) -> Arc<dyn ReplaySet> {
     let local = MemoryReplaySet::process(feature, feature.capacity(config));

@@ -14,8 +14,8 @@
 
 use http::{HeaderMap, Method};
 
-use super::{Check, Exchange, Outcome, Verdict};
 use crate::config::AuthMethod;
+use crate::exchange::{Check, Exchange, Outcome, Stage, Verdict};
 use crate::problem::{Code, Problem};
 
 pub const HEADER: &str = "x-frontgate-csrf";
@@ -66,12 +66,16 @@ impl Check for CsrfCheck {
         "csrf"
     }
 
+    fn stage(&self) -> Stage {
+        Stage::Csrf
+    }
+
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
         let cookie_auth = ex.identity.as_ref().is_some_and(|i| i.method == AuthMethod::Session);
         if !cookie_auth {
             return Outcome::Ready(Verdict::Continue);
         }
-        let websocket = is_safe(&ex.head.method) && crate::proxy::is_websocket_upgrade(ex.head);
+        let websocket = is_safe(&ex.head.method) && crate::wire::is_websocket_upgrade(ex.head);
         if is_safe(&ex.head.method) && !websocket {
             return Outcome::Ready(Verdict::Continue);
         }

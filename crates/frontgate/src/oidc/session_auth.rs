@@ -3,9 +3,6 @@
 //! as `Authorization: Bearer` (with `forward_access_token`). Without a session, a browser
 //! navigation is redirected to the login; an API call (fetch/XHR) gets the 401 problem, never a
 //! redirect it cannot follow.
-//!
-//! Also here: [`StripGatewayCookies`], which removes frontgate's cookies from every request
-//! before it is forwarded, so the upstream never sees a session id or a clearance.
 
 use std::sync::Arc;
 
@@ -13,11 +10,11 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 
-use super::auth::{AuthFuture, Authenticator};
-use super::{Check, Exchange, Identity, Outcome, Verdict};
+use super::Oidc;
 use crate::body::Body;
+use crate::checks::auth::{AuthFuture, Authenticator};
 use crate::config::AuthMethod;
-use crate::oidc::Oidc;
+use crate::exchange::{Exchange, Identity, Verdict};
 use crate::problem::{Code, Problem};
 use crate::session::cookie;
 
@@ -108,20 +105,6 @@ impl Authenticator for SessionAuth {
         );
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Some(Verdict::Respond(r))
-    }
-}
-
-/// Removes frontgate's own cookies (sessions, proof-of-work clearances) before forwarding.
-pub struct StripGatewayCookies;
-
-impl Check for StripGatewayCookies {
-    fn name(&self) -> &'static str {
-        "strip_gateway_cookies"
-    }
-
-    fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> Outcome<'a> {
-        cookie::strip_ours(&mut ex.head.headers);
-        Outcome::Ready(Verdict::Continue)
     }
 }
 
