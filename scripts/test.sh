@@ -124,6 +124,21 @@ if [ "$(cat "$vite_dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$vit
   printf '%s' "$vite_stamp" > "$vite_dir/node_modules/.frontgate-installed"
 fi
 
+# React + Node example (tests/it/react_node.rs, docs/tutorial.md): its Express backend and
+# demo IdP (examples/react-node/package-lock.json) and its React app
+# (examples/react-node/web/package-lock.json), npm ci only when a lock file changed (same stamp
+# as the test checks), then the app's production build, which frontgate serves in the test.
+for dir in examples/react-node examples/react-node/web; do
+  stamp="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ "$(cat "$dir/node_modules/.frontgate-installed" 2>/dev/null)" != "$stamp" ]; then
+    say "npm ci ($dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s' "$stamp" > "$dir/node_modules/.frontgate-installed"
+  fi
+done
+say "build the React app (examples/react-node/web)"
+(cd examples/react-node/web && npm run build --silent)
+
 say "format"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)

@@ -75,7 +75,15 @@ impl Db {
                     SqliteConnectOptions::new().filename(path).read_only(true)
                 } else {
                     if let Some(dir) = path.parent() {
-                        let existing = dir.ancestors().find(|a| a.exists()).unwrap_or(dir);
+                        // A relative path (`-c frontgate.toml` with a relative data_dir)
+                        // ends in the empty path, which is the current directory.
+                        let existing = dir
+                            .ancestors()
+                            .map(|a| {
+                                if a.as_os_str().is_empty() { std::path::Path::new(".") } else { a }
+                            })
+                            .find(|a| a.exists())
+                            .unwrap_or(dir);
                         let meta = std::fs::metadata(existing).map_err(|e| {
                             StoreError::Connect { url: shown.clone(), message: e.to_string() }
                         })?;

@@ -242,6 +242,24 @@ fn check_accepts_a_good_config_and_prints_warnings_on_stderr() {
     assert!(!out.stderr.contains("warning"), "{out:?}");
 }
 
+/// `frontgate check -c frontgate.toml` from the config's own directory, with a relative
+/// data_dir that does not exist yet and a feature that needs the store: the check stands in an
+/// empty database and creates nothing (it used to fail on the relative path's empty ancestor
+/// with "No such file or directory").
+#[test]
+fn check_with_a_relative_config_path_and_a_data_dir_not_made_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "data_dir = \"state/data\"\n\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n\n\
+                [admin]\nenabled = false\n\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n\n\
+                [api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n\n\
+                [[routes]]\nmatch = \"GET /api/**\"\nauth = \"api_key\"\n";
+    write(dir.path(), "frontgate.toml", text);
+    let out = run(frontgate().args(["check", "-c", "frontgate.toml"]).current_dir(dir.path()));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "frontgate.toml: ok", "{out:?}");
+    assert!(!dir.path().join("state").exists(), "check created the data dir");
+}
+
 /// One file, five different mistakes: each is reported at its own line and column.
 const BAD: &str = r#"[server]
 listen = "127.0.0.1:0"

@@ -20,6 +20,7 @@ mod pow;
 mod pow_js;
 mod proxy;
 mod rate_limits;
+mod react_node;
 mod refusals;
 mod request_heads;
 mod route_keys;
