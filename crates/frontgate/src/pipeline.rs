@@ -220,6 +220,7 @@ impl Gateway {
                 spec: spec.as_ref(),
                 services,
                 authenticators: &authenticators,
+                route_policies: &route_policies,
             };
             if let Some(feature) = build(&inputs)? {
                 authenticators.extend(feature.authenticators());
@@ -233,14 +234,14 @@ impl Gateway {
         let (checks, response_hooks): (Vec<_>, Vec<_>) = table
             .entries()
             .iter()
-            .zip(route_policies)
+            .zip(&route_policies)
             .map(|(entry, (auth, scopes))| {
                 let route = RouteContext {
                     config: &config,
                     entry,
                     policy: entry.config_index.and_then(|i| config.routes.get(i)),
-                    auth: &auth,
-                    scopes: &scopes,
+                    auth,
+                    scopes,
                 };
                 let mut route_checks: Vec<Arc<dyn Check>> = Vec::new();
                 for feature in &features {

@@ -59,6 +59,21 @@ pub struct FeatureInputs<'a> {
     pub services: &'a Arc<Services>,
     /// Every authenticator the features built so far provide (for the one that checks them).
     pub authenticators: &'a [Arc<dyn Authenticator>],
+    /// Each route's authentication and scopes (by route index in `table`).
+    pub route_policies: &'a [(AuthSetting, Vec<String>)],
+}
+
+impl FeatureInputs<'_> {
+    /// The scopes some route that accepts sessions requires.
+    pub fn session_scopes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (auth, scopes) in self.route_policies {
+            if auth.accepts(crate::config::AuthMethod::Session) {
+                out.extend(scopes.iter().filter(|s| !out.contains(s)).cloned().collect::<Vec<_>>());
+            }
+        }
+        out
+    }
 }
 
 /// A feature's constructor: `None` when its config section is absent.

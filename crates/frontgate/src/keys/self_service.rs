@@ -37,10 +37,18 @@ pub trait SignedIn: Send + Sync + 'static {
     fn subject<'a>(
         &'a self,
         headers: &'a http::HeaderMap,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Caller, Problem>> + Send + 'a>>;
     /// Why a request that changes state with the session is refused as cross-site (the
     /// session routes' CSRF rule), if it is.
     fn csrf_refusal(&self, headers: &http::HeaderMap) -> Option<&'static str>;
+}
+
+/// The signed-in user a request comes from.
+pub struct Caller {
+    /// The session's subject: the owner of the keys it mints.
+    pub subject: String,
+    /// The scopes the session holds.
+    pub scopes: Vec<String>,
 }
 
 /// Self-service creates and revocations, by `action` (`create`, `revoke`).
@@ -57,16 +65,22 @@ struct SelfService {
     sessions: Arc<dyn SignedIn>,
     services: Arc<Services>,
     scopes: Vec<String>,
+    /// Of `scopes`, those some route accepting sessions requires: a user may put one on a key
+    /// only if their session holds it, or a key would open what their session may not.
+    session_gated: Vec<String>,
     max_keys: u32,
     max_ttl: Duration,
 }
 
 /// The endpoints, when `[api_keys.self_service]` is configured (config validation made sure
 /// `[oidc]`, whose sessions these are, is too).
+///
+/// `session_scopes` are the scopes routes that accept sessions require.
 pub fn endpoints(
     config: &Config,
     sessions: Option<Arc<dyn SignedIn>>,
     services: &Arc<Services>,
+    session_scopes: &[String],
 ) -> Result<Vec<Arc<dyn Endpoint>>, String> {
     let Some(keys) = &config.api_keys else { return Ok(Vec::new()) };
     let Some(s) = &keys.self_service else { return Ok(Vec::new()) };
@@ -80,6 +94,7 @@ pub fn endpoints(
         sessions,
         services: services.clone(),
         scopes: s.scopes.clone(),
+        session_gated: s.scopes.iter().filter(|x| session_scopes.contains(x)).cloned().collect(),
         max_keys: s.max_keys,
         max_ttl: s.max_ttl.0,
     });
@@ -205,7 +220,7 @@ fn header_safe(s: &str) -> bool {
 
 impl SelfService {
     /// The session's subject: 401 without a live session.
-    async fn subject(&self, head: &http::request::Parts) -> Result<String, Problem> {
+    async fn subject(&self, head: &http::request::Parts) -> Result<Caller, Problem> {
         self.sessions.subject(&head.headers).await
     }
 
@@ -241,7 +256,7 @@ impl SelfService {
             Method::POST => true,
             _ => return Err(method_not_allowed("GET, POST")),
         };
-        let subject = self.subject(head).await?;
+        let Caller { subject, scopes: held } = self.subject(head).await?;
         if !post {
             let admin = self.admin.clone();
             let keys = self.on_state(async move { admin.list_owned(&subject).await }).await?;
@@ -251,7 +266,7 @@ impl SelfService {
         }
         self.csrf(head)?;
         let req = read_json(head, body).await?;
-        let new = self.new_key(req, &subject)?;
+        let new = self.new_key(req, &subject, &held)?;
         let admin = self.admin.clone();
         let (max, actor) = (self.max_keys, format!("session:{subject}"));
         let minted = self
@@ -262,16 +277,12 @@ impl SelfService {
         Ok(json(StatusCode::CREATED, serde_json::to_string(&created).unwrap_or_default()))
     }
 
-    /// What a user may ask for: only the configured scopes, at most `max_ttl`.
-    fn new_key(&self, req: MintRequest, subject: &str) -> Result<NewKey, Problem> {
+    /// What a user may ask for: only the configured scopes (and of those that guard session
+    /// routes, only the ones their session holds), at most `max_ttl`.
+    fn new_key(&self, req: MintRequest, subject: &str, held: &[String]) -> Result<NewKey, Problem> {
         let mut scopes: Vec<String> = Vec::with_capacity(req.scopes.len());
         for s in req.scopes {
-            if !self.scopes.contains(&s) {
-                return Err(Problem::new(Code::InsufficientScope).with_detail(format!(
-                    "`{s}` is not a scope you may put on your own keys; these are: {}.",
-                    self.scopes.join(", ")
-                )));
-            }
+            grantable(&s, &self.scopes, &self.session_gated, held)?;
             if !scopes.contains(&s) {
                 scopes.push(s);
             }
@@ -318,7 +329,7 @@ impl SelfService {
         if head.method != Method::DELETE {
             return Err(method_not_allowed("DELETE"));
         }
-        let subject = self.subject(head).await?;
+        let subject = self.subject(head).await?.subject;
         self.csrf(head)?;
         let admin = self.admin.clone();
         let actor = format!("session:{subject}");
@@ -357,9 +368,45 @@ async fn read_json(head: &http::request::Parts, body: ClientBody) -> Result<Mint
     serde_json::from_slice(&bytes).map_err(|e| invalid(format!("The body is not valid here: {e}")))
 }
 
+/// Whether a user may put scope `s` on a key: it must be one the config lets users grant, and
+/// if a route accepting sessions requires it, their session must hold it.
+fn grantable(
+    s: &str,
+    configured: &[String],
+    session_gated: &[String],
+    held: &[String],
+) -> Result<(), Problem> {
+    if !configured.iter().any(|c| c == s) {
+        return Err(Problem::new(Code::InsufficientScope).with_detail(format!(
+            "`{s}` is not a scope you may put on your own keys; these are: {}.",
+            configured.join(", ")
+        )));
+    }
+    if session_gated.iter().any(|g| g == s) && !held.iter().any(|h| h == s) {
+        return Err(Problem::new(Code::InsufficientScope).with_detail(format!(
+            "`{s}` guards routes your session must hold it for, and your session does not: a key cannot carry more than you may do."
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_cannot_carry_a_session_gated_scope_the_session_lacks() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (configured, gated) = (v(&["items:read", "items:write"]), v(&["items:write"]));
+        // Not gated by any session route: grantable whatever the session holds.
+        assert!(grantable("items:read", &configured, &gated, &[]).is_ok());
+        // Gated: only with the session holding it.
+        assert!(grantable("items:write", &configured, &gated, &v(&["items:write"])).is_ok());
+        let refused = grantable("items:write", &configured, &gated, &v(&["openid"])).unwrap_err();
+        assert_eq!(refused.code, Code::InsufficientScope);
+        // Never outside the configured list.
+        assert!(grantable("admin", &configured, &gated, &v(&["admin"])).is_err());
+    }
 
     #[test]
     fn subjects_that_cannot_travel_in_a_header_are_not_key_subjects() {

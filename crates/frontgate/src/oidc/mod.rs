@@ -488,7 +488,9 @@ impl crate::keys::self_service::SignedIn for Oidc {
     fn subject<'a>(
         &'a self,
         headers: &'a ::http::HeaderMap,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<String, Problem>> + Send + 'a>> {
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<crate::keys::self_service::Caller, Problem>> + Send + 'a>,
+    > {
         Box::pin(async move {
             let ended = || {
                 Problem::new(Code::Unauthenticated)
@@ -496,7 +498,8 @@ impl crate::keys::self_service::SignedIn for Oidc {
             };
             let session = self.current(headers).await.map_err(store_problem)?.ok_or_else(ended)?;
             let session = self.fresh(session).await.map_err(store_problem)?.ok_or_else(ended)?;
-            Ok(session.data.subject)
+            let data = session.data;
+            Ok(crate::keys::self_service::Caller { subject: data.subject, scopes: data.scopes })
         })
     }
 
@@ -664,9 +667,13 @@ pub fn feature(
         .map_err(|e| crate::checks::FeatureError::Other(Box::new(e)))?;
     let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
     let sessions: Arc<dyn crate::keys::self_service::SignedIn> = oidc.clone();
-    let self_service =
-        crate::keys::self_service::endpoints(inputs.config, Some(sessions), inputs.services)
-            .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?;
+    let self_service = crate::keys::self_service::endpoints(
+        inputs.config,
+        Some(sessions),
+        inputs.services,
+        &inputs.session_scopes(),
+    )
+    .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?;
     Ok(Some(Arc::new(SessionsFeature { oidc, csrf, self_service })))
 }
 

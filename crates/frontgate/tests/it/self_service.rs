@@ -36,6 +36,12 @@ scopes = ["items:write"]
 match = "/items/admin/**"
 auth = "api_key"
 scopes = ["items:admin"]
+
+# A scope that also guards a session route: a key may carry it only for a session that holds it.
+[[routes]]
+match = "/items/both/**"
+auth = ["session", "api_key"]
+scopes = ["items:both"]
 "#;
 
 struct Node<'a> {
@@ -73,7 +79,7 @@ level = "info"
 hash_secret = "{HASH_SECRET}"
 
 [api_keys.self_service]
-scopes = ["items:read", "items:write"]
+scopes = ["items:read", "items:write", "items:both"]
 max_keys = 3
 max_ttl = "30d"
 
@@ -609,6 +615,20 @@ async fn one_node_on_sqlite_counts_revokes_and_hides_other_users_keys() {
         json: Some(format!(r#"{{"name":"{name}","scopes":["items:write"]}}"#).leak()),
         ..user(cookie)
     };
+    // items:both guards a route carol's session may not use (her session's scopes are
+    // openid, profile, email, offline_access): a key of hers cannot carry it either.
+    let both = Call {
+        method: "POST",
+        path: "/.frontgate/keys",
+        json: Some(r#"{"name":"both","scopes":["items:both"]}"#),
+        ..user(&carol)
+    };
+    let (status, _, body) = via.send(both).await;
+    assert_eq!(
+        (status, problem_code(&body)),
+        (StatusCode::FORBIDDEN, "insufficient_scope"),
+        "{body}"
+    );
     let mut keys = Vec::new();
     for name in ["one", "two", "three"] {
         let (status, _, body) = via.send(mint(&carol, name)).await;
