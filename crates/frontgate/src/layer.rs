@@ -209,8 +209,18 @@ where
                         RequestBody::Stream(_) | RequestBody::Unavailable => Body::Empty,
                     };
                     out.decision = crate::pipeline::Decision::Forwarded;
+                    let method = head.method.clone();
                     let resp = inner.call(Request::from_parts(head, body)).await?;
-                    resp.map(Body::boxed)
+                    // As in front of a backend: the route's response hooks (OpenAPI response
+                    // validation) on the inner service's answers.
+                    let mut resp = resp.map(Body::boxed);
+                    for hook in gateway.response_hooks(&out) {
+                        resp = match hook.on_response(&method, &rid, resp).await {
+                            Ok(r) => r,
+                            Err(problem) => problem.into_response(&rid),
+                        };
+                    }
+                    resp
                 }
             };
             gateway.finish_headers(&mut resp, &out, &request_id, client.https);
@@ -321,5 +331,29 @@ mod tests {
         assert_eq!((s, b), (200, format!("inner saw /api/signup with {sent} bytes")));
         let (s, b) = send(&layer, post(&field)).await;
         assert!(s == 400 || s == 403, "a replayed solution is refused: {s} {b}");
+    }
+
+    /// `[openapi] response_validation` applies to the inner service's answers as to a
+    /// backend's: an undeclared success status is refused in `block` mode.
+    #[tokio::test]
+    async fn embedded_layer_validates_the_inner_services_responses() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("api.yaml"),
+            "openapi: 3.1.0\ninfo: {title: t, version: \"1\"}\npaths:\n  /api/items:\n    get:\n      \
+             responses:\n        \"204\": {description: none}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("fg.toml"),
+            "[server]\npublic_url = \"https://app.example.com\"\n\
+             [openapi]\nspec = \"api.yaml\"\nresponse_validation = \"block\"\n",
+        )
+        .unwrap();
+        let layer = FrontgateLayer::from_file(&dir.path().join("fg.toml")).unwrap();
+        // The inner service answers 200 with a body where the document declares only 204.
+        let (status, body) = call(&layer, "GET", "/api/items", None).await;
+        assert_eq!(status, 502, "{body}");
+        assert!(!body.contains("inner saw"), "{body}");
     }
 }

@@ -335,6 +335,11 @@ impl Gateway {
         &self.config
     }
 
+    /// The work on the backend's responses for the route a request was admitted on.
+    pub(crate) fn response_hooks(&self, out: &Outgoing) -> &[Arc<dyn ResponseHook>] {
+        out.route.and_then(|i| self.response_hooks.get(i)).map_or(&[], Vec::as_slice)
+    }
+
     /// Handles one request from a client connection.
     pub async fn handle(&self, req: Request<ClientBody>, conn: ConnInfo) -> Response<Body> {
         let (mut resp, mut fields) = self.handle_deferred(req, conn).await;
