@@ -113,8 +113,11 @@ pub enum Outcome<'a> {
 /// what costs a store lookup or a body read comes after what can refuse without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
-    /// CORS preflights and the origin allow-list; credentials in the wrong place.
+    /// CORS preflights and the origin allow-list (a preflight is answered here, before any
+    /// later stage could refuse it).
     Origin,
+    /// Credentials in the wrong place (an API key in a URL), refused before anything counts.
+    Credentials,
     /// Limits keyed by the client's address, before any credential is looked at.
     ClientLimit,
     /// Who the caller is (API key, JWT/DPoP, session) and whether their scopes and claims
@@ -134,8 +137,9 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order the pipeline runs them.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Origin,
+        Stage::Credentials,
         Stage::ClientLimit,
         Stage::Authenticate,
         Stage::Csrf,
@@ -260,13 +264,14 @@ mod tests {
     fn all_stages_are_listed_in_order() {
         let position = |s: Stage| match s {
             Stage::Origin => 0,
-            Stage::ClientLimit => 1,
-            Stage::Authenticate => 2,
-            Stage::Csrf => 3,
-            Stage::Bot => 4,
-            Stage::CallerLimit => 5,
-            Stage::Validate => 6,
-            Stage::Forward => 7,
+            Stage::Credentials => 1,
+            Stage::ClientLimit => 2,
+            Stage::Authenticate => 3,
+            Stage::Csrf => 4,
+            Stage::Bot => 5,
+            Stage::CallerLimit => 6,
+            Stage::Validate => 7,
+            Stage::Forward => 8,
         };
         for (i, s) in Stage::ALL.iter().enumerate() {
             assert_eq!(position(*s), i, "{s:?}");

@@ -171,7 +171,7 @@ impl crate::exchange::Check for KeyNotInQuery {
     }
 
     fn stage(&self) -> crate::exchange::Stage {
-        crate::exchange::Stage::Origin
+        crate::exchange::Stage::Credentials
     }
 
     fn check<'a>(&'a self, ex: &'a mut Exchange<'_>) -> crate::exchange::Outcome<'a> {
