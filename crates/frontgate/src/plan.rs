@@ -50,17 +50,6 @@ impl Plan {
         Plan::from_parts(Config::parse_parts(text, file, base, Use::Embedded)?)
     }
 
-    /// Plans a config parsed before (errors then carry no line numbers).
-    pub fn compile(config: Config) -> Result<Plan, ConfigErrors> {
-        let file = "config";
-        let mut rep = Reporter::new(file, "");
-        let plan = plan(config, &mut rep, &Default::default());
-        match plan {
-            Some(p) if rep.is_empty() => Ok(p),
-            _ => Err(ConfigErrors(rep.into_errors())),
-        }
-    }
-
     fn from_parts(parsed: Parsed<'_>) -> Result<Plan, ConfigErrors> {
         let Parsed { config, mut rep, broken } = parsed;
         let plan = plan(config, &mut rep, &broken);

@@ -184,12 +184,7 @@ impl Parsed<'_> {
     }
 }
 
-impl<'a> Reporter<'a> {
-    /// A reporter for `text` (read from `file`), with no errors yet.
-    pub fn new(file: &'a str, text: &'a str) -> Self {
-        Reporter { file, text, errors: Vec::new() }
-    }
-
+impl Reporter<'_> {
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }
