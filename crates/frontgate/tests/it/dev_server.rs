@@ -6,12 +6,11 @@
 use crate::common;
 
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use bytes::Bytes;
+use common::node::Node;
 use common::sessions::{ensure_browser_installed, free_port};
 use common::{Gate, json, plain_get, plain_send};
 use http_body_util::Full;
@@ -43,56 +42,6 @@ fn ensure_vite_installed() {
         .expect("run npm ci");
     assert!(status.success(), "npm ci failed in {}", dir.display());
     std::fs::write(&marker, stamp).expect("write install marker");
-}
-
-/// A Node process in its own process group; dropping it kills the group (Vite and anything it
-/// started).
-struct Node {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(args: &[&Path], cwd: &Path, env: &[(&str, String)], log: PathBuf) -> Node {
-        let out = File::create(&log).expect("log file");
-        let child = Command::new("node")
-            .args(args)
-            .current_dir(cwd)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .expect("start node");
-        Node { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `port` accepts connections (or the process exits, or 60 s pass: a failure).
-    fn wait_listening(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = self.child.try_wait().expect("try_wait");
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "node did not listen on {port}: {exited:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ =
-            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
-    }
 }
 
 /// A copy of the example's Vite app in `dir` (the test edits its sources) with its installed

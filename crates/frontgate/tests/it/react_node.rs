@@ -12,12 +12,12 @@
 use crate::common;
 
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::SystemTime;
 
 use common::Gate;
+use common::node::Node;
 use common::sessions::{browser_dir, ensure_browser_installed, free_port, session_key};
 
 fn example() -> PathBuf {
@@ -90,55 +90,6 @@ fn ensure_example_ready() {
     assert!(status.success(), "npm run build failed in {}", web.display());
 }
 
-/// A Node process in its own process group, output to a log file; dropping it kills the group.
-struct Node {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Node {
-    fn start(script: &str, env: &[(&str, String)], log: PathBuf) -> Node {
-        let out = File::create(&log).expect("log file");
-        let child = Command::new("node")
-            .arg(script)
-            .current_dir(example())
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .expect("start node");
-        Node { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until `port` accepts connections (bounded; a process that exits fails at once).
-    fn wait_listening(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = self.child.try_wait().expect("try_wait");
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "node did not listen on {port}: {exited:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ =
-            Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.wait();
-    }
-}
-
 fn random_hex() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("random");
@@ -169,7 +120,8 @@ impl World {
 
         let api_log = tmp.path().join("api-requests.jsonl");
         let mut api = Node::start(
-            "api/server.mjs",
+            &["api/server.mjs"],
+            &example(),
             &[("API_PORT", api_port.to_string()), ("API_LOG", api_log.display().to_string())],
             tmp.path().join("api.log"),
         );
@@ -213,7 +165,8 @@ impl World {
         let cert = tmp.path().join("data/tls/self-signed.crt");
         assert!(cert.exists(), "frontgate made no self-signed certificate");
         let mut idp = Node::start(
-            "idp/idp.mjs",
+            &["idp/idp.mjs"],
+            &example(),
             &[
                 ("IDP_PORT", idp_port.to_string()),
                 ("APP_ORIGIN", origin.clone()),

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod jwt;
+pub mod node;
 pub mod oidc;
 pub mod sessions;
 pub mod stores;
