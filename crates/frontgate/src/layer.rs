@@ -42,6 +42,7 @@ use crate::body::{BoxError, ClientBody};
 use crate::config::ConfigErrors;
 use crate::exchange::Client;
 use crate::pipeline::{Admission, BuildError, Gateway, Outgoing, RequestBody};
+use crate::problem::{Code, Problem};
 
 /// The client address, for embedders that know it (a hyper accept loop). axum's
 /// `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`) is read as well. Without
@@ -198,8 +199,35 @@ where
                             head.headers.insert(k, v);
                         }
                     }
+                    let limit = gateway.max_body_bytes(&out);
                     let body = match body {
-                        RequestBody::Embedded(b) => b,
+                        // Unread by any check: the route's `max_body_bytes` still holds, as in
+                        // front of a backend (a declared excess is a 413 at once, a streamed one
+                        // ends the body with an error at the limit).
+                        RequestBody::Embedded(b) => {
+                            let declared = head
+                                .headers
+                                .get(http::header::CONTENT_LENGTH)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok());
+                            if declared.is_some_and(|n| n > limit) {
+                                let mut resp =
+                                    Problem::new(Code::PayloadTooLarge).into_response(&rid);
+                                gateway.finish_headers(&mut resp, &out, &request_id, client.https);
+                                gateway.record(
+                                    &method,
+                                    &raw_path,
+                                    &resp,
+                                    &mut out,
+                                    start,
+                                    &request_id,
+                                    &client,
+                                );
+                                return Ok(resp);
+                            }
+                            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                            Body::boxed(http_body_util::Limited::new(b, limit))
+                        }
                         // Checked: the inner service gets exactly the bytes that were checked.
                         RequestBody::Buffered(bytes) => {
                             head.headers.remove(http::header::TRANSFER_ENCODING);
@@ -355,5 +383,31 @@ mod tests {
         let (status, body) = call(&layer, "GET", "/api/items", None).await;
         assert_eq!(status, 502, "{body}");
         assert!(!body.contains("inner saw"), "{body}");
+    }
+
+    /// A route's `max_body_bytes` holds for bodies no check reads: a declared excess is a 413
+    /// the inner service never sees; a body within it arrives whole.
+    #[tokio::test]
+    async fn embedded_layer_enforces_max_body_bytes_on_unread_bodies() {
+        let layer = FrontgateLayer::from_toml(
+            "[server]\npublic_url = \"https://app.example.com\"\n\
+             [[routes]]\nmatch = \"POST /api/upload\"\nmax_body_bytes = \"1KiB\"\n",
+        )
+        .unwrap();
+        let post = |len: usize| {
+            Request::builder()
+                .method("POST")
+                .uri("/api/upload")
+                .header("content-length", len)
+                .body(Full::new(Bytes::from(vec![b'x'; len])))
+                .unwrap()
+        };
+        assert_eq!(
+            send(&layer, post(1024)).await,
+            (200, "inner saw /api/upload with 1024 bytes".into())
+        );
+        let (status, body) = send(&layer, post(1025)).await;
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("payload_too_large") && !body.contains("inner saw"), "{body}");
     }
 }

@@ -335,6 +335,12 @@ impl Gateway {
         &self.config
     }
 
+    /// The largest body the route a request was admitted on takes (`max_body_bytes`).
+    pub(crate) fn max_body_bytes(&self, out: &Outgoing) -> u64 {
+        let route = out.route.and_then(|i| self.table.entries().get(i));
+        route.map_or(self.config.server.max_body_bytes.0, |r| r.max_body_bytes)
+    }
+
     /// The work on the backend's responses for the route a request was admitted on.
     pub(crate) fn response_hooks(&self, out: &Outgoing) -> &[Arc<dyn ResponseHook>] {
         out.route.and_then(|i| self.response_hooks.get(i)).map_or(&[], Vec::as_slice)
