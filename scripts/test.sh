@@ -47,7 +47,7 @@ port_open 6379 || { echo "Redis did not start on 127.0.0.1:6379"; exit 1; }
 # Identity-provider fixture (tests/it/jwt.rs, OIDC suites): Node.js 20.19+ and the pinned
 # oidc-provider from crates/frontgate/tests/fixtures/oidc/package-lock.json. `npm ci` only runs
 # when the lock file changed since the last install (the stamp is its SHA-256, which the test
-# harness in tests/it/common/oidc.rs checks too).
+# harness in tests/it/common/node.rs checks too).
 if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' 2>/dev/null; then
   say "installing Node.js"
   apt-get update -qq && apt-get install -y -qq nodejs npm
@@ -100,7 +100,7 @@ fi
 
 # Browser-session suite (tests/it/sessions.rs): headless Chromium from Debian and the pinned
 # playwright-core from crates/frontgate/tests/browser/package-lock.json (npm ci only when the
-# lock file changed; same stamp as tests/it/common/sessions.rs checks).
+# lock file changed; same stamp as tests/it/common/node.rs checks).
 if ! command -v chromium >/dev/null; then
   say "installing chromium"
   apt-get update -qq && apt-get install -y -qq chromium

@@ -5,7 +5,6 @@
 //! refused. The config is examples/local-dev/frontgate.toml itself, with free ports.
 use crate::common;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,29 +18,9 @@ fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/local-dev")
 }
 
-/// `npm ci` for the example's Vite app, once per lock file (the scheme of tests/it/common/sessions.rs;
-/// scripts/test.sh writes the same stamp).
+/// `npm ci` for the example's Vite app, once per lock file.
 fn ensure_vite_installed() {
-    let dir = example().join("web");
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("web/package-lock.json");
-    let stamp = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&lock));
-    let marker = dir.join("node_modules/.frontgate-installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let guard =
-        File::create(std::env::temp_dir().join("frontgate-vite-npm.lock")).expect("npm lock file");
-    guard.lock().expect("lock npm install");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("run npm ci");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-    std::fs::write(&marker, stamp).expect("write install marker");
+    common::node::npm_ci(&example().join("web"));
 }
 
 /// A copy of the example's Vite app in `dir` (the test edits its sources) with its installed

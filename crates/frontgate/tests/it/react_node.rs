@@ -17,35 +17,11 @@ use std::process::Command;
 use std::time::SystemTime;
 
 use common::Gate;
-use common::node::Node;
+use common::node::{Node, npm_ci};
 use common::sessions::{browser_dir, ensure_browser_installed, free_port, session_key};
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/react-node")
-}
-
-/// `npm ci` in `dir` once per lock file: the stamp scheme of scripts/test.sh and
-/// tests/it/common/sessions.rs, under a file lock so parallel tests install once.
-fn npm_ci(dir: &Path) {
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("package-lock.json");
-    let stamp = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&lock));
-    let marker = dir.join("node_modules/.frontgate-installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let guard = File::create(std::env::temp_dir().join("frontgate-react-node-npm.lock"))
-        .expect("npm lock file");
-    guard.lock().expect("lock npm install");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(dir)
-        .status()
-        .expect("run npm ci");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-    std::fs::write(&marker, stamp).expect("write install marker");
 }
 
 fn newest(path: &Path) -> SystemTime {

@@ -60,3 +60,33 @@ impl Drop for Node {
         let _ = self.child.wait();
     }
 }
+
+/// `npm ci` in `dir`, once per lock file: later calls (and parallel test processes, which wait
+/// on a file lock) find the marker and return. The marker holds the lock file's SHA-256, the
+/// stamp scripts/test.sh writes too, so an install it made is not repeated.
+pub fn npm_ci(dir: &Path) {
+    let lock = std::fs::read(dir.join("package-lock.json"))
+        .unwrap_or_else(|e| panic!("{}/package-lock.json: {e}", dir.display()));
+    let stamp = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&lock));
+    let marker = dir.join("node_modules/.frontgate-installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
+        return;
+    }
+    // One lock per directory, named after its path.
+    let name =
+        format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(dir.to_string_lossy().as_bytes()));
+    let guard =
+        File::create(std::env::temp_dir().join(format!("frontgate-npm-{}.lock", &name[..16])))
+            .expect("npm lock file");
+    guard.lock().expect("lock npm install");
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("run npm ci (is Node.js installed? scripts/test.sh installs it)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+    std::fs::write(&marker, stamp).expect("write install marker");
+}

@@ -4,7 +4,6 @@
 //! wait for one install); the process is killed when the handle drops.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use sha2::Digest;
 
 /// The fixture's test client (confidential, client_secret_basic); `<id>-post` is the same client
 /// with client_secret_post.
@@ -26,35 +24,9 @@ pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc")
 }
 
-/// Installs the fixture's npm packages from its lock file, once: later calls (and parallel
-/// test processes, which wait on the lock) find the marker and return. The marker holds the
-/// lock file's SHA-256, the same stamp scripts/test.sh writes.
+/// Installs the fixture's npm packages from its lock file, once.
 pub fn ensure_installed() {
-    let dir = fixture_dir();
-    let lock_text =
-        std::fs::read(dir.join("package-lock.json")).expect("fixture package-lock.json");
-    let stamp = hex(&sha2::Sha256::digest(&lock_text));
-    let marker = dir.join("node_modules/.frontgate-installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let guard = File::create(std::env::temp_dir().join("frontgate-oidc-fixture-npm.lock"))
-        .expect("npm lock file");
-    guard.lock().expect("lock npm install");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("run npm ci (is Node.js installed? scripts/test.sh installs it)");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-    std::fs::write(&marker, stamp).expect("write install marker");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::node::npm_ci(&fixture_dir());
 }
 
 /// What the provider should know about the relying party under test.

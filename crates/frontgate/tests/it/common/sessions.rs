@@ -3,7 +3,6 @@
 //! (tests/browser/sessions.mjs, playwright-core pinned in its own package-lock.json).
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -16,28 +15,9 @@ pub fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// `npm ci` for the browser driver, once per lock file (same scheme as the IdP fixture).
+/// `npm ci` for the browser driver, once per lock file.
 pub fn ensure_browser_installed() {
-    let dir = browser_dir();
-    let lock = std::fs::read(dir.join("package-lock.json")).expect("browser package-lock.json");
-    let stamp = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&lock));
-    let marker = dir.join("node_modules/.frontgate-installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let guard = File::create(std::env::temp_dir().join("frontgate-browser-npm.lock"))
-        .expect("npm lock file");
-    guard.lock().expect("lock npm install");
-    if std::fs::read_to_string(&marker).is_ok_and(|s| s == stamp) {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("run npm ci");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-    std::fs::write(&marker, stamp).expect("write install marker");
+    super::node::npm_ci(&browser_dir());
 }
 
 /// Runs one scenario of tests/browser/sessions.mjs; panics with everyone's output on failure.
