@@ -199,56 +199,24 @@ where
                             head.headers.insert(k, v);
                         }
                     }
-                    let limit = gateway.max_body_bytes(&out);
-                    let body = match body {
-                        // Unread by any check: the route's `max_body_bytes` still holds, as in
-                        // front of a backend (a declared excess is a 413 at once, a streamed one
-                        // ends the body with an error at the limit).
-                        RequestBody::Embedded(b) => {
-                            let declared = head
-                                .headers
-                                .get(http::header::CONTENT_LENGTH)
-                                .and_then(|v| v.to_str().ok())
-                                .and_then(|v| v.parse::<u64>().ok());
-                            if declared.is_some_and(|n| n > limit) {
-                                let mut resp =
-                                    Problem::new(Code::PayloadTooLarge).into_response(&rid);
-                                gateway.finish_headers(&mut resp, &out, &request_id, client.https);
-                                gateway.record(
-                                    &method,
-                                    &raw_path,
-                                    &resp,
-                                    &mut out,
-                                    start,
-                                    &request_id,
-                                    &client,
-                                );
-                                return Ok(resp);
+                    match inner_body(&gateway, &out, &mut head, body) {
+                        Err(problem) => problem.into_response(&rid),
+                        Ok(body) => {
+                            out.decision = crate::pipeline::Decision::Forwarded;
+                            let method = head.method.clone();
+                            let resp = inner.call(Request::from_parts(head, body)).await?;
+                            // As in front of a backend: the route's response hooks (OpenAPI
+                            // response validation) on the inner service's answers.
+                            let mut resp = resp.map(Body::boxed);
+                            for hook in gateway.response_hooks(&out) {
+                                resp = match hook.on_response(&method, &rid, resp).await {
+                                    Ok(r) => r,
+                                    Err(problem) => problem.into_response(&rid),
+                                };
                             }
-                            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-                            Body::boxed(http_body_util::Limited::new(b, limit))
+                            resp
                         }
-                        // Checked: the inner service gets exactly the bytes that were checked.
-                        RequestBody::Buffered(bytes) => {
-                            head.headers.remove(http::header::TRANSFER_ENCODING);
-                            head.headers.insert(http::header::CONTENT_LENGTH, bytes.len().into());
-                            Body::full(bytes)
-                        }
-                        RequestBody::Stream(_) | RequestBody::Unavailable => Body::Empty,
-                    };
-                    out.decision = crate::pipeline::Decision::Forwarded;
-                    let method = head.method.clone();
-                    let resp = inner.call(Request::from_parts(head, body)).await?;
-                    // As in front of a backend: the route's response hooks (OpenAPI response
-                    // validation) on the inner service's answers.
-                    let mut resp = resp.map(Body::boxed);
-                    for hook in gateway.response_hooks(&out) {
-                        resp = match hook.on_response(&method, &rid, resp).await {
-                            Ok(r) => r,
-                            Err(problem) => problem.into_response(&rid),
-                        };
                     }
-                    resp
                 }
             };
             gateway.finish_headers(&mut resp, &out, &request_id, client.https);
@@ -256,6 +224,38 @@ where
             Ok(resp)
         })
     }
+}
+
+/// The body the inner service gets: a body a check read, as exactly the bytes that were
+/// checked; an unread one bounded by the route's `max_body_bytes`, as in front of a backend
+/// (a declared excess, or conflicting lengths, refused at once; a streamed excess ends the body
+/// with an error at the limit).
+fn inner_body(
+    gateway: &Gateway,
+    out: &Outgoing,
+    head: &mut http::request::Parts,
+    body: RequestBody,
+) -> Result<Body, Problem> {
+    Ok(match body {
+        RequestBody::Embedded(b) => {
+            let limit = gateway.max_body_bytes(out);
+            if crate::pipeline::canonical_content_length(&mut head.headers)?
+                .is_some_and(|n| n > limit)
+            {
+                return Err(Problem::new(Code::PayloadTooLarge));
+            }
+            Body::boxed(http_body_util::Limited::new(
+                b,
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            ))
+        }
+        RequestBody::Buffered(bytes) => {
+            head.headers.remove(http::header::TRANSFER_ENCODING);
+            head.headers.insert(http::header::CONTENT_LENGTH, bytes.len().into());
+            Body::full(bytes)
+        }
+        RequestBody::Stream(_) | RequestBody::Unavailable => Body::Empty,
+    })
 }
 
 /// How long the body of a request to one of the gateway's own endpoints may take to arrive.

@@ -1002,7 +1002,9 @@ fn valid_request_id(v: &HeaderValue) -> bool {
 /// forwarded is one field with the integer as digits alone. `00005`, `010` or `5, 5` reach the
 /// backend as `5` and `10`; a parser there that reads leading zeros as octal, or takes the
 /// first of two copies, cannot disagree with the length the gateway counted.
-fn canonical_content_length(headers: &mut http::HeaderMap) -> Result<Option<u64>, Problem> {
+pub(crate) fn canonical_content_length(
+    headers: &mut http::HeaderMap,
+) -> Result<Option<u64>, Problem> {
     let mut length: Option<u64> = None;
     let mut canonical = true;
     for value in headers.get_all(header::CONTENT_LENGTH) {
