@@ -51,7 +51,7 @@ enum Command {
         )]
         config: PathBuf,
         #[command(subcommand)]
-        command: frontgate::keys::cli::KeysCommand,
+        command: frontgate::keys_cli::KeysCommand,
     },
     /// Run everything embedded: a demo API, a demo page and the gateway in front of them.
     Demo {
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
             })
         }
         Command::DemoUpstream { listen } => demo_upstream(listen),
-        Command::Keys { config, command } => match frontgate::keys::cli::run(&config, command) {
+        Command::Keys { config, command } => match frontgate::keys_cli::run(&config, command) {
             Ok(out) => {
                 out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
                 ExitCode::SUCCESS

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use frontgate::layer::FrontgateLayer;
+use frontgate_core::layer::FrontgateLayer;
 use serde::{Deserialize, Serialize};
 
 /// One item.
@@ -57,7 +57,7 @@ async fn create(State(items): State<Items>, Json(new): Json<NewItem>) -> (Status
 
 /// The service: the handlers behind the layer built from `config` (paths in it are relative
 /// to its directory).
-pub fn app(config: &Path, items: Items) -> Result<Router, frontgate::layer::LayerError> {
+pub fn app(config: &Path, items: Items) -> Result<Router, frontgate_core::layer::LayerError> {
     let layer = FrontgateLayer::from_file(config)?;
     Ok(Router::new().route("/api/items", get(list).post(create)).with_state(items).layer(layer))
 }

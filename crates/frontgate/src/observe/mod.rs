@@ -1,7 +1,6 @@
-//! Logs and metrics: JSON logs on stderr, Prometheus metrics for the admin listener.
-//!
-//! Request logs never include headers or query strings, so credentials (Authorization,
-//! Cookie, API keys, tokens in URLs) cannot reach a log line.
+//! The binary's logs and metrics exporter: JSON logs on stderr, Prometheus metrics for the
+//! admin listener. The metric names are frontgate-core's ([`frontgate_core::observe`], re-exported
+//! here), recorded through the `metrics` facade.
 
 mod histogram;
 
@@ -11,20 +10,8 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+pub use frontgate_core::observe::*;
 pub use histogram::MetricsHandle;
-
-pub const REQUESTS: &str = "frontgate_requests_total";
-pub const DURATION: &str = "frontgate_request_duration_seconds";
-pub const OVERHEAD: &str = "frontgate_overhead_seconds";
-pub const CONNECTIONS_ACTIVE: &str = "frontgate_connections_active";
-pub const CONNECTIONS: &str = "frontgate_connections_total";
-pub const TLS_HANDSHAKE_FAILURES: &str = "frontgate_tls_handshake_failures_total";
-pub const CONNECTIONS_REFUSED: &str = "frontgate_connections_refused_total";
-pub const TUNNELS_ACTIVE: &str = "frontgate_websocket_tunnels_active";
-pub const RELOADS: &str = "frontgate_config_reloads_total";
-pub const RATE_LIMITED: &str = "frontgate_rate_limited_total";
-pub const RATE_LIMIT_OUTAGES: &str = "frontgate_rate_limit_store_errors_total";
-pub const FIELDS_DROPPED: &str = "frontgate_request_fields_dropped_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -48,7 +35,7 @@ pub fn install_metrics_recorder() -> MetricsHandle {
             let handle = recorder.handle();
             // Another recorder may already be installed; ours then renders nothing.
             let _ = metrics::set_global_recorder(recorder);
-            describe();
+            frontgate_core::observe::describe();
             handle
         })
         .clone()
@@ -57,39 +44,6 @@ pub fn install_metrics_recorder() -> MetricsHandle {
 /// The handle of the recorder [`install_metrics_recorder`] installed, if it did.
 pub fn metrics_handle() -> Option<MetricsHandle> {
     METRICS.get().cloned()
-}
-
-fn describe() {
-    metrics::describe_counter!(
-        REQUESTS,
-        "Requests by route, decision (forwarded, served, denied) and problem code"
-    );
-    metrics::describe_histogram!(
-        DURATION,
-        metrics::Unit::Seconds,
-        "Time from request head to response head"
-    );
-    metrics::describe_histogram!(
-        OVERHEAD,
-        metrics::Unit::Seconds,
-        "Gateway time excluding the upstream's time to response head"
-    );
-    metrics::describe_gauge!(CONNECTIONS_ACTIVE, "Open client connections");
-    metrics::describe_counter!(CONNECTIONS, "Accepted client connections");
-    metrics::describe_counter!(
-        CONNECTIONS_REFUSED,
-        "Connections closed at once because max_connections was reached"
-    );
-    metrics::describe_counter!(TLS_HANDSHAKE_FAILURES, "TLS handshakes that failed or timed out");
-    metrics::describe_gauge!(
-        TUNNELS_ACTIVE,
-        "Open WebSocket tunnels (counted against max_connections)"
-    );
-    metrics::describe_counter!(RELOADS, "Configuration reloads by result");
-    metrics::describe_counter!(
-        FIELDS_DROPPED,
-        "Request header fields removed before routing, by reason (underscore)"
-    );
 }
 
 /// Sets up logging from `[log]`. Safe to call more than once (later calls do nothing).

@@ -1,9 +1,9 @@
-//! Forwarding to the backend: the pooled client, header hygiene, timeouts and WebSocket
-//! pass-through. The checks have already run; this module only moves bytes faithfully.
+//! Forwarding to the backend: the pooled client, timeouts and WebSocket pass-through (the
+//! request head's hygiene is frontgate-core's `headers`). The checks have already run; this
+//! module only moves bytes faithfully.
 
 pub mod client;
 pub mod h1;
-pub mod headers;
 
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{Body, DeadlineBody};
+use crate::headers;
 use crate::problem::{Code, Problem};
 use client::{UpstreamClient, UpstreamError};
 pub use h1::{Outbound, RelayedFields};

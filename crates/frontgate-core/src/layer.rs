@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use frontgate::layer::FrontgateLayer;
+//! use frontgate_core::layer::FrontgateLayer;
 //! let layer = FrontgateLayer::from_toml(r#"
 //!     [server]
 //!     public_url = "https://app.example.com"
@@ -37,24 +37,25 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 
+use crate::admission::{Admission, Admitted, BuildError, Decision, Outgoing, RequestBody};
 pub use crate::body::Body;
 use crate::body::{BoxError, ClientBody};
 use crate::config::ConfigErrors;
 use crate::exchange::Client;
-use crate::pipeline::{Admission, BuildError, Gateway, Outgoing, RequestBody};
 use crate::problem::{Code, Problem};
 
-/// The client address, for embedders that know it (a hyper accept loop). axum's
-/// `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`) is read as well. Without
-/// either, the client is taken to be 0.0.0.0:0 (and limits keyed by address share one bucket).
+/// The client address, for embedders that know it (a hyper accept loop). With the `axum`
+/// feature, axum's `ConnectInfo<SocketAddr>` (`into_make_service_with_connect_info`) is read as
+/// well. Without either, the client is taken to be 0.0.0.0:0 (and limits keyed by address share
+/// one bucket).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
 
 /// The tower layer: wraps an inner service in [`Frontgate`]. Build it once with
-/// [`FrontgateLayer::from_toml`]; clones share the same gateway.
+/// [`FrontgateLayer::from_toml`]; clones share the same admission.
 #[derive(Clone)]
 pub struct FrontgateLayer {
-    gateway: Arc<Gateway>,
+    admission: Arc<Admission>,
 }
 
 /// Why [`FrontgateLayer::from_toml`] refused a config.
@@ -63,8 +64,8 @@ pub enum LayerError {
     /// The config text, or what it points at, is invalid; each error names its place.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
-    /// The gateway could not be built from a valid config: a feature could not be built,
-    /// `[frontend] dir` cannot be read, or the process state could not be started.
+    /// Admission could not be built from a valid config: a feature could not be built, or the
+    /// process state could not be started.
     #[error("{0}")]
     Build(#[from] BuildError),
 }
@@ -88,17 +89,16 @@ impl FrontgateLayer {
 
     fn from_plan(plan: crate::plan::Plan) -> Result<FrontgateLayer, LayerError> {
         let services = Arc::new(
-            crate::state::Services::current_or_start(&plan.config)
-                .map_err(|e| BuildError::State(e.to_string()))?,
+            crate::state::Services::current_or_start(&plan.config).map_err(BuildError::State)?,
         );
-        Ok(FrontgateLayer { gateway: Arc::new(Gateway::build(plan, &services)?) })
+        Ok(FrontgateLayer { admission: Arc::new(Admission::build(plan, &services)?) })
     }
 }
 
 impl<S> tower::Layer<S> for FrontgateLayer {
     type Service = Frontgate<S>;
     fn layer(&self, inner: S) -> Frontgate<S> {
-        Frontgate { gateway: self.gateway.clone(), inner }
+        Frontgate { admission: self.admission.clone(), inner }
     }
 }
 
@@ -106,7 +106,7 @@ impl<S> tower::Layer<S> for FrontgateLayer {
 /// `S` only for those that pass.
 #[derive(Clone)]
 pub struct Frontgate<S> {
-    gateway: Arc<Gateway>,
+    admission: Arc<Admission>,
     inner: S,
 }
 
@@ -128,7 +128,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let gateway = self.gateway.clone();
+        let admission = self.admission.clone();
         // The clone that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -138,35 +138,27 @@ where
             // Any body type: checks that read the body (OpenAPI validation, the proof of
             // work's form field) buffer it, and the inner service then gets those bytes.
             let mut body = RequestBody::Embedded(Body::boxed(body));
-            let peer = head
-                .extensions
-                .get::<ClientAddr>()
-                .map(|c| c.0)
-                .or_else(|| {
-                    let axum = head.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>();
-                    axum.map(|c| c.0)
-                })
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            let peer = client_addr(&head.extensions);
             let client = Client {
                 peer,
                 ip: peer.ip(),
-                https: gateway.config().public_origin().is_https(),
+                https: admission.config().public_origin().is_https(),
                 forwarding: None,
             };
-            let request_id = gateway.request_ids.next();
+            let request_id = admission.request_ids.next();
             let rid = request_id.to_str().unwrap_or("").to_owned();
             let method = head.method.clone();
             let raw_path = head.uri.path().to_owned();
             let mut out = Outgoing::new();
             let admitted =
-                gateway.admit_with_body(&mut head, &client, &request_id, &mut out, &mut body).await;
+                admission.admit(&mut head, &client, &request_id, &mut out, &mut body).await;
             let mut resp = match admitted {
                 Err(problem) => problem.into_response(&rid),
-                Ok(Admission::Answer(r)) => r,
+                Ok(Admitted::Answer(r)) => r,
                 // The gateway's own endpoints (the proof of work's challenge and verify, OIDC
                 // login): the same as in front of a backend, with the body read first.
-                Ok(Admission::Endpoint(endpoint)) => {
-                    let limit = gateway.config().server.max_body_bytes.0;
+                Ok(Admitted::Endpoint(endpoint)) => {
+                    let limit = admission.config().server.max_body_bytes.0;
                     match body.buffer(&head.headers, limit, ENDPOINT_BODY_TIME).await {
                         Err(problem) => problem.into_response(&rid),
                         Ok(bytes) => {
@@ -182,7 +174,7 @@ where
                         }
                     }
                 }
-                Ok(Admission::Pass { path, identity }) => {
+                Ok(Admitted::Pass { path, identity }) => {
                     if let Some(p) = path {
                         let pq = match head.uri.query() {
                             Some(q) => format!("{p}?{q}"),
@@ -193,22 +185,22 @@ where
                         }
                     }
                     head.headers.insert("x-request-id", request_id.clone());
-                    crate::proxy::headers::strip_identity_headers(&mut head.headers);
+                    crate::headers::strip_identity_headers(&mut head.headers);
                     if let Some(identity) = &identity {
                         for (k, v) in identity.headers() {
                             head.headers.insert(k, v);
                         }
                     }
-                    match inner_body(&gateway, &out, &mut head, body) {
+                    match inner_body(&admission, &out, &mut head, body) {
                         Err(problem) => problem.into_response(&rid),
                         Ok(body) => {
-                            out.decision = crate::pipeline::Decision::Forwarded;
+                            out.decision = Decision::Forwarded;
                             let method = head.method.clone();
                             let resp = inner.call(Request::from_parts(head, body)).await?;
                             // As in front of a backend: the route's response hooks (OpenAPI
                             // response validation) on the inner service's answers.
                             let mut resp = resp.map(Body::boxed);
-                            for hook in gateway.response_hooks(&out) {
+                            for hook in admission.response_hooks(&out) {
                                 resp = match hook.on_response(&method, &rid, resp).await {
                                     Ok(r) => r,
                                     Err(problem) => problem.into_response(&rid),
@@ -219,8 +211,8 @@ where
                     }
                 }
             };
-            gateway.finish_headers(&mut resp, &out, &request_id, client.https);
-            gateway.record(&method, &raw_path, &resp, &mut out, start, &request_id, &client);
+            admission.finish_headers(&mut resp, &out, &request_id, client.https);
+            admission.record(&method, &raw_path, &resp, &mut out, start, &request_id, &client);
             Ok(resp)
         })
     }
@@ -231,15 +223,15 @@ where
 /// (a declared excess, or conflicting lengths, refused at once; a streamed excess ends the body
 /// with an error at the limit).
 fn inner_body(
-    gateway: &Gateway,
+    admission: &Admission,
     out: &Outgoing,
     head: &mut http::request::Parts,
     body: RequestBody,
 ) -> Result<Body, Problem> {
     Ok(match body {
         RequestBody::Embedded(b) => {
-            let limit = gateway.max_body_bytes(out);
-            if crate::pipeline::canonical_content_length(&mut head.headers)?
+            let limit = admission.max_body_bytes(out);
+            if crate::admission::canonical_content_length(&mut head.headers)?
                 .is_some_and(|n| n > limit)
             {
                 return Err(Problem::new(Code::PayloadTooLarge));
@@ -256,6 +248,19 @@ fn inner_body(
         }
         RequestBody::Stream(_) | RequestBody::Unavailable => Body::Empty,
     })
+}
+
+/// The client's address: [`ClientAddr`] when the embedder set it, else axum's
+/// `ConnectInfo<SocketAddr>` (with the `axum` feature), else 0.0.0.0:0.
+fn client_addr(extensions: &http::Extensions) -> SocketAddr {
+    if let Some(c) = extensions.get::<ClientAddr>() {
+        return c.0;
+    }
+    #[cfg(feature = "axum")]
+    if let Some(c) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return c.0;
+    }
+    SocketAddr::from(([0, 0, 0, 0], 0))
 }
 
 /// How long the body of a request to one of the gateway's own endpoints may take to arrive.

@@ -14,7 +14,7 @@ use crate::exchange::Client;
 use crate::exchange::{Endpoint, EndpointFuture};
 use crate::problem::{Code, Problem};
 
-/// The three endpoints, for [`crate::pipeline::Gateway::build`].
+/// The three endpoints, for [`crate::admission::Admission::build`].
 pub fn all(pow: &Arc<Pow>) -> Vec<Arc<dyn Endpoint>> {
     vec![
         Arc::new(ChallengeEndpoint(pow.clone())),

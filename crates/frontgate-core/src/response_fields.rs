@@ -15,7 +15,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::proxy::headers::X_REQUEST_ID;
+use crate::headers::X_REQUEST_ID;
 use crate::route::RouteEntry;
 
 #[derive(Clone, Debug)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::{KeyAdmin, ManageError, NewKey};
 use crate::config::Config;
+use crate::keys::{KeyAdmin, ManageError, NewKey};
 use crate::state::Services;
 
 const ACTOR: &str = "cli";

@@ -3,7 +3,6 @@
 //! ([`verify`]), management shared by the admin API and the CLI ([`manage`]), and the
 //! signed-in users' own keys under `/.frontgate/keys` ([`self_service`]).
 
-pub mod cli;
 pub mod format;
 pub mod manage;
 pub mod record;

@@ -17,7 +17,7 @@ use crate::store::{Db, Events, StoreError};
 
 pub use crate::store::Opening;
 
-/// Shared state for every [`crate::pipeline::Gateway`] built in this process.
+/// Shared state for every [`crate::admission::Admission`] built in this process (each gateway and embedded layer).
 pub struct Services {
     runtime: tokio::runtime::Handle,
     /// The SQL store, when a feature in the config needs one.
