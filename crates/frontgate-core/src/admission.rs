@@ -139,7 +139,7 @@ pub enum BuildError {
 /// one line here.
 const FEATURES: &[BuildFeature] = &[
     crate::checks::cors::feature,
-    crate::checks::api_key::feature,
+    api_keys,
     crate::checks::jwt::feature,
     crate::oidc::feature,
     crate::checks::rate_limit::feature,
@@ -149,6 +149,20 @@ const FEATURES: &[BuildFeature] = &[
     crate::checks::openapi::feature,
     crate::checks::gateway_cookies::feature,
 ];
+
+/// `[api_keys]`, which needs the SQL store.
+#[cfg(feature = "sql")]
+use crate::checks::api_key::feature as api_keys;
+
+/// `[api_keys]` in a build without the SQL store: the plan refuses the section, so this is
+/// reached only by a config that skipped it.
+#[cfg(not(feature = "sql"))]
+fn api_keys(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    match inputs.config.api_keys {
+        Some(_) => Err(FeatureError::StoreNotOpen("[api_keys]")),
+        None => Ok(None),
+    }
+}
 
 static NOT_FOUND_ROUTE: &str = "-";
 

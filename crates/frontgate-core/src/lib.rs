@@ -46,6 +46,7 @@ pub mod checks;
 pub mod exchange;
 #[doc(hidden)]
 pub mod headers;
+#[cfg(feature = "sql")]
 #[doc(hidden)]
 pub mod keys;
 #[doc(hidden)]

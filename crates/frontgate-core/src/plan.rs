@@ -121,11 +121,37 @@ impl Plan {
 
 /// Loads the OpenAPI document, runs the rules that need it or the route table, and builds the
 /// table. `None` when the document or the table could not be built (the errors say why).
+/// What the config asks of the SQL store when this build of frontgate-core has none (its cargo
+/// feature `sql` is off): an error naming the sections that need it, so a config that would run
+/// without them is refused instead (`frontgate check` and the layer alike).
+fn unbuilt_store(config: &Config) -> Option<String> {
+    if cfg!(feature = "sql") || !config.needs_store() {
+        return None;
+    }
+    let mut needs = Vec::new();
+    if config.store.is_some() {
+        needs.push("[store]");
+    }
+    if config.api_keys.is_some() {
+        needs.push("[api_keys]");
+    }
+    if config.oidc.is_some() && config.shared.redis.is_none() {
+        needs.push("[oidc] sessions without [shared] redis");
+    }
+    Some(format!(
+        "{} need the SQL store, which this build leaves out: build frontgate-core with its `sql` feature",
+        needs.join(", ")
+    ))
+}
+
 fn plan(
     config: Config,
     rep: &mut Reporter<'_>,
     broken: &std::collections::BTreeSet<String>,
 ) -> Option<Plan> {
+    if let Some(missing) = unbuilt_store(&config) {
+        rep.at(None, missing);
+    }
     let spec = load_openapi(&config, rep).map(Arc::new);
     if config.openapi.is_some() && spec.is_none() {
         return None;

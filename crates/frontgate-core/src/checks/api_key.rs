@@ -17,7 +17,7 @@ use crate::keys::record::Denial;
 use crate::keys::{Refusal, Verifier};
 use crate::problem::{Code, Problem};
 
-pub const X_API_KEY: &str = "x-api-key";
+pub use crate::headers::X_API_KEY;
 
 /// Query parameter names that carry an API key in the wild.
 const QUERY_NAMES: [&str; 5] = ["api_key", "apikey", "api-key", "x-api-key", "key"];

@@ -209,7 +209,7 @@ impl Authenticate {
 /// `Authorization` and `DPoP` fields it verified; a session's own token, when forwarded, is
 /// set later from the identity.
 fn strip_unverified_credentials(head: &mut Parts, verified: AuthMethod) {
-    head.headers.remove(super::api_key::X_API_KEY);
+    head.headers.remove(crate::headers::X_API_KEY);
     if verified != AuthMethod::Jwt {
         head.headers.remove(http::header::AUTHORIZATION);
         head.headers.remove(&DPOP);

@@ -6,6 +6,7 @@
 //! checks that consult a store return a boxed future. Each feature says where its checks run
 //! ([`crate::exchange::Stage`]); the pipeline assembles them in that order.
 
+#[cfg(feature = "sql")]
 pub mod api_key;
 pub mod auth;
 pub mod captcha;

@@ -13,7 +13,7 @@ use super::verify::TOPIC_CHANGED;
 use crate::config::ApiKeysConfig;
 use crate::state::Services;
 use crate::store::audit::{self, AuditEvent};
-use crate::store::sql::deadline;
+use crate::store::deadline;
 use crate::store::{Db, StoreError, now_ms};
 
 /// What a caller asks for when creating a key. Unknown fields are refused.

@@ -266,14 +266,12 @@ impl Verifier {
             // A budget is shared state: every use is one atomic decrement in the store.
             let (db, id) = (self.db().map_err(Refusal::Store)?, record.id.clone());
             let t = self.timeout;
-            let left =
-                self.services
-                    .run(async move {
-                        crate::store::sql::deadline(t, repo::consume_use(&db, &id)).await
-                    })
-                    .await
-                    .map_err(|_| Refusal::Store(StoreError::Stopped))?
-                    .map_err(Refusal::Store)?;
+            let left = self
+                .services
+                .run(async move { crate::store::deadline(t, repo::consume_use(&db, &id)).await })
+                .await
+                .map_err(|_| Refusal::Store(StoreError::Stopped))?
+                .map_err(Refusal::Store)?;
             if !left {
                 return Err(Refusal::UsesSpent);
             }
@@ -328,7 +326,7 @@ impl Verifier {
         let t = self.timeout;
         let found = self
             .services
-            .run(async move { crate::store::sql::deadline(t, repo::by_digest(&db, &digest)).await })
+            .run(async move { crate::store::deadline(t, repo::by_digest(&db, &digest)).await })
             .await
             .map_err(|_| Refusal::Store(StoreError::Stopped))?
             .map_err(Refusal::Store)?;
@@ -364,7 +362,7 @@ impl Verifier {
         let pending = batch.clone();
         let written = self
             .services
-            .run(async move { crate::store::sql::deadline(t, repo::touch(&db, &batch)).await })
+            .run(async move { crate::store::deadline(t, repo::touch(&db, &batch)).await })
             .await;
         if !matches!(written, Ok(Ok(()))) {
             // Keep the times for the next flush, unless a newer use replaced them meanwhile.
@@ -394,7 +392,7 @@ impl Drop for Verifier {
         if let (false, Ok(db)) = (batch.is_empty(), self.db()) {
             let t = self.timeout;
             self.services.runtime().spawn(async move {
-                let _ = crate::store::sql::deadline(t, repo::touch(&db, &batch)).await;
+                let _ = crate::store::deadline(t, repo::touch(&db, &batch)).await;
             });
         }
     }

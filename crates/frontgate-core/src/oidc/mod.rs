@@ -484,6 +484,7 @@ impl Oidc {
 
 /// Self-service keys (`keys::self_service`) ask a request's session for its subject and
 /// CSRF verdict here, exactly as `auth = "session"` routes and their CSRF check decide them.
+#[cfg(feature = "sql")]
 impl crate::keys::self_service::SignedIn for Oidc {
     fn subject<'a>(
         &'a self,
@@ -633,10 +634,11 @@ pub fn build(
     services: &Arc<Services>,
 ) -> Result<Arc<Oidc>, BuildError> {
     use crate::session::store::Backend;
-    let backend = match (services.redis(), services.db()) {
-        (Some(r), _) => Backend::Redis(r.clone()),
-        (None, Some(db)) => Backend::Sql(db.clone()),
-        (None, None) => return Err(BuildError::NoStore),
+    let backend = match services.redis() {
+        Some(r) => Backend::Redis(r.clone()),
+        #[cfg(feature = "sql")]
+        None if let Some(db) = services.db() => Backend::Sql(db.clone()),
+        None => return Err(BuildError::NoStore),
     };
     let sessions = Arc::new(Sessions::new(
         backend,
@@ -666,14 +668,20 @@ pub fn feature(
     let oidc = build(o, origin.as_str(), inputs.services)
         .map_err(|e| crate::checks::FeatureError::Other(Box::new(e)))?;
     let csrf = Arc::new(csrf::CsrfCheck::new(oidc.public_origin()));
-    let sessions: Arc<dyn crate::keys::self_service::SignedIn> = oidc.clone();
-    let self_service = crate::keys::self_service::endpoints(
-        inputs.config,
-        Some(sessions),
-        inputs.services,
-        &inputs.session_scopes(),
-    )
-    .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?;
+    #[cfg(feature = "sql")]
+    let self_service = {
+        let sessions: Arc<dyn crate::keys::self_service::SignedIn> = oidc.clone();
+        crate::keys::self_service::endpoints(
+            inputs.config,
+            Some(sessions),
+            inputs.services,
+            &inputs.session_scopes(),
+        )
+        .map_err(|_| crate::checks::FeatureError::StoreNotOpen("[api_keys.self_service]"))?
+    };
+    // Without the SQL store there are no API keys: the plan refused `[api_keys]`.
+    #[cfg(not(feature = "sql"))]
+    let self_service = Vec::new();
     Ok(Some(Arc::new(SessionsFeature { oidc, csrf, self_service })))
 }
 

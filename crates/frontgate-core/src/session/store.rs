@@ -10,6 +10,7 @@ use redis::AsyncCommands;
 
 use crate::store::StoreError;
 use crate::store::redis::Redis;
+#[cfg(feature = "sql")]
 use crate::store::sql::{Db, with_pool};
 
 /// A stored session, still sealed.
@@ -26,6 +27,7 @@ pub struct Row {
 
 #[derive(Clone)]
 pub enum Backend {
+    #[cfg(feature = "sql")]
     Sql(Db),
     Redis(Redis),
 }
@@ -36,6 +38,7 @@ pub const LOCK_SECONDS: i64 = 15;
 impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => db.backend(),
             Backend::Redis(_) => "redis",
         }
@@ -43,6 +46,7 @@ impl Backend {
 
     pub async fn get(&self, key: &str, now: i64) -> Result<Option<Row>, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let row: Option<SqlRow> = with_pool!(db, |pool| {
                     sqlx::query_as("SELECT subject, sid, absolute_expires_at, idle_expires_at, sealed FROM sessions WHERE id_hash = $1")
@@ -76,6 +80,7 @@ impl Backend {
     /// Inserts or replaces a session.
     pub async fn put(&self, row: &Row, now: i64) -> Result<(), StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
                     sqlx::query(
@@ -130,6 +135,7 @@ impl Backend {
     /// stay as they are.
     pub async fn update(&self, row: &Row) -> Result<bool, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let n = with_pool!(db, |pool| {
                     sqlx::query(
@@ -167,6 +173,7 @@ impl Backend {
     /// Moves the idle deadline.
     pub async fn touch(&self, row: &Row, idle_expires_at: i64, now: i64) -> Result<(), StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
                     sqlx::query("UPDATE sessions SET idle_expires_at = $2 WHERE id_hash = $1")
@@ -191,6 +198,7 @@ impl Backend {
 
     pub async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let n = with_pool!(db, |pool| {
                     sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
@@ -217,6 +225,7 @@ impl Backend {
         sid: Option<&str>,
     ) -> Result<u64, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let n = match (sid, subject) {
                     (Some(sid), _) => with_pool!(db, |pool| {
@@ -260,6 +269,7 @@ impl Backend {
     /// Every live session of a subject (for the admin API).
     pub async fn list_subject(&self, subject: &str, now: i64) -> Result<Vec<Row>, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let rows: Vec<(String, Option<String>, i64, i64)> = with_pool!(db, |pool| {
                     sqlx::query_as(
@@ -304,6 +314,7 @@ impl Backend {
     /// Takes the session's refresh lock for [`LOCK_SECONDS`]; false when another holds it.
     pub async fn try_lock(&self, key: &str, now: i64) -> Result<bool, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let n = with_pool!(db, |pool| {
                     sqlx::query("UPDATE sessions SET refresh_lock_until = $2 WHERE id_hash = $1 AND refresh_lock_until < $3")
@@ -334,6 +345,7 @@ impl Backend {
 
     pub async fn unlock(&self, key: &str) -> Result<(), StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
                     sqlx::query("UPDATE sessions SET refresh_lock_until = 0 WHERE id_hash = $1")
@@ -361,6 +373,7 @@ impl Backend {
         now: i64,
     ) -> Result<bool, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 with_pool!(db, |pool| {
                     sqlx::query("DELETE FROM oidc_pending WHERE expires_at < $1")
@@ -396,8 +409,10 @@ impl Backend {
     }
 
     /// Takes (reads and deletes, atomically) a pending login: a second take finds nothing.
+    #[cfg_attr(not(feature = "sql"), allow(unused_variables))]
     pub async fn take(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
+            #[cfg(feature = "sql")]
             Backend::Sql(db) => {
                 let row: Option<(i64, Vec<u8>)> = with_pool!(db, |pool| {
                     sqlx::query_as(
@@ -423,6 +438,7 @@ impl Backend {
 }
 
 /// subject, sid, absolute_expires_at, idle_expires_at, sealed.
+#[cfg(feature = "sql")]
 type SqlRow = (String, Option<String>, i64, i64, Vec<u8>);
 
 fn redis_err(e: redis::RedisError) -> StoreError {

@@ -12,8 +12,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::config::{Config, SharedConfig, StoreConfig};
+#[cfg(feature = "sql")]
+use crate::store::Db;
 use crate::store::redis::Redis;
-use crate::store::{Db, Events, StoreError};
+use crate::store::{Events, StoreError};
 
 pub use crate::store::Opening;
 
@@ -21,6 +23,7 @@ pub use crate::store::Opening;
 pub struct Services {
     runtime: tokio::runtime::Handle,
     /// The SQL store, when a feature in the config needs one.
+    #[cfg(feature = "sql")]
     db: Option<Db>,
     /// The effective `[store]` and `[shared]` this was started with (a reload cannot change them).
     store_config: StoreConfig,
@@ -93,6 +96,7 @@ impl Services {
     fn bare(runtime: tokio::runtime::Handle, owned: Option<OwnedRuntime>) -> Services {
         Services {
             runtime,
+            #[cfg(feature = "sql")]
             db: None,
             store_config: StoreConfig::default(),
             shared_config: SharedConfig::default(),
@@ -106,6 +110,7 @@ impl Services {
     fn connect(&mut self, config: &Config, opening: Opening) -> Result<(), StartError> {
         self.store_config = config.store_config();
         self.shared_config = config.shared.clone();
+        #[cfg(feature = "sql")]
         if config.needs_store() {
             let (store, dir) = (self.store_config.clone(), config.data_dir.clone());
             let db = self
@@ -125,6 +130,7 @@ impl Services {
             }
             return Ok(());
         }
+        #[cfg(feature = "sql")]
         if config.shared.redis.is_none()
             && let Some(db @ Db::Postgres(_)) = &self.db
         {
@@ -150,6 +156,7 @@ impl Services {
     }
 
     /// The SQL store; `None` when no feature in the config asked for one at start.
+    #[cfg(feature = "sql")]
     pub fn db(&self) -> Option<&Db> {
         self.db.as_ref()
     }
@@ -193,14 +200,27 @@ impl Services {
                 .await
                 .map_err(|_| StoreError::Stopped)?;
         }
-        let Some(db @ Db::Postgres(_)) = self.db.clone() else { return Ok(()) };
-        let channel = self.event_channel();
-        self.run(async move { db.notify(&channel, &t, &p).await })
-            .await
-            .map_err(|_| StoreError::Stopped)?
+        #[cfg(feature = "sql")]
+        if let Some(db @ Db::Postgres(_)) = self.db.clone() {
+            let channel = self.event_channel();
+            return self
+                .run(async move { db.notify(&channel, &t, &p).await })
+                .await
+                .map_err(|_| StoreError::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the SQL store is open.
+    fn has_db(&self) -> bool {
+        #[cfg(feature = "sql")]
+        return self.db.is_some();
+        #[cfg(not(feature = "sql"))]
+        false
     }
 
     /// The PostgreSQL channel events travel on: `<[shared] prefix>events`, like Redis's.
+    #[cfg(feature = "sql")]
     fn event_channel(&self) -> String {
         format!("{}events", self.shared_config.prefix)
     }
@@ -208,8 +228,7 @@ impl Services {
     /// What a reload with `config` cannot change: returns a warning per section that differs.
     pub fn restart_needed(&self, config: &Config) -> Vec<&'static str> {
         let mut w = Vec::new();
-        if config.store_config() != self.store_config || (config.needs_store() && self.db.is_none())
-        {
+        if config.store_config() != self.store_config || (config.needs_store() && !self.has_db()) {
             w.push("[store] changed (or is newly needed): it takes effect only after a restart");
         }
         if config.shared != self.shared_config {

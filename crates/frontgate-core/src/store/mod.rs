@@ -6,12 +6,15 @@
 //! Connections are made on the state runtime ([`crate::state::Services`]); request handlers
 //! reach them with `services.run(..)`.
 
+#[cfg(feature = "sql")]
 pub mod audit;
 pub mod events;
 pub mod redis;
+#[cfg(feature = "sql")]
 pub mod sql;
 
 pub use events::Events;
+#[cfg(feature = "sql")]
 pub use sql::Db;
 
 /// Everything that can go wrong talking to a store. Messages never include passwords.
@@ -21,6 +24,7 @@ pub enum StoreError {
     Connect { url: String, message: String },
     #[error("store migrations failed: {0}")]
     Migrate(String),
+    #[cfg(feature = "sql")]
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
     #[error("the store did not answer within {0:?}")]
@@ -41,6 +45,7 @@ impl StoreError {
             | StoreError::Connect { .. }
             | StoreError::Stopped
             | StoreError::Redis(_) => true,
+            #[cfg(feature = "sql")]
             StoreError::Query(e) => matches!(
                 e,
                 sqlx::Error::PoolTimedOut
@@ -53,6 +58,17 @@ impl StoreError {
             ),
             StoreError::Migrate(_) | StoreError::Corrupt(_) => false,
         }
+    }
+}
+
+/// Runs `fut` with the store's deadline: a store that hangs is an outage, not a stuck request.
+pub async fn deadline<T>(
+    limit: std::time::Duration,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Timeout(limit)),
     }
 }
 

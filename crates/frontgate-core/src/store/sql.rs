@@ -257,14 +257,3 @@ impl Db {
         with_pool!(self, |pool| { pool.close().await })
     }
 }
-
-/// Runs `fut` with the store's deadline: a store that hangs is an outage, not a stuck request.
-pub async fn deadline<T>(
-    limit: Duration,
-    fut: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Timeout(limit)),
-    }
-}

@@ -295,12 +295,9 @@ async fn audit_log(
     };
     let t = shared.services().store_timeout();
     let fut = async move {
-        crate::store::sql::deadline(
-            t,
-            crate::store::audit::recent(&db, params.target.as_deref(), limit),
-        )
-        .await
-        .map_err(ManageError::Store)
+        crate::store::deadline(t, crate::store::audit::recent(&db, params.target.as_deref(), limit))
+            .await
+            .map_err(ManageError::Store)
     };
     match on_state(&*shared, fut).await {
         Ok(events) => json(StatusCode::OK, serde_json::json!({ "events": events })),

@@ -75,10 +75,8 @@ async fn ready(State(shared): State<Host>) -> impl IntoResponse {
     // The stores this node needs must answer: a node that cannot verify keys is not ready.
     if let Some(db) = shared.services().db().cloned() {
         let t = shared.services().store_timeout();
-        let ok = shared
-            .services()
-            .run(async move { crate::store::sql::deadline(t, db.ping()).await })
-            .await;
+        let ok =
+            shared.services().run(async move { crate::store::deadline(t, db.ping()).await }).await;
         if !matches!(ok, Ok(Ok(()))) {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
