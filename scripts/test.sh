@@ -149,12 +149,17 @@ cargo build --workspace --tests --locked
 say "lints"
 # Lints: clippy with warnings as errors (its check of the dependencies takes a minute or two once).
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# frontgate-core as an embedder without the SQL store compiles it (cargo unifies features across
+# the workspace, so the build above always has `sql`).
+cargo clippy -p frontgate-core --no-default-features --all-targets --locked -- -D warnings
 
 say "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run -p frontgate-core --no-default-features --lib --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+  cargo test -p frontgate-core --no-default-features --lib --locked --no-fail-fast
 fi
 # Doc tests (nextest does not run them), and the API docs build without a broken link.
 cargo test --workspace --doc --locked

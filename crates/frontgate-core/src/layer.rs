@@ -141,7 +141,9 @@ where
             let peer = client_addr(&head.extensions);
             let client = Client {
                 peer,
-                ip: peer.ip(),
+                // A client address a trusted proxy in front of the service vouches for, as the
+                // gateway reads it (`[server] trusted_proxies`).
+                ip: crate::headers::client_ip(&admission.config().server, peer.ip(), &head.headers),
                 https: admission.config().public_origin().is_https(),
                 forwarding: None,
             };
@@ -297,6 +299,21 @@ mod tests {
             b = b.header("origin", o);
         }
         send(layer, b.body(Full::default()).unwrap()).await
+    }
+
+    #[test]
+    fn keys_of_the_gateways_listener_and_forwarding_are_errors_in_the_layer() {
+        let Err(err) = FrontgateLayer::from_toml(
+            "[server]\npublic_url = \"https://app.example.com\"\nlisten = \"127.0.0.1:9\"\n\
+             [upstream]\nurl = \"http://127.0.0.1:3000\"\n[frontend]\ndir = \".\"\n\
+             [[routes]]\nmatch = \"GET /api/items\"\n",
+        ) else {
+            panic!("accepted")
+        };
+        let text = err.to_string();
+        for key in ["[upstream]", "[server] listen", "[frontend] dir"] {
+            assert!(text.contains(&format!("{key} has no effect in the embedded layer")), "{text}");
+        }
     }
 
     #[tokio::test]

@@ -300,3 +300,28 @@ fn operations_merged_into<'a>(
             .is_some_and(|r| std::ptr::eq(r, route))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without the `sql` feature, a config that needs the SQL store is refused with the
+    /// sections named (`cargo nextest run -p frontgate-core --no-default-features`); with it,
+    /// the same config plans.
+    #[test]
+    fn a_config_that_needs_the_sql_store_plans_only_with_the_sql_feature() {
+        let text = "[server]\npublic_url = \"https://app.example.com\"\n\
+                    [api_keys]\nhash_secret = \"0123456789abcdef0123456789abcdef\"\n\
+                    [[routes]]\nmatch = \"GET /api/items\"\nauth = \"api_key\"\n";
+        let planned = Plan::parse_embedded(text, "t.toml", Path::new("."));
+        if cfg!(feature = "sql") {
+            assert!(planned.is_ok(), "{:?}", planned.err());
+        } else {
+            let err = planned.expect_err("refused without the sql feature");
+            assert!(err.to_string().contains("[api_keys] need the SQL store"), "{err}");
+        }
+        let fine = "[server]\npublic_url = \"https://app.example.com\"\n\
+                    [[routes]]\nmatch = \"GET /api/items\"\n";
+        assert!(Plan::parse_embedded(fine, "t.toml", Path::new(".")).is_ok());
+    }
+}

@@ -126,7 +126,8 @@ pub(super) fn self_service_problems(config: &super::Config, oidc_broken: bool) -
     errors
 }
 
-#[cfg(test)]
+// Plans sections that need the SQL store: without `sql` they are refused (plan::tests).
+#[cfg(all(test, feature = "sql"))]
 mod tests {
     const SPEC: &str = r#"openapi: 3.1.0
 info: { title: t, version: "1" }
@@ -166,6 +167,9 @@ paths:
         }
     }
 
+    // Plans sections that need the SQL store: without `sql` they are refused (plan::tests).
+
+    #[cfg(feature = "sql")]
     #[test]
     fn self_service_scopes_must_be_required_of_api_keys_somewhere() {
         assert_eq!(errors(r#"["items:read", "admin", "route:scope"]"#), Vec::<String>::new());

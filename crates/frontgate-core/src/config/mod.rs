@@ -21,7 +21,8 @@ pub mod store;
 pub mod upstream;
 pub mod values;
 
-#[cfg(test)]
+// Every key of every section, [api_keys] and [store] among them: needs the `sql` feature.
+#[cfg(all(test, feature = "sql"))]
 mod shape_tests;
 
 use std::collections::BTreeSet;
@@ -99,6 +100,51 @@ pub struct Config {
 
 fn d_data_dir() -> PathBuf {
     PathBuf::from("./.frontgate")
+}
+
+/// The keys of the gateway's listener and forwarding that `text` sets: the embedded layer has
+/// neither, so each is an error there rather than a setting that silently does nothing.
+fn keys_the_layer_cannot_honour(text: &str) -> Vec<String> {
+    let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
+    let mut keys: Vec<String> = ["upstream", "admin"]
+        .into_iter()
+        .filter(|s| table.contains_key(*s))
+        .map(|s| format!("[{s}]"))
+        .collect();
+    let nested = [
+        (
+            "server",
+            &[
+                "listen",
+                "tls",
+                "redirect_http",
+                "workers",
+                "max_connections",
+                "header_read_timeout",
+                "idle_timeout",
+                "shutdown_grace",
+                "tls_session_resumption",
+            ][..],
+        ),
+        (
+            "frontend",
+            &[
+                "dir",
+                "dev_server",
+                "index",
+                "spa_fallback",
+                "spa_fallback_exclude",
+                "immutable_prefixes",
+            ][..],
+        ),
+    ];
+    for (section, names) in nested {
+        let Some(t) = table.get(section).and_then(toml::Value::as_table) else { continue };
+        keys.extend(
+            names.iter().filter(|k| t.contains_key(**k)).map(|k| format!("[{section}] {k}")),
+        );
+    }
+    keys
 }
 
 /// What a config is loaded for.
@@ -280,6 +326,11 @@ impl Config {
         };
         config.resolve_paths(base);
         config.validate(&mut rep, usage, &broken);
+        if usage == Use::Embedded {
+            for key in keys_the_layer_cannot_honour(text) {
+                rep.at(None, format!("{key} has no effect in the embedded layer, which neither listens nor forwards (the service that embeds it does); remove it"));
+            }
+        }
         Ok(Parsed { config, rep, broken })
     }
 
@@ -855,6 +906,9 @@ mod tests {
         .unwrap();
     }
 
+    // Plans sections that need the SQL store: without `sql` they are refused (plan::tests).
+
+    #[cfg(feature = "sql")]
     #[test]
     fn store_shared_and_api_keys_sections_are_validated() {
         let up = "[upstream]\nurl = \"http://a:1\"\n";

@@ -64,7 +64,8 @@ fn product_code(path: &Path) -> Vec<(usize, String)> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        if line.trim_start() == "#[cfg(test)]" {
+        let line_t = line.trim_start();
+        if line_t == "#[cfg(test)]" || line_t.starts_with("#[cfg(all(test,") {
             break;
         }
         let code = line.split("//").next().unwrap_or("");
