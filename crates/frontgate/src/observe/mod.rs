@@ -4,6 +4,7 @@
 //! Cookie, API keys, tokens in URLs) cannot reach a log line.
 
 mod histogram;
+pub mod traffic;
 
 use std::sync::OnceLock;
 
