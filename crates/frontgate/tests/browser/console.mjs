@@ -1,24 +1,25 @@
 // Drives the admin console (docs/console.md) in headless Chromium (the Debian package), for
 // tests/it/console.rs: sign-in and its cookie, keys (create, use through the gateway with curl,
-// revoke, see the gateway refuse it), the refusal in the traffic view, ending a browser
-// session, CSRF, keyboard-only sign-in, a phone-sized screen, sign-out, and the sign-in rate
-// limit; axe-core on every view.
+// revoke, see the gateway refuse it; rotate with a grace period), the refusal in the traffic
+// view, ending a browser session, the config view and reload, CSRF, keyboard-only sign-in, a
+// phone-sized screen, sign-out, and the sign-in rate limit; axe-core on every view.
 //
 //   node console.mjs
 //
 // Environment: ADMIN (the admin listener's origin), TOKEN (the admin token), FG (the gateway's
 // origin), KEYED (a path on an api_key route with scope items:read), SESSION (a browser
 // session's Cookie header value for FG), SESSION_PATH (a path on a session route), SUBJECT
-// (that session's subject), SHOTS (a directory for screenshots), CHROMIUM.
+// (that session's subject), CONFIG_PATH (the gateway's config file, for the reload step),
+// SHOTS (a directory for screenshots), CHROMIUM.
 // Exit code 0 means every assertion held; the last stdout line is a JSON summary.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
-const { ADMIN, TOKEN, FG, KEYED, SESSION, SESSION_PATH, SUBJECT, SHOTS } = process.env;
+const { ADMIN, TOKEN, FG, KEYED, SESSION, SESSION_PATH, SUBJECT, SHOTS, CONFIG_PATH } = process.env;
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -124,6 +125,24 @@ try {
   assert.equal(curl(KEYED, [`Authorization: Bearer ${key}`]), 200, 'the new key works');
   await page.waitForSelector('#keys-table tr[data-id] >> text=console-test');
 
+  step('rotate a second key with a grace period: old and new both work');
+  await page.fill('#key-name', 'console-rotated');
+  await page.fill('#key-subject', 'svc-console');
+  await page.fill('#key-scopes', 'items:read');
+  await page.click('#create-form button[type=submit]');
+  await page.waitForSelector('#secret-key');
+  const old = (await page.textContent('#secret-key')).trim();
+  await page.waitForSelector('#keys-table button[aria-label="Rotate console-rotated"]');
+  await page.click('#keys-table button[aria-label="Rotate console-rotated"]');
+  await page.fill('#rotate-grace', '1h');
+  await page.click('#rotate-form button[type=submit]');
+  await page.waitForSelector('#secret h2:has-text("the new key")');
+  const rotated = (await page.textContent('#secret-key')).trim();
+  assert.notEqual(rotated, old);
+  assert.equal(curl(KEYED, [`Authorization: Bearer ${rotated}`]), 200, 'the new key works');
+  assert.equal(curl(KEYED, [`Authorization: Bearer ${old}`]), 200, 'the old key works in its grace period');
+  await page.waitForSelector('#keys-table tr[data-id] td.status-rotating');
+
   step('filters');
   await page.fill('#f-owner', 'nobody-has-this');
   await page.waitForSelector('#keys-table caption:has-text("0 of")');
@@ -177,6 +196,26 @@ try {
     return { without: without.status, wrong: wrong.status, code: (await wrong.json()).code, right: right.status };
   });
   assert.deepEqual(csrf, { without: 403, wrong: 403, code: 'csrf_failed', right: 201 });
+
+  step('config: redacted, reload applied, a broken file refused with its errors');
+  await page.click('nav a[data-view=config]');
+  await page.waitForSelector('#config-text:has-text("redacted")');
+  const configText = await page.textContent('#config-text');
+  assert.ok(!configText.includes(TOKEN), 'the admin token is not shown');
+  await axe('config');
+  await page.click('#reload');
+  await page.waitForSelector('#reload-result .ok:has-text("applied")');
+  const good = readFileSync(CONFIG_PATH, 'utf8');
+  writeFileSync(CONFIG_PATH, `${good}\n[[routes]]\nmatch = "/nowhere"\nno_such_key = 1\n`);
+  try {
+    await page.click('#reload');
+    await page.waitForSelector('#reload-result .error:has-text("refused")');
+    assert.match(await page.textContent('#reload-result pre'), /no_such_key/);
+  } finally {
+    writeFileSync(CONFIG_PATH, good);
+  }
+  await shot('config');
+  assert.equal(curl(KEYED, [`Authorization: Bearer ${rotated}`]), 200, 'the running config still serves');
 
   step('a phone-sized screen');
   await page.setViewportSize({ width: 375, height: 740 });

@@ -102,6 +102,7 @@ async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() 
         .env("SESSION", &session)
         .env("SESSION_PATH", "/echo/me")
         .env("SUBJECT", &subject)
+        .env("CONFIG_PATH", &gate.config_path)
         .env("SHOTS", &shots);
     let run = tokio::task::spawn_blocking(move || cmd.output().expect("run node console.mjs"))
         .await
@@ -129,7 +130,13 @@ async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() 
             .find(|e| e["action"] == action)
             .unwrap_or_else(|| panic!("no {action}: {audit}"))
     };
-    for action in ["api_key.create", "api_key.revoke", "session.end_subject"] {
+    for action in [
+        "api_key.create",
+        "api_key.revoke",
+        "api_key.rotate",
+        "session.end_subject",
+        "config.reload",
+    ] {
         let actor = by_action(action)["actor"].as_str().unwrap_or("");
         assert!(actor.starts_with("console:") && actor.len() == 16, "{action} by {actor}");
     }
