@@ -85,6 +85,7 @@ async fn overview(
         "top_clients": clients.iter().map(|(ip, n)| serde_json::json!({"client": ip.to_string(), "refusals": n})).collect::<Vec<_>>(),
         "top_routes": routes.iter().map(|(r, n)| serde_json::json!({"route": r, "refusals": n})).collect::<Vec<_>>(),
         "dropped": t.dropped(),
+        "pow_routes": traffic::pow_levels(),
     }))
 }
 

@@ -167,6 +167,8 @@ try {
   await page.waitForSelector('#recent-refusals td:has-text("api_key_revoked")', { timeout: 15_000 });
   out.trafficSeconds = (Date.now() - started) / 1000;
   await page.waitForSelector('#chart-refusals');
+  await page.waitForSelector('#pow-routes td:has-text("POST /signup")');
+  assert.equal(await page.textContent('#pow-routes tbody tr td:nth-child(3)'), '1 of 2', 'a quiet route is at the first level');
   await axe('traffic');
   await shot('traffic');
 

@@ -49,6 +49,14 @@ auth = "session"
 match = "/keyed/**"
 auth = "api_key"
 scopes = ["items:read"]
+
+[pow]
+secret = "console-test-pow-secret-0123456789abcdef"
+levels = [ {{ above_rps = 0, cost = 50, counter = 20 }}, {{ above_rps = 1000, cost = 100, counter = 40 }} ]
+
+[[routes]]
+match = "POST /signup"
+challenge = "pow"
 "#,
         data = dir.join("data").display().to_string(),
         upstream = upstream.config(),

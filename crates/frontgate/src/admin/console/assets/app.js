@@ -453,6 +453,11 @@
           el('h2', {}, 'Refused most'),
           table('top-clients', 'Client addresses by refusals', ['Client', 'Refusals'], t.top_clients.map((c) => [c.client, String(c.refusals)])),
           table('top-routes', 'Routes by refusals', ['Route', 'Refusals'], t.top_routes.map((c) => [c.route, String(c.refusals)])),
+          el('h2', {}, 'Proof of work'),
+          t.pow_routes.length
+            ? table('pow-routes', 'Each proof-of-work route\u2019s load and the level it asks for now', ['Route', 'Requests/s', 'Level', 'Cost', 'Counter'],
+              t.pow_routes.map((p) => [p.route, p.rps.toFixed(2), `${p.level + 1} of ${p.levels}`, String(p.cost), String(p.counter)]))
+            : el('p', {}, 'No route asks for proof of work.'),
           el('h2', {}, 'Stores as this node sees them'),
           stores.length
             ? table('stores', 'Store reachability', ['Store', 'Backend', 'State', 'Round trip'],
