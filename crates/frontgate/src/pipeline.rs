@@ -859,7 +859,7 @@ impl Gateway {
                 metrics::counter!(observe::REQUESTS, "route" => route_name.to_owned(), "decision" => decision.as_str(), "code" => code).increment(1);
             }
         }
-        observe::traffic::record(out.code, route_name, client.ip);
+        observe::traffic::record(out.code, route_name, client.ip, start);
         if let Some(m) = out.route.map(|i| &self.route_metrics[i]) {
             m.duration.record(total.as_secs_f64());
             m.overhead
