@@ -14,14 +14,24 @@ use std::process::Command;
 use common::api_keys::{ADMIN_TOKEN, HASH_SECRET, admin_call};
 use common::sessions::{browser, browser_dir, ensure_browser_installed, free_port, session_key};
 
-fn config(dir: &std::path::Path, port: u16, issuer: &str, upstream: &common::Upstream) -> String {
+/// A node's config: `origin` is the public origin (the same on every node), `extra` e.g. a
+/// `[store]` section, `key` the session key (the same on every node).
+fn config(
+    dir: &std::path::Path,
+    port: u16,
+    origin: &str,
+    issuer: &str,
+    upstream: &common::Upstream,
+    key: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"data_dir = {data:?}
 
 [server]
 listen = "127.0.0.1:{port}"
 tls = "off"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{origin}"
 
 [admin]
 listen = "127.0.0.1:0"
@@ -31,6 +41,7 @@ token = "{ADMIN_TOKEN}"
 level = "info"
 
 {upstream}
+{extra}
 [api_keys]
 hash_secret = "{HASH_SECRET}"
 
@@ -62,7 +73,6 @@ challenge = "pow"
         upstream = upstream.config(),
         client_id = common::oidc::CLIENT_ID,
         secret = common::oidc::CLIENT_SECRET,
-        key = session_key(),
     )
 }
 
@@ -74,7 +84,9 @@ async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() 
     let upstream = common::Upstream::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("frontgate.toml");
-    std::fs::write(&path, config(dir.path(), port, &idp.issuer, &upstream)).expect("config");
+    let key = session_key();
+    std::fs::write(&path, config(dir.path(), port, &origin, &idp.issuer, &upstream, &key, ""))
+        .expect("config");
     let gate = common::spawn(dir, path, &["serve", "-c"]);
     let admin = gate.admin.expect("admin listener");
     let logs = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
@@ -253,4 +265,76 @@ async fn console_assets_carry_a_strict_csp_and_sign_in_sets_a_strict_cookie() {
         204
     );
     assert_eq!(common::plain_send(admin, call("GET", "/admin/v1/keys", None)).await.0, 401);
+}
+
+/// Several nodes on PostgreSQL: a session ended through one node's admin API (as the console
+/// does) is refused on its next request at the other node, which reads sessions from the
+/// shared store; the other node's admin API sees it gone, and the audit event is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_through_one_node_is_refused_at_the_other_on_postgres() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = common::sessions::start_idp(&origin, None);
+    let upstream = common::Upstream::start().await;
+    let key = session_key();
+    let pg = common::stores::PgDb::create();
+    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
+    let node = |port: u16| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("frontgate.toml");
+        let text = config(dir.path(), port, &origin, &idp.issuer, &upstream, &key, &store);
+        std::fs::write(&path, text).expect("config");
+        common::spawn(dir, path, &["serve", "-c"])
+    };
+    let (a, b) = (node(port), node(free_port()));
+    let logs = || format!("--- a\n{}\n--- b\n{}\n--- idp\n{}", a.logs(), b.logs(), idp.logs());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state.json").display().to_string();
+    let env: Vec<(String, String)> =
+        [("FG", origin.as_str()), ("IDP", &idp.issuer), ("STATE", &state)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let out = browser("login-save", env, logs).await;
+    let session = format!("__Host-frontgate={}", out["cookie"].as_str().expect("cookie"));
+    let on_b = |session: String| async move {
+        let r = common::req("GET", "/echo/me")
+            .header("accept", "application/json")
+            .header("cookie", session)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        common::plain_send(b.addr, r).await.0
+    };
+    assert_eq!(on_b(session.clone()).await, 200, "{}", logs());
+    let subject =
+        upstream.last.lock().unwrap().clone().expect("seen").2["x-frontgate-subject"][0].clone();
+    let sessions = format!("/admin/v1/sessions?subject={subject}");
+    let (status, listed) =
+        admin_call(b.admin.expect("admin b"), Some(ADMIN_TOKEN), "GET", &sessions, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let list = listed["sessions"].as_array().expect("sessions");
+    assert_eq!(list.len(), 1, "{listed}");
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    assert!(!session.contains(&id), "the id is not the cookie");
+
+    let a_admin = a.admin.expect("admin a");
+    let end = format!("/admin/v1/sessions/{id}");
+    let (status, ended) = admin_call(a_admin, Some(ADMIN_TOKEN), "DELETE", &end, None).await;
+    assert_eq!((status.as_u16(), ended["ended"].as_u64()), (200, Some(1)), "{ended}");
+    assert_eq!(on_b(session).await, 401, "refused at the other node\n{}", logs());
+    let (_, listed) =
+        admin_call(b.admin.expect("admin b"), Some(ADMIN_TOKEN), "GET", &sessions, None).await;
+    assert_eq!(listed["sessions"], serde_json::json!([]), "{listed}");
+    let (status, again) = admin_call(a_admin, Some(ADMIN_TOKEN), "DELETE", &end, None).await;
+    assert_eq!(status, 404, "{again}");
+    let (_, audit) = admin_call(
+        b.admin.expect("admin b"),
+        Some(ADMIN_TOKEN),
+        "GET",
+        &format!("/admin/v1/audit?target={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(audit["events"][0]["action"], "session.end", "{audit}");
+    assert_eq!(audit["events"][0]["actor"], "admin-api", "{audit}");
 }
