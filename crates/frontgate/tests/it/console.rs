@@ -338,3 +338,41 @@ async fn a_session_ended_through_one_node_is_refused_at_the_other_on_postgres() 
     assert_eq!(audit["events"][0]["action"], "session.end", "{audit}");
     assert_eq!(audit["events"][0]["actor"], "admin-api", "{audit}");
 }
+
+/// The traffic view's store state, as this node sees it: the SQL store and Redis, each
+/// reachable with its round trip; and a refusal counted in the current bucket and listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_and_traffic_as_this_node_sees_them() {
+    let redis = format!(
+        "[shared]\nredis = \"{}\"\nprefix = \"{}\"\n",
+        common::stores::REDIS_URL,
+        common::stores::redis_prefix()
+    );
+    let g = common::api_keys::KeyGate::start(common::stores::Backend::Sqlite, "", &redis).await;
+    let (status, v) = g.admin_call("GET", "/admin/v1/stores", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stores"]["sql"]["backend"], "sqlite", "{v}");
+    assert_eq!(v["stores"]["sql"]["reachable"], true, "{v}");
+    assert_eq!(v["stores"]["redis"]["backend"], "redis", "{v}");
+    assert_eq!(v["stores"]["redis"]["reachable"], true, "{v}");
+
+    let (status, _, _) = g.get("/echo/x", &[("x-api-key", "fgk_not-a-key")]).await;
+    assert_eq!(status, 401);
+    let (status, t) = g.admin_call("GET", "/admin/v1/traffic?buckets=6&limit=5", None).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["buckets"].as_array().map(Vec::len), Some(6), "{t}");
+    let refused: u64 = t["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["refused"]["api_key_invalid"].as_u64())
+        .sum();
+    assert_eq!(refused, 1, "{t}");
+    assert_eq!(t["recent_refusals"][0]["code"], "api_key_invalid", "{t}");
+    assert_eq!(t["recent_refusals"][0]["route"], "/echo/**", "{t}");
+    assert_eq!(t["top_clients"][0]["client"], "127.0.0.1", "{t}");
+    let (status, _) = g.admin_call("GET", "/admin/v1/traffic?buckets=0", None).await;
+    assert_eq!(status, 400);
+    let (status, _) = admin_call(g.admin(), None, "GET", "/admin/v1/traffic", None).await;
+    assert_eq!(status, 401);
+}
