@@ -98,9 +98,9 @@ if [ ! -d tests/js/pow/node_modules/altcha-lib ] || [ tests/js/pow/package-lock.
   (cd tests/js/pow && npm ci --no-audit --no-fund --cache /var/tmp/frontgate-npm-cache)
 fi
 
-# Browser-session suite (tests/it/sessions.rs): headless Chromium from Debian and the pinned
-# playwright-core from crates/frontgate/tests/browser/package-lock.json (npm ci only when the
-# lock file changed; same stamp as tests/it/common/node.rs checks).
+# Browser suites (tests/it/sessions.rs, console.rs, ...): headless Chromium from Debian and the
+# pinned playwright-core and axe-core from crates/frontgate/tests/browser/package-lock.json
+# (npm ci only when the lock file changed; same stamp as tests/it/common/node.rs checks).
 if ! command -v chromium >/dev/null; then
   say "installing chromium"
   apt-get update -qq && apt-get install -y -qq chromium

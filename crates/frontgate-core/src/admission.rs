@@ -455,6 +455,8 @@ impl Admission {
         self.add_extra_headers(resp, out, https).apply(resp.headers_mut(), request_id);
     }
 
+    /// Counts the request in the metrics and writes its access-log line; returns the name of
+    /// its route (`-` for none), for the caller's own records.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
@@ -465,7 +467,7 @@ impl Admission {
         start: Instant,
         request_id: &HeaderValue,
         client: &Client,
-    ) {
+    ) -> &str {
         if let Some(code) = resp.extensions().get::<Code>() {
             out.code = Some(*code);
         }
@@ -508,6 +510,7 @@ impl Admission {
                 "request"
             );
         }
+        route_name
     }
 }
 

@@ -1,5 +1,5 @@
 //! In-process costs of the request path's pure steps, in ns per operation: path normalization,
-//! route lookup and problem-document rendering. Plain `std::time` loops (no criterion): each case
+//! route lookup, problem-document rendering and the console's traffic record. Plain `std::time` loops (no criterion): each case
 //! is timed over several rounds and the fastest round is reported, which is the figure least
 //! disturbed by a shared, noisy machine. Run with `cargo bench -p frontgate --bench hot_path`.
 //!
@@ -93,6 +93,31 @@ fn main() {
         "Problem::to_json with detail + 2 errors",
         Box::new(move || {
             black_box(validation.to_json(black_box("01HZX3K8Q4V9TCD5E2M7N6P0AB")));
+        }),
+    ));
+    // The console's traffic record: one call per request from the pipeline's record path.
+    let client: std::net::IpAddr = "192.0.2.7".parse().expect("ip");
+    cases.push((
+        "traffic::record (passed)",
+        Box::new(move || {
+            let now = std::time::Instant::now();
+            frontgate::observe::traffic::record(
+                black_box(None),
+                black_box("/api/items"),
+                client,
+                now,
+            );
+        }),
+    ));
+    cases.push((
+        "traffic::record (refused: ring + top tables)",
+        Box::new(move || {
+            frontgate::observe::traffic::record(
+                black_box(Some(Code::RateLimited)),
+                black_box("/api/items"),
+                client,
+                std::time::Instant::now(),
+            );
         }),
     ));
 

@@ -203,7 +203,7 @@ impl Gateway {
             relayed.move_into(resp.headers_mut());
         }
         let policy = self.admission.add_extra_headers(&mut resp, &out, client.https);
-        self.admission.record(
+        let route = self.admission.record(
             &head.method,
             head.uri.path(),
             &resp,
@@ -212,6 +212,8 @@ impl Gateway {
             &request_id,
             &client,
         );
+        // The admin console's traffic view (admin/traffic.rs).
+        crate::observe::traffic::record(out.code, route, client.ip, start);
         (resp, DeferredFields { policy, request_id, relayed })
     }
 

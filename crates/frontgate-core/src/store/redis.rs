@@ -54,6 +54,16 @@ impl Redis {
         &self.channel
     }
 
+    /// Whether Redis answers a `PING` (the admin console's view of the stores).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Redis(e.to_string()))
+    }
+
     /// Publishes an event to every node (this one included).
     pub async fn publish(&self, topic: &str, payload: &str) -> Result<(), StoreError> {
         let mut c = self.conn.clone();

@@ -14,15 +14,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::{AdminHost, Host};
 use crate::keys::{KeyAdmin, ManageError, NewKey};
 use crate::problem::{Code, Problem};
 
 pub const OPENAPI: &str = include_str!("openapi.json");
-const ACTOR: &str = "admin-api";
 
 pub fn routes() -> Router<Host> {
     Router::new()
@@ -49,29 +46,9 @@ fn invalid(message: impl Into<String>) -> Response {
 /// The admin token check, then a [`KeyAdmin`] over the store. (The error is the response to
 /// send; the admin API is not a hot path, so its size does not matter.)
 #[allow(clippy::result_large_err)]
-fn authorize(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<KeyAdmin, Response> {
+fn authorize(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<(KeyAdmin, String), Response> {
     let config = shared.config();
-    let Some(token) = config.admin.token.as_ref().filter(|t| !t.0.is_empty()) else {
-        return Err(problem(
-            Problem::new(Code::Unauthenticated)
-                .with_detail("The management API is disabled until [admin] token is set."),
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .unwrap_or("");
-    // Hash both sides so the comparison takes the same time whatever the lengths.
-    let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(token.0.as_bytes()));
-    if presented.is_empty() || !bool::from(a.ct_eq(&b)) {
-        return Err(problem(
-            Problem::new(Code::Unauthenticated)
-                .with_detail("Send Authorization: Bearer <[admin] token>."),
-        ));
-    }
+    let actor = super::console::authenticate(shared, headers)?;
     let Some(keys) = &config.api_keys else {
         return Err(problem(
             Problem::new(Code::RouteNotFound)
@@ -79,6 +56,7 @@ fn authorize(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<KeyAdmin, Re
         ));
     };
     KeyAdmin::new(keys, shared.services())
+        .map(|admin| (admin, actor))
         .map_err(|_| problem(Problem::new(Code::StoreUnavailable)))
 }
 
@@ -137,7 +115,7 @@ async fn openapi() -> Response {
 }
 
 async fn create(State(shared): State<Host>, headers: HeaderMap, body: Bytes) -> Response {
-    let admin = match authorize(&*shared, &headers) {
+    let (admin, actor) = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -146,7 +124,7 @@ async fn create(State(shared): State<Host>, headers: HeaderMap, body: Bytes) -> 
         Ok(None) => return invalid("A body is required."),
         Err(r) => return r,
     };
-    match on_state(&*shared, async move { admin.create(req, ACTOR).await }).await {
+    match on_state(&*shared, async move { admin.create(req, &actor).await }).await {
         Ok(minted) => json(StatusCode::CREATED, serde_json::to_value(&minted).unwrap_or_default()),
         Err(r) => r,
     }
@@ -164,7 +142,7 @@ async fn list(
     headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
-    let admin = match authorize(&*shared, &headers) {
+    let (admin, _) = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -187,7 +165,7 @@ async fn list(
 }
 
 async fn show(State(shared): State<Host>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let admin = match authorize(&*shared, &headers) {
+    let (admin, _) = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -209,14 +187,14 @@ async fn revoke(
     Path(id): Path<String>,
     params: Result<Query<RevokeParams>, QueryRejection>,
 ) -> Response {
-    let admin = match authorize(&*shared, &headers) {
+    let (admin, actor) = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
     let Ok(Query(params)) = params else { return invalid("Query parameters: reason.") };
     match on_state(
         &*shared,
-        async move { admin.revoke(&id, params.reason.as_deref(), ACTOR).await },
+        async move { admin.revoke(&id, params.reason.as_deref(), &actor).await },
     )
     .await
     {
@@ -238,7 +216,7 @@ async fn rotate(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let admin = match authorize(&*shared, &headers) {
+    let (admin, actor) = match authorize(&*shared, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -257,7 +235,7 @@ async fn rotate(
             }
         },
     };
-    match on_state(&*shared, async move { admin.rotate(&id, grace, ACTOR).await }).await {
+    match on_state(&*shared, async move { admin.rotate(&id, grace, &actor).await }).await {
         Ok((minted, old)) => {
             let mut v = serde_json::to_value(&minted).unwrap_or_default();
             v["previous"] = serde_json::to_value(&old).unwrap_or_default();

@@ -12,7 +12,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::sync::watch;
 
+pub mod config_view;
+pub mod console;
 pub mod keys;
+pub mod sessions;
+pub mod traffic;
 
 use crate::config::Config;
 use crate::observe;
@@ -27,6 +31,25 @@ pub trait AdminHost: Send + Sync + 'static {
     fn services(&self) -> &Arc<Services>;
     /// Whether the server is shutting down (`/ready` then says so).
     fn draining(&self) -> bool;
+    /// Re-reads the config file as SIGHUP does (blocking); `None` when this host cannot reload
+    /// (no config file).
+    fn reload(&self) -> Option<ReloadOutcome> {
+        None
+    }
+    /// The last reload's outcome, by SIGHUP or the admin API, if there was one.
+    fn last_reload(&self) -> Option<ReloadOutcome> {
+        None
+    }
+}
+
+/// What a config reload came to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadOutcome {
+    /// Unix seconds.
+    pub at: i64,
+    pub ok: bool,
+    /// Why it was refused (the running config keeps serving).
+    pub error: Option<String>,
 }
 
 /// The admin router's state.
@@ -39,6 +62,8 @@ pub async fn serve(
 ) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
     let app = router(shared);
+    // The console's sign-in limit is per client address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
@@ -52,6 +77,11 @@ pub fn router(shared: Host) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(keys::routes())
+        .merge(console::routes())
+        .merge(sessions::routes())
+        .merge(traffic::routes())
+        .merge(config_view::routes())
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), console::csrf_guard))
         .with_state(shared)
 }
 

@@ -3,6 +3,7 @@
 //! here), recorded through the `metrics` facade.
 
 mod histogram;
+pub mod traffic;
 
 use std::sync::OnceLock;
 

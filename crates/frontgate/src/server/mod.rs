@@ -32,6 +32,11 @@ pub struct Shared {
     pub tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
     pub connections: AtomicUsize,
     pub draining: AtomicBool,
+    /// The config file reloads read (none for the demo).
+    pub config_path: Option<PathBuf>,
+    /// The last reload's outcome, and the lock that keeps two reloads (SIGHUP, admin API)
+    /// from running at once.
+    pub last_reload: std::sync::Mutex<Option<crate::admin::ReloadOutcome>>,
 }
 
 impl crate::admin::AdminHost for Shared {
@@ -40,6 +45,14 @@ impl crate::admin::AdminHost for Shared {
     }
     fn services(&self) -> &Arc<crate::state::Services> {
         &self.services
+    }
+    fn reload(&self) -> Option<crate::admin::ReloadOutcome> {
+        self.config_path.as_ref()?;
+        reload(self, self.config_path.as_deref());
+        self.last_reload()
+    }
+    fn last_reload(&self) -> Option<crate::admin::ReloadOutcome> {
+        self.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     fn draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::Relaxed)
@@ -153,6 +166,8 @@ pub fn serve(
         tls: ArcSwap::from_pointee(tls_config),
         connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
+        config_path: config_path.clone(),
+        last_reload: std::sync::Mutex::new(None),
     });
     on_bound(&bound, &config);
 
@@ -270,6 +285,7 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         );
         return;
     };
+    let mut last = shared.last_reload.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = (|| -> Result<(), String> {
         let plan = Plan::load(path).map_err(|e| e.to_string())?;
         let config = &plan.config;
@@ -302,6 +318,11 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         shared.gateway.store(Arc::new(gateway));
         Ok(())
     })();
+    *last = Some(crate::admin::ReloadOutcome {
+        at: crate::session::now(),
+        ok: outcome.is_ok(),
+        error: outcome.as_ref().err().cloned(),
+    });
     match outcome {
         Ok(()) => {
             metrics::counter!(observe::RELOADS, "result" => "ok").increment(1);

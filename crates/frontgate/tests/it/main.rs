@@ -8,6 +8,7 @@ mod api_keys;
 mod architecture;
 mod captcha;
 mod cli;
+mod console;
 mod dev_server;
 mod docs;
 mod frontend;

@@ -13,6 +13,7 @@
 pub mod adaptive;
 pub mod clearance;
 pub mod endpoints;
+pub mod levels;
 pub mod page;
 pub mod protocol;
 
@@ -94,7 +95,10 @@ impl Pow {
         let pc = config.pow.as_ref()?;
         let replay =
             crate::state::replay::for_config(config, services, crate::state::replay::Feature::Pow);
-        Some(Arc::new(Pow::new(config, table, pc, services.clone(), replay, system_clock())))
+        let pow = Arc::new(Pow::new(config, table, pc, services.clone(), replay, system_clock()));
+        let weak = Arc::downgrade(&pow);
+        levels::publish_pow(weak);
+        Some(pow)
     }
 
     pub fn new(
@@ -494,5 +498,31 @@ impl Feature for PowFeature {
         if route.policy.and_then(|r| r.challenge.as_deref()) == Some("pow") {
             checks.push(Arc::new(PowCheck::new(self.0.clone())));
         }
+    }
+}
+
+/// For the admin console's traffic view: each protected route's load and level now.
+impl levels::PowLevels for Pow {
+    fn pow_levels(&self) -> Vec<levels::PowRouteLevel> {
+        let now = self.now();
+        let mut out: Vec<_> = self
+            .rates
+            .iter()
+            .map(|(route, w)| {
+                let rps = w.rate(now);
+                let level = adaptive::choose_level(&self.levels, rps, 0, self.failures_per_level);
+                let l = self.levels.get(level);
+                levels::PowRouteLevel {
+                    route: route.to_string(),
+                    rps,
+                    level,
+                    levels: self.levels.len(),
+                    cost: l.map_or(0, |l| l.cost),
+                    counter: l.map_or(0, |l| l.counter),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.route.cmp(&b.route));
+        out
     }
 }

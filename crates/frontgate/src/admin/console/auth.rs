@@ -1,0 +1,285 @@
+//! The console's sign-in state, kept in this process: cookie sessions (a random id the browser
+//! holds in an HttpOnly, SameSite=Strict cookie; only its SHA-256 is kept here, with the
+//! session's CSRF token and expiry) and the per-address limit on failed sign-ins. Both are
+//! bounded, so a flood of sign-ins cannot grow memory without limit.
+//!
+//! Sessions are per node: the admin listener is per node, and signing in to one node's console
+//! gives no access to another's.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "frontgate_console";
+/// The header the page sends its CSRF token in on every state-changing call.
+pub const CSRF_HEADER: &str = "x-frontgate-csrf";
+/// A session ends after this long without a call...
+pub const IDLE_SECS: i64 = 30 * 60;
+/// ...and after this long in any case.
+pub const ABSOLUTE_SECS: i64 = 8 * 3600;
+/// At most this many live sessions per node; the oldest is dropped for a new one.
+pub const MAX_SESSIONS: usize = 256;
+/// Failed sign-ins allowed per client address and window; the next attempt (right or wrong)
+/// is refused with 429 until the window ends.
+pub const MAX_FAILURES: u32 = 5;
+pub const WINDOW_SECS: i64 = 300;
+/// Addresses tracked by the limiter at most; when full and none has expired, every sign-in
+/// is refused until one does (failing closed rather than forgetting a guesser).
+pub const MAX_TRACKED: usize = 4096;
+
+/// One console session (keyed by the SHA-256 of its cookie value).
+#[derive(Clone, Debug)]
+pub struct ConsoleSession {
+    pub csrf: String,
+    pub created_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+    /// A short, non-secret label for audit events: `console:<first 8 hex of the key>`.
+    pub actor: String,
+}
+
+impl ConsoleSession {
+    pub fn expires_at(&self) -> i64 {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+}
+
+/// What a sign-in attempt may do now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Refused; try again after this many seconds.
+    Limited(i64),
+}
+
+#[derive(Default)]
+pub struct ConsoleAuth {
+    sessions: Mutex<HashMap<String, ConsoleSession>>,
+    failures: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the OS random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn key_of(cookie: &str) -> String {
+    Sha256::digest(cookie.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two strings (by their SHA-256, so lengths do not leak either).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (x, y) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    bool::from(x.ct_eq(&y))
+}
+
+impl ConsoleAuth {
+    pub fn new() -> ConsoleAuth {
+        ConsoleAuth::default()
+    }
+
+    /// Whether `ip` may try to sign in at `now`.
+    pub fn admit(&self, ip: IpAddr, now: i64) -> Admission {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match f.get(&ip) {
+            Some(&(start, n)) if now < start + WINDOW_SECS && n >= MAX_FAILURES => {
+                Admission::Limited(start + WINDOW_SECS - now)
+            }
+            Some(_) => Admission::Allowed,
+            None if f.len() >= MAX_TRACKED => {
+                f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+                if f.len() >= MAX_TRACKED {
+                    let soonest = f.values().map(|(s, _)| s + WINDOW_SECS - now).min();
+                    Admission::Limited(soonest.unwrap_or(1).max(1))
+                } else {
+                    Admission::Allowed
+                }
+            }
+            None => Admission::Allowed,
+        }
+    }
+
+    /// Counts a failed sign-in from `ip`.
+    pub fn failed(&self, ip: IpAddr, now: i64) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() >= MAX_TRACKED && !f.contains_key(&ip) {
+            f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+            if f.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let e = f.entry(ip).or_insert((now, 0));
+        if now >= e.0 + WINDOW_SECS {
+            *e = (now, 0);
+        }
+        e.1 += 1;
+    }
+
+    /// A new session: returns the cookie value (the only copy of it) and the session.
+    pub fn open(&self, now: i64) -> (String, ConsoleSession) {
+        let cookie = random_token();
+        let key = key_of(&cookie);
+        let s = ConsoleSession {
+            csrf: random_token(),
+            created_at: now,
+            idle_expires_at: now + IDLE_SECS,
+            absolute_expires_at: now + ABSOLUTE_SECS,
+            actor: format!("console:{}", &key[..8]),
+        };
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, v| v.expires_at() > now);
+        while m.len() >= MAX_SESSIONS {
+            let Some(oldest) = m.iter().min_by_key(|(_, v)| v.created_at).map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            m.remove(&oldest);
+        }
+        m.insert(key, s.clone());
+        (cookie, s)
+    }
+
+    /// The live session a cookie value names, its idle timer restarted; `None` when unknown or
+    /// expired (an expired one is dropped).
+    pub fn touch(&self, cookie: &str, now: i64) -> Option<ConsoleSession> {
+        let key = key_of(cookie);
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let s = m.get_mut(&key)?;
+        if s.expires_at() <= now {
+            m.remove(&key);
+            return None;
+        }
+        s.idle_expires_at = now + IDLE_SECS;
+        Some(s.clone())
+    }
+
+    /// Ends a session; whether there was one.
+    pub fn close(&self, cookie: &str) -> bool {
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&key_of(cookie)).is_some()
+    }
+
+    /// Ends every console session (the admin token changed).
+    pub fn close_all(&self) {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether a request's CSRF header matches its session's token.
+pub fn csrf_ok(session: &ConsoleSession, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| !p.is_empty() && same_secret(p, &session.csrf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn a_session_is_found_by_its_cookie_only_and_expires_when_idle_or_old() {
+        let a = ConsoleAuth::new();
+        let (cookie, s) = a.open(1000);
+        assert_ne!(cookie, s.csrf);
+        assert!(cookie.len() >= 43, "{cookie}");
+        assert!(a.touch(&cookie, 1001).is_some());
+        assert!(a.touch("not-a-session", 1001).is_none());
+        assert!(a.touch(&s.csrf, 1001).is_none(), "the CSRF token is not a session id");
+        // Idle: each touch restarts the idle timer.
+        assert!(a.touch(&cookie, 1001 + IDLE_SECS - 1).is_some());
+        assert!(a.touch(&cookie, 1001 + 2 * IDLE_SECS - 2).is_some());
+        assert!(a.touch(&cookie, 1001 + 3 * IDLE_SECS).is_none(), "idle expiry");
+        assert!(a.touch(&cookie, 1001 + 3 * IDLE_SECS).is_none(), "and it is gone");
+        // Absolute: however active.
+        let (cookie, _) = a.open(0);
+        let mut t = 0;
+        while t + IDLE_SECS / 2 < ABSOLUTE_SECS {
+            t += IDLE_SECS / 2;
+            assert!(a.touch(&cookie, t).is_some(), "at {t}");
+        }
+        assert!(a.touch(&cookie, ABSOLUTE_SECS).is_none(), "absolute expiry");
+    }
+
+    #[test]
+    fn sign_out_ends_the_session_and_ids_are_random() {
+        let a = ConsoleAuth::new();
+        let (c1, s1) = a.open(0);
+        let (c2, s2) = a.open(0);
+        assert_ne!(c1, c2);
+        assert_ne!(s1.csrf, s2.csrf);
+        assert_ne!(s1.actor, s2.actor);
+        assert!(a.close(&c1));
+        assert!(!a.close(&c1));
+        assert!(a.touch(&c1, 1).is_none());
+        assert!(a.touch(&c2, 1).is_some());
+        a.close_all();
+        assert!(a.touch(&c2, 1).is_none());
+    }
+
+    #[test]
+    fn sessions_are_bounded_dropping_the_oldest() {
+        let a = ConsoleAuth::new();
+        let (first, _) = a.open(0);
+        for i in 1..(MAX_SESSIONS as i64 + 10) {
+            a.open(i);
+        }
+        assert_eq!(a.len(), MAX_SESSIONS);
+        assert!(a.touch(&first, 100).is_none());
+    }
+
+    #[test]
+    fn csrf_needs_the_sessions_own_token() {
+        let a = ConsoleAuth::new();
+        let (_, s) = a.open(0);
+        let (_, other) = a.open(0);
+        assert!(csrf_ok(&s, Some(&s.csrf)));
+        assert!(!csrf_ok(&s, Some(&other.csrf)));
+        assert!(!csrf_ok(&s, Some("")));
+        assert!(!csrf_ok(&s, None));
+        assert!(!csrf_ok(&s, Some(&s.csrf[..s.csrf.len() - 1])));
+    }
+
+    #[test]
+    fn failures_are_limited_per_address_and_window() {
+        let a = ConsoleAuth::new();
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(a.admit(IP, 10), Admission::Allowed);
+            a.failed(IP, 10);
+        }
+        assert_eq!(a.admit(IP, 10), Admission::Limited(WINDOW_SECS));
+        assert_eq!(a.admit(IP, 10 + WINDOW_SECS - 1), Admission::Limited(1));
+        assert_eq!(a.admit(other, 10), Admission::Allowed, "per address");
+        assert_eq!(a.admit(IP, 10 + WINDOW_SECS), Admission::Allowed, "a new window");
+        a.failed(IP, 10 + WINDOW_SECS);
+        assert_eq!(a.admit(IP, 10 + WINDOW_SECS), Admission::Allowed, "counting from one again");
+    }
+
+    #[test]
+    fn the_limiter_is_bounded_and_fails_closed_when_full() {
+        let a = ConsoleAuth::new();
+        for i in 0..MAX_TRACKED as u32 {
+            a.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 0);
+        }
+        let fresh: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(matches!(a.admit(fresh, 1), Admission::Limited(_)));
+        a.failed(fresh, 1);
+        assert_eq!(a.failures.lock().unwrap().len(), MAX_TRACKED);
+        // Once the window has passed, the old entries make room.
+        assert_eq!(a.admit(fresh, WINDOW_SECS), Admission::Allowed);
+    }
+}

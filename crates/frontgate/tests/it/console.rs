@@ -1,0 +1,378 @@
+//! The admin console (docs/console.md) end to end: frontgate with API keys, OIDC sessions
+//! (against the real oidc-provider fixture) and an admin token, driven by headless Chromium
+//! through tests/browser/console.mjs (sign-in, keys used and refused through the gateway with
+//! curl, the traffic view, ending a session, CSRF, keyboard, phone layout, sign-out, the
+//! sign-in rate limit, axe-core on every view); then, from here, the audit log's actors and
+//! the sign-in metrics, and the bearer-token API beside the console.
+//!
+//! Screenshots go to the test's temp dir, or to `$CONSOLE_SHOTS` when set (docs/images/console/
+//! holds the committed ones).
+use crate::common;
+
+use std::process::Command;
+
+use common::api_keys::{ADMIN_TOKEN, HASH_SECRET, admin_call};
+use common::sessions::{browser, browser_dir, ensure_browser_installed, free_port, session_key};
+
+/// A node's config: `origin` is the public origin (the same on every node), `extra` e.g. a
+/// `[store]` section, `key` the session key (the same on every node).
+fn config(
+    dir: &std::path::Path,
+    port: u16,
+    origin: &str,
+    issuer: &str,
+    upstream: &common::Upstream,
+    key: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"data_dir = {data:?}
+
+[server]
+listen = "127.0.0.1:{port}"
+tls = "off"
+public_url = "{origin}"
+
+[admin]
+listen = "127.0.0.1:0"
+token = "{ADMIN_TOKEN}"
+
+[log]
+level = "info"
+
+{upstream}
+{extra}
+[api_keys]
+hash_secret = "{HASH_SECRET}"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "{client_id}"
+client_secret = "{secret}"
+scopes = ["openid", "profile", "email", "offline_access"]
+session_key = "{key}"
+
+[[routes]]
+match = "/echo/**"
+auth = "session"
+
+[[routes]]
+match = "/keyed/**"
+auth = "api_key"
+scopes = ["items:read"]
+
+[pow]
+secret = "console-test-pow-secret-0123456789abcdef"
+levels = [ {{ above_rps = 0, cost = 50, counter = 20 }}, {{ above_rps = 1000, cost = 100, counter = 40 }} ]
+
+[[routes]]
+match = "POST /signup"
+challenge = "pow"
+"#,
+        data = dir.join("data").display().to_string(),
+        upstream = upstream.config(),
+        client_id = common::oidc::CLIENT_ID,
+        secret = common::oidc::CLIENT_SECRET,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = common::sessions::start_idp(&origin, None);
+    let upstream = common::Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("frontgate.toml");
+    let key = session_key();
+    std::fs::write(&path, config(dir.path(), port, &origin, &idp.issuer, &upstream, &key, ""))
+        .expect("config");
+    let gate = common::spawn(dir, path, &["serve", "-c"]);
+    let admin = gate.admin.expect("admin listener");
+    let logs = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+
+    // A browser session of the app (the existing sessions driver), and its subject as the
+    // backend saw it.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state.json").display().to_string();
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    let out = browser(
+        "login-save",
+        env(&[("FG", &origin), ("IDP", &idp.issuer), ("STATE", &state)]),
+        logs,
+    )
+    .await;
+    let session = format!("__Host-frontgate={}", out["cookie"].as_str().expect("cookie"));
+    let seen = upstream.last.lock().unwrap().clone().expect("the backend saw the login");
+    let subject = seen.2["x-frontgate-subject"][0].clone();
+
+    let shots = std::env::var_os("CONSOLE_SHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
+    ensure_browser_installed();
+    let mut cmd = Command::new("node");
+    cmd.arg("console.mjs")
+        .current_dir(browser_dir())
+        .env("ADMIN", format!("http://{admin}"))
+        .env("TOKEN", ADMIN_TOKEN)
+        .env("FG", &origin)
+        .env("KEYED", "/keyed/items")
+        .env("SESSION", &session)
+        .env("SESSION_PATH", "/echo/me")
+        .env("SUBJECT", &subject)
+        .env("CONFIG_PATH", &gate.config_path)
+        .env("SHOTS", &shots);
+    let run = tokio::task::spawn_blocking(move || cmd.output().expect("run node console.mjs"))
+        .await
+        .expect("browser task");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "console.mjs failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n{}",
+        logs()
+    );
+    eprintln!("{stderr}\n{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary");
+    assert!(summary["trafficSeconds"].as_f64().is_some_and(|s| s < 15.0), "{summary}");
+
+    // What the console did is in the audit log, each event with the console session as actor.
+    let (status, audit) =
+        admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/audit?limit=100", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let events = audit["events"].as_array().expect("events");
+    let by_action = |action: &str| {
+        events
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action}: {audit}"))
+    };
+    for action in [
+        "api_key.create",
+        "api_key.revoke",
+        "api_key.rotate",
+        "session.end_subject",
+        "config.reload",
+    ] {
+        let actor = by_action(action)["actor"].as_str().unwrap_or("");
+        assert!(actor.starts_with("console:") && actor.len() == 16, "{action} by {actor}");
+    }
+    assert_eq!(by_action("session.end_subject")["target"], subject.as_str());
+    assert!(
+        by_action("api_key.revoke")["detail"].to_string().contains("console test: leaked"),
+        "{audit}"
+    );
+
+    // The bearer-token API works beside the console, unchanged.
+    let (status, keys) = admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+    let (status, _) = admin_call(admin, Some("wrong"), "GET", "/admin/v1/keys", None).await;
+    assert_eq!(status, 401);
+
+    // Sign-ins are counted: two successes, then the failures and the limited attempts.
+    let metrics = gate.metrics().await;
+    let count = |result: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("frontgate_console_signins_total{")
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("success"), 2.0, "{metrics}");
+    assert_eq!(count("failure"), 5.0, "{metrics}");
+    assert!(count("limited") >= 3.0, "{metrics}");
+}
+
+/// The console's sign-in over plain HTTP, without a browser: the cookie's flags, a session's
+/// CSRF token, and the page's headers on every asset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_assets_carry_a_strict_csp_and_sign_in_sets_a_strict_cookie() {
+    let upstream = common::Upstream::start().await;
+    let g = common::api_keys::start_with_token(&common::api_keys::keyed_config(&upstream, "", ""));
+    let admin = g.admin.expect("admin");
+    for (path, ct) in [
+        ("/console/", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+        ("/console/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, _) = common::plain_get(admin, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(headers["content-type"].to_str().unwrap().starts_with(ct), "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["cache-control"], "no-store");
+    }
+
+    let sign_in = |token: &str, origin: Option<&str>| {
+        let mut r = common::req("POST", "/admin/v1/console/session")
+            .header("content-type", "application/json");
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::json!({ "token": token }).to_string(),
+        )))
+        .unwrap()
+    };
+    // Another site's page cannot sign a browser in (login CSRF).
+    let (status, _, _) =
+        common::plain_send(admin, sign_in(ADMIN_TOKEN, Some("http://evil.example"))).await;
+    assert_eq!(status, 403);
+    let (status, headers, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN, None)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let set = headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("frontgate_console="), "{set}");
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    let doc = common::json(&body);
+    let csrf = doc["csrf"].as_str().expect("csrf").to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    assert!(!set.contains(&csrf), "the CSRF token is not the cookie");
+
+    let call = |method: &str, path: &str, csrf: Option<&str>| {
+        let mut r = common::req(method, path).header("cookie", &cookie);
+        if let Some(c) = csrf {
+            r = r.header("x-frontgate-csrf", c);
+        }
+        if method == "POST" {
+            r = r.header("content-type", "application/json");
+            return r
+                .body(http_body_util::Full::new(bytes::Bytes::from(r#"{"name":"k"}"#)))
+                .unwrap();
+        }
+        r.body(http_body_util::Full::default()).unwrap()
+    };
+    // Reading needs only the cookie; changing needs the CSRF token too.
+    assert_eq!(common::plain_send(admin, call("GET", "/admin/v1/keys", None)).await.0, 200);
+    assert_eq!(common::plain_send(admin, call("POST", "/admin/v1/keys", None)).await.0, 403);
+    assert_eq!(common::plain_send(admin, call("POST", "/admin/v1/keys", Some(&csrf))).await.0, 201);
+    // Sign-out ends the session server-side: the same cookie is refused afterwards.
+    assert_eq!(
+        common::plain_send(admin, call("DELETE", "/admin/v1/console/session", Some(&csrf))).await.0,
+        204
+    );
+    assert_eq!(common::plain_send(admin, call("GET", "/admin/v1/keys", None)).await.0, 401);
+}
+
+/// Several nodes on PostgreSQL: a session ended through one node's admin API (as the console
+/// does) is refused on its next request at the other node, which reads sessions from the
+/// shared store; the other node's admin API sees it gone, and the audit event is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_through_one_node_is_refused_at_the_other_on_postgres() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let idp = common::sessions::start_idp(&origin, None);
+    let upstream = common::Upstream::start().await;
+    let key = session_key();
+    let pg = common::stores::PgDb::create();
+    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
+    let node = |port: u16| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("frontgate.toml");
+        let text = config(dir.path(), port, &origin, &idp.issuer, &upstream, &key, &store);
+        std::fs::write(&path, text).expect("config");
+        common::spawn(dir, path, &["serve", "-c"])
+    };
+    let (a, b) = (node(port), node(free_port()));
+    let logs = || format!("--- a\n{}\n--- b\n{}\n--- idp\n{}", a.logs(), b.logs(), idp.logs());
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state.json").display().to_string();
+    let env: Vec<(String, String)> =
+        [("FG", origin.as_str()), ("IDP", &idp.issuer), ("STATE", &state)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let out = browser("login-save", env, logs).await;
+    let session = format!("__Host-frontgate={}", out["cookie"].as_str().expect("cookie"));
+    let on_b = |session: String| async move {
+        let r = common::req("GET", "/echo/me")
+            .header("accept", "application/json")
+            .header("cookie", session)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        common::plain_send(b.addr, r).await.0
+    };
+    assert_eq!(on_b(session.clone()).await, 200, "{}", logs());
+    let subject =
+        upstream.last.lock().unwrap().clone().expect("seen").2["x-frontgate-subject"][0].clone();
+    let sessions = format!("/admin/v1/sessions?subject={subject}");
+    let (status, listed) =
+        admin_call(b.admin.expect("admin b"), Some(ADMIN_TOKEN), "GET", &sessions, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let list = listed["sessions"].as_array().expect("sessions");
+    assert_eq!(list.len(), 1, "{listed}");
+    let id = list[0]["id"].as_str().expect("id").to_owned();
+    assert!(!session.contains(&id), "the id is not the cookie");
+
+    let a_admin = a.admin.expect("admin a");
+    let end = format!("/admin/v1/sessions/{id}");
+    let (status, ended) = admin_call(a_admin, Some(ADMIN_TOKEN), "DELETE", &end, None).await;
+    assert_eq!((status.as_u16(), ended["ended"].as_u64()), (200, Some(1)), "{ended}");
+    assert_eq!(on_b(session).await, 401, "refused at the other node\n{}", logs());
+    let (_, listed) =
+        admin_call(b.admin.expect("admin b"), Some(ADMIN_TOKEN), "GET", &sessions, None).await;
+    assert_eq!(listed["sessions"], serde_json::json!([]), "{listed}");
+    let (status, again) = admin_call(a_admin, Some(ADMIN_TOKEN), "DELETE", &end, None).await;
+    assert_eq!(status, 404, "{again}");
+    let (_, audit) = admin_call(
+        b.admin.expect("admin b"),
+        Some(ADMIN_TOKEN),
+        "GET",
+        &format!("/admin/v1/audit?target={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(audit["events"][0]["action"], "session.end", "{audit}");
+    assert_eq!(audit["events"][0]["actor"], "admin-api", "{audit}");
+}
+
+/// The traffic view's store state, as this node sees it: the SQL store and Redis, each
+/// reachable with its round trip; and a refusal counted in the current bucket and listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_and_traffic_as_this_node_sees_them() {
+    let redis = format!(
+        "[shared]\nredis = \"{}\"\nprefix = \"{}\"\n",
+        common::stores::REDIS_URL,
+        common::stores::redis_prefix()
+    );
+    let g = common::api_keys::KeyGate::start(common::stores::Backend::Sqlite, "", &redis).await;
+    let (status, v) = g.admin_call("GET", "/admin/v1/stores", None).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stores"]["sql"]["backend"], "sqlite", "{v}");
+    assert_eq!(v["stores"]["sql"]["reachable"], true, "{v}");
+    assert_eq!(v["stores"]["redis"]["backend"], "redis", "{v}");
+    assert_eq!(v["stores"]["redis"]["reachable"], true, "{v}");
+
+    let (status, _, _) = g.get("/echo/x", &[("x-api-key", "fgk_not-a-key")]).await;
+    assert_eq!(status, 401);
+    let (status, t) = g.admin_call("GET", "/admin/v1/traffic?buckets=6&limit=5", None).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["buckets"].as_array().map(Vec::len), Some(6), "{t}");
+    let refused: u64 = t["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["refused"]["api_key_invalid"].as_u64())
+        .sum();
+    assert_eq!(refused, 1, "{t}");
+    assert_eq!(t["recent_refusals"][0]["code"], "api_key_invalid", "{t}");
+    assert_eq!(t["recent_refusals"][0]["route"], "/echo/**", "{t}");
+    assert_eq!(t["top_clients"][0]["client"], "127.0.0.1", "{t}");
+    let (status, _) = g.admin_call("GET", "/admin/v1/traffic?buckets=0", None).await;
+    assert_eq!(status, 400);
+    let (status, _) = admin_call(g.admin(), None, "GET", "/admin/v1/traffic", None).await;
+    assert_eq!(status, 401);
+}
