@@ -1,7 +1,7 @@
 //! Floods at the gateway's own endpoints and per-key state: proof-of-work challenge issuing at
 //! the most expensive level (one address, many addresses in one /64, many /64s), verify
 //! floods with invalid solutions, API-key guessing with random well-formed keys, and
-//! rate-limiter key floods. Each measures frontgate's CPU time and resident memory per
+//! rate-limiter key floods, and login starts against the oidc-provider fixture. Each measures frontgate's CPU time and resident memory per
 //! 10 000 attacker requests against a baseline measured in the same run (the cheapest answer
 //! the gateway gives, a 404), prints them (`ATTACK-FIGURE`, collected by `bench/attacks.sh`
 //! for docs/security.md) and asserts only what is robust: counts of expensive operations
@@ -380,4 +380,66 @@ async fn rate_limiter_key_floods_stay_bounded() {
     for (what, c) in [("header keys", &tenants), ("client keys", &ips)] {
         assert!(c.rss_growth_kib() < 64 * 1024, "{what}: RSS grew by {} KiB", c.rss_growth_kib());
     }
+}
+
+/// Every byte frontgate keeps in its data dir (the SQLite store and its WAL).
+fn data_dir_bytes(gate: &Gate) -> u64 {
+    std::fs::read_dir(gate.dir.path().join("data"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_start_floods_are_limited_per_client_and_their_store_growth_measured() {
+    use crate::common::oidc::{CLIENT_ID, CLIENT_SECRET, Provider};
+    let idp = Provider::start();
+    let up = Upstream::start().await;
+    let gate = start(
+        &format!("{SERVER}\npublic_url = \"http://127.0.0.1:1\""),
+        &format!(
+            "{}\n[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+             scopes = [\"openid\"]\nsession_key = \"{}\"\n\n[[routes]]\nmatch = \"/echo/**\"\nauth = \"session\"\n",
+            up.config(),
+            idp.issuer,
+            crate::common::sessions::session_key()
+        ),
+    );
+    let n = 1_000 * scale();
+    let base = baseline(&gate, n).await;
+    let login = |ip: String| get("/.frontgate/login?return_to=/", Some(ip));
+    // One address: login_rate_limit (30/min) starts 30 logins, then 429 before any store write.
+    let store_before = data_dir_bytes(&gate);
+    let (s, one) = measured(&gate, n, 4, move |_| login("203.0.113.20".into())).await;
+    figure(
+        "floods",
+        "login_start_one_address",
+        json!({"cost": one.json(Some(&base)), "statuses": s.json()}),
+    );
+    assert!(s.get(302) <= 32 && s.get(302) >= 1, "{:?}", s.0);
+    assert_eq!(s.get(302) + s.get(429), n, "{:?}", s.0);
+    // One /64 each: every request is a first login for its client, so each stores a pending
+    // login (state, nonce, PKCE verifier) for login_timeout.
+    let mid = data_dir_bytes(&gate);
+    let (s, many) = measured(&gate, n, 4, move |i| {
+        login(format!("2001:db8:{:x}:{:x}::1", 0x300 + (i >> 16), i & 0xffff))
+    })
+    .await;
+    // The WAL is written as it goes; give a checkpoint no chance to hide the growth.
+    let after = data_dir_bytes(&gate);
+    figure(
+        "floods",
+        "login_start_many_64s",
+        json!({"cost": many.json(Some(&base)), "statuses": s.json(),
+               "store_bytes_before": store_before, "store_bytes_after_one_address": mid,
+               "store_bytes_after": after,
+               "store_bytes_per_10k": (after.saturating_sub(mid)) * 10_000 / n}),
+    );
+    assert_eq!(s.get(302), n, "{:?}", s.0);
+    assert!(many.rss_growth_kib() < 64 * 1024, "RSS grew by {} KiB", many.rss_growth_kib());
 }
