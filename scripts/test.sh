@@ -17,6 +17,8 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # tests/it/tls.rs audits the default TLS settings with testssl.sh (Debian installs it as `testssl`).
 command -v testssl >/dev/null || need_apt+=(testssl.sh)
+# tests/it/attacks_slow.rs runs slowloris, slow body, slow read and range attacks with slowhttptest.
+command -v slowhttptest >/dev/null || need_apt+=(slowhttptest)
 # Shared state (API keys, issue 3): a real PostgreSQL and Redis on loopback, and python3-venv
 # for schemathesis against the admin API.
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)

@@ -42,8 +42,9 @@ pub struct ServerConfig {
     /// Bounds the TLS handshake and the wait for each HTTP/1.1 request head (so also the
     /// keep-alive idle time), and the first request on HTTP/2. Default 10 s, not zero.
     pub header_read_timeout: Dur,
-    /// How long an HTTP/2 connection may sit with no request before it is closed (HTTP/1.1
-    /// keep-alive connections are bounded by header_read_timeout instead).
+    /// How long an HTTP/2 connection may sit with no request, or with responses the client
+    /// does not take, before it is closed (HTTP/1.1 keep-alive connections are bounded by
+    /// header_read_timeout instead).
     pub idle_timeout: Dur,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish; zero closes open
     /// connections at once. Default 30 s.

@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 use super::Shared;
 use super::h1;
 use super::linger::Linger;
+use super::stall::{Activity, Busy, SendTimeout, Watched};
 use crate::body::{Body, ClientBody, ClientIncoming};
 use crate::observe;
 use crate::pipeline::ConnInfo;
@@ -114,6 +115,11 @@ async fn handle_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // A client that stops taking the response (or takes it a few bytes at a time through a
+    // tiny TCP window: the slow-read attack) holds its connection at most idle_timeout
+    // between two writes its socket accepts (`stall::SendTimeout`).
+    let send_timeout = shared.gateway.load().config().server.idle_timeout.0;
+    let stream = SendTimeout::new(stream, send_timeout);
     let tls = shared.tls.load_full();
     match tls.as_ref() {
         None => {
@@ -127,7 +133,7 @@ async fn handle_connection(
 }
 
 async fn serve_tls(
-    stream: TcpStream,
+    stream: SendTimeout<TcpStream>,
     peer: std::net::SocketAddr,
     cfg: Arc<rustls::ServerConfig>,
     shared: Arc<Shared>,
@@ -199,7 +205,7 @@ fn service(
             }
             // HTTP/2: a long download or event stream keeps its connection out of the idle timeout.
             Ok::<_, Infallible>(match busy {
-                Some(busy) => resp.map(|b| crate::body::GuardedBody::wrap(b, busy)),
+                Some(busy) => resp.map(|b| Watched::wrap(b, busy)),
                 None => resp,
             })
         }
@@ -266,7 +272,7 @@ async fn serve_h2<I>(
     let gateway = shared.gateway.load_full();
     let server = &gateway.config().server;
     let peer = info.peer;
-    let activity = Arc::new(Activity { started: AtomicU64::new(0), open: AtomicUsize::new(0) });
+    let activity = Activity::new();
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -310,6 +316,13 @@ async fn serve_h2<I>(
                     let _ = conn.await;
                     return;
                 }
+                // Responses the client does not take (a flow-control window that never
+                // opens, a socket it does not read): closed at once, since a graceful close
+                // would wait for them (`stall`).
+                if activity.stalled(idle) {
+                    tracing::debug!(%peer, "HTTP/2 client takes no response data; closing");
+                    return;
+                }
                 seen = started;
                 window = idle;
             }
@@ -322,21 +335,6 @@ async fn serve_h2<I>(
                 return;
             }
         }
-    }
-}
-
-/// What an HTTP/2 connection has been doing: requests started, and handlers still running.
-struct Activity {
-    started: AtomicU64,
-    open: AtomicUsize,
-}
-
-/// Marks a request handler as finished when dropped.
-struct Busy(Arc<Activity>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

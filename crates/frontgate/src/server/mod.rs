@@ -9,6 +9,7 @@
 mod conn;
 pub mod h1;
 mod linger;
+mod stall;
 pub mod tls;
 
 use crate::plan::Plan;

@@ -88,9 +88,17 @@ impl Endpoint for ChallengeEndpoint {
             let level_index = pow.level_for(&route, client.ip);
             let level = pow.levels()[level_index].clone();
             let now = pow.now();
-            // Issuing derives one key (deterministic mode): off the worker thread.
+            // Issuing derives one key (deterministic mode): off the worker thread, and only
+            // as many at once as `issuing` has slots, whichever clients ask.
+            let Some(slot) = super::issuing::slot().await else {
+                metrics::counter!("frontgate_pow_challenges_limited_total").increment(1);
+                let problem = Problem::new(Code::Overloaded)
+                    .with_detail("Too many challenges are being issued; try again in a second.");
+                return Ok(retry_after(problem, 1, request_id));
+            };
             let (me, r) = (pow.clone(), route.clone());
             let issued = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
                 me.protocol.issue(&r, level_index, &level, now)
             })
             .await;

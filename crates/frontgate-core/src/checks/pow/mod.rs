@@ -13,6 +13,7 @@
 pub mod adaptive;
 pub mod clearance;
 pub mod endpoints;
+pub mod issuing;
 pub mod levels;
 pub mod page;
 pub mod protocol;

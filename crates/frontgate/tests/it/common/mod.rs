@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api_keys;
+pub mod attack;
 pub mod jwt;
 pub mod node;
 pub mod oidc;
