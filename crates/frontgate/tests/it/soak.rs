@@ -1083,6 +1083,11 @@ async fn soak_with_faults_three_nodes_one_postgres_one_redis() {
             context(&nodes)
         );
     }
+    // The faults were real: with the backend down for 2 s, clients were refused.
+    assert!(
+        refusals.keys().any(|(fault, ..)| *fault == Fault::Backend),
+        "no request met the backend restart\n{report}"
+    );
     // Every kind succeeded at all, on both protocols where it runs on both.
     for ((kind, proto), [ok, ..]) in &by_kind {
         assert!(*ok > 0, "{kind} over {proto} never succeeded\n{report}");
