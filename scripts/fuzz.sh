@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Time-boxed fuzzing of every cargo-fuzz target in fuzz/ (`cargo fuzz list`: normalize_path,
-# config_parse, pow_payload, openapi_body, h1_request_head, multipart).
+# config_parse, pow_payload, openapi_body, h1_request_head, multipart, upstream_response_head,
+# cookies, jwt_dpop, api_key, openapi_spec).
 #
 #   scripts/fuzz.sh                       every target, 30 s each
 #   FUZZ_SECONDS=300 scripts/fuzz.sh      longer runs

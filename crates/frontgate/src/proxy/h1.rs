@@ -997,9 +997,190 @@ impl UpstreamBody {
     }
 }
 
+/// Compares this client's reading of a response head with hyper's HTTP/1 client on the same
+/// bytes: for the unit test below and the `upstream_response_head` fuzz target.
+#[doc(hidden)]
+pub mod differential {
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use http::{HeaderMap, StatusCode};
+    use http_body::Body as _;
+    use http_body_util::{BodyExt, Empty};
+    use tokio::io::AsyncWriteExt;
+
+    use super::{FieldKind, FieldNames, Framing, H1Error, MAX_HEAD, framing, parse_head};
+
+    /// What this client makes of a response head: status, the fields it relays (in order),
+    /// the framing it reads the body by, and the bytes after the head.
+    #[derive(Debug)]
+    pub struct Ours {
+        pub status: StatusCode,
+        pub fields: Vec<(String, Vec<u8>)>,
+        /// `Some(n)`: a body of exactly `n` bytes (0 for none); `None`: chunked or to the close.
+        pub length: Option<u64>,
+        pub rest: Bytes,
+    }
+
+    /// The response to a GET (or HEAD, `head_only`) this client reads from `raw`, as
+    /// `Conn::send_and_read_head` and `exchange` do: interim 1xx heads skipped, then the final
+    /// head and its framing. `Ok(None)`: the head is incomplete.
+    pub fn ours(raw: &[u8], head_only: bool) -> Result<Option<Ours>, H1Error> {
+        let mut buf = BytesMut::from(raw);
+        let mut names = FieldNames::default();
+        let hide: super::HeaderFilter = |_| false;
+        loop {
+            let Some(mut parsed) = parse_head(&mut buf, &mut names, hide)? else {
+                if buf.len() >= MAX_HEAD {
+                    return Err(H1Error::Malformed("response head over 64 KiB"));
+                }
+                return Ok(None);
+            };
+            if parsed.status.is_informational() {
+                if parsed.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(H1Error::Malformed("101"));
+                }
+                continue;
+            }
+            let length = match framing(&parsed, head_only)? {
+                Framing::Empty => Some(0),
+                Framing::Length(n) => Some(n),
+                Framing::Chunked | Framing::UntilClose => None,
+            };
+            let mut map = HeaderMap::new();
+            parsed.fields.move_into(&mut map);
+            let fields =
+                map.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+            return Ok(Some(Ours { status: parsed.status, fields, length, rest: buf.freeze() }));
+        }
+    }
+
+    /// What hyper's HTTP/1 client reads from `raw` as the response to a GET (or HEAD): status,
+    /// every field, the body's exact length if it knows one, and the body (when it ends).
+    pub async fn hyper_reads(
+        raw: &[u8],
+        head_only: bool,
+    ) -> Option<(StatusCode, HeaderMap, Option<u64>, Option<Bytes>)> {
+        let (client, mut server) = tokio::io::duplex(256 * 1024);
+        // As many fields as this client reads (hyper's default is 100).
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .max_headers(super::MAX_HEADERS)
+            .handshake(hyper_util::rt::TokioIo::new(client))
+            .await
+            .ok()?;
+        let conn = tokio::spawn(conn);
+        let method = if head_only { http::Method::HEAD } else { http::Method::GET };
+        let req = http::Request::builder()
+            .method(method)
+            .uri("/")
+            .header("host", "backend")
+            .body(Empty::<Bytes>::new())
+            .ok()?;
+        let raw = raw.to_vec();
+        let feed = tokio::spawn(async move {
+            let _ = server.write_all(&raw).await;
+            let _ = server.shutdown().await;
+            // Keep the read side open until the client is done (it may still be writing).
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(server);
+        });
+        let resp = tokio::time::timeout(Duration::from_secs(2), sender.send_request(req)).await;
+        let out = match resp {
+            Ok(Ok(resp)) => {
+                let (parts, body) = resp.into_parts();
+                let exact = body.size_hint().exact();
+                let end = body.is_end_stream();
+                let collected = tokio::time::timeout(Duration::from_secs(2), body.collect()).await;
+                let bytes = match collected {
+                    Ok(Ok(b)) => Some(b.to_bytes()),
+                    _ => None,
+                };
+                let exact = if end { Some(0) } else { exact };
+                Some((parts.status, parts.headers, exact, bytes))
+            }
+            _ => None,
+        };
+        feed.abort();
+        conn.abort();
+        out
+    }
+
+    /// Whenever this client accepts a complete response head, hyper's client reads the same
+    /// status and fields (the ones relayed, in order; the rest hop-by-hop) and the same framing,
+    /// and, for a body of a known length that is all there, the same body.
+    pub async fn check(raw: &[u8], head_only: bool) -> Result<(), String> {
+        let ours = match ours(raw, head_only) {
+            Ok(Some(o)) => o,
+            Ok(None) | Err(_) => return Ok(()),
+        };
+        // RelayedFields::move_into builds the values unchecked: each must be a valid one.
+        for (name, value) in &ours.fields {
+            if http::HeaderValue::from_bytes(value).is_err() {
+                return Err(format!("relayed an invalid value for {name}: {value:?}"));
+            }
+        }
+        let Some((status, headers, exact, body)) = hyper_reads(raw, head_only).await else {
+            return Err(format!("the client accepts {ours:?}; hyper's client refuses it"));
+        };
+        if status != ours.status {
+            return Err(format!("status: ours {}, hyper {status}", ours.status));
+        }
+        let nominated: Vec<String> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect();
+        let relayed: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .filter(|(n, _)| {
+                FieldKind::of(n, |_| false) == FieldKind::Relayed
+                    || *n == http::header::CONTENT_LENGTH
+            })
+            .filter(|(n, _)| !nominated.iter().any(|t| t == n.as_str()))
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        // hyper's map groups a name's values together; ours keeps the same grouping.
+        let mut a = ours.fields.clone();
+        let mut b = relayed.clone();
+        a.sort_by(|x, y| x.0.cmp(&y.0));
+        b.sort_by(|x, y| x.0.cmp(&y.0));
+        if a != b {
+            return Err(format!("fields: ours {:?}, hyper {:?}", ours.fields, relayed));
+        }
+        if ours.length.is_some() && exact != ours.length {
+            return Err(format!("length: ours {:?}, hyper {exact:?}", ours.length));
+        }
+        if let (Some(n), Some(body)) = (ours.length, body)
+            && ours.rest.len() as u64 >= n
+            && body != ours.rest[..n as usize]
+        {
+            return Err(format!("body: ours {:?}, hyper {body:?}", &ours.rest[..n as usize]));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn response_heads_read_as_hypers_client_reads_them() {
+        let cases: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nX-A: 2\r\n\r\nhi",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nConnection: x-b\r\nX-B: 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\n\r\nto the close",
+        ];
+        for raw in cases {
+            for head_only in [false, true] {
+                assert!(differential::ours(raw, head_only).unwrap().is_some());
+                differential::check(raw, head_only).await.unwrap();
+            }
+        }
+    }
 
     fn parse(head: &[u8]) -> Result<Option<Parsed>, H1Error> {
         parse_head(&mut BytesMut::from(head), &mut FieldNames::default(), |_| false)

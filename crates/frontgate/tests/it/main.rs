@@ -31,5 +31,6 @@ mod route_keys;
 mod routing;
 mod self_service;
 mod sessions;
+mod soak;
 mod store;
 mod tls;

@@ -376,7 +376,12 @@ impl Upstream {
     /// Endpoints: `/echo/**` (JSON of the request; `?delay_ms=N` answers after N ms), `/slow?ms=N`, `/status/N`, `/ws` (WebSocket
     /// echo), `/big?bytes=N`; anything else is 200 "ok".
     pub async fn start() -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Upstream::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// The same upstream on a given address (a restarted backend comes back on its port).
+    pub async fn start_on(addr: SocketAddr) -> Upstream {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicU64::new(0));
         let last = Arc::new(Mutex::new(None));
