@@ -262,6 +262,13 @@ fn client_addr(extensions: &http::Extensions) -> SocketAddr {
     if let Some(c) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
         return c.0;
     }
+    // Every client shares one address: limits keyed by address become one bucket for all.
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            "the embedded layer does not know the client's address (no ClientAddr, no axum ConnectInfo): every client counts as 0.0.0.0 for rate limits and bindings"
+        )
+    });
     SocketAddr::from(([0, 0, 0, 0], 0))
 }
 

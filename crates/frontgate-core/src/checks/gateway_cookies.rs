@@ -1,5 +1,6 @@
-//! Removes frontgate's own cookies (sessions, proof-of-work clearances) from every request
-//! before it is forwarded, so the upstream never sees a session id or a clearance.
+//! Removes frontgate's own cookies (sessions, proof-of-work clearances, the admin console's
+//! session) from every request before it is forwarded, so the upstream never sees a session id
+//! or a clearance.
 
 use std::sync::Arc;
 
@@ -25,13 +26,14 @@ impl Check for StripGatewayCookies {
     }
 }
 
-/// The feature: the strip on every route, when the gateway sets cookies of its own.
+/// The feature: the strip on every route.
 pub struct GatewayCookies;
 
-/// Built when `[oidc]` (sessions) or `[pow]` (clearances) can set a cookie.
-pub fn feature(inputs: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
-    let ours = inputs.config.oidc.is_some() || inputs.config.pow.is_some();
-    Ok(ours.then(|| Arc::new(GatewayCookies) as Arc<dyn Feature>))
+/// Always built: besides `[oidc]` sessions and `[pow]` clearances, a browser that signed in to
+/// the admin console on the same host name sends the console's cookie to the gateway's port
+/// too, and it must never reach the backend. A request without a Cookie field costs one lookup.
+pub fn feature(_: &FeatureInputs<'_>) -> Result<Option<Arc<dyn Feature>>, FeatureError> {
+    Ok(Some(Arc::new(GatewayCookies)))
 }
 
 impl Feature for GatewayCookies {

@@ -124,8 +124,12 @@ fn keys_the_layer_cannot_honour(text: &str) -> Vec<String> {
                 "idle_timeout",
                 "shutdown_grace",
                 "tls_session_resumption",
+                "h2_max_concurrent_streams",
+                "h2_max_pending_reset_streams",
             ][..],
         ),
+        // The embedding service sets up its own logging; the access log is the layer's.
+        ("log", &["level", "format"][..]),
         (
             "frontend",
             &[

@@ -14,6 +14,9 @@ pub const CLEARANCE_PREFIX: &str = "fg-clear-";
 
 /// The session cookie: an opaque random id.
 pub const SESSION: &str = "__Host-frontgate";
+/// The admin console's session cookie (set by the admin listener on the same host name, and so
+/// sent by browsers to the gateway's port too: cookies are not kept apart by port).
+pub const CONSOLE: &str = "frontgate_console";
 /// Binds a started login to the browser that started it (login CSRF defence).
 pub const LOGIN: &str = "__Host-frontgate-login";
 
@@ -52,15 +55,17 @@ pub fn clear(name: &str) -> HeaderValue {
 /// Whether the request carries any of frontgate's cookies (a quick scan; [`strip_ours`] parses).
 pub fn carries_ours(headers: &HeaderMap) -> bool {
     let has = |v: &[u8], name: &str| v.windows(name.len()).any(|w| w == name.as_bytes());
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .any(|v| has(v.as_bytes(), SESSION) || has(v.as_bytes(), CLEARANCE_PREFIX))
+    headers.get_all(COOKIE).iter().any(|v| {
+        let v = v.as_bytes();
+        has(v, SESSION) || has(v, CLEARANCE_PREFIX) || has(v, CONSOLE)
+    })
 }
 
-/// Whether a cookie name is one of frontgate's: the session and login cookies, or a clearance.
+/// Whether a cookie name is one of frontgate's: the session and login cookies, a clearance, or
+/// the admin console's session.
 fn is_ours(name: &str) -> bool {
     name.starts_with(SESSION)
+        || name == CONSOLE
         || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
 }
 
@@ -126,6 +131,11 @@ mod tests {
         let mut h = headers(&["fg-clear-0a1b=t; app=1; __Host-fg-clear-99=u", "my-fg-clear-x=2"]);
         strip_ours(&mut h);
         assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["app=1; my-fg-clear-x=2"]);
+
+        // The admin console's session, which browsers send to the gateway's port as well.
+        let mut h = headers(&["frontgate_console=s3cr3t; app=1", "my_frontgate_console=3"]);
+        strip_ours(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["app=1; my_frontgate_console=3"]);
     }
 
     #[test]

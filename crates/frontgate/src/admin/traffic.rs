@@ -99,9 +99,7 @@ async fn stores(State(shared): State<Host>, headers: HeaderMap) -> Response {
     if let Some(db) = services.db().cloned() {
         let backend = db.backend();
         let started = Instant::now();
-        let r = services
-            .run(async move { crate::store::deadline(timeout, db.ping()).await })
-            .await;
+        let r = services.run(async move { crate::store::deadline(timeout, db.ping()).await }).await;
         out.insert(
             "sql".into(),
             state(backend, started, r.map_err(|_| ()).and_then(|r| r.map_err(|_| ()))),
@@ -109,9 +107,8 @@ async fn stores(State(shared): State<Host>, headers: HeaderMap) -> Response {
     }
     if let Some(redis) = services.redis().cloned() {
         let started = Instant::now();
-        let r = services
-            .run(async move { crate::store::deadline(timeout, redis.ping()).await })
-            .await;
+        let r =
+            services.run(async move { crate::store::deadline(timeout, redis.ping()).await }).await;
         let ok = matches!(r, Ok(Ok(())));
         out.insert("redis".into(), state("redis", started, if ok { Ok(()) } else { Err(()) }));
     }

@@ -39,6 +39,22 @@ async fn forwards_declared_routes_and_strips_spoofed_identity_and_fingerprints()
 }
 
 #[tokio::test]
+async fn the_admin_consoles_cookie_never_reaches_the_backend() {
+    // A browser signed in to the console on this host name sends its cookie to the gateway's
+    // port too (cookies are not kept apart by port); with no [oidc] or [pow] configured.
+    let up = Upstream::start().await;
+    let gate = start("", &format!("{}\n[[routes]]\nmatch = \"/echo/**\"\n", up.config()));
+    let r = req("GET", "/echo/a")
+        .header("cookie", "frontgate_console=0123abcd; app=1")
+        .body(Full::default())
+        .unwrap();
+    let (status, _, body) = gate.tls().send(r).await;
+    assert_eq!(status, 200);
+    let h = &json(&body)["headers"];
+    assert_eq!(h["cookie"][0], "app=1", "{h}");
+}
+
+#[tokio::test]
 async fn undeclared_paths_never_reach_the_upstream() {
     let up = Upstream::start().await;
     let gate = start("", &format!("{}\n[[routes]]\nmatch = \"GET /echo/{{id}}\"\n", up.config()));

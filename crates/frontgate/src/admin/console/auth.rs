@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The session cookie's name.
-pub const COOKIE: &str = "frontgate_console";
+pub const COOKIE: &str = crate::session::cookie::CONSOLE;
 /// The header the page sends its CSRF token in on every state-changing call.
 pub const CSRF_HEADER: &str = "x-frontgate-csrf";
 /// A session ends after this long without a call...

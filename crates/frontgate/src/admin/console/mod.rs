@@ -55,7 +55,28 @@ pub fn routes() -> Router<Host> {
 pub fn state(shared: &dyn AdminHost, token: &str) -> Arc<ConsoleAuth> {
     let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(token));
     let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    shared.services().kept(&format!("admin.console.{tag}"), ConsoleAuth::new)
+    current(&shared.services().kept("admin.console", ConsoleSlot::default), tag)
+}
+
+/// The console state of the admin token in force, by a tag of its digest.
+type ConsoleSlot = std::sync::Mutex<Option<(String, Arc<ConsoleAuth>)>>;
+
+/// The state for the token tagged `tag`: the one in `slot` if it is that token's, else a fresh
+/// one, and the previous token's sessions are ended for good (changing the token back later
+/// does not bring them back).
+fn current(slot: &ConsoleSlot, tag: String) -> Arc<ConsoleAuth> {
+    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((t, auth)) = slot.as_ref()
+        && *t == tag
+    {
+        return auth.clone();
+    }
+    if let Some((_, old)) = slot.take() {
+        old.close_all();
+    }
+    let auth = Arc::new(ConsoleAuth::new());
+    *slot = Some((tag, auth.clone()));
+    auth
 }
 
 /// Headers every console response carries.
@@ -290,6 +311,19 @@ async fn sign_out(State(shared): State<Host>, headers: HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_admin_token_ends_the_old_tokens_console_sessions_for_good() {
+        let slot = ConsoleSlot::default();
+        let a = current(&slot, "aaaa".into());
+        let (cookie, _) = a.open(now());
+        assert!(current(&slot, "aaaa".into()).touch(&cookie, now()).is_some());
+        let b = current(&slot, "bbbb".into());
+        assert!(b.touch(&cookie, now()).is_none());
+        // Back to the first token: its sessions stay ended.
+        assert!(current(&slot, "aaaa".into()).touch(&cookie, now()).is_none());
+        assert!(a.touch(&cookie, now()).is_none());
+    }
 
     #[test]
     fn the_csp_allows_nothing_inline_and_no_framing() {
