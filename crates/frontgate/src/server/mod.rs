@@ -35,9 +35,12 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// The config file reloads read (none for the demo).
     pub config_path: Option<PathBuf>,
-    /// The last reload's outcome, and the lock that keeps two reloads (SIGHUP, admin API)
-    /// from running at once.
+    /// The last reload's outcome (SIGHUP or the admin API).
     pub last_reload: std::sync::Mutex<Option<crate::admin::ReloadOutcome>>,
+    /// Held for the whole of a reload, so one runs at a time. `last_reload` is locked only to
+    /// read or store an outcome: the admin listener's single-threaded runtime (which also
+    /// answers /ready and /metrics) never waits for a reload to finish.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl crate::admin::AdminHost for Shared {
@@ -169,6 +172,7 @@ pub fn serve(
         draining: AtomicBool::new(false),
         config_path: config_path.clone(),
         last_reload: std::sync::Mutex::new(None),
+        reloading: std::sync::Mutex::new(()),
     });
     on_bound(&bound, &config);
 
@@ -286,7 +290,7 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         );
         return;
     };
-    let mut last = shared.last_reload.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = shared.reloading.lock().unwrap_or_else(|e| e.into_inner());
     let outcome = (|| -> Result<(), String> {
         let plan = Plan::load(path).map_err(|e| e.to_string())?;
         let config = &plan.config;
@@ -319,11 +323,12 @@ pub fn reload(shared: &Shared, config_path: Option<&std::path::Path>) {
         shared.gateway.store(Arc::new(gateway));
         Ok(())
     })();
-    *last = Some(crate::admin::ReloadOutcome {
-        at: crate::session::now(),
-        ok: outcome.is_ok(),
-        error: outcome.as_ref().err().cloned(),
-    });
+    *shared.last_reload.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some(crate::admin::ReloadOutcome {
+            at: crate::session::now(),
+            ok: outcome.is_ok(),
+            error: outcome.as_ref().err().cloned(),
+        });
     match outcome {
         Ok(()) => {
             metrics::counter!(observe::RELOADS, "result" => "ok").increment(1);
