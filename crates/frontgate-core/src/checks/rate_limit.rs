@@ -90,6 +90,17 @@ impl LocalGcra {
         Decision::Allowed { remaining: ((limit - (new_tat - now)) / t) as u32 }
     }
 
+    /// Gives back one request [`acquire`](Self::acquire) allowed `key` (one that was then not
+    /// served after all).
+    pub fn refund(&self, key: &[u8], interval: Duration) {
+        let t = interval.as_micros().max(1) as u64;
+        let shard = &self.shards[shard_of(key)];
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tat) = map.get_mut(key) {
+            *tat = tat.saturating_sub(t);
+        }
+    }
+
     /// Keys remembered now (for tests and metrics).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
@@ -576,6 +587,21 @@ mod tests {
         }
         // Hammering while limited did not push the next slot further out.
         assert!(matches!(g.acquire_at(b"k", interval, 1, 10 * S), Decision::Allowed { .. }));
+    }
+
+    #[test]
+    fn a_refunded_request_is_not_counted() {
+        let g = LocalGcra::new(1000);
+        let interval = Duration::from_secs(10);
+        assert!(matches!(g.acquire_at(b"k", interval, 1, 0), Decision::Allowed { .. }));
+        assert!(matches!(g.acquire_at(b"k", interval, 1, S), Decision::Limited { .. }));
+        g.refund(b"k", interval);
+        assert!(matches!(g.acquire_at(b"k", interval, 1, S), Decision::Allowed { .. }));
+        assert!(matches!(g.acquire_at(b"k", interval, 1, 2 * S), Decision::Limited { .. }));
+        // A key never seen: nothing to give back, and no credit beyond the burst.
+        g.refund(b"other", interval);
+        assert!(matches!(g.acquire_at(b"other", interval, 1, 2 * S), Decision::Allowed { .. }));
+        assert!(matches!(g.acquire_at(b"other", interval, 1, 2 * S), Decision::Limited { .. }));
     }
 
     #[test]

@@ -443,3 +443,109 @@ async fn login_start_floods_are_limited_per_client_and_their_store_growth_measur
     assert_eq!(s.get(302), n, "{:?}", s.0);
     assert!(many.rss_growth_kib() < 64 * 1024, "RSS grew by {} KiB", many.rss_growth_kib());
 }
+
+/// Sends `make()`'s requests over one keep-alive connection until `stop`; the statuses seen.
+async fn until_stopped<F>(
+    addr: std::net::SocketAddr,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    make: F,
+) -> Statuses
+where
+    F: Fn() -> http::Request<Full<Bytes>>,
+{
+    let mut seen = Statuses::default();
+    let mut sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        if sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+            tokio::spawn(conn);
+            sender = Some(s);
+        }
+        let s = sender.as_mut().unwrap();
+        let status = match s.ready().await {
+            Ok(()) => match s.send_request(make()).await {
+                Ok(resp) => collect(resp).await.0.as_u16(),
+                Err(_) => 0,
+            },
+            Err(_) => 0,
+        };
+        if status == 0 {
+            sender = None;
+        }
+        *seen.0.entry(status).or_default() += 1;
+    }
+    seen
+}
+
+/// Many /64s first raise their own level with an invalid solution each, then keep far more
+/// challenge requests in flight than the issuing slots derive: a fresh client at the route's
+/// base level still gets its challenge. (Before the raised clients took only free slots,
+/// their queue held every slot for seconds and each fresh client waited the full second, then
+/// got 503 `overloaded`; its widget gave up and each retry spent its challenge_rate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_raised_their_own_level_cannot_starve_base_level_challenges() {
+    let up = Upstream::start().await;
+    // Base level cheap; one failed solution raises a client to scrypt (1 MiB, tens of
+    // milliseconds a derivation in a debug build: far more than one slot serves while dozens
+    // ask).
+    let gate = start(
+        SERVER,
+        &format!(
+            "{}\n[pow]\nsecret = \"{SECRET}\"\nfailures_per_level = 1\nlevels = [ \
+             {{ above_rps = 0, cost = 1000, counter = 20 }}, \
+             {{ above_rps = 1000000, cost = {}, counter = 20, algorithm = \"SCRYPT\", memory_cost = 8 }} ]\n\
+             [[routes]]\nmatch = \"POST /api/signup\"\nchallenge = \"pow\"\n",
+            up.config(),
+            flood_n(),
+        ),
+    );
+    let attackers = 48u64;
+    let attacker = |i: u64| format!("2001:db8:a:{:x}::1", i + 1);
+    let payload = "eyJjaGFsbGVuZ2UiOnsicGFyYW1ldGVycyI6e319LCJzb2x1dGlvbiI6e319";
+    let s = flood(gate.addr, attackers, 4, move |i| {
+        req("POST", "/.frontgate/verify")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", attacker(i))
+            .body(Full::new(Bytes::from(format!("altcha={payload}"))))
+            .unwrap()
+    })
+    .await;
+    assert_eq!(s.get(200) + s.get(429) + s.get(0), 0, "{:?}", s.0);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let floods: Vec<_> = (0..attackers)
+        .map(|i| {
+            let (addr, stop) = (gate.addr, stop.clone());
+            tokio::spawn(until_stopped(addr, stop, move || get(CHALLENGE, Some(attacker(i)))))
+        })
+        .collect();
+    // Let the flood fill every slot (and, before the fix, the queue).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut fresh = Statuses::default();
+    for i in 0..3u64 {
+        let s = flood(gate.addr, 1, 1, move |_| {
+            get(CHALLENGE, Some(format!("2001:db8:b:{:x}::1", i + 1)))
+        })
+        .await;
+        for (k, v) in s.0 {
+            *fresh.0.entry(k).or_default() += v;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut flooded = Statuses::default();
+    for f in floods {
+        for (k, v) in f.await.unwrap().0 {
+            *flooded.0.entry(k).or_default() += v;
+        }
+    }
+    figure(
+        "floods",
+        "challenge_raised_64s_vs_base_client",
+        json!({"attackers": attackers, "attacker_statuses": flooded.json(),
+               "fresh_client_statuses": fresh.json(), "issuing_slots": issuing_slots()}),
+    );
+    // The flood did saturate the slots: attackers were turned away.
+    assert!(flooded.get(503) > 0, "{:?}", flooded.0);
+    assert_eq!(fresh.get(200), 3, "a base-level client was refused a challenge: {:?}", fresh.0);
+}

@@ -131,3 +131,16 @@ async fn the_demo_page_solves_its_proof_of_work_in_headless_chromium() {
     let metrics = demo.metrics().await;
     assert!(metrics.lines().any(|l| l.starts_with("frontgate_pow_")), "{metrics}");
 }
+
+/// widget.js asks again after a 503 `overloaded` (no derivation slot came free) once the
+/// `Retry-After` has passed, at most 5 times, and retries no other refusal (node, stubbed
+/// fetch and clock: making a real gateway answer a browser 503 on cue is not cheap).
+#[test]
+fn widget_js_asks_again_after_a_503_a_bounded_number_of_times() {
+    let widget = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../frontgate-core/src/checks/pow/widget.js")
+        .canonicalize()
+        .unwrap();
+    let out = node("widget-retry.cjs", &[widget.to_str().unwrap()]);
+    assert!(out.contains("ok"), "{out}");
+}

@@ -87,15 +87,25 @@ impl Endpoint for ChallengeEndpoint {
             };
             let level_index = pow.level_for(&route, client.ip);
             let level = pow.levels()[level_index].clone();
-            let now = pow.now();
             // Issuing derives one key (deterministic mode): off the worker thread, and only
-            // as many at once as `issuing` has slots, whichever clients ask.
-            let Some(slot) = super::issuing::slot().await else {
+            // as many at once as `issuing` has slots, whichever clients ask. A client whose own
+            // failures raised its level takes a free slot or none: it never queues ahead of
+            // clients at the route's base level.
+            let asker = if level_index > pow.load_level(&route) {
+                super::issuing::Asker::Raised
+            } else {
+                super::issuing::Asker::Base
+            };
+            let Some(slot) = super::issuing::slot(asker).await else {
+                // No challenge issued: not counted against the client's challenge_rate, so
+                // asking again after the Retry-After does not run it into a 429.
+                pow.refund_challenge(client.ip);
                 metrics::counter!("frontgate_pow_challenges_limited_total").increment(1);
                 let problem = Problem::new(Code::Overloaded)
                     .with_detail("Too many challenges are being issued; try again in a second.");
                 return Ok(retry_after(problem, 1, request_id));
             };
+            let now = pow.now();
             let (me, r) = (pow.clone(), route.clone());
             let issued = tokio::task::spawn_blocking(move || {
                 let _slot = slot;

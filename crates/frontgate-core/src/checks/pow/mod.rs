@@ -166,7 +166,7 @@ impl Pow {
     }
 
     /// The level the route's load alone asks for (0 when quiet).
-    fn load_level(&self, route: &str) -> usize {
+    pub(crate) fn load_level(&self, route: &str) -> usize {
         let now = self.now();
         let rps = self.rates.get(route).map_or(0.0, |w| w.rate(now));
         adaptive::choose_level(&self.levels, rps, 0, self.failures_per_level)
@@ -195,6 +195,12 @@ impl Pow {
                 Err((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
             }
         }
+    }
+
+    /// Gives back the challenge [`allow_challenge`](Self::allow_challenge) counted for `ip`
+    /// when none was issued after all (no derivation slot came free: 503 `overloaded`).
+    pub fn refund_challenge(&self, ip: IpAddr) {
+        self.limiter.refund(ClientKey::of(ip).as_bytes(), self.challenge_interval);
     }
 
     /// The name (`RouteEntry::name`, as the pipeline keys it) of the pow-protected route at

@@ -142,8 +142,18 @@
     return btoa(JSON.stringify({ challenge: { parameters: challenge.parameters, signature: challenge.signature }, solution: solution }));
   }
 
+  // A 503 (`overloaded`: no derivation slot came free in time) is asked again after its
+  // Retry-After, a few times; the gateway does not count those against challenge_rate.
+  var OVERLOADED_RETRIES = 5;
   async function solve(challengeUrl) {
-    var r = await fetch(challengeUrl, { credentials: 'same-origin', cache: 'no-store' });
+    var r;
+    for (var attempt = 0; ; attempt++) {
+      r = await fetch(challengeUrl, { credentials: 'same-origin', cache: 'no-store' });
+      if (r.status !== 503 || attempt >= OVERLOADED_RETRIES) break;
+      var wait = parseInt(r.headers.get('retry-after'), 10);
+      wait = Math.min(Math.max(isNaN(wait) ? 1 : wait, 1), 10);
+      await new Promise(function (resolve) { setTimeout(resolve, wait * 1000); });
+    }
     if (!r.ok) throw new Error('challenge refused: HTTP ' + r.status);
     return solveChallenge(await r.json());
   }
