@@ -5,19 +5,21 @@
 //! flow-control window to zero (or never sends a `WINDOW_UPDATE`, or stops reading its
 //! socket) keeps every stream it opened, the backend response behind each, and up to h2's
 //! send buffer per stream, for as long as it answers keep-alive PINGs. [`Activity::stalled`]
-//! tells the connection loop (`conn::serve_h2`) when no response body on the connection has
-//! moved for a whole `idle_timeout` while at least one waits on the client; the loop then
-//! closes the connection.
+//! tells the connection loop (`conn::serve_h2`) when some response body on the connection has
+//! waited on the client for a whole `idle_timeout`; the loop then closes the connection. Each
+//! body's wait is its own: a new request, or another stream that keeps moving, does not
+//! restart it.
 //!
 //! Below TLS, [`SendTimeout`] bounds how long a write to the client's socket may wait: a
 //! client that stops reading (or opens its TCP window a few bytes at a time, the slow-read
 //! attack) holds its connection, and the response behind it, at most `idle_timeout` between
 //! two writes the socket accepts, on HTTP/1.1 and HTTP/2 alike.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -34,10 +36,12 @@ pub(super) struct Activity {
     pub open: AtomicUsize,
     /// Response bodies whose next frame the connection has not asked for: not polled yet, or
     /// their last frame not yet taken (HTTP/2 polls a body only when the client's window has
-    /// room for more).
-    waiting: AtomicUsize,
-    /// When a response body was last polled, in ms since `epoch`.
-    polled_ms: AtomicU64,
+    /// room for more). Each as (when its wait started, in ms since `epoch`; its id), so the
+    /// first is the longest wait. At most one entry per live body: bounded by the connection's
+    /// concurrent streams.
+    waiting: Mutex<BTreeSet<(u64, u64)>>,
+    /// The next body's id.
+    next_id: AtomicU64,
     epoch: Instant,
 }
 
@@ -46,8 +50,8 @@ impl Activity {
         Arc::new(Activity {
             started: AtomicU64::new(0),
             open: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            polled_ms: AtomicU64::new(0),
+            waiting: Mutex::new(BTreeSet::new()),
+            next_id: AtomicU64::new(0),
             epoch: Instant::now(),
         })
     }
@@ -56,11 +60,28 @@ impl Activity {
         self.epoch.elapsed().as_millis().try_into().unwrap_or(u64::MAX)
     }
 
-    /// Some response waits on the client, and no response body has moved for `limit`.
+    fn waiting(&self) -> std::sync::MutexGuard<'_, BTreeSet<(u64, u64)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a body's wait on the client; the key that ends it.
+    fn start_wait(&self, id: u64) -> (u64, u64) {
+        let key = (self.now_ms(), id);
+        self.waiting().insert(key);
+        key
+    }
+
+    fn end_wait(&self, key: (u64, u64)) {
+        self.waiting().remove(&key);
+    }
+
+    /// Some response body has waited on the client for `limit`, however much the others
+    /// moved or how many new requests came meanwhile.
     pub fn stalled(&self, limit: Duration) -> bool {
-        self.waiting.load(Ordering::Relaxed) > 0
-            && self.now_ms().saturating_sub(self.polled_ms.load(Ordering::Relaxed))
-                >= limit.as_millis().try_into().unwrap_or(u64::MAX)
+        let oldest = self.waiting().first().map(|&(start, _)| start);
+        oldest.is_some_and(|start| {
+            self.now_ms().saturating_sub(start) >= limit.as_millis().try_into().unwrap_or(u64::MAX)
+        })
     }
 }
 
@@ -79,8 +100,9 @@ impl Drop for Busy {
 pub(super) struct Watched {
     inner: Body,
     busy: Busy,
-    /// Counted in `waiting`: its next frame has not been asked for.
-    waiting: bool,
+    id: u64,
+    /// Its entry in `Activity::waiting`: its next frame has not been asked for since then.
+    waiting: Option<(u64, u64)>,
 }
 
 impl Watched {
@@ -89,10 +111,10 @@ impl Watched {
             return inner;
         }
         let activity = &busy.0;
-        activity.waiting.fetch_add(1, Ordering::Relaxed);
-        // Its wait starts now, not at the connection's last poll.
-        activity.polled_ms.fetch_max(activity.now_ms(), Ordering::Relaxed);
-        Body::boxed(Watched { inner, busy, waiting: true })
+        let id = activity.next_id.fetch_add(1, Ordering::Relaxed);
+        // Its wait starts now; the others' go on.
+        let waiting = Some(activity.start_wait(id));
+        Body::boxed(Watched { inner, busy, id, waiting })
     }
 }
 
@@ -105,19 +127,16 @@ impl http_body::Body for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let activity = self.busy.0.clone();
-        if self.waiting {
-            self.waiting = false;
-            activity.waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Some(key) = self.waiting.take() {
+            activity.end_wait(key);
         }
-        activity.polled_ms.fetch_max(activity.now_ms(), Ordering::Relaxed);
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         // A frame handed over: the next is the client's to make room for. (Pending is the
         // backend's turn, not the client's.)
         if let Poll::Ready(Some(Ok(_))) = &polled
             && !self.inner.is_end_stream()
         {
-            self.waiting = true;
-            activity.waiting.fetch_add(1, Ordering::Relaxed);
+            self.waiting = Some(activity.start_wait(self.id));
         }
         polled
     }
@@ -133,8 +152,8 @@ impl http_body::Body for Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        if self.waiting {
-            self.busy.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Some(key) = self.waiting.take() {
+            self.busy.0.end_wait(key);
         }
     }
 }
@@ -268,7 +287,62 @@ mod tests {
         assert!(!activity.stalled(Duration::from_millis(50)));
         drop(body);
         assert_eq!(activity.open.load(Ordering::Relaxed), 0);
-        assert_eq!(activity.waiting.load(Ordering::Relaxed), 0);
+        assert!(activity.waiting().is_empty());
+    }
+
+    fn poll_once(body: &mut Body) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        Pin::new(body).poll_frame(&mut cx)
+    }
+
+    /// A body that hands out `frames` frames, one per poll.
+    fn frames(n: usize) -> Body {
+        let chunks = (0..n).map(|_| Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"x"))));
+        Body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(chunks)))
+    }
+
+    #[test]
+    fn a_new_response_does_not_restart_the_wait_of_one_already_stuck() {
+        let activity = Activity::new();
+        let limit = Duration::from_millis(100);
+        let _stuck = Watched::wrap(Body::full("never taken"), Busy(activity.clone()));
+        std::thread::sleep(Duration::from_millis(120));
+        // A fresh request's response, wrapped (and dropped, as a reset stream is), after the
+        // stuck one's wait passed the limit.
+        let fresh = Watched::wrap(Body::full("404"), Busy(activity.clone()));
+        assert!(activity.stalled(limit), "a new response restarted the stuck one's wait");
+        drop(fresh);
+        assert!(activity.stalled(limit));
+        assert_eq!(activity.waiting().len(), 1);
+    }
+
+    #[test]
+    fn one_stream_kept_moving_does_not_cover_another_stuck() {
+        let activity = Activity::new();
+        let limit = Duration::from_millis(100);
+        let _stuck = Watched::wrap(Body::full("never taken"), Busy(activity.clone()));
+        let mut trickle = Watched::wrap(frames(1000), Busy(activity.clone()));
+        for _ in 0..6 {
+            std::thread::sleep(Duration::from_millis(25));
+            assert!(matches!(poll_once(&mut trickle), Poll::Ready(Some(Ok(_)))));
+        }
+        assert!(activity.stalled(limit), "a trickling stream covered a stuck one");
+    }
+
+    #[test]
+    fn a_body_taken_frame_by_frame_within_the_limit_is_not_stalled() {
+        let activity = Activity::new();
+        // Wide: each wait is 150 ms against a limit of 1 s; all of them together pass it.
+        let limit = Duration::from_secs(1);
+        let mut body = Watched::wrap(frames(10), Busy(activity.clone()));
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(!activity.stalled(limit));
+            assert!(matches!(poll_once(&mut body), Poll::Ready(Some(Ok(_)))));
+        }
+        drop(body);
+        assert!(activity.waiting().is_empty());
+        assert!(!activity.stalled(limit));
     }
 
     impl AbortOnClose for tokio::io::DuplexStream {

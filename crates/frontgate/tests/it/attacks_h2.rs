@@ -304,3 +304,60 @@ async fn a_window_that_never_opens_does_not_hold_the_connection() {
     .await;
     assert!(closed, "a connection whose window never opened is still open after {took:?}");
 }
+
+/// The same zero window, while the attacker keeps starting a cheap request (a 404, whose body
+/// is wrapped like any other) every half `idle_timeout` and resetting it: a new response must
+/// not restart the wait of the ones already stuck.
+#[tokio::test]
+async fn a_fresh_request_every_half_idle_timeout_does_not_hold_a_stuck_connection() {
+    let up = Upstream::start().await;
+    let gate = gateway(&up).await;
+    let client = gate.tls();
+    let run = Run::start(&gate).await;
+    let mut raw = RawH2::connect(&client, &[(0x4, 0)], true).await;
+    // 99 downloads that never move, leaving one stream free for the cheap requests.
+    let mut buf = Vec::new();
+    for i in 0..99u32 {
+        buf.extend(frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            1 + 2 * i,
+            &request_block("GET", "/big?bytes=8388608"),
+        ));
+    }
+    raw.send(&buf).await.unwrap();
+    let t = Instant::now();
+    let mut stream = 1 + 2 * 99;
+    let mut fresh = 0u32;
+    // idle_timeout is 4 s: a fresh request every 2 s. Before the fix, each reset the
+    // connection's stall clock, and it was still open after 40 s.
+    let closed = loop {
+        let headers =
+            frame(HEADERS, END_STREAM | END_HEADERS, stream, &request_block("GET", "/nope"));
+        if raw.send(&headers).await.is_err() || raw.closed_within(Duration::from_millis(300)).await
+        {
+            break true;
+        }
+        // Its response has been made (and wrapped) by now; the client does not want it.
+        let _ = raw.send(&frame(RST_STREAM, 0, stream, &8u32.to_be_bytes())).await;
+        fresh += 1;
+        stream += 2;
+        if raw.closed_within(Duration::from_millis(1700)).await {
+            break true;
+        }
+        if t.elapsed() > Duration::from_secs(40) {
+            break false;
+        }
+    };
+    let took = t.elapsed();
+    let seen = raw.seen();
+    run.finish(
+        &gate,
+        "zero_window_fresh_requests",
+        json!({"streams": 99, "fresh_requests": fresh, "closed": closed,
+               "seconds_until_closed": round2(took.as_secs_f64()),
+               "data_bytes_received": seen.data_bytes, "goaway": seen.goaway}),
+    )
+    .await;
+    assert!(closed, "fresh requests kept a connection with stuck responses open for {took:?}");
+}
