@@ -425,8 +425,8 @@ fn fingerprint(name: &str) -> bool {
 }
 
 /// Whether a backend's response field is kept from the client: what fingerprints the backend,
-/// our identity headers, and hop-by-hop fields. The HTTP/1.1 client leaves these out as it
-/// parses ([`super::h1`]); [`clean_response_headers`] does the same for a response that
+/// our identity headers, and hop-by-hop fields. The gateway's HTTP/1.1 client (`proxy::h1`)
+/// leaves these out as it parses; [`clean_response_headers`] does the same for a response that
 /// came another way.
 pub fn hidden_response_header(name: &HeaderName) -> bool {
     let name = name.as_str();
