@@ -777,3 +777,30 @@ fn check_has_no_side_effects() {
     let out = run(frontgate().arg("check").arg("-c").arg(&path));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// The README's first command, `cargo run --release -- demo`, runs the gateway: at the
+/// workspace root `cargo run` picks the one binary of the default members, and the workspace
+/// holds another (examples/axum-embedded), so the default members must name only the gateway.
+#[test]
+fn cargo_run_at_the_workspace_root_runs_the_gateway() {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let defaults = meta["workspace_default_members"].as_array().expect("default members");
+    let bins: Vec<&str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| defaults.contains(&p["id"]))
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(bins, ["frontgate"], "`cargo run` at the root would not run the gateway alone");
+    // The workspace does hold another binary, so this could fail without default-members.
+    assert!(meta.to_string().contains("\"name\":\"axum-embedded\""));
+}
