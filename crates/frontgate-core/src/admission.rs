@@ -370,8 +370,12 @@ impl Admission {
             };
             match verdict {
                 Verdict::Continue => {}
-                Verdict::Deny(p) => {
+                Verdict::Deny(mut p) => {
                     out.extra = std::mem::take(&mut ex.response_headers);
+                    out.caller = p
+                        .caller
+                        .take()
+                        .or_else(|| ex.identity.as_ref().map(|i| Box::new(i.caller())));
                     return Err(p);
                 }
                 Verdict::Respond(r) => {
@@ -598,6 +602,8 @@ pub struct Outgoing {
     pub upstream_time: Option<Duration>,
     /// Fields the checks set for the response (CORS, `Vary`, challenges).
     pub extra: Vec<(HeaderName, HeaderValue)>,
+    /// Who a refusal was for, when that is certain (see [`crate::problem::Caller`]).
+    pub caller: Option<Box<crate::problem::Caller>>,
 }
 
 impl Outgoing {
@@ -608,6 +614,7 @@ impl Outgoing {
             code: None,
             upstream_time: None,
             extra: Vec::new(),
+            caller: None,
         }
     }
 }

@@ -66,6 +66,11 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Who this is, for a refusal that comes after authentication.
+    pub fn caller(&self) -> crate::problem::Caller {
+        crate::problem::Caller { subject: self.subject.clone(), key_id: self.key_id.clone() }
+    }
+
     pub fn has_scopes(&self, required: &[String]) -> bool {
         required.iter().all(|r| self.scopes.iter().any(|s| s == r))
     }

@@ -96,6 +96,9 @@ pub enum Code {
     /// 414: the path and query under the upstream's base path would make a request target longer
     /// than 65534 bytes.
     UriTooLong,
+    /// 421: a request to the admin listener names a `Host` that is neither an IP address,
+    /// `localhost`, nor one of `[admin] allowed_hosts` (a DNS-rebinding page's name).
+    HostNotAllowed,
 }
 
 impl Code {
@@ -132,6 +135,7 @@ impl Code {
         Code::StoreUnavailable,
         Code::AmbiguousRequest,
         Code::UriTooLong,
+        Code::HostNotAllowed,
     ];
 
     /// The stable code: the `code` member, the end of `type`, the log field and metrics label.
@@ -168,6 +172,7 @@ impl Code {
             Code::StoreUnavailable => "store_unavailable",
             Code::AmbiguousRequest => "ambiguous_request",
             Code::UriTooLong => "uri_too_long",
+            Code::HostNotAllowed => "host_not_allowed",
         }
     }
 
@@ -207,6 +212,7 @@ impl Code {
             Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::AmbiguousRequest => StatusCode::BAD_REQUEST,
             Code::UriTooLong => StatusCode::URI_TOO_LONG,
+            Code::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -244,6 +250,7 @@ impl Code {
             Code::StoreUnavailable => "State store unavailable",
             Code::AmbiguousRequest => "Ambiguous request",
             Code::UriTooLong => "Request target too long",
+            Code::HostNotAllowed => "Host not allowed",
         }
     }
 
@@ -306,6 +313,7 @@ impl Code {
                 "The request could be read in more than one way (a duplicated or conflicting header), so it was refused."
             }
             Code::UriTooLong => "The request target is too long to forward.",
+            Code::HostNotAllowed => "This listener does not answer to that host name.",
         }
     }
 
@@ -421,6 +429,12 @@ impl Code {
                  HTTP request target may be (65,534 bytes). Send a shorter query, or the data in \
                  a request body."
             }
+            Code::HostNotAllowed => {
+                "The admin listener answers only to IP addresses, localhost and the names listed \
+                 in [admin] allowed_hosts, so that a web page whose DNS name was rebound to this \
+                 machine cannot reach the admin API or the console from a browser. Add the name \
+                 you use to [admin] allowed_hosts."
+            }
         }
     }
 }
@@ -432,7 +446,9 @@ pub struct Problem {
     /// The code of the refusal.
     pub code: Code,
     /// Replaces the code's fixed `detail` text.
-    pub detail: Option<String>,
+    /// (Boxed, not a `String`: a problem is returned by value on every refusal path, and this
+    /// keeps it small.)
+    pub detail: Option<Box<str>>,
     /// The `Allow` header, on 405.
     pub allow: Option<HeaderValue>,
     /// Overrides the code's status (a masked upstream 503 stays a 503).
@@ -441,6 +457,21 @@ pub struct Problem {
     pub errors: Vec<(String, String)>,
     /// Extension members (RFC 9457 §3.2), string-valued: e.g. `challenge` (the URL to fetch one).
     pub extensions: Vec<(&'static str, String)>,
+    /// Who was refused, when the gateway knows for sure; never sent to the client.
+    pub caller: Option<Box<Caller>>,
+}
+
+/// The caller a refusal was for, when that is certain: the owner of a key that exists but may
+/// not be used (revoked, expired, out of budget, wrong address or origin), or a caller already
+/// authenticated when a later check refused (a missing scope, its rate limit). Never a name the
+/// request merely claims, so the console's "refused most" tables by key and subject cannot be
+/// filled with made-up names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's owner, or the token's or session's `sub`.
+    pub subject: String,
+    /// The API key's id, for a key.
+    pub key_id: Option<String>,
 }
 
 impl Problem {
@@ -453,12 +484,19 @@ impl Problem {
             status: None,
             errors: Vec::new(),
             extensions: Vec::new(),
+            caller: None,
         }
+    }
+
+    /// Names the caller the refusal was for (see [`Caller`]).
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = Some(Box::new(caller));
+        self
     }
 
     /// Replaces the code's fixed `detail` text.
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(detail.into().into_boxed_str());
         self
     }
 

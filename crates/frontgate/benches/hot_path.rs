@@ -105,6 +105,7 @@ fn main() {
                 black_box(None),
                 black_box("/api/items"),
                 client,
+                None,
                 now,
             );
         }),
@@ -116,6 +117,7 @@ fn main() {
                 black_box(Some(Code::RateLimited)),
                 black_box("/api/items"),
                 client,
+                None,
                 std::time::Instant::now(),
             );
         }),

@@ -213,7 +213,7 @@ impl Gateway {
             &client,
         );
         // The admin console's traffic view (admin/traffic.rs).
-        crate::observe::traffic::record(out.code, route, client.ip, start);
+        crate::observe::traffic::record(out.code, route, client.ip, out.caller.as_deref(), start);
         (resp, DeferredFields { policy, request_id, relayed })
     }
 

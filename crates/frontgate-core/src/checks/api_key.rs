@@ -213,24 +213,34 @@ fn identity(r: Arc<crate::keys::KeyRecord>) -> Identity {
 }
 
 fn problem(r: &Refusal) -> Problem {
-    match r {
+    let problem = match r {
         Refusal::Malformed => {
             Problem::new(Code::ApiKeyInvalid).with_detail("The API key is malformed.")
         }
         Refusal::BadChecksum => Problem::new(Code::ApiKeyInvalid)
             .with_detail("The API key's checksum does not match: it was mistyped or truncated."),
         Refusal::Unknown => Problem::new(Code::ApiKeyInvalid),
-        Refusal::Denied(Denial::Revoked) => Problem::new(Code::ApiKeyRevoked),
-        Refusal::Denied(Denial::Expired) => Problem::new(Code::ApiKeyExpired),
-        Refusal::UsesSpent => Problem::new(Code::ApiKeyExpired)
+        Refusal::Denied(Denial::Revoked, _) => Problem::new(Code::ApiKeyRevoked),
+        Refusal::Denied(Denial::Expired, _) => Problem::new(Code::ApiKeyExpired),
+        Refusal::UsesSpent(_) => Problem::new(Code::ApiKeyExpired)
             .with_detail("This API key has used up its budget of requests."),
-        Refusal::Denied(Denial::ClientAddress) => Problem::new(Code::ClientDenied),
-        Refusal::Denied(Denial::Origin) => Problem::new(Code::OriginDenied)
+        Refusal::Denied(Denial::ClientAddress, _) => Problem::new(Code::ClientDenied),
+        Refusal::Denied(Denial::Origin, _) => Problem::new(Code::OriginDenied)
             .with_detail("This API key may not be used from this origin."),
         Refusal::Store(e) => {
             tracing::error!(error = %e, "API-key store unavailable");
             Problem::new(Code::StoreUnavailable)
         }
+    };
+    // A key that exists names its owner: the refusal is theirs (the console counts it).
+    match r {
+        Refusal::Denied(_, record) | Refusal::UsesSpent(record) => {
+            problem.with_caller(crate::problem::Caller {
+                subject: record.subject.clone(),
+                key_id: Some(record.id.clone()),
+            })
+        }
+        _ => problem,
     }
 }
 

@@ -194,7 +194,7 @@ impl Authenticate {
             Err(p) => return self.refuse(ex, p),
         };
         if let Err(p) = self.authorize(&identity) {
-            return self.refuse(ex, p);
+            return self.refuse(ex, p.with_caller(identity.caller()));
         }
         auth.consumed(ex.head);
         strip_unverified_credentials(ex.head, auth.method());

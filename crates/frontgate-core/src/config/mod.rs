@@ -372,6 +372,16 @@ impl Config {
         if gateway && no_upstream && no_frontend {
             rep.at(None, "nothing to serve: add an [upstream] section with url = \"http://127.0.0.1:3000\", or a [frontend] section with dir = \"./dist\"");
         }
+        if let Some(t) = self.admin.token.as_ref().filter(|t| !t.0.is_empty())
+            && t.0.chars().count() < admin::MIN_TOKEN_CHARS
+        {
+            rep.at(None, format!("[admin] token is shorter than {} characters, short enough to guess: make one with `openssl rand -base64 32`", admin::MIN_TOKEN_CHARS));
+        }
+        for h in &self.admin.allowed_hosts {
+            if !admin::is_host_name(h) {
+                rep.at(None, format!("[admin] allowed_hosts: `{h}` is not a host name; write lowercase names like \"admin.internal\", without scheme, port or wildcard"));
+            }
+        }
         let s = &self.server;
         let positive = [
             ("[server] header_read_timeout", Some(s.header_read_timeout)),
@@ -865,6 +875,30 @@ mod tests {
         assert!(e.to_string().contains("[log] level"), "{e}");
         let e = parse("[frontend]\ndir = \"/surely/not/a/dir\"\n").unwrap_err();
         assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_token_must_be_long_and_allowed_hosts_plain_names() {
+        let admin =
+            |keys: &str| parse(&format!("[upstream]\nurl = \"http://a:1\"\n[admin]\n{keys}\n"));
+        let e = admin("token = \"changeme\"").unwrap_err();
+        assert!(e.to_string().contains("[admin] token is shorter than 24 characters"), "{e}");
+        assert!(admin("token = \"0123456789abcdef01234567\"").is_ok());
+        // Empty means no management API, as before.
+        assert!(admin("token = \"\"").is_ok());
+        for bad in [
+            "Admin.Internal",
+            "admin.internal:9901",
+            "http://admin.internal",
+            "*.internal",
+            "",
+            "a..b",
+            "-a.b",
+        ] {
+            let e = admin(&format!("allowed_hosts = [\"{bad}\"]")).unwrap_err();
+            assert!(e.to_string().contains("is not a host name"), "{bad}: {e}");
+        }
+        assert!(admin("allowed_hosts = [\"admin.internal\", \"fg-1\"]").is_ok());
     }
 
     #[test]

@@ -49,7 +49,7 @@ on_outage = { rate_limits = "local", sessions = "closed" }
 
 [admin]
 listen = "127.0.0.1:9901"
-token = "example-admin-token"
+token = "example-admin-token-0123456789"
 
 [cors]
 allow_origins = ["https://app.example.com"]
@@ -220,7 +220,7 @@ fn every_key_of_the_implemented_sections_parses() {
     assert!(f.spa_fallback());
     assert!(f.csp().starts_with("default-src 'self'"));
     assert_eq!(c.admin.listen.0, "127.0.0.1:9901".parse().unwrap());
-    assert_eq!(c.admin.token.as_ref().unwrap().0, "example-admin-token");
+    assert_eq!(c.admin.token.as_ref().unwrap().0, "example-admin-token-0123456789");
     let cors = c.cors.as_ref().unwrap();
     assert!(cors.allow_credentials);
     assert_eq!(

@@ -40,8 +40,9 @@ pub enum Refusal {
     Malformed,
     BadChecksum,
     Unknown,
-    Denied(Denial),
-    UsesSpent,
+    /// The key exists and its secret matched, but it may not be used here or now.
+    Denied(Denial, Arc<KeyRecord>),
+    UsesSpent(Arc<KeyRecord>),
     Store(StoreError),
 }
 
@@ -51,11 +52,11 @@ impl Refusal {
             Refusal::Malformed => "malformed",
             Refusal::BadChecksum => "bad_checksum",
             Refusal::Unknown => "unknown",
-            Refusal::Denied(Denial::Revoked) => "revoked",
-            Refusal::Denied(Denial::Expired) => "expired",
-            Refusal::Denied(Denial::ClientAddress) => "client_denied",
-            Refusal::Denied(Denial::Origin) => "origin_denied",
-            Refusal::UsesSpent => "uses_spent",
+            Refusal::Denied(Denial::Revoked, _) => "revoked",
+            Refusal::Denied(Denial::Expired, _) => "expired",
+            Refusal::Denied(Denial::ClientAddress, _) => "client_denied",
+            Refusal::Denied(Denial::Origin, _) => "origin_denied",
+            Refusal::UsesSpent(_) => "uses_spent",
             Refusal::Store(_) => "store_unavailable",
         }
     }
@@ -69,7 +70,7 @@ enum Cached {
 /// The record's rules for one use. The lookup was by digest; it is compared again in constant
 /// time all the same.
 fn rules(
-    record: &KeyRecord,
+    record: &Arc<KeyRecord>,
     digest: &[u8; 32],
     now_ms: i64,
     ip: IpAddr,
@@ -78,7 +79,7 @@ fn rules(
     if !bool::from(record.digest.ct_eq(digest)) {
         return Err(Refusal::Unknown);
     }
-    record.admits(now_ms, ip, origin).map_err(Refusal::Denied)
+    record.admits(now_ms, ip, origin).map_err(|d| Refusal::Denied(d, record.clone()))
 }
 
 /// How far a verification got without I/O.
@@ -273,7 +274,7 @@ impl Verifier {
                 .map_err(|_| Refusal::Store(StoreError::Stopped))?
                 .map_err(Refusal::Store)?;
             if !left {
-                return Err(Refusal::UsesSpent);
+                return Err(Refusal::UsesSpent(record.clone()));
             }
         }
         self.admit(&known, &digest, ip, origin)

@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn no_secret_of_a_full_config_reaches_the_redacted_text() {
         let secrets = [
-            "admin-token-SECRET-1",
+            "admin-token-SECRET-1-0123456789",
             "hash-secret-SECRET-2-0123456789abcdef",
             "pow-secret-SECRET-3-0123456789abcdef",
             "client-secret-SECRET-4",

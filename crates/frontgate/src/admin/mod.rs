@@ -82,7 +82,61 @@ pub fn router(shared: Host) -> Router {
         .merge(traffic::routes())
         .merge(config_view::routes())
         .layer(axum::middleware::from_fn_with_state(shared.clone(), console::csrf_guard))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), console::bearer_guard))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), host_guard))
         .with_state(shared)
+}
+
+/// DNS rebinding: a web page at `evil.example` whose name then resolves to 127.0.0.1 is
+/// same-origin with it, so a visitor's browser would call this listener for it. Its requests
+/// carry `Host: evil.example`: the management API and the console answer only to IP addresses,
+/// `localhost` (and names under `.localhost`, which browsers resolve to loopback themselves) and
+/// `[admin] allowed_hosts`. `/metrics`, `/health` and `/ready` answer any name, so that scrapers
+/// and probes that call the listener by a service name keep working; they hold no secret.
+async fn host_guard(
+    State(shared): State<Host>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if matches!(req.uri().path(), "/metrics" | "/health" | "/ready") {
+        return next.run(req).await;
+    }
+    let hosts = req.headers().get_all(header::HOST);
+    let names: Vec<String> = req
+        .uri()
+        .host()
+        .map(str::to_owned)
+        .into_iter()
+        .chain(hosts.iter().map(|h| h.to_str().map_or_else(|_| String::new(), host_part)))
+        .collect();
+    let allowed = &shared.config().admin.allowed_hosts;
+    // Every name the request gives must be allowed (an absolute target and a `Host`, say), and
+    // two `Host` fields could be read either way: refused, as the gateway refuses them. A
+    // request without a name (HTTP/1.0) is not a browser's.
+    if hosts.iter().count() > 1 || !names.iter().all(|h| host_allowed(h, allowed)) {
+        return console::problem(crate::problem::Problem::new(
+            crate::problem::Code::HostNotAllowed,
+        ));
+    }
+    next.run(req).await
+}
+
+/// The host of a `Host` value: without its port, brackets kept off an IPv6 literal.
+fn host_part(value: &str) -> String {
+    let v = value.trim();
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_owned();
+    }
+    v.rsplit_once(':').map_or(v, |(h, _)| h).to_owned()
+}
+
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
+    let lower = host.to_ascii_lowercase();
+    host.parse::<std::net::IpAddr>().is_ok()
+        || lower == "localhost"
+        || lower.ends_with(".localhost")
+        || allowed.contains(&lower)
 }
 
 async fn metrics() -> impl IntoResponse {
@@ -116,4 +170,40 @@ async fn ready(State(shared): State<Host>) -> impl IntoResponse {
         }
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ready\"}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_addresses_localhost_and_listed_names_are_answered() {
+        let allowed = vec!["admin.internal".to_owned()];
+        for ok in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "localhost",
+            "LOCALHOST",
+            "console.localhost",
+            "admin.internal",
+            "Admin.Internal",
+            "admin.internal.",
+        ] {
+            assert!(host_allowed(ok, &allowed), "{ok}");
+        }
+        for no in [
+            "evil.example",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "admin.internal.evil",
+            "",
+            "0x7f000001",
+        ] {
+            assert!(!host_allowed(no, &allowed), "{no}");
+        }
+        assert_eq!(host_part("localhost:9901"), "localhost");
+        assert_eq!(host_part("[::1]:9901"), "::1");
+        assert_eq!(host_part("evil.example"), "evil.example");
+    }
 }

@@ -72,7 +72,7 @@ async fn overview(
             serde_json::json!({ "start": start, "requests": requests, "refused": refused })
         })
         .collect();
-    let (clients, routes) = t.top(limit as usize);
+    let top = t.top(limit as usize);
     json(serde_json::json!({
         "bucket_seconds": traffic::BUCKET_SECS,
         "buckets": series,
@@ -81,9 +81,13 @@ async fn overview(
             "code": r.code,
             "route": r.route,
             "client": r.client.to_string(),
+            "subject": r.subject,
+            "key_id": r.key_id,
         })).collect::<Vec<_>>(),
-        "top_clients": clients.iter().map(|(ip, n)| serde_json::json!({"client": ip.to_string(), "refusals": n})).collect::<Vec<_>>(),
-        "top_routes": routes.iter().map(|(r, n)| serde_json::json!({"route": r, "refusals": n})).collect::<Vec<_>>(),
+        "top_clients": top.clients.iter().map(|(ip, n)| serde_json::json!({"client": ip.to_string(), "refusals": n})).collect::<Vec<_>>(),
+        "top_routes": top.routes.iter().map(|(r, n)| serde_json::json!({"route": r, "refusals": n})).collect::<Vec<_>>(),
+        "top_keys": top.keys.iter().map(|(k, n)| serde_json::json!({"key_id": k, "refusals": n})).collect::<Vec<_>>(),
+        "top_subjects": top.subjects.iter().map(|(s, n)| serde_json::json!({"subject": s, "refusals": n})).collect::<Vec<_>>(),
         "dropped": t.dropped(),
         "pow_routes": traffic::pow_levels(),
     }))

@@ -1,6 +1,8 @@
 //! What this node's gateway saw over the last hour, for the admin console's traffic view
 //! (docs/console.md): requests and refusals per problem code in fixed ten-second buckets,
-//! a bounded ring of recent refusals, and the client addresses and routes refused most.
+//! a bounded ring of recent refusals, and the client addresses, routes, API keys and subjects
+//! refused most (keys and subjects only where the refusal's caller is certain: see
+//! [`crate::problem::Caller`]).
 //!
 //! The pipeline calls [`record`] once per request. A request that passes costs a clock read and
 //! two relaxed atomic adds, no lock and no allocation. A refusal also takes, with `try_lock`
@@ -14,7 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::problem::Code;
+use crate::problem::{Caller, Code};
 
 /// Seconds per bucket.
 pub const BUCKET_SECS: u64 = 10;
@@ -22,7 +24,8 @@ pub const BUCKET_SECS: u64 = 10;
 pub const BUCKETS: usize = 360;
 /// Recent refusals kept.
 pub const RECENT: usize = 200;
-/// Client addresses and routes tracked for the top-refused tables, at most (each).
+/// Client addresses, routes, keys and subjects tracked for the top-refused tables, at most
+/// (each).
 pub const TOP_TRACKED: usize = 256;
 /// The top tables start over after this long, so they describe the last hour or so.
 pub const TOP_PERIOD_SECS: u64 = 3600;
@@ -54,13 +57,24 @@ pub struct Refusal {
     pub code: &'static str,
     pub route: String,
     pub client: IpAddr,
+    /// Who was refused, when certain.
+    pub subject: Option<String>,
+    pub key_id: Option<String>,
 }
 
 /// One bucket of the series: its start (Unix seconds), requests, and refusals per code.
 pub type BucketCounts = (u64, u64, Vec<(&'static str, u64)>);
 
-/// The client addresses and the routes refused most, with their counts.
-pub type TopRefused = (Vec<(IpAddr, u64)>, Vec<(String, u64)>);
+/// What was refused most in the current period, with the counts.
+#[derive(Debug, Default)]
+pub struct TopRefused {
+    pub clients: Vec<(IpAddr, u64)>,
+    pub routes: Vec<(String, u64)>,
+    /// API key ids (of keys that exist).
+    pub keys: Vec<(String, u64)>,
+    /// Subjects: keys' owners, tokens' and sessions' `sub`.
+    pub subjects: Vec<(String, u64)>,
+}
 
 /// Space-saving counts: at most [`TOP_TRACKED`] keys; a new key when full replaces the
 /// smallest, inheriting its count (so counts are upper bounds, and heavy hitters stay).
@@ -118,6 +132,8 @@ struct Details {
     recent: VecDeque<Refusal>,
     clients: Top<IpAddr>,
     routes: Top<String>,
+    keys: Top<String>,
+    subjects: Top<String>,
 }
 
 pub struct Traffic {
@@ -145,13 +161,23 @@ impl Traffic {
                 recent: VecDeque::with_capacity(RECENT),
                 clients: Top::new(),
                 routes: Top::new(),
+                keys: Top::new(),
+                subjects: Top::new(),
             }),
             dropped: AtomicU64::new(0),
         }
     }
 
-    /// Counts one request at `now_ms`; `refused` is its problem code when it was refused.
-    pub fn record_at(&self, now_ms: u64, refused: Option<Code>, route: &str, client: IpAddr) {
+    /// Counts one request at `now_ms`; `refused` is its problem code when it was refused, and
+    /// `caller` who it was refused for, when certain.
+    pub fn record_at(
+        &self,
+        now_ms: u64,
+        refused: Option<Code>,
+        route: &str,
+        client: IpAddr,
+        caller: Option<&Caller>,
+    ) {
         let epoch = now_ms / 1000 / BUCKET_SECS;
         let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
         let seen = b.epoch.load(Ordering::Acquire);
@@ -181,10 +207,18 @@ impl Traffic {
             code: code.as_str(),
             route: route.to_owned(),
             client,
+            subject: caller.map(|c| c.subject.clone()),
+            key_id: caller.and_then(|c| c.key_id.clone()),
         });
         let now = now_ms / 1000;
         d.clients.add(&client, now);
         d.routes.add(&route.to_owned(), now);
+        if let Some(c) = caller {
+            d.subjects.add(&c.subject, now);
+            if let Some(id) = &c.key_id {
+                d.keys.add(id, now);
+            }
+        }
     }
 
     /// The last hour, oldest bucket first: `(bucket start in Unix seconds, requests,
@@ -217,10 +251,15 @@ impl Traffic {
         d.recent.iter().rev().take(limit).cloned().collect()
     }
 
-    /// The client addresses and routes refused most in the current period.
+    /// The client addresses, routes, keys and subjects refused most in the current period.
     pub fn top(&self, n: usize) -> TopRefused {
         let d = self.details.lock().unwrap_or_else(|e| e.into_inner());
-        (d.clients.top(n), d.routes.top(n))
+        TopRefused {
+            clients: d.clients.top(n),
+            routes: d.routes.top(n),
+            keys: d.keys.top(n),
+            subjects: d.subjects.top(n),
+        }
     }
 
     pub fn dropped(&self) -> u64 {
@@ -245,10 +284,16 @@ static ANCHOR: std::sync::LazyLock<(std::time::Instant, u64)> =
 /// The pipeline's one call per request (`Gateway::record`); `started` is when the request
 /// arrived (the bucket it counts in).
 #[inline]
-pub fn record(refused: Option<Code>, route: &str, client: IpAddr, started: std::time::Instant) {
+pub fn record(
+    refused: Option<Code>,
+    route: &str,
+    client: IpAddr,
+    caller: Option<&Caller>,
+    started: std::time::Instant,
+) {
     let (at, ms) = *ANCHOR;
     let now = ms + started.saturating_duration_since(at).as_millis() as u64;
-    TRAFFIC.record_at(now, refused, route, client);
+    TRAFFIC.record_at(now, refused, route, client, caller);
 }
 
 #[cfg(test)]
@@ -263,10 +308,10 @@ mod tests {
         let t = Traffic::new();
         let t0 = 1_700_000_000_000u64;
         for _ in 0..5 {
-            t.record_at(t0, None, "r", A);
+            t.record_at(t0, None, "r", A, None);
         }
-        t.record_at(t0, Some(Code::ApiKeyRevoked), "r", A);
-        t.record_at(t0 + 10_000, Some(Code::RateLimited), "r", B);
+        t.record_at(t0, Some(Code::ApiKeyRevoked), "r", A, None);
+        t.record_at(t0 + 10_000, Some(Code::RateLimited), "r", B, None);
         let s = t.series_at(t0 + 10_000);
         assert_eq!(s.len(), BUCKETS);
         let (start, req, refused) = &s[BUCKETS - 2];
@@ -277,9 +322,9 @@ mod tests {
         assert_eq!(s[BUCKETS - 1].2, vec![("rate_limited", 1)]);
         // An hour later the same slots hold new intervals: the old counts are gone.
         let later = t0 + 3_620_000;
-        t.record_at(later, None, "r", A);
+        t.record_at(later, None, "r", A, None);
         // The slot of t0 now holds a new interval: its old counts were cleared, not added to.
-        t.record_at(t0 + 3_600_000, None, "r", A);
+        t.record_at(t0 + 3_600_000, None, "r", A, None);
         let s = t.series_at(later);
         assert_eq!(s.iter().map(|b| b.1).sum::<u64>(), 2, "only the new requests");
         assert!(s.iter().all(|b| b.2.is_empty()));
@@ -289,7 +334,7 @@ mod tests {
     fn the_ring_is_bounded_and_newest_first() {
         let t = Traffic::new();
         for i in 0..(RECENT as u64 + 50) {
-            t.record_at(1_000_000 + i, Some(Code::Unauthenticated), &format!("route{i}"), A);
+            t.record_at(1_000_000 + i, Some(Code::Unauthenticated), &format!("route{i}"), A, None);
         }
         let r = t.recent(1000);
         assert_eq!(r.len(), RECENT);
@@ -302,17 +347,17 @@ mod tests {
     fn passes_touch_no_detail_and_tops_are_bounded() {
         let t = Traffic::new();
         for _ in 0..100 {
-            t.record_at(5_000_000, None, "ok", A);
+            t.record_at(5_000_000, None, "ok", A, None);
         }
         assert!(t.recent(10).is_empty());
         for i in 0..(TOP_TRACKED as u32 * 3) {
             let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            t.record_at(5_000_000, Some(Code::RateLimited), "r", ip);
+            t.record_at(5_000_000, Some(Code::RateLimited), "r", ip, None);
         }
         for _ in 0..50 {
-            t.record_at(5_000_000, Some(Code::RateLimited), "r", B);
+            t.record_at(5_000_000, Some(Code::RateLimited), "r", B, None);
         }
-        let (clients, routes) = t.top(5);
+        let TopRefused { clients, routes, .. } = t.top(5);
         assert_eq!(clients[0].0, B, "the heavy hitter leads: {clients:?}");
         assert!(clients[0].1 >= 50 - ADMIT_EVERY, "{clients:?}");
         assert_eq!(routes, vec![("r".to_owned(), TOP_TRACKED as u64 * 3 + 50)]);
@@ -320,10 +365,31 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_subjects_are_counted_only_for_a_certain_caller() {
+        let t = Traffic::new();
+        let key = Caller { subject: "acme".into(), key_id: Some("k_1".into()) };
+        let person = Caller { subject: "alice".into(), key_id: None };
+        for _ in 0..3 {
+            t.record_at(7_000_000, Some(Code::ApiKeyRevoked), "r", A, Some(&key));
+        }
+        t.record_at(7_000_000, Some(Code::InsufficientScope), "r", A, Some(&person));
+        t.record_at(7_000_000, Some(Code::ApiKeyInvalid), "r", B, None);
+        // A pass names no one in the tables, whoever it was.
+        t.record_at(7_000_000, None, "r", A, Some(&person));
+        let top = t.top(10);
+        assert_eq!(top.keys, vec![("k_1".to_owned(), 3)]);
+        assert_eq!(top.subjects, vec![("acme".to_owned(), 3), ("alice".to_owned(), 1)]);
+        let recent = t.recent(10);
+        assert_eq!(recent[0].subject, None);
+        assert_eq!(recent[1].subject.as_deref(), Some("alice"));
+        assert_eq!(recent[2].key_id.as_deref(), Some("k_1"));
+    }
+
+    #[test]
     fn a_busy_detail_lock_drops_the_detail_not_the_count() {
         let t = Traffic::new();
         let guard = t.details.lock().unwrap();
-        t.record_at(9_000_000, Some(Code::CsrfFailed), "r", A);
+        t.record_at(9_000_000, Some(Code::CsrfFailed), "r", A, None);
         drop(guard);
         assert_eq!(t.dropped(), 1);
         assert!(t.recent(10).is_empty());

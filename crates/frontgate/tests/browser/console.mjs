@@ -166,6 +166,9 @@ try {
   const started = Date.now();
   await page.waitForSelector('#recent-refusals td:has-text("api_key_revoked")', { timeout: 15_000 });
   out.trafficSeconds = (Date.now() - started) / 1000;
+  // The revoked key exists, so its refusal names it and its owner.
+  await page.waitForSelector('#top-keys td');
+  await page.waitForSelector('#top-subjects td:has-text("svc-console")');
   await page.waitForSelector('#chart-refusals');
   await page.waitForSelector('#pow-routes td:has-text("POST /signup")');
   assert.equal(await page.textContent('#pow-routes tbody tr td:nth-child(3)'), '1 of 2', 'a quiet route is at the first level');

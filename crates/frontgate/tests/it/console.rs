@@ -140,8 +140,18 @@ async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() 
     assert!(summary["trafficSeconds"].as_f64().is_some_and(|s| s < 15.0), "{summary}");
 
     // What the console did is in the audit log, each event with the console session as actor.
-    let (status, audit) =
-        admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/audit?limit=100", None).await;
+    // (Asked from another address: the scenario ended by getting 127.0.0.1 rate limited, and
+    // wrong tokens lock bearer calls from that address too.)
+    let elsewhere = Some(std::net::IpAddr::from([127, 0, 0, 2]));
+    let (status, audit) = common::api_keys::admin_call_from(
+        elsewhere,
+        admin,
+        Some(ADMIN_TOKEN),
+        "GET",
+        "/admin/v1/audit?limit=100",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{audit}");
     let events = audit["events"].as_array().expect("events");
     let by_action = |action: &str| {
@@ -166,11 +176,22 @@ async fn the_console_manages_keys_and_sessions_and_shows_refusals_in_chromium() 
         "{audit}"
     );
 
-    // The bearer-token API works beside the console, unchanged.
-    let (status, keys) = admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await;
+    // The bearer-token API works beside the console, from an address that guessed nothing;
+    // from the limited one even the right token waits.
+    let call = |from: [u8; 4], token: &'static str| {
+        common::api_keys::admin_call_from(
+            Some(std::net::IpAddr::from(from)),
+            admin,
+            Some(token),
+            "GET",
+            "/admin/v1/keys",
+            None,
+        )
+    };
+    let (status, keys) = call([127, 0, 0, 2], ADMIN_TOKEN).await;
     assert_eq!(status, 200, "{keys}");
-    let (status, _) = admin_call(admin, Some("wrong"), "GET", "/admin/v1/keys", None).await;
-    assert_eq!(status, 401);
+    assert_eq!(call([127, 0, 0, 2], "wrong").await.0, 401);
+    assert_eq!(call([127, 0, 0, 1], ADMIN_TOKEN).await.0, 429);
 
     // Sign-ins are counted: two successes, then the failures and the limited attempts.
     let metrics = gate.metrics().await;
@@ -375,4 +396,147 @@ async fn stores_and_traffic_as_this_node_sees_them() {
     assert_eq!(status, 400);
     let (status, _) = admin_call(g.admin(), None, "GET", "/admin/v1/traffic", None).await;
     assert_eq!(status, 401);
+}
+
+/// The traffic view's "refused most" by key and by subject: a revoked key counts for its id
+/// and owner, a valid key without the route's scope for its owner, and a made-up key for no
+/// one (an attacker cannot fill the tables with names of their choosing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_counted_by_key_and_subject_only_for_certain_callers() {
+    let g = common::api_keys::KeyGate::start(common::stores::Backend::Sqlite, "", "").await;
+    let (revoked, revoked_id) = g
+        .create_key(
+            serde_json::json!({"name": "r", "subject": "team-leaky", "scopes": ["items:read"]}),
+        )
+        .await;
+    let (status, v) =
+        g.admin_call("DELETE", &format!("/admin/v1/keys/{revoked_id}?reason=leaked"), None).await;
+    assert_eq!(status, 200, "{v}");
+    let (narrow, narrow_id) = g
+        .create_key(
+            serde_json::json!({"name": "n", "subject": "team-narrow", "scopes": ["items:read"]}),
+        )
+        .await;
+    for _ in 0..3 {
+        assert_eq!(g.get("/echo/a", &[("x-api-key", &revoked)]).await.0, 401);
+    }
+    // `GET /status/{code}` needs the `admin` scope, which this key lacks.
+    assert_eq!(g.get("/status/200", &[("x-api-key", &narrow)]).await.0, 403);
+    // Well-formed, right checksum or not, but no such key: nobody to name.
+    let made_up = format!("{}x", &revoked[..revoked.len() - 1]);
+    assert_eq!(g.get("/echo/a", &[("x-api-key", &made_up)]).await.0, 401);
+
+    let (status, t) = g.admin_call("GET", "/admin/v1/traffic?buckets=1&limit=10", None).await;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(
+        t["top_keys"],
+        serde_json::json!([
+            {"key_id": revoked_id, "refusals": 3},
+            {"key_id": narrow_id, "refusals": 1},
+        ]),
+        "{t}"
+    );
+    assert_eq!(
+        t["top_subjects"],
+        serde_json::json!([
+            {"subject": "team-leaky", "refusals": 3},
+            {"subject": "team-narrow", "refusals": 1},
+        ]),
+        "{t}"
+    );
+    let recent = &t["recent_refusals"];
+    assert_eq!(recent[0]["code"], "api_key_invalid", "{t}");
+    assert_eq!(recent[0]["key_id"], serde_json::Value::Null, "{t}");
+    assert_eq!(recent[0]["subject"], serde_json::Value::Null, "{t}");
+    assert_eq!(recent[1]["code"], "insufficient_scope", "{t}");
+    assert_eq!(recent[1]["subject"], "team-narrow", "{t}");
+    assert_eq!(recent[2]["code"], "api_key_revoked", "{t}");
+    assert_eq!(recent[2]["key_id"], revoked_id.as_str(), "{t}");
+}
+
+/// DNS rebinding: a page whose name was rebound to the admin listener's address calls it with
+/// its own name in `Host`. The API and the console refuse that name (421); addresses,
+/// `localhost` and `[admin] allowed_hosts` are answered; `/metrics` answers any name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_answers_only_its_own_names() {
+    let upstream = common::Upstream::start().await;
+    let config = upstream.config();
+    let g = common::api_keys::start_with_token(&config);
+    let listed =
+        common::api_keys::start_with_admin("allowed_hosts = [\"admin.internal\"]", &config);
+    let call = |host: &str, path: &str| {
+        http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", host)
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    let admin = g.admin.expect("admin listener");
+    for host in ["evil.example", "evil.example:9901", "127.0.0.1.nip.io", "admin.internal"] {
+        let (status, _, body) = common::plain_send(admin, call(host, "/admin/v1/traffic")).await;
+        assert_eq!(status, 421, "{host}: {}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains("host_not_allowed"));
+        let (status, _, _) = common::plain_send(admin, call(host, "/console/")).await;
+        assert_eq!(status, 421, "{host}");
+    }
+    for host in ["localhost", "127.0.0.1:9901", "[::1]:9901", "console.localhost"] {
+        let (status, _, body) = common::plain_send(admin, call(host, "/admin/v1/traffic")).await;
+        assert_eq!(status, 200, "{host}: {}", String::from_utf8_lossy(&body));
+    }
+    for path in ["/metrics", "/health", "/ready"] {
+        let (status, _, _) = common::plain_send(admin, call("prometheus.svc", path)).await;
+        assert_eq!(status, 200, "{path}");
+    }
+    // Two Host fields, one of them fine: refused rather than read one way.
+    let two = common::req("GET", "/admin/v1/traffic")
+        .header("host", "evil.example")
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    assert_eq!(common::plain_send(admin, two).await.0, 421);
+    let listed_admin = listed.admin.expect("admin listener");
+    let (status, _, _) =
+        common::plain_send(listed_admin, call("admin.internal:9901", "/admin/v1/traffic")).await;
+    assert_eq!(status, 200);
+    let (status, _, _) =
+        common::plain_send(listed_admin, call("evil.example", "/admin/v1/traffic")).await;
+    assert_eq!(status, 421);
+}
+
+/// Guessing the admin token through the API's bearer header counts against the sign-in limit:
+/// after five wrong tokens the address's bearer calls, the right token's too, get 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_guesses_are_limited_like_sign_ins() {
+    let g = common::api_keys::KeyGate::start(common::stores::Backend::Sqlite, "", "").await;
+    let admin = g.admin();
+    assert_eq!(admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await.0, 200);
+    for i in 0..5 {
+        let (status, _) =
+            admin_call(admin, Some(&format!("guess-{i}")), "GET", "/admin/v1/keys", None).await;
+        assert_eq!(status, 401, "guess {i}");
+    }
+    let (status, v) = admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await;
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["code"], "rate_limited", "{v}");
+    // The console's sign-in shares the limit.
+    let (status, _, _) = common::plain_send(
+        admin,
+        common::req("POST", "/admin/v1/console/session")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::json!({ "token": ADMIN_TOKEN }).to_string(),
+            )))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 429);
+    let metrics = g.gate.metrics().await;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("frontgate_admin_bearer_refused_total{result=\"wrong_token\"} 5")
+        ),
+        "{metrics}"
+    );
 }

@@ -79,6 +79,19 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     bool::from(x.ct_eq(&y))
 }
 
+/// What the sign-in limit counts an address as: an IPv6 address by its /64, which one host
+/// usually holds whole (so it cannot try 2^64 addresses in turn); IPv4 as it is.
+fn limited_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
+        v4 => v4,
+    }
+}
+
 impl ConsoleAuth {
     pub fn new() -> ConsoleAuth {
         ConsoleAuth::default()
@@ -86,6 +99,7 @@ impl ConsoleAuth {
 
     /// Whether `ip` may try to sign in at `now`.
     pub fn admit(&self, ip: IpAddr, now: i64) -> Admission {
+        let ip = limited_as(ip);
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         match f.get(&ip) {
             Some(&(start, n)) if now < start + WINDOW_SECS && n >= MAX_FAILURES => {
@@ -107,6 +121,7 @@ impl ConsoleAuth {
 
     /// Counts a failed sign-in from `ip`.
     pub fn failed(&self, ip: IpAddr, now: i64) {
+        let ip = limited_as(ip);
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if f.len() >= MAX_TRACKED && !f.contains_key(&ip) {
             f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
@@ -267,6 +282,25 @@ mod tests {
         assert_eq!(a.admit(IP, 10 + WINDOW_SECS), Admission::Allowed, "a new window");
         a.failed(IP, 10 + WINDOW_SECS);
         assert_eq!(a.admit(IP, 10 + WINDOW_SECS), Admission::Allowed, "counting from one again");
+    }
+
+    #[test]
+    fn an_ipv6_guesser_is_limited_by_its_64_not_each_address() {
+        let a = ConsoleAuth::new();
+        for i in 0..MAX_FAILURES {
+            let ip: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+            assert_eq!(a.admit(ip, 10), Admission::Allowed);
+            a.failed(ip, 10);
+        }
+        let next: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(a.admit(next, 10), Admission::Limited(WINDOW_SECS), "same /64");
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(a.admit(other, 10), Admission::Allowed, "another /64");
+        // An IPv4-mapped address counts as its IPv4 address.
+        for _ in 0..MAX_FAILURES {
+            a.failed("::ffff:192.0.2.7".parse().unwrap(), 10);
+        }
+        assert!(matches!(a.admit("192.0.2.7".parse().unwrap(), 10), Admission::Limited(_)));
     }
 
     #[test]

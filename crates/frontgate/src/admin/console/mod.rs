@@ -202,6 +202,49 @@ pub async fn csrf_guard(State(shared): State<Host>, req: Request, next: Next) ->
     next.run(req).await
 }
 
+/// Guessing the admin token with `Authorization: Bearer` on the API counts against the same
+/// per-address limit as the console's sign-in: five wrong tokens in five minutes, then every
+/// bearer call from that address (right token or wrong, so the answer says nothing) is refused
+/// with 429 until the window ends. Without this the API would be an unlimited guessing oracle
+/// beside the limited sign-in.
+pub async fn bearer_guard(State(shared): State<Host>, req: Request, next: Next) -> Response {
+    let Some(authz) = req.headers().get(header::AUTHORIZATION) else {
+        return next.run(req).await;
+    };
+    let (Some(token), Some(ip)) = (
+        configured_token(&*shared),
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+    ) else {
+        return next.run(req).await;
+    };
+    let console = state(&*shared, &token);
+    let t = now();
+    if let Admission::Limited(after) = console.admit(ip, t) {
+        metrics::counter!("frontgate_admin_bearer_refused_total", "result" => "limited")
+            .increment(1);
+        let mut r = problem(
+            Problem::new(Code::RateLimited)
+                .with_detail("Too many wrong admin tokens from this address; try again later."),
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.max(1)));
+        return r;
+    }
+    let presented = authz
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    if presented.is_empty() || !auth::same_secret(presented, &token) {
+        console.failed(ip, t);
+        metrics::counter!("frontgate_admin_bearer_refused_total", "result" => "wrong_token")
+            .increment(1);
+        tracing::warn!(client = %ip, "admin API call with a wrong admin token");
+    }
+    next.run(req).await
+}
+
 /// `Origin`, when sent, names this listener (`http://<Host>`); browsers send it on every
 /// cross-site and state-changing request.
 fn same_origin(headers: &HeaderMap) -> bool {

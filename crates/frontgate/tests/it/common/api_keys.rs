@@ -118,9 +118,14 @@ impl KeyGate {
 
 /// Starts `frontgate serve` like the harness does, with an admin token.
 pub fn start_with_token(rest: &str) -> Gate {
+    start_with_admin("", rest)
+}
+
+/// [`start_with_token`], with `admin_extra` added to `[admin]`.
+pub fn start_with_admin(admin_extra: &str, rest: &str) -> Gate {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = format!(
-        "data_dir = {data:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{ADMIN_TOKEN}\"\n\n[log]\nlevel = \"info\"\n\n{rest}\n",
+        "data_dir = {data:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{ADMIN_TOKEN}\"\n{admin_extra}\n\n[log]\nlevel = \"info\"\n\n{rest}\n",
         data = dir.path().join("data").display().to_string(),
     );
     let path = dir.path().join("frontgate.toml");
@@ -129,6 +134,18 @@ pub fn start_with_token(rest: &str) -> Gate {
 }
 
 pub async fn admin_call(
+    admin: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    admin_call_from(None, admin, token, method, path, body).await
+}
+
+/// [`admin_call`] from the source address `from` (wrong tokens are limited per address).
+pub async fn admin_call_from(
+    from: Option<std::net::IpAddr>,
     admin: SocketAddr,
     token: Option<&str>,
     method: &str,
@@ -146,7 +163,7 @@ pub async fn admin_call(
         }
         None => Full::default(),
     };
-    let (status, _, bytes) = plain_send(admin, r.body(body).unwrap()).await;
+    let (status, _, bytes) = super::plain_send_from(from, admin, r.body(body).unwrap()).await;
     let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
     });

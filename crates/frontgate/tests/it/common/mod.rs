@@ -342,9 +342,26 @@ pub async fn plain_send(
     addr: SocketAddr,
     r: Request<Full<Bytes>>,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    plain_send_from(None, addr, r).await
+}
+
+/// [`plain_send`] from the source address `from` (any of 127.0.0.0/8 on Linux), for what is
+/// counted per client address.
+pub async fn plain_send_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    r: Request<Full<Bytes>>,
+) -> (StatusCode, HeaderMap, Bytes) {
     let what = format!("{} {} to {addr}", r.method(), r.uri());
     let exchange = async {
-        let tcp = TcpStream::connect(addr).await.unwrap();
+        let tcp = match from {
+            None => TcpStream::connect(addr).await.unwrap(),
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                socket.bind(SocketAddr::new(ip, 0)).unwrap();
+                socket.connect(addr).await.unwrap()
+            }
+        };
         let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
         tokio::spawn(conn);
         collect(s.send_request(r).await.unwrap()).await

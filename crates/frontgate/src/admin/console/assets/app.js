@@ -448,11 +448,13 @@
             ? chart('chart-refusals', `Refusals per ten seconds by problem code over the last hour: ${refusedTotal} in all.`, refusedSeries, n)
             : el('p', {}, 'No refusals in the last hour.'),
           el('h2', {}, 'Recent refusals'),
-          table('recent-refusals', `The last ${t.recent_refusals.length} refused requests, newest first`, ['Time', 'Code', 'Route', 'Client'],
-            t.recent_refusals.map((r) => [fmtTime(r.at), el('code', {}, r.code), r.route, r.client])),
+          table('recent-refusals', `The last ${t.recent_refusals.length} refused requests, newest first`, ['Time', 'Code', 'Route', 'Client', 'Caller'],
+            t.recent_refusals.map((r) => [fmtTime(r.at), el('code', {}, r.code), r.route, r.client, r.key_id ? `${r.subject} (key ${r.key_id})` : (r.subject || '\u2014')])),
           el('h2', {}, 'Refused most'),
           table('top-clients', 'Client addresses by refusals', ['Client', 'Refusals'], t.top_clients.map((c) => [c.client, String(c.refusals)])),
           table('top-routes', 'Routes by refusals', ['Route', 'Refusals'], t.top_routes.map((c) => [c.route, String(c.refusals)])),
+          table('top-keys', 'API keys by refusals (keys that exist: revoked, expired, out of budget, or used from the wrong address or origin)', ['Key', 'Refusals'], t.top_keys.map((c) => [el('code', {}, c.key_id), String(c.refusals)])),
+          table('top-subjects', 'Callers by refusals (keys\u2019 owners, tokens\u2019 and sessions\u2019 subjects)', ['Subject', 'Refusals'], t.top_subjects.map((c) => [c.subject, String(c.refusals)])),
           el('h2', {}, 'Proof of work'),
           t.pow_routes.length
             ? table('pow-routes', 'Each proof-of-work route\u2019s load and the level it asks for now', ['Route', 'Requests/s', 'Level', 'Cost', 'Counter'],
