@@ -376,3 +376,256 @@ async fn stores_and_traffic_as_this_node_sees_them() {
     let (status, _) = admin_call(g.admin(), None, "GET", "/admin/v1/traffic", None).await;
     assert_eq!(status, 401);
 }
+
+/// Sign-in through OIDC (`[admin.oidc]`), driven by Chromium (tests/browser/console_oidc.mjs)
+/// against the real oidc-provider, whose accounts carry a `groups` claim: a member of the
+/// allowed group signs in and uses the API with the cookie and CSRF token like a token
+/// sign-in; the callback replayed is refused; a user outside the group is refused with no
+/// session. Then, over plain HTTP: a made-up state, a state from another browser (no login
+/// cookie), the limit on failures per address, the audit events naming the person, and the
+/// sign-in metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
+    let port = free_port();
+    let admin_port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let admin_origin = format!("http://127.0.0.1:{admin_port}");
+    let idp = common::oidc::Provider::start_with(common::oidc::ProviderOptions {
+        redirect_uris: vec![
+            format!("{origin}/.frontgate/callback"),
+            format!("{admin_origin}/console/oidc/callback"),
+        ],
+        account_groups: Some(
+            r#"{"alice": ["staff", "frontgate-admins"], "bob": ["staff"], "carol": "frontgate-admins"}"#
+                .into(),
+        ),
+        ..Default::default()
+    });
+    let upstream = common::Upstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("frontgate.toml");
+    let text = config(dir.path(), port, &origin, &idp.issuer, &upstream, &session_key(), "")
+        .replace(
+            "[admin]\nlisten = \"127.0.0.1:0\"",
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
+        );
+    let text = format!(
+        "{text}\n[admin.oidc]\norigin = \"{admin_origin}\"\nclaim = \"groups\"\nallow = [\"frontgate-admins\"]\n"
+    );
+    std::fs::write(&path, text).expect("config");
+    let gate = common::spawn(dir, path, &["serve", "-c"]);
+    let admin = gate.admin.expect("admin listener");
+    assert_eq!(admin.port(), admin_port);
+    let logs = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+
+    // The page learns whether OIDC sign-in is there, unauthenticated.
+    let (status, _, body) = common::plain_get(admin, "/console/oidc/config").await;
+    assert_eq!(status, 200);
+    let conf = common::json(&body);
+    assert_eq!(conf["enabled"], true, "{conf}");
+    assert_eq!(conf["provider"], idp.issuer.trim_start_matches("http://"), "{conf}");
+
+    ensure_browser_installed();
+    let mut cmd = Command::new("node");
+    cmd.arg("console_oidc.mjs")
+        .current_dir(browser_dir())
+        .env("ADMIN", &admin_origin)
+        .env("IDP", &idp.issuer)
+        .env("ALLOWED", "alice")
+        .env("REFUSED", "bob");
+    let run = tokio::task::spawn_blocking(move || cmd.output().expect("run node console_oidc.mjs"))
+        .await
+        .expect("browser task");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "console_oidc.mjs failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n{}",
+        logs()
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary");
+    assert_eq!(out["actor"], "oidc:alice", "{out}");
+    let cookie = out["cookie"].as_str().expect("cookie").to_owned();
+    let csrf = out["csrf"].as_str().expect("csrf").to_owned();
+
+    // The OIDC session is a console session like any: reading needs the cookie, changing the
+    // CSRF token too.
+    let call = |method: &str, path: &str, csrf: Option<&str>| {
+        let mut r = common::req(method, path).header("cookie", &cookie);
+        if let Some(c) = csrf {
+            r = r.header("x-frontgate-csrf", c);
+        }
+        if method == "POST" {
+            r = r.header("content-type", "application/json");
+            return r
+                .body(http_body_util::Full::new(bytes::Bytes::from(r#"{"name":"by-oidc"}"#)))
+                .unwrap();
+        }
+        r.body(http_body_util::Full::default()).unwrap()
+    };
+    let (status, _, body) = common::plain_send(admin, call("GET", "/admin/v1/keys", None)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::plain_send(admin, call("POST", "/admin/v1/keys", None)).await.0, 403);
+    let (status, _, body) =
+        common::plain_send(admin, call("POST", "/admin/v1/keys", Some(&csrf))).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+
+    // A callback whose state was never issued.
+    let get = |path: String, cookie: Option<String>| {
+        let mut r = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", admin_origin.trim_start_matches("http://"));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.body(http_body_util::Full::default()).unwrap()
+    };
+    let (status, _, body) = common::plain_send(
+        admin,
+        get("/console/oidc/callback?state=made-up&code=whatever".into(), None),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("unknown, expired or already used"));
+
+    // A real state, brought back by a browser that did not start the sign-in (no login
+    // cookie): refused, and the state is spent for the rightful browser too.
+    let (status, headers, _) =
+        common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
+    assert_eq!(status, 303, "{}", logs());
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&format!("{}/auth?", idp.issuer)), "{location}");
+    for needle in ["code_challenge_method=S256", "nonce=", "state=", "response_type=code"] {
+        assert!(location.contains(needle), "{needle} in {location}");
+    }
+    let set = headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("frontgate_console_login=") && set.contains("HttpOnly"), "{set}");
+    let binder = set.split(';').next().unwrap().to_owned();
+    let state = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .expect("state")
+        .to_owned();
+    let callback = format!("/console/oidc/callback?state={state}&code=whatever");
+    let (status, _, body) = common::plain_send(admin, get(callback.clone(), None)).await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("did not start this sign-in"));
+    let (status, _, body) = common::plain_send(admin, get(callback, Some(binder))).await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("already used"));
+    // That was the fifth failure from this address (replay, bob, made-up, other browser,
+    // spent): sign-in is limited now, OIDC and token alike.
+    let (status, headers, _) =
+        common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+
+    // The audit log names the person, for the sign-in and what the session did.
+    let (status, audit) =
+        admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/audit?limit=100", None).await;
+    assert_eq!(status, 200, "{audit}");
+    let events = audit["events"].as_array().expect("events");
+    let find = |action: &str, actor: &str| {
+        events.iter().filter(|e| e["action"] == action && e["actor"] == actor).collect::<Vec<_>>()
+    };
+    let signed_in = find("console.sign_in", "oidc:alice");
+    assert_eq!(signed_in.len(), 1, "{audit}");
+    assert_eq!(signed_in[0]["detail"]["method"], "oidc", "{audit}");
+    assert_eq!(find("api_key.create", "oidc:alice").len(), 1, "{audit}");
+    let bob = find("console.sign_in_refused", "oidc:bob");
+    assert_eq!(bob.len(), 1, "{audit}");
+    assert_eq!(bob[0]["detail"]["reason"], "not_allowed", "{audit}");
+    let reasons: Vec<&str> = find("console.sign_in_refused", "anonymous")
+        .iter()
+        .filter_map(|e| e["detail"]["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["bad_state", "other_browser", "bad_state", "bad_state"], "{audit}");
+
+    let metrics = gate.metrics().await;
+    let count = |method: &str, result: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("frontgate_console_signins_total{")
+                    && l.contains(&format!("method=\"{method}\""))
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("oidc", "success"), 1.0, "{metrics}");
+    assert_eq!(count("oidc", "failure"), 5.0, "{metrics}");
+    assert_eq!(count("oidc", "limited"), 1.0, "{metrics}");
+    assert_eq!(count("oidc", "started"), 3.0, "{metrics}");
+}
+
+/// `frontgate check` and `serve` refuse the same `[admin.oidc]` mistakes, each message naming
+/// the key: no `[oidc]` to sign in through, no admin token, an empty allow list or claim, an
+/// origin that is not an absolute http(s) origin, a disabled admin listener.
+#[test]
+fn check_and_serve_refuse_admin_oidc_without_what_it_needs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let oidc = format!(
+        "[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nsession_key = \"{}\"\n",
+        session_key()
+    );
+    let base = |admin: &str, with_oidc: bool, table: &str| {
+        format!(
+            "data_dir = {data:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n{o}\n[admin.oidc]\n{table}\n",
+            data = dir.path().join("data").display().to_string(),
+            o = if with_oidc { oidc.as_str() } else { "" },
+        )
+    };
+    let good_table = "origin = \"http://127.0.0.1:9901\"\nclaim = \"groups\"\nallow = [\"admins\"]";
+    let token = "token = \"an-admin-token\"";
+    let cases = [
+        (base(token, false, good_table), "[admin.oidc] needs an [oidc] section"),
+        (base("", true, good_table), "[admin.oidc] needs [admin] token"),
+        (
+            base(token, true, &good_table.replace("[\"admins\"]", "[]")),
+            "[admin.oidc] allow is empty",
+        ),
+        (
+            base(token, true, &good_table.replace("\"groups\"", "\"\"")),
+            "[admin.oidc] claim is empty",
+        ),
+        (
+            base(&format!("{token}\nenabled = false"), true, good_table),
+            "[admin.oidc] is set but [admin] enabled = false",
+        ),
+        (
+            base(token, true, &good_table.replace("http://127.0.0.1:9901", "127.0.0.1:9901")),
+            "origin",
+        ),
+        (
+            base(token, true, &good_table.replace("http://127.0.0.1:9901", "http://h/console")),
+            "origin",
+        ),
+    ];
+    let run = |args: &[&str], path: &std::path::Path| {
+        Command::new(common::BIN)
+            .args(args)
+            .arg(path)
+            .env_remove("FRONTGATE_CONFIG")
+            .env_remove("FRONTGATE_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run frontgate")
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, base(token, true, good_table)).expect("write");
+    let out = run(&["check", "-c"], &good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).expect("write");
+        for args in [&["check", "-c"][..], &["serve", "-c"][..]] {
+            let out = run(args, &path);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {needle}: {stderr}");
+            assert!(stderr.contains(needle), "{args:?}: expected {needle}: {stderr}");
+        }
+    }
+}
