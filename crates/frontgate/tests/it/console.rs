@@ -389,7 +389,10 @@ async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
     let port = free_port();
     let admin_port = free_port();
     let origin = format!("http://127.0.0.1:{port}");
-    let admin_origin = format!("http://127.0.0.1:{admin_port}");
+    // The console under `localhost`, the IdP under `127.0.0.1`: two sites, so the IdP's redirect
+    // back is a cross-site navigation, as in production (the binder cookie must survive it, and
+    // the session cookie must be set by it).
+    let admin_origin = format!("http://localhost:{admin_port}");
     let idp = common::oidc::Provider::start_with(common::oidc::ProviderOptions {
         redirect_uris: vec![
             format!("{origin}/.frontgate/callback"),
