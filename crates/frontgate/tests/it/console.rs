@@ -632,3 +632,67 @@ fn check_and_serve_refuse_admin_oidc_without_what_it_needs() {
         }
     }
 }
+
+/// No console session the audit log does not show: when the audit event of a sign-in cannot
+/// be written (PostgreSQL refuses inserts into `audit_events`, by a trigger), the sign-in is
+/// refused with 503 and sets no cookie; a wrong token stays refused (401) and the bearer API
+/// keeps reading. Once the log is writable again, sign-in works, and both sign-ins that
+/// happened are in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_whose_audit_event_cannot_be_written_opens_no_session() {
+    let upstream = common::Upstream::start().await;
+    let pg = common::stores::PgDb::create();
+    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
+    let g =
+        common::api_keys::start_with_token(&common::api_keys::keyed_config(&upstream, &store, ""));
+    let admin = g.admin.expect("admin");
+    let sign_in = |token: &str| {
+        common::req("POST", "/admin/v1/console/session")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::json!({ "token": token }).to_string(),
+            )))
+            .unwrap()
+    };
+    let (status, headers, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("set-cookie"));
+
+    pg.sql(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'the audit log is read-only'; END $$ LANGUAGE plpgsql",
+    );
+    pg.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()");
+    let (status, headers, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::json(&body)["code"], "store_unavailable");
+    assert!(!headers.contains_key("set-cookie"), "no session without its audit event");
+    let (status, _, _) = common::plain_send(admin, sign_in("not-the-token")).await;
+    assert_eq!(status, 401, "a refusal stays a refusal when its event cannot be written");
+    let (status, keys) = admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+
+    pg.sql("DROP TRIGGER refuse_audit ON audit_events");
+    let (status, _, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let (_, audit) =
+        admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/audit?limit=100", None).await;
+    let signed_in: Vec<&serde_json::Value> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["action"] == "console.sign_in")
+        .collect();
+    assert_eq!(signed_in.len(), 2, "{audit}");
+    for e in signed_in {
+        assert_eq!(e["detail"]["method"], "token", "{audit}");
+        assert!(e["actor"].as_str().unwrap_or("").starts_with("console:"), "{audit}");
+    }
+    let metrics = g.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("frontgate_console_signins_total{")
+            && l.contains("method=\"token\"")
+            && l.contains("result=\"unavailable\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
