@@ -377,6 +377,31 @@ async fn stores_and_traffic_as_this_node_sees_them() {
     assert_eq!(status, 401);
 }
 
+/// A node whose console signs in through OIDC too: the admin listener on `admin_port`,
+/// `[admin.oidc]` with `origin = admin_origin`, claim `groups`, allowing `frontgate-admins`.
+fn oidc_console_gate(
+    port: u16,
+    admin_port: u16,
+    admin_origin: &str,
+    issuer: &str,
+    upstream: &common::Upstream,
+) -> common::Gate {
+    let origin = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("frontgate.toml");
+    let text = config(dir.path(), port, &origin, issuer, upstream, &session_key(), "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
+    );
+    let text = format!(
+        "{text}\n[admin.oidc]\norigin = \"{admin_origin}\"\nclaim = \"groups\"\nallow = [\"frontgate-admins\"]\n"
+    );
+    std::fs::write(&path, text).expect("config");
+    let gate = common::spawn(dir, path, &["serve", "-c"]);
+    assert_eq!(gate.admin.expect("admin listener").port(), admin_port);
+    gate
+}
+
 /// Sign-in through OIDC (`[admin.oidc]`), driven by Chromium (tests/browser/console_oidc.mjs)
 /// against the real oidc-provider, whose accounts carry a `groups` claim: a member of the
 /// allowed group signs in and uses the API with the cookie and CSRF token like a token
@@ -405,20 +430,8 @@ async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
         ..Default::default()
     });
     let upstream = common::Upstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("frontgate.toml");
-    let text = config(dir.path(), port, &origin, &idp.issuer, &upstream, &session_key(), "")
-        .replace(
-            "[admin]\nlisten = \"127.0.0.1:0\"",
-            &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
-        );
-    let text = format!(
-        "{text}\n[admin.oidc]\norigin = \"{admin_origin}\"\nclaim = \"groups\"\nallow = [\"frontgate-admins\"]\n"
-    );
-    std::fs::write(&path, text).expect("config");
-    let gate = common::spawn(dir, path, &["serve", "-c"]);
+    let gate = oidc_console_gate(port, admin_port, &admin_origin, &idp.issuer, &upstream);
     let admin = gate.admin.expect("admin listener");
-    assert_eq!(admin.port(), admin_port);
     let logs = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
 
     // The page learns whether OIDC sign-in is there, unauthenticated.
@@ -694,5 +707,72 @@ async fn a_sign_in_whose_audit_event_cannot_be_written_opens_no_session() {
             && l.contains("result=\"unavailable\"")
             && l.ends_with(" 1")),
         "{metrics}"
+    );
+}
+
+/// A flood of OIDC sign-in starts cannot grow the node's memory without limit: from one address
+/// only 20 start per window (then 429); from 400 addresses (127.0.0.0/8 sources) at most 256 are
+/// pending at once, and every later start (2164 of them) is refused with 503 (failing closed). The node's
+/// resident memory is printed along the way, for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_oidc_sign_in_starts_is_bounded_and_fails_closed() {
+    let (port, admin_port) = (free_port(), free_port());
+    let admin_origin = format!("http://127.0.0.1:{admin_port}");
+    let idp = common::oidc::Provider::start_with(common::oidc::ProviderOptions {
+        redirect_uris: vec![format!("{admin_origin}/console/oidc/callback")],
+        ..Default::default()
+    });
+    let upstream = common::Upstream::start().await;
+    let gate = oidc_console_gate(port, admin_port, &admin_origin, &idp.issuer, &upstream);
+    let admin = gate.admin.expect("admin listener");
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{}/status", gate.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l[6..].trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let start_from = |src: std::net::IpAddr| {
+        let host = admin_origin.trim_start_matches("http://").to_owned();
+        async move {
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.bind(std::net::SocketAddr::new(src, 0)).expect("bind a loopback source");
+            let tcp = sock.connect(admin).await.expect("connect");
+            let (mut s, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let r = http::Request::builder()
+                .uri("/console/oidc/login")
+                .header("host", host)
+                .body(http_body_util::Full::<bytes::Bytes>::default())
+                .unwrap();
+            s.send_request(r).await.expect("answer").status().as_u16()
+        }
+    };
+    let before = rss();
+    let mut one = std::collections::BTreeMap::<u16, u32>::new();
+    for _ in 0..100 {
+        *one.entry(start_from("127.0.0.1".parse().unwrap()).await).or_default() += 1;
+    }
+    assert_eq!(one, [(303, 20), (429, 80)].into_iter().collect(), "{}", gate.logs());
+    let mut many = std::collections::BTreeMap::<u16, u32>::new();
+    for i in 0..400u32 {
+        let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_1000 + i));
+        *many.entry(start_from(src).await).or_default() += 1;
+    }
+    // 20 are pending from 127.0.0.1 already: 236 more fit.
+    assert_eq!(many, [(303, 236), (503, 164)].into_iter().collect(), "{}", gate.logs());
+    let full = rss();
+    // Full: 2000 more addresses are all refused.
+    for i in 0..2000u32 {
+        let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_2000 + i));
+        assert_eq!(start_from(src).await, 503);
+    }
+    eprintln!(
+        "frontgate VmRSS before the flood: {before}; after 500 starts (full): {full}; after 2000 more: {}",
+        rss()
     );
 }
