@@ -712,8 +712,8 @@ async fn a_sign_in_whose_audit_event_cannot_be_written_opens_no_session() {
 
 /// A flood of OIDC sign-in starts cannot grow the node's memory without limit: from one address
 /// only 20 start per window (then 429); from 400 addresses (127.0.0.0/8 sources) at most 256 are
-/// pending at once, and every later start (2164 of them) is refused with 503 (failing closed). The node's
-/// resident memory is printed along the way, for the record.
+/// pending at once, and every later start (2164 of them) is refused with 503 (failing closed).
+/// The node's resident memory is printed along the way, for the record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_oidc_sign_in_starts_is_bounded_and_fails_closed() {
     let (port, admin_port) = (free_port(), free_port());
