@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use super::{AdminHost, Host};
 use crate::problem::{Code, Problem};
+use crate::store::audit::{self, AuditEvent};
 use auth::{Admission, ConsoleAuth, ConsoleSession};
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -171,6 +172,32 @@ pub fn authenticate(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<Strin
     ))
 }
 
+/// A sign-in (`console.sign_in`) or a refused one (`console.sign_in_refused`) as an audit event,
+/// when there is an SQL store (it is logged always). `Err` when the write failed.
+async fn audit_sign_in(
+    shared: &dyn AdminHost,
+    ok: bool,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<(), ()> {
+    let action = if ok { "console.sign_in" } else { "console.sign_in_refused" };
+    tracing::info!(actor = %actor, action, %detail, "console sign-in audit");
+    let Some(db) = shared.services().db().cloned() else { return Ok(()) };
+    let event = AuditEvent::now(actor, action, "console", detail);
+    let t = shared.services().store_timeout();
+    let written = shared
+        .services()
+        .run(async move { crate::store::deadline(t, audit::record(&db, &event)).await })
+        .await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        _ => {
+            tracing::error!(actor = %actor, action, "console sign-in audit event not written");
+            Err(())
+        }
+    }
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -274,7 +301,7 @@ async fn sign_in(
         tracing::warn!(client = %ip, "console sign-in with a wrong admin token");
         // Best effort: the attempt is refused whether or not the event is written.
         let detail = serde_json::json!({ "method": "token", "client": ip.to_string(), "reason": "wrong_token" });
-        let _ = oidc::audit_sign_in(&*shared, false, "anonymous", detail).await;
+        let _ = audit_sign_in(&*shared, false, "anonymous", detail).await;
         return problem(
             Problem::new(Code::Unauthenticated).with_detail("That is not the admin token."),
         );
@@ -288,7 +315,7 @@ async fn sign_in(
     let cookie = auth::random_token();
     let actor = format!("console:{}", &auth::key_of(&cookie)[..8]);
     let detail = serde_json::json!({ "method": "token", "client": ip.to_string() });
-    if oidc::audit_sign_in(&*shared, true, &actor, detail).await.is_err() {
+    if audit_sign_in(&*shared, true, &actor, detail).await.is_err() {
         metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "unavailable")
             .increment(1);
         return problem(Problem::new(Code::StoreUnavailable).with_detail(

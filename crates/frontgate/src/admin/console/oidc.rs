@@ -19,12 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::auth::{self, Admission, PendingLogin, StartRefused, TakeRefused};
-use super::{AdminHost, Host, configured_token, harden, json, now, state};
+use super::{AdminHost, Host, audit_sign_in, configured_token, harden, json, now, state};
 use crate::config::OidcConfig;
 use crate::config::admin::AdminOidcConfig;
 use crate::oidc::provider::{OidcError, Provider, pkce_pair};
 use crate::session::cookie;
-use crate::store::audit::{self, AuditEvent};
 
 /// Starts a sign-in: redirects to the identity provider.
 pub const LOGIN_PATH: &str = "/console/oidc/login";
@@ -153,32 +152,6 @@ pub fn claim_allows(value: Option<&serde_json::Value>, allow: &[String]) -> bool
         Some(serde_json::Value::String(s)) => hit(s),
         Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str().is_some_and(hit)),
         _ => false,
-    }
-}
-
-/// A sign-in (`console.sign_in`) or a refused one (`console.sign_in_refused`) as an audit event,
-/// when there is an SQL store (it is logged always). `Err` when the write failed.
-pub(super) async fn audit_sign_in(
-    shared: &dyn AdminHost,
-    ok: bool,
-    actor: &str,
-    detail: serde_json::Value,
-) -> Result<(), ()> {
-    let action = if ok { "console.sign_in" } else { "console.sign_in_refused" };
-    tracing::info!(actor = %actor, action, %detail, "console sign-in audit");
-    let Some(db) = shared.services().db().cloned() else { return Ok(()) };
-    let event = AuditEvent::now(actor, action, "console", detail);
-    let t = shared.services().store_timeout();
-    let written = shared
-        .services()
-        .run(async move { crate::store::deadline(t, audit::record(&db, &event)).await })
-        .await;
-    match written {
-        Ok(Ok(())) => Ok(()),
-        _ => {
-            tracing::error!(actor = %actor, action, "console sign-in audit event not written");
-            Err(())
-        }
     }
 }
 
