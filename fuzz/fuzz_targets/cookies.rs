@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use frontgate::checks::pow::clearance::Clearances;
-use frontgate::session::cookie::{self, CLEARANCE_PREFIX, CONSOLE, LOGIN, SESSION};
+use frontgate::session::cookie::{self, CLEARANCE_PREFIX, CONSOLE, CONSOLE_LOGIN, LOGIN, SESSION};
 use frontgate::session::crypto::{Sealer, is_token_shaped};
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +19,7 @@ use libfuzzer_sys::fuzz_target;
 fn ours(name: &str) -> bool {
     name.starts_with(SESSION)
         || name == CONSOLE
+        || name == CONSOLE_LOGIN
         || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
 }
 

@@ -1,8 +1,9 @@
-//! `[admin]`: the separate listener for metrics, health and (later) management.
+//! `[admin]`: the separate listener for metrics, health and management, and `[admin.oidc]`, the
+//! console's sign-in through the gateway's OpenID Connect provider.
 
 use serde::Deserialize;
 
-use super::values::{EnvString, ListenAddr};
+use super::values::{EnvString, ListenAddr, Origin};
 
 /// `[admin]`: the admin listener (`/metrics`, `/health`, `/ready`, the management API).
 #[derive(Debug, Clone, Deserialize)]
@@ -16,6 +17,9 @@ pub struct AdminConfig {
     /// without it that API answers 401 to everything. `/metrics`, `/health` and `/ready` never
     /// require it.
     pub token: Option<EnvString>,
+    /// `[admin.oidc]`: the console may also be signed in through `[oidc]`'s provider, by users
+    /// whose ID token holds an allowed value in a claim.
+    pub oidc: Option<AdminOidcConfig>,
     /// Host names (without port) the admin listener answers to, besides IP addresses,
     /// `localhost` and names under `.localhost`: any other `Host` is refused (421), so that a
     /// web page whose DNS name was rebound to this address cannot reach the admin API or the
@@ -46,7 +50,66 @@ impl Default for AdminConfig {
             listen: ListenAddr("127.0.0.1:9901".parse().expect("static")),
             enabled: true,
             token: None,
+            oidc: None,
             allowed_hosts: Vec::new(),
         }
+    }
+}
+
+/// `[admin.oidc]`: console sign-in through the identity provider of `[oidc]` (its issuer, client
+/// id and secret), for users holding one of `allow` in the ID token's `claim`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminOidcConfig {
+    /// The admin listener's origin as the browser reaches it (`http://127.0.0.1:9901`, or the
+    /// TLS proxy in front of it): the redirect URI registered at the IdP is
+    /// `<origin>/console/oidc/callback`.
+    #[serde(deserialize_with = "console_origin")]
+    pub origin: Origin,
+    /// The ID token claim that names the user's roles or groups: a string or an array of
+    /// strings (e.g. `groups`, `roles`).
+    pub claim: String,
+    /// The values of `claim` that may sign in (exact, case-sensitive); one is enough.
+    pub allow: Vec<String>,
+}
+
+/// An absolute `http://` or `https://` origin; the error names the key.
+fn console_origin<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Origin, D::Error> {
+    let raw = String::deserialize(d)?;
+    raw.parse::<Origin>().map_err(|e| {
+        serde::de::Error::custom(format!(
+            "[admin.oidc] origin must be the admin listener's origin as the browser reaches it, like \"http://127.0.0.1:9901\": {e}"
+        ))
+    })
+}
+
+impl AdminConfig {
+    /// Rules that span keys of `[admin]` and `[admin.oidc]`; `has_oidc`: whether `[oidc]` is set
+    /// (or was set with errors of its own).
+    pub fn problems(&self, has_oidc: bool) -> Vec<String> {
+        let Some(o) = &self.oidc else { return Vec::new() };
+        let mut out = Vec::new();
+        if !has_oidc {
+            out.push("[admin.oidc] needs an [oidc] section: the console signs in through its provider (issuer, client_id, client_secret)".into());
+        }
+        if !self.enabled {
+            out.push("[admin.oidc] is set but [admin] enabled = false: there is no console to sign in to; remove [admin.oidc]".into());
+        }
+        if self.token.as_ref().is_none_or(|t| t.0.is_empty()) {
+            out.push("[admin.oidc] needs [admin] token: the console and the management API are disabled without it (it stays the API's credential and the console's break-glass sign-in)".into());
+        }
+        if o.claim.trim().is_empty() {
+            out.push("[admin.oidc] claim is empty: name the ID token claim that holds roles or groups, e.g. claim = \"groups\"".into());
+        }
+        if o.allow.is_empty() {
+            out.push("[admin.oidc] allow is empty: nobody could sign in; list the claim values that may, e.g. allow = [\"frontgate-admins\"]".into());
+        }
+        if o.allow.iter().any(|v| v.is_empty()) {
+            out.push(
+                "[admin.oidc] allow has an empty value: list the claim values that may sign in"
+                    .into(),
+            );
+        }
+        out
     }
 }

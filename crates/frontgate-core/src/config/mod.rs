@@ -557,6 +557,9 @@ impl Config {
                 rep.at(None, "[oidc] needs an https:// public origin (the session cookie is Secure): set [server] public_url or enable tls");
             }
         }
+        for message in self.admin.problems(self.oidc.is_some() || broken.contains("oidc")) {
+            rep.at(None, message);
+        }
         let mut section_errors = self.store_config().validate(&self.data_dir);
         section_errors.extend(self.shared.validate());
         if let Some(k) = &self.api_keys {
@@ -800,6 +803,52 @@ mod tests {
         let e = parse("[upstream]\nurl = \"${FRONTGATE_TEST_SURELY_UNSET}\"\n").unwrap_err();
         assert!(e.0[0].message.contains("FRONTGATE_TEST_SURELY_UNSET"), "{}", e);
         assert_eq!(e.0[0].line, Some(2));
+    }
+
+    #[test]
+    fn admin_oidc_needs_oidc_a_token_a_claim_and_allowed_values() {
+        const OIDC: &str = "[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nsession_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n[shared]\nredis = \"redis://127.0.0.1:6379\"\n";
+        let base = "[server]\nlisten = \"127.0.0.1:8080\"\ntls = \"off\"\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n";
+        let admin = |token: &str, table: &str| {
+            format!("[admin]\n{token}\n[admin.oidc]\norigin = \"http://127.0.0.1:9901\"\n{table}\n")
+        };
+        let good = admin("token = \"t0ken\"", "claim = \"groups\"\nallow = [\"admins\"]");
+        let c = parse(&format!("{base}{OIDC}{good}")).unwrap();
+        let o = c.admin.oidc.expect("[admin.oidc]");
+        assert_eq!((o.origin.as_str(), o.claim.as_str()), ("http://127.0.0.1:9901", "groups"));
+        let refused = |text: String, needle: &str| {
+            let e = parse(&text).expect_err(needle).to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        };
+        refused(format!("{base}{good}"), "[admin.oidc] needs an [oidc] section");
+        refused(
+            format!("{base}{OIDC}{}", admin("", "claim = \"groups\"\nallow = [\"a\"]")),
+            "[admin.oidc] needs [admin] token",
+        );
+        refused(
+            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"groups\"\nallow = []")),
+            "[admin.oidc] allow is empty",
+        );
+        refused(
+            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"\"\nallow = [\"a\"]")),
+            "[admin.oidc] claim is empty",
+        );
+        refused(
+            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"g\"\nallow = [\"\"]")),
+            "[admin.oidc] allow has an empty value",
+        );
+        refused(
+            format!(
+                "{base}{OIDC}{}",
+                admin("token = \"t\"\nenabled = false", "claim = \"g\"\nallow = [\"a\"]")
+            ),
+            "[admin] enabled = false",
+        );
+        for bad in ["127.0.0.1:9901", "ftp://h", "http://h/console", "http://h/"] {
+            let text = format!("{base}{OIDC}{good}").replace("http://127.0.0.1:9901", bad);
+            refused(text, "origin");
+        }
+        refused(format!("{base}{OIDC}{good}").replace("claim =", "clam ="), "clam");
     }
 
     #[test]

@@ -33,6 +33,13 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
+/// A fresh PKCE pair (S256): the challenge for [`Provider::authorize_url`] and the verifier to
+/// keep until the code is redeemed.
+pub fn pkce_pair() -> (PkceCodeChallenge, String) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    (challenge, verifier.secret().clone())
+}
+
 /// Signature algorithms accepted for ID and logout tokens: asymmetric only, so the client
 /// secret can never be used as a verification key, and never `none`.
 const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [

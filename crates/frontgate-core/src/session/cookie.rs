@@ -17,6 +17,9 @@ pub const SESSION: &str = "__Host-frontgate";
 /// The admin console's session cookie (set by the admin listener on the same host name, and so
 /// sent by browsers to the gateway's port too: cookies are not kept apart by port).
 pub const CONSOLE: &str = "frontgate_console";
+/// Binds an admin console OIDC sign-in to the browser that started it (set by the admin
+/// listener, so it reaches the gateway's port too, like [`CONSOLE`]).
+pub const CONSOLE_LOGIN: &str = "frontgate_console_login";
 /// Binds a started login to the browser that started it (login CSRF defence).
 pub const LOGIN: &str = "__Host-frontgate-login";
 
@@ -62,10 +65,11 @@ pub fn carries_ours(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a cookie name is one of frontgate's: the session and login cookies, a clearance, or
-/// the admin console's session.
+/// the admin console's session and sign-in cookies.
 fn is_ours(name: &str) -> bool {
     name.starts_with(SESSION)
         || name == CONSOLE
+        || name == CONSOLE_LOGIN
         || name.strip_prefix("__Host-").unwrap_or(name).starts_with(CLEARANCE_PREFIX)
 }
 
@@ -136,6 +140,10 @@ mod tests {
         let mut h = headers(&["frontgate_console=s3cr3t; app=1", "my_frontgate_console=3"]);
         strip_ours(&mut h);
         assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["app=1; my_frontgate_console=3"]);
+        // And its OIDC sign-in binder.
+        let mut h = headers(&["frontgate_console_login=b1nd; app=1"]);
+        strip_ours(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["app=1"]);
     }
 
     #[test]

@@ -109,7 +109,13 @@ async fn host_guard(
         .into_iter()
         .chain(hosts.iter().map(|h| h.to_str().map_or_else(|_| String::new(), host_part)))
         .collect();
-    let allowed = &shared.config().admin.allowed_hosts;
+    let config = shared.config();
+    let mut allowed = config.admin.allowed_hosts.clone();
+    // The console's OIDC origin is a name the operator gave for this listener.
+    if let Some(o) = &config.admin.oidc {
+        allowed.push(host_part(o.origin.host_port()).to_ascii_lowercase());
+    }
+    let allowed = &allowed;
     // Every name the request gives must be allowed (an absolute target and a `Host`, say), and
     // two `Host` fields could be read either way: refused, as the gateway refuses them. A
     // request without a name (HTTP/1.0) is not a browser's.

@@ -540,3 +540,411 @@ async fn bearer_token_guesses_are_limited_like_sign_ins() {
         "{metrics}"
     );
 }
+
+/// A node whose console signs in through OIDC too: the admin listener on `admin_port`,
+/// `[admin.oidc]` with `origin = admin_origin`, claim `groups`, allowing `frontgate-admins`.
+fn oidc_console_gate(
+    port: u16,
+    admin_port: u16,
+    admin_origin: &str,
+    issuer: &str,
+    upstream: &common::Upstream,
+) -> common::Gate {
+    let origin = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("frontgate.toml");
+    let text = config(dir.path(), port, &origin, issuer, upstream, &session_key(), "").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
+    );
+    let text = format!(
+        "{text}\n[admin.oidc]\norigin = \"{admin_origin}\"\nclaim = \"groups\"\nallow = [\"frontgate-admins\"]\n"
+    );
+    std::fs::write(&path, text).expect("config");
+    let gate = common::spawn(dir, path, &["serve", "-c"]);
+    assert_eq!(gate.admin.expect("admin listener").port(), admin_port);
+    gate
+}
+
+/// Sign-in through OIDC (`[admin.oidc]`), driven by Chromium (tests/browser/console_oidc.mjs)
+/// against the real oidc-provider, whose accounts carry a `groups` claim: a member of the
+/// allowed group signs in and uses the API with the cookie and CSRF token like a token
+/// sign-in; the callback replayed is refused; a user outside the group is refused with no
+/// session. Then, over plain HTTP: a made-up state, a state from another browser (no login
+/// cookie), the limit on failures per address, the audit events naming the person, and the
+/// sign-in metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
+    let port = free_port();
+    let admin_port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    // The console under `localhost`, the IdP under `127.0.0.1`: two sites, so the IdP's redirect
+    // back is a cross-site navigation, as in production (the binder cookie must survive it, and
+    // the session cookie must be set by it).
+    let admin_origin = format!("http://localhost:{admin_port}");
+    let idp = common::oidc::Provider::start_with(common::oidc::ProviderOptions {
+        redirect_uris: vec![
+            format!("{origin}/.frontgate/callback"),
+            format!("{admin_origin}/console/oidc/callback"),
+        ],
+        account_groups: Some(
+            r#"{"alice": ["staff", "frontgate-admins"], "bob": ["staff"], "carol": "frontgate-admins"}"#
+                .into(),
+        ),
+        ..Default::default()
+    });
+    let upstream = common::Upstream::start().await;
+    let gate = oidc_console_gate(port, admin_port, &admin_origin, &idp.issuer, &upstream);
+    let admin = gate.admin.expect("admin listener");
+    let logs = || format!("--- frontgate\n{}\n--- idp\n{}", gate.logs(), idp.logs());
+
+    // The page learns whether OIDC sign-in is there, unauthenticated.
+    let (status, _, body) = common::plain_get(admin, "/console/oidc/config").await;
+    assert_eq!(status, 200);
+    let conf = common::json(&body);
+    assert_eq!(conf["enabled"], true, "{conf}");
+    assert_eq!(conf["provider"], idp.issuer.trim_start_matches("http://"), "{conf}");
+
+    ensure_browser_installed();
+    let mut cmd = Command::new("node");
+    cmd.arg("console_oidc.mjs")
+        .current_dir(browser_dir())
+        .env("ADMIN", &admin_origin)
+        .env("IDP", &idp.issuer)
+        .env("ALLOWED", "alice")
+        .env("REFUSED", "bob");
+    let run = tokio::task::spawn_blocking(move || cmd.output().expect("run node console_oidc.mjs"))
+        .await
+        .expect("browser task");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "console_oidc.mjs failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n{}",
+        logs()
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).expect("summary");
+    assert_eq!(out["actor"], "oidc:alice", "{out}");
+    let cookie = out["cookie"].as_str().expect("cookie").to_owned();
+    let csrf = out["csrf"].as_str().expect("csrf").to_owned();
+
+    // The OIDC session is a console session like any: reading needs the cookie, changing the
+    // CSRF token too.
+    let call = |method: &str, path: &str, csrf: Option<&str>| {
+        let mut r = common::req(method, path).header("cookie", &cookie);
+        if let Some(c) = csrf {
+            r = r.header("x-frontgate-csrf", c);
+        }
+        if method == "POST" {
+            r = r.header("content-type", "application/json");
+            return r
+                .body(http_body_util::Full::new(bytes::Bytes::from(r#"{"name":"by-oidc"}"#)))
+                .unwrap();
+        }
+        r.body(http_body_util::Full::default()).unwrap()
+    };
+    let (status, _, body) = common::plain_send(admin, call("GET", "/admin/v1/keys", None)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::plain_send(admin, call("POST", "/admin/v1/keys", None)).await.0, 403);
+    let (status, _, body) =
+        common::plain_send(admin, call("POST", "/admin/v1/keys", Some(&csrf))).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+
+    // A callback whose state was never issued.
+    let get = |path: String, cookie: Option<String>| {
+        let mut r = http::Request::builder()
+            .method("GET")
+            .uri(path)
+            .header("host", admin_origin.trim_start_matches("http://"));
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.body(http_body_util::Full::default()).unwrap()
+    };
+    let (status, _, body) = common::plain_send(
+        admin,
+        get("/console/oidc/callback?state=made-up&code=whatever".into(), None),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("unknown, expired or already used"));
+
+    // A real state, brought back by a browser that did not start the sign-in (no login
+    // cookie): refused, and the state is spent for the rightful browser too.
+    let (status, headers, _) =
+        common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
+    assert_eq!(status, 303, "{}", logs());
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&format!("{}/auth?", idp.issuer)), "{location}");
+    for needle in ["code_challenge_method=S256", "nonce=", "state=", "response_type=code"] {
+        assert!(location.contains(needle), "{needle} in {location}");
+    }
+    let set = headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with("frontgate_console_login=") && set.contains("HttpOnly"), "{set}");
+    let binder = set.split(';').next().unwrap().to_owned();
+    let state = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .expect("state")
+        .to_owned();
+    let callback = format!("/console/oidc/callback?state={state}&code=whatever");
+    let (status, _, body) = common::plain_send(admin, get(callback.clone(), None)).await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("did not start this sign-in"));
+    let (status, _, body) = common::plain_send(admin, get(callback, Some(binder))).await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("already used"));
+    // That was the fifth failure from this address (replay, bob, made-up, other browser,
+    // spent): sign-in is limited now, OIDC and token alike.
+    let (status, headers, _) =
+        common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+
+    // The audit log names the person, for the sign-in and what the session did. (Read from
+    // another address: this one is limited, bearer calls included.)
+    let (status, audit) = common::api_keys::admin_call_from(
+        Some(std::net::IpAddr::from([127, 0, 0, 2])),
+        admin,
+        Some(ADMIN_TOKEN),
+        "GET",
+        "/admin/v1/audit?limit=100",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let events = audit["events"].as_array().expect("events");
+    let find = |action: &str, actor: &str| {
+        events.iter().filter(|e| e["action"] == action && e["actor"] == actor).collect::<Vec<_>>()
+    };
+    let signed_in = find("console.sign_in", "oidc:alice");
+    assert_eq!(signed_in.len(), 1, "{audit}");
+    assert_eq!(signed_in[0]["detail"]["method"], "oidc", "{audit}");
+    assert_eq!(find("api_key.create", "oidc:alice").len(), 1, "{audit}");
+    let bob = find("console.sign_in_refused", "oidc:bob");
+    assert_eq!(bob.len(), 1, "{audit}");
+    assert_eq!(bob[0]["detail"]["reason"], "not_allowed", "{audit}");
+    let reasons: Vec<&str> = find("console.sign_in_refused", "anonymous")
+        .iter()
+        .filter_map(|e| e["detail"]["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["bad_state", "other_browser", "bad_state", "bad_state"], "{audit}");
+
+    let metrics = gate.metrics().await;
+    let count = |method: &str, result: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("frontgate_console_signins_total{")
+                    && l.contains(&format!("method=\"{method}\""))
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count("oidc", "success"), 1.0, "{metrics}");
+    assert_eq!(count("oidc", "failure"), 5.0, "{metrics}");
+    assert_eq!(count("oidc", "limited"), 1.0, "{metrics}");
+    assert_eq!(count("oidc", "started"), 3.0, "{metrics}");
+}
+
+/// `frontgate check` and `serve` refuse the same `[admin.oidc]` mistakes, each message naming
+/// the key: no `[oidc]` to sign in through, no admin token, an empty allow list or claim, an
+/// origin that is not an absolute http(s) origin, a disabled admin listener.
+#[test]
+fn check_and_serve_refuse_admin_oidc_without_what_it_needs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let oidc = format!(
+        "[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"\nsession_key = \"{}\"\n",
+        session_key()
+    );
+    let base = |admin: &str, with_oidc: bool, table: &str| {
+        format!(
+            "data_dir = {data:?}\n[server]\nlisten = \"127.0.0.1:0\"\ntls = \"off\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin}\n{o}\n[admin.oidc]\n{table}\n",
+            data = dir.path().join("data").display().to_string(),
+            o = if with_oidc { oidc.as_str() } else { "" },
+        )
+    };
+    let good_table = "origin = \"http://127.0.0.1:9901\"\nclaim = \"groups\"\nallow = [\"admins\"]";
+    let token = "token = \"an-admin-token-0123456789abcdef\"";
+    let cases = [
+        (base(token, false, good_table), "[admin.oidc] needs an [oidc] section"),
+        (base("", true, good_table), "[admin.oidc] needs [admin] token"),
+        (
+            base(token, true, &good_table.replace("[\"admins\"]", "[]")),
+            "[admin.oidc] allow is empty",
+        ),
+        (
+            base(token, true, &good_table.replace("\"groups\"", "\"\"")),
+            "[admin.oidc] claim is empty",
+        ),
+        (
+            base(&format!("{token}\nenabled = false"), true, good_table),
+            "[admin.oidc] is set but [admin] enabled = false",
+        ),
+        (
+            base(token, true, &good_table.replace("http://127.0.0.1:9901", "127.0.0.1:9901")),
+            "origin",
+        ),
+        (
+            base(token, true, &good_table.replace("http://127.0.0.1:9901", "http://h/console")),
+            "origin",
+        ),
+    ];
+    let run = |args: &[&str], path: &std::path::Path| {
+        Command::new(common::BIN)
+            .args(args)
+            .arg(path)
+            .env_remove("FRONTGATE_CONFIG")
+            .env_remove("FRONTGATE_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run frontgate")
+    };
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, base(token, true, good_table)).expect("write");
+    let out = run(&["check", "-c"], &good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (i, (text, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, text).expect("write");
+        for args in [&["check", "-c"][..], &["serve", "-c"][..]] {
+            let out = run(args, &path);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {needle}: {stderr}");
+            assert!(stderr.contains(needle), "{args:?}: expected {needle}: {stderr}");
+        }
+    }
+}
+
+/// No console session the audit log does not show: when the audit event of a sign-in cannot
+/// be written (PostgreSQL refuses inserts into `audit_events`, by a trigger), the sign-in is
+/// refused with 503 and sets no cookie; a wrong token stays refused (401) and the bearer API
+/// keeps reading. Once the log is writable again, sign-in works, and both sign-ins that
+/// happened are in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_whose_audit_event_cannot_be_written_opens_no_session() {
+    let upstream = common::Upstream::start().await;
+    let pg = common::stores::PgDb::create();
+    let store = format!("[store]\nurl = \"{}\"\n", pg.url());
+    let g =
+        common::api_keys::start_with_token(&common::api_keys::keyed_config(&upstream, &store, ""));
+    let admin = g.admin.expect("admin");
+    let sign_in = |token: &str| {
+        common::req("POST", "/admin/v1/console/session")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::json!({ "token": token }).to_string(),
+            )))
+            .unwrap()
+    };
+    let (status, headers, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("set-cookie"));
+
+    pg.sql(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'the audit log is read-only'; END $$ LANGUAGE plpgsql",
+    );
+    pg.sql("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()");
+    let (status, headers, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(common::json(&body)["code"], "store_unavailable");
+    assert!(!headers.contains_key("set-cookie"), "no session without its audit event");
+    let (status, _, _) = common::plain_send(admin, sign_in("not-the-token")).await;
+    assert_eq!(status, 401, "a refusal stays a refusal when its event cannot be written");
+    let (status, keys) = admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+
+    pg.sql("DROP TRIGGER refuse_audit ON audit_events");
+    let (status, _, body) = common::plain_send(admin, sign_in(ADMIN_TOKEN)).await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let (_, audit) =
+        admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/audit?limit=100", None).await;
+    let signed_in: Vec<&serde_json::Value> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["action"] == "console.sign_in")
+        .collect();
+    assert_eq!(signed_in.len(), 2, "{audit}");
+    for e in signed_in {
+        assert_eq!(e["detail"]["method"], "token", "{audit}");
+        assert!(e["actor"].as_str().unwrap_or("").starts_with("console:"), "{audit}");
+    }
+    let metrics = g.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("frontgate_console_signins_total{")
+            && l.contains("method=\"token\"")
+            && l.contains("result=\"unavailable\"")
+            && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}
+
+/// A flood of OIDC sign-in starts cannot grow the node's memory without limit: from one address
+/// only 20 start per window (then 429); from 400 addresses (127.0.0.0/8 sources) at most 256 are
+/// pending at once, and every later start (2164 of them) is refused with 503 (failing closed).
+/// The node's resident memory is printed along the way, for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_oidc_sign_in_starts_is_bounded_and_fails_closed() {
+    let (port, admin_port) = (free_port(), free_port());
+    let admin_origin = format!("http://127.0.0.1:{admin_port}");
+    let idp = common::oidc::Provider::start_with(common::oidc::ProviderOptions {
+        redirect_uris: vec![format!("{admin_origin}/console/oidc/callback")],
+        ..Default::default()
+    });
+    let upstream = common::Upstream::start().await;
+    let gate = oidc_console_gate(port, admin_port, &admin_origin, &idp.issuer, &upstream);
+    let admin = gate.admin.expect("admin listener");
+    let rss = || {
+        std::fs::read_to_string(format!("/proc/{}/status", gate.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l[6..].trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let start_from = |src: std::net::IpAddr| {
+        let host = admin_origin.trim_start_matches("http://").to_owned();
+        async move {
+            let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+            sock.bind(std::net::SocketAddr::new(src, 0)).expect("bind a loopback source");
+            let tcp = sock.connect(admin).await.expect("connect");
+            let (mut s, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let r = http::Request::builder()
+                .uri("/console/oidc/login")
+                .header("host", host)
+                .body(http_body_util::Full::<bytes::Bytes>::default())
+                .unwrap();
+            s.send_request(r).await.expect("answer").status().as_u16()
+        }
+    };
+    let before = rss();
+    let mut one = std::collections::BTreeMap::<u16, u32>::new();
+    for _ in 0..100 {
+        *one.entry(start_from("127.0.0.1".parse().unwrap()).await).or_default() += 1;
+    }
+    assert_eq!(one, [(303, 20), (429, 80)].into_iter().collect(), "{}", gate.logs());
+    let mut many = std::collections::BTreeMap::<u16, u32>::new();
+    for i in 0..400u32 {
+        let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_1000 + i));
+        *many.entry(start_from(src).await).or_default() += 1;
+    }
+    // 20 are pending from 127.0.0.1 already: 236 more fit.
+    assert_eq!(many, [(303, 236), (503, 164)].into_iter().collect(), "{}", gate.logs());
+    let full = rss();
+    // Full: 2000 more addresses are all refused.
+    for i in 0..2000u32 {
+        let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_2000 + i));
+        assert_eq!(start_from(src).await, 503);
+    }
+    eprintln!(
+        "frontgate VmRSS before the flood: {before}; after 500 starts (full): {full}; after 2000 more: {}",
+        rss()
+    );
+}

@@ -158,7 +158,7 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
     let text = doc("config.md");
     // (heading in docs/config.md, section headers whose keys it documents, keys that are
     // sub-sections documented under their own heading).
-    let sections: [(&str, &[&str], &[&str]); 19] = [
+    let sections: [(&str, &[&str], &[&str]); 20] = [
         (
             "## Top level",
             &[""],
@@ -184,7 +184,8 @@ fn config_md_documents_every_key_the_parser_accepts_and_no_other() {
         ("## `[server]`", &["[server]"], &[]),
         ("## `[upstream]`", &["[upstream]"], &[]),
         ("## `[frontend]`", &["[frontend]"], &[]),
-        ("## `[admin]`", &["[admin]"], &[]),
+        ("## `[admin]`", &["[admin]"], &["oidc"]),
+        ("## `[admin.oidc]`", &["[admin.oidc]"], &[]),
         ("## `[cors]`", &["[cors]"], &[]),
         ("## `[store]`", &["[store]"], &[]),
         ("## `[shared]`", &["[shared]"], &[]),

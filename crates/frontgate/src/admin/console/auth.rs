@@ -1,7 +1,8 @@
 //! The console's sign-in state, kept in this process: cookie sessions (a random id the browser
 //! holds in an HttpOnly, SameSite=Strict cookie; only its SHA-256 is kept here, with the
-//! session's CSRF token and expiry) and the per-address limit on failed sign-ins. Both are
-//! bounded, so a flood of sign-ins cannot grow memory without limit.
+//! session's CSRF token and expiry), the per-address limit on failed sign-ins, and the OIDC
+//! sign-ins started and not yet completed (with their own per-address limit). All are bounded,
+//! so a flood of sign-ins cannot grow memory without limit.
 //!
 //! Sessions are per node: the admin listener is per node, and signing in to one node's console
 //! gives no access to another's.
@@ -31,6 +32,12 @@ pub const WINDOW_SECS: i64 = 300;
 /// Addresses tracked by the limiter at most; when full and none has expired, every sign-in
 /// is refused until one does (failing closed rather than forgetting a guesser).
 pub const MAX_TRACKED: usize = 4096;
+/// OIDC sign-ins each client address may start per [`WINDOW_SECS`] (each keeps a pending entry
+/// and calls the identity provider).
+pub const MAX_STARTS: u32 = 20;
+/// OIDC sign-ins started and not completed, at most, per node; when full (none expired), new
+/// starts are refused until one completes or expires (failing closed).
+pub const MAX_PENDING: usize = 256;
 
 /// One console session (keyed by the SHA-256 of its cookie value).
 #[derive(Clone, Debug)]
@@ -39,8 +46,37 @@ pub struct ConsoleSession {
     pub created_at: i64,
     pub idle_expires_at: i64,
     pub absolute_expires_at: i64,
-    /// A short, non-secret label for audit events: `console:<first 8 hex of the key>`.
+    /// A short, non-secret label for audit events: `console:<first 8 hex of the key>` for a
+    /// token sign-in, `oidc:<subject>` for an OIDC one.
     pub actor: String,
+}
+
+/// An OIDC sign-in started and not yet completed, kept under the SHA-256 of its `state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// SHA-256 (hex) of the login cookie of the browser that started it.
+    pub binder: String,
+    pub nonce: String,
+    pub verifier: String,
+    pub expires_at: i64,
+}
+
+/// Why an OIDC sign-in may not start.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartRefused {
+    /// This address started too many; try again after this many seconds.
+    Limited(i64),
+    /// Too many sign-ins are pending on this node.
+    Full,
+}
+
+/// Why a callback's state is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TakeRefused {
+    /// Unknown, already used or expired.
+    Unknown,
+    /// Started by another browser (its login cookie is missing or another).
+    OtherBrowser,
 }
 
 impl ConsoleSession {
@@ -61,15 +97,17 @@ pub enum Admission {
 pub struct ConsoleAuth {
     sessions: Mutex<HashMap<String, ConsoleSession>>,
     failures: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    starts: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    pending: Mutex<HashMap<String, PendingLogin>>,
 }
 
-fn random_token() -> String {
+pub fn random_token() -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the OS random source");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn key_of(cookie: &str) -> String {
+pub fn key_of(cookie: &str) -> String {
     Sha256::digest(cookie.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -136,16 +174,88 @@ impl ConsoleAuth {
         e.1 += 1;
     }
 
+    /// Counts an OIDC sign-in started from `ip` and keeps it under its `state` until
+    /// [`ConsoleAuth::take_login`]; refused past [`MAX_STARTS`] per address and window, or
+    /// when [`MAX_PENDING`] sign-ins are pending.
+    pub fn start_login(
+        &self,
+        ip: IpAddr,
+        state: &str,
+        login: PendingLogin,
+        now: i64,
+    ) -> Result<(), StartRefused> {
+        {
+            let mut f = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+            if f.len() >= MAX_TRACKED && !f.contains_key(&ip) {
+                f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+                if f.len() >= MAX_TRACKED {
+                    let soonest = f.values().map(|(s, _)| s + WINDOW_SECS - now).min();
+                    return Err(StartRefused::Limited(soonest.unwrap_or(1).max(1)));
+                }
+            }
+            let e = f.entry(ip).or_insert((now, 0));
+            if now >= e.0 + WINDOW_SECS {
+                *e = (now, 0);
+            }
+            if e.1 >= MAX_STARTS {
+                return Err(StartRefused::Limited((e.0 + WINDOW_SECS - now).max(1)));
+            }
+            e.1 += 1;
+        }
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() >= MAX_PENDING {
+            p.retain(|_, l| l.expires_at > now);
+            if p.len() >= MAX_PENDING {
+                return Err(StartRefused::Full);
+            }
+        }
+        p.insert(key_of(state), login);
+        Ok(())
+    }
+
+    /// Takes the sign-in a callback's `state` names, once: a second call with the same state
+    /// (a replay) finds nothing, and so does one after it expired. `cookie`: the browser's
+    /// login cookie, which must be the one the sign-in was started with.
+    pub fn take_login(
+        &self,
+        state: &str,
+        cookie: Option<&str>,
+        now: i64,
+    ) -> Result<PendingLogin, TakeRefused> {
+        let taken = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&key_of(state));
+        let login = taken.filter(|l| l.expires_at > now).ok_or(TakeRefused::Unknown)?;
+        match cookie {
+            Some(c) if !c.is_empty() && same_secret(&key_of(c), &login.binder) => Ok(login),
+            _ => Err(TakeRefused::OtherBrowser),
+        }
+    }
+
+    /// OIDC sign-ins pending now (expired ones included until the next start sweeps them).
+    pub fn pending_len(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// A new session: returns the cookie value (the only copy of it) and the session.
     pub fn open(&self, now: i64) -> (String, ConsoleSession) {
+        self.open_as(now, None)
+    }
+
+    /// A new session whose audit actor is `actor` (`None`: `console:<8 hex of its key>`).
+    pub fn open_as(&self, now: i64, actor: Option<String>) -> (String, ConsoleSession) {
         let cookie = random_token();
-        let key = key_of(&cookie);
+        let s = self.open_with(&cookie, now, actor);
+        (cookie, s)
+    }
+
+    /// A new session for a cookie value the caller drew with [`random_token`].
+    pub fn open_with(&self, cookie: &str, now: i64, actor: Option<String>) -> ConsoleSession {
+        let key = key_of(cookie);
         let s = ConsoleSession {
             csrf: random_token(),
             created_at: now,
             idle_expires_at: now + IDLE_SECS,
             absolute_expires_at: now + ABSOLUTE_SECS,
-            actor: format!("console:{}", &key[..8]),
+            actor: actor.unwrap_or_else(|| format!("console:{}", &key[..8])),
         };
         let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         m.retain(|_, v| v.expires_at() > now);
@@ -157,7 +267,7 @@ impl ConsoleAuth {
             m.remove(&oldest);
         }
         m.insert(key, s.clone());
-        (cookie, s)
+        s
     }
 
     /// The live session a cookie value names, its idle timer restarted; `None` when unknown or
@@ -180,9 +290,10 @@ impl ConsoleAuth {
         m.remove(&key_of(cookie)).is_some()
     }
 
-    /// Ends every console session (the admin token changed).
+    /// Ends every console session and pending sign-in (the admin token changed).
     pub fn close_all(&self) {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     pub fn len(&self) -> usize {
@@ -315,5 +426,63 @@ mod tests {
         assert_eq!(a.failures.lock().unwrap().len(), MAX_TRACKED);
         // Once the window has passed, the old entries make room.
         assert_eq!(a.admit(fresh, WINDOW_SECS), Admission::Allowed);
+    }
+
+    fn pending(binder: &str, expires_at: i64) -> PendingLogin {
+        PendingLogin { binder: key_of(binder), nonce: "n".into(), verifier: "v".into(), expires_at }
+    }
+
+    #[test]
+    fn a_started_login_is_taken_once_by_the_browser_that_started_it() {
+        let a = ConsoleAuth::new();
+        a.start_login(IP, "state-1", pending("binder-1", 100), 0).unwrap();
+        assert_eq!(a.take_login("state-1", Some("binder-1"), 1).unwrap().nonce, "n");
+        assert_eq!(a.take_login("state-1", Some("binder-1"), 1), Err(TakeRefused::Unknown));
+        assert_eq!(a.take_login("never", Some("binder-1"), 1), Err(TakeRefused::Unknown));
+        // Another browser's callback burns the state: the rightful one cannot use it after.
+        a.start_login(IP, "state-2", pending("binder-2", 100), 0).unwrap();
+        assert_eq!(a.take_login("state-2", Some("binder-1"), 1), Err(TakeRefused::OtherBrowser));
+        assert_eq!(a.take_login("state-2", Some("binder-2"), 1), Err(TakeRefused::Unknown));
+        a.start_login(IP, "state-3", pending("binder-3", 100), 0).unwrap();
+        assert_eq!(a.take_login("state-3", None, 1), Err(TakeRefused::OtherBrowser));
+        // Expired.
+        a.start_login(IP, "state-4", pending("binder-4", 100), 0).unwrap();
+        assert_eq!(a.take_login("state-4", Some("binder-4"), 100), Err(TakeRefused::Unknown));
+    }
+
+    #[test]
+    fn login_starts_are_limited_per_address_and_pending_ones_are_bounded() {
+        let a = ConsoleAuth::new();
+        for i in 0..MAX_STARTS {
+            a.start_login(IP, &format!("s{i}"), pending("b", 1000), 0).unwrap();
+        }
+        assert_eq!(
+            a.start_login(IP, "one-more", pending("b", 1000), 10),
+            Err(StartRefused::Limited(WINDOW_SECS - 10))
+        );
+        // A new window for this address.
+        a.start_login(IP, "later", pending("b", 1000), WINDOW_SECS).unwrap();
+        // Many addresses: the pending map stops at MAX_PENDING and refuses until one expires.
+        let b = ConsoleAuth::new();
+        for i in 0..MAX_PENDING as u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            b.start_login(ip, &format!("s{i}"), pending("b", 50), 0).unwrap();
+        }
+        let fresh: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(b.start_login(fresh, "x", pending("b", 100), 1), Err(StartRefused::Full));
+        assert_eq!(b.pending_len(), MAX_PENDING);
+        // Once the pending ones expired, they make room.
+        b.start_login(fresh, "y", pending("b", 100), 50).unwrap();
+        assert_eq!(b.pending_len(), 1);
+        b.close_all();
+        assert_eq!(b.pending_len(), 0);
+    }
+
+    #[test]
+    fn a_session_can_carry_a_named_actor() {
+        let a = ConsoleAuth::new();
+        let (cookie, s) = a.open_as(0, Some("oidc:alice".into()));
+        assert_eq!(s.actor, "oidc:alice");
+        assert_eq!(a.touch(&cookie, 1).unwrap().actor, "oidc:alice");
     }
 }

@@ -8,6 +8,7 @@
 //! state-changing call without the session's CSRF token.
 
 pub mod auth;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 
 use super::{AdminHost, Host};
 use crate::problem::{Code, Problem};
+use crate::store::audit::{self, AuditEvent};
 use auth::{Admission, ConsoleAuth, ConsoleSession};
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -48,6 +50,7 @@ pub fn routes() -> Router<Host> {
         .route("/console/app.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
         .route("/console/icon.svg", get(|| async { asset(ICON, "image/svg+xml") }))
         .route(SESSION_PATH, get(session_info).post(sign_in).delete(sign_out))
+        .merge(oidc::routes())
 }
 
 /// The console's state on this node, kept across reloads; a new admin token starts a fresh
@@ -169,6 +172,32 @@ pub fn authenticate(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<Strin
     ))
 }
 
+/// A sign-in (`console.sign_in`) or a refused one (`console.sign_in_refused`) as an audit event,
+/// when there is an SQL store (it is logged always). `Err` when the write failed.
+async fn audit_sign_in(
+    shared: &dyn AdminHost,
+    ok: bool,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<(), ()> {
+    let action = if ok { "console.sign_in" } else { "console.sign_in_refused" };
+    tracing::info!(actor = %actor, action, %detail, "console sign-in audit");
+    let Some(db) = shared.services().db().cloned() else { return Ok(()) };
+    let event = AuditEvent::now(actor, action, "console", detail);
+    let t = shared.services().store_timeout();
+    let written = shared
+        .services()
+        .run(async move { crate::store::deadline(t, audit::record(&db, &event)).await })
+        .await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        _ => {
+            tracing::error!(actor = %actor, action, "console sign-in audit event not written");
+            Err(())
+        }
+    }
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -287,7 +316,8 @@ async fn sign_in(
     let ip = peer.ip();
     let t = now();
     if let Admission::Limited(after) = console.admit(ip, t) {
-        metrics::counter!("frontgate_console_signins_total", "result" => "limited").increment(1);
+        metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "limited")
+            .increment(1);
         let mut r = problem(
             Problem::new(Code::RateLimited)
                 .with_detail("Too many wrong tokens from this address; try again later."),
@@ -309,8 +339,12 @@ async fn sign_in(
     };
     if req.token.is_empty() || !auth::same_secret(&req.token, &token) {
         console.failed(ip, t);
-        metrics::counter!("frontgate_console_signins_total", "result" => "failure").increment(1);
+        metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "failure")
+            .increment(1);
         tracing::warn!(client = %ip, "console sign-in with a wrong admin token");
+        // Best effort: the attempt is refused whether or not the event is written.
+        let detail = serde_json::json!({ "method": "token", "client": ip.to_string(), "reason": "wrong_token" });
+        let _ = audit_sign_in(&*shared, false, "anonymous", detail).await;
         return problem(
             Problem::new(Code::Unauthenticated).with_detail("That is not the admin token."),
         );
@@ -319,8 +353,21 @@ async fn sign_in(
     if let Some(old) = cookie_value(&headers) {
         console.close(old);
     }
-    let (cookie, session) = console.open(t);
-    metrics::counter!("frontgate_console_signins_total", "result" => "success").increment(1);
+    // The event is written before the session exists: none that the audit log would not show.
+    // Its actor is the session's, which is known only once it is open, so the key is chosen here.
+    let cookie = auth::random_token();
+    let actor = format!("console:{}", &auth::key_of(&cookie)[..8]);
+    let detail = serde_json::json!({ "method": "token", "client": ip.to_string() });
+    if audit_sign_in(&*shared, true, &actor, detail).await.is_err() {
+        metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "unavailable")
+            .increment(1);
+        return problem(Problem::new(Code::StoreUnavailable).with_detail(
+            "The audit log cannot be written, so no console session is opened; try again later.",
+        ));
+    }
+    let session = console.open_with(&cookie, t, Some(actor));
+    metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "success")
+        .increment(1);
     tracing::info!(client = %ip, actor = %session.actor, "console sign-in");
     let mut r = json(StatusCode::CREATED, session_body(&session));
     r.headers_mut().insert(header::SET_COOKIE, set_cookie(&cookie, auth::ABSOLUTE_SECS));

@@ -8,7 +8,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
 
 use super::stores::{self, Backend, PgDb};
-use super::{Gate, TlsClient, Upstream, plain_send, req};
+use super::{Gate, TlsClient, Upstream, req};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const HASH_SECRET: &str = "test-hash-secret-0123456789abcdef0123";

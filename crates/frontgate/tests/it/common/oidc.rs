@@ -39,6 +39,8 @@ pub struct ProviderOptions {
     pub access_token_ttl: Option<u64>,
     pub id_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
+    /// JSON object: account id -> its `groups` claim (a string or an array), in the ID token.
+    pub account_groups: Option<String>,
 }
 
 /// A running oidc-provider.
@@ -73,6 +75,9 @@ impl Provider {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(groups) = &opts.account_groups {
+            cmd.env("OIDC_ACCOUNT_GROUPS", groups);
+        }
         if let Some(uri) = &opts.backchannel_logout_uri {
             cmd.env("OIDC_BACKCHANNEL_LOGOUT_URI", uri);
         }

@@ -27,12 +27,17 @@ pub fn redis_prefix() -> String {
 
 /// Runs SQL on the admin database, on a throwaway runtime (usable from sync and async code).
 fn admin_sql(sql: String) {
+    sql_on(PG_ADMIN_URL.to_owned(), sql)
+}
+
+/// Runs SQL on the database at `url`, on a throwaway runtime.
+fn sql_on(url: String, sql: String) {
     std::thread::spawn(move || {
         let rt =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
             use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(PG_ADMIN_URL)
+            let mut c = sqlx::PgConnection::connect(&url)
                 .await
                 .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
             sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.expect("admin SQL");
@@ -56,6 +61,11 @@ impl PgDb {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Runs one SQL statement in this database (as the superuser).
+    pub fn sql(&self, sql: &str) {
+        sql_on(self.url(), sql.to_owned())
     }
 
     /// Cuts the connections that are waiting on `LISTEN` (the gateways' event listeners).

@@ -507,6 +507,15 @@
 
   // ---- start ---------------------------------------------------------------------------------
 
+  // OIDC sign-in ([admin.oidc]): its button shows only when it is configured.
+  fetch('/console/oidc/config', { credentials: 'same-origin', cache: 'no-store' })
+    .then((r) => (r.ok ? r.json() : { enabled: false }))
+    .then((c) => {
+      if (!c.enabled) return;
+      $('oidc-link').textContent = `Sign in with ${c.provider}`;
+      $('oidc-signin').hidden = false;
+    }, () => {});
+
   // A page load with a live session cookie picks the session up (and its CSRF token).
   api('GET', '/admin/v1/console/session').then(signedIn, () => showSignIn(''));
 })();
