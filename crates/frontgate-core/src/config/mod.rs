@@ -812,7 +812,10 @@ mod tests {
         let admin = |token: &str, table: &str| {
             format!("[admin]\n{token}\n[admin.oidc]\norigin = \"http://127.0.0.1:9901\"\n{table}\n")
         };
-        let good = admin("token = \"t0ken\"", "claim = \"groups\"\nallow = [\"admins\"]");
+        let good = admin(
+            "token = \"t0ken-0123456789abcdef0123\"",
+            "claim = \"groups\"\nallow = [\"admins\"]",
+        );
         let c = parse(&format!("{base}{OIDC}{good}")).unwrap();
         let o = c.admin.oidc.expect("[admin.oidc]");
         assert_eq!((o.origin.as_str(), o.claim.as_str()), ("http://127.0.0.1:9901", "groups"));
@@ -826,21 +829,33 @@ mod tests {
             "[admin.oidc] needs [admin] token",
         );
         refused(
-            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"groups\"\nallow = []")),
+            format!(
+                "{base}{OIDC}{}",
+                admin("token = \"t-0123456789abcdef01234567\"", "claim = \"groups\"\nallow = []")
+            ),
             "[admin.oidc] allow is empty",
         );
         refused(
-            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"\"\nallow = [\"a\"]")),
+            format!(
+                "{base}{OIDC}{}",
+                admin("token = \"t-0123456789abcdef01234567\"", "claim = \"\"\nallow = [\"a\"]")
+            ),
             "[admin.oidc] claim is empty",
         );
         refused(
-            format!("{base}{OIDC}{}", admin("token = \"t\"", "claim = \"g\"\nallow = [\"\"]")),
+            format!(
+                "{base}{OIDC}{}",
+                admin("token = \"t-0123456789abcdef01234567\"", "claim = \"g\"\nallow = [\"\"]")
+            ),
             "[admin.oidc] allow has an empty value",
         );
         refused(
             format!(
                 "{base}{OIDC}{}",
-                admin("token = \"t\"\nenabled = false", "claim = \"g\"\nallow = [\"a\"]")
+                admin(
+                    "token = \"t-0123456789abcdef01234567\"\nenabled = false",
+                    "claim = \"g\"\nallow = [\"a\"]"
+                )
             ),
             "[admin] enabled = false",
         );
