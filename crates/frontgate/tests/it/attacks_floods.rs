@@ -1,7 +1,8 @@
 //! Floods at the gateway's own endpoints and per-key state: proof-of-work challenge issuing at
 //! the most expensive level (one address, many addresses in one /64, many /64s), verify
 //! floods with invalid solutions, API-key guessing with random well-formed keys, and
-//! rate-limiter key floods, and login starts against the oidc-provider fixture. Each measures frontgate's CPU time and resident memory per
+//! rate-limiter key floods, and login starts against the oidc-provider fixture (which store
+//! nothing). Each measures frontgate's CPU time and resident memory per
 //! 10 000 attacker requests against a baseline measured in the same run (the cheapest answer
 //! the gateway gives, a 404), prints them (`ATTACK-FIGURE`, collected by `bench/attacks.sh`
 //! for docs/security.md) and asserts only what is robust: counts of expensive operations
@@ -395,8 +396,28 @@ fn data_dir_bytes(gate: &Gate) -> u64 {
         .unwrap_or(0)
 }
 
+/// Rows in the session store's tables: sessions, and single-use entries (`oidc_pending`: the
+/// markers of completed logins and of used logout tokens).
+async fn session_store_rows(gate: &Gate) -> (i64, i64) {
+    use sqlx::ConnectOptions;
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(gate.dir.path().join("data").join("frontgate.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open the gateway's SQLite store read-only");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&mut c).await.unwrap();
+    let single_use: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM oidc_pending").fetch_one(&mut c).await.unwrap();
+    (sessions, single_use)
+}
+
+/// A login start is stateless: the started login is sealed into the browser's cookie, so a
+/// flood of starts from many /64s (each under its own `login_rate_limit` budget) leaves the
+/// store as it was, rows and bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_start_floods_are_limited_per_client_and_their_store_growth_measured() {
+async fn login_start_floods_are_limited_per_client_and_store_nothing() {
     use crate::common::oidc::{CLIENT_ID, CLIENT_SECRET, Provider};
     let idp = Provider::start();
     let up = Upstream::start().await;
@@ -413,8 +434,12 @@ async fn login_start_floods_are_limited_per_client_and_their_store_growth_measur
     let n = 1_000 * scale();
     let base = baseline(&gate, n).await;
     let login = |ip: String| get("/.frontgate/login?return_to=/", Some(ip));
-    // One address: login_rate_limit (30/min) starts 30 logins, then 429 before any store write.
-    let store_before = data_dir_bytes(&gate);
+    // Discovery first, so the floods measure starts and not the first one's IdP round trip.
+    let (s, _) = measured(&gate, 1, 1, move |_| login("203.0.113.19".into())).await;
+    assert_eq!(s.get(302), 1, "{:?}", s.0);
+    let rows_before = session_store_rows(&gate).await;
+    let bytes_before = data_dir_bytes(&gate);
+    // One address: login_rate_limit (30/min) starts 30 logins, then 429.
     let (s, one) = measured(&gate, n, 4, move |_| login("203.0.113.20".into())).await;
     figure(
         "floods",
@@ -423,24 +448,26 @@ async fn login_start_floods_are_limited_per_client_and_their_store_growth_measur
     );
     assert!(s.get(302) <= 32 && s.get(302) >= 1, "{:?}", s.0);
     assert_eq!(s.get(302) + s.get(429), n, "{:?}", s.0);
-    // One /64 each: every request is a first login for its client, so each stores a pending
-    // login (state, nonce, PKCE verifier) for login_timeout.
-    let mid = data_dir_bytes(&gate);
-    let (s, many) = measured(&gate, n, 4, move |i| {
+    // One /64 each: every request is a first login for its client and gets its redirect and its
+    // sealed login cookie; nothing is stored.
+    let many_n = 10_000 * scale();
+    let (s, many) = measured(&gate, many_n, 4, move |i| {
         login(format!("2001:db8:{:x}:{:x}::1", 0x300 + (i >> 16), i & 0xffff))
     })
     .await;
-    // The WAL is written as it goes; give a checkpoint no chance to hide the growth.
-    let after = data_dir_bytes(&gate);
+    let rows_after = session_store_rows(&gate).await;
+    let bytes_after = data_dir_bytes(&gate);
     figure(
         "floods",
         "login_start_many_64s",
         json!({"cost": many.json(Some(&base)), "statuses": s.json(),
-               "store_bytes_before": store_before, "store_bytes_after_one_address": mid,
-               "store_bytes_after": after,
-               "store_bytes_per_10k": (after.saturating_sub(mid)) * 10_000 / n}),
+               "store_rows_before": [rows_before.0, rows_before.1],
+               "store_rows_after": [rows_after.0, rows_after.1],
+               "store_bytes_before": bytes_before, "store_bytes_after": bytes_after}),
     );
-    assert_eq!(s.get(302), n, "{:?}", s.0);
+    assert_eq!(s.get(302), many_n, "{:?}", s.0);
+    assert_eq!(rows_after, rows_before, "login starts wrote to the store");
+    assert_eq!(bytes_after, bytes_before, "the SQLite data dir changed under login starts");
     assert!(many.rss_growth_kib() < 64 * 1024, "RSS grew by {} KiB", many.rss_growth_kib());
 }
 
