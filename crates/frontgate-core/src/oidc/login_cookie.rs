@@ -132,7 +132,7 @@ pub fn to_clear(headers: &HeaderMap, now: i64) -> Vec<String> {
     }
     // Newest first; a stable sort of the reversed list keeps the later of equal expiries first.
     found.reverse();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found
         .into_iter()
         .enumerate()
