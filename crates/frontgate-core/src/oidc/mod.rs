@@ -143,8 +143,25 @@ impl Oidc {
         Ok(r)
     }
 
-    /// `GET /.frontgate/callback?code=...&state=...`
+    /// `GET /.frontgate/callback?code=...&state=...`. The login cookie of the state it names
+    /// goes whatever the outcome (used or refused), so the same callback again finds nothing.
     async fn callback(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
+        let clear = query_param(head.uri.query(), "state")
+            .map(|state| cookie::clear(&login_cookie::name(&state)));
+        let Some(clear) = clear else { return self.complete_login(head).await };
+        match self.complete_login(head).await {
+            Ok(mut r) => {
+                r.headers_mut().append(header::SET_COOKIE, clear);
+                Ok(r)
+            }
+            Err(p) => Err(p.with_set_cookie(clear)),
+        }
+    }
+
+    async fn complete_login(
+        &self,
+        head: &::http::request::Parts,
+    ) -> Result<Response<Body>, Problem> {
         if head.method != Method::GET {
             return Err(
                 Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET"))
@@ -166,9 +183,7 @@ impl Oidc {
         else {
             return Err(refused("state or code is missing"));
         };
-        // The started login is this browser's cookie for this state; it goes whatever happens
-        // next (used or refused), so the same callback again finds nothing.
-        let clear = cookie::clear(&login_cookie::name(&state));
+        // The started login is this browser's cookie for this state.
         let opened = login_cookie::open(&self.login_sealer, &head.headers, &state, now());
         let (pending, expires_at) = match opened {
             Ok(p) => p,
@@ -180,7 +195,7 @@ impl Oidc {
                     Refused::Invalid => "the login cookie does not belong to this login",
                     Refused::Expired => "the login took longer than login_timeout",
                 };
-                return Err(refused(why).with_set_cookie(clear));
+                return Err(refused(why));
             }
         };
         let provider = self.provider.clone();
@@ -200,7 +215,6 @@ impl Oidc {
                     _ => Problem::new(Code::Unauthenticated)
                         .with_detail("The identity provider refused the authorization code."),
                 }
-                .with_set_cookie(clear.clone())
             })?;
         // Single use on our side too, whatever the IdP does with a code redeemed twice: only
         // after the IdP redeemed the code, so only completed logins write here (one small row
@@ -211,7 +225,7 @@ impl Oidc {
             .await
             .map_err(store_problem)?;
         if !first {
-            return Err(refused("this login was already used").with_set_cookie(clear));
+            return Err(refused("this login was already used"));
         }
         let subject = tokens.claims.get("sub").and_then(|s| s.as_str()).unwrap_or("").to_owned();
         if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
@@ -252,7 +266,6 @@ impl Oidc {
         let mut r = redirect(StatusCode::SEE_OTHER, &pending.return_to);
         let h = r.headers_mut();
         h.append(header::SET_COOKIE, cookie::set(cookie::SESSION, &token, Some(self.absolute)));
-        h.append(header::SET_COOKIE, clear);
         Ok(r)
     }
 
