@@ -1,17 +1,23 @@
 //! Fuzzes what the gateway reads from the `Cookie` fields a client sends and the session
 //! records it unseals: `session::cookie::get` (the session and login cookies),
 //! `carries_ours`/`strip_ours` (the gateway's cookies removed before forwarding),
-//! `is_token_shaped`, the proof-of-work clearance cookie (`Clearances::verify`) and the sealed
-//! session record (`Sealer::open`). Properties: no panic; after `strip_ours` no cookie of the
-//! gateway's is left (by the names `strip_ours` and `get` read) and the app's cookies are kept;
-//! nothing forged verifies or unseals. The input is split at line feeds into Cookie fields.
+//! `is_token_shaped`, the proof-of-work clearance cookie (`Clearances::verify`), the sealed
+//! session record (`Sealer::open`) and the login cookies (`oidc::login_cookie`: `open` for a
+//! fixed state, `to_clear`). Properties: no panic; after `strip_ours` no cookie of the
+//! gateway's is left (by the names `strip_ours` and `get` read, login cookies by their prefix)
+//! and the app's cookies are kept; nothing forged verifies or unseals; a login start never
+//! clears more than a few cookies, and only login cookies. The input is split at line feeds
+//! into Cookie fields.
 #![no_main]
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use frontgate::checks::pow::clearance::Clearances;
-use frontgate::session::cookie::{self, CLEARANCE_PREFIX, CONSOLE, CONSOLE_LOGIN, LOGIN, SESSION};
+use frontgate::oidc::login_cookie;
+use frontgate::session::cookie::{
+    self, CLEARANCE_PREFIX, CONSOLE, CONSOLE_LOGIN, LOGIN_PREFIX, SESSION,
+};
 use frontgate::session::crypto::{Sealer, is_token_shaped};
 use http::{HeaderMap, HeaderValue, header::COOKIE};
 use libfuzzer_sys::fuzz_target;
@@ -49,11 +55,23 @@ fuzz_target!(|data: &[u8]| {
             headers.append(COOKIE, v);
         }
     }
-    for name in [SESSION, LOGIN] {
+    // The login cookie's name for this state; a seed holds a cookie of that name.
+    const STATE: &str = "fuzz-state";
+    let login = login_cookie::name(STATE);
+    for name in [SESSION, login.as_str()] {
         if let Some(v) = cookie::get(&headers, name) {
             assert!(v.len() <= data.len());
             let _ = is_token_shaped(v);
         }
+    }
+    assert!(
+        login_cookie::open(sealer, &headers, STATE, 0).is_err(),
+        "a forged login cookie opened"
+    );
+    let cleared = login_cookie::to_clear(&headers, 1_700_000_000);
+    assert!(cleared.len() <= 8, "a login start cleared {} cookies", cleared.len());
+    for name in &cleared {
+        assert!(name.starts_with(LOGIN_PREFIX), "a login start cleared {name}");
     }
     for token in pairs(&headers) {
         let value = token.split_once('=').map_or("", |(_, v)| v);
@@ -69,10 +87,11 @@ fuzz_target!(|data: &[u8]| {
     let carried = cookie::carries_ours(&headers);
     cookie::strip_ours(&mut headers);
     assert!(cookie::get(&headers, SESSION).is_none(), "the session cookie was forwarded");
-    assert!(cookie::get(&headers, LOGIN).is_none(), "the login cookie was forwarded");
+    assert!(cookie::get(&headers, &login).is_none(), "the login cookie was forwarded");
     for p in pairs(&headers) {
         let name = p.split_once('=').map_or(p.as_str(), |(k, _)| k).trim();
         assert!(!ours(name), "{name} was forwarded");
+        assert!(!name.starts_with(LOGIN_PREFIX), "{name} was forwarded");
     }
     // The app's own cookies survive (those in fields that are text; others are dropped whole).
     if carried {

@@ -449,8 +449,9 @@ pub struct Problem {
     /// (Boxed, not a `String`: a problem is returned by value on every refusal path, and this
     /// keeps it small.)
     pub detail: Option<Box<str>>,
-    /// The `Allow` header, on 405.
-    pub allow: Option<HeaderValue>,
+    /// Header fields sent with the document: `Allow` on 405, `Set-Cookie` (a refused login
+    /// callback clears its cookie).
+    pub fields: Vec<(header::HeaderName, HeaderValue)>,
     /// Overrides the code's status (a masked upstream 503 stays a 503).
     pub status: Option<StatusCode>,
     /// Validation errors: (JSON pointer, message).
@@ -480,7 +481,7 @@ impl Problem {
         Problem {
             code,
             detail: None,
-            allow: None,
+            fields: Vec::new(),
             status: None,
             errors: Vec::new(),
             extensions: Vec::new(),
@@ -517,9 +518,16 @@ impl Problem {
         self
     }
 
+    /// Adds a `Set-Cookie` field to the response.
+    pub fn with_set_cookie(mut self, cookie: HeaderValue) -> Self {
+        self.fields.push((header::SET_COOKIE, cookie));
+        self
+    }
+
     /// Sets the `Allow` header (for 405).
     pub fn with_allow(mut self, allow: HeaderValue) -> Self {
-        self.allow = Some(allow);
+        self.fields.retain(|(name, _)| name != header::ALLOW);
+        self.fields.push((header::ALLOW, allow));
         self
     }
 
@@ -565,7 +573,7 @@ impl Problem {
     }
 
     /// The response: the JSON body, `Content-Type: application/problem+json`, `Cache-Control:
-    /// no-store`, and `Allow` if set.
+    /// no-store`, and `Allow` and `Set-Cookie` if set.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let body = self.to_json(request_id);
         let mut resp = Response::new(Body::full(Bytes::from(body)));
@@ -573,8 +581,8 @@ impl Problem {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(allow) = self.allow {
-            h.insert(header::ALLOW, allow);
+        for (name, value) in self.fields {
+            h.append(name, value);
         }
         resp.extensions_mut().insert(self.code);
         resp

@@ -2,13 +2,15 @@
 //! `/.frontgate/` (`login`, `callback`, `session`, `logout`, `backchannel-logout`) and the
 //! access-token refresh used by the session authenticator ([`session_auth`]).
 //!
-//! The browser never holds a token. A login stores its state, nonce, PKCE verifier and
-//! `return_to` server-side under the state's hash (single-use), bound to the browser by the
-//! `__Host-frontgate-login` cookie; the callback takes that entry, redeems the code with the
-//! verifier, verifies the ID token and creates a session with a fresh random id.
+//! The browser never holds a token. A login start stores nothing: its nonce, PKCE verifier and
+//! `return_to` are sealed into a `__Host-frontgate-login-<hash of state>` cookie
+//! ([`login_cookie`]), which also binds the login to the browser that started it; the callback
+//! opens the cookie for the state it is given, clears it, redeems the code with the verifier,
+//! verifies the ID token, marks the state used, and creates a session with a fresh random id.
 
 pub mod csrf;
 pub mod http;
+pub mod login_cookie;
 pub mod provider;
 pub mod return_to;
 pub mod session_auth;
@@ -19,7 +21,6 @@ use ::http::header::{self, HeaderValue};
 use ::http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use openidconnect::PkceCodeChallenge;
-use serde::{Deserialize, Serialize};
 
 use crate::body::{Body, ClientBody};
 use crate::config::OidcConfig;
@@ -29,6 +30,7 @@ use crate::problem::{Code, Problem};
 use crate::session::now;
 use crate::session::{Session, SessionData, SessionError, Sessions, cookie, crypto};
 use crate::state::Services;
+use login_cookie::{Pending, Refused};
 use provider::Provider;
 
 /// Everything the OIDC endpoints and the session check share.
@@ -46,16 +48,8 @@ pub struct Oidc {
     pub forward_access_token: bool,
     /// `login_rate_limit`, per client address, on login and callback.
     login_limit: crate::checks::rate_limit::AddressLimit,
-}
-
-/// A started login, stored (sealed) under the hash of its `state`.
-#[derive(Serialize, Deserialize)]
-struct Pending {
-    /// Hash of the `__Host-frontgate-login` cookie of the browser that started it.
-    binder: String,
-    nonce: String,
-    verifier: String,
-    return_to: String,
+    /// Seals started logins into their cookies (`session_key`, shared by every node).
+    login_sealer: crypto::Sealer,
 }
 
 impl Oidc {
@@ -77,6 +71,7 @@ impl Oidc {
         );
         Ok(Oidc {
             login_limit,
+            login_sealer: crypto::Sealer::new(&config.session_key.0),
             provider: Arc::new(provider),
             sessions,
             services,
@@ -123,27 +118,15 @@ impl Oidc {
         })?;
         let state = crypto::random_token().map_err(internal)?;
         let nonce = crypto::random_token().map_err(internal)?;
-        // One binder per browser, so two tabs logging in at once both complete.
-        let binder = match cookie::get(&head.headers, cookie::LOGIN) {
-            Some(b) if crypto::is_token_shaped(b) => b.to_owned(),
-            _ => crypto::random_token().map_err(internal)?,
-        };
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let pending = Pending {
-            binder: crypto::store_key(&binder),
-            nonce: nonce.clone(),
-            verifier: verifier.secret().clone(),
-            return_to,
-        };
-        let value = serde_json::to_vec(&pending).map_err(|_| Problem::new(Code::BadRequest))?;
-        self.sessions
-            .put_once(
-                format!("login:{}", crypto::store_key(&state)),
-                &value,
-                now() + self.login_timeout,
-            )
-            .await
-            .map_err(store_problem)?;
+        let pending =
+            Pending { nonce: nonce.clone(), verifier: verifier.secret().clone(), return_to };
+        // Nothing is stored: the started login travels sealed in its own cookie.
+        let n = now();
+        let name = login_cookie::name(&state);
+        let value =
+            login_cookie::seal(&self.login_sealer, &state, &pending, n + self.login_timeout)
+                .map_err(internal)?;
         let provider = self.provider.clone();
         let url = self
             .on_state(async move { provider.authorize_url(&state, &nonce, challenge).await })
@@ -151,15 +134,34 @@ impl Oidc {
             .map_err(|e| idp_problem(&e))?;
         metrics::counter!("frontgate_oidc_login_total", "outcome" => "started").increment(1);
         let mut r = redirect(StatusCode::FOUND, &url);
-        r.headers_mut().append(
-            header::SET_COOKIE,
-            cookie::set(cookie::LOGIN, &binder, Some(self.login_timeout)),
-        );
+        let h = r.headers_mut();
+        // A browser keeps at most `login_cookie::MAX_KEPT` started logins: older ones go.
+        for old in login_cookie::to_clear(&head.headers, n) {
+            h.append(header::SET_COOKIE, cookie::clear(&old));
+        }
+        h.append(header::SET_COOKIE, cookie::set(&name, &value, Some(self.login_timeout)));
         Ok(r)
     }
 
-    /// `GET /.frontgate/callback?code=...&state=...`
+    /// `GET /.frontgate/callback?code=...&state=...`. The login cookie of the state it names
+    /// goes whatever the outcome (used or refused), so the same callback again finds nothing.
     async fn callback(&self, head: &::http::request::Parts) -> Result<Response<Body>, Problem> {
+        let clear = query_param(head.uri.query(), "state")
+            .map(|state| cookie::clear(&login_cookie::name(&state)));
+        let Some(clear) = clear else { return self.complete_login(head).await };
+        match self.complete_login(head).await {
+            Ok(mut r) => {
+                r.headers_mut().append(header::SET_COOKIE, clear);
+                Ok(r)
+            }
+            Err(p) => Err(p.with_set_cookie(clear)),
+        }
+    }
+
+    async fn complete_login(
+        &self,
+        head: &::http::request::Parts,
+    ) -> Result<Response<Body>, Problem> {
         if head.method != Method::GET {
             return Err(
                 Problem::new(Code::MethodNotAllowed).with_allow(HeaderValue::from_static("GET"))
@@ -181,23 +183,24 @@ impl Oidc {
         else {
             return Err(refused("state or code is missing"));
         };
-        // Taken, not read: a second use of the same state (a replayed callback) finds nothing.
-        let taken = self
-            .sessions
-            .take(format!("login:{}", crypto::store_key(&state)))
-            .await
-            .map_err(store_problem)?;
-        let Some(pending) = taken.and_then(|v| serde_json::from_slice::<Pending>(&v).ok()) else {
-            return Err(refused("the state is unknown, expired or already used"));
+        // The started login is this browser's cookie for this state.
+        let opened = login_cookie::open(&self.login_sealer, &head.headers, &state, now());
+        let (pending, expires_at) = match opened {
+            Ok(p) => p,
+            Err(why) => {
+                let why = match why {
+                    Refused::Missing => {
+                        "this browser did not start this login, or it was already used"
+                    }
+                    Refused::Invalid => "the login cookie does not belong to this login",
+                    Refused::Expired => "the login took longer than login_timeout",
+                };
+                return Err(refused(why));
+            }
         };
-        let binder_ok = cookie::get(&head.headers, cookie::LOGIN).is_some_and(|b| {
-            constant_time_eq(crypto::store_key(b).as_bytes(), pending.binder.as_bytes())
-        });
-        if !binder_ok {
-            return Err(refused("this browser did not start this login"));
-        }
         let provider = self.provider.clone();
         let nonce = pending.nonce.clone();
+        let state_key = crypto::store_key(&state);
         let tokens = self
             .on_state(async move { provider.exchange_code(code, pending.verifier, &nonce).await })
             .await?
@@ -213,6 +216,17 @@ impl Oidc {
                         .with_detail("The identity provider refused the authorization code."),
                 }
             })?;
+        // Single use on our side too, whatever the IdP does with a code redeemed twice: only
+        // after the IdP redeemed the code, so only completed logins write here (one small row
+        // each until the login's expiry), never a start or a forged callback.
+        let first = self
+            .sessions
+            .put_once(format!("login-used:{state_key}"), b"", expires_at)
+            .await
+            .map_err(store_problem)?;
+        if !first {
+            return Err(refused("this login was already used"));
+        }
         let subject = tokens.claims.get("sub").and_then(|s| s.as_str()).unwrap_or("").to_owned();
         if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
             return Err(Problem::new(Code::InvalidToken)
@@ -252,7 +266,6 @@ impl Oidc {
         let mut r = redirect(StatusCode::SEE_OTHER, &pending.return_to);
         let h = r.headers_mut();
         h.append(header::SET_COOKIE, cookie::set(cookie::SESSION, &token, Some(self.absolute)));
-        h.append(header::SET_COOKIE, cookie::clear(cookie::LOGIN));
         Ok(r)
     }
 
@@ -542,7 +555,8 @@ impl Endpoint for OidcEndpoint {
         request_id: &'a str,
     ) -> EndpointFuture<'a> {
         Box::pin(async move {
-            // Each login start stores a pending login and calls the IdP: bounded per address.
+            // Each login start seals a login and may call the IdP (discovery), and each callback
+            // redeems a code there: bounded per address.
             if matches!(self.kind, Kind::Login | Kind::Callback)
                 && let Err((problem, retry_after)) = self.oidc.login_limit.admit(client.ip)
             {
@@ -599,10 +613,6 @@ fn backchannel_refused(why: &str) -> Problem {
     Problem::new(Code::InvalidToken)
         .with_status(StatusCode::BAD_REQUEST)
         .with_detail(format!("Back-channel logout refused: {why}."))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 use crate::wire::{form_urlencoded_pairs, query_param};

@@ -20,8 +20,10 @@ pub const CONSOLE: &str = "frontgate_console";
 /// Binds an admin console OIDC sign-in to the browser that started it (set by the admin
 /// listener, so it reaches the gateway's port too, like [`CONSOLE`]).
 pub const CONSOLE_LOGIN: &str = "frontgate_console_login";
-/// Binds a started login to the browser that started it (login CSRF defence).
-pub const LOGIN: &str = "__Host-frontgate-login";
+/// The name prefix of the login cookies (`oidc::login_cookie`): each holds one started login,
+/// sealed, named by a hash prefix of its `state`; it binds the login to the browser that started
+/// it (login CSRF defence). Starts with [`SESSION`], so [`strip_ours`] removes it too.
+pub const LOGIN_PREFIX: &str = "__Host-frontgate-login-";
 
 /// The value of cookie `name`; with duplicates (a cookie-tossing attempt), none.
 pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -67,6 +69,7 @@ pub fn carries_ours(headers: &HeaderMap) -> bool {
 /// Whether a cookie name is one of frontgate's: the session and login cookies, a clearance, or
 /// the admin console's session and sign-in cookies.
 fn is_ours(name: &str) -> bool {
+    // `SESSION` is a prefix of `LOGIN_PREFIX`: login cookies are covered by the first test.
     name.starts_with(SESSION)
         || name == CONSOLE
         || name == CONSOLE_LOGIN
@@ -116,8 +119,9 @@ mod tests {
         assert_eq!(get(&headers(&["a=1; __Host-frontgate=xyz; b=2"]), SESSION), Some("xyz"));
         assert_eq!(get(&headers(&["a=1", "__Host-frontgate=xyz"]), SESSION), Some("xyz"));
         assert_eq!(get(&headers(&["__Host-frontgate=a; __Host-frontgate=b"]), SESSION), None);
-        assert_eq!(get(&headers(&["__Host-frontgate-login=a"]), SESSION), None);
-        assert_eq!(get(&headers(&["__Host-frontgate-login=a"]), LOGIN), Some("a"));
+        let login = format!("{LOGIN_PREFIX}0123456789abcdef");
+        assert_eq!(get(&headers(&[&format!("{login}=a")]), SESSION), None);
+        assert_eq!(get(&headers(&[&format!("{login}=a")]), &login), Some("a"));
     }
 
     #[test]
@@ -125,6 +129,14 @@ mod tests {
         let mut h = headers(&["a=1; __Host-frontgate=xyz", "__Host-frontgate-login=q; b=2"]);
         strip_ours(&mut h);
         assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1; b=2"]);
+        // The login cookies, one per started login.
+        let mut h = headers(&[
+            "__Host-frontgate-login-0123456789abcdef=1.x; a=1",
+            "__Host-frontgate-login-fedcba9876543210=2.y",
+        ]);
+        assert!(carries_ours(&h));
+        strip_ours(&mut h);
+        assert_eq!(h.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1"]);
         let mut h = headers(&["__Host-frontgate=xyz"]);
         strip_ours(&mut h);
         assert!(h.get(COOKIE).is_none());
@@ -150,6 +162,6 @@ mod tests {
     fn set_cookie_has_every_attribute() {
         let v = set(SESSION, "abc", None);
         assert_eq!(v, "__Host-frontgate=abc; Path=/; Secure; HttpOnly; SameSite=Lax");
-        assert!(clear(LOGIN).to_str().unwrap().ends_with("Max-Age=0"));
+        assert!(clear(CONSOLE).to_str().unwrap().ends_with("Max-Age=0"));
     }
 }

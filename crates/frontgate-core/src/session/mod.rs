@@ -241,17 +241,6 @@ impl Sessions {
         Ok(self.run(async move { backend.put_once(&key, &sealed, expires_at, n).await }).await?)
     }
 
-    /// Takes a value stored with [`Sessions::put_once`]; only the first take finds it.
-    pub async fn take(&self, key: String) -> Result<Option<Vec<u8>>, SessionError> {
-        let backend = self.backend.clone();
-        let n = now();
-        let k = key.clone();
-        let Some(sealed) = self.run(async move { backend.take(&k, n).await }).await? else {
-            return Ok(None);
-        };
-        Ok(self.sealer.open(key.as_bytes(), &sealed).ok())
-    }
-
     /// The in-process lock for refreshing one session.
     pub fn refresh_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,8 +3,9 @@
 //! SHA-256 of the cookie value and hold the session sealed (AES-GCM); subject and `sid` are kept
 //! in the clear beside it so that a back-channel logout can find every session of a user.
 //!
-//! Also here: pending logins (single-use: taken atomically), the replay set of logout-token
-//! `jti`s, and the per-session refresh lock that keeps two nodes from refreshing at once.
+//! Also here: the single-use markers of completed logins and the replay set of logout-token
+//! `jti`s (table `oidc_pending`, whose name is from when started logins were stored), and the
+//! per-session refresh lock that keeps two nodes from refreshing at once.
 
 use redis::AsyncCommands;
 
@@ -364,7 +365,7 @@ impl Backend {
         }
     }
 
-    /// Stores a pending login (or a replay marker) until `expires_at`; false if the key exists.
+    /// Stores a single-use marker until `expires_at`; false if the key exists.
     pub async fn put_once(
         &self,
         key: &str,
@@ -404,34 +405,6 @@ impl Backend {
                     .await
                     .map_err(redis_err)?;
                 Ok(set.is_some())
-            }
-        }
-    }
-
-    /// Takes (reads and deletes, atomically) a pending login: a second take finds nothing.
-    #[cfg_attr(not(feature = "sql"), allow(unused_variables))]
-    pub async fn take(&self, key: &str, now: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            #[cfg(feature = "sql")]
-            Backend::Sql(db) => {
-                let row: Option<(i64, Vec<u8>)> = with_pool!(db, |pool| {
-                    sqlx::query_as(
-                        "DELETE FROM oidc_pending WHERE key = $1 RETURNING expires_at, sealed",
-                    )
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                });
-                Ok(row.filter(|(exp, _)| *exp >= now).map(|(_, s)| s))
-            }
-            Backend::Redis(r) => {
-                let mut c = r.conn();
-                let v: Option<Vec<u8>> = redis::cmd("GETDEL")
-                    .arg(format!("{}oidc:{key}", r.prefix()))
-                    .query_async(&mut c)
-                    .await
-                    .map_err(redis_err)?;
-                Ok(v)
             }
         }
     }

@@ -17,6 +17,7 @@ import { chromium } from 'playwright-core';
 const { FG, IDP, ATTACKER, STATE } = process.env;
 const scenario = process.argv[2];
 const SESSION_COOKIE = '__Host-frontgate';
+const LOGIN_COOKIE_PREFIX = '__Host-frontgate-login-';
 
 // Never hang a test run: a scenario that has not finished in 90 s fails. Chromium is killed
 // first: its processes inherit this script's stdout, and the test reads that to its end.
@@ -44,28 +45,57 @@ async function sessionCookie() {
 }
 
 // The IdP's dev login form (any login works), then its consent form when asked (offline_access).
-async function signInAtIdp(user) {
-  await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
-  const loginUrl = page.url();
-  await page.fill('input[name=login]', user);
-  await page.fill('input[name=password]', 'any-password');
-  await page.click('button[type=submit]');
+async function signInAtIdp(user, p = page) {
+  await p.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
+  const loginUrl = p.url();
+  await p.fill('input[name=login]', user);
+  await p.fill('input[name=password]', 'any-password');
+  await p.click('button[type=submit]');
   for (let i = 0; i < 400; i++) {
-    const url = page.url();
+    const url = p.url();
     if (url.startsWith(FG) || url.startsWith('chrome-error:')) return;
     if (url.startsWith(`${IDP}/interaction/`) && url !== loginUrl) {
       try {
-        if ((await page.locator('input[name=login]').count()) === 0 && (await page.locator('button[type=submit]').count()) > 0) {
-          await page.click('button[type=submit]');
+        if ((await p.locator('input[name=login]').count()) === 0 && (await p.locator('button[type=submit]').count()) > 0) {
+          await p.click('button[type=submit]');
           return;
         }
       } catch {
         // navigating: look again
       }
     }
-    await page.waitForTimeout(25);
+    await p.waitForTimeout(25);
   }
-  throw new Error(`sign-in did not finish; at ${page.url()}`);
+  throw new Error(`sign-in did not finish; at ${p.url()}`);
+}
+
+// The started logins this browser holds (one cookie each).
+async function loginCookies() {
+  return (await context.cookies(FG)).filter((c) => c.name.startsWith(LOGIN_COOKIE_PREFIX));
+}
+
+// Starts a login at `path`, signs in, answers the IdP's consent form by hand and follows its
+// redirects up to, not into, frontgate's callback: the callback URL with an unredeemed code.
+async function captureCallback(user, path) {
+  await page.goto(`${FG}${path}`);
+  await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
+  const loginUrl = page.url();
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', 'any-password');
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`) && u.href !== loginUrl);
+  await page.waitForSelector('form button[type=submit]');
+  const action = await page.locator('form').first().getAttribute('action');
+  const fields = await page.evaluate(() => Object.fromEntries(new FormData(document.forms[0])));
+  let resp = await page.request.post(new URL(action, IDP).href, { form: fields, maxRedirects: 0 });
+  for (let i = 0; i < 5; i++) {
+    const location = resp.headers().location;
+    assert.ok(location, `redirect expected, got ${resp.status()}`);
+    const next = new URL(location, IDP).href;
+    if (next.startsWith(`${FG}/.frontgate/callback`)) return next;
+    resp = await page.request.get(next, { maxRedirects: 0 });
+  }
+  throw new Error('no callback URL');
 }
 
 // Navigates to a protected page without a session: frontgate redirects to its login, which
@@ -145,26 +175,7 @@ try {
     // Sign in, then answer the IdP's consent form by hand and follow its redirects up to, not
     // into, frontgate's callback: an unredeemed code, as an attacker who intercepted it has.
     step('navigate');
-    await page.goto(`${FG}/echo/home`);
-    await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
-    const loginUrl = page.url();
-    await page.fill('input[name=login]', 'mallory');
-    await page.fill('input[name=password]', 'any-password');
-    await page.click('button[type=submit]');
-    await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`) && u.href !== loginUrl);
-    await page.waitForSelector('form button[type=submit]');
-    const action = await page.locator('form').first().getAttribute('action');
-    const fields = await page.evaluate(() => Object.fromEntries(new FormData(document.forms[0])));
-    let resp = await page.request.post(new URL(action, IDP).href, { form: fields, maxRedirects: 0 });
-    let callback = null;
-    for (let i = 0; i < 5 && !callback; i++) {
-      const location = resp.headers().location;
-      assert.ok(location, `redirect expected, got ${resp.status()}`);
-      const next = new URL(location, IDP).href;
-      if (next.startsWith(`${FG}/.frontgate/callback`)) callback = next;
-      else resp = await page.request.get(next, { maxRedirects: 0 });
-    }
-    assert.ok(callback, 'callback URL obtained');
+    const callback = await captureCallback('mallory', '/echo/home');
     step(`callback captured: ${callback}`);
     const cb = new URL(callback);
     assert.ok(cb.searchParams.get('code'));
@@ -195,6 +206,7 @@ try {
     assert.equal(r.status(), 401);
     assert.match((await r.json()).detail, /already used|unknown/);
     assert.equal((await sessionCookie()).value, first.value, 'the replay neither replaced nor ended the session');
+    assert.deepEqual(await loginCookies(), [], 'the login cookie was cleared');
     // Open redirect via return_to.
     for (const target of ['//evil.example', '/\\evil.example', 'https://evil.example/', '/%2F%2Fevil.example', '/%5Cevil.example', 'javascript:alert(1)']) {
       r = await page.goto(`${FG}/.frontgate/login?return_to=${encodeURIComponent(target)}`);
@@ -243,6 +255,35 @@ try {
     // A navigation is sent to the login, which sends it on to the IdP.
     await page.goto(`${FG}/echo/page`);
     assert.ok(page.url().startsWith(`${IDP}/interaction/`), page.url());
+  } else if (scenario === 'two-tabs') {
+    // Two tabs of one browser each start a login before either finishes: both complete, each
+    // back on its own page (each login has its own cookie).
+    const second = await context.newPage();
+    await page.goto(`${FG}/echo/one`);
+    await page.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
+    await second.goto(`${FG}/echo/two`);
+    await second.waitForURL((u) => u.href.startsWith(`${IDP}/interaction/`));
+    assert.equal((await loginCookies()).length, 2, 'one login cookie per started login');
+    step('both logins started');
+    await signInAtIdp('erin', page);
+    await page.waitForURL(`${FG}/echo/one`);
+    step('first tab logged in');
+    await signInAtIdp('erin', second);
+    await second.waitForURL(`${FG}/echo/two`);
+    step('second tab logged in');
+    for (const [p, path] of [[page, '/echo/one'], [second, '/echo/two']]) {
+      const r = await p.reload();
+      assert.equal(r.status(), 200, path);
+      const echo = JSON.parse(await p.locator('body').innerText());
+      assert.equal(echo.headers['x-frontgate-subject'][0], 'erin', path);
+    }
+    assert.deepEqual(await loginCookies(), [], 'both login cookies were cleared');
+    assert.ok(await sessionCookie(), 'logged in');
+  } else if (scenario === 'capture-callback') {
+    // A login started here, stopped before the callback: the callback URL and the login
+    // cookies, for the Rust side to deliver (to another node).
+    out.callback = await captureCallback(process.env.FG_USER || 'frank', '/echo/home');
+    out.cookies = (await loginCookies()).map((c) => `${c.name}=${c.value}`);
   } else if (scenario === 'login-save') {
     // Log in and keep the browser's state (the IdP session) for a later run.
     await login(process.argv[3] || process.env.FG_USER || 'dave', '/echo/home');

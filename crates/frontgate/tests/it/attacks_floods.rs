@@ -1,7 +1,8 @@
 //! Floods at the gateway's own endpoints and per-key state: proof-of-work challenge issuing at
 //! the most expensive level (one address, many addresses in one /64, many /64s), verify
 //! floods with invalid solutions, API-key guessing with random well-formed keys, and
-//! rate-limiter key floods, and login starts against the oidc-provider fixture. Each measures frontgate's CPU time and resident memory per
+//! rate-limiter key floods, login starts against the oidc-provider fixture (which store
+//! nothing), and the DPoP replay set under valid proofs. Each measures frontgate's CPU time and resident memory per
 //! 10 000 attacker requests against a baseline measured in the same run (the cheapest answer
 //! the gateway gives, a 404), prints them (`ATTACK-FIGURE`, collected by `bench/attacks.sh`
 //! for docs/security.md) and asserts only what is robust: counts of expensive operations
@@ -395,8 +396,28 @@ fn data_dir_bytes(gate: &Gate) -> u64 {
         .unwrap_or(0)
 }
 
+/// Rows in the session store's tables: sessions, and single-use entries (`oidc_pending`: the
+/// markers of completed logins and of used logout tokens).
+async fn session_store_rows(gate: &Gate) -> (i64, i64) {
+    use sqlx::ConnectOptions;
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(gate.dir.path().join("data").join("frontgate.db"))
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open the gateway's SQLite store read-only");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&mut c).await.unwrap();
+    let single_use: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM oidc_pending").fetch_one(&mut c).await.unwrap();
+    (sessions, single_use)
+}
+
+/// A login start is stateless: the started login is sealed into the browser's cookie, so a
+/// flood of starts from many /64s (each under its own `login_rate_limit` budget) leaves the
+/// store as it was, rows and bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_start_floods_are_limited_per_client_and_their_store_growth_measured() {
+async fn login_start_floods_are_limited_per_client_and_store_nothing() {
     use crate::common::oidc::{CLIENT_ID, CLIENT_SECRET, Provider};
     let idp = Provider::start();
     let up = Upstream::start().await;
@@ -413,8 +434,12 @@ async fn login_start_floods_are_limited_per_client_and_their_store_growth_measur
     let n = 1_000 * scale();
     let base = baseline(&gate, n).await;
     let login = |ip: String| get("/.frontgate/login?return_to=/", Some(ip));
-    // One address: login_rate_limit (30/min) starts 30 logins, then 429 before any store write.
-    let store_before = data_dir_bytes(&gate);
+    // Discovery first, so the floods measure starts and not the first one's IdP round trip.
+    let (s, _) = measured(&gate, 1, 1, move |_| login("203.0.113.19".into())).await;
+    assert_eq!(s.get(302), 1, "{:?}", s.0);
+    let rows_before = session_store_rows(&gate).await;
+    let bytes_before = data_dir_bytes(&gate);
+    // One address: login_rate_limit (30/min) starts 30 logins, then 429.
     let (s, one) = measured(&gate, n, 4, move |_| login("203.0.113.20".into())).await;
     figure(
         "floods",
@@ -423,25 +448,116 @@ async fn login_start_floods_are_limited_per_client_and_their_store_growth_measur
     );
     assert!(s.get(302) <= 32 && s.get(302) >= 1, "{:?}", s.0);
     assert_eq!(s.get(302) + s.get(429), n, "{:?}", s.0);
-    // One /64 each: every request is a first login for its client, so each stores a pending
-    // login (state, nonce, PKCE verifier) for login_timeout.
-    let mid = data_dir_bytes(&gate);
-    let (s, many) = measured(&gate, n, 4, move |i| {
+    // One /64 each: every request is a first login for its client and gets its redirect and its
+    // sealed login cookie; nothing is stored.
+    let many_n = 10_000 * scale();
+    let (s, many) = measured(&gate, many_n, 4, move |i| {
         login(format!("2001:db8:{:x}:{:x}::1", 0x300 + (i >> 16), i & 0xffff))
     })
     .await;
-    // The WAL is written as it goes; give a checkpoint no chance to hide the growth.
-    let after = data_dir_bytes(&gate);
+    let rows_after = session_store_rows(&gate).await;
+    let bytes_after = data_dir_bytes(&gate);
     figure(
         "floods",
         "login_start_many_64s",
         json!({"cost": many.json(Some(&base)), "statuses": s.json(),
-               "store_bytes_before": store_before, "store_bytes_after_one_address": mid,
-               "store_bytes_after": after,
-               "store_bytes_per_10k": (after.saturating_sub(mid)) * 10_000 / n}),
+               "store_rows_before": [rows_before.0, rows_before.1],
+               "store_rows_after": [rows_after.0, rows_after.1],
+               "store_bytes_before": bytes_before, "store_bytes_after": bytes_after}),
     );
-    assert_eq!(s.get(302), n, "{:?}", s.0);
+    assert_eq!(s.get(302), many_n, "{:?}", s.0);
+    assert_eq!(rows_after, rows_before, "login starts wrote to the store");
+    assert_eq!(bytes_after, bytes_before, "the SQLite data dir changed under login starts");
     assert!(many.rss_growth_kib() < 64 * 1024, "RSS grew by {} KiB", many.rss_growth_kib());
+}
+
+/// The DPoP replay set under a flood of valid proofs: a client holding one DPoP-bound access
+/// token and its own key can make any number of proofs, each with a new `jti`, and each one
+/// the gateway verifies is an entry in the set until `2 × dpop_window + 1 s`. The set is
+/// bounded by `dpop_replay_capacity`: full of live entries, it refuses new proofs (401) rather
+/// than forget spent ones, and expired entries make room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_set_floods_are_bounded_by_capacity_and_expiry() {
+    use crate::common::jwt::{EcKey, jwks, now};
+    const PUBLIC: &str = "http://gateway.test";
+    const ISS: &str = "https://issuer.test";
+    let up = Upstream::start().await;
+    let issuer = EcKey::new("issuer-key-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, jwks(&[&issuer])).unwrap();
+    let gate_with = |capacity: u64, window: &str| {
+        start(
+            &format!("{SERVER}\npublic_url = \"{PUBLIC}\""),
+            &format!(
+                "{}\n[jwt]\ndpop_window = \"{window}\"\ndpop_replay_capacity = {capacity}\n\
+                 [[jwt.issuers]]\nissuer = \"{ISS}\"\naudiences = [\"api\"]\njwks_file = {:?}\nalgorithms = [\"ES256\"]\n\n\
+                 [[routes]]\nmatch = \"/echo/**\"\nauth = \"jwt\"\n",
+                up.config(),
+                jwks_path.display().to_string()
+            ),
+        )
+    };
+    let client = Arc::new(EcKey::new("client"));
+    let token = issuer.token(
+        json!({}),
+        &json!({"iss": ISS, "aud": "api", "sub": "flooder", "exp": now() + 3600, "iat": now(),
+                "scope": "read", "cnf": {"jkt": client.thumbprint()}}),
+    );
+    let authorization = format!("DPoP {token}");
+    // A request with a fresh proof (a new jti), signed as it is sent so its iat is current.
+    let proofed = {
+        let (client, token, authorization) = (client.clone(), token.clone(), authorization.clone());
+        move |_: u64| {
+            let proof = client.dpop_proof("GET", &format!("{PUBLIC}/echo/items"), Some(&token));
+            req("GET", "/echo/items")
+                .header("authorization", authorization.as_str())
+                .header("dpop", proof)
+                .body(Full::default())
+                .unwrap()
+        }
+    };
+
+    // Capacity 10 000 per scale step, a 60 s window (entries live 121 s, longer than the run).
+    let n = 10_000 * scale();
+    let gate = gate_with(n, "60s");
+    let base = baseline(&gate, 2_000).await;
+    let (s, fill) = measured(&gate, n, 4, proofed.clone()).await;
+    figure(
+        "floods",
+        "dpop_replay_set_fill",
+        json!({"cost": fill.json(Some(&base)), "statuses": s.json(), "capacity": n}),
+    );
+    assert_eq!(s.get(200), n, "every valid proof is spent into the set: {:?}", s.0);
+    // Full of live entries: further valid proofs are refused, and cost no memory.
+    let more = 1_000 * scale();
+    let (s, full) = measured(&gate, more, 4, proofed.clone()).await;
+    figure(
+        "floods",
+        "dpop_replay_set_full",
+        json!({"cost": full.json(Some(&base)), "statuses": s.json(), "capacity": n}),
+    );
+    assert_eq!(s.get(401), more, "a full set refuses: {:?}", s.0);
+    let (status, _, body) = plain_send(gate.addr, proofed(0)).await;
+    assert_eq!(status, 401);
+    assert!(String::from_utf8_lossy(&body).contains("replay set"), "{body:?}");
+    assert_eq!(up.hits(), n, "no refused proof reached the upstream");
+    assert!(fill.rss_growth_kib() < 64 * 1024, "RSS grew by {} KiB", fill.rss_growth_kib());
+
+    // Entries expire: with a 2 s window (entries live 5 s) a full set takes proofs again once
+    // its entries have expired. (The wait is a lower bound; nothing here is timed.)
+    let small = gate_with(50, "2s");
+    for i in 0..50 {
+        let (status, _, body) = plain_send(small.addr, proofed(i)).await;
+        assert_eq!(status, 200, "proof {i}: {body:?}");
+    }
+    let (status, _, _) = plain_send(small.addr, proofed(50)).await;
+    assert_eq!(status, 401, "the 51st live proof");
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    for i in 0..50 {
+        let (status, _, body) = plain_send(small.addr, proofed(i)).await;
+        assert_eq!(status, 200, "after expiry, proof {i}: {body:?}");
+    }
 }
 
 /// Sends `make()`'s requests over one keep-alive connection until `stop`; the statuses seen.

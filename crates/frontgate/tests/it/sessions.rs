@@ -162,8 +162,216 @@ async fn without_a_session_api_calls_get_401_and_navigations_go_to_login() {
         headers
             .get_all("set-cookie")
             .iter()
-            .any(|c| c.to_str().unwrap().starts_with("__Host-frontgate-login="))
+            .any(|c| c.to_str().unwrap().starts_with("__Host-frontgate-login-"))
     );
+}
+
+const LOGIN_PREFIX: &str = "__Host-frontgate-login-";
+
+/// The `Set-Cookie` fields of a response, as `(name, value, cleared)`.
+fn set_cookies(headers: &http::HeaderMap) -> Vec<(String, String, bool)> {
+    headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned(), attrs.contains("Max-Age=0"))
+        })
+        .collect()
+}
+
+/// A browser's cookie jar, by hand: what `Set-Cookie` sets and clears, sent in the order the
+/// cookies were first set (as browsers do).
+#[derive(Default)]
+struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn apply(&mut self, headers: &http::HeaderMap) {
+        for (name, value, cleared) in set_cookies(headers) {
+            let at = self.0.iter().position(|(n, _)| *n == name);
+            match (at, cleared) {
+                (Some(i), true) => {
+                    self.0.remove(i);
+                }
+                (Some(i), false) => self.0[i].1 = value,
+                (None, false) => self.0.push((name, value)),
+                (None, true) => {}
+            }
+        }
+    }
+    fn header(&self) -> String {
+        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+    fn logins(&self) -> Vec<String> {
+        self.0.iter().map(|(k, _)| k).filter(|k| k.starts_with(LOGIN_PREFIX)).cloned().collect()
+    }
+}
+
+/// Starts a login with the jar's cookies; the `state` the IdP is sent, and the login cookie
+/// set for it (name, value).
+async fn start_login(addr: std::net::SocketAddr, jar: &mut Jar) -> (String, String, String) {
+    let cookie = jar.header();
+    let mut h = vec![];
+    if !cookie.is_empty() {
+        h.push(("cookie", cookie.as_str()));
+    }
+    let (status, headers, _) =
+        common::plain_send(addr, get("/.frontgate/login?return_to=%2Fecho%2Fhome", &h)).await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap();
+    let state = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .expect("state in the authorization URL")
+        .to_owned();
+    let set: Vec<_> = set_cookies(&headers).into_iter().filter(|(_, _, c)| !c).collect();
+    assert_eq!(set.len(), 1, "one login cookie set: {set:?}");
+    assert!(set[0].0.starts_with(LOGIN_PREFIX), "{set:?}");
+    jar.apply(&headers);
+    (state, set[0].0.clone(), set[0].1.clone())
+}
+
+/// A callback with `state`, a made-up code and `cookie`; status, problem detail, and whether the
+/// response cleared the login cookie `cleared`.
+async fn callback(
+    addr: std::net::SocketAddr,
+    state: &str,
+    cookie: &str,
+    cleared: &str,
+) -> (u16, String, bool) {
+    let path = format!("/.frontgate/callback?state={state}&code=made-up-code");
+    let (status, headers, body) = common::plain_send(addr, get(&path, &[("cookie", cookie)])).await;
+    let detail = common::json(&body)["detail"].as_str().unwrap_or_default().to_owned();
+    let clears = set_cookies(&headers).iter().any(|(n, _, c)| *c && n == cleared);
+    (status.as_u16(), detail, clears)
+}
+
+/// A login start stores nothing: the started login travels sealed in a `__Host-` cookie named
+/// by its state. The callback refuses that cookie tampered with, moved to another state, sent
+/// without, or past `login_timeout`, and clears it; a browser keeps at most three.
+#[tokio::test]
+async fn login_cookies_tampered_for_another_state_expired_or_missing_are_refused() {
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
+    let mut jar = Jar::default();
+    let (state1, name1, value1) = start_login(gate.addr, &mut jar).await;
+    let (state2, name2, _) = start_login(gate.addr, &mut jar).await;
+    assert_ne!(name1, name2, "each login has its own cookie");
+    let not_started = "this browser did not start this login";
+    let not_this = "the login cookie does not belong to this login";
+    let refusals = |(status, detail, clears): (u16, String, bool), why: &str, what: &str| {
+        assert_eq!(status, 401, "{what}: {detail}");
+        assert!(detail.contains(why), "{what}: {detail}");
+        assert!(clears, "{what}: the refusal did not clear the login cookie");
+    };
+    // Tampered: a character of the sealed part flipped; the expiry moved.
+    let (expiry, sealed) = value1.split_once('.').unwrap();
+    let mut flipped = sealed.as_bytes().to_vec();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{expiry}.{}", String::from_utf8(flipped).unwrap());
+    let later = format!("{}.{sealed}", expiry.parse::<i64>().unwrap() + 3600);
+    for (value, what) in [(flipped, "a flipped character"), (later, "a later expiry")] {
+        let r = callback(gate.addr, &state1, &format!("{name1}={value}"), &name1).await;
+        refusals(r, not_this, what);
+    }
+    // Another state's: login 1's cookie under login 2's name, and as it is.
+    let r = callback(gate.addr, &state2, &format!("{name2}={value1}"), &name2).await;
+    refusals(r, not_this, "login 1's cookie renamed for login 2");
+    let r = callback(gate.addr, &state2, &format!("{name1}={value1}"), &name2).await;
+    refusals(r, not_started, "login 1's cookie for login 2");
+    let r = callback(gate.addr, &state1, "app=1", &name1).await;
+    refusals(r, not_started, "no login cookie");
+    // The genuine cookie gets past these checks to the code exchange, where the IdP refuses the
+    // made-up code (and the cookie is cleared all the same).
+    let (status, detail, clears) =
+        callback(gate.addr, &state1, &format!("{name1}={value1}"), &name1).await;
+    assert_eq!(status, 401, "{detail}");
+    assert!(detail.contains("refused the authorization code"), "{detail}");
+    assert!(clears);
+    // A browser keeps at most three started logins: a start clears the oldest beyond that.
+    for _ in 0..4 {
+        start_login(gate.addr, &mut jar).await;
+    }
+    assert_eq!(jar.logins().len(), 3, "{:?}", jar.logins());
+    assert!(!jar.logins().contains(&name1) && !jar.logins().contains(&name2));
+
+    // Past login_timeout (1 s): refused, though the cookie is genuine.
+    let short = start_gate(&GateOptions {
+        oidc_extra: "login_timeout = \"1s\"",
+        ..GateOptions::new(free_port(), &origin, &idp.issuer, &key, &upstream)
+    });
+    let (state, name, value) = start_login(short.addr, &mut Jar::default()).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = callback(short.addr, &state, &format!("{name}={value}"), &name).await;
+    refusals(r, "the login took longer than login_timeout", "an expired login cookie");
+    // Nothing of the refused logins reached the upstream.
+    assert_eq!(upstream.hits(), 0);
+}
+
+/// Two tabs of one browser log in at the same time: each login has its own cookie, and both
+/// complete.
+#[tokio::test]
+async fn two_logins_in_parallel_in_one_browser_both_complete() {
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
+    let gate = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
+    browser("two-tabs", env(&[("FG", &origin), ("IDP", &idp.issuer)]), || {
+        format!(
+            "--- frontgate
+{}
+--- idp
+{}",
+            gate.logs(),
+            idp.logs()
+        )
+    })
+    .await;
+    assert_eq!(idp.logs().matches("grant.success authorization_code").count(), 2, "{}", idp.logs());
+}
+
+/// A login started on node A completes on node B: the started login is in the browser's cookie,
+/// sealed with the `session_key` both share, and in no store (B has its own SQLite store and
+/// nothing shared with A). The same callback again is refused.
+#[tokio::test]
+async fn a_login_started_on_node_a_completes_on_node_b() {
+    let World { port, origin, idp, upstream, key } = World::start(None).await;
+    let node_a = start_gate(&GateOptions::new(port, &origin, &idp.issuer, &key, &upstream));
+    let node_b = start_gate(&GateOptions::new(free_port(), &origin, &idp.issuer, &key, &upstream));
+    let context = || {
+        format!(
+            "--- node a\n{}\n--- node b\n{}\n--- idp\n{}",
+            node_a.logs(),
+            node_b.logs(),
+            idp.logs()
+        )
+    };
+    let out =
+        browser("capture-callback", env(&[("FG", &origin), ("IDP", &idp.issuer)]), context).await;
+    let callback = out["callback"].as_str().expect("callback URL");
+    let path = callback.strip_prefix(&origin).expect("callback on the public origin");
+    let cookies: Vec<&str> =
+        out["cookies"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let send = || common::plain_send(node_b.addr, get(path, &[("cookie", cookies[0])]));
+    let (status, headers, body) = send().await;
+    assert_eq!(status, 303, "{}\n{}", String::from_utf8_lossy(&body), context());
+    assert_eq!(headers["location"], "/echo/home");
+    let set = set_cookies(&headers);
+    let session = set.iter().find(|(n, _, c)| n == "__Host-frontgate" && !c).expect("session");
+    let login = cookies[0].split_once('=').unwrap().0;
+    assert!(set.iter().any(|(n, _, c)| n == login && *c), "login cookie cleared: {set:?}");
+    let (status, _, _) = common::plain_send(
+        node_b.addr,
+        get("/echo/x", &[("accept", "application/json"), ("cookie", &cookie(&session.1))]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A replayed callback, login cookie and all: the IdP's code is spent, and the state is
+    // marked used.
+    let (status, _, body) = send().await;
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(idp.logs().matches("grant.success authorization_code").count(), 1, "{}", idp.logs());
 }
 
 /// Each login start stores a pending login and calls the IdP, so starts are limited per address.
