@@ -284,6 +284,20 @@ impl ConsoleAuth {
         Some(s.clone())
     }
 
+    /// The live session a cookie value names, its idle timer left as it is: for the page's
+    /// automatic refreshes, so that a tab left open on the traffic view still signs out after
+    /// [`IDLE_SECS`] without a person's action.
+    pub fn peek(&self, cookie: &str, now: i64) -> Option<ConsoleSession> {
+        let key = key_of(cookie);
+        let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let s = m.get(&key)?;
+        if s.expires_at() <= now {
+            m.remove(&key);
+            return None;
+        }
+        Some(s.clone())
+    }
+
     /// Ends a session; whether there was one.
     pub fn close(&self, cookie: &str) -> bool {
         let mut m = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -338,6 +352,20 @@ mod tests {
             assert!(a.touch(&cookie, t).is_some(), "at {t}");
         }
         assert!(a.touch(&cookie, ABSOLUTE_SECS).is_none(), "absolute expiry");
+    }
+
+    #[test]
+    fn a_peek_does_not_keep_a_session_alive() {
+        let a = ConsoleAuth::new();
+        let (cookie, _) = a.open(0);
+        // An open tab refreshing every 3 s for longer than the idle limit.
+        let mut t = 0;
+        while t < IDLE_SECS - 3 {
+            t += 3;
+            assert!(a.peek(&cookie, t).is_some(), "at {t}");
+        }
+        assert!(a.peek(&cookie, IDLE_SECS).is_none(), "idle: refreshes are not activity");
+        assert!(a.touch(&cookie, IDLE_SECS).is_none(), "and it is gone");
     }
 
     #[test]

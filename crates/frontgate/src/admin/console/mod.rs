@@ -38,6 +38,10 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
      connect-src 'self'; font-src 'none'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
+/// Sent by the page on its automatic refreshes (the traffic view's): such a call does not
+/// restart the session's idle timer.
+pub const BACKGROUND_HEADER: &str = "x-frontgate-background";
+
 /// The path the console's sign-in lives at (`POST` signs in, `GET` reads the session's CSRF
 /// token back after a page load, `DELETE` signs out).
 pub const SESSION_PATH: &str = "/admin/v1/console/session";
@@ -161,10 +165,18 @@ pub fn authenticate(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<Strin
         if !presented.is_empty() && auth::same_secret(presented, &token) {
             return Ok("admin-api".to_owned());
         }
-    } else if let Some(cookie) = cookie_value(headers)
-        && let Some(s) = state(shared, &token).touch(cookie, now())
-    {
-        return Ok(s.actor);
+    } else if let Some(cookie) = cookie_value(headers) {
+        // The page's automatic refreshes say so: they are not a person's activity, and must not
+        // keep an unattended tab signed in.
+        let console = state(shared, &token);
+        let session = if headers.contains_key(BACKGROUND_HEADER) {
+            console.peek(cookie, now())
+        } else {
+            console.touch(cookie, now())
+        };
+        if let Some(s) = session {
+            return Ok(s.actor);
+        }
     }
     Err(problem(
         Problem::new(Code::Unauthenticated)

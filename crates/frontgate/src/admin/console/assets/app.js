@@ -31,8 +31,10 @@
     }
   }
 
-  async function api(method, path, body) {
+  // `background`: an automatic refresh, which must not keep the session from idling out.
+  async function api(method, path, body, background) {
     const headers = { accept: 'application/json' };
+    if (background) headers['x-frontgate-background'] = '1';
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (method !== 'GET' && csrf) headers['x-frontgate-csrf'] = csrf;
     const r = await fetch(path, {
@@ -427,9 +429,11 @@
     const error = el('p', { class: 'error', role: 'alert', id: 'traffic-error' });
     const body = el('div', { id: 'traffic-out' });
     const updated = el('p', { class: 'note', id: 'traffic-updated' });
-    async function load() {
+    async function load(background) {
       try {
-        const [t, s] = await Promise.all([api('GET', '/admin/v1/traffic?limit=20'), api('GET', '/admin/v1/stores')]);
+        const [t, s] = await Promise.all([
+          api('GET', '/admin/v1/traffic?limit=20', undefined, background),
+          api('GET', '/admin/v1/stores', undefined, background)]);
         error.textContent = '';
         const n = t.buckets.length;
         const rps = t.buckets.map((b) => b.requests / t.bucket_seconds);
@@ -469,8 +473,8 @@
       } catch (e) { error.textContent = `Could not load traffic: ${e.message}`; }
     }
     root.append(el('h1', {}, 'Traffic on this node'), updated, error, body);
-    load();
-    timer = setInterval(load, 3000);
+    load(false);
+    timer = setInterval(() => load(true), 3000);
   }
 
   // ---- config --------------------------------------------------------------------------------
