@@ -13,6 +13,9 @@
 #                      uses 1024, since a debug build takes over a second per derivation at 16384)
 #   PROFILE=debug      `release` measures a release build (slow to build on two cores); the
 #                      figures say which they were taken on
+#   FRONTGATE_TEST_BIN=path  the gateways under attack run this binary (e.g. one built with
+#                      `cargo build --release --bin frontgate`) while the test harness stays a
+#                      debug build: release figures without a release build of the tests
 #   KEEP=              a file to keep the raw ATTACK-FIGURE lines in
 set -euo pipefail
 NAME=attacks
@@ -21,19 +24,21 @@ cd "$ROOT"
 FILTER=${1:-^attacks_}
 SCALE=${SCALE:-5}
 PROFILE=${PROFILE:-debug}
+LABEL=$PROFILE
+[[ -n ${FRONTGATE_TEST_BIN:-} ]] && LABEL="$PROFILE harness, gateway binary $(basename "$(dirname "$FRONTGATE_TEST_BIN")")/$(basename "$FRONTGATE_TEST_BIN")"
 command -v slowhttptest >/dev/null || { echo "$NAME: needs slowhttptest (apt-get install slowhttptest)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "$NAME: needs python3" >&2; exit 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 profile_args=()
 [[ $PROFILE == release ]] && profile_args=(--cargo-profile release)
-echo "== $NAME: suites matching '$FILTER', scale $SCALE, $PROFILE build" >&2
+echo "== $NAME: suites matching '$FILTER', scale $SCALE, $LABEL" >&2
 # One test at a time: their CPU and memory figures are the frontgate process's, and a
 # neighbour's load would still skew its latency figures.
 FRONTGATE_ATTACK_SCALE=$SCALE FRONTGATE_ATTACK_POW_N=${POW_N:-16384} cargo nextest run -p frontgate --test it --locked "${profile_args[@]}" \
     -j 1 --no-capture --no-fail-fast -E "test(/$FILTER/)" 2>&1 | tee /dev/stderr | grep '^ATTACK-FIGURE ' >"$out" || true
 [[ -n ${KEEP:-} ]] && cp "$out" "$KEEP"
-python3 - "$out" "$SCALE" "$PROFILE" <<'EOF'
+python3 - "$out" "$SCALE" "$LABEL" <<'EOF'
 import json, sys
 rows = [json.loads(l.split(' ', 1)[1]) for l in open(sys.argv[1])]
 scale, profile = sys.argv[2], sys.argv[3]

@@ -74,7 +74,10 @@ pub fn start_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> Gate 
 }
 
 pub fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gate {
-    let mut cmd = Command::new(BIN);
+    // FRONTGATE_TEST_BIN runs the gateways of a suite from another build (a release binary,
+    // for the attack suites' latency figures in docs/security.md); unset, the build under test.
+    let bin = std::env::var_os("FRONTGATE_TEST_BIN").unwrap_or_else(|| BIN.into());
+    let mut cmd = Command::new(bin);
     cmd.args(args);
     if args.last() == Some(&"-c") {
         cmd.arg(&config_path);
