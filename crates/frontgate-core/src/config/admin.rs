@@ -101,6 +101,26 @@ impl AdminConfig {
         if o.claim.trim().is_empty() {
             out.push("[admin.oidc] claim is empty: name the ID token claim that holds roles or groups, e.g. claim = \"groups\"".into());
         }
+        // A name, not a role: anyone who can register at the IdP with an allowed name or
+        // address (unverified, at a self-service IdP) would be let in.
+        const IDENTITY_CLAIMS: &[&str] = &[
+            "sub",
+            "email",
+            "preferred_username",
+            "name",
+            "given_name",
+            "family_name",
+            "nickname",
+            "upn",
+            "unique_name",
+            "phone_number",
+        ];
+        if IDENTITY_CLAIMS.contains(&o.claim.as_str()) {
+            out.push(format!("[admin.oidc] claim = \"{}\" names a person, not a role: at an identity provider where people choose or register it, anyone could take an allowed value; use a claim the IdP's administrators set, e.g. claim = \"groups\" or \"roles\"", o.claim));
+        }
+        if o.claim.contains('.') {
+            out.push(format!("[admin.oidc] claim = \"{}\": nested claims are not read (the claim is looked up by its whole name at the top of the ID token); make the IdP put the roles in a top-level claim", o.claim));
+        }
         if o.allow.is_empty() {
             out.push("[admin.oidc] allow is empty: nobody could sign in; list the claim values that may, e.g. allow = [\"frontgate-admins\"]".into());
         }

@@ -864,6 +864,21 @@ mod tests {
             refused(text, "origin");
         }
         refused(format!("{base}{OIDC}{good}").replace("claim =", "clam ="), "clam");
+        for (claim, message) in [
+            ("email", "names a person, not a role"),
+            ("sub", "names a person, not a role"),
+            ("realm_access.roles", "nested claims are not read"),
+        ] {
+            let text = format!(
+                "{base}{OIDC}{}",
+                admin(
+                    "token = \"t-0123456789abcdef01234567\"",
+                    &format!("claim = \"{claim}\"\nallow = [\"a\"]")
+                )
+            );
+            let e = parse(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains(message), "{claim}: {e}");
+        }
     }
 
     #[test]

@@ -512,6 +512,16 @@ async fn bearer_token_guesses_are_limited_like_sign_ins() {
     let g = common::api_keys::KeyGate::start(common::stores::Backend::Sqlite, "", "").await;
     let admin = g.admin();
     assert_eq!(admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await.0, 200);
+    // A scraper's own credentials on /metrics, or another scheme, are not guesses at the token.
+    for _ in 0..10 {
+        assert_eq!(admin_call(admin, Some("scraper-token"), "GET", "/metrics", None).await.0, 200);
+        let basic = common::req("GET", "/admin/v1/keys")
+            .header("authorization", "Basic YWRtaW46YWRtaW4=")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(common::plain_send(admin, basic).await.0, 401);
+    }
+    assert_eq!(admin_call(admin, Some(ADMIN_TOKEN), "GET", "/admin/v1/keys", None).await.0, 200);
     for i in 0..5 {
         let (status, _) =
             admin_call(admin, Some(&format!("guess-{i}")), "GET", "/admin/v1/keys", None).await;
@@ -695,8 +705,24 @@ async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
     let (status, _, body) = common::plain_send(admin, get(callback, Some(binder))).await;
     assert_eq!(status, 401);
     assert!(String::from_utf8_lossy(&body).contains("already used"));
-    // That was the fifth failure from this address (replay, bob, made-up, other browser,
-    // spent): sign-in is limited now, OIDC and token alike.
+    // Of the refusals so far only bob's counts against the address (the IdP refused or the
+    // claim did not allow): a made-up, replayed or foreign state is what any web page can send
+    // through a visitor's browser, and must not lock that address out.
+    let (status, _, _) = common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
+    assert_eq!(status, 303, "{}", logs());
+    // Wrong admin tokens do count, and lock OIDC sign-in from the address too.
+    for i in 0..4 {
+        let wrong = http::Request::builder()
+            .method("POST")
+            .uri("/admin/v1/console/session")
+            .header("host", admin_origin.trim_start_matches("http://"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                r#"{{"token":"wrong-{i}"}}"#
+            ))))
+            .unwrap();
+        assert_eq!(common::plain_send(admin, wrong).await.0, 401, "wrong token {i}");
+    }
     let (status, headers, _) =
         common::plain_send(admin, get("/console/oidc/login".into(), None)).await;
     assert_eq!(status, 429);
@@ -727,6 +753,7 @@ async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
     assert_eq!(bob[0]["detail"]["reason"], "not_allowed", "{audit}");
     let reasons: Vec<&str> = find("console.sign_in_refused", "anonymous")
         .iter()
+        .filter(|e| e["detail"]["method"] == "oidc")
         .filter_map(|e| e["detail"]["reason"].as_str())
         .collect();
     assert_eq!(reasons, ["bad_state", "other_browser", "bad_state", "bad_state"], "{audit}");
@@ -746,7 +773,7 @@ async fn oidc_sign_in_admits_the_allowed_group_only_once_per_state() {
     assert_eq!(count("oidc", "success"), 1.0, "{metrics}");
     assert_eq!(count("oidc", "failure"), 5.0, "{metrics}");
     assert_eq!(count("oidc", "limited"), 1.0, "{metrics}");
-    assert_eq!(count("oidc", "started"), 3.0, "{metrics}");
+    assert_eq!(count("oidc", "started"), 4.0, "{metrics}");
 }
 
 /// `frontgate check` and `serve` refuse the same `[admin.oidc]` mistakes, each message naming

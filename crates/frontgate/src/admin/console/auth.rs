@@ -130,6 +130,17 @@ fn limited_as(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Room in a full failure table: expired windows go, then addresses not (yet) limited. So only
+/// [`MAX_TRACKED`] addresses that each guessed [`MAX_FAILURES`] times can fill it (and then new
+/// addresses are refused until a window ends: failing closed), not one wrong guess from each of
+/// [`MAX_TRACKED`] addresses.
+fn make_room(f: &mut HashMap<IpAddr, (i64, u32)>, now: i64) {
+    f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+    if f.len() >= MAX_TRACKED {
+        f.retain(|_, (_, n)| *n >= MAX_FAILURES);
+    }
+}
+
 impl ConsoleAuth {
     pub fn new() -> ConsoleAuth {
         ConsoleAuth::default()
@@ -145,7 +156,7 @@ impl ConsoleAuth {
             }
             Some(_) => Admission::Allowed,
             None if f.len() >= MAX_TRACKED => {
-                f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+                make_room(&mut f, now);
                 if f.len() >= MAX_TRACKED {
                     let soonest = f.values().map(|(s, _)| s + WINDOW_SECS - now).min();
                     Admission::Limited(soonest.unwrap_or(1).max(1))
@@ -162,7 +173,7 @@ impl ConsoleAuth {
         let ip = limited_as(ip);
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if f.len() >= MAX_TRACKED && !f.contains_key(&ip) {
-            f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+            make_room(&mut f, now);
             if f.len() >= MAX_TRACKED {
                 return;
             }
@@ -184,10 +195,12 @@ impl ConsoleAuth {
         login: PendingLogin,
         now: i64,
     ) -> Result<(), StartRefused> {
+        let ip = limited_as(ip);
         {
             let mut f = self.starts.lock().unwrap_or_else(|e| e.into_inner());
             if f.len() >= MAX_TRACKED && !f.contains_key(&ip) {
-                f.retain(|_, (start, _)| now < *start + WINDOW_SECS);
+                // As for failures: only addresses at their limit keep their place.
+                f.retain(|_, (start, n)| now < *start + WINDOW_SECS && *n >= MAX_STARTS);
                 if f.len() >= MAX_TRACKED {
                     let soonest = f.values().map(|(s, _)| s + WINDOW_SECS - now).min();
                     return Err(StartRefused::Limited(soonest.unwrap_or(1).max(1)));
@@ -443,12 +456,23 @@ mod tests {
     }
 
     #[test]
-    fn the_limiter_is_bounded_and_fails_closed_when_full() {
+    fn the_limiter_is_bounded_and_fails_closed_only_when_full_of_limited_guessers() {
         let a = ConsoleAuth::new();
+        // One wrong guess from each of MAX_TRACKED addresses: room is made, nobody is locked out.
         for i in 0..MAX_TRACKED as u32 {
             a.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 0);
         }
         let fresh: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(a.admit(fresh, 1), Admission::Allowed);
+        a.failed(fresh, 1);
+        assert!(a.failures.lock().unwrap().len() <= MAX_TRACKED);
+        // MAX_TRACKED addresses each limited: then new addresses wait (failing closed).
+        let a = ConsoleAuth::new();
+        for i in 0..MAX_TRACKED as u32 {
+            for _ in 0..MAX_FAILURES {
+                a.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), 0);
+            }
+        }
         assert!(matches!(a.admit(fresh, 1), Admission::Limited(_)));
         a.failed(fresh, 1);
         assert_eq!(a.failures.lock().unwrap().len(), MAX_TRACKED);

@@ -249,7 +249,14 @@ pub async fn csrf_guard(State(shared): State<Host>, req: Request, next: Next) ->
 /// with 429 until the window ends. Without this the API would be an unlimited guessing oracle
 /// beside the limited sign-in.
 pub async fn bearer_guard(State(shared): State<Host>, req: Request, next: Next) -> Response {
-    let Some(authz) = req.headers().get(header::AUTHORIZATION) else {
+    // Only the management API takes the token; a scraper's own credentials on /metrics, or
+    // another scheme, are not guesses at it.
+    let Some(authz) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .filter(|v| v.as_bytes().get(..7).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer ")))
+        .filter(|_| req.uri().path().starts_with("/admin/v1/"))
+    else {
         return next.run(req).await;
     };
     let (Some(token), Some(ip)) = (

@@ -124,10 +124,6 @@ fn login_cookie(value: &str, max_age: i64) -> HeaderValue {
     .unwrap_or(HeaderValue::from_static("frontgate_console_login=; Max-Age=0"))
 }
 
-fn token_shaped(v: &str) -> bool {
-    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// The audit actor for an OIDC subject: `oidc:<subject>` with anything but letters, digits and
 /// `-_.@+:` replaced by `_`, cut to 64 characters; when that changed anything, a `~` and 8 hex
 /// of the subject's SHA-256 follow, so two subjects never share an actor.
@@ -198,6 +194,7 @@ async fn config(State(shared): State<Host>) -> Response {
 async fn login(
     State(shared): State<Host>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let (Some((oidc, admin)), Some(token)) = (settings(&*shared), configured_token(&*shared))
@@ -206,7 +203,11 @@ async fn login(
     };
     // The binder cookie and the callback are on the configured origin: a sign-in started under
     // another host name could never complete.
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
     if !host.eq_ignore_ascii_case(admin.origin.host_port()) {
         return page(
             StatusCode::BAD_REQUEST,
@@ -229,10 +230,10 @@ async fn login(
             return unavailable("The OIDC client could not be built; see the log.");
         }
     };
-    let binder = match cookie::get(&headers, cookie::CONSOLE_LOGIN).filter(|b| token_shaped(b)) {
-        Some(b) => b.to_owned(),
-        None => auth::random_token(),
-    };
+    // Always a fresh binder, never one the browser brings: a binder planted by someone who
+    // can set this host's cookies (another port, plain HTTP) would let them finish their own
+    // sign-in in this browser (login fixation). A second tab's start replaces the first's.
+    let binder = auth::random_token();
     let (state_value, nonce) = (auth::random_token(), auth::random_token());
     let (challenge, verifier) = pkce_pair();
     let timeout = oidc.login_timeout.0.as_secs() as i64;
@@ -299,13 +300,18 @@ async fn callback(
     }
     let params = query.map(|Query(q)| q).unwrap_or_default();
     let binder = cookie::get(&headers, cookie::CONSOLE_LOGIN);
-    // Every refusal: counted against the address like a wrong token, an audit event (best
-    // effort: the sign-in is refused whether or not it is written), a page saying why.
+    // Every refusal: an audit event (best effort: the sign-in is refused whether or not it is
+    // written) and a page saying why. Only refusals that needed the IdP to answer for a real
+    // person (a code it refused, a subject or claim that does not do) count against the address
+    // like a wrong token: a made-up, replayed or foreign state, or `error=`, is what any web
+    // page can send through a visitor's browser, and must not lock that address out.
     let refuse = |status: StatusCode, reason: &'static str, message: String, actor: String| {
         let shared = shared.clone();
         let console = console.clone();
         async move {
-            console.failed(ip, t);
+            if matches!(reason, "idp_refused" | "bad_subject" | "not_allowed") {
+                console.failed(ip, t);
+            }
             counted("failure");
             tracing::warn!(client = %ip, reason, actor = %actor, "console OIDC sign-in refused");
             let detail =
