@@ -70,6 +70,12 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Accepted in the moment between the drain's start and this thread seeing it: a
+        // connection after "draining" is turned away, never served.
+        if shared.draining.load(Ordering::SeqCst) {
+            drop(stream);
+            break;
+        }
         let max = shared.gateway.load().config().server.max_connections;
         let tunnels = crate::proxy::TUNNELS.load(Ordering::Relaxed);
         if shared.connections.fetch_add(1, Ordering::Relaxed) + tunnels >= max {
@@ -108,6 +114,9 @@ pub async fn accept_loop(
     }
 }
 
+/// Unsent bytes a client socket may hold (`TCP_NOTSENT_LOWAT`).
+const UNSENT_LIMIT: u32 = 128 * 1024;
+
 async fn handle_connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
@@ -115,6 +124,12 @@ async fn handle_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // The kernel takes as much unsent data as the send buffer's autotuning allows (megabytes
+    // per socket), whether or not the client reads: 200 slow readers made it queue 229 MiB and
+    // spend most of the gateway's CPU allocating and copying it. Writable only while less than
+    // this is unsent (in-flight data is not counted, so a fast client's throughput is not).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LIMIT);
     // A client that stops taking the response (or takes it a few bytes at a time through a
     // tiny TCP window: the slow-read attack) holds its connection at most idle_timeout
     // between two writes its socket accepts (`stall::SendTimeout`).
