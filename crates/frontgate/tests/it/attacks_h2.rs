@@ -308,7 +308,9 @@ async fn a_window_that_never_opens_does_not_hold_the_connection() {
 /// The same zero window, while the attacker keeps starting a cheap request (a 404, whose body
 /// is wrapped like any other) every half `idle_timeout` and resetting it: a new response must
 /// not restart the wait of the ones already stuck.
-#[tokio::test]
+// Two worker threads, as the other cases: on one, the backend writing 99 large bodies starved
+// the normal client and its backend responses for seconds (a 504, an idle-closed connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_request_every_half_idle_timeout_does_not_hold_a_stuck_connection() {
     let up = Upstream::start().await;
     let gate = gateway(&up).await;
