@@ -155,13 +155,7 @@ pub fn authenticate(shared: &dyn AdminHost, headers: &HeaderMap) -> Result<Strin
         ));
     };
     if let Some(authz) = headers.get(header::AUTHORIZATION) {
-        let presented = authz
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .unwrap_or("");
+        let presented = bearer_token(authz);
         if !presented.is_empty() && auth::same_secret(presented, &token) {
             return Ok("admin-api".to_owned());
         }
@@ -270,20 +264,9 @@ pub async fn bearer_guard(State(shared): State<Host>, req: Request, next: Next) 
     if let Admission::Limited(after) = console.admit(ip, t) {
         metrics::counter!("frontgate_admin_bearer_refused_total", "result" => "limited")
             .increment(1);
-        let mut r = problem(
-            Problem::new(Code::RateLimited)
-                .with_detail("Too many wrong admin tokens from this address; try again later."),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.max(1)));
-        return r;
+        return too_many_wrong_tokens(after);
     }
-    let presented = authz
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .unwrap_or("");
+    let presented = bearer_token(authz);
     if presented.is_empty() || !auth::same_secret(presented, &token) {
         console.failed(ip, t);
         metrics::counter!("frontgate_admin_bearer_refused_total", "result" => "wrong_token")
@@ -291,6 +274,26 @@ pub async fn bearer_guard(State(shared): State<Host>, req: Request, next: Next) 
         tracing::warn!(client = %ip, "admin API call with a wrong admin token");
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value; empty for any other.
+fn bearer_token(value: &HeaderValue) -> &str {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, t)| t.trim())
+}
+
+/// 429 for an address that guessed too many wrong tokens (sign-in and bearer calls alike).
+fn too_many_wrong_tokens(retry_after: i64) -> Response {
+    let mut r = problem(
+        Problem::new(Code::RateLimited)
+            .with_detail("Too many wrong admin tokens from this address; try again later."),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+    r
 }
 
 /// `Origin`, when sent, names this listener (`http://<Host>`); browsers send it on every
@@ -337,12 +340,7 @@ async fn sign_in(
     if let Admission::Limited(after) = console.admit(ip, t) {
         metrics::counter!("frontgate_console_signins_total", "method" => "token", "result" => "limited")
             .increment(1);
-        let mut r = problem(
-            Problem::new(Code::RateLimited)
-                .with_detail("Too many wrong tokens from this address; try again later."),
-        );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.max(1)));
-        return r;
+        return too_many_wrong_tokens(after);
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json") {
